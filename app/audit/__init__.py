@@ -1,0 +1,1 @@
+"""The audit log: every read and write of patient-identifiable data leaves a row."""

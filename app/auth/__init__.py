@@ -1,0 +1,1 @@
+"""Credentials, scopes and the guard dependencies."""

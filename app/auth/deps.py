@@ -1,0 +1,81 @@
+"""The guard: every route but health declares the scope it needs with ``Security``, so the
+check cannot be skipped and the OpenAPI document lists the scope on the route."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+
+from app.auth.scopes import Scope
+from app.auth.service import find_active_client
+from app.db import DatabaseDep
+from app.errors import BadRequest, Forbidden, Unauthorized
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key from `lfd clients create`, sent as `Authorization: Bearer <key>`.",
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    client_id: uuid.UUID
+    client_name: str
+    scopes: frozenset[str]
+    pseudonymised: bool
+    on_behalf_of: str | None
+    request_id: str | None
+
+    def has(self, scope: Scope) -> bool:
+        return Scope.admin.value in self.scopes or scope.value in self.scopes
+
+
+async def authenticate(
+    security_scopes: SecurityScopes,
+    request: Request,
+    database: DatabaseDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    on_behalf_of: Annotated[
+        str | None,
+        Header(
+            alias="X-On-Behalf-Of",
+            max_length=200,
+            description="The person the calling system acts for; kept in the audit log.",
+        ),
+    ] = None,
+) -> Principal:
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'.", headers=challenge)
+    async with database.transaction() as session:
+        client = await find_active_client(session, credentials.credentials)
+    if client is None:
+        raise Unauthorized("The API key is not valid or has been revoked.", headers=challenge)
+    if on_behalf_of is not None and (not on_behalf_of.strip() or not on_behalf_of.isprintable()):
+        raise BadRequest("X-On-Behalf-Of must be a printable, non-empty name.")
+    principal = Principal(
+        client_id=client.id,
+        client_name=client.name,
+        scopes=frozenset(client.scopes),
+        pseudonymised=client.pseudonymised,
+        on_behalf_of=on_behalf_of.strip() if on_behalf_of else None,
+        request_id=getattr(request.state, "request_id", None),
+    )
+    request.state.client_id = str(client.id)
+    missing = [scope for scope in security_scopes.scopes if not principal.has(Scope(scope))]
+    if missing:
+        raise Forbidden(f"This endpoint needs the scope {', '.join(missing)}.")
+    return principal
+
+
+ScreeningsWriter = Annotated[
+    Principal, Security(authenticate, scopes=[Scope.screenings_write.value])
+]
+DeathsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.deaths_read.value])]
+DeathsWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.deaths_write.value])]
+ReferralsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.referrals_read.value])]

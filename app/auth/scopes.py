@@ -1,0 +1,40 @@
+"""The scopes a client can hold (DESIGN.md section 8)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Scope(StrEnum):
+    screenings_write = "screenings:write"
+    deaths_read = "deaths:read"
+    deaths_write = "deaths:write"
+    referrals_read = "referrals:read"
+    referrals_claim = "referrals:claim"
+    reviews_write = "reviews:write"
+    findings_write = "findings:write"
+    actions_read = "actions:read"
+    actions_write = "actions:write"
+    reports_read = "reports:read"
+    events_read = "events:read"
+    webhooks_manage = "webhooks:manage"
+    audit_read = "audit:read"
+    admin = "admin"
+
+
+SCOPE_DESCRIPTIONS: dict[Scope, str] = {
+    Scope.screenings_write: "Post and amend medical examiner screenings (creates deaths).",
+    Scope.deaths_read: "Read deaths with their screening and referrals.",
+    Scope.deaths_write: "Correct a death's details.",
+    Scope.referrals_read: "Read the referral queues.",
+    Scope.referrals_claim: "Claim, renew and release referrals.",
+    Scope.reviews_write: "Post reviews.",
+    Scope.findings_write: "Record findings.",
+    Scope.actions_read: "Read action plans and actions.",
+    Scope.actions_write: "Create and update action plans and actions.",
+    Scope.reports_read: "Read reports.",
+    Scope.events_read: "Read the change feed.",
+    Scope.webhooks_manage: "Manage webhook endpoints.",
+    Scope.audit_read: "Read the audit log.",
+    Scope.admin: "Administer the service (implies every other scope).",
+}

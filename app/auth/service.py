@@ -1,0 +1,70 @@
+"""API client administration (used by the command line)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.keys import generate_key, hash_key, matches, split_key
+from app.auth.scopes import Scope
+from app.models import ApiClient
+from app.models.base import utcnow
+
+
+@dataclass(frozen=True)
+class CreatedClient:
+    client: ApiClient
+    key: str
+
+
+async def create_client(
+    session: AsyncSession, name: str, scopes: Sequence[Scope], pseudonymised: bool = False
+) -> CreatedClient:
+    if not name.strip():
+        raise ValueError("a client needs a name")
+    if not scopes:
+        raise ValueError("a client needs at least one scope")
+    prefix, key = generate_key()
+    client = ApiClient(
+        name=name.strip(),
+        key_prefix=prefix,
+        key_hash=hash_key(key),
+        scopes=sorted({scope.value for scope in scopes}),
+        pseudonymised=pseudonymised,
+    )
+    session.add(client)
+    await session.flush()
+    return CreatedClient(client=client, key=key)
+
+
+async def list_clients(session: AsyncSession, include_revoked: bool = False) -> Sequence[ApiClient]:
+    query = select(ApiClient).order_by(ApiClient.created_at, ApiClient.name)
+    if not include_revoked:
+        query = query.where(ApiClient.revoked_at.is_(None))
+    return (await session.scalars(query)).all()
+
+
+async def revoke_client(session: AsyncSession, client_id: uuid.UUID) -> ApiClient | None:
+    client = await session.get(ApiClient, client_id)
+    if client is None:
+        return None
+    if client.revoked_at is None:
+        client.revoked_at = utcnow()
+        await session.flush()
+    return client
+
+
+async def find_active_client(session: AsyncSession, key: str) -> ApiClient | None:
+    prefix = split_key(key)
+    if prefix is None:
+        return None
+    client = await session.scalar(
+        select(ApiClient).where(ApiClient.key_prefix == prefix, ApiClient.revoked_at.is_(None))
+    )
+    if client is None:
+        return None
+    return client if matches(key, client.key_hash) else None

@@ -1,0 +1,198 @@
+"""The command line: ``lfd serve | migrate | clients | demo``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from app.auth.scopes import SCOPE_DESCRIPTIONS, Scope
+from app.config import get_settings
+from app.db import Database
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.migrate import upgrade
+
+    settings = get_settings()
+    if not args.no_migrate:
+        upgrade(settings.database_url)
+    uvicorn.run(
+        "app.main:app_factory",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,
+        log_config=None,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from app.migrate import downgrade, upgrade
+
+    url = get_settings().database_url
+    if args.downgrade:
+        downgrade(url, args.downgrade)
+    else:
+        upgrade(url, args.revision)
+    return 0
+
+
+def _parse_scopes(raw: Sequence[str]) -> list[Scope]:
+    scopes: list[Scope] = []
+    for item in raw:
+        for name in item.split(","):
+            name = name.strip()
+            if not name:
+                continue
+            try:
+                scopes.append(Scope(name))
+            except ValueError:
+                known = ", ".join(scope.value for scope in Scope)
+                raise SystemExit(f"unknown scope {name!r}; known scopes: {known}") from None
+    return scopes
+
+
+async def _clients_create(args: argparse.Namespace) -> int:
+    from app.auth.service import create_client
+
+    database = Database(get_settings())
+    try:
+        async with database.transaction() as session:
+            created = await create_client(session, args.name, _parse_scopes(args.scope))
+    finally:
+        await database.dispose()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "id": str(created.client.id),
+                    "name": created.client.name,
+                    "scopes": created.client.scopes,
+                    "key": created.key,
+                }
+            )
+        )
+    else:
+        print(f"client {created.client.id} ({created.client.name})")
+        print(f"scopes: {' '.join(created.client.scopes)}")
+        print(f"key:    {created.key}")
+        print("The key is shown once and stored only as a hash: keep it now.", file=sys.stderr)
+    return 0
+
+
+async def _clients_list(args: argparse.Namespace) -> int:
+    from app.auth.service import list_clients
+
+    database = Database(get_settings())
+    try:
+        async with database.transaction() as session:
+            clients = await list_clients(session, include_revoked=args.all)
+    finally:
+        await database.dispose()
+    rows: list[dict[str, Any]] = [
+        {
+            "id": str(c.id),
+            "name": c.name,
+            "key_prefix": c.key_prefix,
+            "scopes": c.scopes,
+            "pseudonymised": c.pseudonymised,
+            "created_at": c.created_at.isoformat(),
+            "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None,
+        }
+        for c in clients
+    ]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+            print(f"{row['id']}  {row['name']:<30} {state:<10} {' '.join(row['scopes'])}")
+    return 0
+
+
+async def _clients_revoke(args: argparse.Namespace) -> int:
+    from app.auth.service import revoke_client
+
+    try:
+        client_id = uuid.UUID(args.client_id)
+    except ValueError:
+        raise SystemExit("give the client's id (a UUID), as `lfd clients list` shows it") from None
+    database = Database(get_settings())
+    try:
+        async with database.transaction() as session:
+            client = await revoke_client(session, client_id)
+    finally:
+        await database.dispose()
+    if client is None:
+        print(f"no client {client_id}", file=sys.stderr)
+        return 1
+    print(f"revoked {client.id} ({client.name})")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from app.demo import run_demo
+
+    return asyncio.run(run_demo(get_settings(), deaths=args.deaths, seed=args.seed))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lfd", description="Learning from Deaths service.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate the database, then serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--no-migrate", action="store_true", help="do not run migrations first")
+    serve.set_defaults(func=_serve)
+
+    migrate = sub.add_parser("migrate", help="upgrade (or downgrade) the database schema")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.add_argument("--downgrade", metavar="REVISION")
+    migrate.set_defaults(func=_migrate)
+
+    clients = sub.add_parser("clients", help="manage API clients").add_subparsers(
+        dest="action", required=True
+    )
+    scope_help = "; ".join(f"{s.value}: {d}" for s, d in SCOPE_DESCRIPTIONS.items())
+    create = clients.add_parser("create", help="create a client and print its key once")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--scope", action="append", required=True, help=f"repeat or comma-separate. {scope_help}"
+    )
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(func=lambda a: asyncio.run(_clients_create(a)))
+    listing = clients.add_parser("list", help="list clients (never their keys)")
+    listing.add_argument("--all", action="store_true", help="include revoked clients")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=lambda a: asyncio.run(_clients_list(a)))
+    revoke = clients.add_parser("revoke", help="revoke a client's key")
+    revoke.add_argument("client_id")
+    revoke.set_defaults(func=lambda a: asyncio.run(_clients_revoke(a)))
+
+    demo = sub.add_parser("demo", help="fill the database with a synthetic data set")
+    demo.add_argument("--deaths", type=int, default=3000)
+    demo.add_argument("--seed", type=int, default=2026)
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""Settings, read once from the environment (prefix ``LFD_``).
+
+Everything a trust may want to tune without a code change lives here: the referral rule lists,
+the learning-sample percentage, the due-date and priority rules, limits, the database URL.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.kit.enums import Route
+
+DEFAULT_DUE_DAYS: dict[Route, int] = {
+    Route.sjr: 56,
+    Route.mm: 56,
+    Route.leder: 7,
+    Route.cdr: 7,
+    Route.pmrt: 7,
+    Route.mnsi: 7,
+    Route.psii: 7,
+    Route.coroner: 2,
+    Route.complaint: 25,
+    Route.system_review: 56,
+}
+
+# Lower is more urgent. Legal and safety routes first, then the national notifications, then
+# the trust's own case record reviews.
+DEFAULT_PRIORITIES: dict[Route, int] = {
+    Route.coroner: 1,
+    Route.psii: 1,
+    Route.cdr: 2,
+    Route.pmrt: 2,
+    Route.mnsi: 2,
+    Route.leder: 2,
+    Route.sjr: 3,
+    Route.complaint: 3,
+    Route.mm: 4,
+    Route.system_review: 4,
+}
+
+
+def _csv(value: object) -> object:
+    """Accept ``a,b,c`` from the environment as well as a JSON list."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            import json
+
+            return json.loads(stripped)
+        return [part.strip() for part in stripped.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LFD_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./lfd.db"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_max_overflow: int = Field(default=10, ge=0, le=200)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # Referral rules (DESIGN.md section 4). Specialty names are compared case-insensitively.
+    mortality_alert_specialties: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    mortality_alert_diagnosis_groups: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    mm_specialties: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    learning_sample_percent: float = Field(default=10.0, ge=0, le=100)
+    due_days: dict[Route, int] = Field(default_factory=lambda: dict(DEFAULT_DUE_DAYS))
+    priorities: dict[Route, int] = Field(default_factory=lambda: dict(DEFAULT_PRIORITIES))
+
+    # Limits.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    batch_max_items: int = Field(default=100, ge=1, le=1000)
+    idempotency_lock_seconds: int = Field(default=60, ge=1)
+    idempotency_retention_hours: int = Field(default=48, ge=1)
+
+    @field_validator(
+        "mortality_alert_specialties",
+        "mortality_alert_diagnosis_groups",
+        "mm_specialties",
+        mode="before",
+    )
+    @classmethod
+    def _split_lists(cls, value: object) -> object:
+        return _csv(value)
+
+    @field_validator("due_days", "priorities", mode="after")
+    @classmethod
+    def _complete_route_maps(cls, value: dict[Route, int], info: object) -> dict[Route, int]:
+        # A partial map from the environment overrides the defaults route by route.
+        field = getattr(info, "field_name", "due_days")
+        defaults = DEFAULT_DUE_DAYS if field == "due_days" else DEFAULT_PRIORITIES
+        merged = dict(defaults)
+        merged.update(value)
+        for route, days in merged.items():
+            if days < 0:
+                raise ValueError(f"{field} for {route.value} must not be negative")
+        return merged
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Deaths: the root record, its listing, its corrections."""

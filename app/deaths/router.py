@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+
+from app.auth.deps import DeathsReader, DeathsWriter
+from app.db import DatabaseDep
+from app.deaths import service
+from app.deaths.schemas import DeathDetail, DeathOut, DeathPatch
+from app.deaths.service import DeathFilters
+from app.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    PreconditionRequired,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+    problem_responses,
+)
+from app.kit.enums import DeathStatus
+from app.kit.etag import etag
+from app.kit.nhs_number import InvalidNhsNumber, normalise_nhs_number
+from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
+from app.kit.schemas import Page
+
+router = APIRouter(prefix="/v1/deaths", tags=["deaths"])
+AUTH = (Unauthorized, Forbidden)
+Name = Annotated[str | None, Query(min_length=1, max_length=100)]
+
+
+@router.get(
+    "",
+    response_model=Page[DeathOut],
+    responses=problem_responses(*AUTH, BadRequest, ValidationFailed),
+)
+async def list_deaths(
+    principal: DeathsReader,
+    database: DatabaseDep,
+    died_from: Annotated[
+        date | None, Query(description="Died on or after (UK local date).")
+    ] = None,
+    died_to: Annotated[date | None, Query(description="Died on or before (UK local date).")] = None,
+    specialty: Annotated[
+        str | None,
+        Query(
+            min_length=1, max_length=100, description="Admitting specialty or specialty at death."
+        ),
+    ] = None,
+    status: DeathStatus | None = None,
+    nhs_number: Annotated[str | None, Query(max_length=20)] = None,
+    site: Name = None,
+    source_system: Name = None,
+    source_reference: Name = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+) -> Page[DeathOut]:
+    """Deaths, newest first, with filters. Every death returned is recorded in the audit log.
+
+    Scope: `deaths:read`.
+    """
+    number = None
+    if nhs_number is not None:
+        try:
+            number = normalise_nhs_number(nhs_number)
+        except InvalidNhsNumber as error:
+            raise ValidationFailed(
+                "The NHS number filter is not a valid NHS number.",
+                errors=[
+                    {"pointer": "query:/nhs_number", "code": "nhs_number", "detail": str(error)}
+                ],
+            ) from error
+    if died_from and died_to and died_from > died_to:
+        raise ValidationFailed(
+            "died_from is after died_to.",
+            errors=[{"pointer": "query:/died_from", "code": "range", "detail": "after died_to"}],
+        )
+    filters = DeathFilters(
+        died_from, died_to, specialty, status, number, site, source_system, source_reference
+    )
+    async with database.transaction() as session:
+        deaths, next_cursor = await service.list_deaths(session, principal, filters, cursor, limit)
+        items = [DeathOut.model_validate(death) for death in deaths]
+    return Page[DeathOut](items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/{death_id}",
+    response_model=DeathDetail,
+    responses={
+        304: {"description": "Not modified (If-None-Match)"},
+        **problem_responses(*AUTH, NotFound, ValidationFailed),
+    },
+)
+async def get_death(
+    death_id: uuid.UUID,
+    principal: DeathsReader,
+    database: DatabaseDep,
+    response: Response,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+) -> DeathDetail | Response:
+    """A death with where it stands: its screening (with overrides) and its referrals.
+
+    The `ETag` changes whenever the death's own details or status change; send it in
+    `If-Match` to `PATCH`, or in `If-None-Match` to get a 304 when nothing changed.
+
+    Scope: `deaths:read`.
+    """
+    async with database.transaction() as session:
+        death = await service.read_death(session, principal, death_id)
+    tag = etag(death.id, death.version)
+    if if_none_match is not None and tag in {t.strip() for t in if_none_match.split(",")}:
+        return Response(status_code=304, headers={"ETag": tag})
+    response.headers["ETag"] = tag
+    return death
+
+
+@router.patch(
+    "/{death_id}",
+    response_model=DeathDetail,
+    responses=problem_responses(
+        *AUTH,
+        NotFound,
+        PreconditionFailed,
+        PreconditionRequired,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
+    ),
+)
+async def patch_death(
+    death_id: uuid.UUID,
+    patch: DeathPatch,
+    principal: DeathsWriter,
+    database: DatabaseDep,
+    response: Response,
+    if_match: Annotated[
+        str | None, Header(alias="If-Match", description="The death's ETag.")
+    ] = None,
+) -> DeathDetail:
+    """Correct a death's details (only the fields sent change; `null` clears an optional one).
+
+    Needs `If-Match` (428 without, 412 when stale). The same date rules as intake apply to the
+    corrected death. When a correction changes what the referral rules see (a learning
+    disability recorded late, say), the referrals follow.
+
+    Scope: `deaths:write`.
+    """
+    async with database.transaction() as session:
+        death = await service.patch_death(
+            session, principal, database.settings, death_id, patch, if_match
+        )
+    response.headers["ETag"] = etag(death.id, death.version)
+    return death

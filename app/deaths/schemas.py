@@ -1,0 +1,172 @@
+"""Death request and response bodies. Cross-field rules (dates in a possible order) live in
+``app.deaths.validation`` so that POST and PATCH share them."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+
+from app.kit.enums import AdmissionMethod, DeathStatus, NhsNumberStatus, PlaceOfDeath, Sex
+from app.kit.nhs_number import normalise_nhs_number
+from app.kit.schemas import RequestModel, ResponseModel
+from app.referrals.schemas import ReferralOut
+from app.screenings.schemas import ScreeningOut
+
+_POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9][A-Z]{2})$")
+_ETHNICITY = frozenset("ABCDEFGHJKLMNPRSZ")
+
+
+def _postcode(value: str | None) -> str | None:
+    if value is None:
+        return None
+    match = _POSTCODE.match(value.upper().replace("  ", " ").strip())
+    if match is None:
+        raise ValueError("not a UK postcode (for example LS1 4AP)")
+    return f"{match.group(1)} {match.group(2)}"
+
+
+def _ethnicity(value: str | None) -> str | None:
+    if value is None:
+        return None
+    code = value.upper()
+    if len(code) != 1 or code not in _ETHNICITY:
+        raise ValueError("an NHS ethnic category code: one letter of A-H, J-N, P, R, S, Z")
+    return code
+
+
+def _nhs_number(value: str | None) -> str | None:
+    return None if value is None else normalise_nhs_number(value)
+
+
+Text100 = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Text50 = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+Reference = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+( [\x21-\x7e]+)*$")
+]
+NhsNumber = Annotated[str, StringConstraints(max_length=20), AfterValidator(_nhs_number)]
+Postcode = Annotated[str, StringConstraints(max_length=10), AfterValidator(_postcode)]
+Ethnicity = Annotated[str, StringConstraints(max_length=2), AfterValidator(_ethnicity)]
+
+
+class DeathFields(RequestModel):
+    """The patient and the episode around the death, as the sender knows them."""
+
+    nhs_number: NhsNumber | None = Field(
+        default=None, description="Ten digits, Modulus 11; spaces or dashes are accepted."
+    )
+    nhs_number_status: NhsNumberStatus | None = Field(
+        default=None,
+        description="NHS number status indicator 01-08. Defaults to 02 with a number, 03 without.",
+    )
+    local_patient_id: Text50 | None = None
+    given_name: Text100 | None = None
+    family_name: Text100 | None = None
+    date_of_birth: date
+    sex: Sex
+    postcode: Postcode | None = None
+    ethnicity: Ethnicity | None = Field(default=None, description="NHS ethnic category code.")
+    died_at: AwareDatetime = Field(description="Date and time of death, with its UTC offset.")
+    place_of_death: PlaceOfDeath
+    site: Text100 | None = None
+    ward: Text100 | None = None
+    admitting_specialty: Text100 | None = None
+    specialty_at_death: Text100 | None = None
+    diagnosis_group: Text100 | None = Field(
+        default=None, description="Primary diagnosis group (e.g. SHMI group), for mortality alerts."
+    )
+    consultant: Text100 | None = None
+    admission_method: AdmissionMethod
+    admitted_at: AwareDatetime | None = None
+    discharged_at: AwareDatetime | None = None
+    learning_disability: bool = False
+    autism: bool = False
+    serious_mental_illness: bool = False
+    pregnant_or_recently_pregnant: bool = Field(
+        default=False, description="Pregnant, or within 42 days of the end of a pregnancy."
+    )
+
+
+class DeathCreate(DeathFields):
+    source_system: Reference = Field(
+        description="The sending system, e.g. the ME office's software."
+    )
+    source_reference: Reference = Field(description="The sender's own id for this death.")
+
+
+class DeathPatch(RequestModel):
+    """Corrections to a death's details. Only the fields present change; ``null`` clears an
+    optional field. The sender's keys (source system and reference) never change."""
+
+    nhs_number: NhsNumber | None = None
+    nhs_number_status: NhsNumberStatus | None = None
+    local_patient_id: Text50 | None = None
+    given_name: Text100 | None = None
+    family_name: Text100 | None = None
+    date_of_birth: date | None = None
+    sex: Sex | None = None
+    postcode: Postcode | None = None
+    ethnicity: Ethnicity | None = None
+    died_at: AwareDatetime | None = None
+    place_of_death: PlaceOfDeath | None = None
+    site: Text100 | None = None
+    ward: Text100 | None = None
+    admitting_specialty: Text100 | None = None
+    specialty_at_death: Text100 | None = None
+    diagnosis_group: Text100 | None = None
+    consultant: Text100 | None = None
+    admission_method: AdmissionMethod | None = None
+    admitted_at: AwareDatetime | None = None
+    discharged_at: AwareDatetime | None = None
+    learning_disability: bool | None = None
+    autism: bool | None = None
+    serious_mental_illness: bool | None = None
+    pregnant_or_recently_pregnant: bool | None = None
+
+
+class DeathOut(ResponseModel):
+    id: uuid.UUID
+    case_reference: str
+    source_system: str
+    source_reference: str
+    nhs_number: str | None
+    nhs_number_status: str
+    local_patient_id: str | None
+    given_name: str | None
+    family_name: str | None
+    date_of_birth: date
+    sex: Sex
+    postcode: str | None
+    ethnicity: str | None
+    died_at: datetime
+    died_on: date = Field(description="The date of death in UK local time (Europe/London).")
+    place_of_death: PlaceOfDeath
+    site: str | None
+    ward: str | None
+    admitting_specialty: str | None
+    specialty_at_death: str | None
+    diagnosis_group: str | None
+    consultant: str | None
+    admission_method: AdmissionMethod
+    admitted_at: datetime | None
+    discharged_at: datetime | None
+    learning_disability: bool
+    autism: bool
+    serious_mental_illness: bool
+    pregnant_or_recently_pregnant: bool
+    age_at_death: int = Field(description="Completed years at the date of death.")
+    within_30_days_of_discharge: bool
+    status: DeathStatus
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeathDetail(DeathOut):
+    """A death with where it stands: its screening and its referrals."""
+
+    screening: ScreeningOut | None
+    referrals: list[ReferralOut]

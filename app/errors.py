@@ -1,0 +1,215 @@
+"""The error types and the one set of handlers that render every error as problem+json
+(RFC 9457). No stack trace and no submitted value ever reaches a response."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("app.errors")
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://lfd.example.nhs.uk/problems/"
+
+
+class ProblemError(Exception):
+    """Base error: carries its HTTP status, a problem type slug and a title."""
+
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.errors = errors
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        return problem_body(
+            self.status, self.slug, self.title, self.detail, self.errors, self.extra, instance
+        )
+
+
+class BadRequest(ProblemError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class Unauthorized(ProblemError):
+    status, slug, title = 401, "unauthorized", "Missing or invalid credential"
+
+
+class Forbidden(ProblemError):
+    status, slug, title = 403, "forbidden", "Missing scope"
+
+
+class NotFound(ProblemError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(ProblemError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class IdempotencyInFlight(ProblemError):
+    status, slug, title = 409, "idempotency-in-flight", "A request with this key is still running"
+
+
+class PreconditionFailed(ProblemError):
+    status, slug, title = 412, "precondition-failed", "The resource has changed"
+
+
+class PayloadTooLarge(ProblemError):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class ValidationFailed(ProblemError):
+    status, slug, title = 422, "validation-error", "The request is not valid"
+
+
+class IdempotencyMismatch(ProblemError):
+    status, slug, title = 422, "idempotency-key-reused", "Idempotency-Key reused with another body"
+
+
+class PreconditionRequired(ProblemError):
+    status, slug, title = 428, "precondition-required", "If-Match is required"
+
+
+class ServiceUnavailable(ProblemError):
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+
+def problem_body(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+    instance: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = errors
+    body.update(extra or {})
+    return body
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
+
+
+def pointer(loc: tuple[Any, ...] | list[Any]) -> str:
+    """A JSON Pointer (RFC 6901) to the field, from a Pydantic error location."""
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        source, parts = parts[0], parts[1:]
+    else:
+        source = "body"
+    escaped = "/".join(part.replace("~", "~0").replace("/", "~1") for part in parts)
+    return f"/{escaped}" if source == "body" else f"{source}:/{escaped}"
+
+
+def validation_errors(raw: list[Any]) -> list[dict[str, Any]]:
+    """Pydantic errors without the submitted values (they may be patient data)."""
+    errors = []
+    for item in raw:
+        message = str(item.get("msg", "invalid value"))
+        if message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        errors.append(
+            {"pointer": pointer(item.get("loc", ())), "code": item.get("type"), "detail": message}
+        )
+    return errors
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc.body(request.url.path), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = validation_errors(list(exc.errors()))
+        if any(error["code"] == "json_invalid" for error in errors):
+            body = problem_body(
+                400,
+                "malformed-json",
+                "Malformed JSON",
+                "The body is not valid JSON.",
+                [{"pointer": "", "code": "json_invalid", "detail": "the body is not valid JSON"}],
+                instance=request.url.path,
+            )
+        else:
+            body = problem_body(
+                422,
+                ValidationFailed.slug,
+                ValidationFailed.title,
+                "One or more fields are not valid; see errors.",
+                errors,
+                instance=request.url.path,
+            )
+        return problem_response(body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}
+        body = problem_body(
+            exc.status_code,
+            {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error"),
+            titles.get(exc.status_code, "HTTP error"),
+            exc.detail if isinstance(exc.detail, str) else None,
+            instance=request.url.path,
+        )
+        return problem_response(body, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The type only: an exception's text can carry submitted values.
+        logger.error("unhandled error", extra={"error_type": type(exc).__name__})
+        return problem_response(
+            problem_body(
+                500,
+                "internal-error",
+                "Internal error",
+                "The service could not complete the request.",
+                instance=request.url.path,
+            )
+        )
+
+
+def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the problems a route can return."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for error in errors:
+        entry = out.setdefault(
+            error.status,
+            {
+                "description": error.title,
+                "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            },
+        )
+        if error.title not in entry["description"]:
+            entry["description"] += f"; {error.title}"
+    return out

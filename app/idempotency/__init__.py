@@ -1,0 +1,1 @@
+"""Idempotency-Key: a retried POST replays its first response instead of acting twice."""

@@ -1,0 +1,177 @@
+"""How an idempotent request runs.
+
+1. Claim the key in a short transaction of its own (INSERT ... ON CONFLICT DO NOTHING), so a
+   second request with the same key sees the claim at once: 409 while the first runs, the
+   first's response once it has finished, 422 if the body differs.
+2. Do the work in one transaction, and store the response in that same transaction: the
+   change and the record of it commit together.
+3. If the work fails, release the claim, so that the client can retry the same key once it has
+   fixed what was wrong (the failure itself is not replayed).
+
+A claim older than ``idempotency_lock_seconds`` is taken to be from a process that died and may
+be taken over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.deps import Principal
+from app.db import Database
+from app.errors import BadRequest, IdempotencyInFlight, IdempotencyMismatch
+from app.kit.sql import insert_for
+from app.kit.time import now
+from app.models import IdempotencyRecord
+
+IN_FLIGHT = "in_flight"
+COMPLETED = "completed"
+
+
+@dataclass
+class StoredResponse:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    replayed: bool = False
+
+
+def fingerprint(method: str, path: str, payload: Any) -> str:
+    """A hash of what the request asks for: same meaning, same fingerprint, whatever the
+    whitespace or key order of the JSON."""
+    canonical = json.dumps(
+        [method, path, payload], sort_keys=True, separators=(",", ":"), default=str
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_key(key: str | None) -> str:
+    if key is None or not key.strip():
+        raise BadRequest(
+            "This endpoint needs an Idempotency-Key header (a unique value per logical request, "
+            "such as a UUID), so that a retry never records a screening twice."
+        )
+    if len(key) > 255 or not key.isascii() or not key.isprintable():
+        raise BadRequest("The Idempotency-Key must be 1 to 255 printable ASCII characters.")
+    return key
+
+
+async def _claim(
+    database: Database, client_id: uuid.UUID, key: str, print_: str
+) -> StoredResponse | uuid.UUID:
+    settings = database.settings
+    moment = now()
+    lock = moment + timedelta(seconds=settings.idempotency_lock_seconds)
+    expires = moment + timedelta(hours=settings.idempotency_retention_hours)
+    async with database.transaction() as session:
+        record_id = await session.scalar(
+            insert_for(session, IdempotencyRecord)
+            .values(
+                id=uuid.uuid4(),
+                client_id=client_id,
+                key=key,
+                fingerprint=print_,
+                state=IN_FLIGHT,
+                locked_until=lock,
+                created_at=moment,
+                expires_at=expires,
+            )
+            .on_conflict_do_nothing(index_elements=["client_id", "key"])
+            .returning(IdempotencyRecord.id)
+        )
+        if record_id is not None:
+            return uuid.UUID(str(record_id))
+        record = await session.scalar(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.client_id == client_id, IdempotencyRecord.key == key
+            )
+        )
+        if record is None:  # deleted between the two statements: the first request failed
+            raise IdempotencyInFlight("Retry the request.", headers={"Retry-After": "1"})
+        expired = record.expires_at <= moment
+        if not expired and record.fingerprint != print_:
+            raise IdempotencyMismatch(
+                "This Idempotency-Key was used for a different request body; use a new key for "
+                "a new request."
+            )
+        if not expired and record.state == COMPLETED:
+            return StoredResponse(
+                status=record.response_status or 200,
+                body=record.response_body,
+                headers=dict(record.response_headers or {}),
+                replayed=True,
+            )
+        if not expired and record.locked_until > moment:
+            raise IdempotencyInFlight(
+                "A request with this Idempotency-Key is still being processed; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+        taken = await session.execute(
+            update(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.id == record.id,
+                IdempotencyRecord.locked_until == record.locked_until,
+            )
+            .values(
+                fingerprint=print_,
+                state=IN_FLIGHT,
+                locked_until=lock,
+                created_at=moment,
+                expires_at=expires,
+                response_status=None,
+                response_body=None,
+                response_headers=None,
+            )
+        )
+        if getattr(taken, "rowcount", 0) != 1:
+            raise IdempotencyInFlight("Retry the request.", headers={"Retry-After": "1"})
+        return record.id
+
+
+async def run_idempotent(
+    database: Database,
+    principal: Principal,
+    key: str,
+    print_: str,
+    work: Callable[[AsyncSession], Awaitable[StoredResponse]],
+) -> StoredResponse:
+    claimed = await _claim(database, principal.client_id, key, print_)
+    if isinstance(claimed, StoredResponse):
+        return claimed
+    try:
+        async with database.transaction() as session:
+            response = await work(session)
+            await session.execute(
+                update(IdempotencyRecord)
+                .where(IdempotencyRecord.id == claimed)
+                .values(
+                    state=COMPLETED,
+                    response_status=response.status,
+                    response_body=response.body,
+                    response_headers=response.headers,
+                )
+            )
+        return response
+    except BaseException:
+        async with database.transaction() as session:
+            await session.execute(
+                delete(IdempotencyRecord).where(
+                    IdempotencyRecord.id == claimed, IdempotencyRecord.state == IN_FLIGHT
+                )
+            )
+        raise
+
+
+async def purge_expired(session: AsyncSession) -> int:
+    result = await session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= now())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

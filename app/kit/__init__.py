@@ -1,0 +1,1 @@
+"""What every domain shares: enums, NHS numbers, pagination, ETags, base schemas, time."""

@@ -1,0 +1,79 @@
+"""create_app(): routers, middleware, error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app import __version__
+from app.config import Settings, get_settings
+from app.db import Database
+from app.deaths.router import router as deaths_router
+from app.errors import install_error_handlers
+from app.health.router import router as health_router
+from app.kit.schemas import Problem
+from app.logging import configure_logging
+from app.middleware import RequestContextMiddleware
+from app.referrals.router import router as referrals_router
+from app.screenings.router import router as screenings_router
+
+DESCRIPTION = """
+The system of record for how an NHS trust learns from patients' deaths: medical examiner
+screenings, referrals for review (SJR, M&M, LeDeR and the other routes), and everything after.
+
+**Credentials.** Every endpoint except `/healthz` and `/readyz` needs an API key
+(`Authorization: Bearer <key>`) from `lfd clients create`. Each operation lists the scope it
+needs; a missing or invalid key is a 401, a missing scope a 403. `X-On-Behalf-Of` names the
+person a system acts for and is kept in the audit log.
+
+**Errors** are RFC 9457 problem details (`application/problem+json`) with `errors[].pointer`
+naming the field. **Lists** take `limit` (at most 200) and an opaque `cursor`, and return
+`items` and `next_cursor`. **Updates** need `If-Match` with the resource's `ETag`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.database.dispose()
+
+    app = FastAPI(
+        title="Learning from Deaths service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = Database(settings)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    for router in (health_router, screenings_router, deaths_router, referrals_router):
+        app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                Problem.model_json_schema()
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for uvicorn --factory: logging configured once per worker process."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings)

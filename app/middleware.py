@@ -1,0 +1,132 @@
+"""ASGI middleware: request id, access log, body size limit and media type check."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import PayloadTooLarge, UnsupportedMediaType, problem_response
+from app.logging import request_id_var
+
+logger = logging.getLogger("app.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status_holder: dict[str, int] = {"status": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            replay = await self._checked_body(scope, receive, send_wrapper)
+            if replay is not None:
+                await self.app(scope, replay, send_wrapper)
+        finally:
+            logger.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "route": scope["path"],
+                    "status": status_holder["status"],
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "client_id": scope["state"].get("client_id"),
+                },
+            )
+            request_id_var.reset(token)
+
+    async def _checked_body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """Read the body up front (bounded), answer 413/415 here, and hand the app a receive
+        that replays it. None when this middleware has already answered."""
+        if scope["method"] not in _BODY_METHODS:
+            return receive
+        path = scope["path"]
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._reject(
+                PayloadTooLarge(f"The body is larger than {self.max_body_bytes} bytes."), path, send
+            )
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await self._reject(
+                    PayloadTooLarge(f"The body is larger than {self.max_body_bytes} bytes."),
+                    path,
+                    send,
+                )
+                return None
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if body and not _is_json(_header(scope, b"content-type")):
+            await self._reject(
+                UnsupportedMediaType("Send JSON with Content-Type: application/json."), path, send
+            )
+            return None
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return replay
+
+    @staticmethod
+    async def _reject(error: Any, path: str, send: Send) -> None:
+        response = problem_response(error.body(path))
+        await response({"type": "http"}, _never_receive, send)
+
+
+async def _never_receive() -> Message:
+    return {"type": "http.disconnect"}

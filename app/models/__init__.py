@@ -1,0 +1,25 @@
+"""ORM models only, one file per aggregate. Importing this package registers them all."""
+
+from app.models.audit import AuditEvent
+from app.models.base import Base
+from app.models.client import ApiClient
+from app.models.counter import Counter
+from app.models.death import Death
+from app.models.event import OutboxEvent
+from app.models.idempotency import IdempotencyRecord
+from app.models.referral import Referral
+from app.models.screening import RouteOverride, Screening, ScreeningVersion
+
+__all__ = [
+    "ApiClient",
+    "AuditEvent",
+    "Base",
+    "Counter",
+    "Death",
+    "IdempotencyRecord",
+    "OutboxEvent",
+    "Referral",
+    "RouteOverride",
+    "Screening",
+    "ScreeningVersion",
+]

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, IdMixin, TimestampMixin
+
+
+class Death(IdMixin, TimestampMixin, Base):
+    """One deceased patient and the episode around the death: the root of everything else."""
+
+    __tablename__ = "deaths"
+    __table_args__ = (
+        UniqueConstraint("source_system", "source_reference"),
+        Index("ix_deaths_died_at_id", "died_at", "id"),
+        Index("ix_deaths_status_died_at", "status", "died_at"),
+        Index("ix_deaths_specialty_at_death_died_at", "specialty_at_death", "died_at"),
+        Index("ix_deaths_nhs_number", "nhs_number"),
+    )
+
+    case_number: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), unique=True
+    )
+    case_reference: Mapped[str] = mapped_column(String(20), unique=True)
+    source_system: Mapped[str] = mapped_column(String(100))
+    source_reference: Mapped[str] = mapped_column(String(100))
+
+    nhs_number: Mapped[str | None] = mapped_column(String(10))
+    nhs_number_status: Mapped[str] = mapped_column(String(2))
+    local_patient_id: Mapped[str | None] = mapped_column(String(50))
+    given_name: Mapped[str | None] = mapped_column(String(100))
+    family_name: Mapped[str | None] = mapped_column(String(100))
+    date_of_birth: Mapped[date]
+    sex: Mapped[str] = mapped_column(String(20))
+    postcode: Mapped[str | None] = mapped_column(String(8))
+    ethnicity: Mapped[str | None] = mapped_column(String(2))
+
+    died_at: Mapped[datetime]
+    died_on: Mapped[date]  # the date of death in the trust's local time (Europe/London)
+    place_of_death: Mapped[str] = mapped_column(String(30))
+    site: Mapped[str | None] = mapped_column(String(100))
+    ward: Mapped[str | None] = mapped_column(String(100))
+    admitting_specialty: Mapped[str | None] = mapped_column(String(100))
+    specialty_at_death: Mapped[str | None] = mapped_column(String(100))
+    diagnosis_group: Mapped[str | None] = mapped_column(String(100))
+    consultant: Mapped[str | None] = mapped_column(String(100))
+    admission_method: Mapped[str] = mapped_column(String(20))
+    admitted_at: Mapped[datetime | None]
+    discharged_at: Mapped[datetime | None]
+
+    learning_disability: Mapped[bool] = mapped_column(default=False)
+    autism: Mapped[bool] = mapped_column(default=False)
+    serious_mental_illness: Mapped[bool] = mapped_column(default=False)
+    pregnant_or_recently_pregnant: Mapped[bool] = mapped_column(default=False)
+
+    # Derived on every write, stored so that filters and reports aggregate in the database.
+    age_at_death: Mapped[int]
+    age_in_days_at_death: Mapped[int]
+    within_30_days_of_discharge: Mapped[bool]
+
+    status: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(default=1)
+    created_by_client_id: Mapped[uuid.UUID | None]

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, IdMixin, JSONType, utcnow
+
+
+class OutboxEvent(IdMixin, Base):
+    """A state change, written in the same transaction as the change. Thin: ids, type and the
+    names of the fields that changed, never their values."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        Index("ix_outbox_events_occurred_at", "occurred_at"),
+        Index("ix_outbox_events_resource", "resource_type", "resource_id"),
+    )
+
+    type: Mapped[str] = mapped_column(String(60))
+    resource_type: Mapped[str] = mapped_column(String(40))
+    resource_id: Mapped[uuid.UUID]
+    death_id: Mapped[uuid.UUID | None]
+    changed: Mapped[list[str]] = mapped_column(JSONType)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    client_id: Mapped[uuid.UUID | None]
+    request_id: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
+
+
+class Screening(IdMixin, TimestampMixin, Base):
+    """The medical examiner's scrutiny of one death (one per death; amendments keep history)."""
+
+    __tablename__ = "screenings"
+
+    death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"), unique=True)
+    examiner_name: Mapped[str] = mapped_column(String(200))
+    examiner_gmc_number: Mapped[str] = mapped_column(String(7))
+    screened_at: Mapped[datetime]
+    records_reviewed: Mapped[bool]
+    qap_discussed: Mapped[bool]
+    bereaved_contacted: Mapped[bool]
+    bereaved_concerns: Mapped[str | None] = mapped_column(Text)
+    staff_concerns: Mapped[str | None] = mapped_column(Text)
+    cause_part_1a: Mapped[str | None] = mapped_column(String(500))
+    cause_part_1b: Mapped[str | None] = mapped_column(String(500))
+    cause_part_1c: Mapped[str | None] = mapped_column(String(500))
+    cause_part_2: Mapped[str | None] = mapped_column(String(500))
+    mccd_issued_at: Mapped[datetime | None]
+    coroner_notified: Mapped[bool]
+    coroner_reason: Mapped[str | None] = mapped_column(String(40))
+    clinical_governance_concern: Mapped[str | None] = mapped_column(Text)
+    death_expected: Mapped[bool]
+    patient_safety_concern: Mapped[str | None] = mapped_column(Text)
+    routes_requested: Mapped[list[str]] = mapped_column(JSONType)
+    version: Mapped[int] = mapped_column(default=1)
+    recorded_by_client_id: Mapped[uuid.UUID | None]
+
+
+class RouteOverride(IdMixin, Base):
+    """A route the rules required and the medical examiner declined, with the written reason."""
+
+    __tablename__ = "route_overrides"
+    __table_args__ = (UniqueConstraint("screening_id", "route"),)
+
+    screening_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("screenings.id"))
+    death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"), index=True)
+    route: Mapped[str] = mapped_column(String(20))
+    reason_codes: Mapped[list[str]] = mapped_column(JSONType)
+    override_reason: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ScreeningVersion(IdMixin, Base):
+    """A screening as it stood before an amendment replaced it."""
+
+    __tablename__ = "screening_versions"
+    __table_args__ = (UniqueConstraint("screening_id", "version"),)
+
+    screening_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("screenings.id"))
+    version: Mapped[int]
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    superseded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    superseded_by_client_id: Mapped[uuid.UUID | None]

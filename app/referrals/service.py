@@ -1,0 +1,325 @@
+"""Referrals: created and kept in step with the rules, and listed as queues."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.service import record_access
+from app.auth.deps import Principal
+from app.config import Settings
+from app.errors import BadRequest, ValidationFailed
+from app.events.service import Change, emit
+from app.kit.cursor import decode_cursor, encode_cursor
+from app.kit.enums import (
+    OPEN_REFERRAL_STATUSES,
+    AdmissionMethod,
+    DeathStatus,
+    ReasonCode,
+    ReferralStatus,
+    Route,
+)
+from app.kit.time import LONDON, now
+from app.models import Death, Referral, RouteOverride, Screening
+from app.screenings.rules import (
+    SCREENING_REASONS,
+    RuleConfig,
+    RuleFacts,
+    required_routes,
+    with_learning_sample,
+)
+
+SUPERSEDED = "no longer required: the screening or the death's details were amended"
+
+
+def rule_config(settings: Settings) -> RuleConfig:
+    return RuleConfig.build(
+        settings.mortality_alert_specialties,
+        settings.mortality_alert_diagnosis_groups,
+        settings.mm_specialties,
+        settings.learning_sample_percent,
+    )
+
+
+def rule_facts(death: Death, screening: Screening) -> RuleFacts:
+    return RuleFacts(
+        age_years=death.age_at_death,
+        age_days=death.age_in_days_at_death,
+        learning_disability=death.learning_disability,
+        autism=death.autism,
+        serious_mental_illness=death.serious_mental_illness,
+        pregnant_or_recently_pregnant=death.pregnant_or_recently_pregnant,
+        admission_method=AdmissionMethod(death.admission_method),
+        specialties=tuple(s for s in (death.admitting_specialty, death.specialty_at_death) if s),
+        diagnosis_group=death.diagnosis_group,
+        bereaved_concern=screening.bereaved_concerns is not None,
+        staff_concern=screening.staff_concerns is not None,
+        me_concern=screening.clinical_governance_concern is not None,
+        death_expected=screening.death_expected,
+        coroner_notified=screening.coroner_notified,
+        patient_safety_concern=screening.patient_safety_concern is not None,
+        sample_key=f"{death.source_system}\x1f{death.source_reference}",
+    )
+
+
+@dataclass
+class Reconciled:
+    required: dict[Route, list[ReasonCode]]
+    referrals: list[Referral] = field(default_factory=list)
+    created: list[Referral] = field(default_factory=list)
+
+
+def _stage(route: Route) -> int | None:
+    return 1 if route is Route.sjr else None
+
+
+async def reconcile_referrals(
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    death: Death,
+    screening: Screening,
+    overrides: dict[Route, str],
+    *,
+    pointer_prefix: str = "",
+) -> Reconciled:
+    """Bring a death's screening-driven referrals in line with the rules, the ME's requests
+    and the ME's overrides. Creates what is newly required, updates reasons, cancels referrals
+    still waiting in the queue that nothing requires any more; never touches work that a
+    reviewer holds or finished, nor referrals raised by reviews (second stage, PSII)."""
+    facts = rule_facts(death, screening)
+    config = rule_config(settings)
+    requested = [Route(route) for route in screening.routes_requested]
+    required = with_learning_sample(required_routes(facts, config), requested, facts, config)
+
+    errors = [
+        {
+            "pointer": f"{pointer_prefix}/overrides/{index}/route",
+            "code": "override_not_required",
+            "detail": f"the rules do not require {route.value} for this death, so it cannot be "
+            "overridden",
+        }
+        for index, route in enumerate(overrides)
+        if route not in required
+    ]
+    if errors:
+        raise ValidationFailed("An override names a route the rules do not require.", errors=errors)
+
+    desired: dict[Route, list[ReasonCode]] = {
+        route: list(reasons) for route, reasons in required.items() if route not in overrides
+    }
+    for route in requested:
+        desired.setdefault(route, []).append(ReasonCode.me_requested)
+
+    existing = list(
+        (await session.scalars(select(Referral).where(Referral.death_id == death.id))).all()
+    )
+    moment = now()
+    changes: list[Change] = []
+    rows: list[dict[str, Any]] = []
+    for route, reasons in desired.items():
+        stage = _stage(route)
+        same = [r for r in existing if r.route == route and r.stage == stage]
+        current = next((r for r in same if r.status in OPEN_REFERRAL_STATUSES), None)
+        if current is not None:
+            kept = [code for code in current.reasons if code not in SCREENING_REASONS]
+            wanted = [code.value for code in reasons] + kept
+            if wanted != current.reasons:
+                current.reasons = wanted
+                current.version += 1
+                changes.append(
+                    Change("referral.updated", "referral", current.id, death.id, ["reasons"])
+                )
+            continue
+        if any(r.status in {ReferralStatus.completed, ReferralStatus.declined} for r in same):
+            continue
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "death_id": death.id,
+                "route": route.value,
+                "stage": stage,
+                "reasons": [code.value for code in reasons],
+                "status": ReferralStatus.ready.value,
+                "specialty": death.specialty_at_death or death.admitting_specialty,
+                "site": death.site,
+                "priority": settings.priorities[route],
+                "due_at": moment + timedelta(days=settings.due_days[route]),
+                "created_at": moment,
+                "updated_at": moment,
+                "version": 1,
+            }
+        )
+
+    for referral in existing:
+        if (
+            referral.status == ReferralStatus.ready
+            and Route(referral.route) not in desired
+            and set(referral.reasons) <= SCREENING_REASONS
+        ):
+            referral.status = ReferralStatus.cancelled.value
+            referral.status_reason = SUPERSEDED
+            referral.version += 1
+            changes.append(
+                Change("referral.cancelled", "referral", referral.id, death.id, ["status"])
+            )
+
+    created: list[Referral] = []
+    if rows:
+        created = list((await session.scalars(insert(Referral).returning(Referral), rows)).all())
+        changes.extend(
+            Change("referral.created", "referral", referral.id, death.id) for referral in created
+        )
+        await record_access(
+            session, principal, "referral.create", "referral", [(r.id, death.id) for r in created]
+        )
+
+    await _replace_overrides(session, death, screening, overrides, required)
+    await session.flush()
+    await emit(session, principal, changes)
+    return Reconciled(required=required, referrals=existing + created, created=created)
+
+
+async def _replace_overrides(
+    session: AsyncSession,
+    death: Death,
+    screening: Screening,
+    overrides: dict[Route, str],
+    required: dict[Route, list[ReasonCode]],
+) -> None:
+    stored = {
+        Route(row.route): row
+        for row in (
+            await session.scalars(
+                select(RouteOverride).where(RouteOverride.screening_id == screening.id)
+            )
+        ).all()
+    }
+    for route, row in stored.items():
+        if route not in overrides:
+            await session.delete(row)
+    for route, reason in overrides.items():
+        codes = [code.value for code in required[route]]
+        existing_row = stored.get(route)
+        if existing_row is None:
+            session.add(
+                RouteOverride(
+                    screening_id=screening.id,
+                    death_id=death.id,
+                    route=route.value,
+                    reason_codes=codes,
+                    override_reason=reason,
+                )
+            )
+        elif existing_row.override_reason != reason or existing_row.reason_codes != codes:
+            existing_row.override_reason = reason
+            existing_row.reason_codes = codes
+
+
+def death_status(screened: bool, referrals: Sequence[Referral]) -> DeathStatus:
+    """A death's status follows its referrals."""
+    if not screened:
+        return DeathStatus.awaiting_screening
+    if any(r.status in OPEN_REFERRAL_STATUSES for r in referrals):
+        return DeathStatus.under_review
+    if any(r.status == ReferralStatus.completed for r in referrals):
+        return DeathStatus.reviewed
+    return DeathStatus.screened
+
+
+@dataclass(frozen=True)
+class ReferralFilters:
+    route: Route | None = None
+    status: ReferralStatus | None = None
+    specialty: str | None = None
+    site: str | None = None
+    death_id: uuid.UUID | None = None
+    overdue: bool | None = None
+    due_before: date | None = None
+
+
+_QUEUE_ORDER = (Referral.priority, Referral.due_at, Referral.created_at, Referral.id)
+
+
+def _filtered(filters: ReferralFilters, at: datetime) -> Select[Referral]:
+    query = select(Referral)
+    if filters.route is not None:
+        query = query.where(Referral.route == filters.route.value)
+    if filters.status is not None:
+        query = query.where(Referral.status == filters.status.value)
+    if filters.specialty is not None:
+        query = query.where(Referral.specialty == filters.specialty)
+    if filters.site is not None:
+        query = query.where(Referral.site == filters.site)
+    if filters.death_id is not None:
+        query = query.where(Referral.death_id == filters.death_id)
+    if filters.due_before is not None:
+        midnight = datetime.combine(filters.due_before, datetime.min.time(), LONDON)
+        query = query.where(Referral.due_at < midnight)
+    if filters.overdue is not None:
+        open_statuses = [s.value for s in OPEN_REFERRAL_STATUSES]
+        late = and_(Referral.status.in_(open_statuses), Referral.due_at < at)
+        query = query.where(late if filters.overdue else ~late)
+    return query
+
+
+async def list_referrals(
+    session: AsyncSession,
+    principal: Principal,
+    filters: ReferralFilters,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Referral], str | None]:
+    """A queue page in (priority, due date, creation) order, by keyset."""
+    query = _filtered(filters, now())
+    if cursor is not None:
+        priority, due_at, created_at, referral_id = decode_cursor(cursor, 4)
+        try:
+            key = (
+                int(priority),
+                datetime.fromisoformat(due_at),
+                datetime.fromisoformat(created_at),
+                uuid.UUID(referral_id),
+            )
+        except (TypeError, ValueError) as error:
+            raise BadRequest("The cursor is not one this service issued.") from error
+        query = query.where(_after(key))
+    rows = list((await session.scalars(query.order_by(*_QUEUE_ORDER).limit(limit + 1))).all())
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = None
+    if more:
+        last = page[-1]
+        next_cursor = encode_cursor(
+            [last.priority, last.due_at.isoformat(), last.created_at.isoformat(), str(last.id)]
+        )
+    await record_access(
+        session, principal, "referral.list", "referral", [(r.id, r.death_id) for r in page]
+    )
+    return page, next_cursor
+
+
+def _after(key: tuple[int, datetime, datetime, uuid.UUID]) -> Any:
+    """Rows strictly after ``key`` in queue order (expanded, as SQLite lacks row values in
+    some comparisons and both planners use the index for this form)."""
+    priority, due_at, created_at, referral_id = key
+    return or_(
+        Referral.priority > priority,
+        and_(Referral.priority == priority, Referral.due_at > due_at),
+        and_(
+            Referral.priority == priority,
+            Referral.due_at == due_at,
+            Referral.created_at > created_at,
+        ),
+        and_(
+            Referral.priority == priority,
+            Referral.due_at == due_at,
+            Referral.created_at == created_at,
+            Referral.id > referral_id,
+        ),
+    )

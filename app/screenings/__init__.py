@@ -1,0 +1,1 @@
+"""Medical examiner screenings: intake, the referral rules, amendments."""

@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+from fastapi.responses import JSONResponse
+
+from app.auth.deps import DeathsReader, ScreeningsWriter
+from app.db import DatabaseDep
+from app.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    IdempotencyInFlight,
+    IdempotencyMismatch,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    PreconditionRequired,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+    problem_responses,
+)
+from app.kit.etag import etag
+from app.screenings import service
+from app.screenings.intake import BatchResult, ScreeningBatch, ScreeningCreate, ScreeningRecorded
+from app.screenings.schemas import ScreeningAmend, ScreeningOut, ScreeningVersionOut
+
+router = APIRouter(prefix="/v1/screenings", tags=["screenings"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Required. A unique value per logical request (a UUID, say). A retry with "
+        "the same key and body replays the first response.",
+    ),
+]
+IfMatch = Annotated[str | None, Header(alias="If-Match", description="The screening's ETag.")]
+AUTH = (Unauthorized, Forbidden)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ScreeningRecorded,
+    responses=problem_responses(
+        *AUTH,
+        BadRequest,
+        Conflict,
+        IdempotencyInFlight,
+        IdempotencyMismatch,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
+    ),
+)
+async def post_screening(
+    body: ScreeningCreate,
+    principal: ScreeningsWriter,
+    database: DatabaseDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Record a medical examiner's screening of a death.
+
+    The death is created, or found by `source_system` + `source_reference`; a second screening
+    for a death that already has one is a 409 whose `existing` member links to it (amend it
+    with `PUT /v1/screenings/{id}`). The referral rules run and the required referrals are
+    created, each with its reason codes and due date; a required route the ME declines needs
+    an entry in `overrides` with a reason. The response lists every required route and whether
+    it was referred or overridden.
+
+    Retries: send an `Idempotency-Key`. The same key with the same body replays the first
+    response (header `Idempotent-Replayed: true`); with another body it is a 422; while the
+    first request is still running it is a 409 with `Retry-After`.
+
+    Scope: `screenings:write`.
+    """
+    stored = await service.submit_screening(database, principal, idempotency_key, body)
+    headers = dict(stored.headers)
+    if stored.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(stored.body, status_code=stored.status, headers=headers)
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResult,
+    responses=problem_responses(
+        *AUTH, BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+    ),
+)
+async def post_screening_batch(
+    batch: ScreeningBatch,
+    principal: ScreeningsWriter,
+    database: DatabaseDep,
+    idempotency_key: IdempotencyKey = None,
+) -> BatchResult:
+    """Record several screenings; the answer goes item by item.
+
+    Each item is validated and recorded on its own (`created`, `replayed`, or `failed` with
+    the problem for that item, its pointers prefixed `/screenings/{index}`), so one bad item
+    does not lose the others. Items are idempotent under the batch's `Idempotency-Key` and
+    their index: a retried batch replays what was recorded and retries what failed. At most
+    `LFD_BATCH_MAX_ITEMS` (default 100) items.
+
+    Scope: `screenings:write`.
+    """
+    return await service.submit_batch(database, principal, idempotency_key, batch)
+
+
+@router.get(
+    "/{screening_id}",
+    response_model=ScreeningOut,
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+)
+async def get_screening(
+    screening_id: uuid.UUID, principal: DeathsReader, database: DatabaseDep, response: Response
+) -> ScreeningOut:
+    """A screening, with its overrides. The `ETag` is what `PUT` needs in `If-Match`.
+
+    Scope: `deaths:read`.
+    """
+    async with database.transaction() as session:
+        screening = await service.read_screening(session, principal, screening_id)
+    response.headers["ETag"] = etag(screening.id, screening.version)
+    return screening
+
+
+@router.get(
+    "/{screening_id}/versions",
+    response_model=list[ScreeningVersionOut],
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+)
+async def get_screening_versions(
+    screening_id: uuid.UUID, principal: DeathsReader, database: DatabaseDep
+) -> list[ScreeningVersionOut]:
+    """Earlier versions of an amended screening, oldest first, each as it stood.
+
+    Scope: `deaths:read`.
+    """
+    async with database.transaction() as session:
+        return await service.screening_versions(session, principal, screening_id)
+
+
+@router.put(
+    "/{screening_id}",
+    response_model=ScreeningRecorded,
+    responses=problem_responses(
+        *AUTH,
+        NotFound,
+        PreconditionFailed,
+        PreconditionRequired,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
+    ),
+)
+async def put_screening(
+    screening_id: uuid.UUID,
+    body: ScreeningAmend,
+    principal: ScreeningsWriter,
+    database: DatabaseDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ScreeningRecorded:
+    """Amend a screening: the body is the whole screening as it should now stand.
+
+    Needs `If-Match` with the current ETag (428 without, 412 when stale). The previous version
+    is kept (`GET .../versions`). The referral rules run again: newly required routes are
+    referred, and referrals still waiting in the queue that nothing requires any more are
+    cancelled; work a reviewer holds or finished is never touched.
+
+    Scope: `screenings:write`.
+    """
+    async with database.transaction() as session:
+        amended = await service.amend_screening(
+            session, principal, database.settings, screening_id, body, if_match
+        )
+    response.headers["ETag"] = etag(amended.id, amended.version)
+    return amended

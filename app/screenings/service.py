@@ -1,0 +1,384 @@
+"""Recording and amending screenings: the death found or created, the rules applied, the
+referrals raised, all with their events and audit rows in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.service import record_access
+from app.auth.deps import Principal
+from app.config import Settings
+from app.db import Database
+from app.deaths.schemas import DeathOut
+from app.deaths.service import (
+    death_values,
+    find_by_source,
+    insert_death,
+    refresh_status,
+    validate_death,
+)
+from app.deaths.validation import CLOCK_SKEW
+from app.errors import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    ProblemError,
+    ValidationFailed,
+    validation_errors,
+)
+from app.events.service import Change, emit
+from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent
+from app.kit.enums import Route
+from app.kit.etag import check_if_match, etag
+from app.kit.time import now
+from app.models import Death, RouteOverride, Screening, ScreeningVersion
+from app.referrals.service import Reconciled, reconcile_referrals
+from app.screenings.intake import (
+    BatchItemResult,
+    BatchResult,
+    ScreeningBatch,
+    ScreeningCreate,
+    ScreeningRecorded,
+)
+from app.screenings.schemas import ScreeningFields, ScreeningOut, ScreeningVersionOut
+from app.screenings.views import screening_out, screening_snapshot
+
+
+def _screening_values(fields: ScreeningFields) -> dict[str, Any]:
+    return {
+        "examiner_name": fields.examiner.name,
+        "examiner_gmc_number": fields.examiner.gmc_number,
+        "screened_at": fields.screened_at,
+        "records_reviewed": fields.records_reviewed,
+        "qap_discussed": fields.qap_discussed,
+        "bereaved_contacted": fields.bereaved_contacted,
+        "bereaved_concerns": fields.bereaved_concerns,
+        "staff_concerns": fields.staff_concerns,
+        "cause_part_1a": fields.cause_of_death.part_1a,
+        "cause_part_1b": fields.cause_of_death.part_1b,
+        "cause_part_1c": fields.cause_of_death.part_1c,
+        "cause_part_2": fields.cause_of_death.part_2,
+        "mccd_issued_at": fields.mccd_issued_at,
+        "coroner_notified": fields.coroner_notified,
+        "coroner_reason": fields.coroner_reason.value if fields.coroner_reason else None,
+        "clinical_governance_concern": fields.clinical_governance_concern,
+        "death_expected": fields.death_expected,
+        "patient_safety_concern": fields.patient_safety_concern,
+        "routes_requested": [route.value for route in fields.routes_requested],
+    }
+
+
+def check_screening(fields: ScreeningFields, died_at: datetime, prefix: str) -> None:
+    """The screening's own cross-field rules: after the death, not in the future, a coroner
+    reason exactly when the coroner was notified."""
+    errors: list[dict[str, Any]] = []
+    moment = now()
+
+    def fail(pointer: str, detail: str) -> None:
+        errors.append({"pointer": f"{prefix}{pointer}", "code": "value_error", "detail": detail})
+
+    if fields.screened_at < died_at:
+        fail("/screened_at", "the screening is before the death")
+    if fields.screened_at > moment + CLOCK_SKEW:
+        fail("/screened_at", "the screening is in the future")
+    if fields.mccd_issued_at is not None:
+        if fields.mccd_issued_at < died_at:
+            fail("/mccd_issued_at", "the MCCD was issued before the death")
+        if fields.mccd_issued_at > moment + CLOCK_SKEW:
+            fail("/mccd_issued_at", "the MCCD issue time is in the future")
+    if fields.coroner_notified and fields.coroner_reason is None:
+        fail("/coroner_reason", "give the reason the coroner was notified")
+    if not fields.coroner_notified and fields.coroner_reason is not None:
+        fail("/coroner_reason", "a coroner reason was given but the coroner was not notified")
+    if errors:
+        raise ValidationFailed("The screening is not possible as given; see errors.", errors=errors)
+
+
+def _required_out(reconciled: Reconciled, overrides: dict[Route, str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "route": route,
+            "reasons": reasons,
+            "outcome": "overridden" if route in overrides else "referred",
+        }
+        for route, reasons in reconciled.required.items()
+    ]
+
+
+async def _overrides(session: AsyncSession, screening_id: uuid.UUID) -> list[RouteOverride]:
+    return list(
+        (
+            await session.scalars(
+                select(RouteOverride)
+                .where(RouteOverride.screening_id == screening_id)
+                .order_by(RouteOverride.route)
+            )
+        ).all()
+    )
+
+
+async def _recorded(
+    session: AsyncSession,
+    death: Death,
+    screening: Screening,
+    reconciled: Reconciled,
+    overrides: dict[Route, str],
+) -> ScreeningRecorded:
+    out = screening_out(screening, await _overrides(session, screening.id))
+    referrals = sorted(reconciled.referrals, key=lambda r: (r.created_at, r.route))
+    return ScreeningRecorded.model_validate(
+        {
+            **out.model_dump(),
+            "death": DeathOut.model_validate(death),
+            "required_routes": _required_out(reconciled, overrides),
+            "referrals": referrals,
+        }
+    )
+
+
+async def record_screening(
+    session: AsyncSession, principal: Principal, settings: Settings, body: ScreeningCreate
+) -> ScreeningRecorded:
+    validate_death(death_values(body.death), "/death")
+    check_screening(body.screening, body.death.died_at, "/screening")
+    death = await insert_death(session, principal, body.death)
+    if death is None:
+        existing = await find_by_source(
+            session, body.death.source_system, body.death.source_reference
+        )
+        screening_id = None
+        if existing is not None:
+            screening_id = await session.scalar(
+                select(Screening.id).where(Screening.death_id == existing.id)
+            )
+        extra: dict[str, Any] = {}
+        if existing is not None:
+            extra["existing"] = {"death_id": str(existing.id), "death": f"/v1/deaths/{existing.id}"}
+            if screening_id is not None:
+                extra["existing"]["screening_id"] = str(screening_id)
+                extra["existing"]["screening"] = f"/v1/screenings/{screening_id}"
+        raise Conflict(
+            "This death (source_system + source_reference) already has a screening. Amend it "
+            "with PUT on the existing screening, using its ETag in If-Match.",
+            extra=extra,
+        )
+
+    screening = Screening(
+        id=uuid.uuid4(),
+        death_id=death.id,
+        recorded_by_client_id=principal.client_id,
+        version=1,
+        **_screening_values(body.screening),
+    )
+    session.add(screening)
+    await session.flush()
+    overrides = {override.route: override.reason for override in body.screening.overrides}
+    reconciled = await reconcile_referrals(
+        session, principal, settings, death, screening, overrides, pointer_prefix="/screening"
+    )
+    await refresh_status(session, death, reconciled.referrals)
+    await session.flush()
+    await emit(
+        session,
+        principal,
+        [
+            Change("death.created", "death", death.id, death.id),
+            Change("screening.recorded", "screening", screening.id, death.id),
+        ],
+    )
+    await record_access(
+        session, principal, "screening.create", "screening", [(screening.id, death.id)]
+    )
+    await record_access(session, principal, "death.create", "death", [(death.id, death.id)])
+    return await _recorded(session, death, screening, reconciled, overrides)
+
+
+async def _load(
+    session: AsyncSession, screening_id: uuid.UUID, *, for_update: bool = False
+) -> Screening:
+    query = select(Screening).where(Screening.id == screening_id)
+    if for_update:
+        query = query.with_for_update()
+    screening = await session.scalar(query)
+    if screening is None:
+        raise NotFound("No screening with that id.")
+    return screening
+
+
+async def read_screening(
+    session: AsyncSession, principal: Principal, screening_id: uuid.UUID
+) -> ScreeningOut:
+    screening = await _load(session, screening_id)
+    await record_access(
+        session, principal, "screening.read", "screening", [(screening.id, screening.death_id)]
+    )
+    return screening_out(screening, await _overrides(session, screening.id))
+
+
+async def screening_versions(
+    session: AsyncSession, principal: Principal, screening_id: uuid.UUID
+) -> list[ScreeningVersionOut]:
+    screening = await _load(session, screening_id)
+    rows: Sequence[ScreeningVersion] = (
+        await session.scalars(
+            select(ScreeningVersion)
+            .where(ScreeningVersion.screening_id == screening.id)
+            .order_by(ScreeningVersion.version)
+        )
+    ).all()
+    await record_access(
+        session, principal, "screening.history", "screening", [(screening.id, screening.death_id)]
+    )
+    return [ScreeningVersionOut.model_validate(row) for row in rows]
+
+
+async def amend_screening(
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    screening_id: uuid.UUID,
+    fields: ScreeningFields,
+    if_match: str | None,
+) -> ScreeningRecorded:
+    """Replace a screening with its amended version, keep the old one, and bring the referrals
+    in line with what the rules now require."""
+    screening = await _load(session, screening_id, for_update=True)
+    check_if_match(if_match, screening.id, screening.version)
+    death = await session.get_one(Death, screening.death_id)
+    check_screening(fields, death.died_at, "")
+    before = screening_snapshot(screening, await _overrides(session, screening.id))
+    values = _screening_values(fields)
+    changed = [name for name, value in values.items() if getattr(screening, name) != value]
+    overrides = {override.route: override.reason for override in fields.overrides}
+    previous_overrides = {Route(o["route"]): o["override_reason"] for o in before["overrides"]}
+    if not changed and overrides == previous_overrides:
+        # Nothing to amend: no new version, and reconciling changes nothing either.
+        reconciled = await reconcile_referrals(
+            session, principal, settings, death, screening, overrides
+        )
+        await record_access(
+            session, principal, "screening.read", "screening", [(screening.id, death.id)]
+        )
+        return await _recorded(session, death, screening, reconciled, overrides)
+    session.add(
+        ScreeningVersion(
+            screening_id=screening.id,
+            version=screening.version,
+            snapshot=before,
+            superseded_by_client_id=principal.client_id,
+        )
+    )
+    for name, value in values.items():
+        setattr(screening, name, value)
+    screening.version += 1
+    await session.flush()
+    reconciled = await reconcile_referrals(
+        session, principal, settings, death, screening, overrides
+    )
+    if await refresh_status(session, death, reconciled.referrals):
+        death.version += 1
+    await session.flush()
+    if overrides != previous_overrides:
+        changed.append("overrides")
+    await emit(
+        session,
+        principal,
+        [Change("screening.amended", "screening", screening.id, death.id, changed)],
+    )
+    await record_access(
+        session, principal, "screening.amend", "screening", [(screening.id, death.id)]
+    )
+    return await _recorded(session, death, screening, reconciled, overrides)
+
+
+async def submit_screening(
+    database: Database,
+    principal: Principal,
+    key: str | None,
+    body: ScreeningCreate,
+) -> StoredResponse:
+    """POST /v1/screenings: record once per Idempotency-Key, replay after that."""
+    key = check_key(key)
+    payload = body.model_dump(mode="json")
+    return await run_idempotent(
+        database,
+        principal,
+        key,
+        fingerprint("POST", "/v1/screenings", payload),
+        lambda session: _record_as_response(session, principal, database.settings, body),
+    )
+
+
+async def _record_as_response(
+    session: AsyncSession, principal: Principal, settings: Settings, body: ScreeningCreate
+) -> StoredResponse:
+    recorded = await record_screening(session, principal, settings, body)
+    return StoredResponse(
+        status=201,
+        body=recorded.model_dump(mode="json"),
+        headers={
+            "Location": f"/v1/screenings/{recorded.id}",
+            "ETag": etag(recorded.id, recorded.version),
+        },
+    )
+
+
+async def submit_batch(
+    database: Database, principal: Principal, key: str | None, batch: ScreeningBatch
+) -> BatchResult:
+    """Each item on its own: its own idempotency key (the batch key and the item's index), its
+    own transaction. A retried batch replays what was recorded and retries what failed."""
+    key = check_key(key)
+    if len(batch.screenings) > database.settings.batch_max_items:
+        raise PayloadTooLarge(
+            f"A batch holds at most {database.settings.batch_max_items} screenings; split it."
+        )
+    results: list[BatchItemResult] = []
+    for index, raw in enumerate(batch.screenings):
+        results.append(await _batch_item(database, principal, f"{key}#{index}", index, raw))
+    counts = {
+        outcome: sum(1 for r in results if r.outcome == outcome)
+        for outcome in ("created", "replayed", "failed")
+    }
+    return BatchResult(items=results, **counts)
+
+
+async def _batch_item(
+    database: Database, principal: Principal, key: str, index: int, raw: dict[str, Any]
+) -> BatchItemResult:
+    prefix = f"/screenings/{index}"
+    try:
+        body = ScreeningCreate.model_validate(raw)
+    except PydanticValidationError as error:
+        problem = ValidationFailed(
+            "One or more fields are not valid; see errors.",
+            errors=[
+                {**e, "pointer": prefix + e["pointer"]}
+                for e in validation_errors(list(error.errors()))
+            ],
+        )
+        return BatchItemResult(
+            index=index, outcome="failed", status=problem.status, problem=problem.body()
+        )
+    try:
+        stored = await submit_screening(database, principal, key, body)
+    except ProblemError as problem:
+        for field_error in problem.errors or []:
+            field_error["pointer"] = prefix + field_error["pointer"]
+        return BatchItemResult(
+            index=index, outcome="failed", status=problem.status, problem=problem.body()
+        )
+    return BatchItemResult(
+        index=index,
+        outcome="replayed" if stored.replayed else "created",
+        status=stored.status,
+        screening_id=stored.body["id"],
+        death_id=stored.body["death_id"],
+    )

@@ -1,0 +1,160 @@
+"""Test fixtures: one database per run, built by the migrations; the real app over httpx.
+
+The suite runs on SQLite by default. Set ``LFD_TEST_DATABASE_URL`` to a PostgreSQL URL
+(``postgresql+asyncpg://...``) to run it there; the PostgreSQL-only tests (real concurrency)
+then run too, and if that database cannot be reached the run fails: it never skips silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.auth.scopes import Scope
+from app.auth.service import create_client
+from app.config import Settings
+from app.db import Database
+from app.main import create_app
+from app.migrate import upgrade
+
+POSTGRES_URL = os.environ.get("LFD_TEST_DATABASE_URL", "")
+ON_POSTGRES = POSTGRES_URL.startswith("postgresql")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if ON_POSTGRES:
+        return
+    skip = pytest.mark.skip(
+        reason="PostgreSQL only: set LFD_TEST_DATABASE_URL=postgresql+asyncpg://... (CI does)"
+    )
+    for item in items:
+        if "postgres_only" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The run's database, migrated to head."""
+    if ON_POSTGRES:
+        url = POSTGRES_URL
+    else:
+        path: Path = tmp_path_factory.mktemp("db") / "lfd-test.db"
+        url = f"sqlite+aiosqlite:///{path}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def base_settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        learning_sample_percent=0,
+        mortality_alert_specialties=["Cardiology"],
+        mortality_alert_diagnosis_groups=["Sepsis"],
+        mm_specialties=["General Surgery", "Obstetrics"],
+        log_json=True,
+    )
+
+
+@pytest.fixture(scope="session")
+async def database(base_settings: Settings) -> AsyncIterator[Database]:
+    database = Database(base_settings)
+    yield database
+    await database.dispose()
+
+
+class Api:
+    """An httpx client for the real app, authenticated as a client with the given scopes."""
+
+    def __init__(self, http: httpx.AsyncClient, key: str, client_id: uuid.UUID) -> None:
+        self.http = http
+        self.key = key
+        self.client_id = client_id
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return await self.http.request(method, url, headers=headers, **kwargs)
+
+    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", url, **kwargs)
+
+    async def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("PUT", url, **kwargs)
+
+    async def patch(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("PATCH", url, **kwargs)
+
+
+MakeApp = Callable[..., Awaitable[tuple[Any, httpx.AsyncClient]]]
+
+
+@pytest.fixture
+async def app_factory(base_settings: Settings) -> AsyncIterator[MakeApp]:
+    """Build the app with settings overridden for one test."""
+    made: list[tuple[Any, httpx.AsyncClient]] = []
+
+    async def make(**overrides: Any) -> tuple[Any, httpx.AsyncClient]:
+        settings = base_settings.model_copy(update=overrides) if overrides else base_settings
+        app = create_app(settings)
+        http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://testserver",
+        )
+        made.append((app, http))
+        return app, http
+
+    yield make
+    for app, http in made:
+        await http.aclose()
+        await app.state.database.dispose()
+
+
+@pytest.fixture
+async def app_and_http(app_factory: MakeApp) -> tuple[Any, httpx.AsyncClient]:
+    return await app_factory()
+
+
+@pytest.fixture
+def http(app_and_http: tuple[Any, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return app_and_http[1]
+
+
+async def new_client(
+    database: Database, scopes: list[Scope], name: str = "test client"
+) -> tuple[str, uuid.UUID]:
+    async with database.transaction() as session:
+        created = await create_client(session, name, scopes)
+    return created.key, created.client.id
+
+
+MakeApi = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+def make_api(database: Database, http: httpx.AsyncClient) -> MakeApi:
+    async def make(*scopes: Scope, client: httpx.AsyncClient | None = None) -> Api:
+        key, client_id = await new_client(database, list(scopes) or [Scope.admin])
+        return Api(client or http, key, client_id)
+
+    return make
+
+
+@pytest.fixture
+async def api(make_api: MakeApi) -> Api:
+    """A client with every scope (admin)."""
+    return await make_api(Scope.admin)
+
+
+def run_sync(function: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+    return asyncio.to_thread(function, *args)

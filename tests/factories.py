@@ -1,0 +1,77 @@
+"""Synthetic screening bodies. NHS numbers come from the reserved 999 test range, with valid
+Modulus 11 check digits; no real person."""
+
+from __future__ import annotations
+
+import copy
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from app.kit.nhs_number import check_digit
+
+
+def test_nhs_number(rng: random.Random | None = None) -> str:
+    rng = rng or random.Random()
+    while True:
+        first_nine = "999" + "".join(str(rng.randrange(10)) for _ in range(6))
+        digit = check_digit(first_nine)
+        candidate = first_nine + str(digit) if digit is not None else ""
+        if digit is not None and len(set(candidate)) > 1:
+            return candidate
+
+
+def screening_body(
+    *,
+    death: dict[str, Any] | None = None,
+    screening: dict[str, Any] | None = None,
+    died_at: datetime | None = None,
+) -> dict[str, Any]:
+    """An expected death of an 80-year-old emergency admission with nothing to refer, unless
+    the overrides say otherwise."""
+    died = died_at or datetime.now(UTC) - timedelta(days=2)
+    body: dict[str, Any] = {
+        "death": {
+            "source_system": "test-me-office",
+            "source_reference": f"ME-{uuid.uuid4().hex[:12]}",
+            "nhs_number": test_nhs_number(),
+            "nhs_number_status": "01",
+            "local_patient_id": "RX1" + uuid.uuid4().hex[:8],
+            "given_name": "Testgiven",
+            "family_name": "Testfamily",
+            "date_of_birth": (died - timedelta(days=80 * 365 + 30)).date().isoformat(),
+            "sex": "female",
+            "postcode": "LS1 4AP",
+            "ethnicity": "A",
+            "died_at": died.isoformat(),
+            "place_of_death": "inpatient",
+            "site": "St Elsewhere",
+            "ward": "Ward 7",
+            "admitting_specialty": "General Medicine",
+            "specialty_at_death": "General Medicine",
+            "consultant": "Dr Consultant",
+            "admission_method": "emergency",
+            "admitted_at": (died - timedelta(days=5)).isoformat(),
+        },
+        "screening": {
+            "examiner": {"name": "Dr Examiner", "gmc_number": "7654321"},
+            "screened_at": (died + timedelta(hours=20)).isoformat(),
+            "records_reviewed": True,
+            "qap_discussed": True,
+            "bereaved_contacted": True,
+            "bereaved_concerns": None,
+            "staff_concerns": None,
+            "cause_of_death": {"part_1a": "Pneumonia", "part_2": "Frailty"},
+            "coroner_notified": False,
+            "death_expected": True,
+        },
+    }
+    body = copy.deepcopy(body)
+    body["death"].update(death or {})
+    body["screening"].update(screening or {})
+    return body
+
+
+def idem() -> dict[str, str]:
+    return {"Idempotency-Key": uuid.uuid4().hex}
