@@ -46,11 +46,13 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(settings.database_url, pool_pre_ping=False)
         _configure_sqlite(engine)
         return engine
+    # No pre-ping: it would cost a round trip on every checkout. A connection that died with the
+    # server fails its request with a 503 (app.errors) and is discarded by the pool.
     return create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
-        pool_pre_ping=True,
+        pool_recycle=1800,
     )
 
 
@@ -69,6 +71,20 @@ class Database:
         """One unit of work: commits when the block ends, rolls back if it raises."""
         async with self.sessionmaker() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncSession]:
+        """A session whose statements each commit on their own, for a lone lookup or a lone
+        atomic write (the credential check, the idempotency claim): on PostgreSQL this saves
+        the BEGIN and COMMIT round trips. SQLite gets an ordinary transaction."""
+        if self.dialect != "postgresql":
+            async with self.transaction() as session:
+                yield session
+            return
+        async with self.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            async with AsyncSession(bind=autocommit, expire_on_commit=False) as session:
+                yield session
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

@@ -22,6 +22,9 @@ def test_nhs_number(rng: random.Random | None = None) -> str:
             return candidate
 
 
+test_nhs_number.__test__ = False  # type: ignore[attr-defined]  # a factory, not a test
+
+
 def screening_body(
     *,
     death: dict[str, Any] | None = None,

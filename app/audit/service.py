@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,15 +12,18 @@ from app.models import AuditEvent
 from app.models.base import utcnow
 
 
-async def record_access(
-    session: AsyncSession,
-    principal: Principal,
-    action: str,
-    resource_type: str,
-    entries: Iterable[tuple[uuid.UUID | None, uuid.UUID | None]],
+class AuditEntry(NamedTuple):
+    action: str
+    resource_type: str
+    resource_id: uuid.UUID | None
+    death_id: uuid.UUID | None
+
+
+async def write_audit(
+    session: AsyncSession, principal: Principal, entries: Iterable[AuditEntry]
 ) -> None:
-    """Audit ``action`` on each (resource id, patient/death id) pair, in the caller's
-    transaction, so that a read or write and its audit rows land together."""
+    """Write audit rows in the caller's transaction, so that a read or write and its audit
+    rows land together (or not at all)."""
     now = utcnow()
     rows = [
         {
@@ -28,14 +32,32 @@ async def record_access(
             "client_id": principal.client_id,
             "client_name": principal.client_name,
             "on_behalf_of": principal.on_behalf_of,
-            "action": action,
-            "resource_type": resource_type,
-            "resource_id": resource_id,
-            "death_id": death_id,
+            "action": entry.action,
+            "resource_type": entry.resource_type,
+            "resource_id": entry.resource_id,
+            "death_id": entry.death_id,
             "request_id": principal.request_id,
             "outcome": "success",
         }
-        for resource_id, death_id in entries
+        for entry in entries
     ]
     if rows:
         await session.execute(insert(AuditEvent), rows)
+
+
+async def record_access(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    resource_type: str,
+    entries: Iterable[tuple[uuid.UUID | None, uuid.UUID | None]],
+) -> None:
+    """Audit ``action`` on each (resource id, patient/death id) pair."""
+    await write_audit(
+        session,
+        principal,
+        (
+            AuditEntry(action, resource_type, resource_id, death_id)
+            for resource_id, death_id in entries
+        ),
+    )

@@ -52,7 +52,7 @@ async def authenticate(
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None or not credentials.credentials:
         raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'.", headers=challenge)
-    async with database.transaction() as session:
+    async with database.autocommit() as session:
         client = await find_active_client(session, credentials.credentials)
     if client is None:
         raise Unauthorized("The API key is not valid or has been revoked.", headers=challenge)

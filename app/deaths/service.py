@@ -10,13 +10,14 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.journal import Journal
 from app.audit.service import record_access
 from app.auth.deps import Principal
 from app.config import Settings
-from app.deaths.schemas import DeathCreate, DeathDetail, DeathFields, DeathPatch
+from app.deaths.schemas import DeathDetail, DeathFields, DeathPatch
 from app.deaths.validation import check_death, default_nhs_number_status
 from app.errors import BadRequest, NotFound, ValidationFailed
-from app.events.service import Change, emit
+from app.events.service import Change
 from app.kit.cursor import decode_cursor, encode_cursor
 from app.kit.enums import DeathStatus, Route
 from app.kit.etag import check_if_match
@@ -60,26 +61,26 @@ def validate_death(values: dict[str, Any], prefix: str) -> None:
 
 
 async def insert_death(
-    session: AsyncSession, principal: Principal, create: DeathCreate
+    session: AsyncSession, principal: Principal, values: dict[str, Any], status: DeathStatus
 ) -> Death | None:
-    """Insert a new death, or return None when the sender's reference already names one
-    (ON CONFLICT DO NOTHING, so two racing requests cannot both create it)."""
-    values = death_values(create)
+    """Insert a new death from its validated field values (with the derived ones and its id),
+    or return None when the sender's reference already names one (ON CONFLICT DO NOTHING, so
+    two racing requests cannot both create it)."""
     number = await next_value(session, "case_number")
-    values.update(derived_fields(values))
-    values.update(
-        id=uuid.uuid4(),
-        case_number=number,
-        case_reference=f"D-{values['died_on'].year}-{number:06d}",
-        status=DeathStatus.awaiting_screening.value,
-        version=1,
-        created_by_client_id=principal.client_id,
-        created_at=now(),
-        updated_at=now(),
-    )
+    moment = now()
+    row = {
+        **values,
+        "case_number": number,
+        "case_reference": f"D-{values['died_on'].year}-{number:06d}",
+        "status": status.value,
+        "version": 1,
+        "created_by_client_id": principal.client_id,
+        "created_at": moment,
+        "updated_at": moment,
+    }
     statement = (
         insert_for(session, Death)
-        .values(**values)
+        .values(**row)
         .on_conflict_do_nothing(index_elements=["source_system", "source_reference"])
         .returning(Death)
     )
@@ -211,12 +212,9 @@ async def list_deaths(
     return page, next_cursor
 
 
-async def refresh_status(session: AsyncSession, death: Death, referrals: list[Referral]) -> bool:
-    """Set the death's status from its referrals; True when it changed."""
-    screened = (
-        await session.scalar(select(Screening.id).where(Screening.death_id == death.id)) is not None
-    )
-    status = death_status(screened, referrals).value
+def follow_referrals(death: Death, referrals: list[Referral]) -> bool:
+    """Set a screened death's status from its referrals; True when it changed."""
+    status = death_status(True, referrals).value
     if death.status != status:
         death.status = status
         return True
@@ -235,6 +233,7 @@ async def patch_death(
     the referral rules see, the referrals follow too."""
     death = await load_death(session, death_id, for_update=True)
     check_if_match(if_match, death.id, death.version)
+    journal = Journal(principal)
     changes = patch.model_dump(exclude_unset=True, mode="python")
     required = {
         "date_of_birth",
@@ -259,7 +258,12 @@ async def patch_death(
     if nulls:
         raise ValidationFailed("Some fields cannot be cleared.", errors=nulls)
     changes = {k: (v.value if hasattr(v, "value") else v) for k, v in changes.items()}
-    if "nhs_number" in changes and "nhs_number_status" not in changes:
+    if (
+        "nhs_number" in changes
+        and "nhs_number_status" not in changes
+        and changes["nhs_number"] != death.nhs_number
+    ):
+        # A new number has not been traced; resending the same one keeps its status.
         changes["nhs_number_status"] = default_nhs_number_status(changes["nhs_number"]).value
     if changes.get("nhs_number_status", "") is None:
         changes["nhs_number_status"] = default_nhs_number_status(
@@ -277,7 +281,7 @@ async def patch_death(
         if not death.case_reference.startswith(f"D-{new_case_year}-"):
             death.case_reference = f"D-{new_case_year}-{death.case_number:06d}"
         death.version += 1
-        events = [
+        journal.event(
             Change(
                 "death.updated",
                 "death",
@@ -285,17 +289,16 @@ async def patch_death(
                 death.id,
                 [name for name in changed if name not in DERIVED],
             )
-        ]
+        )
         screening = await session.scalar(select(Screening).where(Screening.death_id == death.id))
         if screening is not None:
             overrides = await _current_overrides(session, screening)
             reconciled = await reconcile_referrals(
-                session, principal, settings, death, screening, overrides
+                session, journal, settings, death, screening, overrides
             )
-            await refresh_status(session, death, reconciled.referrals)
-        await session.flush()
-        await emit(session, principal, events)
-    await record_access(session, principal, "death.update", "death", [(death.id, death.id)])
+            follow_referrals(death, reconciled.referrals)
+    journal.audit("death.update", "death", death.id, death.id)
+    await journal.write(session)
     return await detail(session, death)
 
 

@@ -71,7 +71,9 @@ async def _claim(
     moment = now()
     lock = moment + timedelta(seconds=settings.idempotency_lock_seconds)
     expires = moment + timedelta(hours=settings.idempotency_retention_hours)
-    async with database.transaction() as session:
+    # Autocommit: the claim must be visible to a concurrent retry at once, and each statement
+    # here is atomic on its own (the takeover is a compare-and-set on locked_until).
+    async with database.autocommit() as session:
         record_id = await session.scalar(
             insert_for(session, IdempotencyRecord)
             .values(

@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy import Select, and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.journal import Journal
 from app.audit.service import record_access
 from app.auth.deps import Principal
 from app.config import Settings
 from app.errors import BadRequest, ValidationFailed
-from app.events.service import Change, emit
+from app.events.service import Change
 from app.kit.cursor import decode_cursor, encode_cursor
 from app.kit.enums import (
     OPEN_REFERRAL_STATUSES,
@@ -68,36 +69,41 @@ def rule_facts(death: Death, screening: Screening) -> RuleFacts:
     )
 
 
+@dataclass(frozen=True)
+class ReferralPlan:
+    """What the rules, the ME's requests and the ME's overrides call for."""
+
+    required: dict[Route, list[ReasonCode]]
+    desired: dict[Route, list[ReasonCode]]
+    overrides: dict[Route, str]
+
+
 @dataclass
 class Reconciled:
-    required: dict[Route, list[ReasonCode]]
+    plan: ReferralPlan
     referrals: list[Referral] = field(default_factory=list)
     created: list[Referral] = field(default_factory=list)
+    overrides: list[RouteOverride] = field(default_factory=list)
 
 
 def _stage(route: Route) -> int | None:
     return 1 if route is Route.sjr else None
 
 
-async def reconcile_referrals(
-    session: AsyncSession,
-    principal: Principal,
+def plan_referrals(
     settings: Settings,
     death: Death,
     screening: Screening,
     overrides: dict[Route, str],
     *,
     pointer_prefix: str = "",
-) -> Reconciled:
-    """Bring a death's screening-driven referrals in line with the rules, the ME's requests
-    and the ME's overrides. Creates what is newly required, updates reasons, cancels referrals
-    still waiting in the queue that nothing requires any more; never touches work that a
-    reviewer holds or finished, nor referrals raised by reviews (second stage, PSII)."""
+) -> ReferralPlan:
+    """Pure: which routes are required (with reasons) and which should be referred. An
+    override of a route the rules do not require is refused (422), pointing at it."""
     facts = rule_facts(death, screening)
     config = rule_config(settings)
     requested = [Route(route) for route in screening.routes_requested]
     required = with_learning_sample(required_routes(facts, config), requested, facts, config)
-
     errors = [
         {
             "pointer": f"{pointer_prefix}/overrides/{index}/route",
@@ -110,20 +116,37 @@ async def reconcile_referrals(
     ]
     if errors:
         raise ValidationFailed("An override names a route the rules do not require.", errors=errors)
-
     desired: dict[Route, list[ReasonCode]] = {
         route: list(reasons) for route, reasons in required.items() if route not in overrides
     }
     for route in requested:
         desired.setdefault(route, []).append(ReasonCode.me_requested)
+    return ReferralPlan(required=required, desired=desired, overrides=dict(overrides))
 
-    existing = list(
-        (await session.scalars(select(Referral).where(Referral.death_id == death.id))).all()
-    )
+
+async def apply_plan(
+    session: AsyncSession,
+    journal: Journal,
+    settings: Settings,
+    death: Death,
+    screening: Screening,
+    plan: ReferralPlan,
+    *,
+    new_death: bool = False,
+) -> Reconciled:
+    """Bring a death's screening-driven referrals in line with the plan. Creates what is newly
+    called for, updates reasons, cancels referrals still waiting in the queue that nothing
+    calls for any more; never touches work that a reviewer holds or finished, nor referrals
+    raised by reviews (second stage, PSII). For a death created in this transaction there is
+    nothing to read first (``new_death``)."""
+    existing: list[Referral] = []
+    if not new_death:
+        existing = list(
+            (await session.scalars(select(Referral).where(Referral.death_id == death.id))).all()
+        )
     moment = now()
-    changes: list[Change] = []
     rows: list[dict[str, Any]] = []
-    for route, reasons in desired.items():
+    for route, reasons in plan.desired.items():
         stage = _stage(route)
         same = [r for r in existing if r.route == route and r.stage == stage]
         current = next((r for r in same if r.status in OPEN_REFERRAL_STATUSES), None)
@@ -133,7 +156,7 @@ async def reconcile_referrals(
             if wanted != current.reasons:
                 current.reasons = wanted
                 current.version += 1
-                changes.append(
+                journal.event(
                     Change("referral.updated", "referral", current.id, death.id, ["reasons"])
                 )
             continue
@@ -160,66 +183,84 @@ async def reconcile_referrals(
     for referral in existing:
         if (
             referral.status == ReferralStatus.ready
-            and Route(referral.route) not in desired
+            and Route(referral.route) not in plan.desired
             and set(referral.reasons) <= SCREENING_REASONS
         ):
             referral.status = ReferralStatus.cancelled.value
             referral.status_reason = SUPERSEDED
             referral.version += 1
-            changes.append(
+            journal.event(
                 Change("referral.cancelled", "referral", referral.id, death.id, ["status"])
             )
 
     created: list[Referral] = []
     if rows:
         created = list((await session.scalars(insert(Referral).returning(Referral), rows)).all())
-        changes.extend(
-            Change("referral.created", "referral", referral.id, death.id) for referral in created
-        )
-        await record_access(
-            session, principal, "referral.create", "referral", [(r.id, death.id) for r in created]
-        )
-
-    await _replace_overrides(session, death, screening, overrides, required)
-    await session.flush()
-    await emit(session, principal, changes)
-    return Reconciled(required=required, referrals=existing + created, created=created)
+        for referral in created:
+            journal.event(Change("referral.created", "referral", referral.id, death.id))
+            journal.audit("referral.create", "referral", referral.id, death.id)
+    overrides = await _replace_overrides(session, death, screening, plan, new_death=new_death)
+    return Reconciled(plan=plan, referrals=existing + created, created=created, overrides=overrides)
 
 
 async def _replace_overrides(
     session: AsyncSession,
     death: Death,
     screening: Screening,
-    overrides: dict[Route, str],
-    required: dict[Route, list[ReasonCode]],
-) -> None:
-    stored = {
-        Route(row.route): row
-        for row in (
-            await session.scalars(
-                select(RouteOverride).where(RouteOverride.screening_id == screening.id)
-            )
-        ).all()
-    }
-    for route, row in stored.items():
-        if route not in overrides:
-            await session.delete(row)
-    for route, reason in overrides.items():
-        codes = [code.value for code in required[route]]
-        existing_row = stored.get(route)
-        if existing_row is None:
-            session.add(
-                RouteOverride(
-                    screening_id=screening.id,
-                    death_id=death.id,
-                    route=route.value,
-                    reason_codes=codes,
-                    override_reason=reason,
+    plan: ReferralPlan,
+    *,
+    new_death: bool,
+) -> list[RouteOverride]:
+    stored: dict[Route, RouteOverride] = {}
+    if not new_death:
+        stored = {
+            Route(row.route): row
+            for row in (
+                await session.scalars(
+                    select(RouteOverride).where(RouteOverride.screening_id == screening.id)
                 )
+            ).all()
+        }
+    for route, row in stored.items():
+        if route not in plan.overrides:
+            await session.delete(row)
+    current: list[RouteOverride] = []
+    for route, reason in plan.overrides.items():
+        codes = [code.value for code in plan.required[route]]
+        found = stored.get(route)
+        if found is None:
+            row = RouteOverride(
+                id=uuid.uuid4(),
+                screening_id=screening.id,
+                death_id=death.id,
+                route=route.value,
+                reason_codes=codes,
+                override_reason=reason,
+                recorded_at=now(),
             )
-        elif existing_row.override_reason != reason or existing_row.reason_codes != codes:
-            existing_row.override_reason = reason
-            existing_row.reason_codes = codes
+            session.add(row)
+        else:
+            row = found
+            if row.override_reason != reason or row.reason_codes != codes:
+                row.override_reason = reason
+                row.reason_codes = codes
+        current.append(row)
+    return sorted(current, key=lambda row: row.route)
+
+
+async def reconcile_referrals(
+    session: AsyncSession,
+    journal: Journal,
+    settings: Settings,
+    death: Death,
+    screening: Screening,
+    overrides: dict[Route, str],
+    *,
+    pointer_prefix: str = "",
+) -> Reconciled:
+    """Plan and apply, for a death that already exists."""
+    plan = plan_referrals(settings, death, screening, overrides, pointer_prefix=pointer_prefix)
+    return await apply_plan(session, journal, settings, death, screening, plan)
 
 
 def death_status(screened: bool, referrals: Sequence[Referral]) -> DeathStatus:

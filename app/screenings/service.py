@@ -12,6 +12,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.journal import Journal
 from app.audit.service import record_access
 from app.auth.deps import Principal
 from app.config import Settings
@@ -19,9 +20,10 @@ from app.db import Database
 from app.deaths.schemas import DeathOut
 from app.deaths.service import (
     death_values,
+    derived_fields,
     find_by_source,
+    follow_referrals,
     insert_death,
-    refresh_status,
     validate_death,
 )
 from app.deaths.validation import CLOCK_SKEW
@@ -33,13 +35,18 @@ from app.errors import (
     ValidationFailed,
     validation_errors,
 )
-from app.events.service import Change, emit
+from app.events.service import Change
 from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent
-from app.kit.enums import Route
+from app.kit.enums import DeathStatus, Route
 from app.kit.etag import check_if_match, etag
 from app.kit.time import now
 from app.models import Death, RouteOverride, Screening, ScreeningVersion
-from app.referrals.service import Reconciled, reconcile_referrals
+from app.referrals.service import (
+    Reconciled,
+    apply_plan,
+    plan_referrals,
+    reconcile_referrals,
+)
 from app.screenings.intake import (
     BatchItemResult,
     BatchResult,
@@ -101,14 +108,15 @@ def check_screening(fields: ScreeningFields, died_at: datetime, prefix: str) -> 
         raise ValidationFailed("The screening is not possible as given; see errors.", errors=errors)
 
 
-def _required_out(reconciled: Reconciled, overrides: dict[Route, str]) -> list[dict[str, Any]]:
+def _required_out(reconciled: Reconciled) -> list[dict[str, Any]]:
+    plan = reconciled.plan
     return [
         {
             "route": route,
             "reasons": reasons,
-            "outcome": "overridden" if route in overrides else "referred",
+            "outcome": "overridden" if route in plan.overrides else "referred",
         }
-        for route, reasons in reconciled.required.items()
+        for route, reasons in plan.required.items()
     ]
 
 
@@ -124,20 +132,14 @@ async def _overrides(session: AsyncSession, screening_id: uuid.UUID) -> list[Rou
     )
 
 
-async def _recorded(
-    session: AsyncSession,
-    death: Death,
-    screening: Screening,
-    reconciled: Reconciled,
-    overrides: dict[Route, str],
-) -> ScreeningRecorded:
-    out = screening_out(screening, await _overrides(session, screening.id))
+def _recorded(death: Death, screening: Screening, reconciled: Reconciled) -> ScreeningRecorded:
+    out = screening_out(screening, reconciled.overrides)
     referrals = sorted(reconciled.referrals, key=lambda r: (r.created_at, r.route))
     return ScreeningRecorded.model_validate(
         {
             **out.model_dump(),
             "death": DeathOut.model_validate(death),
-            "required_routes": _required_out(reconciled, overrides),
+            "required_routes": _required_out(reconciled),
             "referrals": referrals,
         }
     )
@@ -146,58 +148,61 @@ async def _recorded(
 async def record_screening(
     session: AsyncSession, principal: Principal, settings: Settings, body: ScreeningCreate
 ) -> ScreeningRecorded:
-    validate_death(death_values(body.death), "/death")
+    """Create the death and its screening and raise the referrals the rules call for. The
+    rules are planned before anything is written, so a refused override writes nothing and
+    the death is inserted once, with its final status."""
+    values = death_values(body.death)
+    validate_death(values, "/death")
     check_screening(body.screening, body.death.died_at, "/screening")
-    death = await insert_death(session, principal, body.death)
-    if death is None:
-        existing = await find_by_source(
-            session, body.death.source_system, body.death.source_reference
-        )
-        screening_id = None
-        if existing is not None:
-            screening_id = await session.scalar(
-                select(Screening.id).where(Screening.death_id == existing.id)
-            )
-        extra: dict[str, Any] = {}
-        if existing is not None:
-            extra["existing"] = {"death_id": str(existing.id), "death": f"/v1/deaths/{existing.id}"}
-            if screening_id is not None:
-                extra["existing"]["screening_id"] = str(screening_id)
-                extra["existing"]["screening"] = f"/v1/screenings/{screening_id}"
-        raise Conflict(
-            "This death (source_system + source_reference) already has a screening. Amend it "
-            "with PUT on the existing screening, using its ETag in If-Match.",
-            extra=extra,
-        )
-
+    values.update(derived_fields(values), id=uuid.uuid4())
+    planned_death = Death(**values)
     screening = Screening(
         id=uuid.uuid4(),
-        death_id=death.id,
+        death_id=planned_death.id,
         recorded_by_client_id=principal.client_id,
         version=1,
         **_screening_values(body.screening),
     )
-    session.add(screening)
-    await session.flush()
     overrides = {override.route: override.reason for override in body.screening.overrides}
-    reconciled = await reconcile_referrals(
-        session, principal, settings, death, screening, overrides, pointer_prefix="/screening"
+    plan = plan_referrals(
+        settings, planned_death, screening, overrides, pointer_prefix="/screening"
     )
-    await refresh_status(session, death, reconciled.referrals)
-    await session.flush()
-    await emit(
-        session,
-        principal,
-        [
-            Change("death.created", "death", death.id, death.id),
-            Change("screening.recorded", "screening", screening.id, death.id),
-        ],
+    status = DeathStatus.under_review if plan.desired else DeathStatus.screened
+    death = await insert_death(session, principal, values, status)
+    if death is None:
+        await _raise_duplicate(session, body)
+        raise AssertionError("unreachable")
+    session.add(screening)
+    journal = Journal(principal)
+    reconciled = await apply_plan(
+        session, journal, settings, death, screening, plan, new_death=True
     )
-    await record_access(
-        session, principal, "screening.create", "screening", [(screening.id, death.id)]
+    journal.event(Change("death.created", "death", death.id, death.id))
+    journal.event(Change("screening.recorded", "screening", screening.id, death.id))
+    journal.audit("death.create", "death", death.id, death.id)
+    journal.audit("screening.create", "screening", screening.id, death.id)
+    await journal.write(session)
+    return _recorded(death, screening, reconciled)
+
+
+async def _raise_duplicate(session: AsyncSession, body: ScreeningCreate) -> None:
+    """409 for a death the sender already reported, linking to what exists."""
+    existing = await find_by_source(session, body.death.source_system, body.death.source_reference)
+    extra: dict[str, Any] = {}
+    if existing is not None:
+        links: dict[str, str] = {"death_id": str(existing.id), "death": f"/v1/deaths/{existing.id}"}
+        screening_id = await session.scalar(
+            select(Screening.id).where(Screening.death_id == existing.id)
+        )
+        if screening_id is not None:
+            links["screening_id"] = str(screening_id)
+            links["screening"] = f"/v1/screenings/{screening_id}"
+        extra["existing"] = links
+    raise Conflict(
+        "This death (source_system + source_reference) already has a screening. Amend it "
+        "with PUT on the existing screening, using its ETag in If-Match.",
+        extra=extra,
     )
-    await record_access(session, principal, "death.create", "death", [(death.id, death.id)])
-    return await _recorded(session, death, screening, reconciled, overrides)
 
 
 async def _load(
@@ -258,44 +263,32 @@ async def amend_screening(
     changed = [name for name, value in values.items() if getattr(screening, name) != value]
     overrides = {override.route: override.reason for override in fields.overrides}
     previous_overrides = {Route(o["route"]): o["override_reason"] for o in before["overrides"]}
-    if not changed and overrides == previous_overrides:
-        # Nothing to amend: no new version, and reconciling changes nothing either.
-        reconciled = await reconcile_referrals(
-            session, principal, settings, death, screening, overrides
-        )
-        await record_access(
-            session, principal, "screening.read", "screening", [(screening.id, death.id)]
-        )
-        return await _recorded(session, death, screening, reconciled, overrides)
-    session.add(
-        ScreeningVersion(
-            screening_id=screening.id,
-            version=screening.version,
-            snapshot=before,
-            superseded_by_client_id=principal.client_id,
-        )
-    )
-    for name, value in values.items():
-        setattr(screening, name, value)
-    screening.version += 1
-    await session.flush()
-    reconciled = await reconcile_referrals(
-        session, principal, settings, death, screening, overrides
-    )
-    if await refresh_status(session, death, reconciled.referrals):
-        death.version += 1
-    await session.flush()
     if overrides != previous_overrides:
         changed.append("overrides")
-    await emit(
-        session,
-        principal,
-        [Change("screening.amended", "screening", screening.id, death.id, changed)],
-    )
-    await record_access(
-        session, principal, "screening.amend", "screening", [(screening.id, death.id)]
-    )
-    return await _recorded(session, death, screening, reconciled, overrides)
+    journal = Journal(principal)
+    if changed:
+        session.add(
+            ScreeningVersion(
+                screening_id=screening.id,
+                version=screening.version,
+                snapshot=before,
+                superseded_by_client_id=principal.client_id,
+            )
+        )
+        for name, value in values.items():
+            setattr(screening, name, value)
+        screening.version += 1
+        journal.event(Change("screening.amended", "screening", screening.id, death.id, changed))
+        journal.audit("screening.amend", "screening", screening.id, death.id)
+    else:
+        # Nothing to amend: no new version; reconciling below changes nothing either.
+        journal.audit("screening.read", "screening", screening.id, death.id)
+    reconciled = await reconcile_referrals(session, journal, settings, death, screening, overrides)
+    if follow_referrals(death, reconciled.referrals):
+        death.version += 1
+        journal.event(Change("death.updated", "death", death.id, death.id, ["status"]))
+    await journal.write(session)
+    return _recorded(death, screening, reconciled)
 
 
 async def submit_screening(
