@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("app.errors")
@@ -127,6 +129,8 @@ def pointer(loc: tuple[Any, ...] | list[Any]) -> str:
         source, parts = parts[0], parts[1:]
     else:
         source = "body"
+    if source == "body" and not parts:
+        return ""  # the whole document (RFC 6901); "/" would name a member called ""
     escaped = "/".join(part.replace("~", "~0").replace("/", "~1") for part in parts)
     return f"/{escaped}" if source == "body" else f"{source}:/{escaped}"
 
@@ -151,8 +155,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = validation_errors(list(exc.errors()))
-        if any(error["code"] == "json_invalid" for error in errors):
+        raw = list(exc.errors())
+        errors = validation_errors(raw)
+        # An empty body is not a JSON document: the same 400 as any other unparseable body.
+        no_body = any(
+            e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in raw
+        )
+        if no_body or any(error["code"] == "json_invalid" for error in errors):
             body = problem_body(
                 400,
                 "malformed-json",
@@ -183,6 +192,37 @@ def install_error_handlers(app: FastAPI) -> None:
             instance=request.url.path,
         )
         return problem_response(body, dict(exc.headers or {}))
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        # A constraint caught a race the service's own checks could not see (two requests
+        # changing the same thing at once): nothing was written; the client may retry.
+        logger.warning("integrity conflict", extra={"error_type": type(exc.orig).__name__})
+        return problem_response(
+            Conflict("The change conflicts with another; retry it.").body(request.url.path)
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            return _unavailable(request, exc)
+        return await _unexpected(request, exc)
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_timeout(request: Request, exc: PoolTimeout) -> JSONResponse:
+        return _unavailable(request, exc)
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+        # asyncpg raises OSError (connection refused, host unreachable) when it cannot connect.
+        return _unavailable(request, exc)
+
+    def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("database unavailable", extra={"error_type": type(exc).__name__})
+        error = ServiceUnavailable(
+            "The database is not reachable; retry shortly.", headers={"Retry-After": "5"}
+        )
+        return problem_response(error.body(request.url.path), error.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
