@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_SEPARATORS = re.compile(r"[\s-]")
+_SEPARATORS = re.compile(r"[ -]")
 _WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 
 
