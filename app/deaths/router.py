@@ -114,7 +114,9 @@ async def get_death(
     async with database.transaction() as session:
         death = await service.read_death(session, principal, death_id)
     tag = etag(death.id, death.version)
-    if if_none_match is not None and tag in {t.strip() for t in if_none_match.split(",")}:
+    # Weak comparison (RFC 9110 13.1.2): a proxy may have weakened the tag to W/"...".
+    candidates = {t.strip().removeprefix("W/") for t in (if_none_match or "").split(",")}
+    if if_none_match is not None and ("*" in candidates or tag in candidates):
         return Response(status_code=304, headers={"ETag": tag})
     response.headers["ETag"] = tag
     return death
