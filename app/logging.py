@@ -14,6 +14,13 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
+# Database drivers log each statement with its parameters (patient data) at DEBUG: hold them
+# at WARNING whatever the root level, as SQLAlchemy does for its own loggers. Importing this
+# module (the app always does) is enough; an explicit level set elsewhere is left alone.
+for _driver in ("aiosqlite", "asyncpg"):
+    if logging.getLogger(_driver).level == logging.NOTSET:
+        logging.getLogger(_driver).setLevel(logging.WARNING)
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:

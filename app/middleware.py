@@ -7,10 +7,11 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PayloadTooLarge, UnsupportedMediaType, problem_response
+from app.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed, problem_response
 from app.logging import request_id_var
 
 logger = logging.getLogger("app.access")
@@ -23,6 +24,15 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def _nul_parameters(scope: Scope) -> list[str]:
+    """The names of the query parameters whose name or value holds a NUL character."""
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" not in query and b"\x00" not in query:
+        return []
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    return sorted({name for name, value in pairs if "\x00" in name or "\x00" in value})
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -59,6 +69,18 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            nul = _nul_parameters(scope)
+            if nul:
+                # PostgreSQL text cannot hold NUL: a 422 here, not a 500 from the query later.
+                error = ValidationFailed(
+                    "A query parameter contains the NUL character.",
+                    errors=[
+                        {"pointer": f"query:/{name}", "code": "nul", "detail": "contains NUL"}
+                        for name in nul
+                    ],
+                )
+                await self._reject(error, scope["path"], send_wrapper)
+                return
             replay = await self._checked_body(scope, receive, send_wrapper)
             if replay is not None:
                 await self.app(scope, replay, send_wrapper)

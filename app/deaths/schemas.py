@@ -8,11 +8,11 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from app.kit.enums import AdmissionMethod, DeathStatus, NhsNumberStatus, PlaceOfDeath, Sex
 from app.kit.nhs_number import normalise_nhs_number
-from app.kit.schemas import RequestModel, ResponseModel
+from app.kit.schemas import RequestModel, ResponseModel, Timestamp
 from app.referrals.schemas import ReferralOut
 from app.screenings.schemas import ScreeningOut
 
@@ -69,7 +69,7 @@ class DeathFields(RequestModel):
     sex: Sex
     postcode: Postcode | None = None
     ethnicity: Ethnicity | None = Field(default=None, description="NHS ethnic category code.")
-    died_at: AwareDatetime = Field(description="Date and time of death, with its UTC offset.")
+    died_at: Timestamp = Field(description="Date and time of death, with its UTC offset.")
     place_of_death: PlaceOfDeath
     site: Text100 | None = None
     ward: Text100 | None = None
@@ -80,8 +80,8 @@ class DeathFields(RequestModel):
     )
     consultant: Text100 | None = None
     admission_method: AdmissionMethod
-    admitted_at: AwareDatetime | None = None
-    discharged_at: AwareDatetime | None = None
+    admitted_at: Timestamp | None = None
+    discharged_at: Timestamp | None = None
     learning_disability: bool = False
     autism: bool = False
     serious_mental_illness: bool = False
@@ -110,7 +110,7 @@ class DeathPatch(RequestModel):
     sex: Sex | None = None
     postcode: Postcode | None = None
     ethnicity: Ethnicity | None = None
-    died_at: AwareDatetime | None = None
+    died_at: Timestamp | None = None
     place_of_death: PlaceOfDeath | None = None
     site: Text100 | None = None
     ward: Text100 | None = None
@@ -119,8 +119,8 @@ class DeathPatch(RequestModel):
     diagnosis_group: Text100 | None = None
     consultant: Text100 | None = None
     admission_method: AdmissionMethod | None = None
-    admitted_at: AwareDatetime | None = None
-    discharged_at: AwareDatetime | None = None
+    admitted_at: Timestamp | None = None
+    discharged_at: Timestamp | None = None
     learning_disability: bool | None = None
     autism: bool | None = None
     serious_mental_illness: bool | None = None

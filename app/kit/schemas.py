@@ -2,15 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from app.kit.time import LONDON
 
 T = TypeVar("T")
 
 
+def _representable(moment: datetime) -> datetime:
+    """Python's datetimes stop at years 1 and 9999: a time that UTC or Europe/London cannot
+    express would overflow later, in the service; here it is a 422 on its field."""
+    try:
+        moment.astimezone(UTC)
+        moment.astimezone(LONDON)
+    except OverflowError:
+        raise ValueError("the time is out of range") from None
+    return moment
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_representable)]
+"""A point in time sent by a client: with its UTC offset, and within the representable range."""
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    return isinstance(value, list | tuple) and any(_has_nul(item) for item in value)
+
+
 class RequestModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # PostgreSQL text cannot hold NUL: refuse it here, on its field, not as a 500 later.
+        if _has_nul(value):
+            raise ValueError("text must not contain the NUL character (\\u0000)")
+        return value
 
 
 class ResponseModel(BaseModel):

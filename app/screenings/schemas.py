@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BeforeValidator, Field, StringConstraints, model_validator
+from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 
 from app.kit.enums import CoronerReason, ReasonCode, Route
-from app.kit.schemas import RequestModel, ResponseModel
+from app.kit.schemas import RequestModel, ResponseModel, Timestamp
 
 
 def _blank_to_none(value: object) -> object:
@@ -51,7 +51,7 @@ class RouteOverrideIn(RequestModel):
 
 class ScreeningFields(RequestModel):
     examiner: Examiner
-    screened_at: AwareDatetime
+    screened_at: Timestamp
     records_reviewed: bool
     qap_discussed: bool = Field(
         description="The ME discussed the death with the attending practitioner."
@@ -64,7 +64,7 @@ class ScreeningFields(RequestModel):
         default=None, description="A significant concern staff raised; null when none."
     )
     cause_of_death: CauseOfDeath = Field(default_factory=CauseOfDeath)
-    mccd_issued_at: AwareDatetime | None = None
+    mccd_issued_at: Timestamp | None = None
     coroner_notified: bool
     coroner_reason: CoronerReason | None = Field(
         default=None, description="Required when the coroner was notified (2019 Regulations)."
