@@ -29,7 +29,8 @@ class ScreeningRecorded(ScreeningOut):
 
 
 class ScreeningBatch(RequestModel):
-    screenings: list[dict[str, Any]] = Field(
+    # Any, not dict: an item that is not even an object fails on its own, not the batch.
+    screenings: list[Any] = Field(
         min_length=1,
         description="Each item is a ScreeningCreate body; each is validated and recorded on its "
         "own, so one bad item does not stop the others.",

@@ -344,7 +344,7 @@ async def submit_batch(
 
 
 async def _batch_item(
-    database: Database, principal: Principal, key: str, index: int, raw: dict[str, Any]
+    database: Database, principal: Principal, key: str, index: int, raw: Any
 ) -> BatchItemResult:
     prefix = f"/screenings/{index}"
     try:
@@ -353,7 +353,8 @@ async def _batch_item(
         problem = ValidationFailed(
             "One or more fields are not valid; see errors.",
             errors=[
-                {**e, "pointer": prefix + e["pointer"]}
+                # An item that is not an object fails as a whole: its pointer is the item's.
+                {**e, "pointer": (prefix + e["pointer"]) if e["pointer"] != "/" else prefix}
                 for e in validation_errors(list(error.errors()))
             ],
         )

@@ -1,0 +1,143 @@
+"""The migrations build exactly the schema the models describe, and they run both ways.
+
+The round trip (upgrade, downgrade to nothing, upgrade again) runs on a fresh database of its
+own: a temporary SQLite file, and on PostgreSQL a database created on the run's server and
+dropped afterwards, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from app.auth.scopes import Scope
+from app.auth.service import create_client
+from app.config import Settings
+from app.db import Database
+from app.main import create_app
+from app.migrate import downgrade, upgrade
+from app.models import Base
+from tests.factories import idem, screening_body
+
+MODEL_TABLES = set(Base.metadata.tables)
+
+
+def schema_diff(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+def describe(connection: Connection) -> tuple[set[str], set[str]]:
+    """The database's tables and (on PostgreSQL) its sequences."""
+    inspector = inspect(connection)
+    sequences: set[str] = set()
+    if connection.dialect.name == "postgresql":
+        sequences = set(inspector.get_sequence_names())
+    return set(inspector.get_table_names()), sequences
+
+
+async def run_on(url: str, function: Any) -> Any:
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(function)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_migrations_build_the_schema_the_models_describe(database: Database) -> None:
+    async with database.engine.connect() as connection:
+        diff = await connection.run_sync(schema_diff)
+    assert diff == []
+
+
+async def create_scratch_postgres(admin: AsyncEngine, name: str) -> None:
+    async with admin.connect() as connection:
+        await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+
+
+async def drop_scratch_postgres(admin: AsyncEngine, name: str) -> None:
+    async with admin.connect() as connection:
+        await connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres_only)],
+)
+async def scratch_url(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
+) -> AsyncIterator[str]:
+    """A new, empty database: a temporary SQLite file, or a database on the run's PostgreSQL
+    server, dropped at the end whatever happens."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
+        return
+    url = make_url(database_url)
+    name = f"lfd_migrations_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        await create_scratch_postgres(admin, name)
+        try:
+            yield url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            await drop_scratch_postgres(admin, name)
+    finally:
+        await admin.dispose()
+
+
+async def test_the_migrations_upgrade_downgrade_and_upgrade_again(
+    scratch_url: str, base_settings: Settings
+) -> None:
+    await asyncio.to_thread(upgrade, scratch_url, "head")
+    tables, sequences = await run_on(scratch_url, describe)
+    assert tables == MODEL_TABLES | {"alembic_version"}
+    assert await run_on(scratch_url, schema_diff) == []
+
+    await asyncio.to_thread(downgrade, scratch_url, "base")
+    tables, sequences = await run_on(scratch_url, describe)
+    assert tables == {"alembic_version"}
+    assert sequences == set()
+
+    await asyncio.to_thread(upgrade, scratch_url, "head")
+    tables, sequences = await run_on(scratch_url, describe)
+    assert tables == MODEL_TABLES | {"alembic_version"}
+    if scratch_url.startswith("postgresql"):
+        assert "case_number_seq" in sequences
+    assert await run_on(scratch_url, schema_diff) == []
+
+    # And the service works on it: the first death gets the first case number.
+    await service_records_first_case(base_settings.model_copy(update={"database_url": scratch_url}))
+
+
+async def service_records_first_case(settings: Settings) -> None:
+    database = Database(settings)
+    try:
+        async with database.transaction() as session:
+            created = await create_client(session, "migration check", [Scope.admin])
+    finally:
+        await database.dispose()
+    app = create_app(settings)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        body = screening_body()
+        response = await http.post(
+            "/v1/screenings",
+            json=body,
+            headers={"Authorization": f"Bearer {created.key}", **idem()},
+        )
+    await app.state.database.dispose()
+    assert response.status_code == 201, response.text
+    assert response.json()["death"]["case_reference"].endswith("-000001")
