@@ -173,6 +173,9 @@ async def record_screening(
         await _raise_duplicate(session, body)
         raise AssertionError("unreachable")
     session.add(screening)
+    # Written now: the unit of work does not order a route override (added below) after the
+    # screening it references, as there is no relationship() between them.
+    await session.flush()
     journal = Journal(principal)
     reconciled = await apply_plan(
         session, journal, settings, death, screening, plan, new_death=True
