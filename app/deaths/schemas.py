@@ -8,7 +8,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StrictBool, StringConstraints
 
 from app.kit.enums import AdmissionMethod, DeathStatus, NhsNumberStatus, PlaceOfDeath, Sex
 from app.kit.nhs_number import normalise_nhs_number
@@ -82,10 +82,10 @@ class DeathFields(RequestModel):
     admission_method: AdmissionMethod
     admitted_at: Timestamp | None = None
     discharged_at: Timestamp | None = None
-    learning_disability: bool = False
-    autism: bool = False
-    serious_mental_illness: bool = False
-    pregnant_or_recently_pregnant: bool = Field(
+    learning_disability: StrictBool = False
+    autism: StrictBool = False
+    serious_mental_illness: StrictBool = False
+    pregnant_or_recently_pregnant: StrictBool = Field(
         default=False, description="Pregnant, or within 42 days of the end of a pregnancy."
     )
 
@@ -121,10 +121,10 @@ class DeathPatch(RequestModel):
     admission_method: AdmissionMethod | None = None
     admitted_at: Timestamp | None = None
     discharged_at: Timestamp | None = None
-    learning_disability: bool | None = None
-    autism: bool | None = None
-    serious_mental_illness: bool | None = None
-    pregnant_or_recently_pregnant: bool | None = None
+    learning_disability: StrictBool | None = None
+    autism: StrictBool | None = None
+    serious_mental_illness: StrictBool | None = None
+    pregnant_or_recently_pregnant: StrictBool | None = None
 
 
 class DeathOut(ResponseModel):

@@ -13,6 +13,9 @@ from app.kit.time import local_date
 # Clocks drift: a death timestamped a little in the future is a skewed clock, not a prophecy.
 CLOCK_SKEW = timedelta(minutes=5)
 OLDEST_AGE_YEARS = 130
+# The service records deaths of the Learning from Deaths era; an earlier date is a typing slip
+# (a year of 0202 for 2022), not history to import.
+EARLIEST_DEATH = date(2000, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ def check_death(death: dict[str, Any], now: datetime, prefix: str = "") -> list[
 
     if died_at > now + CLOCK_SKEW:
         fail("died_at", "the time of death is in the future")
+    elif died_on < EARLIEST_DEATH:
+        fail("died_at", f"deaths before {EARLIEST_DEATH.isoformat()} are not recorded here")
     if born > died_on:
         fail("date_of_birth", "the date of birth is after the date of death")
     elif died_on.year - born.year > OLDEST_AGE_YEARS:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, StringConstraints, model_validator
+from pydantic import BeforeValidator, Field, StrictBool, StringConstraints, model_validator
 
 from app.kit.enums import CoronerReason, ReasonCode, Route
 from app.kit.schemas import RequestModel, ResponseModel, Timestamp
@@ -52,11 +52,11 @@ class RouteOverrideIn(RequestModel):
 class ScreeningFields(RequestModel):
     examiner: Examiner
     screened_at: Timestamp
-    records_reviewed: bool
-    qap_discussed: bool = Field(
+    records_reviewed: StrictBool
+    qap_discussed: StrictBool = Field(
         description="The ME discussed the death with the attending practitioner."
     )
-    bereaved_contacted: bool
+    bereaved_contacted: StrictBool
     bereaved_concerns: ConcernText = Field(
         default=None, description="A significant concern the bereaved raised; null when none."
     )
@@ -65,12 +65,12 @@ class ScreeningFields(RequestModel):
     )
     cause_of_death: CauseOfDeath = Field(default_factory=CauseOfDeath)
     mccd_issued_at: Timestamp | None = None
-    coroner_notified: bool
+    coroner_notified: StrictBool
     coroner_reason: CoronerReason | None = Field(
         default=None, description="Required when the coroner was notified (2019 Regulations)."
     )
     clinical_governance_concern: ConcernText = None
-    death_expected: bool
+    death_expected: StrictBool
     patient_safety_concern: ConcernText = None
     routes_requested: list[Route] = Field(
         default_factory=list,
