@@ -142,8 +142,12 @@ async def _clients_revoke(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from app.demo import run_demo
+    from app.migrate import upgrade
 
-    return asyncio.run(run_demo(get_settings(), deaths=args.deaths, seed=args.seed))
+    settings = get_settings()
+    # Before the event loop: Alembic's env runs its own asyncio.run.
+    upgrade(settings.database_url)
+    return asyncio.run(run_demo(settings, deaths=args.deaths, seed=args.seed))
 
 
 def build_parser() -> argparse.ArgumentParser:
