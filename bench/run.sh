@@ -28,7 +28,7 @@ cleanup() {
 trap cleanup EXIT
 
 export LFD_DATABASE_URL="postgresql+asyncpg://$PGUSER@$PGHOST:$PGPORT/$DB"
-export LFD_LOG_LEVEL="${LFD_LOG_LEVEL:-WARNING}"
+export LFD_LOG_LEVEL="${LFD_LOG_LEVEL:-INFO}"
 lfd migrate >/dev/null 2>&1
 LFD_BENCH_KEY=$(lfd clients create --name bench --scope screenings:write --json | python -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 export LFD_BENCH_KEY

@@ -21,7 +21,7 @@ from app.events.service import Change
 from app.kit.cursor import decode_cursor, encode_cursor
 from app.kit.enums import DeathStatus, Route
 from app.kit.etag import check_if_match
-from app.kit.sql import insert_for, next_value
+from app.kit.sql import insert_unless_exists, next_value
 from app.kit.time import age_in_years, local_date, now
 from app.models import Death, Referral, RouteOverride, Screening
 from app.referrals.service import death_status, reconcile_referrals
@@ -78,14 +78,10 @@ async def insert_death(
         "created_at": moment,
         "updated_at": moment,
     }
-    statement = (
-        insert_for(session, Death)
-        .values(**row)
-        .on_conflict_do_nothing(index_elements=["source_system", "source_reference"])
-        .returning(Death)
+    inserted = await insert_unless_exists(
+        session, Death, ("source_system", "source_reference"), row
     )
-    death: Death | None = await session.scalar(statement)
-    return death
+    return Death(**row) if inserted else None
 
 
 async def find_by_source(session: AsyncSession, system: str, reference: str) -> Death | None:

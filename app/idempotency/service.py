@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.deps import Principal
 from app.db import Database
 from app.errors import BadRequest, IdempotencyInFlight, IdempotencyMismatch
-from app.kit.sql import insert_for
+from app.kit.sql import insert_unless_exists
 from app.kit.time import now
 from app.models import IdempotencyRecord
 
@@ -74,23 +74,27 @@ async def _claim(
     # Autocommit: the claim must be visible to a concurrent retry at once, and each statement
     # here is atomic on its own (the takeover is a compare-and-set on locked_until).
     async with database.autocommit() as session:
-        record_id = await session.scalar(
-            insert_for(session, IdempotencyRecord)
-            .values(
-                id=uuid.uuid4(),
-                client_id=client_id,
-                key=key,
-                fingerprint=print_,
-                state=IN_FLIGHT,
-                locked_until=lock,
-                created_at=moment,
-                expires_at=expires,
-            )
-            .on_conflict_do_nothing(index_elements=["client_id", "key"])
-            .returning(IdempotencyRecord.id)
+        record_id = uuid.uuid4()
+        claimed = await insert_unless_exists(
+            session,
+            IdempotencyRecord,
+            ("client_id", "key"),
+            {
+                "id": record_id,
+                "client_id": client_id,
+                "key": key,
+                "fingerprint": print_,
+                "state": IN_FLIGHT,
+                "locked_until": lock,
+                "created_at": moment,
+                "expires_at": expires,
+                "response_status": None,
+                "response_body": None,
+                "response_headers": None,
+            },
         )
-        if record_id is not None:
-            return uuid.UUID(str(record_id))
+        if claimed:
+            return record_id
         record = await session.scalar(
             select(IdempotencyRecord).where(
                 IdempotencyRecord.client_id == client_id, IdempotencyRecord.key == key

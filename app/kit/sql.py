@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import Table, insert, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Counter
+from app.models import Base, Counter
 
 
 def insert_for(session: AsyncSession, model: Any) -> Any:
@@ -16,6 +17,46 @@ def insert_for(session: AsyncSession, model: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(model)
     return sqlite.insert(model)
+
+
+def table_of(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def row_of(instance: Base) -> dict[str, Any]:
+    """A transient ORM object's column values, as an INSERT's parameters."""
+    return {
+        column.key: getattr(instance, column.key) for column in table_of(type(instance)).columns
+    }
+
+
+@cache
+def _insert(table: Table) -> Any:
+    return insert(table)
+
+
+async def insert_rows(session: AsyncSession, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    """A plain Core INSERT of one or many rows (one statement, no RETURNING, no ORM unit of
+    work): for the intake's hot path, where every value is known before it is written."""
+    if rows:
+        await session.execute(_insert(table_of(model)), rows)
+
+
+@cache
+def _insert_unless_exists(dialect: str, table: Table, conflict: tuple[str, ...]) -> Any:
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return make(table).on_conflict_do_nothing(index_elements=list(conflict)).returning(table.c.id)
+
+
+async def insert_unless_exists(
+    session: AsyncSession, model: type[Base], conflict: tuple[str, ...], row: dict[str, Any]
+) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING on ``conflict``: True if the row went in. The statement
+    is built once per table (Core, no ORM unit of work): this is on the intake's hot path."""
+    statement = _insert_unless_exists(session.get_bind().dialect.name, table_of(model), conflict)
+    return (await session.execute(statement, row)).first() is not None
 
 
 async def next_value(session: AsyncSession, name: str) -> int:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, insert, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
@@ -26,6 +26,7 @@ from app.kit.enums import (
     ReferralStatus,
     Route,
 )
+from app.kit.sql import insert_rows, row_of
 from app.kit.time import LONDON, now
 from app.models import Death, Referral, RouteOverride, Screening
 from app.screenings.rules import (
@@ -193,12 +194,11 @@ async def apply_plan(
                 Change("referral.cancelled", "referral", referral.id, death.id, ["status"])
             )
 
-    created: list[Referral] = []
-    if rows:
-        created = list((await session.scalars(insert(Referral).returning(Referral), rows)).all())
-        for referral in created:
-            journal.event(Change("referral.created", "referral", referral.id, death.id))
-            journal.audit("referral.create", "referral", referral.id, death.id)
+    await insert_rows(session, Referral, rows)
+    created = [Referral(**row) for row in rows]
+    for referral in created:
+        journal.event(Change("referral.created", "referral", referral.id, death.id))
+        journal.audit("referral.create", "referral", referral.id, death.id)
     overrides = await _replace_overrides(session, death, screening, plan, new_death=new_death)
     return Reconciled(plan=plan, referrals=existing + created, created=created, overrides=overrides)
 
@@ -225,6 +225,7 @@ async def _replace_overrides(
         if route not in plan.overrides:
             await session.delete(row)
     current: list[RouteOverride] = []
+    new_rows: list[dict[str, Any]] = []
     for route, reason in plan.overrides.items():
         codes = [code.value for code in plan.required[route]]
         found = stored.get(route)
@@ -238,13 +239,14 @@ async def _replace_overrides(
                 override_reason=reason,
                 recorded_at=now(),
             )
-            session.add(row)
+            new_rows.append(row_of(row))
         else:
             row = found
             if row.override_reason != reason or row.reason_codes != codes:
                 row.override_reason = reason
                 row.reason_codes = codes
         current.append(row)
+    await insert_rows(session, RouteOverride, new_rows)
     return sorted(current, key=lambda row: row.route)
 
 

@@ -39,6 +39,7 @@ from app.events.service import Change
 from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent
 from app.kit.enums import DeathStatus, Route
 from app.kit.etag import check_if_match, etag
+from app.kit.sql import insert_rows, row_of
 from app.kit.time import now
 from app.models import Death, RouteOverride, Screening, ScreeningVersion
 from app.referrals.service import (
@@ -172,10 +173,8 @@ async def record_screening(
     if death is None:
         await _raise_duplicate(session, body)
         raise AssertionError("unreachable")
-    session.add(screening)
-    # Written now: the unit of work does not order a route override (added below) after the
-    # screening it references, as there is no relationship() between them.
-    await session.flush()
+    screening.created_at = screening.updated_at = death.created_at
+    await insert_rows(session, Screening, [row_of(screening)])
     journal = Journal(principal)
     reconciled = await apply_plan(
         session, journal, settings, death, screening, plan, new_death=True
