@@ -467,3 +467,22 @@ async def test_a_correction_that_removes_the_reason_cancels_the_waiting_referral
         ("sjr", "cancelled"),
     ]
     assert all(r["status_reason"] for r in patched["referrals"])
+
+
+async def test_a_death_is_found_by_its_case_reference(api) -> None:
+    from tests.factories import idem, screening_body
+
+    created = await api.post("/v1/screenings", json=screening_body(), headers=idem())
+    assert created.status_code == 201, created.text
+    death = created.json()["death"]
+    reference = death["case_reference"]
+    assert reference.startswith(f"D-{death['died_on'][:4]}-")
+    found = await api.get("/v1/deaths", params={"case_reference": reference.lower()})
+    assert [item["id"] for item in found.json()["items"]] == [death["id"]]
+    wrong_year = reference.replace(death["died_on"][:4], "2001", 1)
+    assert (await api.get("/v1/deaths", params={"case_reference": wrong_year})).json()[
+        "items"
+    ] == []
+    bad = await api.get("/v1/deaths", params={"case_reference": "X-12"})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["pointer"] == "query:/case_reference"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date
 from typing import Annotated
@@ -30,6 +31,7 @@ from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
 
 router = APIRouter(prefix="/v1/deaths", tags=["deaths"])
+CASE_REFERENCE = re.compile(r"^D-([0-9]{4})-([0-9]{1,12})$")
 AUTH = (Unauthorized, Forbidden)
 Name = Annotated[str | None, Query(min_length=1, max_length=100)]
 
@@ -57,6 +59,10 @@ async def list_deaths(
     site: Name = None,
     source_system: Name = None,
     source_reference: Name = None,
+    case_reference: Annotated[
+        str | None,
+        Query(max_length=24, description="The service's case reference, e.g. D-2026-000123."),
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
 ) -> Page[DeathOut]:
@@ -80,8 +86,32 @@ async def list_deaths(
             "died_from is after died_to.",
             errors=[{"pointer": "query:/died_from", "code": "range", "detail": "after died_to"}],
         )
+    case_number = case_year = None
+    if case_reference is not None:
+        match = CASE_REFERENCE.match(case_reference.strip().upper())
+        if match is None:
+            raise ValidationFailed(
+                "The case reference is not of the form D-<year>-<number>.",
+                errors=[
+                    {
+                        "pointer": "query:/case_reference",
+                        "code": "case_reference",
+                        "detail": "expected D-<year>-<number>, e.g. D-2026-000123",
+                    }
+                ],
+            )
+        case_year, case_number = int(match.group(1)), int(match.group(2))
     filters = DeathFilters(
-        died_from, died_to, specialty, status, number, site, source_system, source_reference
+        died_from,
+        died_to,
+        specialty,
+        status,
+        number,
+        site,
+        source_system,
+        source_reference,
+        case_number,
+        case_year,
     )
     async with database.transaction() as session:
         deaths, next_cursor = await service.list_deaths(session, principal, filters, cursor, limit)

@@ -21,7 +21,7 @@ from app.events.service import Change
 from app.kit.cursor import decode_cursor, encode_cursor
 from app.kit.enums import DeathStatus, Route
 from app.kit.etag import check_if_match
-from app.kit.sql import insert_unless_exists, next_value
+from app.kit.sql import insert_unless_exists, next_counter
 from app.kit.time import age_in_years, local_date, now
 from app.models import Death, Referral, RouteOverride, Screening
 from app.referrals.service import death_status, reconcile_referrals
@@ -65,23 +65,26 @@ async def insert_death(
 ) -> Death | None:
     """Insert a new death from its validated field values (with the derived ones and its id),
     or return None when the sender's reference already names one (ON CONFLICT DO NOTHING, so
-    two racing requests cannot both create it)."""
-    number = await next_value(session, "case_number")
+    two racing requests cannot both create it). The case number comes from the column's
+    default (a sequence) on PostgreSQL, from a counter on SQLite."""
     moment = now()
     row = {
         **values,
-        "case_number": number,
-        "case_reference": f"D-{values['died_on'].year}-{number:06d}",
         "status": status.value,
         "version": 1,
         "created_by_client_id": principal.client_id,
         "created_at": moment,
         "updated_at": moment,
     }
+    if session.get_bind().dialect.name != "postgresql":
+        row["case_number"] = await next_counter(session, "case_number")
     inserted = await insert_unless_exists(
-        session, Death, ("source_system", "source_reference"), row
+        session, Death, ("source_system", "source_reference"), row, ("case_number",)
     )
-    return Death(**row) if inserted else None
+    if inserted is None:
+        return None
+    row["case_number"] = inserted.case_number
+    return Death(**row)
 
 
 async def find_by_source(session: AsyncSession, system: str, reference: str) -> Death | None:
@@ -150,6 +153,8 @@ class DeathFilters:
     site: str | None = None
     source_system: str | None = None
     source_reference: str | None = None
+    case_number: int | None = None
+    case_year: int | None = None
 
 
 async def list_deaths(
@@ -182,6 +187,12 @@ async def list_deaths(
         query = query.where(Death.source_system == filters.source_system)
     if filters.source_reference is not None:
         query = query.where(Death.source_reference == filters.source_reference)
+    if filters.case_number is not None and filters.case_year is not None:
+        query = query.where(
+            Death.case_number == filters.case_number,
+            Death.died_on >= date(filters.case_year, 1, 1),
+            Death.died_on <= date(filters.case_year, 12, 31),
+        )
     if cursor is not None:
         died_at_raw, id_raw = decode_cursor(cursor, 2)
         try:
@@ -273,9 +284,6 @@ async def patch_death(
     if changed:
         for name in changed:
             setattr(death, name, merged[name])
-        new_case_year = merged["died_on"].year
-        if not death.case_reference.startswith(f"D-{new_case_year}-"):
-            death.case_reference = f"D-{new_case_year}-{death.case_number:06d}"
         death.version += 1
         journal.event(
             Change(

@@ -93,7 +93,7 @@ async def _claim(
                 "response_headers": None,
             },
         )
-        if claimed:
+        if claimed is not None:
             return record_id
         record = await session.scalar(
             select(IdempotencyRecord).where(

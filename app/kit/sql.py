@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, insert, text, update
+from sqlalchemy import Row, Table, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,32 +45,41 @@ async def insert_rows(session: AsyncSession, model: type[Base], rows: list[dict[
 
 
 @cache
-def _insert_unless_exists(dialect: str, table: Table, conflict: tuple[str, ...]) -> Any:
+def _insert_unless_exists(
+    dialect: str, table: Table, conflict: tuple[str, ...], returning: tuple[str, ...]
+) -> Any:
     make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return make(table).on_conflict_do_nothing(index_elements=list(conflict)).returning(table.c.id)
+    return (
+        make(table)
+        .on_conflict_do_nothing(index_elements=list(conflict))
+        .returning(*(table.c[name] for name in returning))
+    )
 
 
 async def insert_unless_exists(
-    session: AsyncSession, model: type[Base], conflict: tuple[str, ...], row: dict[str, Any]
-) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING on ``conflict``: True if the row went in. The statement
-    is built once per table (Core, no ORM unit of work): this is on the intake's hot path."""
-    statement = _insert_unless_exists(session.get_bind().dialect.name, table_of(model), conflict)
-    return (await session.execute(statement, row)).first() is not None
+    session: AsyncSession,
+    model: type[Base],
+    conflict: tuple[str, ...],
+    row: dict[str, Any],
+    returning: tuple[str, ...] = ("id",),
+) -> Row[Any] | None:
+    """INSERT ... ON CONFLICT DO NOTHING on ``conflict``: the ``returning`` columns if the row
+    went in, None if it was already there. The statement is built once per table (Core, no
+    ORM unit of work): this is on the intake's hot path."""
+    dialect = session.get_bind().dialect.name
+    statement = _insert_unless_exists(dialect, table_of(model), conflict, returning)
+    return (await session.execute(statement, row)).first()
 
 
-async def next_value(session: AsyncSession, name: str) -> int:
-    """The next number of a named sequence: a real sequence on PostgreSQL (no row lock held to
-    commit), a counter row on SQLite (which serialises writers anyway)."""
-    if session.get_bind().dialect.name == "postgresql":
-        value = await session.scalar(text(f"SELECT nextval('{name}_seq')"))
-    else:
-        value = await session.scalar(
-            update(Counter)
-            .where(Counter.name == name)
-            .values(value=Counter.value + 1)
-            .returning(Counter.value)
-        )
+async def next_counter(session: AsyncSession, name: str) -> int:
+    """The next number of a named counter row, for SQLite, which has no sequences (it
+    serialises writers, so the row lock costs nothing). PostgreSQL uses real sequences."""
+    value = await session.scalar(
+        update(Counter)
+        .where(Counter.name == name)
+        .values(value=Counter.value + 1)
+        .returning(Counter.value)
+    )
     if value is None:
-        raise RuntimeError(f"sequence {name} is missing; run the migrations")
+        raise RuntimeError(f"counter {name} is missing; run the migrations")
     return int(value)

@@ -24,7 +24,6 @@ class Death(IdMixin, TimestampMixin, Base):
     case_number: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), unique=True
     )
-    case_reference: Mapped[str] = mapped_column(String(20), unique=True)
     source_system: Mapped[str] = mapped_column(String(100))
     source_reference: Mapped[str] = mapped_column(String(100))
 
@@ -64,3 +63,13 @@ class Death(IdMixin, TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(20))
     version: Mapped[int] = mapped_column(default=1)
     created_by_client_id: Mapped[uuid.UUID | None]
+
+    @property
+    def case_reference(self) -> str:
+        """The human reference, ``D-<year of death>-<case number>``, derived so that the
+        database assigns the number in the same statement as the insert (PostgreSQL)."""
+        return case_reference(self.died_on, self.case_number)
+
+
+def case_reference(died_on: date, case_number: int) -> str:
+    return f"D-{died_on.year}-{case_number:06d}"

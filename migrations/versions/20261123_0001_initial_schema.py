@@ -69,7 +69,6 @@ def upgrade() -> None:
         sa.Column(
             "case_number", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
-        sa.Column("case_reference", sa.String(length=20), nullable=False),
         sa.Column("source_system", sa.String(length=100), nullable=False),
         sa.Column("source_reference", sa.String(length=100), nullable=False),
         sa.Column("nhs_number", sa.String(length=10), nullable=True),
@@ -108,7 +107,6 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_deaths")),
         sa.UniqueConstraint("case_number", name=op.f("uq_deaths_case_number")),
-        sa.UniqueConstraint("case_reference", name=op.f("uq_deaths_case_reference")),
         sa.UniqueConstraint(
             "source_system",
             "source_reference",
@@ -311,11 +309,18 @@ def upgrade() -> None:
     # Case numbers: a real sequence on PostgreSQL, a counter row elsewhere (SQLite).
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE SEQUENCE case_number_seq AS BIGINT START 1")
-    op.execute("INSERT INTO counters (name, value) VALUES ('case_number', 0)")
+        # The number is assigned by the INSERT itself: no separate round trip for it.
+        op.execute(
+            "ALTER TABLE deaths ALTER COLUMN case_number SET DEFAULT nextval('case_number_seq')"
+        )
+        op.execute("ALTER SEQUENCE case_number_seq OWNED BY deaths.case_number")
+    else:
+        op.execute("INSERT INTO counters (name, value) VALUES ('case_number', 0)")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE deaths ALTER COLUMN case_number DROP DEFAULT")
         op.execute("DROP SEQUENCE IF EXISTS case_number_seq")
 
     op.drop_table("screening_versions")
