@@ -78,3 +78,38 @@ def screening_body(
 
 def idem() -> dict[str, str]:
     return {"Idempotency-Key": uuid.uuid4().hex}
+
+
+async def deaths_with_source(api: Any, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The deaths the service holds under the body's source_system + source_reference."""
+    response = await api.get(
+        "/v1/deaths",
+        params={
+            "source_system": body["death"]["source_system"],
+            "source_reference": body["death"]["source_reference"],
+        },
+    )
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def walk_pages(
+    api: Any, path: str, params: dict[str, Any], max_pages: int = 10
+) -> tuple[list[dict[str, Any]], int]:
+    """Follow ``next_cursor`` from the first page to the last: (every item, pages read)."""
+    seen: list[dict[str, Any]] = []
+    cursor = None
+    pages = 0
+    while True:
+        query = dict(params) if cursor is None else {**params, "cursor": cursor}
+        response = await api.get(path, params=query)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        pages += 1
+        assert len(page["items"]) <= params.get("limit", 50)
+        seen.extend(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return seen, pages
+        assert pages < max_pages, "the cursor never ended"

@@ -8,22 +8,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from tests.factories import idem, screening_body
+from tests.factories import deaths_with_source, idem, screening_body
 
 BATCH = "/v1/screenings/batch"
-
-
-async def deaths_with_source(api: Any, body: dict[str, Any]) -> list[dict[str, Any]]:
-    response = await api.get(
-        "/v1/deaths",
-        params={
-            "source_system": body["death"]["source_system"],
-            "source_reference": body["death"]["source_reference"],
-        },
-    )
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
 
 
 def screened_before_death() -> dict[str, Any]:

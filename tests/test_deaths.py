@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from tests.factories import idem, screening_body
+from tests.factories import idem, screening_body, walk_pages
 from tests.factories import test_nhs_number as new_nhs_number
 
 PROBLEM_JSON = "application/problem+json"
@@ -160,23 +160,7 @@ async def test_newest_first_and_cursor_pages_return_every_death_once(api) -> Non
         recorded = await record(api, death={"site": site}, died_at=moment)
         made[recorded["death_id"]] = moment
 
-    seen: list[dict[str, Any]] = []
-    cursor = None
-    pages = 0
-    while True:
-        params: dict[str, Any] = {"site": site, "limit": 2}
-        if cursor is not None:
-            params["cursor"] = cursor
-        response = await api.get("/v1/deaths", params=params)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        pages += 1
-        assert len(page["items"]) <= 2
-        seen.extend(page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
-        assert pages < 10, "the cursor never ended"
+    seen, pages = await walk_pages(api, "/v1/deaths", {"site": site, "limit": 2})
 
     assert pages == 4
     ids = [death["id"] for death in seen]

@@ -24,24 +24,10 @@ from app.idempotency.service import fingerprint
 from app.models import IdempotencyRecord, OutboxEvent
 from app.screenings import service as screening_service
 from app.screenings.intake import ScreeningCreate
-from tests.factories import idem, screening_body
+from tests.factories import deaths_with_source, idem, screening_body
 
 IN_FLIGHT_TYPE = "/idempotency-in-flight"
 REUSED_TYPE = "/idempotency-key-reused"
-
-
-async def deaths_with_source(api: Any, body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The deaths the service holds under the body's source_system + source_reference."""
-    response = await api.get(
-        "/v1/deaths",
-        params={
-            "source_system": body["death"]["source_system"],
-            "source_reference": body["death"]["source_reference"],
-        },
-    )
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
 
 
 async def death_created_events(database: Database, death_id: str) -> int:

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from app.kit.time import LONDON
 from app.models import Referral
-from tests.factories import idem, screening_body
+from tests.factories import idem, screening_body, walk_pages
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -265,23 +265,7 @@ async def test_cursor_pages_return_each_referral_once_in_queue_order(api, databa
             await set_due(database, referral["id"], tied, created_at=made)
     whole = await queue(api, site=site)
 
-    seen: list[dict[str, Any]] = []
-    cursor = None
-    pages = 0
-    while True:
-        params: dict[str, Any] = {"site": site, "limit": 2}
-        if cursor is not None:
-            params["cursor"] = cursor
-        response = await api.get("/v1/referrals", params=params)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        pages += 1
-        assert len(page["items"]) <= 2
-        seen.extend(page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
-        assert pages < 10, "the cursor never ended"
+    seen, pages = await walk_pages(api, "/v1/referrals", {"site": site, "limit": 2})
 
     assert pages == 4
     assert len(ids(seen)) == len(set(ids(seen))) == 7
