@@ -7,7 +7,8 @@ from app.models.counter import Counter
 from app.models.death import Death
 from app.models.event import OutboxEvent
 from app.models.idempotency import IdempotencyRecord
-from app.models.referral import Referral
+from app.models.referral import Referral, ReferralTransition
+from app.models.review import Review, ReviewPhaseRating, ReviewProblem, ReviewVersion, ScaleLabel
 from app.models.screening import RouteOverride, Screening, ScreeningVersion
 
 __all__ = [
@@ -19,7 +20,13 @@ __all__ = [
     "IdempotencyRecord",
     "OutboxEvent",
     "Referral",
+    "ReferralTransition",
+    "Review",
+    "ReviewPhaseRating",
+    "ReviewProblem",
+    "ReviewVersion",
     "RouteOverride",
+    "ScaleLabel",
     "Screening",
     "ScreeningVersion",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, SmallInteger, String, Text
+from sqlalchemy import ForeignKey, Index, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kit.enums import OPEN_REFERRAL_STATUSES
@@ -15,11 +15,32 @@ class Referral(IdMixin, TimestampMixin, Base):
 
     __tablename__ = "referrals"
     __table_args__ = (
-        # The queue: next work for a route, in (priority, due, creation) order.
+        # The queues, each in (priority, due, creation, id) order so that a page is an ordered
+        # index range, whatever the number of referrals behind it.
         Index("ix_referrals_queue", "route", "status", "priority", "due_at", "created_at", "id"),
-        Index("ix_referrals_specialty_queue", "specialty", "route", "status", "priority", "due_at"),
+        Index("ix_referrals_status_queue", "status", "priority", "due_at", "created_at", "id"),
+        Index(
+            "ix_referrals_specialty_queue",
+            "specialty",
+            "status",
+            "priority",
+            "due_at",
+            "created_at",
+            "id",
+        ),
+        # What a claim scans: the claimable statuses only (a partial index stays small however
+        # many referrals are finished), in queue order.
+        Index(
+            "ix_referrals_claimable",
+            "route",
+            "priority",
+            "due_at",
+            "created_at",
+            "id",
+            postgresql_where=text("status IN ('ready', 'in_progress')"),
+            sqlite_where=text("status IN ('ready', 'in_progress')"),
+        ),
         Index("ix_referrals_status_due_at", "status", "due_at"),
-        Index("ix_referrals_lease_expires_at", "lease_expires_at"),
         Index("ix_referrals_assigned_to", "assigned_to", "status"),
         Index("ix_referrals_death_id_route", "death_id", "route"),
     )
@@ -35,9 +56,15 @@ class Referral(IdMixin, TimestampMixin, Base):
     priority: Mapped[int] = mapped_column(SmallInteger)
     due_at: Mapped[datetime]
     assigned_to: Mapped[str | None] = mapped_column(String(200))
+    # The lease. Stored status stays `ready` (or `in_progress`) while leased: a live lease
+    # reads as `claimed`, and an expired one is simply claimable again, with no job to run.
     lease_id: Mapped[uuid.UUID | None]
-    leased_by: Mapped[uuid.UUID | None]
+    leased_by: Mapped[uuid.UUID | None]  # the client holding the lease
+    leased_to: Mapped[str | None] = mapped_column(String(200))  # the reviewer it is for
+    claimed_at: Mapped[datetime | None]
     lease_expires_at: Mapped[datetime | None]
+    # Stage-2 SJR: the stage-1 reviewer, who may not take the second review.
+    excluded_reviewer: Mapped[str | None] = mapped_column(String(200))
     external_reference: Mapped[str | None] = mapped_column(String(100))
     completed_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(default=1)
@@ -46,3 +73,31 @@ class Referral(IdMixin, TimestampMixin, Base):
     def overdue(self) -> bool:
         """Still open and past its due date (read by the response schemas)."""
         return self.status in OPEN_REFERRAL_STATUSES and self.due_at < utcnow()
+
+    def lease_live(self, at: datetime) -> bool:
+        return self.lease_expires_at is not None and self.lease_expires_at > at
+
+    @property
+    def effective_status(self) -> str:
+        """`claimed` while a live lease holds a ready referral; otherwise the stored status."""
+        if self.status == "ready" and self.lease_live(utcnow()):
+            return "claimed"
+        return self.status
+
+
+class ReferralTransition(IdMixin, Base):
+    """Who moved a referral from one state to another, when, and why. Append-only."""
+
+    __tablename__ = "referral_transitions"
+    __table_args__ = (Index("ix_referral_transitions_referral_id", "referral_id", "occurred_at"),)
+
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"))
+    death_id: Mapped[uuid.UUID]
+    action: Mapped[str] = mapped_column(String(30))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    reviewer: Mapped[str | None] = mapped_column(String(200))
+    client_id: Mapped[uuid.UUID | None]
+    on_behalf_of: Mapped[str | None] = mapped_column(String(200))
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
+
+
+class Review(IdMixin, TimestampMixin, Base):
+    """What a route produced for one referral: an SJR form, an M&M outcome, a LeDeR
+    notification, an external reference. The instrument as submitted is kept whole in
+    ``detail``; the scores that reports aggregate are columns (and the SJR's phase ratings and
+    problems in care are rows of their own)."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        Index("ix_reviews_death_id", "death_id"),
+        Index("ix_reviews_route_submitted_at", "route", "submitted_at"),
+    )
+
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), unique=True)
+    death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"))
+    route: Mapped[str] = mapped_column(String(20))
+    stage: Mapped[int | None] = mapped_column(SmallInteger)
+    instrument: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10))  # draft | submitted
+    reviewer: Mapped[str | None] = mapped_column(String(200))
+    submitted_at: Mapped[datetime | None]
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # SJR (and M&M's optional avoidability)
+    overall_rating: Mapped[int | None] = mapped_column(SmallInteger)
+    quality_of_records: Mapped[int | None] = mapped_column(SmallInteger)
+    avoidability: Mapped[int | None] = mapped_column(SmallInteger)
+    # M&M
+    meeting_date: Mapped[date | None]
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    # LeDeR and external routes
+    external_reference: Mapped[str | None] = mapped_column(String(100))
+    external_status: Mapped[str | None] = mapped_column(String(20))
+    notified_at: Mapped[datetime | None]
+    external_due_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+    created_by_client_id: Mapped[uuid.UUID | None]
+
+
+class ReviewPhaseRating(IdMixin, Base):
+    __tablename__ = "review_phase_ratings"
+    __table_args__ = (UniqueConstraint("review_id", "phase"),)
+
+    review_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reviews.id"))
+    phase: Mapped[str] = mapped_column(String(20))
+    rating: Mapped[int] = mapped_column(SmallInteger)
+
+
+class ReviewProblem(IdMixin, Base):
+    """A problem in care an SJR found: its type, the phase it arose in, whether it led to harm."""
+
+    __tablename__ = "review_problems"
+    __table_args__ = (Index("ix_review_problems_review_id", "review_id"),)
+
+    review_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reviews.id"))
+    problem_type: Mapped[str] = mapped_column(String(20))
+    phase: Mapped[str] = mapped_column(String(20))
+    harm: Mapped[str] = mapped_column(String(10))
+
+
+class ReviewVersion(IdMixin, Base):
+    """A submitted review as it stood before an amendment replaced it."""
+
+    __tablename__ = "review_versions"
+    __table_args__ = (UniqueConstraint("review_id", "version"),)
+
+    review_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reviews.id"))
+    version: Mapped[int]
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    superseded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    superseded_by_client_id: Mapped[uuid.UUID | None]
+
+
+class ScaleLabel(Base):
+    """The one table the labels of every scored scale come from (care ratings, quality of
+    records, avoidability). Seeded by the migrations."""
+
+    __tablename__ = "scale_labels"
+
+    scale: Mapped[str] = mapped_column(String(30), primary_key=True)
+    value: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    label: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text)
