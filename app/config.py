@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     due_days: dict[Route, int] = Field(default_factory=lambda: dict(DEFAULT_DUE_DAYS))
     priorities: dict[Route, int] = Field(default_factory=lambda: dict(DEFAULT_PRIORITIES))
 
+    # Claims and leases.
+    claim_max_count: int = Field(default=50, ge=1, le=500)
+    lease_default_seconds: int = Field(default=1800, ge=60)
+    lease_max_seconds: int = Field(default=86400, ge=60)
+    leder_review_months: int = Field(default=6, ge=1, le=24)
+
     # Limits.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     batch_max_items: int = Field(default=100, ge=1, le=1000)

@@ -19,6 +19,7 @@ from app.kit.schemas import Problem
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.referrals.router import router as referrals_router
+from app.reviews.router import router as reviews_router
 from app.screenings.router import router as screenings_router
 
 DESCRIPTION = """
@@ -54,7 +55,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = Database(settings)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    for router in (health_router, screenings_router, deaths_router, referrals_router):
+    for router in (
+        health_router,
+        screenings_router,
+        deaths_router,
+        referrals_router,
+        reviews_router,
+    ):
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:

@@ -79,3 +79,7 @@ ScreeningsWriter = Annotated[
 DeathsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.deaths_read.value])]
 DeathsWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.deaths_write.value])]
 ReferralsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.referrals_read.value])]
+ReferralsClaimer = Annotated[
+    Principal, Security(authenticate, scopes=[Scope.referrals_claim.value])
+]
+ReviewsWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.reviews_write.value])]

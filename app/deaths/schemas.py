@@ -14,6 +14,7 @@ from app.kit.enums import AdmissionMethod, DeathStatus, NhsNumberStatus, PlaceOf
 from app.kit.nhs_number import normalise_nhs_number
 from app.kit.schemas import RequestModel, ResponseModel, Timestamp
 from app.referrals.schemas import ReferralOut
+from app.reviews.schemas import ReviewOut
 from app.screenings.schemas import ScreeningOut
 
 _POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9][A-Z]{2})$")
@@ -170,3 +171,4 @@ class DeathDetail(DeathOut):
 
     screening: ScreeningOut | None
     referrals: list[ReferralOut]
+    reviews: list[ReviewOut]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -19,12 +20,20 @@ from app.deaths.validation import check_death, default_nhs_number_status
 from app.errors import BadRequest, NotFound, ValidationFailed
 from app.events.service import Change
 from app.kit.cursor import decode_cursor, encode_cursor
-from app.kit.enums import DeathStatus, Route
+from app.kit.enums import (
+    FINAL_EXTERNAL_STATUSES,
+    OPEN_REFERRAL_STATUSES,
+    DeathStatus,
+    Instrument,
+    ReviewStatus,
+    Route,
+)
 from app.kit.etag import check_if_match
 from app.kit.sql import insert_unless_exists, next_counter
 from app.kit.time import age_in_years, local_date, now
-from app.models import Death, Referral, RouteOverride, Screening
+from app.models import Death, Referral, Review, RouteOverride, Screening
 from app.referrals.service import death_status, reconcile_referrals
+from app.reviews.views import reviews_of_death
 from app.screenings.views import screening_out
 
 DERIVED = ("died_on", "age_at_death", "age_in_days_at_death", "within_30_days_of_discharge")
@@ -130,6 +139,7 @@ async def detail(session: AsyncSession, death: Death) -> DeathDetail:
             **{k: getattr(death, k) for k in DeathDetail.model_fields if hasattr(death, k)},
             "screening": screening_out(screening, overrides) if screening else None,
             "referrals": list(referrals),
+            "reviews": await reviews_of_death(session, death.id),
         },
     )
     return base
@@ -219,13 +229,37 @@ async def list_deaths(
     return page, next_cursor
 
 
-def follow_referrals(death: Death, referrals: list[Referral]) -> bool:
-    """Set a screened death's status from its referrals; True when it changed."""
-    status = death_status(True, referrals).value
+async def follow_referrals(
+    session: AsyncSession, death: Death, referrals: Sequence[Referral]
+) -> bool:
+    """Set a screened death's status from its referrals (and, once none is open, from whether
+    an outside review is still running); True when it changed."""
+    pending = False
+    if not any(r.status in OPEN_REFERRAL_STATUSES for r in referrals):
+        pending = await external_review_pending(session, death.id)
+    status = death_status(True, referrals, pending).value
     if death.status != status:
         death.status = status
         return True
     return False
+
+
+async def external_review_pending(session: AsyncSession, death_id: uuid.UUID) -> bool:
+    """A submitted LeDeR or external review whose outside process has not finished."""
+    found = await session.scalar(
+        select(Review.id)
+        .where(
+            Review.death_id == death_id,
+            Review.status == ReviewStatus.submitted.value,
+            Review.instrument.in_([Instrument.leder.value, Instrument.external.value]),
+            or_(
+                Review.external_status.is_(None),
+                Review.external_status.not_in(list(FINAL_EXTERNAL_STATUSES)),
+            ),
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def patch_death(
@@ -300,7 +334,7 @@ async def patch_death(
             reconciled = await reconcile_referrals(
                 session, journal, settings, death, screening, overrides
             )
-            follow_referrals(death, reconciled.referrals)
+            await follow_referrals(session, death, reconciled.referrals)
     journal.audit("death.update", "death", death.id, death.id)
     await journal.write(session)
     return await detail(session, death)

@@ -38,6 +38,7 @@ class ReasonCode(StrEnum):
     second_stage = "second_stage"
     more_likely_than_not_avoidable = "more_likely_than_not_avoidable"
     me_requested = "me_requested"
+    mm_escalation = "mm_escalation"
 
 
 class DeathStatus(StrEnum):
@@ -129,3 +130,81 @@ class CoronerReason(StrEnum):
     custody_or_state_detention = "custody_or_state_detention"
     no_attending_practitioner = "no_attending_practitioner"
     identity_unknown = "identity_unknown"
+
+
+class ReviewStatus(StrEnum):
+    draft = "draft"
+    submitted = "submitted"
+
+
+class Instrument(StrEnum):
+    sjr = "sjr"
+    mm = "mm"
+    leder = "leder"
+    external = "external"
+
+
+def instrument_for(route: Route) -> Instrument:
+    if route is Route.sjr:
+        return Instrument.sjr
+    if route is Route.mm:
+        return Instrument.mm
+    if route is Route.leder:
+        return Instrument.leder
+    return Instrument.external
+
+
+class SjrPhase(StrEnum):
+    """The RCP phases of care, with the system-wide phases a trust audit added."""
+
+    pre_admission = "pre_admission"
+    admission_initial = "admission_initial"
+    ongoing = "ongoing"
+    procedure = "procedure"
+    perioperative = "perioperative"
+    readmission = "readmission"
+    discharge = "discharge"
+    end_of_life = "end_of_life"
+    overall = "overall"
+
+
+class ProblemType(StrEnum):
+    assessment = "assessment"  # assessment, investigation or diagnosis
+    medication = "medication"  # medication, IV fluids, electrolytes or oxygen
+    treatment = "treatment"  # treatment and management plan
+    infection = "infection"  # infection management
+    procedure = "procedure"  # operation or invasive procedure
+    monitoring = "monitoring"  # clinical monitoring
+    resuscitation = "resuscitation"
+    other = "other"  # including communication and organisational
+
+
+class Harm(StrEnum):
+    no = "no"
+    probably = "probably"
+    yes = "yes"
+
+
+class MmOutcome(StrEnum):
+    no_further_action = "no_further_action"
+    learning_identified = "learning_identified"
+    escalate_sjr = "escalate_sjr"
+    escalate_psii = "escalate_psii"
+
+
+class LederStatus(StrEnum):
+    notified = "notified"
+    initial_review = "initial_review"
+    focused_review = "focused_review"
+    completed = "completed"
+
+
+class ExternalStatus(StrEnum):
+    referred = "referred"
+    accepted = "accepted"
+    in_progress = "in_progress"
+    completed = "completed"
+    declined = "declined"
+
+
+FINAL_EXTERNAL_STATUSES = frozenset({"completed", "declined"})

@@ -4,34 +4,75 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from app.auth.deps import ReferralsReader
+from app.auth.deps import ReferralsClaimer, ReferralsReader, ReviewsWriter
 from app.db import DatabaseDep
-from app.errors import BadRequest, Forbidden, Unauthorized, ValidationFailed, problem_responses
+from app.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+    problem_responses,
+)
 from app.kit.enums import ReferralStatus, Route
+from app.kit.etag import etag
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
-from app.referrals import service
-from app.referrals.schemas import ReferralOut
-from app.referrals.service import ReferralFilters
+from app.referrals import queue, workflow
+from app.referrals.queue import ReferralFilters
+from app.referrals.schemas import (
+    AssignRequest,
+    CancelRequest,
+    ClaimRequest,
+    ClaimResult,
+    LeaseRequest,
+    OverdueSummary,
+    ReasonRequest,
+    ReferralOut,
+    ReleaseRequest,
+    ResumeRequest,
+    TransitionOut,
+)
+from app.referrals.workflow import LeaseConflict, TransitionRefused
+from app.reviews import service as reviews
+from app.reviews.schemas import ReviewOut, ReviewSubmission
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 Name = Annotated[str | None, Query(min_length=1, max_length=100)]
+AUTH = (Unauthorized, Forbidden)
+BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
+TRANSITION = (NotFound, TransitionRefused, LeaseConflict, *BODY)
+
+
+def _out(referral: object, response: Response | None = None) -> ReferralOut:
+    out = ReferralOut.model_validate(referral)
+    if response is not None:
+        response.headers["ETag"] = etag(out.id, out.version)
+    return out
 
 
 @router.get(
     "",
     response_model=Page[ReferralOut],
-    responses=problem_responses(Unauthorized, Forbidden, BadRequest, ValidationFailed),
+    responses=problem_responses(*AUTH, BadRequest, ValidationFailed),
 )
 async def list_referrals(
     principal: ReferralsReader,
     database: DatabaseDep,
     route: Route | None = None,
-    status: ReferralStatus | None = None,
+    stage: Annotated[int | None, Query(ge=1, le=2, description="SJR stage.")] = None,
+    status: Annotated[
+        ReferralStatus | None,
+        Query(description="As readers see it: `claimed` is a ready referral under a live lease."),
+    ] = None,
     specialty: Name = None,
     site: Name = None,
+    assigned_to: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     death_id: uuid.UUID | None = None,
     overdue: Annotated[
         bool | None, Query(description="true: open and past due; false: the rest.")
@@ -44,10 +85,319 @@ async def list_referrals(
 
     Scope: `referrals:read`.
     """
-    filters = ReferralFilters(route, status, specialty, site, death_id, overdue, due_before)
+    filters = ReferralFilters(
+        route, status, specialty, site, death_id, overdue, due_before, stage, assigned_to
+    )
     async with database.transaction() as session:
-        referrals, next_cursor = await service.list_referrals(
+        referrals, next_cursor = await queue.list_referrals(
             session, principal, filters, cursor, limit
         )
         items = [ReferralOut.model_validate(referral) for referral in referrals]
     return Page[ReferralOut](items=items, next_cursor=next_cursor)
+
+
+@router.get("/overdue", response_model=OverdueSummary, responses=problem_responses(*AUTH))
+async def overdue_referrals(principal: ReferralsReader, database: DatabaseDep) -> OverdueSummary:
+    """What is late: open referrals past their due date, counted by route and specialty, with
+    the oldest due date in each group. Due dates come from the configured rules.
+
+    Scope: `referrals:read`.
+    """
+    async with database.transaction() as session:
+        return await queue.overdue_summary(session)
+
+
+@router.post(
+    "/claim",
+    response_model=ClaimResult,
+    responses=problem_responses(*AUTH, *BODY),
+)
+async def claim_referrals(
+    body: ClaimRequest, principal: ReferralsClaimer, database: DatabaseDep
+) -> ClaimResult:
+    """Lease the next referrals of a route to the caller, in queue order.
+
+    Each comes back with its `lease_id` and `lease_expires_at`; present the lease to `renew`,
+    `release`, or post the review. An expired lease simply makes the referral claimable again.
+    Referrals assigned to another reviewer are skipped, and a stage-2 SJR is never leased to
+    its stage-1 reviewer (name the reviewer in `reviewer` or `X-On-Behalf-Of`; without one,
+    stage-2 SJRs and assigned referrals are not handed out). An empty `items` means nothing is
+    claimable. Concurrent claimers never receive the same referral.
+
+    Scope: `referrals:claim`.
+    """
+    async with database.transaction() as session:
+        referrals = await workflow.claim(
+            session,
+            principal,
+            database.settings,
+            body.route,
+            count=body.count,
+            lease_seconds=body.lease_seconds,
+            specialty=body.specialty,
+            stage=body.stage,
+            reviewer=workflow.reviewer_of(principal, body.reviewer),
+        )
+        return ClaimResult(items=[_out(referral) for referral in referrals])
+
+
+@router.get(
+    "/{referral_id}",
+    response_model=ReferralOut,
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+)
+async def get_referral(
+    referral_id: uuid.UUID, principal: ReferralsReader, database: DatabaseDep, response: Response
+) -> ReferralOut:
+    """One referral, with its lease while it is live.
+
+    Scope: `referrals:read`.
+    """
+    async with database.transaction() as session:
+        return _out(await queue.read_referral(session, principal, referral_id), response)
+
+
+@router.get(
+    "/{referral_id}/history",
+    response_model=list[TransitionOut],
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+)
+async def referral_history(
+    referral_id: uuid.UUID, principal: ReferralsReader, database: DatabaseDep
+) -> list[TransitionOut]:
+    """Every transition of the referral, oldest first: who (client, on-behalf-of, reviewer),
+    when, from which state to which, and why.
+
+    Scope: `referrals:read`.
+    """
+    async with database.transaction() as session:
+        rows = await workflow.history(session, referral_id)
+        return [TransitionOut.model_validate(row) for row in rows]
+
+
+@router.post(
+    "/{referral_id}/renew",
+    response_model=ReferralOut,
+    responses=problem_responses(*AUTH, *TRANSITION),
+)
+async def renew_lease(
+    referral_id: uuid.UUID,
+    body: LeaseRequest,
+    principal: ReferralsClaimer,
+    database: DatabaseDep,
+    response: Response,
+) -> ReferralOut:
+    """Extend a live lease (409 if the lease is wrong or has expired).
+
+    Scope: `referrals:claim`.
+    """
+    async with database.transaction() as session:
+        referral = await workflow.renew(
+            session, principal, database.settings, referral_id, body.lease_id, body.lease_seconds
+        )
+        return _out(referral, response)
+
+
+@router.post(
+    "/{referral_id}/release",
+    response_model=ReferralOut,
+    responses=problem_responses(*AUTH, *TRANSITION),
+)
+async def release_lease(
+    referral_id: uuid.UUID,
+    body: ReleaseRequest,
+    principal: ReferralsClaimer,
+    database: DatabaseDep,
+    response: Response,
+) -> ReferralOut:
+    """Give a leased referral back to its queue (409 if the lease is wrong or has expired).
+
+    Scope: `referrals:claim`.
+    """
+    async with database.transaction() as session:
+        referral = await workflow.release(session, principal, referral_id, body.lease_id)
+        return _out(referral, response)
+
+
+@router.post(
+    "/{referral_id}/assign",
+    response_model=ReferralOut,
+    responses=problem_responses(*AUTH, *TRANSITION),
+)
+async def assign_referral(
+    referral_id: uuid.UUID,
+    body: AssignRequest,
+    principal: ReferralsClaimer,
+    database: DatabaseDep,
+    response: Response,
+) -> ReferralOut:
+    """Assign an open referral to a named reviewer (`null` unassigns): only that reviewer can
+    then claim it. A stage-2 SJR cannot be assigned to its stage-1 reviewer.
+
+    Scope: `referrals:claim`.
+    """
+    async with database.transaction() as session:
+        referral = await workflow.assign(session, principal, referral_id, body.assigned_to)
+        return _out(referral, response)
+
+
+@router.post(
+    "/{referral_id}/decline",
+    response_model=ReferralOut,
+    responses=problem_responses(*AUTH, *TRANSITION),
+)
+async def decline_referral(
+    referral_id: uuid.UUID,
+    body: ReasonRequest,
+    principal: ReferralsClaimer,
+    database: DatabaseDep,
+    response: Response,
+) -> ReferralOut:
+    """Decline an open referral, with a reason (its lease if it is claimed).
+
+    Scope: `referrals:claim`.
+    """
+    async with database.transaction() as session:
+        referral = await workflow.close_with(
+            session,
+            principal,
+            referral_id,
+            action="decline",
+            to=ReferralStatus.declined,
+            allowed=workflow.OPEN,
+            reason=body.reason,
+            lease_id=body.lease_id,
+            needs_lease=True,
+        )
+        return _out(referral, response)
+
+
+@router.post(
+    "/{referral_id}/hold",
+    response_model=ReferralOut,
+    responses=problem_responses(*AUTH, *TRANSITION),
+)
+async def hold_referral(
+    referral_id: uuid.UUID,
+    body: ReasonRequest,
+    principal: ReferralsClaimer,
+    database: DatabaseDep,
+    response: Response,
+) -> ReferralOut:
+    """Put a referral on hold (waiting for an inquest, say), with a reason; any lease ends.
+
+    Scope: `referrals:claim`.
+    """
+    async with database.transaction() as session:
+        referral = await workflow.close_with(
+            session,
+            principal,
+            referral_id,
+            action="hold",
+            to=ReferralStatus.on_hold,
+            allowed=workflow.CLAIMABLE,
+            reason=body.reason,
+            lease_id=body.lease_id,
+            needs_lease=True,
+        )
+        return _out(referral, response)
+
+
+@router.post(
+    "/{referral_id}/resume",
+    response_model=ReferralOut,
+    responses=problem_responses(*AUTH, *TRANSITION),
+)
+async def resume_referral(
+    referral_id: uuid.UUID,
+    body: ResumeRequest,
+    principal: ReferralsClaimer,
+    database: DatabaseDep,
+    response: Response,
+) -> ReferralOut:
+    """Take a referral off hold: back to its queue (in progress if a draft review exists).
+
+    Scope: `referrals:claim`.
+    """
+    async with database.transaction() as session:
+        referral = await workflow.close_with(
+            session,
+            principal,
+            referral_id,
+            action="resume",
+            to=ReferralStatus.ready,
+            allowed=(ReferralStatus.on_hold.value,),
+            reason=None,
+            lease_id=None,
+            needs_lease=False,
+        )
+        return _out(referral, response)
+
+
+@router.post(
+    "/{referral_id}/cancel",
+    response_model=ReferralOut,
+    responses=problem_responses(*AUTH, *TRANSITION),
+)
+async def cancel_referral(
+    referral_id: uuid.UUID,
+    body: CancelRequest,
+    principal: ReferralsClaimer,
+    database: DatabaseDep,
+    response: Response,
+) -> ReferralOut:
+    """Cancel an open referral, with a reason; any lease ends. Cancelled is final.
+
+    Scope: `referrals:claim`.
+    """
+    async with database.transaction() as session:
+        referral = await workflow.close_with(
+            session,
+            principal,
+            referral_id,
+            action="cancel",
+            to=ReferralStatus.cancelled,
+            allowed=workflow.OPEN,
+            reason=body.reason,
+            lease_id=None,
+            needs_lease=False,
+        )
+        return _out(referral, response)
+
+
+@router.post(
+    "/{referral_id}/review",
+    response_model=ReviewOut,
+    status_code=201,
+    responses={
+        200: {"description": "An existing draft updated (or submitted)"},
+        **problem_responses(*AUTH, *TRANSITION, Conflict),
+    },
+)
+async def post_review(
+    referral_id: uuid.UUID,
+    body: ReviewSubmission,
+    principal: ReviewsWriter,
+    database: DatabaseDep,
+    response: Response,
+) -> ReviewOut:
+    """Save a draft (`submit: false`) or submit the review of a referral.
+
+    The instrument must be the route's (`sjr`, `mm`, `leder`; `external` for the other
+    routes); present the lease when the referral is claimed. A submitted review completes the
+    referral and raises what it calls for: a stage-1 SJR rating overall care 1-2 or
+    avoidability 1-3 raises a stage-2 SJR that its reviewer cannot take; a stage-2 SJR with
+    avoidability 1-3 raises a PSII; an M&M escalation raises an SJR or a PSII. 201 when the
+    review is new, 200 when a draft is updated. Amend a submitted review with
+    `PUT /v1/reviews/{id}`.
+
+    Scope: `reviews:write`.
+    """
+    async with database.transaction() as session:
+        review, created = await reviews.submit_review(
+            session, principal, database.settings, referral_id, body
+        )
+    response.status_code = 201 if created else 200
+    response.headers["ETag"] = etag(review.id, review.version)
+    response.headers["Location"] = f"/v1/reviews/{review.id}"
+    return review

@@ -2,11 +2,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, StringConstraints, model_validator
 
 from app.kit.enums import ReasonCode, ReferralStatus, Route
-from app.kit.schemas import ResponseModel
+from app.kit.schemas import RequestModel, ResponseModel
+from app.models.base import utcnow
+
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+Reviewer = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 class ReferralOut(ResponseModel):
@@ -15,7 +20,10 @@ class ReferralOut(ResponseModel):
     route: Route
     stage: int | None = Field(description="SJR stage (1 or 2); null for other routes.")
     reasons: list[ReasonCode]
-    status: ReferralStatus
+    status: ReferralStatus = Field(
+        description="`claimed` while a live lease holds it; an expired lease reads as `ready` "
+        "(or `in_progress` when a draft review exists) and the referral is claimable again."
+    )
     status_reason: str | None
     specialty: str | None
     site: str | None
@@ -24,9 +32,98 @@ class ReferralOut(ResponseModel):
     overdue: bool
     assigned_to: str | None
     lease_id: uuid.UUID | None
+    leased_to: str | None = Field(description="The reviewer the live lease is for.")
+    claimed_at: datetime | None
     lease_expires_at: datetime | None
+    excluded_reviewer: str | None = Field(
+        description="Stage-2 SJR: the stage-1 reviewer, who may not take this review."
+    )
     external_reference: str | None
     completed_at: datetime | None
     version: int
     created_at: datetime
     updated_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _effective(cls, source: Any) -> Any:
+        """From a stored referral: the lease shows only while it is live."""
+        if isinstance(source, dict) or not hasattr(source, "lease_live"):
+            return source
+        live = source.lease_live(utcnow())
+        values = {name: getattr(source, name) for name in cls.model_fields if name != "status"}
+        values["status"] = source.effective_status
+        if not live:
+            values.update(lease_id=None, leased_to=None, claimed_at=None, lease_expires_at=None)
+        return values
+
+
+class ClaimRequest(RequestModel):
+    route: Route
+    specialty: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    stage: int | None = Field(default=None, ge=1, le=2, description="SJR stage to take.")
+    count: int = Field(default=1, ge=1, description="How many to lease (at most the bound).")
+    lease_seconds: int | None = Field(
+        default=None, ge=60, description="Lease length; default and bound are configuration."
+    )
+    reviewer: Reviewer | None = Field(
+        default=None,
+        description="The person the work is for (defaults to X-On-Behalf-Of). Needed to take "
+        "a stage-2 SJR, which its stage-1 reviewer may not take.",
+    )
+
+
+class ClaimResult(ResponseModel):
+    items: list[ReferralOut]
+
+
+class LeaseRequest(RequestModel):
+    lease_id: uuid.UUID
+    lease_seconds: int | None = Field(default=None, ge=60)
+
+
+class ReleaseRequest(RequestModel):
+    lease_id: uuid.UUID
+
+
+class AssignRequest(RequestModel):
+    assigned_to: Reviewer | None = Field(description="The reviewer; null to unassign.")
+
+
+class ReasonRequest(RequestModel):
+    reason: Reason
+    lease_id: uuid.UUID | None = Field(
+        default=None, description="Needed when the referral is held under a live lease."
+    )
+
+
+class CancelRequest(RequestModel):
+    reason: Reason
+
+
+class ResumeRequest(RequestModel):
+    pass
+
+
+class TransitionOut(ResponseModel):
+    action: str
+    from_status: str | None
+    to_status: str
+    reason: str | None
+    reviewer: str | None
+    client_id: uuid.UUID | None
+    on_behalf_of: str | None
+    occurred_at: datetime
+
+
+class OverdueGroup(ResponseModel):
+    route: Route
+    specialty: str | None
+    overdue: int
+    oldest_due_at: datetime
+
+
+class OverdueSummary(ResponseModel):
+    as_of: datetime
+    total: int
+    groups: list[OverdueGroup]

@@ -5,19 +5,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
-from app.audit.service import record_access
-from app.auth.deps import Principal
 from app.config import Settings
-from app.errors import BadRequest, ValidationFailed
+from app.errors import ValidationFailed
 from app.events.service import Change
-from app.kit.cursor import decode_cursor, encode_cursor
 from app.kit.enums import (
     OPEN_REFERRAL_STATUSES,
     AdmissionMethod,
@@ -27,7 +24,7 @@ from app.kit.enums import (
     Route,
 )
 from app.kit.sql import insert_rows, row_of
-from app.kit.time import LONDON, now
+from app.kit.time import now
 from app.models import Death, Referral, RouteOverride, Screening
 from app.screenings.rules import (
     SCREENING_REASONS,
@@ -85,6 +82,87 @@ class Reconciled:
     referrals: list[Referral] = field(default_factory=list)
     created: list[Referral] = field(default_factory=list)
     overrides: list[RouteOverride] = field(default_factory=list)
+
+
+def new_referral_row(
+    settings: Settings,
+    death: Death,
+    route: Route,
+    stage: int | None,
+    reasons: list[ReasonCode],
+    moment: datetime,
+    excluded_reviewer: str | None = None,
+) -> dict[str, Any]:
+    """A ready referral's row, with its priority and due date from the configuration."""
+    return {
+        "id": uuid.uuid4(),
+        "death_id": death.id,
+        "route": route.value,
+        "stage": stage,
+        "reasons": [code.value for code in reasons],
+        "status": ReferralStatus.ready.value,
+        "specialty": death.specialty_at_death or death.admitting_specialty,
+        "site": death.site,
+        "priority": settings.priorities[route],
+        "due_at": moment + timedelta(days=settings.due_days[route]),
+        "created_at": moment,
+        "updated_at": moment,
+        "version": 1,
+        "excluded_reviewer": excluded_reviewer,
+    }
+
+
+@dataclass(frozen=True)
+class FollowOn:
+    """A referral a review calls for: route, stage, why, and who may not take it."""
+
+    route: Route
+    stage: int | None
+    reason: ReasonCode
+    excluded_reviewer: str | None = None
+
+
+async def raise_follow_ons(
+    session: AsyncSession,
+    journal: Journal,
+    settings: Settings,
+    death: Death,
+    follow_ons: list[FollowOn],
+) -> list[Referral]:
+    """Create the referrals a review calls for, unless the death already has one for that
+    route and stage that is open or done (a retried or amended review raises nothing twice)."""
+    if not follow_ons:
+        return []
+    existing = (await session.scalars(select(Referral).where(Referral.death_id == death.id))).all()
+    live = {
+        (r.route, r.stage)
+        for r in existing
+        if r.status not in {ReferralStatus.cancelled, ReferralStatus.declined}
+    }
+    moment = now()
+    rows = []
+    for follow_on in follow_ons:
+        key = (follow_on.route.value, follow_on.stage)
+        if key in live:
+            continue
+        live.add(key)
+        rows.append(
+            new_referral_row(
+                settings,
+                death,
+                follow_on.route,
+                follow_on.stage,
+                [follow_on.reason],
+                moment,
+                follow_on.excluded_reviewer,
+            )
+        )
+    await insert_rows(session, Referral, rows)
+    created = [Referral(**row) for row in rows]
+    for referral in created:
+        journal.event(Change("referral.created", "referral", referral.id, death.id))
+        journal.audit("referral.create", "referral", referral.id, death.id)
+    return created
 
 
 def _stage(route: Route) -> int | None:
@@ -163,23 +241,7 @@ async def apply_plan(
             continue
         if any(r.status in {ReferralStatus.completed, ReferralStatus.declined} for r in same):
             continue
-        rows.append(
-            {
-                "id": uuid.uuid4(),
-                "death_id": death.id,
-                "route": route.value,
-                "stage": stage,
-                "reasons": [code.value for code in reasons],
-                "status": ReferralStatus.ready.value,
-                "specialty": death.specialty_at_death or death.admitting_specialty,
-                "site": death.site,
-                "priority": settings.priorities[route],
-                "due_at": moment + timedelta(days=settings.due_days[route]),
-                "created_at": moment,
-                "updated_at": moment,
-                "version": 1,
-            }
-        )
+        rows.append(new_referral_row(settings, death, route, stage, reasons, moment))
 
     for referral in existing:
         if (
@@ -265,104 +327,16 @@ async def reconcile_referrals(
     return await apply_plan(session, journal, settings, death, screening, plan)
 
 
-def death_status(screened: bool, referrals: Sequence[Referral]) -> DeathStatus:
-    """A death's status follows its referrals."""
+def death_status(
+    screened: bool, referrals: Sequence[Referral], external_pending: bool = False
+) -> DeathStatus:
+    """A death's status follows its referrals: under review while any is open; once none is
+    open and one was completed, reviewed while an outside process (the ICB's LeDeR review, an
+    external investigation) is still running, closed when everything is final."""
     if not screened:
         return DeathStatus.awaiting_screening
     if any(r.status in OPEN_REFERRAL_STATUSES for r in referrals):
         return DeathStatus.under_review
     if any(r.status == ReferralStatus.completed for r in referrals):
-        return DeathStatus.reviewed
+        return DeathStatus.reviewed if external_pending else DeathStatus.closed
     return DeathStatus.screened
-
-
-@dataclass(frozen=True)
-class ReferralFilters:
-    route: Route | None = None
-    status: ReferralStatus | None = None
-    specialty: str | None = None
-    site: str | None = None
-    death_id: uuid.UUID | None = None
-    overdue: bool | None = None
-    due_before: date | None = None
-
-
-_QUEUE_ORDER = (Referral.priority, Referral.due_at, Referral.created_at, Referral.id)
-
-
-def _filtered(filters: ReferralFilters, at: datetime) -> Select[Referral]:
-    query = select(Referral)
-    if filters.route is not None:
-        query = query.where(Referral.route == filters.route.value)
-    if filters.status is not None:
-        query = query.where(Referral.status == filters.status.value)
-    if filters.specialty is not None:
-        query = query.where(Referral.specialty == filters.specialty)
-    if filters.site is not None:
-        query = query.where(Referral.site == filters.site)
-    if filters.death_id is not None:
-        query = query.where(Referral.death_id == filters.death_id)
-    if filters.due_before is not None:
-        midnight = datetime.combine(filters.due_before, datetime.min.time(), LONDON)
-        query = query.where(Referral.due_at < midnight)
-    if filters.overdue is not None:
-        open_statuses = [s.value for s in OPEN_REFERRAL_STATUSES]
-        late = and_(Referral.status.in_(open_statuses), Referral.due_at < at)
-        query = query.where(late if filters.overdue else ~late)
-    return query
-
-
-async def list_referrals(
-    session: AsyncSession,
-    principal: Principal,
-    filters: ReferralFilters,
-    cursor: str | None,
-    limit: int,
-) -> tuple[list[Referral], str | None]:
-    """A queue page in (priority, due date, creation) order, by keyset."""
-    query = _filtered(filters, now())
-    if cursor is not None:
-        priority, due_at, created_at, referral_id = decode_cursor(cursor, 4)
-        try:
-            key = (
-                int(priority),
-                datetime.fromisoformat(due_at),
-                datetime.fromisoformat(created_at),
-                uuid.UUID(referral_id),
-            )
-        except (TypeError, ValueError) as error:
-            raise BadRequest("The cursor is not one this service issued.") from error
-        query = query.where(_after(key))
-    rows = list((await session.scalars(query.order_by(*_QUEUE_ORDER).limit(limit + 1))).all())
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = None
-    if more:
-        last = page[-1]
-        next_cursor = encode_cursor(
-            [last.priority, last.due_at.isoformat(), last.created_at.isoformat(), str(last.id)]
-        )
-    await record_access(
-        session, principal, "referral.list", "referral", [(r.id, r.death_id) for r in page]
-    )
-    return page, next_cursor
-
-
-def _after(key: tuple[int, datetime, datetime, uuid.UUID]) -> Any:
-    """Rows strictly after ``key`` in queue order (expanded, as SQLite lacks row values in
-    some comparisons and both planners use the index for this form)."""
-    priority, due_at, created_at, referral_id = key
-    return or_(
-        Referral.priority > priority,
-        and_(Referral.priority == priority, Referral.due_at > due_at),
-        and_(
-            Referral.priority == priority,
-            Referral.due_at == due_at,
-            Referral.created_at > created_at,
-        ),
-        and_(
-            Referral.priority == priority,
-            Referral.due_at == due_at,
-            Referral.created_at == created_at,
-            Referral.id > referral_id,
-        ),
-    )

@@ -286,7 +286,7 @@ async def amend_screening(
         # Nothing to amend: no new version; reconciling below changes nothing either.
         journal.audit("screening.read", "screening", screening.id, death.id)
     reconciled = await reconcile_referrals(session, journal, settings, death, screening, overrides)
-    if follow_referrals(death, reconciled.referrals):
+    if await follow_referrals(session, death, reconciled.referrals):
         death.version += 1
         journal.event(Change("death.updated", "death", death.id, death.id, ["status"]))
     await journal.write(session)

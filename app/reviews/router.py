@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+
+from app.auth.deps import ReferralsReader, ReviewsWriter
+from app.db import DatabaseDep
+from app.errors import (
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    PreconditionRequired,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+    problem_responses,
+)
+from app.kit.etag import etag
+from app.referrals.workflow import TransitionRefused
+from app.reviews import labels, service
+from app.reviews.schemas import ReviewAmendment, ReviewOut, ReviewVersionOut, Scales
+
+router = APIRouter(tags=["reviews"])
+AUTH = (Unauthorized, Forbidden)
+
+
+@router.get(
+    "/v1/reviews/{review_id}",
+    response_model=ReviewOut,
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+)
+async def get_review(
+    review_id: uuid.UUID, principal: ReferralsReader, database: DatabaseDep, response: Response
+) -> ReviewOut:
+    """A review, with a label beside every score.
+
+    Scope: `referrals:read`.
+    """
+    async with database.transaction() as session:
+        review = await service.read_review(session, principal, review_id)
+    response.headers["ETag"] = etag(review.id, review.version)
+    return review
+
+
+@router.put(
+    "/v1/reviews/{review_id}",
+    response_model=ReviewOut,
+    responses=problem_responses(
+        *AUTH,
+        NotFound,
+        TransitionRefused,
+        PreconditionFailed,
+        PreconditionRequired,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
+    ),
+)
+async def amend_review(
+    review_id: uuid.UUID,
+    body: ReviewAmendment,
+    principal: ReviewsWriter,
+    database: DatabaseDep,
+    response: Response,
+    if_match: Annotated[
+        str | None, Header(alias="If-Match", description="The review's ETag.")
+    ] = None,
+) -> ReviewOut:
+    """Amend a submitted review: the whole instrument as it should now stand (a LeDeR
+    review's progress as the ICB reports it, a corrected SJR). Needs `If-Match`. The previous
+    version is kept (`GET .../history`), and what the amended review calls for is raised if it
+    was not already.
+
+    Scope: `reviews:write`.
+    """
+    async with database.transaction() as session:
+        review = await service.amend_review(
+            session, principal, database.settings, review_id, body, if_match
+        )
+    response.headers["ETag"] = etag(review.id, review.version)
+    return review
+
+
+@router.get(
+    "/v1/reviews/{review_id}/history",
+    response_model=list[ReviewVersionOut],
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+)
+async def get_review_history(
+    review_id: uuid.UUID, principal: ReferralsReader, database: DatabaseDep
+) -> list[ReviewVersionOut]:
+    """Earlier versions of an amended review, oldest first, each as it stood.
+
+    Scope: `referrals:read`.
+    """
+    async with database.transaction() as session:
+        return await service.review_history(session, principal, review_id)
+
+
+@router.get("/v1/scales", response_model=Scales, responses=problem_responses(*AUTH))
+async def get_scales(principal: ReferralsReader, database: DatabaseDep) -> Scales:
+    """The labels of every scored scale (care ratings, quality of records, avoidability), from
+    the one table the responses take them from.
+
+    Scope: `referrals:read`.
+    """
+    async with database.transaction() as session:
+        return await labels.scales(session)

@@ -1,0 +1,183 @@
+"""The review instruments (DESIGN.md section 5), as sent and as returned."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictBool, StringConstraints, model_validator
+
+from app.kit.enums import (
+    ExternalStatus,
+    Harm,
+    LederStatus,
+    MmOutcome,
+    ProblemType,
+    ReviewStatus,
+    Route,
+    SjrPhase,
+)
+from app.kit.schemas import RequestModel, ResponseModel, Timestamp
+
+Narrative = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+Short = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+CareRating = Annotated[int, Field(ge=1, le=5, strict=True)]
+Avoidability = Annotated[int, Field(ge=1, le=6, strict=True)]
+
+
+class ReviewerIn(RequestModel):
+    name: Short
+    role: Short | None = None
+
+
+class PhaseRating(RequestModel):
+    phase: SjrPhase
+    rating: CareRating = Field(description="1 very poor, 2 poor, 3 adequate, 4 good, 5 excellent.")
+    narrative: Narrative | None = None
+
+
+class ProblemInCare(RequestModel):
+    type: ProblemType
+    phase: SjrPhase = Field(description="The phase of care it arose in (not `overall`).")
+    harm: Harm = Field(description="Did it lead to harm: no, probably, yes.")
+    description: Narrative | None = None
+
+    @model_validator(mode="after")
+    def _a_real_phase(self) -> ProblemInCare:
+        if self.phase is SjrPhase.overall:
+            raise ValueError("a problem in care belongs to a phase of care, not to `overall`")
+        return self
+
+
+class SjrReview(RequestModel):
+    """Structured Judgement Review (RCP). A draft may be partial; a submitted SJR needs the
+    reviewer, the overall phase rating, the quality of records and the avoidability."""
+
+    instrument: Literal["sjr"]
+    reviewer: ReviewerIn | None = None
+    phases: list[PhaseRating] = Field(default_factory=list, max_length=len(SjrPhase))
+    quality_of_records: CareRating | None = None
+    avoidability: Avoidability | None = Field(
+        default=None,
+        description="1 definitely avoidable ... 6 definitely not avoidable; 1-3 is 'more likely "
+        "than not due to problems in care'.",
+    )
+    problems_in_care: list[ProblemInCare] = Field(default_factory=list, max_length=50)
+    patient_safety_incident_suspected: StrictBool = False
+    summary: Narrative | None = None
+
+    @model_validator(mode="after")
+    def _phases_once(self) -> SjrReview:
+        phases = [rating.phase for rating in self.phases]
+        if len(phases) != len(set(phases)):
+            raise ValueError("each phase is rated at most once")
+        return self
+
+    def rating(self, phase: SjrPhase) -> int | None:
+        return next((r.rating for r in self.phases if r.phase is phase), None)
+
+    def missing_for_submission(self) -> list[tuple[str, str]]:
+        missing = []
+        if self.reviewer is None:
+            missing.append(("/review/reviewer", "a submitted SJR names its reviewer"))
+        if self.rating(SjrPhase.overall) is None:
+            missing.append(("/review/phases", "a submitted SJR rates the `overall` phase"))
+        if self.quality_of_records is None:
+            missing.append(("/review/quality_of_records", "a submitted SJR rates the records"))
+        if self.avoidability is None:
+            missing.append(("/review/avoidability", "a submitted SJR judges avoidability"))
+        return missing
+
+
+class MmReview(RequestModel):
+    """A specialty Morbidity & Mortality meeting's discussion of the death."""
+
+    instrument: Literal["mm"]
+    meeting_date: date
+    specialty: Short
+    presenter: Short
+    outcome: MmOutcome
+    learning_points: list[Narrative] = Field(default_factory=list, max_length=50)
+    avoidability: Avoidability | None = None
+
+
+class LederReview(RequestModel):
+    """The trust's notification to LeDeR, then the ICB's review as it progresses."""
+
+    instrument: Literal["leder"]
+    notified_at: Timestamp
+    leder_reference: Reference
+    status: LederStatus = LederStatus.notified
+    outcome_summary: Narrative | None = None
+
+
+class ExternalReview(RequestModel):
+    """A case sent to another process or organisation (CDR, PMRT, MNSI, PSII, coroner,
+    complaint, system review)."""
+
+    instrument: Literal["external"]
+    reference: Reference
+    organisation: Short
+    referred_at: Timestamp
+    status: ExternalStatus
+    outcome: Narrative | None = None
+    completed_at: Timestamp | None = None
+
+
+InstrumentIn = Annotated[
+    SjrReview | MmReview | LederReview | ExternalReview, Field(discriminator="instrument")
+]
+
+
+class ReviewSubmission(RequestModel):
+    lease_id: uuid.UUID | None = Field(
+        default=None, description="Required when the referral is held under a live lease."
+    )
+    submit: StrictBool = Field(
+        default=True, description="false saves a draft; true submits and completes the referral."
+    )
+    review: InstrumentIn
+
+
+class ReviewAmendment(RequestModel):
+    review: InstrumentIn
+
+
+class ReviewOut(ResponseModel):
+    id: uuid.UUID
+    referral_id: uuid.UUID
+    death_id: uuid.UUID
+    route: Route
+    stage: int | None
+    status: ReviewStatus
+    version: int
+    reviewer: str | None
+    submitted_at: datetime | None
+    review: dict[str, Any] = Field(
+        description="The instrument as stored, with a `..._label` beside every score."
+    )
+    external_due_at: datetime | None = Field(
+        description="LeDeR: when the ICB's review is due (six months after notification)."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReviewVersionOut(ResponseModel):
+    version: int
+    superseded_at: datetime
+    snapshot: dict[str, Any]
+
+
+class ScaleValue(ResponseModel):
+    value: int
+    label: str
+    description: str | None
+
+
+class Scales(ResponseModel):
+    care_rating: list[ScaleValue]
+    records_quality: list[ScaleValue]
+    avoidability: list[ScaleValue]
