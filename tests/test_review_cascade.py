@@ -136,3 +136,19 @@ async def test_a_wrong_instrument_is_refused_and_writes_nothing(api) -> None:
     death = (await api.get(f"/v1/deaths/{recorded['death_id']}")).json()
     assert death["reviews"] == []
     assert death["referrals"][0]["status"] == "ready"
+
+
+async def test_a_retried_review_post_with_its_key_replays_instead_of_conflicting(api) -> None:
+    body = screening_body(screening={"death_expected": False})
+    recorded = (await api.post("/v1/screenings", json=body, headers=idem())).json()
+    (referral,) = recorded["referrals"]
+    payload = {"review": sjr("Dr Retry", overall=4, avoidability=6)}
+    key = idem()
+    first = await api.post(f"/v1/referrals/{referral['id']}/review", json=payload, headers=key)
+    again = await api.post(f"/v1/referrals/{referral['id']}/review", json=payload, headers=key)
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    without_key = await api.post(f"/v1/referrals/{referral['id']}/review", json=payload)
+    assert without_key.status_code == 409
+    assert without_key.json()["current_status"] == "completed"

@@ -4,7 +4,8 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse
 
 from app.auth.deps import ReferralsClaimer, ReferralsReader, ReviewsWriter
 from app.db import DatabaseDep
@@ -379,8 +380,14 @@ async def post_review(
     body: ReviewSubmission,
     principal: ReviewsWriter,
     database: DatabaseDep,
-    response: Response,
-) -> ReviewOut:
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Optional: a retry with the same key and body replays the first answer.",
+        ),
+    ] = None,
+) -> Response:
     """Save a draft (`submit: false`) or submit the review of a referral.
 
     The instrument must be the route's (`sjr`, `mm`, `leder`; `external` for the other
@@ -393,11 +400,8 @@ async def post_review(
 
     Scope: `reviews:write`.
     """
-    async with database.transaction() as session:
-        review, created = await reviews.submit_review(
-            session, principal, database.settings, referral_id, body
-        )
-    response.status_code = 201 if created else 200
-    response.headers["ETag"] = etag(review.id, review.version)
-    response.headers["Location"] = f"/v1/reviews/{review.id}"
-    return review
+    stored = await reviews.post_review(database, principal, referral_id, body, idempotency_key)
+    headers = dict(stored.headers)
+    if stored.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(stored.body, status_code=stored.status, headers=headers)
