@@ -152,3 +152,17 @@ async def test_a_retried_review_post_with_its_key_replays_instead_of_conflicting
     without_key = await api.post(f"/v1/referrals/{referral['id']}/review", json=payload)
     assert without_key.status_code == 409
     assert without_key.json()["current_status"] == "completed"
+
+
+async def test_the_death_follows_when_its_only_referral_is_cancelled(api) -> None:
+    body = screening_body(screening={"death_expected": False})
+    recorded = (await api.post("/v1/screenings", json=body, headers=idem())).json()
+    (referral,) = recorded["referrals"]
+    assert recorded["death"]["status"] == "under_review"
+    cancelled = await api.post(
+        f"/v1/referrals/{referral['id']}/cancel", json={"reason": "Duplicate of another review"}
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    death = (await api.get(f"/v1/deaths/{recorded['death_id']}")).json()
+    assert death["status"] == "screened"
+    assert death["version"] == recorded["death"]["version"] + 1

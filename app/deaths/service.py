@@ -244,6 +244,18 @@ async def follow_referrals(
     return False
 
 
+async def refresh_death_status(
+    session: AsyncSession, journal: Journal, death_id: uuid.UUID
+) -> None:
+    """After a referral or review changed: the death's status follows, under a row lock so
+    that two referrals of one death changing at once cannot lose an update."""
+    death = await load_death(session, death_id, for_update=True)
+    referrals = (await session.scalars(select(Referral).where(Referral.death_id == death_id))).all()
+    if await follow_referrals(session, death, referrals):
+        death.version += 1
+        journal.event(Change("death.updated", "death", death.id, death.id, ["status"]))
+
+
 async def external_review_pending(session: AsyncSession, death_id: uuid.UUID) -> bool:
     """A submitted LeDeR or external review whose outside process has not finished."""
     found = await session.scalar(

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.journal import Journal
 from app.auth.deps import Principal
 from app.config import Settings
+from app.deaths.service import refresh_death_status
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.events.service import Change
 from app.kit.enums import ReferralStatus, Route
@@ -355,6 +356,8 @@ async def close_with(
         "cancel": "referral.cancelled",
     }[action]
     transitions = Transitions(Journal(principal))
+    await session.flush()
+    await refresh_death_status(session, transitions.journal, referral.death_id)
     transitions.record(
         referral,
         action,

@@ -15,7 +15,7 @@ from app.audit.service import record_access
 from app.auth.deps import Principal
 from app.config import Settings
 from app.db import Database
-from app.deaths.service import follow_referrals
+from app.deaths.service import refresh_death_status
 from app.errors import NotFound, ValidationFailed
 from app.events.service import Change
 from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent
@@ -326,9 +326,8 @@ async def submit_review(
             )
         journal.event(Change("review.drafted", "review", review.id, death.id))
     journal.audit("review.create" if created else "review.update", "review", review.id, death.id)
-    referrals = (await session.scalars(select(Referral).where(Referral.death_id == death.id))).all()
-    if await follow_referrals(session, death, referrals):
-        death.version += 1
+    await session.flush()
+    await refresh_death_status(session, journal, death.id)
     await transitions.write(session)
     return await review_out(session, review), created
 
@@ -390,12 +389,8 @@ async def amend_review(
         )
         journal.audit("review.amend", "review", review.id, death.id)
         await raise_follow_ons(session, journal, settings, death, follow_ons(referral, body.review))
-        referrals = (
-            await session.scalars(select(Referral).where(Referral.death_id == death.id))
-        ).all()
-        if await follow_referrals(session, death, referrals):
-            death.version += 1
-            journal.event(Change("death.updated", "death", death.id, death.id, ["status"]))
+        await session.flush()
+        await refresh_death_status(session, journal, death.id)
     else:
         journal.audit("review.read", "review", review.id, death.id)
     await journal.write(session)
