@@ -122,20 +122,41 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
     return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
 
 
-def pointer(loc: tuple[Any, ...] | list[Any]) -> str:
+def pointer(loc: tuple[Any, ...] | list[Any], document: Any = None) -> str:
     """A JSON Pointer (RFC 6901) to the field, from a Pydantic error location."""
     parts = [str(part) for part in loc]
     if parts and parts[0] in {"body", "query", "path", "header"}:
         source, parts = parts[0], parts[1:]
     else:
         source = "body"
+    if source == "body" and document is not None:
+        parts = _without_union_tags(parts, document)
     if source == "body" and not parts:
         return ""  # the whole document (RFC 6901); "/" would name a member called ""
     escaped = "/".join(part.replace("~", "~0").replace("/", "~1") for part in parts)
     return f"/{escaped}" if source == "body" else f"{source}:/{escaped}"
 
 
-def validation_errors(raw: list[Any]) -> list[dict[str, Any]]:
+def _without_union_tags(parts: list[str], document: Any) -> list[str]:
+    """Pydantic names a tagged union's member in the location (`review/sjr/avoidability`) but
+    the document has no such member: walk the document and drop a step that is not one of the
+    object's keys but the value of one of its fields (the tag, e.g. `"instrument": "sjr"`)."""
+    kept: list[str] = []
+    node = document
+    for part in parts:
+        if isinstance(node, dict):
+            if part not in node and part in {v for v in node.values() if isinstance(v, str)}:
+                continue
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            node = None
+        kept.append(part)
+    return kept
+
+
+def validation_errors(raw: list[Any], document: Any = None) -> list[dict[str, Any]]:
     """Pydantic errors without the submitted values (they may be patient data)."""
     errors = []
     for item in raw:
@@ -143,7 +164,11 @@ def validation_errors(raw: list[Any]) -> list[dict[str, Any]]:
         if message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
         errors.append(
-            {"pointer": pointer(item.get("loc", ())), "code": item.get("type"), "detail": message}
+            {
+                "pointer": pointer(item.get("loc", ()), document),
+                "code": item.get("type"),
+                "detail": message,
+            }
         )
     return errors
 
@@ -156,7 +181,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         raw = list(exc.errors())
-        errors = validation_errors(raw)
+        errors = validation_errors(raw, exc.body)
         # An empty body is not a JSON document: the same 400 as any other unparseable body.
         no_body = any(
             e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in raw

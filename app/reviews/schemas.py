@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StringConstraints, model_validator
+from pydantic import Field, StrictBool, StringConstraints, field_validator
 
 from app.kit.enums import (
     ExternalStatus,
@@ -44,11 +44,12 @@ class ProblemInCare(RequestModel):
     harm: Harm = Field(description="Did it lead to harm: no, probably, yes.")
     description: Narrative | None = None
 
-    @model_validator(mode="after")
-    def _a_real_phase(self) -> ProblemInCare:
-        if self.phase is SjrPhase.overall:
+    @field_validator("phase")
+    @classmethod
+    def _a_real_phase(cls, phase: SjrPhase) -> SjrPhase:
+        if phase is SjrPhase.overall:
             raise ValueError("a problem in care belongs to a phase of care, not to `overall`")
-        return self
+        return phase
 
 
 class SjrReview(RequestModel):
@@ -68,12 +69,13 @@ class SjrReview(RequestModel):
     patient_safety_incident_suspected: StrictBool = False
     summary: Narrative | None = None
 
-    @model_validator(mode="after")
-    def _phases_once(self) -> SjrReview:
-        phases = [rating.phase for rating in self.phases]
+    @field_validator("phases")
+    @classmethod
+    def _phases_once(cls, ratings: list[PhaseRating]) -> list[PhaseRating]:
+        phases = [rating.phase for rating in ratings]
         if len(phases) != len(set(phases)):
             raise ValueError("each phase is rated at most once")
-        return self
+        return ratings
 
     def rating(self, phase: SjrPhase) -> int | None:
         return next((r.rating for r in self.phases if r.phase is phase), None)
