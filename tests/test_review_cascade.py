@@ -45,8 +45,12 @@ async def test_sjr_stage_one_to_stage_two_to_psii(make_api) -> None:
         Scope.reviews_write,
         Scope.deaths_read,
     )
-    site = "Cascade " + idem()["Idempotency-Key"][:8]
-    body = screening_body(death={"site": site}, screening={"death_expected": False})
+    # A specialty of its own, so that claims see only this test's referrals.
+    specialty = "Cascade " + idem()["Idempotency-Key"][:8]
+    body = screening_body(
+        death={"specialty_at_death": specialty, "admitting_specialty": specialty},
+        screening={"death_expected": False},
+    )
     recorded = (await api.post("/v1/screenings", json=body, headers=idem())).json()
     (stage_one,) = recorded["referrals"]
     assert stage_one["route"] == "sjr" and stage_one["stage"] == 1
@@ -55,7 +59,8 @@ async def test_sjr_stage_one_to_stage_two_to_psii(make_api) -> None:
         f"/v1/referrals/{stage_one['id']}/assign", json={"assigned_to": "Dr One"}
     )
     assert claimed.status_code == 200, claimed.text
-    (mine,) = [r for r in await claim(api, "sjr", "Dr One", count=50) if r["id"] == stage_one["id"]]
+    (mine,) = await claim(api, "sjr", "Dr One", specialty=specialty)
+    assert mine["id"] == stage_one["id"]
     assert mine["status"] == "claimed" and mine["lease_id"]
 
     posted = await api.post(

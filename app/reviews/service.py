@@ -166,7 +166,11 @@ def _columns(review: Instrumented, settings: Settings) -> dict[str, Any]:
             external_reference=review.leder_reference,
             external_status=review.status.value,
             notified_at=review.notified_at,
-            external_due_at=_add_months(review.notified_at, settings.leder_review_months),
+            # Six months in the trust's calendar: a notification at 00:30 BST on 1 September
+            # is due on 1 March, not on the UTC date's 28 February.
+            external_due_at=_add_months(
+                review.notified_at.astimezone(LONDON), settings.leder_review_months
+            ),
         )
     else:
         columns.update(
@@ -249,13 +253,11 @@ async def submit_review(
     referral = await load_referral(session, referral_id, for_update=True)
     moment = now()
     if referral.status not in CLAIMABLE:
-        hint = (
-            " Amend the submitted review with PUT /v1/reviews/{id}."
-            if referral.status == ReferralStatus.completed
-            else ""
-        )
         error = refuse(referral, "reviewed")
-        error.detail = (error.detail or "") + hint
+        existing = await session.scalar(select(Review.id).where(Review.referral_id == referral.id))
+        if existing is not None:
+            error.detail = f"{error.detail} Amend its review with PUT /v1/reviews/{existing}."
+            error.extra["review"] = f"/v1/reviews/{existing}"
         raise error
     check_lease(referral, body.lease_id, moment)
     death = await session.get_one(Death, referral.death_id)
