@@ -439,8 +439,9 @@ async def test_leder_notification_completes_the_referral_and_the_icb_review_foll
     review = posted.json()
     assert review["status"] == "submitted"
     assert review["review"]["status"] == "notified"
-    # Six months after 31 August is the last day of February (2024 is a leap year).
-    assert review["external_due_at"] == "2024-02-29T10:00:00Z"
+    # Six months after 31 August is the last day of February (2024 is a leap year), counted
+    # in the trust's calendar: 11:00 BST on 31 August is due at 11:00 GMT (= UTC) in February.
+    assert review["external_due_at"] == "2024-02-29T11:00:00Z"
 
     page = await death_page(api, recorded["death_id"])
     (done,) = page["referrals"]
@@ -472,7 +473,7 @@ async def test_leder_notification_completes_the_referral_and_the_icb_review_foll
         headers={"If-Match": progress.headers["ETag"]},
     )
     assert finished.status_code == 200, finished.text
-    assert finished.json()["external_due_at"] == "2025-02-28T10:00:00Z"
+    assert finished.json()["external_due_at"] == "2025-02-28T11:00:00Z"
     assert finished.json()["review"]["outcome_summary"] == "Care met expected standards."
     page = await death_page(api, recorded["death_id"])
     assert page["status"] == "closed"
@@ -680,3 +681,22 @@ async def test_the_death_page_shows_screening_referrals_leases_and_reviews(api) 
     assert reviews["sjr"]["review"]["avoidability_label"] == "Slight evidence of avoidability"
     assert reviews["sjr"]["review"]["phases"][-1]["rating_label"] == "Good care"
     assert page["status"] == "reviewed"  # LeDeR still open at the ICB
+
+
+async def test_the_leder_due_date_follows_the_uk_calendar_across_midnight(api) -> None:
+    """00:30 BST on 1 September is 23:30 UTC on 31 August: due on 1 March, not 28 February."""
+    specialty = "LeDeR midnight " + uuid.uuid4().hex[:8]
+    body = screening_body(
+        death={"autism": True, "admitting_specialty": specialty, "specialty_at_death": specialty},
+        died_at=datetime(2024, 8, 30, 12, 0, tzinfo=UTC),
+    )
+    recorded = (await api.post("/v1/screenings", json=body, headers=idem())).json()
+    (referral,) = recorded["referrals"]
+    notification = {
+        "instrument": "leder",
+        "notified_at": "2024-08-31T23:30:00Z",
+        "leder_reference": "LDR-MIDNIGHT",
+    }
+    posted = await post_review(api, referral["id"], notification)
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["external_due_at"] == "2025-03-01T00:30:00Z"
