@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record_access
@@ -99,24 +99,10 @@ async def list_referrals(
 
 
 def _after(key: tuple[int, datetime, datetime, uuid.UUID]) -> Any:
-    """Rows strictly after ``key`` in queue order (expanded, as SQLite lacks row values in
-    some comparisons and both planners use the index for this form)."""
-    priority, due_at, created_at, referral_id = key
-    return or_(
-        Referral.priority > priority,
-        and_(Referral.priority == priority, Referral.due_at > due_at),
-        and_(
-            Referral.priority == priority,
-            Referral.due_at == due_at,
-            Referral.created_at > created_at,
-        ),
-        and_(
-            Referral.priority == priority,
-            Referral.due_at == due_at,
-            Referral.created_at == created_at,
-            Referral.id > referral_id,
-        ),
-    )
+    """Rows strictly after ``key`` in queue order, as one row-value comparison: PostgreSQL
+    starts the queue index's range there (an expanded OR of the columns is only a filter over
+    every earlier row, or a bitmap that must be sorted); SQLite has row values since 3.15."""
+    return tuple_(*_QUEUE_ORDER) > key
 
 
 async def read_referral(
