@@ -191,6 +191,13 @@ def upgrade() -> None:
             sqlite_where=sa.text("status IN ('ready', 'in_progress')"),
         )
         batch_op.create_index(
+            "ix_referrals_claimable_specialty",
+            ["route", "specialty", "priority", "due_at", "created_at", "id"],
+            unique=False,
+            postgresql_where=sa.text("status IN ('ready', 'in_progress')"),
+            sqlite_where=sa.text("status IN ('ready', 'in_progress')"),
+        )
+        batch_op.create_index(
             "ix_referrals_status_queue",
             ["status", "priority", "due_at", "created_at", "id"],
             unique=False,
@@ -208,6 +215,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("referrals", schema=None) as batch_op:
         batch_op.drop_index("ix_referrals_status_queue")
+        batch_op.drop_index("ix_referrals_claimable_specialty")
         batch_op.drop_index(
             "ix_referrals_claimable",
             postgresql_where=sa.text("status IN ('ready', 'in_progress')"),
