@@ -260,6 +260,18 @@ async def submit_review(
             error.extra["review"] = f"/v1/reviews/{existing}"
         raise error
     check_lease(referral, body.lease_id, moment)
+    named = body.review.reviewer if isinstance(body.review, SjrReview) else None
+    reviewer = named.name if named is not None else principal.on_behalf_of
+    if (
+        referral.excluded_reviewer is not None
+        and reviewer is not None
+        and reviewer.casefold() == referral.excluded_reviewer.casefold()
+    ):
+        # Without a live lease no claim is needed to post, so the exclusion is checked here too.
+        raise TransitionRefused(
+            "The stage-1 reviewer cannot take the stage-2 review.",
+            extra={"current_status": referral.effective_status},
+        )
     death = await session.get_one(Death, referral.death_id)
     _check_instrument(Route(referral.route), body.review, death, body.submit)
 
