@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Response
 from app.auth.deps import DeathsReader, DeathsWriter
 from app.db import DatabaseDep
 from app.deaths import service
-from app.deaths.schemas import DeathDetail, DeathOut, DeathPatch
+from app.deaths.schemas import DeathDetail, DeathOut, DeathPatch, detail_etag
 from app.deaths.service import DeathFilters
 from app.errors import (
     BadRequest,
@@ -25,7 +25,7 @@ from app.errors import (
     problem_responses,
 )
 from app.kit.enums import DeathStatus
-from app.kit.etag import etag
+from app.kit.etag import not_modified
 from app.kit.nhs_number import InvalidNhsNumber, normalise_nhs_number
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
@@ -143,10 +143,9 @@ async def get_death(
     """
     async with database.transaction() as session:
         death = await service.read_death(session, principal, death_id)
-    tag = etag(death.id, death.version)
+    tag = detail_etag(death)
     # Weak comparison (RFC 9110 13.1.2): a proxy may have weakened the tag to W/"...".
-    candidates = {t.strip().removeprefix("W/") for t in (if_none_match or "").split(",")}
-    if if_none_match is not None and ("*" in candidates or tag in candidates):
+    if not_modified(if_none_match, tag):
         return Response(status_code=304, headers={"ETag": tag})
     response.headers["ETag"] = tag
     return death
@@ -187,5 +186,5 @@ async def patch_death(
         death = await service.patch_death(
             session, principal, database.settings, death_id, patch, if_match
         )
-    response.headers["ETag"] = etag(death.id, death.version)
+    response.headers["ETag"] = detail_etag(death)
     return death

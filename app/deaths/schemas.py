@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StrictBool, StringConstraints
 
 from app.kit.enums import AdmissionMethod, DeathStatus, NhsNumberStatus, PlaceOfDeath, Sex
+from app.kit.etag import etag
 from app.kit.nhs_number import normalise_nhs_number
 from app.kit.schemas import RequestModel, ResponseModel, Timestamp
 from app.referrals.schemas import ReferralOut
@@ -172,3 +173,16 @@ class DeathDetail(DeathOut):
     screening: ScreeningOut | None
     referrals: list[ReferralOut]
     reviews: list[ReviewOut]
+
+
+def detail_etag(death: DeathDetail) -> str:
+    """The death's tag, with the state of everything the detail shows: the versions of its
+    screening, referrals and reviews (each only grows), and how many leases are live (a lease
+    lapsing changes what a reader sees without a new version)."""
+    versions = (
+        (death.screening.version if death.screening else 0)
+        + sum(referral.version for referral in death.referrals)
+        + sum(review.version for review in death.reviews)
+    )
+    leases = sum(1 for referral in death.referrals if referral.lease_id is not None)
+    return etag(death.id, death.version, f"{versions}-{len(death.referrals)}-{leases}")

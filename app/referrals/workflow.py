@@ -293,7 +293,7 @@ async def assign(
     if (
         assigned_to is not None
         and referral.excluded_reviewer is not None
-        and assigned_to.casefold() == referral.excluded_reviewer.casefold()
+        and assigned_to.lower() == referral.excluded_reviewer.lower()
     ):
         raise TransitionRefused(
             "The stage-1 reviewer cannot take the stage-2 review.",

@@ -265,7 +265,7 @@ async def submit_review(
     if (
         referral.excluded_reviewer is not None
         and reviewer is not None
-        and reviewer.casefold() == referral.excluded_reviewer.casefold()
+        and reviewer.lower() == referral.excluded_reviewer.lower()
     ):
         # Without a live lease no claim is needed to post, so the exclusion is checked here too.
         raise TransitionRefused(
