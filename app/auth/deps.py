@@ -83,3 +83,8 @@ ReferralsClaimer = Annotated[
     Principal, Security(authenticate, scopes=[Scope.referrals_claim.value])
 ]
 ReviewsWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.reviews_write.value])]
+FindingsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.findings_read.value])]
+FindingsWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.findings_write.value])]
+ActionsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.actions_read.value])]
+ActionsWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.actions_write.value])]
+Administrator = Annotated[Principal, Security(authenticate, scopes=[Scope.admin.value])]

@@ -12,6 +12,7 @@ class Scope(StrEnum):
     referrals_read = "referrals:read"
     referrals_claim = "referrals:claim"
     reviews_write = "reviews:write"
+    findings_read = "findings:read"
     findings_write = "findings:write"
     actions_read = "actions:read"
     actions_write = "actions:write"
@@ -29,7 +30,8 @@ SCOPE_DESCRIPTIONS: dict[Scope, str] = {
     Scope.referrals_read: "Read the referral queues.",
     Scope.referrals_claim: "Claim, renew and release referrals.",
     Scope.reviews_write: "Post reviews.",
-    Scope.findings_write: "Record findings.",
+    Scope.findings_read: "Read findings and themes.",
+    Scope.findings_write: "Record findings and link them to actions.",
     Scope.actions_read: "Read action plans and actions.",
     Scope.actions_write: "Create and update action plans and actions.",
     Scope.reports_read: "Read reports.",

@@ -1,22 +1,29 @@
 """ORM models only, one file per aggregate. Importing this package registers them all."""
 
+from app.models.action import Action, ActionPlan, ActionPlanSection, ActionUpdate, action_findings
 from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.client import ApiClient
 from app.models.counter import Counter
 from app.models.death import Death
 from app.models.event import OutboxEvent
+from app.models.finding import Finding, Theme
 from app.models.idempotency import IdempotencyRecord
 from app.models.referral import Referral, ReferralTransition
 from app.models.review import Review, ReviewPhaseRating, ReviewProblem, ReviewVersion, ScaleLabel
 from app.models.screening import RouteOverride, Screening, ScreeningVersion
 
 __all__ = [
+    "Action",
+    "ActionPlan",
+    "ActionPlanSection",
+    "ActionUpdate",
     "ApiClient",
     "AuditEvent",
     "Base",
     "Counter",
     "Death",
+    "Finding",
     "IdempotencyRecord",
     "OutboxEvent",
     "Referral",
@@ -29,4 +36,6 @@ __all__ = [
     "ScaleLabel",
     "Screening",
     "ScreeningVersion",
+    "Theme",
+    "action_findings",
 ]

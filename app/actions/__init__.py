@@ -1,0 +1,1 @@
+"""Improvement action plans and actions, and their spreadsheets."""

@@ -1,0 +1,1 @@
+"""Themes and findings: the learning that reviews produce."""
