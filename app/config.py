@@ -80,6 +80,7 @@ class Settings(BaseSettings):
 
     # Limits.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    upload_max_bytes: int = Field(default=20_971_520, ge=1024)  # spreadsheet imports
     batch_max_items: int = Field(default=100, ge=1, le=1000)
     idempotency_lock_seconds: int = Field(default=60, ge=1)
     idempotency_retention_hours: int = Field(default=48, ge=1)

@@ -44,10 +44,26 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
+SPREADSHEET_TYPES = frozenset(
+    {
+        "text/csv",
+        "application/csv",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    }
+)
+
+
+def _is_spreadsheet(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    return content_type.split(";", 1)[0].strip().lower() in SPREADSHEET_TYPES
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, upload_max_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.upload_max_bytes = upload_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,15 +115,17 @@ class RequestContextMiddleware:
 
     async def _checked_body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """Read the body up front (bounded), answer 413/415 here, and hand the app a receive
-        that replays it. None when this middleware has already answered."""
+        that replays it. None when this middleware has already answered. Spreadsheet uploads
+        (paths ending in /import) may be CSV or XLSX and larger; everything else is JSON."""
         if scope["method"] not in _BODY_METHODS:
             return receive
         path = scope["path"]
+        upload = path.endswith("/import")
+        limit = self.upload_max_bytes if upload else self.max_body_bytes
+        too_large = PayloadTooLarge(f"The body is larger than {limit} bytes.")
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._reject(
-                PayloadTooLarge(f"The body is larger than {self.max_body_bytes} bytes."), path, send
-            )
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(too_large, path, send)
             return None
         chunks: list[bytes] = []
         size = 0
@@ -118,19 +136,17 @@ class RequestContextMiddleware:
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
-                await self._reject(
-                    PayloadTooLarge(f"The body is larger than {self.max_body_bytes} bytes."),
-                    path,
-                    send,
-                )
+            if size > limit:
+                await self._reject(too_large, path, send)
                 return None
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if body and not _is_json(_header(scope, b"content-type")):
+        content_type = _header(scope, b"content-type")
+        if body and not (_is_json(content_type) or (upload and _is_spreadsheet(content_type))):
+            expected = "JSON, CSV (text/csv) or XLSX" if upload else "JSON"
             await self._reject(
-                UnsupportedMediaType("Send JSON with Content-Type: application/json."), path, send
+                UnsupportedMediaType(f"Send {expected} with the matching Content-Type."), path, send
             )
             return None
         sent = False

@@ -63,7 +63,7 @@ class Action(IdMixin, TimestampMixin, Base):
         UniqueConstraint("section_id", "reference"),
         Index("ix_actions_plan_id_position", "plan_id", "position"),
         Index("ix_actions_status_due_date", "status", "due_date"),
-        Index("ix_actions_overdue_watch", "due_date", "overdue_notified_at"),
+        Index("ix_actions_overdue_watch", "falls_due_on", "overdue_notified_at"),
     )
 
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("action_plans.id"))
@@ -80,6 +80,9 @@ class Action(IdMixin, TimestampMixin, Base):
     due_date: Mapped[date | None]
     due_precision: Mapped[str | None] = mapped_column(String(5))  # day | month
     due_note: Mapped[str | None] = mapped_column(String(100))  # "TBC", "Ongoing"
+    # Derived on every write (app.actions.rag.falls_due): the last day the action is on time,
+    # the due date or the end of its month, so that "overdue" is a plain indexed comparison.
+    falls_due_on: Mapped[date | None]
     status: Mapped[int] = mapped_column(SmallInteger)  # 1 not started .. 5 complete
     comments: Mapped[str | None] = mapped_column(Text)
     completed_at: Mapped[date | None]

@@ -122,6 +122,7 @@ def upgrade() -> None:
         sa.Column("due_date", sa.Date(), nullable=True),
         sa.Column("due_precision", sa.String(length=5), nullable=True),
         sa.Column("due_note", sa.String(length=100), nullable=True),
+        sa.Column("falls_due_on", sa.Date(), nullable=True),
         sa.Column("status", sa.SmallInteger(), nullable=False),
         sa.Column("comments", sa.Text(), nullable=True),
         sa.Column("completed_at", sa.Date(), nullable=True),
@@ -149,7 +150,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("actions", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_actions_overdue_watch", ["due_date", "overdue_notified_at"], unique=False
+            "ix_actions_overdue_watch", ["falls_due_on", "overdue_notified_at"], unique=False
         )
         batch_op.create_index("ix_actions_plan_id_position", ["plan_id", "position"], unique=False)
         batch_op.create_index("ix_actions_status_due_date", ["status", "due_date"], unique=False)
