@@ -14,6 +14,7 @@ from app.config import Settings, get_settings
 from app.db import Database
 from app.deaths.router import router as deaths_router
 from app.errors import install_error_handlers
+from app.findings.router import router as findings_router
 from app.health.router import router as health_router
 from app.kit.schemas import Problem
 from app.logging import configure_logging
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         deaths_router,
         referrals_router,
         reviews_router,
+        findings_router,
     ):
         app.include_router(router)
 

@@ -19,6 +19,7 @@ from app.deaths.schemas import DeathDetail, DeathFields, DeathPatch
 from app.deaths.validation import check_death, default_nhs_number_status
 from app.errors import BadRequest, NotFound, ValidationFailed
 from app.events.service import Change
+from app.findings.service import refresh_death_copies
 from app.kit.cursor import decode_cursor, encode_cursor
 from app.kit.enums import (
     FINAL_EXTERNAL_STATUSES,
@@ -330,6 +331,8 @@ async def patch_death(
     if changed:
         for name in changed:
             setattr(death, name, merged[name])
+        if {"died_on", "specialty_at_death", "admitting_specialty"} & set(changed):
+            await refresh_death_copies(session, death)
         death.version += 1
         journal.event(
             Change(
