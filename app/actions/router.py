@@ -1,0 +1,398 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse
+
+from app.actions import queries, service
+from app.actions.queries import ActionFilters
+from app.actions.rag import Rag
+from app.actions.schemas import (
+    ActionCreate,
+    ActionLinks,
+    ActionOut,
+    ActionPatch,
+    FindingLinks,
+    HistoryEntry,
+    OdsCode,
+    PlanCreate,
+    PlanDetail,
+    PlanOut,
+    PlanPatch,
+    ProgressRecorded,
+    ProgressUpdateCreate,
+    SectionCreate,
+    SectionOut,
+    plan_etag,
+)
+from app.actions.service import DuplicateReference
+from app.auth.deps import ActionsReader, ActionsWriter, FindingsReader, FindingsWriter
+from app.db import DatabaseDep
+from app.errors import (
+    BadRequest,
+    Forbidden,
+    IdempotencyInFlight,
+    IdempotencyMismatch,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    PreconditionRequired,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+    problem_responses,
+)
+from app.idempotency.service import StoredResponse
+from app.kit.etag import etag
+from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
+from app.kit.schemas import Page
+
+router = APIRouter(tags=["actions"])
+AUTH = (Unauthorized, Forbidden)
+BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
+CREATE = (*AUTH, *BODY, BadRequest, IdempotencyInFlight, IdempotencyMismatch)
+UPDATE = (*AUTH, *BODY, NotFound, PreconditionFailed, PreconditionRequired)
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Optional: a retry with the same key and body replays the first answer.",
+    ),
+]
+IfMatch = Annotated[
+    str | None, Header(alias="If-Match", description="The ETag from the last read or write.")
+]
+Organisation = Annotated[
+    OdsCode | None, Query(description="An ODS code, e.g. RR8 (lower case is accepted).")
+]
+
+
+def _replay(stored: StoredResponse) -> JSONResponse:
+    headers = dict(stored.headers)
+    if stored.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(stored.body, status_code=stored.status, headers=headers)
+
+
+# --- plans -----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/action-plans",
+    response_model=PlanDetail,
+    status_code=201,
+    responses=problem_responses(*CREATE),
+)
+async def create_plan(
+    body: PlanCreate,
+    principal: ActionsWriter,
+    database: DatabaseDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Create an action plan: title, sponsor, the owning organisations by ODS code, and its
+    sections (improvement areas) in order. Returns the plan with its sections' ids, which new
+    actions name. Event `action_plan.created`.
+
+    Scope: `actions:write`.
+    """
+    return _replay(await service.post_plan(database, principal, body, idempotency_key))
+
+
+@router.get(
+    "/v1/action-plans",
+    response_model=Page[PlanOut],
+    responses=problem_responses(*AUTH, BadRequest, ValidationFailed),
+)
+async def list_plans(
+    principal: ActionsReader,
+    database: DatabaseDep,
+    organisation: Organisation = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+) -> Page[PlanOut]:
+    """Action plans, newest first, with their sections; `organisation` keeps the plans that
+    organisation owns.
+
+    Scope: `actions:read`.
+    """
+    async with database.transaction() as session:
+        items, next_cursor = await queries.list_plans(session, organisation, cursor, limit)
+    return Page[PlanOut](items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/action-plans/{plan_id}",
+    response_model=PlanDetail,
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+)
+async def get_plan(
+    plan_id: uuid.UUID, principal: ActionsReader, database: DatabaseDep, response: Response
+) -> PlanDetail:
+    """An action plan with its sections (and how many actions each holds), and its actions
+    counted by status and by RAG as of today (UK local date): overdue open actions count as
+    red. The `ETag` goes in `If-Match` to `PATCH` the plan.
+
+    Scope: `actions:read`.
+    """
+    async with database.transaction() as session:
+        plan = await queries.read_plan(session, plan_id)
+    response.headers["ETag"] = plan_etag(plan)
+    return plan
+
+
+@router.patch(
+    "/v1/action-plans/{plan_id}",
+    response_model=PlanDetail,
+    responses=problem_responses(*UPDATE),
+)
+async def patch_plan(
+    plan_id: uuid.UUID,
+    patch: PlanPatch,
+    principal: ActionsWriter,
+    database: DatabaseDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> PlanDetail:
+    """Change a plan's title, sponsor, organisations or description (only the fields sent;
+    `null` clears sponsor or description). Needs `If-Match` (428 without, 412 when stale).
+    Event `action_plan.updated` with the changed field names.
+
+    Scope: `actions:write`.
+    """
+    async with database.transaction() as session:
+        plan = await service.patch_plan(session, principal, plan_id, patch, if_match)
+    response.headers["ETag"] = plan_etag(plan)
+    return plan
+
+
+@router.post(
+    "/v1/action-plans/{plan_id}/sections",
+    response_model=SectionOut,
+    status_code=201,
+    responses=problem_responses(*CREATE, NotFound),
+)
+async def add_section(
+    plan_id: uuid.UUID,
+    body: SectionCreate,
+    principal: ActionsWriter,
+    database: DatabaseDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Add a section at the end of a plan. Event `action_plan.updated` (`sections`).
+
+    Scope: `actions:write`.
+    """
+    stored = await service.post_section(database, principal, plan_id, body, idempotency_key)
+    return _replay(stored)
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/actions",
+    response_model=ActionOut,
+    status_code=201,
+    responses=problem_responses(*CREATE, DuplicateReference),
+)
+async def create_action(
+    body: ActionCreate,
+    principal: ActionsWriter,
+    database: DatabaseDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Add an action to a section of a plan.
+
+    `reference` is unique within its section (409 naming the existing action), not across
+    the plan. A due date is a day (`due_precision: day`) or a month (`month`: due by the
+    month's end; stored and returned as the 1st); a `due_note` such as "TBC" alone never
+    makes it overdue. `status` is 1 Not yet commenced, 2 Off track, 3 At risk, 4 On track,
+    5 Complete; status 5 needs `completed_at` (today if omitted), and `completed_at` needs
+    status 5. Assurance is separate from completion: `assured_at` needs `evidence`.
+    `finding_ids` link the findings that motivated it. The RAG is derived, never sent.
+    Event `action.created`.
+
+    Scope: `actions:write`.
+    """
+    return _replay(await service.post_action(database, principal, body, idempotency_key))
+
+
+@router.get(
+    "/v1/actions",
+    response_model=Page[ActionOut],
+    responses=problem_responses(*AUTH, BadRequest, ValidationFailed),
+)
+async def list_actions(
+    principal: ActionsReader,
+    database: DatabaseDep,
+    plan_id: uuid.UUID | None = None,
+    section_id: uuid.UUID | None = None,
+    organisation: Organisation = None,
+    lead: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="A lead's name (any letter case)."),
+    ] = None,
+    status: Annotated[int | None, Query(ge=1, le=5, description="1 to 5.")] = None,
+    rag: Annotated[Rag | None, Query(description="The derived RAG as of today.")] = None,
+    overdue: Annotated[
+        bool | None,
+        Query(description="true: open and past due (UK local today); false: the rest."),
+    ] = None,
+    theme: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=60,
+            description="Id or code of a theme: actions linked to a finding under it.",
+        ),
+    ] = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+) -> Page[ActionOut]:
+    """Actions by plan and their order within it, with filters that combine (all must hold).
+    RAG and overdue are as of today's UK local date; an open action past its due date is red.
+
+    Scope: `actions:read`.
+    """
+    filters = ActionFilters(plan_id, section_id, organisation, lead, status, rag, overdue, theme)
+    async with database.transaction() as session:
+        items, next_cursor = await queries.list_actions(session, filters, cursor, limit)
+    return Page[ActionOut](items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/actions/{action_id}",
+    response_model=ActionOut,
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+)
+async def get_action(
+    action_id: uuid.UUID, principal: ActionsReader, database: DatabaseDep, response: Response
+) -> ActionOut:
+    """An action with its derived RAG and whether it is overdue (UK local today). Send the
+    `ETag` in `If-Match` to change it.
+
+    Scope: `actions:read`.
+    """
+    async with database.transaction() as session:
+        action = await queries.read_action(session, action_id)
+    response.headers["ETag"] = etag(action.id, action.version)
+    return action
+
+
+@router.patch(
+    "/v1/actions/{action_id}",
+    response_model=ActionOut,
+    responses=problem_responses(*UPDATE, DuplicateReference),
+)
+async def patch_action(
+    action_id: uuid.UUID,
+    patch: ActionPatch,
+    principal: ActionsWriter,
+    database: DatabaseDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ActionOut:
+    """Change any of an action's fields (only those sent; `null` clears an optional one).
+    Needs `If-Match` (428 without, 412 when stale).
+
+    A status change is kept in the history (dated today, by the `X-On-Behalf-Of` person).
+    Completing (status 5) without `completed_at` completes today; reopening clears it. The
+    same rules as on create apply to the action as changed. Event `action.updated` with the
+    changed field names.
+
+    Scope: `actions:write`.
+    """
+    async with database.transaction() as session:
+        action = await service.patch_action(session, principal, action_id, patch, if_match)
+    response.headers["ETag"] = etag(action.id, action.version)
+    return action
+
+
+@router.post(
+    "/v1/actions/{action_id}/updates",
+    response_model=ProgressRecorded,
+    status_code=201,
+    responses=problem_responses(*UPDATE),
+)
+async def add_progress_update(
+    action_id: uuid.UUID,
+    body: ProgressUpdateCreate,
+    principal: ActionsWriter,
+    database: DatabaseDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ProgressRecorded:
+    """Record progress: a dated narrative (today, or an earlier `update_date`), by `author`
+    or else the `X-On-Behalf-Of` person, optionally with the status it now has. Needs the
+    action's `If-Match`; returns the entry and the action, whose new `ETag` is in the header.
+    Event `action.updated` (`updates`, and `status` when it changed).
+
+    Scope: `actions:write`.
+    """
+    async with database.transaction() as session:
+        recorded = await service.post_progress(session, principal, action_id, body, if_match)
+    response.headers["ETag"] = etag(recorded.action.id, recorded.action.version)
+    response.headers["Location"] = f"/v1/actions/{action_id}/history"
+    return recorded
+
+
+@router.get(
+    "/v1/actions/{action_id}/history",
+    response_model=list[HistoryEntry],
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+)
+async def get_history(
+    action_id: uuid.UUID, principal: ActionsReader, database: DatabaseDep
+) -> list[HistoryEntry]:
+    """The action's dated history, oldest first: progress notes and status changes, each
+    with its date, author and the status then (`status_before` is set on a change).
+
+    Scope: `actions:read`.
+    """
+    async with database.transaction() as session:
+        return await queries.history(session, action_id)
+
+
+@router.get(
+    "/v1/actions/{action_id}/findings",
+    response_model=ActionLinks,
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+)
+async def get_finding_links(
+    action_id: uuid.UUID, principal: FindingsReader, database: DatabaseDep, response: Response
+) -> ActionLinks:
+    """The findings linked to an action, with the action's `ETag` (for a client that links
+    findings but does not read actions).
+
+    Scope: `findings:read`.
+    """
+    async with database.transaction() as session:
+        links = await queries.read_links(session, action_id)
+    response.headers["ETag"] = etag(links.action_id, links.version)
+    return links
+
+
+@router.put(
+    "/v1/actions/{action_id}/findings",
+    response_model=ActionLinks,
+    responses=problem_responses(*UPDATE),
+)
+async def put_finding_links(
+    action_id: uuid.UUID,
+    body: FindingLinks,
+    principal: FindingsWriter,
+    database: DatabaseDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ActionLinks:
+    """Set the findings linked to an action (the whole set; `[]` unlinks all). Needs the
+    action's `If-Match`. Event `action.updated` (`finding_ids`) when the links changed.
+
+    Scope: `findings:write`.
+    """
+    async with database.transaction() as session:
+        links = await service.put_findings(session, principal, action_id, body, if_match)
+    response.headers["ETag"] = etag(links.action_id, links.version)
+    return links

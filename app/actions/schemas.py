@@ -1,0 +1,301 @@
+"""Action plans and actions (DESIGN.md section 6), as sent and as returned.
+
+Field rules live here; the rules between fields (completion, assurance, dates in order) live in
+``app.actions.service.rule_errors`` so that create and update share them.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from app.actions.rag import STATUS_LABELS, ActionStatus, DuePrecision, Rag
+from app.kit.etag import etag
+from app.kit.schemas import RequestModel, ResponseModel
+
+_ODS_CODE = re.compile(r"^[A-Z0-9]{3,5}$")
+
+
+def _ods_code(value: str) -> str:
+    code = value.upper()
+    if not _ODS_CODE.match(code):
+        raise ValueError("an ODS code is 3 to 5 letters or digits, e.g. RR8 or 15F")
+    return code
+
+
+def _unique(values: list[str]) -> list[str]:
+    """The same name twice is one name (first spelling kept, order kept)."""
+    seen: set[str] = set()
+    kept = []
+    for value in values:
+        if value.casefold() not in seen:
+            seen.add(value.casefold())
+            kept.append(value)
+    return kept
+
+
+def _unique_ids(values: list[uuid.UUID]) -> list[uuid.UUID]:
+    return list(dict.fromkeys(values))
+
+
+OdsCode = Annotated[str, StringConstraints(min_length=1, max_length=5), AfterValidator(_ods_code)]
+OdsCodes = Annotated[list[OdsCode], Field(max_length=50), AfterValidator(_unique)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=300)]
+SectionTitle = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Names = Annotated[list[Name], Field(max_length=50), AfterValidator(_unique)]
+Narrative = Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+ActionReference = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+DueNote = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Status = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=5,
+        strict=True,
+        description="1 Not yet commenced, 2 Off track, 3 At risk, 4 On track, 5 Complete.",
+    ),
+]
+FindingIds = Annotated[list[uuid.UUID], Field(max_length=500), AfterValidator(_unique_ids)]
+
+
+# --- plans -----------------------------------------------------------------------------------
+
+
+class PlanCreate(RequestModel):
+    title: Title
+    sponsor: Name | None = None
+    organisations: OdsCodes = Field(
+        default_factory=list,
+        description="The owning organisations' ODS codes (3-5 letters or digits, e.g. RR8, "
+        "15F); lower case is accepted and upper-cased.",
+    )
+    description: Narrative | None = None
+    sections: Annotated[list[SectionTitle], Field(max_length=200)] = Field(
+        default_factory=list,
+        description="Section (improvement area) titles, in order.",
+    )
+
+
+class PlanPatch(RequestModel):
+    """Only the fields sent change; `null` clears an optional one."""
+
+    title: Title | None = None
+    sponsor: Name | None = None
+    organisations: OdsCodes | None = None
+    description: Narrative | None = None
+
+
+class SectionCreate(RequestModel):
+    title: SectionTitle
+
+
+class SectionOut(ResponseModel):
+    id: uuid.UUID
+    position: int = Field(description="1 for the first section of the plan.")
+    title: str
+
+
+class _PlanBase(ResponseModel):
+    id: uuid.UUID
+    title: str
+    sponsor: str | None
+    organisations: list[str]
+    description: str | None
+    source_filename: str | None = Field(description="The file an imported plan came from.")
+    layout: str | None = Field(description="The imported file's layout.")
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class PlanOut(_PlanBase):
+    sections: list[SectionOut]
+
+
+class StatusCount(ResponseModel):
+    status: int
+    status_label: str
+    count: int
+
+
+class PlanCounts(ResponseModel):
+    total: int
+    overdue: int = Field(description="Open actions past their due date (UK local today).")
+    by_status: list[StatusCount] = Field(description="Every status, in scale order.")
+    by_rag: dict[Rag, int] = Field(description="Every RAG colour, overdue actions as red.")
+
+
+class SectionWithCount(SectionOut):
+    actions: int = Field(description="How many actions the section holds.")
+
+
+class PlanDetail(_PlanBase):
+    sections: list[SectionWithCount]
+    counts: PlanCounts
+    as_of: date = Field(description="The UK local date the RAG and overdue counts are for.")
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+
+class ActionFields(RequestModel):
+    """What an action says, shared by create and update."""
+
+    improvement_requirement: Narrative | None = None
+    source: Narrative | None = Field(
+        default=None, description="Where it came from: a review, a finding, a workshop, an audit."
+    )
+    leads: Names = Field(default_factory=list, description="Names or initials; `?` is kept.")
+    organisations: OdsCodes = Field(default_factory=list)
+    workstream: Narrative | None = Field(
+        default=None, description="The board or group the action reports to."
+    )
+    start_date: date | None = None
+    due_date: date | None = Field(
+        default=None,
+        description="With `due_precision: month`, the month (stored and returned as its 1st).",
+    )
+    due_precision: DuePrecision = Field(
+        default=DuePrecision.day,
+        description="`day`: due on `due_date`; `month`: due by the end of `due_date`'s month.",
+    )
+    due_note: DueNote | None = Field(
+        default=None,
+        description='A due date in words ("TBC", "Ongoing"); alone, never makes it overdue.',
+    )
+    status: Status = 1
+    comments: Narrative | None = None
+    completed_at: date | None = Field(
+        default=None, description="Only with status 5; defaults to today when status is 5."
+    )
+    evidence: Narrative | None = None
+    assured_at: date | None = Field(
+        default=None, description="When the completion was assured; needs `evidence`."
+    )
+    assured_by: Name | None = None
+
+
+class ActionCreate(ActionFields):
+    plan_id: uuid.UUID
+    section_id: uuid.UUID = Field(description="A section of the plan.")
+    reference: ActionReference = Field(description="Unique within its section, e.g. `1.2`.")
+    action: Narrative
+    finding_ids: FindingIds = Field(
+        default_factory=list, description="Findings that motivated the action."
+    )
+
+
+class ActionPatch(RequestModel):
+    """Only the fields sent change; `null` clears an optional one. A status change is kept in
+    the action's history, with the author from `X-On-Behalf-Of`."""
+
+    section_id: uuid.UUID | None = Field(default=None, description="Another section of the plan.")
+    reference: ActionReference | None = None
+    improvement_requirement: Narrative | None = None
+    action: Narrative | None = None
+    source: Narrative | None = None
+    leads: Names | None = None
+    organisations: OdsCodes | None = None
+    workstream: Narrative | None = None
+    start_date: date | None = None
+    due_date: date | None = None
+    due_precision: DuePrecision | None = None
+    due_note: DueNote | None = None
+    status: Status | None = None
+    comments: Narrative | None = None
+    completed_at: date | None = None
+    evidence: Narrative | None = None
+    assured_at: date | None = None
+    assured_by: Name | None = None
+    finding_ids: FindingIds | None = None
+
+
+class ProgressUpdateCreate(RequestModel):
+    update_date: date | None = Field(
+        default=None, description="The date the update is for (UK local); today if omitted."
+    )
+    author: Name | None = Field(
+        default=None, description="Who reports it; the `X-On-Behalf-Of` person if omitted."
+    )
+    narrative: Narrative
+    status: Status | None = Field(default=None, description="The status now, if it changed.")
+
+
+class FindingLinks(RequestModel):
+    finding_ids: FindingIds
+
+
+class SectionRef(ResponseModel):
+    id: uuid.UUID
+    title: str
+
+
+class ActionOut(ResponseModel):
+    id: uuid.UUID
+    plan_id: uuid.UUID
+    section: SectionRef
+    position: int = Field(description="Order within the plan.")
+    reference: str
+    improvement_requirement: str | None
+    action: str
+    source: str | None
+    leads: list[str]
+    organisations: list[str]
+    workstream: str | None
+    start_date: date | None
+    due_date: date | None
+    due_precision: DuePrecision
+    due_note: str | None
+    falls_due_on: date | None = Field(
+        description="The last day the action is on time: the due date, or its month's end."
+    )
+    status: int
+    status_label: str
+    rag: Rag = Field(description="Derived: red when overdue, else by status.")
+    overdue: bool = Field(description="Past `falls_due_on` (UK local today) and not complete.")
+    comments: str | None
+    completed_at: date | None
+    evidence: str | None
+    assured_at: date | None
+    assured_by: str | None
+    finding_ids: list[uuid.UUID]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class HistoryEntry(ResponseModel):
+    id: uuid.UUID
+    update_date: date
+    author: str | None
+    narrative: str | None
+    status_before: int | None = Field(description="Set when the entry changed the status.")
+    status: int = Field(description="The status then.")
+    status_label: str
+    recorded_at: datetime
+
+
+class ActionLinks(ResponseModel):
+    action_id: uuid.UUID
+    finding_ids: list[uuid.UUID]
+    version: int
+
+
+class ProgressRecorded(ResponseModel):
+    update: HistoryEntry = Field(description="The new entry in the action's history.")
+    action: ActionOut = Field(description="The action as it now stands (its ETag is returned).")
+
+
+def status_label(status: int) -> str:
+    return STATUS_LABELS[ActionStatus(status)]
+
+
+def plan_etag(plan: PlanOut | PlanDetail) -> str:
+    """The plan's tag: its version, and how many sections it has (adding a section needs no
+    If-Match, so it does not bump the version, but a reader sees the plan change)."""
+    return etag(plan.id, plan.version, f"s{len(plan.sections)}")

@@ -1,0 +1,591 @@
+"""Action plans and actions: creating and changing them, with the dated history.
+
+The building blocks (``create_plan``, ``add_section``, ``create_action``, ``update_action``,
+``record_update``, ``set_finding_links``) take a ``Journal`` for their events and flush, never
+commit and never write the journal: a caller that makes many changes in one transaction (the
+spreadsheet importer) shares one journal and writes it once. The ``post_*``/``patch_*``/``put_*``
+functions are what the routes call: one journal per request, written before the commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.actions import queries, rag
+from app.actions.queries import load_action, load_plan, uk_today
+from app.actions.rag import ActionStatus, DuePrecision
+from app.actions.schemas import (
+    ActionCreate,
+    ActionLinks,
+    ActionOut,
+    ActionPatch,
+    FindingLinks,
+    PlanCreate,
+    PlanDetail,
+    PlanPatch,
+    ProgressRecorded,
+    ProgressUpdateCreate,
+    SectionCreate,
+    SectionOut,
+    plan_etag,
+)
+from app.audit.journal import Journal
+from app.auth.deps import Principal
+from app.db import Database
+from app.errors import Conflict, ValidationFailed
+from app.events.service import Change
+from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent
+from app.kit.etag import check_if_match, etag
+from app.models import Action, ActionPlan, ActionPlanSection, ActionUpdate, Finding
+from app.models.action import action_findings
+
+Error = dict[str, str]
+
+
+class DuplicateReference(Conflict):
+    slug, title = "duplicate-reference", "The section already has an action with that reference"
+
+
+@dataclass(frozen=True)
+class PlanSource:
+    """Where an imported plan came from (the importer's business; the API never sets it)."""
+
+    sha256: str
+    filename: str | None
+    layout: str
+
+
+def _error(field: str, code: str, detail: str) -> Error:
+    return {"pointer": f"/{field}", "code": code, "detail": detail}
+
+
+def _refuse(errors: list[Error]) -> None:
+    if errors:
+        raise ValidationFailed("The action is not possible as given; see errors.", errors=errors)
+
+
+# --- plans -----------------------------------------------------------------------------------
+
+
+async def create_plan(
+    session: AsyncSession, journal: Journal, body: PlanCreate, *, source: PlanSource | None = None
+) -> tuple[ActionPlan, list[ActionPlanSection]]:
+    plan = ActionPlan(
+        id=uuid.uuid4(),
+        title=body.title,
+        sponsor=body.sponsor,
+        organisations=list(body.organisations),
+        description=body.description,
+        source_sha256=source.sha256 if source else None,
+        source_filename=source.filename if source else None,
+        layout=source.layout if source else None,
+        created_by_client_id=journal.principal.client_id,
+        version=1,
+    )
+    session.add(plan)
+    await session.flush()
+    sections = [
+        ActionPlanSection(id=uuid.uuid4(), plan_id=plan.id, position=position, title=title)
+        for position, title in enumerate(body.sections, start=1)
+    ]
+    session.add_all(sections)
+    await session.flush()
+    journal.event(Change("action_plan.created", "action_plan", plan.id, None))
+    return plan, sections
+
+
+async def add_section(
+    session: AsyncSession, journal: Journal, plan_id: uuid.UUID, title: str
+) -> ActionPlanSection:
+    """A new last section (under the plan's row lock, so two at once get their own places)."""
+    await load_plan(session, plan_id, for_update=True)
+    last = await session.scalar(
+        select(func.max(ActionPlanSection.position)).where(ActionPlanSection.plan_id == plan_id)
+    )
+    section = ActionPlanSection(
+        id=uuid.uuid4(), plan_id=plan_id, position=(last or 0) + 1, title=title
+    )
+    session.add(section)
+    await session.flush()
+    journal.event(Change("action_plan.updated", "action_plan", plan_id, None, ["sections"]))
+    return section
+
+
+async def update_plan(
+    session: AsyncSession,
+    journal: Journal,
+    plan_id: uuid.UUID,
+    patch: PlanPatch,
+    if_match: str | None,
+) -> ActionPlan:
+    plan = await load_plan(session, plan_id, for_update=True)
+    check_if_match(if_match, plan.id, plan.version)
+    changes = patch.model_dump(exclude_unset=True)
+    for name in ("title", "organisations"):
+        if name in changes and changes[name] is None:
+            _refuse([_error(name, "null_not_allowed", "this field cannot be cleared")])
+    changed = [name for name, value in changes.items() if getattr(plan, name) != value]
+    if changed:
+        for name in changed:
+            setattr(plan, name, changes[name])
+        plan.version += 1
+        await session.flush()
+        journal.event(Change("action_plan.updated", "action_plan", plan.id, None, changed))
+    return plan
+
+
+# --- the rules between an action's fields ----------------------------------------------------
+
+# The columns an action's body sets directly (the rest are derived or bookkeeping).
+FIELDS = (
+    "section_id",
+    "reference",
+    "improvement_requirement",
+    "action",
+    "source",
+    "leads",
+    "organisations",
+    "workstream",
+    "start_date",
+    "due_date",
+    "due_precision",
+    "due_note",
+    "status",
+    "comments",
+    "completed_at",
+    "evidence",
+    "assured_at",
+    "assured_by",
+)
+REQUIRED = frozenset(
+    {"section_id", "reference", "action", "leads", "organisations", "due_precision", "status"}
+)
+
+
+def normalise(values: dict[str, Any]) -> dict[str, Any]:
+    """Enums as stored, and a month-precision due date as its month's 1st."""
+    values = {k: (v.value if isinstance(v, DuePrecision) else v) for k, v in values.items()}
+    due: date | None = values.get("due_date")
+    if due is not None and values.get("due_precision") == DuePrecision.month:
+        values["due_date"] = due.replace(day=1)
+    return values
+
+
+def rule_errors(values: dict[str, Any], today: date) -> list[Error]:
+    """What no action can say, whatever its fields say on their own."""
+    errors = []
+    complete = values["status"] == ActionStatus.complete
+    completed_at: date | None = values.get("completed_at")
+    if completed_at is not None and not complete:
+        errors.append(
+            _error("completed_at", "not_complete", "only a complete action (status 5) has one")
+        )
+    if complete and completed_at is None:
+        errors.append(_error("completed_at", "missing", "a complete action has a completion date"))
+    if completed_at is not None and completed_at > today:
+        errors.append(_error("completed_at", "future", "the completion date is in the future"))
+    assured_at: date | None = values.get("assured_at")
+    if assured_at is not None and not values.get("evidence"):
+        errors.append(_error("assured_at", "no_evidence", "assurance needs the evidence"))
+    if assured_at is not None and assured_at > today:
+        errors.append(_error("assured_at", "future", "the assurance date is in the future"))
+    deadline = rag.falls_due(values.get("due_date"), values.get("due_precision"))
+    start: date | None = values.get("start_date")
+    if start is not None and deadline is not None and deadline < start:
+        errors.append(_error("due_date", "before_start", "the due date is before the start date"))
+    return errors
+
+
+async def _section_in_plan(
+    session: AsyncSession, plan_id: uuid.UUID, section_id: uuid.UUID
+) -> ActionPlanSection:
+    section = await session.scalar(
+        select(ActionPlanSection).where(ActionPlanSection.id == section_id)
+    )
+    if section is None or section.plan_id != plan_id:
+        _refuse([_error("section_id", "unknown_section", "not a section of the action's plan")])
+    assert section is not None
+    return section
+
+
+async def _check_reference_free(
+    session: AsyncSession, section_id: uuid.UUID, reference: str, action_id: uuid.UUID | None
+) -> None:
+    existing = await session.scalar(
+        select(Action.id).where(Action.section_id == section_id, Action.reference == reference)
+    )
+    if existing is not None and existing != action_id:
+        raise DuplicateReference(
+            f"The section already has an action {reference!r}; references are unique within a "
+            "section (other sections may reuse them).",
+            extra={"existing": {"action_id": str(existing), "action": f"/v1/actions/{existing}"}},
+        )
+
+
+async def _check_findings(
+    session: AsyncSession, finding_ids: Sequence[uuid.UUID], field: str = "finding_ids"
+) -> None:
+    if not finding_ids:
+        return
+    found = set(
+        (await session.scalars(select(Finding.id).where(Finding.id.in_(finding_ids)))).all()
+    )
+    _refuse(
+        [
+            _error(f"{field}/{index}", "unknown_finding", "no finding with that id")
+            for index, finding_id in enumerate(finding_ids)
+            if finding_id not in found
+        ]
+    )
+
+
+async def _link(session: AsyncSession, action_id: uuid.UUID, wanted: Sequence[uuid.UUID]) -> bool:
+    """Make the action's links exactly ``wanted``; True when they changed."""
+    current = set(
+        (
+            await session.scalars(
+                select(action_findings.c.finding_id).where(action_findings.c.action_id == action_id)
+            )
+        ).all()
+    )
+    gone, new = current - set(wanted), [f for f in wanted if f not in current]
+    if gone:
+        await session.execute(
+            delete(action_findings).where(
+                action_findings.c.action_id == action_id,
+                action_findings.c.finding_id.in_(gone),
+            )
+        )
+    if new:
+        await session.execute(
+            insert(action_findings), [{"action_id": action_id, "finding_id": f} for f in new]
+        )
+    return bool(gone or new)
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+
+async def create_action(
+    session: AsyncSession,
+    journal: Journal,
+    body: ActionCreate,
+    *,
+    today: date | None = None,
+) -> Action:
+    """A new action, last in its plan. Status 5 without a completion date completes today."""
+    today = today or uk_today()
+    plan = await session.scalar(
+        select(ActionPlan).where(ActionPlan.id == body.plan_id).with_for_update()
+    )
+    if plan is None:
+        _refuse([_error("plan_id", "unknown_plan", "no action plan with that id")])
+    await _section_in_plan(session, body.plan_id, body.section_id)
+    values = normalise(body.model_dump(include=set(FIELDS)))
+    if values["status"] == ActionStatus.complete and values["completed_at"] is None:
+        values["completed_at"] = today
+    _refuse(rule_errors(values, today))
+    await _check_findings(session, body.finding_ids)
+    await _check_reference_free(session, body.section_id, body.reference, None)
+    last = await session.scalar(
+        select(func.max(Action.position)).where(Action.plan_id == body.plan_id)
+    )
+    action = Action(
+        id=uuid.uuid4(),
+        plan_id=body.plan_id,
+        position=(last or 0) + 1,
+        falls_due_on=rag.falls_due(values["due_date"], values["due_precision"]),
+        overdue_notified_at=None,
+        created_by_client_id=journal.principal.client_id,
+        version=1,
+        **values,
+    )
+    session.add(action)
+    await session.flush()
+    if body.finding_ids:
+        await session.execute(
+            insert(action_findings),
+            [{"action_id": action.id, "finding_id": f} for f in body.finding_ids],
+        )
+    journal.event(Change("action.created", "action", action.id, None))
+    return action
+
+
+def _history_row(
+    action: Action,
+    update_date: date,
+    author: str | None,
+    narrative: str | None,
+    status_before: int | None,
+    client_id: uuid.UUID,
+) -> ActionUpdate:
+    return ActionUpdate(
+        id=uuid.uuid4(),
+        action_id=action.id,
+        update_date=update_date,
+        author=author,
+        narrative=narrative,
+        status_before=status_before,
+        status=action.status,
+        client_id=client_id,
+    )
+
+
+async def update_action(
+    session: AsyncSession,
+    journal: Journal,
+    action_id: uuid.UUID,
+    patch: ActionPatch,
+    if_match: str | None,
+    *,
+    today: date | None = None,
+) -> Action:
+    """Change any of an action's fields. A status change is kept in the history (dated today,
+    by the X-On-Behalf-Of person); completing without a date completes today, reopening
+    clears the completion date; a new due date may raise action.overdue again."""
+    today = today or uk_today()
+    action = await load_action(session, action_id, for_update=True)
+    check_if_match(if_match, action.id, action.version)
+    changes = patch.model_dump(exclude_unset=True)
+    _refuse(
+        [
+            _error(name, "null_not_allowed", "this field cannot be cleared")
+            for name, value in changes.items()
+            if value is None and (name in REQUIRED or name == "finding_ids")
+        ]
+    )
+    finding_ids: list[uuid.UUID] | None = changes.pop("finding_ids", None)
+    merged = normalise({**{name: getattr(action, name) for name in FIELDS}, **changes})
+    if "completed_at" not in changes:
+        if merged["status"] == ActionStatus.complete and merged["completed_at"] is None:
+            merged["completed_at"] = today
+        elif merged["status"] != ActionStatus.complete:
+            merged["completed_at"] = None
+    if merged["section_id"] != action.section_id:
+        await _section_in_plan(session, action.plan_id, merged["section_id"])
+    _refuse(rule_errors(merged, today))
+    if finding_ids is not None:
+        await _check_findings(session, finding_ids)
+    if (merged["section_id"], merged["reference"]) != (action.section_id, action.reference):
+        await _check_reference_free(session, merged["section_id"], merged["reference"], action.id)
+    changed = [name for name in FIELDS if getattr(action, name) != merged[name]]
+    status_before = action.status
+    falls_due_on = rag.falls_due(merged["due_date"], merged["due_precision"])
+    for name in changed:
+        setattr(action, name, merged[name])
+    if falls_due_on != action.falls_due_on:
+        action.falls_due_on = falls_due_on
+        action.overdue_notified_at = None
+    if finding_ids is not None and await _link(session, action.id, finding_ids):
+        changed.append("finding_ids")
+    if changed:
+        action.version += 1
+        if action.status != status_before:
+            session.add(
+                _history_row(
+                    action,
+                    today,
+                    journal.principal.on_behalf_of,
+                    None,
+                    status_before,
+                    journal.principal.client_id,
+                )
+            )
+        await session.flush()
+        journal.event(Change("action.updated", "action", action.id, None, changed))
+    return action
+
+
+async def record_update(
+    session: AsyncSession,
+    journal: Journal,
+    action: Action,
+    body: ProgressUpdateCreate,
+    *,
+    today: date | None = None,
+) -> ActionUpdate:
+    """A progress note (and status change) in the action's dated history, for an action the
+    caller has loaded (and, from the API, checked against If-Match)."""
+    today = today or uk_today()
+    update_date = body.update_date or today
+    if update_date > today:
+        _refuse([_error("update_date", "future", "the update is dated in the future")])
+    changed = ["updates"]
+    status_before = None
+    if body.status is not None and body.status != action.status:
+        status_before = action.status
+        action.status = body.status
+        changed.append("status")
+        if body.status == ActionStatus.complete and action.completed_at is None:
+            action.completed_at = update_date
+            changed.append("completed_at")
+        elif body.status != ActionStatus.complete and action.completed_at is not None:
+            action.completed_at = None
+            changed.append("completed_at")
+    row = _history_row(
+        action,
+        update_date,
+        body.author or journal.principal.on_behalf_of,
+        body.narrative,
+        status_before,
+        journal.principal.client_id,
+    )
+    session.add(row)
+    action.version += 1
+    await session.flush()
+    journal.event(Change("action.updated", "action", action.id, None, changed))
+    return row
+
+
+async def set_finding_links(
+    session: AsyncSession,
+    journal: Journal,
+    action_id: uuid.UUID,
+    finding_ids: Sequence[uuid.UUID],
+    if_match: str | None,
+) -> Action:
+    action = await load_action(session, action_id, for_update=True)
+    check_if_match(if_match, action.id, action.version)
+    await _check_findings(session, finding_ids)
+    if await _link(session, action.id, finding_ids):
+        action.version += 1
+        await session.flush()
+        journal.event(Change("action.updated", "action", action.id, None, ["finding_ids"]))
+    return action
+
+
+# --- what the routes call --------------------------------------------------------------------
+
+
+async def _created(
+    database: Database,
+    principal: Principal,
+    key: str | None,
+    path: str,
+    body: BaseModel,
+    work: Callable[[AsyncSession], Awaitable[StoredResponse]],
+) -> StoredResponse:
+    """Run a create, under its Idempotency-Key when the client sent one."""
+    if key is None:
+        async with database.transaction() as session:
+            return await work(session)
+    print_ = fingerprint("POST", path, body.model_dump(mode="json"))
+    return await run_idempotent(database, principal, check_key(key), print_, work)
+
+
+async def post_plan(
+    database: Database, principal: Principal, body: PlanCreate, key: str | None
+) -> StoredResponse:
+    async def work(session: AsyncSession) -> StoredResponse:
+        journal = Journal(principal)
+        plan, _ = await create_plan(session, journal, body)
+        await journal.write(session)
+        detail = await queries.plan_detail(session, plan)
+        return StoredResponse(
+            201,
+            detail.model_dump(mode="json"),
+            {"ETag": plan_etag(detail), "Location": f"/v1/action-plans/{plan.id}"},
+        )
+
+    return await _created(database, principal, key, "/v1/action-plans", body, work)
+
+
+async def patch_plan(
+    session: AsyncSession,
+    principal: Principal,
+    plan_id: uuid.UUID,
+    patch: PlanPatch,
+    if_match: str | None,
+) -> PlanDetail:
+    journal = Journal(principal)
+    plan = await update_plan(session, journal, plan_id, patch, if_match)
+    await journal.write(session)
+    return await queries.plan_detail(session, plan)
+
+
+async def post_section(
+    database: Database,
+    principal: Principal,
+    plan_id: uuid.UUID,
+    body: SectionCreate,
+    key: str | None,
+) -> StoredResponse:
+    async def work(session: AsyncSession) -> StoredResponse:
+        journal = Journal(principal)
+        section = await add_section(session, journal, plan_id, body.title)
+        await journal.write(session)
+        out = SectionOut.model_validate(section)
+        return StoredResponse(
+            201, out.model_dump(mode="json"), {"Location": f"/v1/action-plans/{plan_id}"}
+        )
+
+    path = f"/v1/action-plans/{plan_id}/sections"
+    return await _created(database, principal, key, path, body, work)
+
+
+async def post_action(
+    database: Database, principal: Principal, body: ActionCreate, key: str | None
+) -> StoredResponse:
+    async def work(session: AsyncSession) -> StoredResponse:
+        journal = Journal(principal)
+        action = await create_action(session, journal, body)
+        await journal.write(session)
+        out = (await queries.actions_out(session, [action]))[0]
+        return StoredResponse(
+            201,
+            out.model_dump(mode="json"),
+            {"ETag": etag(out.id, out.version), "Location": f"/v1/actions/{out.id}"},
+        )
+
+    return await _created(database, principal, key, "/v1/actions", body, work)
+
+
+async def patch_action(
+    session: AsyncSession,
+    principal: Principal,
+    action_id: uuid.UUID,
+    patch: ActionPatch,
+    if_match: str | None,
+) -> ActionOut:
+    journal = Journal(principal)
+    action = await update_action(session, journal, action_id, patch, if_match)
+    await journal.write(session)
+    return (await queries.actions_out(session, [action]))[0]
+
+
+async def post_progress(
+    session: AsyncSession,
+    principal: Principal,
+    action_id: uuid.UUID,
+    body: ProgressUpdateCreate,
+    if_match: str | None,
+) -> ProgressRecorded:
+    journal = Journal(principal)
+    action = await load_action(session, action_id, for_update=True)
+    check_if_match(if_match, action.id, action.version)
+    row = await record_update(session, journal, action, body)
+    await journal.write(session)
+    out = (await queries.actions_out(session, [action]))[0]
+    return ProgressRecorded(update=queries.history_entry(row), action=out)
+
+
+async def put_findings(
+    session: AsyncSession,
+    principal: Principal,
+    action_id: uuid.UUID,
+    body: FindingLinks,
+    if_match: str | None,
+) -> ActionLinks:
+    journal = Journal(principal)
+    action = await set_finding_links(session, journal, action_id, body.finding_ids, if_match)
+    await journal.write(session)
+    links = await queries.finding_links(session, [action.id])
+    return ActionLinks(action_id=action.id, finding_ids=links[action.id], version=action.version)
