@@ -1,4 +1,4 @@
-"""The command line: ``lfd serve | migrate | clients | demo``."""
+"""The command line: ``lfd serve | migrate | clients | demo | worker | overdue``."""
 
 from __future__ import annotations
 
@@ -150,6 +150,39 @@ def _demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(settings, deaths=args.deaths, seed=args.seed))
 
 
+async def _worker(args: argparse.Namespace) -> int:
+    import signal
+
+    from app.logging import configure_logging
+    from app.worker import Worker
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    database = Database(settings)
+    worker = Worker(database, args.interval or settings.worker_interval_seconds)
+    loop = asyncio.get_running_loop()
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        # Stop after the running batch commits rather than in the middle of it.
+        loop.add_signal_handler(stop_signal, worker.stop)
+    try:
+        await worker.run()
+    finally:
+        await database.dispose()
+    return 0
+
+
+async def _overdue(args: argparse.Namespace) -> int:
+    from app.actions.overdue import raise_overdue
+
+    database = Database(get_settings())
+    try:
+        raised = await raise_overdue(database)
+    finally:
+        await database.dispose()
+    print(f"action.overdue raised for {raised} action{'' if raised == 1 else 's'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lfd", description="Learning from Deaths service.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -189,6 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--deaths", type=int, default=3000)
     demo.add_argument("--seed", type=int, default=2026)
     demo.set_defaults(func=_demo)
+
+    worker = sub.add_parser(
+        "worker", help="run the background jobs (overdue actions) until stopped"
+    )
+    worker.add_argument(
+        "--interval", type=int, metavar="SECONDS", help="seconds between passes (default: setting)"
+    )
+    worker.set_defaults(func=lambda a: asyncio.run(_worker(a)))
+    overdue = sub.add_parser(
+        "overdue", help="raise action.overdue for actions that became overdue, once, and exit"
+    )
+    overdue.set_defaults(func=lambda a: asyncio.run(_overdue(a)))
     return parser
 
 

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     idempotency_lock_seconds: int = Field(default=60, ge=1)
     idempotency_retention_hours: int = Field(default=48, ge=1)
 
+    # Background work (app.worker): run the loop inside each `lfd serve` process, or set this
+    # false and run `lfd worker` on its own. Running both is safe.
+    run_worker_in_serve: bool = True
+    worker_interval_seconds: int = Field(default=300, ge=1)
+
     @field_validator(
         "mortality_alert_specialties",
         "mortality_alert_diagnosis_groups",

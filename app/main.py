@@ -23,6 +23,7 @@ from app.middleware import RequestContextMiddleware
 from app.referrals.router import router as referrals_router
 from app.reviews.router import router as reviews_router
 from app.screenings.router import router as screenings_router
+from app.worker import Worker
 
 DESCRIPTION = """
 The system of record for how an NHS trust learns from patients' deaths: medical examiner
@@ -44,8 +45,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await app.state.database.dispose()
+        # The background loop (app.worker), unless it runs as its own `lfd worker` process.
+        if settings.run_worker_in_serve:
+            app.state.worker = Worker(app.state.database, settings.worker_interval_seconds)
+            app.state.worker.start()
+        try:
+            yield
+        finally:
+            if app.state.worker is not None:
+                await app.state.worker.close()
+            await app.state.database.dispose()
 
     app = FastAPI(
         title="Learning from Deaths service",
@@ -55,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = Database(settings)
+    app.state.worker = None
     install_error_handlers(app)
     app.add_middleware(
         RequestContextMiddleware,

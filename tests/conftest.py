@@ -60,6 +60,8 @@ def base_settings(database_url: str) -> Settings:
         mortality_alert_diagnosis_groups=["Sepsis"],
         mm_specialties=["General Surgery", "Obstetrics"],
         log_json=True,
+        # No background loop unless a test starts one (tests/test_overdue.py).
+        run_worker_in_serve=False,
     )
 
 
