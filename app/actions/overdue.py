@@ -16,18 +16,16 @@ due on a day is overdue from the next day, UK local time (app.actions.rag.is_ove
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions.rag import ActionStatus
 from app.db import Database
-from app.events.service import Change
+from app.events.service import Change, emit
 from app.kit.time import local_date, now
-from app.models import OutboxEvent
 from app.models.action import Action
 
 EVENT_TYPE = "action.overdue"
@@ -47,29 +45,6 @@ class SystemActor:
 
 
 WORKER = SystemActor(client_name="lfd worker")
-
-
-async def emit_as_system(
-    session: AsyncSession, actor: SystemActor, changes: Sequence[Change], at: datetime
-) -> None:
-    """The outbox rows app.events.service.emit writes, for an actor that is not an API client
-    (emit takes an authenticated Principal, whose client id is never empty)."""
-    rows = [
-        {
-            "id": uuid.uuid4(),
-            "type": change.type,
-            "resource_type": change.resource_type,
-            "resource_id": change.resource_id,
-            "death_id": change.death_id,
-            "changed": sorted(change.changed),
-            "occurred_at": at,
-            "client_id": actor.client_id,
-            "request_id": actor.request_id,
-        }
-        for change in changes
-    ]
-    if rows:
-        await session.execute(insert(OutboxEvent), rows)
 
 
 async def raise_overdue_batch(session: AsyncSession, at: datetime, limit: int) -> int:
@@ -101,7 +76,7 @@ async def raise_overdue_batch(session: AsyncSession, at: datetime, limit: int) -
         .execution_options(synchronize_session=False)
     )
     action_ids = sorted((await session.execute(marked)).scalars().all())
-    await emit_as_system(
+    await emit(
         session,
         WORKER,
         [

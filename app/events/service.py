@@ -3,11 +3,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.deps import Principal
 from app.models import OutboxEvent
 from app.models.base import utcnow
 
@@ -24,8 +25,24 @@ class Change:
     changed: list[str] = field(default_factory=list)
 
 
-async def emit(session: AsyncSession, principal: Principal, changes: Iterable[Change]) -> None:
-    now = utcnow()
+class Actor(Protocol):
+    """Who caused the changes: an API client (a Principal) or a part of the service itself
+    (the worker), which has no client id and no request id."""
+
+    @property
+    def client_id(self) -> uuid.UUID | None: ...
+
+    @property
+    def request_id(self) -> str | None: ...
+
+
+async def emit(
+    session: AsyncSession,
+    principal: Actor,
+    changes: Iterable[Change],
+    at: datetime | None = None,
+) -> None:
+    now = at or utcnow()
     rows = [
         {
             "id": uuid.uuid4(),
