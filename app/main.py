@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app import __version__
+from app.actions.io_router import router as action_spreadsheets_router
 from app.actions.router import router as actions_router
 from app.config import Settings, get_settings
 from app.db import Database
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         referrals_router,
         reviews_router,
         findings_router,
+        action_spreadsheets_router,
         actions_router,
     ):
         app.include_router(router)
