@@ -54,6 +54,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -104,6 +105,7 @@ class Report:
     kept_not_held: int
     errors: dict[str, int] = field(default_factory=dict)
     cpu_ms_per_claim: dict[str, float] = field(default_factory=dict)
+    connections: str = ""  # client connections per server worker, e.g. "16/16"
 
 
 def _ts(value: str) -> float:
@@ -126,9 +128,11 @@ async def claimer(
     latencies: dict[str, list[float]],
     errors: Counter[str],
     counters: Counter[str],
+    start_delay: float = 0.0,
 ) -> None:
     name = f"Bench Reviewer {number:02d}"
     headers = {"X-On-Behalf-Of": name}
+    await asyncio.sleep(start_delay)
     rng = random.Random(number)
     body: dict[str, Any] = {"route": args.route, "count": args.count}
     if args.lease_seconds:
@@ -279,8 +283,11 @@ async def main_async(args: argparse.Namespace) -> int:
         timeout=30.0,
     ) as client:
         # Warm-up: connections open, code paths hot; then everything it kept is given back.
+        # The claimers start 20 ms apart so that their connections spread over the server's
+        # workers (a burst of connections is accepted in one go by whichever worker wakes
+        # first, and a keep-alive connection stays with the worker that accepted it).
         warm: list[Claim] = []
-        warm_deadline = time.perf_counter() + args.warmup
+        warm_deadline = time.perf_counter() + args.warmup + 0.02 * args.claimers
         await asyncio.gather(
             *(
                 claimer(
@@ -292,12 +299,14 @@ async def main_async(args: argparse.Namespace) -> int:
                     {"claim": [], "release": []},
                     Counter(),
                     Counter(),
+                    start_delay=0.02 * n,
                 )
                 for n in range(args.claimers)
             )
         )
         await release_kept(client, [c for c in warm if c.released_sent is None])
 
+        spread = meter.spread(urlsplit(args.url).port or 80) if meter else ""
         if meter:
             meter.start()
         started = time.perf_counter()
@@ -340,6 +349,7 @@ async def main_async(args: argparse.Namespace) -> int:
         kept_not_held=not_held,
         errors=dict(errors),
         cpu_ms_per_claim={g: round(1000 * s / max(len(claims), 1), 2) for g, s in cpu.items()},
+        connections=spread,
     )
     print(
         f"{report.claimers} claimers, count {report.count}, release {report.release_probability}:"
@@ -352,7 +362,10 @@ async def main_async(args: argparse.Namespace) -> int:
         f"release p50 {report.release_p50_ms} ms, p99 {report.release_p99_ms} ms"
     )
     if report.cpu_ms_per_claim:
-        print(f"CPU ms per claim (with its release, if any): {report.cpu_ms_per_claim}")
+        print(
+            f"CPU ms per claim (with its release, if any): {report.cpu_ms_per_claim}; "
+            f"client connections per server worker: {report.connections}"
+        )
     verdict_ok = not (duplicates or doubles or conflicts or not_held or errors)
     print(
         f"double claims: {doubles}; duplicate lease ids: {duplicates}; release conflicts: "

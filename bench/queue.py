@@ -23,7 +23,10 @@ the database named in ``--database-url``) and by this client, from /proc.
 With ``--explain`` (needs ``--database-url`` or LFD_DATABASE_URL) it first runs the service's
 own ``list_referrals`` in process for each scenario, captures the SELECT it sends, and prints
 ``EXPLAIN (ANALYZE, BUFFERS)`` of it on the same connection (the transaction is rolled back),
-then says whether any plan scans referrals or deaths sequentially.
+twice: as a custom plan (for these parameter values, what PostgreSQL does for the first five
+executions of a prepared statement) and as a generic plan (blind to the values, which it may
+switch to afterwards when it estimates that no dearer); then it says whether any plan scans
+referrals or deaths sequentially.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -76,6 +79,7 @@ class Result:
     rows_per_page: float
     errors: dict[str, int] = field(default_factory=dict)
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU per request, by process group
+    connections: str = ""  # client connections per server worker, e.g. "8/8"
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -127,6 +131,28 @@ def _backends(database: str) -> list[int]:
     return found
 
 
+def connections_by_process(pids: list[int], port: int) -> dict[int, int]:
+    """Established TCP connections on local ``port``, by the process holding them."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                inodes.add(fields[9])
+    found: dict[int, int] = {}
+    for pid in pids:
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        found[pid] = sum(1 for link in links if link[8:-1] in inodes)
+    return found
+
+
 class CpuMeter:
     """CPU seconds used by the server (a pid and its descendants), the PostgreSQL backends of
     one database, and this process, between ``start`` and ``stop``."""
@@ -148,6 +174,13 @@ class CpuMeter:
     def start(self) -> None:
         self.before = self._sample()
 
+    def spread(self, port: int) -> str:
+        """How the client connections are spread over the server's processes."""
+        if not self.server_pid:
+            return ""
+        found = connections_by_process([self.server_pid, *_children(self.server_pid)], port)
+        return "/".join(str(n) for n in found.values() if n) or "0"
+
     def stop(self) -> dict[str, float]:
         after = self._sample()
         used: dict[str, float] = {}
@@ -164,6 +197,7 @@ async def run(
     concurrency: int,
     seconds: float,
     meter: CpuMeter | None,
+    port: int = 0,
 ) -> Result:
     paths = scenario.paths()
     latencies: list[float] = []
@@ -171,8 +205,9 @@ async def run(
     errors = Counter[str]()
     counter = 0
 
-    async def worker(deadline: float, record: bool) -> None:
+    async def worker(deadline: float, record: bool, delay: float = 0.0) -> None:
         nonlocal counter
+        await asyncio.sleep(delay)
         while time.perf_counter() < deadline:
             path = paths[counter % len(paths)]
             counter += 1
@@ -190,8 +225,12 @@ async def run(
                 latencies.append(elapsed)
                 rows.append(len(response.json()["items"]))
 
-    warm = time.perf_counter() + min(2.0, seconds / 4)
-    await asyncio.gather(*(worker(warm, False) for _ in range(concurrency)))
+    # Warm-up. The clients start 20 ms apart so that their connections spread over the
+    # server's workers: a burst of connections is accepted in one go by whichever worker wakes
+    # first, and a keep-alive connection stays with the worker that accepted it.
+    warm = time.perf_counter() + max(2.0, 0.02 * concurrency + 1.0)
+    await asyncio.gather(*(worker(warm, False, 0.02 * n) for n in range(concurrency)))
+    spread = meter.spread(port) if meter else ""
     if meter:
         meter.start()
     started = time.perf_counter()
@@ -214,6 +253,7 @@ async def run(
         rows_per_page=round(sum(rows) / n, 1) if n else 0.0,
         errors=dict(errors),
         cpu_ms={group: round(1000 * used / max(n, 1), 2) for group, used in cpu.items()},
+        connections=spread,
     )
 
 
@@ -266,6 +306,16 @@ async def scenarios(client: httpx.AsyncClient, max_pages: int) -> tuple[list[Sce
 
 
 # -- EXPLAIN of the service's own query -------------------------------------------------------
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 async def explain(database_url: str, found: list[Scenario]) -> bool:
     """Run the service's list_referrals in process for each scenario, capture its SELECT and
     EXPLAIN (ANALYZE, BUFFERS) it. Returns True when no plan scans referrals or deaths
@@ -305,6 +355,7 @@ async def explain(database_url: str, found: list[Scenario]) -> bool:
         request_id=None,
     )
     clean = True
+    scans: list[str] = []
     try:
         for scenario in found:
             params = dict(scenario.params[-1])
@@ -333,24 +384,41 @@ async def explain(database_url: str, found: list[Scenario]) -> bool:
                     driver = raw.driver_connection
                     assert driver is not None
                     args = list(parameters) if isinstance(parameters, (list, tuple)) else []
-                    plan = await driver.fetch("EXPLAIN (ANALYZE, BUFFERS) " + statement, *args)
+                    # The service's statements are prepared (asyncpg), and PostgreSQL may switch
+                    # a prepared statement to a generic plan, blind to the parameter values,
+                    # after five executions: show both plans.
+                    plans = {}
+                    await driver.execute(f"PREPARE bench_queue_page AS {statement}")
+                    # EXECUTE takes values, not protocol parameters: quote each (the prepared
+                    # statement's casts give them their types).
+                    values = ", ".join(_literal(value) for value in args)
+                    for mode in ("force_custom_plan", "force_generic_plan"):
+                        await driver.execute(f"SET LOCAL plan_cache_mode = {mode}")
+                        rows = await driver.fetch(
+                            f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_queue_page({values})"
+                        )
+                        plans[mode] = "\n".join(row[0] for row in rows)
+                    await driver.execute("SET LOCAL plan_cache_mode = auto")
+                    await driver.execute("DEALLOCATE bench_queue_page")
                     if attempt == 1:
-                        text = "\n".join(row[0] for row in plan)
                         print(f"\n-- {scenario.name}: {json.dumps(scenario.params[-1])}")
                         print(statement.strip())
-                        print(text)
-                        for table in ("referrals", "deaths"):
-                            if f"Seq Scan on {table}" in text:
-                                clean = False
-                                print(f"!! sequential scan on {table}")
+                        for mode, text in plans.items():
+                            print(f"-- {mode.split('_')[1]} plan:")
+                            print(text)
+                            for table in ("referrals", "deaths"):
+                                if f"Seq Scan on {table}" in text:
+                                    clean = False
+                                    kind = mode.split("_")[1]
+                                    scans.append(f"{scenario.name} ({kind} plan) on {table}")
+                                    print(f"!! sequential scan on {table} ({kind} plan)")
                 await session.rollback()
     finally:
         await database.dispose()
-    print(
-        "\nno sequential scan on referrals or deaths in any plan"
-        if clean
-        else "\nSOME PLANS SCAN SEQUENTIALLY (see above)"
-    )
+    if clean:
+        print("\nno sequential scan on referrals or deaths in any plan, custom or generic")
+    else:
+        print("\nSEQUENTIAL SCANS: " + "; ".join(scans))
     return clean
 
 
@@ -411,13 +479,21 @@ async def main_async(args: argparse.Namespace) -> int:
         results: list[Result] = []
         for concurrency in levels:
             for scenario in selected:
-                result = await run(client, scenario, concurrency, args.seconds, meter)
+                result = await run(
+                    client,
+                    scenario,
+                    concurrency,
+                    args.seconds,
+                    meter,
+                    urlsplit(args.url).port or 80,
+                )
                 results.append(result)
                 print(
                     f"{scenario.name:<40} c={concurrency:<3} {result.throughput:>7}/s "
                     f"p50 {result.p50:>6} ms  p99 {result.p99:>6} ms  "
                     f"rows {result.rows_per_page}  errors {result.errors or 0}"
-                    + (f"  cpu ms/page {result.cpu_ms}" if result.cpu_ms else ""),
+                    + (f"  cpu ms/page {result.cpu_ms}" if result.cpu_ms else "")
+                    + (f"  connections {result.connections}" if result.connections else ""),
                     flush=True,
                 )
     print()
