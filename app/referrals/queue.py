@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, tuple_
+from sqlalchemy import Select, and_, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record_access
@@ -34,6 +34,14 @@ class ReferralFilters:
     assigned_to: str | None = None
 
 
+# The open statuses as literals, not bound parameters: planned without their values (a generic
+# plan for a prepared statement), `status IN ($1..$4)` can turn into a sequential scan.
+OPEN_PREDICATE = text(
+    "referrals.status IN ("
+    + ", ".join(f"'{status.value}'" for status in sorted(OPEN_REFERRAL_STATUSES))
+    + ")"
+)
+
 _QUEUE_ORDER = (Referral.priority, Referral.due_at, Referral.created_at, Referral.id)
 
 
@@ -57,8 +65,7 @@ def _filtered(filters: ReferralFilters, at: datetime) -> Select[Referral]:
         midnight = datetime.combine(filters.due_before, datetime.min.time(), LONDON)
         query = query.where(Referral.due_at < midnight)
     if filters.overdue is not None:
-        open_statuses = [s.value for s in OPEN_REFERRAL_STATUSES]
-        late = and_(Referral.status.in_(open_statuses), Referral.due_at < at)
+        late = and_(OPEN_PREDICATE, Referral.due_at < at)
         query = query.where(late if filters.overdue else ~late)
     return query
 
