@@ -4,7 +4,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
-from fastapi.responses import JSONResponse
 
 from app.actions import queries, service
 from app.actions.queries import ActionFilters
@@ -44,7 +43,7 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.idempotency.service import StoredResponse
+from app.idempotency.service import as_response
 from app.kit.etag import etag
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
@@ -69,13 +68,6 @@ Organisation = Annotated[
 ]
 
 
-def _replay(stored: StoredResponse) -> JSONResponse:
-    headers = dict(stored.headers)
-    if stored.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(stored.body, status_code=stored.status, headers=headers)
-
-
 # --- plans -----------------------------------------------------------------------------------
 
 
@@ -97,7 +89,7 @@ async def create_plan(
 
     Scope: `actions:write`.
     """
-    return _replay(await service.post_plan(database, principal, body, idempotency_key))
+    return as_response(await service.post_plan(database, principal, body, idempotency_key))
 
 
 @router.get(
@@ -185,7 +177,7 @@ async def add_section(
     Scope: `actions:write`.
     """
     stored = await service.post_section(database, principal, plan_id, body, idempotency_key)
-    return _replay(stored)
+    return as_response(stored)
 
 
 # --- actions ---------------------------------------------------------------------------------
@@ -216,7 +208,7 @@ async def create_action(
 
     Scope: `actions:write`.
     """
-    return _replay(await service.post_action(database, principal, body, idempotency_key))
+    return as_response(await service.post_action(database, principal, body, idempotency_key))
 
 
 @router.get(

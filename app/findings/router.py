@@ -5,7 +5,6 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
-from fastapi.responses import JSONResponse
 
 from app.auth.deps import Administrator, FindingsReader, FindingsWriter
 from app.db import DatabaseDep
@@ -35,6 +34,7 @@ from app.findings.schemas import (
     ThemePatch,
 )
 from app.findings.service import FindingFilters
+from app.idempotency.service import as_response
 from app.kit.enums import Route
 from app.kit.etag import etag
 from app.kit.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Cursor, Limit
@@ -178,10 +178,7 @@ async def record_finding(
     Scope: `findings:write`.
     """
     stored = await service.post_finding(database, principal, body, idempotency_key)
-    headers = dict(stored.headers)
-    if stored.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(stored.body, status_code=stored.status, headers=headers)
+    return as_response(stored)
 
 
 @router.get(

@@ -5,7 +5,6 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
-from fastapi.responses import JSONResponse
 
 from app.auth.deps import ReferralsClaimer, ReferralsReader, ReviewsWriter
 from app.db import DatabaseDep
@@ -20,6 +19,7 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
+from app.idempotency.service import as_response
 from app.kit.enums import ReferralStatus, Route
 from app.kit.etag import etag
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
@@ -401,7 +401,4 @@ async def post_review(
     Scope: `reviews:write`.
     """
     stored = await reviews.post_review(database, principal, referral_id, body, idempotency_key)
-    headers = dict(stored.headers)
-    if stored.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(stored.body, status_code=stored.status, headers=headers)
+    return as_response(stored)

@@ -4,7 +4,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
-from fastapi.responses import JSONResponse
 
 from app.auth.deps import DeathsReader, ScreeningsWriter
 from app.db import DatabaseDep
@@ -23,6 +22,7 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
+from app.idempotency.service import as_response
 from app.kit.etag import etag
 from app.screenings import service
 from app.screenings.intake import BatchResult, ScreeningBatch, ScreeningCreate, ScreeningRecorded
@@ -79,10 +79,7 @@ async def post_screening(
     Scope: `screenings:write`.
     """
     stored = await service.submit_screening(database, principal, idempotency_key, body)
-    headers = dict(stored.headers)
-    if stored.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(stored.body, status_code=stored.status, headers=headers)
+    return as_response(stored)
 
 
 @router.post(
