@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     run_worker_in_serve: bool = True
     worker_interval_seconds: int = Field(default=300, ge=1)
 
+    # Pseudonymised clients (app.privacy): the key of the patient pseudonyms. Unset, the
+    # deployment uses the key `lfd migrate` generated for it (service_secrets).
+    pseudonym_key: str | None = Field(default=None, min_length=32)
+
     @field_validator(
         "mortality_alert_specialties",
         "mortality_alert_diagnosis_groups",

@@ -133,10 +133,13 @@ def http(app_and_http: tuple[Any, httpx.AsyncClient]) -> httpx.AsyncClient:
 
 
 async def new_client(
-    database: Database, scopes: list[Scope], name: str = "test client"
+    database: Database,
+    scopes: list[Scope],
+    name: str = "test client",
+    pseudonymised: bool = False,
 ) -> tuple[str, uuid.UUID]:
     async with database.transaction() as session:
-        created = await create_client(session, name, scopes)
+        created = await create_client(session, name, scopes, pseudonymised=pseudonymised)
     return created.key, created.client.id
 
 
@@ -145,8 +148,14 @@ MakeApi = Callable[..., Awaitable[Api]]
 
 @pytest.fixture
 def make_api(database: Database, http: httpx.AsyncClient) -> MakeApi:
-    async def make(*scopes: Scope, client: httpx.AsyncClient | None = None) -> Api:
-        key, client_id = await new_client(database, list(scopes) or [Scope.admin])
+    async def make(
+        *scopes: Scope, client: httpx.AsyncClient | None = None, pseudonymised: bool = False
+    ) -> Api:
+        """A client with these scopes (admin when none); `pseudonymised=True` makes it a
+        commissioner's client that must never see patient identifiers."""
+        key, client_id = await new_client(
+            database, list(scopes) or [Scope.admin], pseudonymised=pseudonymised
+        )
         return Api(client or http, key, client_id)
 
     return make

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import OutboxEvent
@@ -57,5 +57,13 @@ async def emit(
         }
         for change in changes
     ]
-    if rows:
-        await session.execute(insert(OutboxEvent), rows)
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        # SQLite: writers take turns (BEGIN IMMEDIATE), so the next numbers are ours alone and
+        # commit in order. PostgreSQL fills txid and seq itself (column defaults).
+        last = await session.scalar(select(func.coalesce(func.max(OutboxEvent.seq), 0)))
+        for number, row in enumerate(rows, start=int(last or 0) + 1):
+            row["seq"] = number
+            row["txid"] = 0
+    await session.execute(insert(OutboxEvent), rows)

@@ -12,6 +12,7 @@ from app.models.idempotency import IdempotencyRecord
 from app.models.referral import Referral, ReferralTransition
 from app.models.review import Review, ReviewPhaseRating, ReviewProblem, ReviewVersion, ScaleLabel
 from app.models.screening import RouteOverride, Screening, ScreeningVersion
+from app.models.secret import ServiceSecret
 
 __all__ = [
     "Action",
@@ -36,6 +37,7 @@ __all__ = [
     "ScaleLabel",
     "Screening",
     "ScreeningVersion",
+    "ServiceSecret",
     "Theme",
     "action_findings",
 ]

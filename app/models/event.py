@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Index, String
+from sqlalchemy import BigInteger, FetchedValue, Identity, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, IdMixin, JSONType, utcnow
@@ -11,12 +11,20 @@ from app.models.base import Base, IdMixin, JSONType, utcnow
 
 class OutboxEvent(IdMixin, Base):
     """A state change, written in the same transaction as the change. Thin: ids, type and the
-    names of the fields that changed, never their values."""
+    names of the fields that changed, never their values.
+
+    Its place in the change feed is (`txid`, `seq`): on PostgreSQL `txid` is the id of the
+    transaction that wrote it (the column's default, `pg_current_xact_id()`) and `seq` comes
+    from an identity; on SQLite, where writers take turns, `txid` is 0 and `seq` is the next
+    number. docs/change-feed.md explains why the feed never hands out an event whose
+    transaction might still be overtaken by an earlier one.
+    """
 
     __tablename__ = "outbox_events"
     __table_args__ = (
         Index("ix_outbox_events_occurred_at", "occurred_at"),
         Index("ix_outbox_events_resource", "resource_type", "resource_id"),
+        Index("ix_outbox_events_position", "txid", "seq", unique=True),
     )
 
     type: Mapped[str] = mapped_column(String(60))
@@ -27,3 +35,5 @@ class OutboxEvent(IdMixin, Base):
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     client_id: Mapped[uuid.UUID | None]
     request_id: Mapped[str | None] = mapped_column(String(64))
+    txid: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=False))
