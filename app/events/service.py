@@ -43,7 +43,7 @@ async def emit(
     at: datetime | None = None,
 ) -> None:
     now = at or utcnow()
-    rows = [
+    rows: list[dict[str, object]] = [
         {
             "id": uuid.uuid4(),
             "type": change.type,

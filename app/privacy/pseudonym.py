@@ -39,8 +39,7 @@ async def pseudonym_key(session: AsyncSession, override: str | None = None) -> b
     """The deployment's pseudonym key (cached per database for the life of the process)."""
     if override:
         return override.encode()
-    bind = session.get_bind()
-    cache_key = bind.url.render_as_string(hide_password=True)
+    cache_key = session.get_bind().engine.url.render_as_string(hide_password=True)
     key = _keys.get(cache_key)
     if key is None:
         value = await session.scalar(
