@@ -87,4 +87,8 @@ FindingsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.findi
 FindingsWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.findings_write.value])]
 ActionsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.actions_read.value])]
 ActionsWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.actions_write.value])]
+ReportsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.reports_read.value])]
+EventsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.events_read.value])]
+WebhooksManager = Annotated[Principal, Security(authenticate, scopes=[Scope.webhooks_manage.value])]
+AuditReader = Annotated[Principal, Security(authenticate, scopes=[Scope.audit_read.value])]
 Administrator = Annotated[Principal, Security(authenticate, scopes=[Scope.admin.value])]
