@@ -1,0 +1,35 @@
+"""Every event type the service publishes, for the change feed's `types` filter and for webhook
+subscriptions. tests/test_change_feed.py proves that every type the code emits is listed."""
+
+from __future__ import annotations
+
+EVENT_TYPES: dict[str, str] = {
+    "death.created": "A death was recorded (by its first screening).",
+    "death.updated": "A death's details were corrected.",
+    "screening.recorded": "A medical examiner screening was recorded.",
+    "screening.amended": "A screening was amended (a new version).",
+    "referral.created": "A death was referred for review by a route.",
+    "referral.updated": "A referral's reasons changed (after an amended screening).",
+    "referral.claimed": "A referral was claimed (leased) by a reviewer's system.",
+    "referral.lease_renewed": "A claim's lease was renewed.",
+    "referral.released": "A claim was released; the referral is back in the queue.",
+    "referral.assigned": "A referral was assigned to a named reviewer.",
+    "referral.started": "Work on a referral started (a draft review was saved).",
+    "referral.held": "A referral was put on hold.",
+    "referral.resumed": "A referral on hold was resumed.",
+    "referral.declined": "A referral was declined.",
+    "referral.cancelled": "A referral was cancelled.",
+    "referral.completed": "A referral's review was submitted.",
+    "review.drafted": "A review draft was saved.",
+    "review.submitted": "A review was submitted.",
+    "review.amended": "A submitted review was amended (a new version).",
+    "finding.recorded": "A finding was recorded against a death and its review.",
+    "finding.updated": "A finding was changed.",
+    "theme.created": "A theme was added.",
+    "theme.updated": "A theme was renamed or retired.",
+    "action_plan.created": "An action plan was created (or imported).",
+    "action_plan.updated": "An action plan was changed.",
+    "action.created": "An action was added to a plan.",
+    "action.updated": "An action's status, progress, dates or lead changed.",
+    "action.overdue": "An open action passed its due date (raised once per due date).",
+}
