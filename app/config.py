@@ -7,12 +7,13 @@ the learning-sample percentage, the due-date and priority rules, limits, the dat
 from __future__ import annotations
 
 from functools import lru_cache
+from itertools import pairwise
 from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.kit.enums import Route
+from app.kit.enums import PlaceOfDeath, Route
 
 DEFAULT_DUE_DAYS: dict[Route, int] = {
     Route.sjr: 56,
@@ -90,6 +91,15 @@ class Settings(BaseSettings):
     run_worker_in_serve: bool = True
     worker_interval_seconds: int = Field(default=300, ge=1)
 
+    # Reports (app.reports, docs/reports.md). Deaths in scope of the LfD figures: those at these
+    # places of death, plus (when set) deaths within 30 days of discharge (the SHMI cohort).
+    report_in_scope_places: Annotated[list[PlaceOfDeath], NoDecode] = Field(
+        default_factory=lambda: [PlaceOfDeath.inpatient, PlaceOfDeath.emergency_department]
+    )
+    report_include_discharged_within_30_days: bool = False
+    # Age-band boundaries, ascending: [65, 80] gives "under 65", "65-80" (80 included), "over 80".
+    report_age_bands: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [65, 80])
+
     # Pseudonymised clients (app.privacy): the key of the patient pseudonyms. Unset, the
     # deployment uses the key `lfd migrate` generated for it (service_secrets).
     pseudonym_key: str | None = Field(default=None, min_length=32)
@@ -98,6 +108,8 @@ class Settings(BaseSettings):
         "mortality_alert_specialties",
         "mortality_alert_diagnosis_groups",
         "mm_specialties",
+        "report_in_scope_places",
+        "report_age_bands",
         mode="before",
     )
     @classmethod
@@ -116,6 +128,15 @@ class Settings(BaseSettings):
             if days < 0:
                 raise ValueError(f"{field} for {route.value} must not be negative")
         return merged
+
+    @field_validator("report_age_bands", mode="after")
+    @classmethod
+    def _ascending_bands(cls, value: list[int]) -> list[int]:
+        if not value or any(b <= a for a, b in pairwise(value)):
+            raise ValueError("report_age_bands must be ascending ages, at least one")
+        if value[0] < 1 or value[-1] > 120:
+            raise ValueError("report_age_bands must lie between 1 and 120")
+        return value
 
     @property
     def is_sqlite(self) -> bool:
