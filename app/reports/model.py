@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 from app.errors import BadRequest
@@ -114,6 +115,15 @@ def parse_period(value: str | None, start: date | None, end: date | None, today:
         "period must be a financial year (2025-26), a quarter of one (2025-26-Q1) or a month "
         "(2025-07); or give start and end dates."
     )
+
+
+def percent(part: int, whole: int) -> float | None:
+    """`part` as a percentage of `whole`, to one decimal place, halves rounded up (1/8 is
+    12.5, 1/16 is 6.3, 2/3 is 66.7); None when `whole` is 0: no share of nothing."""
+    if whole == 0:
+        return None
+    exact = Decimal(part) * 100 / Decimal(whole)
+    return float(exact.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
 @dataclass(frozen=True)
