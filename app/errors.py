@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -173,13 +174,30 @@ def validation_errors(raw: list[Any], document: Any = None) -> list[dict[str, An
     return errors
 
 
-def install_error_handlers(app: FastAPI) -> None:
+ErrorRenderer = Callable[[dict[str, Any], dict[str, str] | None], Response]
+
+
+def install_error_handlers(
+    app: FastAPI, renderers: Mapping[str, ErrorRenderer] | None = None
+) -> None:
+    """`renderers` maps a path prefix to another rendering of the problem body (the FHIR view
+    answers its errors as OperationOutcome resources)."""
+    renderers = dict(renderers or {})
+
+    def respond(
+        request: Request, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> Response:
+        for prefix, render in renderers.items():
+            if request.url.path.startswith(prefix):
+                return render(body, headers)
+        return problem_response(body, headers)
+
     @app.exception_handler(ProblemError)
-    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.body(request.url.path), exc.headers)
+    async def _problem(request: Request, exc: ProblemError) -> Response:
+        return respond(request, exc.body(request.url.path), exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         raw = list(exc.errors())
         errors = validation_errors(raw, exc.body)
         # An empty body is not a JSON document: the same 400 as any other unparseable body.
@@ -204,10 +222,10 @@ def install_error_handlers(app: FastAPI) -> None:
                 errors,
                 instance=request.url.path,
             )
-        return problem_response(body)
+        return respond(request, body)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         titles = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}
         body = problem_body(
             exc.status_code,
@@ -216,51 +234,52 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.detail if isinstance(exc.detail, str) else None,
             instance=request.url.path,
         )
-        return problem_response(body, dict(exc.headers or {}))
+        return respond(request, body, dict(exc.headers or {}))
 
     @app.exception_handler(IntegrityError)
-    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+    async def _integrity(request: Request, exc: IntegrityError) -> Response:
         # A constraint caught a race the service's own checks could not see (two requests
         # changing the same thing at once): nothing was written; the client may retry.
         logger.warning("integrity conflict", extra={"error_type": type(exc.orig).__name__})
-        return problem_response(
-            Conflict("The change conflicts with another; retry it.").body(request.url.path)
+        return respond(
+            request, Conflict("The change conflicts with another; retry it.").body(request.url.path)
         )
 
     @app.exception_handler(DBAPIError)
-    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+    async def _database(request: Request, exc: DBAPIError) -> Response:
         if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
             return _unavailable(request, exc)
         return await _unexpected(request, exc)
 
     @app.exception_handler(PoolTimeout)
-    async def _pool_timeout(request: Request, exc: PoolTimeout) -> JSONResponse:
+    async def _pool_timeout(request: Request, exc: PoolTimeout) -> Response:
         return _unavailable(request, exc)
 
     @app.exception_handler(OSError)
-    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+    async def _os_error(request: Request, exc: OSError) -> Response:
         # asyncpg raises OSError (connection refused, host unreachable) when it cannot connect.
         return _unavailable(request, exc)
 
-    def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    def _unavailable(request: Request, exc: Exception) -> Response:
         logger.error("database unavailable", extra={"error_type": type(exc).__name__})
         error = ServiceUnavailable(
             "The database is not reachable; retry shortly.", headers={"Retry-After": "5"}
         )
-        return problem_response(error.body(request.url.path), error.headers)
+        return respond(request, error.body(request.url.path), error.headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         # The type only: an exception's text can carry submitted values.
         logger.error("unhandled error", extra={"error_type": type(exc).__name__})
-        return problem_response(
+        return respond(
+            request,
             problem_body(
                 500,
                 "internal-error",
                 "Internal error",
                 "The service could not complete the request.",
                 instance=request.url.path,
-            )
+            ),
         )
 
 
