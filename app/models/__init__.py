@@ -13,6 +13,12 @@ from app.models.referral import Referral, ReferralTransition
 from app.models.review import Review, ReviewPhaseRating, ReviewProblem, ReviewVersion, ScaleLabel
 from app.models.screening import RouteOverride, Screening, ScreeningVersion
 from app.models.secret import ServiceSecret
+from app.models.webhook import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDispatcher,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "Action",
@@ -39,5 +45,9 @@ __all__ = [
     "ScreeningVersion",
     "ServiceSecret",
     "Theme",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookDispatcher",
+    "WebhookEndpoint",
     "action_findings",
 ]
