@@ -104,17 +104,38 @@ class Settings(BaseSettings):
     # deployment uses the key `lfd migrate` generated for it (service_secrets).
     pseudonym_key: str | None = Field(default=None, min_length=32)
 
+    # Webhooks (app.webhooks, docs/webhooks.md): the URL prefixes endpoints may use, such as
+    # `https://icb.example.nhs.uk/hooks/` (empty: no endpoint can be registered); checked at
+    # registration and again before every delivery.
+    webhook_allowed_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # The webhook worker runs far more often than the other jobs (worker_interval_seconds).
+    webhook_worker_interval_seconds: float = Field(default=1.0, gt=0, le=300)
+    webhook_concurrency: int = Field(default=10, ge=1, le=100)
+
     @field_validator(
         "mortality_alert_specialties",
         "mortality_alert_diagnosis_groups",
         "mm_specialties",
         "report_in_scope_places",
         "report_age_bands",
+        "webhook_allowed_urls",
         mode="before",
     )
     @classmethod
     def _split_lists(cls, value: object) -> object:
         return _csv(value)
+
+    @field_validator("webhook_allowed_urls", mode="after")
+    @classmethod
+    def _allowed_url_prefixes(cls, value: list[str]) -> list[str]:
+        from urllib.parse import urlsplit
+
+        for prefix in value:
+            parts = urlsplit(prefix)
+            if parts.scheme not in {"http", "https"} or not parts.hostname or "@" in parts.netloc:
+                raise ValueError(f"webhook_allowed_urls: {prefix!r} is not an http(s) URL prefix")
+        return value
 
     @field_validator("due_days", "priorities", mode="after")
     @classmethod
