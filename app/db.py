@@ -86,6 +86,25 @@ class Database:
             async with AsyncSession(bind=autocommit, expire_on_commit=False) as session:
                 yield session
 
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction whose statements all see one snapshot (REPEATABLE READ on
+        PostgreSQL), for reads that must agree with each other, such as the change feed's
+        horizon and its page. SQLite transactions see one snapshot anyway."""
+        if self.dialect != "postgresql":
+            async with self.transaction() as session:
+                yield session
+            return
+        async with self.engine.connect() as connection:
+            repeatable = await connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+            async with (
+                AsyncSession(bind=repeatable, expire_on_commit=False) as session,
+                session.begin(),
+            ):
+                yield session
+
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))

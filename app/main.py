@@ -15,6 +15,7 @@ from app.actions.router import router as actions_router
 from app.config import Settings, get_settings
 from app.db import Database
 from app.deaths.router import router as deaths_router
+from app.events.router import router as events_router
 from app.errors import install_error_handlers
 from app.findings.router import router as findings_router
 from app.health.router import router as health_router
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         findings_router,
         action_spreadsheets_router,
         actions_router,
+        events_router,
     ):
         app.include_router(router)
 

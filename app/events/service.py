@@ -6,11 +6,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ColumnClause, func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import OutboxEvent
 from app.models.base import utcnow
+
+
+CURRENT_TXID: ColumnClause[int] = literal_column("pg_current_xact_id()::text::bigint")
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,26 @@ async def emit(
     ]
     if not rows:
         return
-    if session.get_bind().dialect.name != "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
+        # An event's place in the feed (app/events/feed.py) is the writing transaction's id,
+        # raised if need be to that of the resource's previous event: a transaction that got
+        # its id early but changed the resource after an earlier-numbered one committed still
+        # comes after it, so the feed follows each resource's own history.
+        for row in rows:
+            previous = (
+                select(func.max(OutboxEvent.txid))
+                .where(
+                    OutboxEvent.resource_type == row["resource_type"],
+                    OutboxEvent.resource_id == row["resource_id"],
+                )
+                .scalar_subquery()
+            )
+            row["txid"] = func.greatest(CURRENT_TXID, func.coalesce(previous, 0))
+    else:
         # SQLite: writers take turns (BEGIN IMMEDIATE), so the next numbers are ours alone and
-        # commit in order. PostgreSQL fills txid and seq itself (column defaults).
+        # commit in order.
         last = await session.scalar(select(func.coalesce(func.max(OutboxEvent.seq), 0)))
         for number, row in enumerate(rows, start=int(last or 0) + 1):
             row["seq"] = number
             row["txid"] = 0
-    await session.execute(insert(OutboxEvent), rows)
+    await session.execute(insert(OutboxEvent).values(rows))

@@ -23,7 +23,7 @@ class OutboxEvent(IdMixin, Base):
     __tablename__ = "outbox_events"
     __table_args__ = (
         Index("ix_outbox_events_occurred_at", "occurred_at"),
-        Index("ix_outbox_events_resource", "resource_type", "resource_id"),
+        Index("ix_outbox_events_resource", "resource_type", "resource_id", "txid"),
         Index("ix_outbox_events_position", "txid", "seq", unique=True),
     )
 

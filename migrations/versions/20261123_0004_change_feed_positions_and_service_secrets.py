@@ -75,9 +75,16 @@ def upgrade() -> None:
         with op.batch_alter_table("outbox_events") as batch:
             batch.alter_column("seq", existing_type=sa.BigInteger(), nullable=False)
     op.create_index("ix_outbox_events_position", "outbox_events", ["txid", "seq"], unique=True)
+    # The resource's latest txid (app/events/service.emit) is read from the index alone.
+    op.drop_index("ix_outbox_events_resource", table_name="outbox_events")
+    op.create_index(
+        "ix_outbox_events_resource", "outbox_events", ["resource_type", "resource_id", "txid"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_events_resource", table_name="outbox_events")
+    op.create_index("ix_outbox_events_resource", "outbox_events", ["resource_type", "resource_id"])
     op.drop_index("ix_outbox_events_position", table_name="outbox_events")
     with op.batch_alter_table("outbox_events") as batch:
         batch.drop_column("txid")

@@ -1,0 +1,125 @@
+"""The change feed: every committed outbox event, exactly once, in a stable order.
+
+An event's place is (txid, seq). On PostgreSQL `txid` is the writing transaction's id and
+`seq` a number from an identity; both are taken while the transaction runs, so a transaction
+that commits late can hold positions *below* events already committed by others. A cursor
+that simply moved past the highest position seen would then skip the late ones.
+
+The feed therefore only hands out events below the **horizon**: the oldest transaction id
+still running (`pg_snapshot_xmin(pg_current_snapshot())`). Every transaction with a smaller id
+has finished, so every event below the horizon is either committed and visible or rolled back
+and gone; nothing can appear there later. Events at or above it wait, invisible, until the
+transactions before them finish. The horizon and the page are read in one snapshot
+(Database.snapshot()). docs/change-feed.md has the whole argument and its costs (a long
+transaction anywhere on the server holds the feed back; it never loses an event).
+
+On SQLite writers take turns (BEGIN IMMEDIATE), so seq is already commit order and there is no
+horizon to wait for: `txid` is always 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Select, func, or_, select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import BadRequest
+from app.kit.cursor import decode_cursor, encode_cursor
+from app.models import OutboxEvent
+
+CURSOR_VERSION = "f1"
+MAX_SEQ = 2**63 - 1
+HORIZON = text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    txid: int
+    seq: int
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    events: list[OutboxEvent]
+    # Where the next read starts: after the last event, or, when the page was not full, after
+    # everything the feed could see (so an idle consumer's cursor keeps up with the horizon).
+    next: Position | None
+
+
+def encode_position(position: Position) -> str:
+    return encode_cursor([CURSOR_VERSION, position.txid, position.seq])
+
+
+def decode_position(cursor: str) -> Position:
+    version, txid, seq = decode_cursor(cursor, 3)
+    valid = (
+        version == CURSOR_VERSION
+        and all(type(value) is int for value in (txid, seq))
+        and 0 <= txid <= MAX_SEQ
+        and 0 <= seq <= MAX_SEQ
+    )
+    if not valid:
+        raise BadRequest("The cursor is not one this service issued.")
+    return Position(txid, seq)
+
+
+def _postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def head_position(session: AsyncSession) -> Position:
+    """'Now': every event the feed can hand out today lies at or before this position, and
+    every event it hands out later lies after it."""
+    if _postgres(session):
+        horizon = int(await session.scalar(select(HORIZON)) or 0)
+        return Position(horizon - 1, MAX_SEQ)
+    last = await session.scalar(select(func.coalesce(func.max(OutboxEvent.seq), 0)))
+    return Position(0, int(last or 0))
+
+
+def type_filter(types: Sequence[str]) -> ColumnElement[bool]:
+    """Exact types, and `prefix.*` for a whole resource (`referral.*`)."""
+    exact = [t for t in types if not t.endswith(".*")]
+    prefixes = [t[:-1] for t in types if t.endswith(".*")]
+    clauses: list[ColumnElement[bool]] = []
+    if exact:
+        clauses.append(OutboxEvent.type.in_(exact))
+    clauses.extend(OutboxEvent.type.startswith(prefix, autoescape=True) for prefix in prefixes)
+    return or_(*clauses)
+
+
+def _page_query(
+    after: Position | None, limit: int, types: Sequence[str] | None
+) -> Select[OutboxEvent]:
+    query = select(OutboxEvent).order_by(OutboxEvent.txid, OutboxEvent.seq).limit(limit)
+    if after is not None:
+        query = query.where(tuple_(OutboxEvent.txid, OutboxEvent.seq) > (after.txid, after.seq))
+    if types:
+        query = query.where(type_filter(types))
+    return query
+
+
+async def read_feed(
+    session: AsyncSession,
+    after: Position | None,
+    limit: int,
+    types: Sequence[str] | None = None,
+) -> FeedPage:
+    """The next `limit` committed events after `after` (from the beginning when None).
+
+    The session must see one snapshot across statements (Database.snapshot())."""
+    head = await head_position(session)
+    query = _page_query(after, limit, types)
+    if _postgres(session):
+        query = query.where(OutboxEvent.txid <= head.txid)
+    else:
+        query = query.where(OutboxEvent.seq <= head.seq)
+    events = list((await session.scalars(query)).all())
+    if len(events) == limit:
+        last = events[-1]
+        return FeedPage(events, Position(last.txid, last.seq))
+    # Not a full page: nothing else the feed can see lies after `after`, so the next read may
+    # start at the head (never behind where the consumer already is).
+    return FeedPage(events, max(head, after) if after is not None else head)

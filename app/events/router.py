@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from app.auth.deps import EventsReader
+from app.db import DatabaseDep
+from app.errors import BadRequest, Forbidden, Unauthorized, ValidationFailed, problem_responses
+from app.events import feed
+from app.events.schemas import EventOut, EventPage, EventType
+from app.events.types import EVENT_TYPES
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+FEED_MAX_PAGE = 1000
+PREFIXES = {name.split(".", 1)[0] for name in EVENT_TYPES}
+
+
+def parse_types(values: list[str] | None) -> list[str]:
+    """`types=referral.claimed,review.submitted` or repeated; `referral.*` for all of one
+    resource. Unknown names are a 422 naming each, so a typo never silently filters out
+    everything."""
+    wanted = [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
+    errors = [
+        {
+            "pointer": f"/types/{index}",
+            "code": "unknown_event_type",
+            "detail": "not an event type; GET /v1/events/types lists them",
+        }
+        for index, name in enumerate(wanted)
+        if name not in EVENT_TYPES and not (name.endswith(".*") and name[:-2] in PREFIXES)
+    ]
+    if errors:
+        raise ValidationFailed("Unknown event types.", errors=errors)
+    return sorted(set(wanted))
+
+
+@router.get(
+    "",
+    response_model=EventPage,
+    responses=problem_responses(Unauthorized, Forbidden, BadRequest, ValidationFailed),
+)
+async def read_events(
+    principal: EventsReader,
+    database: DatabaseDep,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=512, description="The `next_cursor` (or an event's `position`)."),
+    ] = None,
+    start: Annotated[
+        Literal["beginning", "now"],
+        Query(
+            description="Without a cursor: from the first event ever, or from now (an empty "
+            "page whose `next_cursor` sees only what happens next)."
+        ),
+    ] = "beginning",
+    types: Annotated[
+        list[str] | None,
+        Query(description="Only these types (comma-separated or repeated; `referral.*`)."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=FEED_MAX_PAGE)] = 100,
+) -> EventPage:
+    """The change feed: every committed event exactly once, in a stable order, even while many
+    transactions commit concurrently and out of order (docs/change-feed.md).
+
+    Poll with the last `next_cursor`. Events are thin: type, resource, changed field names,
+    time. Read the resource at `resource.path` with your own scopes for its details.
+
+    Scope: `events:read`.
+    """
+    wanted = parse_types(types)
+    after = feed.decode_position(cursor) if cursor is not None else None
+    async with database.snapshot() as session:
+        if after is None and start == "now":
+            return EventPage(
+                items=[], next_cursor=feed.encode_position(await feed.head_position(session))
+            )
+        page = await feed.read_feed(session, after, limit, wanted or None)
+    items = [EventOut.of(event) for event in page.events]
+    next_position = page.next or after
+    return EventPage(
+        items=items,
+        next_cursor=feed.encode_position(next_position)
+        if next_position
+        else feed.encode_position(feed.Position(0, 0)),
+    )
+
+
+@router.get(
+    "/types",
+    response_model=list[EventType],
+    responses=problem_responses(Unauthorized, Forbidden),
+)
+async def event_types(principal: EventsReader) -> list[EventType]:
+    """Every event type the service publishes, with what it means.
+
+    Scope: `events:read`.
+    """
+    return [EventType(type=name, description=text) for name, text in EVENT_TYPES.items()]

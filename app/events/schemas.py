@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import Field
+
+from app.events.feed import Position, encode_position
+from app.kit.schemas import ResponseModel
+from app.models import OutboxEvent
+
+# Where a consumer reads the resource an event names, with its own scopes (the read is audited).
+RESOURCE_PATHS: dict[str, str] = {
+    "death": "/v1/deaths/{id}",
+    "screening": "/v1/screenings/{id}",
+    "referral": "/v1/referrals/{id}",
+    "review": "/v1/reviews/{id}",
+    "finding": "/v1/findings/{id}",
+    "theme": "/v1/themes/{id}",
+    "action_plan": "/v1/action-plans/{id}",
+    "action": "/v1/actions/{id}",
+}
+
+
+class EventResource(ResponseModel):
+    type: str = Field(description="`death`, `screening`, `referral`, `review`, ...")
+    id: uuid.UUID
+    path: str | None = Field(description="Where to read it (with the scope that route needs).")
+
+
+class EventOut(ResponseModel):
+    """A thin event: what changed, never the values. Read the resource for details."""
+
+    id: uuid.UUID = Field(description="Unique; also the `webhook-id` of its deliveries.")
+    type: str
+    resource: EventResource
+    death_id: uuid.UUID | None
+    changed: list[str] = Field(description="Names of the fields that changed, if any.")
+    occurred_at: datetime
+    position: str = Field(description="A cursor that resumes the feed just after this event.")
+
+    @classmethod
+    def of(cls, event: OutboxEvent) -> EventOut:
+        path = RESOURCE_PATHS.get(event.resource_type)
+        return cls(
+            id=event.id,
+            type=event.type,
+            resource=EventResource(
+                type=event.resource_type,
+                id=event.resource_id,
+                path=path.format(id=event.resource_id) if path else None,
+            ),
+            death_id=event.death_id,
+            changed=list(event.changed),
+            occurred_at=event.occurred_at,
+            position=encode_position(Position(event.txid, event.seq)),
+        )
+
+
+class EventPage(ResponseModel):
+    items: list[EventOut]
+    next_cursor: str = Field(
+        description="Always present: store it and pass it as `cursor` next time. An empty "
+        "page with a cursor means nothing new yet; poll again later."
+    )
+
+
+class EventType(ResponseModel):
+    type: str
+    description: str
