@@ -15,8 +15,8 @@ from app.actions.router import router as actions_router
 from app.config import Settings, get_settings
 from app.db import Database
 from app.deaths.router import router as deaths_router
-from app.events.router import router as events_router
 from app.errors import install_error_handlers
+from app.events.router import router as events_router
 from app.findings.router import router as findings_router
 from app.health.router import router as health_router
 from app.kit.schemas import Problem

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import OutboxEvent
 from app.models.base import utcnow
 
-
 CURRENT_TXID: ColumnClause[int] = literal_column("pg_current_xact_id()::text::bigint")
 
 
