@@ -68,7 +68,11 @@ async def _clients_create(args: argparse.Namespace) -> int:
     database = Database(get_settings())
     try:
         async with database.transaction() as session:
-            created = await create_client(session, args.name, _parse_scopes(args.scope))
+            created = await create_client(
+                session, args.name, _parse_scopes(args.scope), pseudonymised=args.pseudonymised
+            )
+    except ValueError as error:
+        raise SystemExit(f"lfd clients create: {error}") from None
     finally:
         await database.dispose()
     if args.json:
@@ -78,6 +82,7 @@ async def _clients_create(args: argparse.Namespace) -> int:
                     "id": str(created.client.id),
                     "name": created.client.name,
                     "scopes": created.client.scopes,
+                    "pseudonymised": created.client.pseudonymised,
                     "key": created.key,
                 }
             )
@@ -85,6 +90,8 @@ async def _clients_create(args: argparse.Namespace) -> int:
     else:
         print(f"client {created.client.id} ({created.client.name})")
         print(f"scopes: {' '.join(created.client.scopes)}")
+        if created.client.pseudonymised:
+            print("pseudonymised: sees pseudonyms, age bands and months, never identifiers")
         print(f"key:    {created.key}")
         print("The key is shown once and stored only as a hash: keep it now.", file=sys.stderr)
     return 0
@@ -207,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument(
         "--scope", action="append", required=True, help=f"repeat or comma-separate. {scope_help}"
+    )
+    create.add_argument(
+        "--pseudonymised",
+        action="store_true",
+        help="a commissioner's client: pseudonyms, age bands and months instead of patient "
+        "identifiers, read scopes plus actions:write, reports:read, events:read and "
+        "webhooks:manage only (docs/pseudonymisation.md)",
     )
     create.add_argument("--json", action="store_true")
     create.set_defaults(func=lambda a: asyncio.run(_clients_create(a)))

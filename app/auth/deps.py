@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
-from app.auth.scopes import Scope
+from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
 from app.auth.service import find_active_client
 from app.db import DatabaseDep
 from app.errors import BadRequest, Forbidden, Unauthorized
@@ -32,6 +32,9 @@ class Principal:
     request_id: str | None
 
     def has(self, scope: Scope) -> bool:
+        if self.pseudonymised:
+            # Never more than a commissioner may hold, whatever the client's row says.
+            return scope in PSEUDONYMISED_SCOPES and scope.value in self.scopes
         return Scope.admin.value in self.scopes or scope.value in self.scopes
 
 
@@ -68,6 +71,13 @@ async def authenticate(
     )
     request.state.client_id = str(client.id)
     missing = [scope for scope in security_scopes.scopes if not principal.has(Scope(scope))]
+    if missing and principal.pseudonymised:
+        refused = [scope for scope in missing if Scope(scope) not in PSEUDONYMISED_SCOPES]
+        if refused:
+            raise Forbidden(
+                f"This endpoint needs the scope {', '.join(refused)}, which a pseudonymised "
+                "client cannot hold."
+            )
     if missing:
         raise Forbidden(f"This endpoint needs the scope {', '.join(missing)}.")
     return principal

@@ -40,3 +40,22 @@ SCOPE_DESCRIPTIONS: dict[Scope, str] = {
     Scope.audit_read: "Read the audit log.",
     Scope.admin: "Administer the service (implies every other scope).",
 }
+
+
+PSEUDONYMISED_SCOPES: frozenset[Scope] = frozenset(
+    {
+        Scope.deaths_read,
+        Scope.referrals_read,
+        Scope.findings_read,
+        Scope.actions_read,
+        Scope.actions_write,
+        Scope.reports_read,
+        Scope.events_read,
+        Scope.webhooks_manage,
+    }
+)
+"""The only scopes a pseudonymised client (a commissioner) can hold: reads, which it gets
+pseudonymised, and writes that carry no patient data (action plans, its own webhook
+endpoints). Writing screenings, deaths, reviews or findings means sending a patient's
+identifiers or free text about their care; claiming leases the review work of the trust's
+staff; the audit log and `admin` reach everything (docs/pseudonymisation.md)."""

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.keys import generate_key, hash_key, matches, split_key
-from app.auth.scopes import Scope
+from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
 from app.models import ApiClient
 from app.models.base import utcnow
 
@@ -28,6 +28,12 @@ async def create_client(
         raise ValueError("a client needs a name")
     if not scopes:
         raise ValueError("a client needs at least one scope")
+    refused = sorted(scope.value for scope in set(scopes) - PSEUDONYMISED_SCOPES)
+    if pseudonymised and refused:
+        raise ValueError(
+            f"a pseudonymised client cannot hold {', '.join(refused)}; it may hold only "
+            f"{', '.join(sorted(scope.value for scope in PSEUDONYMISED_SCOPES))}"
+        )
     prefix, key = generate_key()
     client = ApiClient(
         name=name.strip(),
