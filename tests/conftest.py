@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.auth.scopes import Scope
+from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
 from app.auth.service import create_client
 from app.config import Settings
 from app.db import Database
@@ -152,9 +152,11 @@ def make_api(database: Database, http: httpx.AsyncClient) -> MakeApi:
         *scopes: Scope, client: httpx.AsyncClient | None = None, pseudonymised: bool = False
     ) -> Api:
         """A client with these scopes (admin when none); `pseudonymised=True` makes it a
-        commissioner's client that must never see patient identifiers."""
+        commissioner's client that must never see patient identifiers (every scope such a
+        client can hold when none are given)."""
+        default = sorted(PSEUDONYMISED_SCOPES) if pseudonymised else [Scope.admin]
         key, client_id = await new_client(
-            database, list(scopes) or [Scope.admin], pseudonymised=pseudonymised
+            database, list(scopes) or default, pseudonymised=pseudonymised
         )
         return Api(client or http, key, client_id)
 
