@@ -361,7 +361,7 @@ def bar_chart(
             )
     if not categories or not series or not _has_data(series):
         return no_data_chart(title, width)
-    label_width = min(200.0, max(_text_width(category) for category in categories) + 10)
+    label_width = min(width * 0.5, max(_text_width(category) for category in categories) + 10)
     left, right = label_width, 44.0
     legend_height = _legend_height(series, width) if len(series) > 1 else 0
     top = legend_height + 4

@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 
 from app.kit.time import LONDON
+from app.reports.board import Figure, Headline, figures, headlines
 from app.reports.model import Column, Report, Table
 
 EMPTY = "\u2013"  # an en dash where a figure has no value (a percentage of nothing)
@@ -60,11 +61,17 @@ def _is_numeric(column: Column) -> bool:
     return column.kind in ("int", "number", "percent")
 
 
+# A column that tells the kind of a row (month, quarter_to_date, year_to_date) for programs
+# reading the JSON; on the page the row's style says it (totals in bold), not a column.
+ROW_KIND = "row_kind"
+
+
 def render_table(table: Table, footnotes: dict[str, int]) -> str:
     """One table as a <table>, numbers right-aligned; columns with a definition carry a
     footnote mark pointing at the definitions at the foot of the page."""
+    columns = [column for column in table.columns if column.key != ROW_KIND]
     head = []
-    for column in table.columns:
+    for column in columns:
         mark = ""
         if column.definition:
             number = footnotes.setdefault(column.definition, len(footnotes) + 1)
@@ -74,16 +81,18 @@ def render_table(table: Table, footnotes: dict[str, int]) -> str:
     body = []
     for row in table.rows:
         cells = []
-        for index, column in enumerate(table.columns):
+        for index, column in enumerate(columns):
             text = escape(format_value(row.get(column.key), column.kind))
             if index == 0 and not _is_numeric(column):
                 cells.append(f'<th scope="row">{text}</th>')
             else:
                 css = ' class="num"' if _is_numeric(column) else ""
                 cells.append(f"<td{css}>{text}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
+        kind = row.get(ROW_KIND)
+        css = ' class="total"' if kind not in (None, "month") else ""
+        body.append(f"<tr{css}>" + "".join(cells) + "</tr>")
     if not table.rows:
-        body.append(f'<tr><td class="none" colspan="{len(table.columns)}">No rows</td></tr>')
+        body.append(f'<tr><td class="none" colspan="{len(columns)}">No rows</td></tr>')
     note = f'<p class="note">{escape(table.note)}</p>' if table.note else ""
     return (
         f'<section class="table" id="table-{escape(table.key)}">'
@@ -107,10 +116,38 @@ def _generated_text(moment: datetime) -> str:
     return f"{local.day} {local.strftime('%b %Y %H:%M %Z')}".strip()
 
 
+def render_headlines(found: list[Headline]) -> str:
+    if not found:
+        return ""
+    tiles = "".join(
+        f'<div class="tile"><p class="tile-label">{escape(item.label)}</p>'
+        f'<p class="tile-value">{escape(item.value)}</p>'
+        f'<p class="tile-detail">{escape(item.detail)}</p></div>'
+        for item in found
+    )
+    return f'<section class="headlines" aria-label="Year to date">{tiles}</section>'
+
+
+def render_figures(drawn: list[Figure]) -> str:
+    if not drawn:
+        return ""
+    parts = []
+    for figure in drawn:
+        css = "figure wide" if figure.wide else "figure"
+        caption = f'<p class="caption">{escape(figure.caption)}</p>' if figure.caption else ""
+        parts.append(
+            f'<figure class="{css}" id="figure-{escape(figure.key)}">'
+            f"<figcaption>{escape(figure.title)}</figcaption>{figure.svg}{caption}</figure>"
+        )
+    return f'<section class="charts">{"".join(parts)}</section>'
+
+
 def render_html(report: Report) -> str:
-    """The whole page: header, period, filters, generated time, every table in order, and
+    """The whole page: header, period, filters, generated time, the headline figures and
+    charts the report's tables support (app/reports/board.py), every table in order, and
     the definitions of the figures as numbered footnotes."""
     footnotes: dict[str, int] = {}
+    graphics = render_headlines(headlines(report)) + render_figures(figures(report))
     tables = "".join(render_table(table, footnotes) for table in report.tables)
     notes = "".join(f"<li>{escape(note)}</li>" for note in report.notes)
     definitions = "".join(
@@ -140,7 +177,7 @@ def render_html(report: Report) -> str:
         f"<dt>Filters</dt><dd>{_filters_text(report)}</dd>"
         f"<dt>Generated</dt><dd>{escape(_generated_text(report.generated_at))}</dd>"
         "</dl></header>"
-        f"{tables}{footer}</main></body></html>\n"
+        f"{graphics}{tables}{footer}</main></body></html>\n"
     )
 
 
@@ -168,7 +205,10 @@ th, td { padding: 3px 6px; border-bottom: 1px solid #d8dde0; text-align: left;
   vertical-align: top; }
 thead th { background: #e8edee; border-bottom: 2px solid #4c6272; font-weight: 600; }
 tbody th { font-weight: 500; }
-.num { text-align: right; white-space: nowrap; }
+.num { text-align: right; }
+td.num { white-space: nowrap; }
+thead th { font-size: 8.5pt; line-height: 1.25; vertical-align: bottom; }
+tbody th { white-space: nowrap; }
 td.none { color: #4c6272; font-style: italic; text-align: center; }
 sup a { color: #005eb8; text-decoration: none; font-size: 7pt; margin-left: 1px; }
 .note { font-size: 8.5pt; color: #4c6272; margin: 4px 0 0; }
@@ -176,12 +216,33 @@ sup a { color: #005eb8; text-decoration: none; font-size: 7pt; margin-left: 1px;
   color: #333; }
 .definitions h2 { font-size: 10pt; }
 .definitions ol, .definitions ul { padding-left: 18px; margin: 4px 0; }
+tr.total th, tr.total td { font-weight: 700; background: #f4f6f7; }
+tr.total + tr:not(.total) th, tr.total + tr:not(.total) td { border-top: 2px solid #4c6272; }
 section.table { break-inside: avoid; page-break-inside: avoid; }
+.headlines { display: grid; grid-template-columns: repeat(auto-fit, minmax(38mm, 1fr));
+  gap: 6px; margin: 10px 0 4px; }
+.tile { border: 1px solid #d8dde0; border-top: 4px solid #005eb8; padding: 5px 8px;
+  border-radius: 2px; }
+.tile p { margin: 0; }
+.tile-label { font-size: 8.5pt; color: #4c6272; min-height: 2.6em; }
+.tile-value { font-size: 20pt; font-weight: 700; line-height: 1.1;
+  font-variant-numeric: tabular-nums; }
+.tile-detail { font-size: 8.5pt; color: #4c6272; min-height: 1.3em; }
+.charts { display: grid; grid-template-columns: 1fr 1fr; gap: 4px 14px; }
+figure { margin: 10px 0 0; break-inside: avoid; page-break-inside: avoid; }
+figure.wide { grid-column: 1 / -1; }
+figcaption { font-weight: 600; font-size: 10.5pt; margin-bottom: 4px; }
+figure svg { display: block; width: 100%; height: auto; }
+.caption { font-size: 8.5pt; color: #4c6272; margin: 2px 0 0; }
 @media print {
   html { background: #fff; }
   main { box-shadow: none; max-width: none; padding: 0; }
   thead { display: table-header-group; }
-  tr, figure { break-inside: avoid; page-break-inside: avoid; }
+  tr, figure, .headlines { break-inside: avoid; page-break-inside: avoid; }
+  .charts { break-after: page; page-break-after: always; }
+  .tile { border-top-color: #005eb8; -webkit-print-color-adjust: exact;
+    print-color-adjust: exact; }
+  svg, tr.total { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   a { color: inherit; }
 }
 """
