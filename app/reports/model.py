@@ -98,7 +98,10 @@ def parse_period(value: str | None, start: date | None, end: date | None, today:
             first = date(year, 4 + 3 * (quarter - 1), 1)
         last = _month_end(date(first.year, first.month + 2, 1))
         return Period(first, last, f"{year}/{str(year + 1)[2:]} Q{quarter}", "quarter")
-    if match := _FY.match(text):
+    if (match := _FY.match(text)) and not (
+        # "2025-10" is October 2025; "2011-12" stays the financial year 2011/12.
+        _MONTH.match(text) and int(match.group(2)) != (int(match.group(1)) + 1) % 100
+    ):
         year, following = int(match.group(1)), match.group(2)
         if int(following[-2:]) != (year + 1) % 100:
             raise BadRequest(
