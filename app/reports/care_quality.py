@@ -1,0 +1,317 @@
+"""Care quality from structured judgement reviews (DESIGN.md section 9). Definitions:
+docs/reports.md.
+
+The unit is a death, judged by its final SJR: of its submitted SJRs the highest stage (a
+stage-2 review supersedes stage 1), its latest values after amendment. Deaths are those in
+scope whose local date of death lies in the period. Counting happens in the database (GROUP BY
+rating, phase and group); Python only lays the counted cells out as rows.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.kit.enums import Route, SjrPhase
+from app.kit.time import now
+from app.models import Death, ReviewPhaseRating
+from app.reports.cohort import (
+    age_band_of,
+    cohort,
+    count_where,
+    deaths_with_referral,
+    final_sjr,
+    month_of,
+)
+from app.reports.filters import ReportFilters, age_bands
+from app.reports.model import Column, Period, Report, Table, percent
+from app.reviews.labels import label_table
+
+KEY = "care-quality"
+FILTERS = ("site", "specialty", "age_band")
+RATINGS = range(1, 6)  # 1 very poor .. 5 excellent
+NOT_RECORDED = "(not recorded)"
+PHASE_ORDER = [phase for phase in SjrPhase if phase is not SjrPhase.overall]
+
+
+class Grouping(StrEnum):
+    month = "month"
+    specialty = "specialty"
+    site = "site"
+    age_band = "age_band"
+
+
+def _distribution(counts: dict[int, int]) -> dict[str, Any]:
+    """A row's rating cells and the three shares of it, each with its count."""
+    rated = sum(counts.values())
+    adequate = sum(counts.get(r, 0) for r in (3, 4, 5))
+    good = sum(counts.get(r, 0) for r in (4, 5))
+    poor = sum(counts.get(r, 0) for r in (1, 2))
+    return {
+        "rated": rated,
+        **{f"rating_{r}": counts.get(r, 0) for r in RATINGS},
+        "adequate_or_better": adequate,
+        "adequate_or_better_pct": percent(adequate, rated),
+        "good_or_excellent": good,
+        "good_or_excellent_pct": percent(good, rated),
+        "poor_or_very_poor": poor,
+        "poor_or_very_poor_pct": percent(poor, rated),
+    }
+
+
+def _distribution_columns(labels: dict[int, str], what: str) -> list[Column]:
+    return [
+        Column("rated", "Rated", "int", f"Deaths whose final SJR rates {what}."),
+        *(
+            Column(
+                f"rating_{r}",
+                f"{r} {labels.get(r, '')}".strip(),
+                "int",
+                f"Deaths whose final SJR rates {what} {r}.",
+            )
+            for r in RATINGS
+        ),
+        Column("adequate_or_better", "Adequate or better", "int", "Rated 3, 4 or 5."),
+        Column("adequate_or_better_pct", "% adequate or better", "percent", "Of those rated."),
+        Column("good_or_excellent", "Good or excellent", "int", "Rated 4 or 5."),
+        Column("good_or_excellent_pct", "% good or excellent", "percent", "Of those rated."),
+        Column("poor_or_very_poor", "Poor or very poor", "int", "Rated 1 or 2."),
+        Column("poor_or_very_poor_pct", "% poor or very poor", "percent", "Of those rated."),
+    ]
+
+
+def _group_key(grouping: Grouping, deaths: Any, settings: Settings) -> list[Any]:
+    if grouping is Grouping.month:
+        return list(month_of(deaths.c.died_on))
+    if grouping is Grouping.specialty:
+        return [deaths.c.specialty_at_death.label("grp")]
+    if grouping is Grouping.site:
+        return [deaths.c.site.label("grp")]
+    return [age_band_of(deaths.c.age_at_death, settings).label("grp")]
+
+
+async def build_care_quality(
+    session: AsyncSession,
+    period: Period,
+    filters: ReportFilters,
+    settings: Settings,
+    by: Grouping = Grouping.month,
+) -> Report:
+    filters.require_only(KEY, *FILTERS)
+    filters.band(settings)  # an unknown band is a 400 before any query
+
+    deaths = cohort(
+        settings, filters, period.start, period.end, Death.site, Death.specialty_at_death
+    )
+    final = final_sjr(deaths)
+    referred = deaths_with_referral(deaths, Route.sjr, "sjr_referred")
+
+    summary_row = (
+        await session.execute(
+            select(
+                func.count().label("deaths"),
+                count_where(referred.c.death_id.is_not(None)).label("referred"),
+                count_where(final.c.death_id.is_not(None)).label("reviewed"),
+                count_where(final.c.overall_rating.is_not(None)).label("rated"),
+            )
+            .select_from(deaths)
+            .outerjoin(referred, referred.c.death_id == deaths.c.id)
+            .outerjoin(final, final.c.death_id == deaths.c.id)
+        )
+    ).one()
+
+    overall: dict[int, int] = {
+        int(rating): int(count)
+        for rating, count in (
+            await session.execute(
+                select(final.c.overall_rating, func.count())
+                .where(final.c.overall_rating.is_not(None))
+                .group_by(final.c.overall_rating)
+            )
+        ).all()
+    }
+
+    phases: dict[str, dict[int, int]] = {}
+    for phase, rating, count in (
+        await session.execute(
+            select(ReviewPhaseRating.phase, ReviewPhaseRating.rating, func.count())
+            .join(final, final.c.review_id == ReviewPhaseRating.review_id)
+            .where(ReviewPhaseRating.phase != SjrPhase.overall.value)
+            .group_by(ReviewPhaseRating.phase, ReviewPhaseRating.rating)
+        )
+    ).all():
+        phases.setdefault(phase, {})[int(rating)] = int(count)
+
+    keys = _group_key(by, deaths, settings)
+    grouped: dict[Any, dict[int, int]] = {}
+    for row in (
+        await session.execute(
+            select(*keys, final.c.overall_rating, func.count())
+            .select_from(deaths)
+            .join(final, final.c.death_id == deaths.c.id)
+            .where(final.c.overall_rating.is_not(None))
+            .group_by(*keys, final.c.overall_rating)
+        )
+    ).all():
+        *key_parts, rating, count = row
+        key = (
+            date(int(key_parts[0]), int(key_parts[1]), 1) if by is Grouping.month else key_parts[0]
+        )
+        grouped.setdefault(key, {})[int(rating)] = int(count)
+
+    labels = await label_table(session)
+    care = labels.get("care_rating", {})
+    return Report(
+        key=KEY,
+        title="Quality of care (structured judgement reviews)",
+        period=period,
+        filters={**filters.as_dict(), "by": by.value},
+        tables=[
+            _summary_table(summary_row._mapping),
+            _overall_table(overall, care),
+            _phase_table(phases, care),
+            _group_table(by, grouped, care, period, settings),
+        ],
+        generated_at=now(),
+        notes=[
+            "Each death counts once, judged by its final SJR: stage 2 where there is one, with "
+            "its latest values after any amendment.",
+            "Percentages are of the deaths rated, to one decimal place (halves rounded up); "
+            "blank where none were rated.",
+        ],
+    )
+
+
+def _summary_table(row: Any) -> Table:
+    referred, reviewed, rated = int(row["referred"]), int(row["reviewed"]), int(row["rated"])
+    return Table(
+        "summary",
+        "Deaths referred for SJR, reviewed and rated",
+        [
+            Column("deaths", "Deaths in scope", "int", "Deaths in scope in the period."),
+            Column(
+                "referred",
+                "Referred for SJR",
+                "int",
+                "Deaths with an SJR referral (any stage) that was not declined or cancelled.",
+            ),
+            Column("reviewed", "Reviewed", "int", "Deaths with a submitted SJR."),
+            Column(
+                "rated",
+                "Rated",
+                "int",
+                "Deaths whose final SJR gives an overall care rating.",
+            ),
+            Column(
+                "awaiting_review",
+                "Referred, not yet reviewed",
+                "int",
+                "Referred minus reviewed (never below zero).",
+            ),
+            Column("reviewed_pct", "% of referred reviewed", "percent", "Reviewed / referred."),
+        ],
+        [
+            {
+                "deaths": int(row["deaths"]),
+                "referred": referred,
+                "reviewed": reviewed,
+                "rated": rated,
+                "awaiting_review": max(referred - reviewed, 0),
+                "reviewed_pct": percent(reviewed, referred),
+            }
+        ],
+    )
+
+
+def _overall_table(overall: dict[int, int], care: dict[int, str]) -> Table:
+    rated = sum(overall.values())
+    return Table(
+        "overall",
+        "Overall care rating",
+        [
+            Column("rating", "Rating", "int", "1 very poor to 5 excellent."),
+            Column("label", "Care", "text"),
+            Column("deaths", "Deaths", "int", "Deaths whose final SJR rates overall care so."),
+            Column("deaths_pct", "% of rated", "percent", "Of the deaths rated."),
+        ],
+        [
+            {
+                "rating": r,
+                "label": care.get(r, str(r)),
+                "deaths": overall.get(r, 0),
+                "deaths_pct": percent(overall.get(r, 0), rated),
+            }
+            for r in RATINGS
+        ],
+        note="Shares: " + _shares_text(_distribution(overall)),
+    )
+
+
+def _shares_text(cells: dict[str, Any]) -> str:
+    def show(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}%"
+
+    return (
+        f"adequate or better {cells['adequate_or_better']} "
+        f"({show(cells['adequate_or_better_pct'])}), good or excellent "
+        f"{cells['good_or_excellent']} ({show(cells['good_or_excellent_pct'])}), poor or "
+        f"very poor {cells['poor_or_very_poor']} ({show(cells['poor_or_very_poor_pct'])}) "
+        f"of {cells['rated']} rated."
+    )
+
+
+def _phase_table(phases: dict[str, dict[int, int]], care: dict[int, str]) -> Table:
+    return Table(
+        "phases",
+        "Care rating by phase of care",
+        [
+            Column("phase", "Phase", "text", "The SJR phase of care."),
+            *_distribution_columns(care, "the phase"),
+        ],
+        [
+            {"phase": phase.value.replace("_", " "), **_distribution(phases.get(phase, {}))}
+            for phase in PHASE_ORDER
+        ],
+        note="A phase that did not apply to a death is not rated, so 'rated' differs by phase.",
+    )
+
+
+def _group_table(
+    by: Grouping,
+    grouped: dict[Any, dict[int, int]],
+    care: dict[int, str],
+    period: Period,
+    settings: Settings,
+) -> Table:
+    if by is Grouping.month:
+        keys: list[Any] = period.months()
+        label_column = Column("month", "Month of death", "month")
+    elif by is Grouping.age_band:
+        keys = [band.label for band in age_bands(settings.report_age_bands)]
+        label_column = Column("age_band", "Age band", "text", "Age at death.")
+    else:
+        keys = sorted(grouped, key=lambda key: (key is None, str(key or "").lower()))
+        label_column = Column(
+            by.value,
+            "Specialty at death" if by is Grouping.specialty else "Site",
+            "text",
+        )
+    rows = []
+    for key in keys:
+        shown: Any = key
+        if key is None:
+            shown = NOT_RECORDED
+        elif isinstance(key, date):
+            shown = key.strftime("%Y-%m")
+        rows.append({label_column.key: shown, **_distribution(grouped.get(key, {}))})
+    return Table(
+        f"by_{by.value}",
+        f"Overall care rating by {label_column.label.lower()}",
+        [label_column, *_distribution_columns(care, "overall care")],
+        rows,
+    )
