@@ -17,14 +17,19 @@ from app.db import Database
 from app.deaths.router import router as deaths_router
 from app.errors import install_error_handlers
 from app.events.router import router as events_router
+from app.fhir.outcome import operation_outcome_response
+from app.fhir.router import router as fhir_router
 from app.findings.router import router as findings_router
 from app.health.router import router as health_router
 from app.kit.schemas import Problem
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.referrals.router import router as referrals_router
+from app.reports.router import router as reports_router
 from app.reviews.router import router as reviews_router
 from app.screenings.router import router as screenings_router
+from app.webhooks.router import router as webhooks_router
+from app.webhooks.worker import webhook_worker
 from app.worker import Worker
 
 DESCRIPTION = """
@@ -51,11 +56,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.run_worker_in_serve:
             app.state.worker = Worker(app.state.database, settings.worker_interval_seconds)
             app.state.worker.start()
+            app.state.webhook_worker = webhook_worker(app.state.database)
+            app.state.webhook_worker.start()
         try:
             yield
         finally:
             if app.state.worker is not None:
                 await app.state.worker.close()
+            if app.state.webhook_worker is not None:
+                await app.state.webhook_worker.close()
             await app.state.database.dispose()
 
     app = FastAPI(
@@ -67,7 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = Database(settings)
     app.state.worker = None
-    install_error_handlers(app)
+    app.state.webhook_worker = None
+    install_error_handlers(app, {"/fhir/": operation_outcome_response})
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
@@ -82,7 +92,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         findings_router,
         action_spreadsheets_router,
         actions_router,
+        webhooks_router,
+        fhir_router,
         events_router,
+        reports_router,
     ):
         app.include_router(router)
 
