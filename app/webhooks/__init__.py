@@ -1,0 +1,1 @@
+"""Signed webhooks (Standard Webhooks): endpoints, the delivery worker, the delivery log."""
