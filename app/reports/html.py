@@ -166,6 +166,8 @@ def render_html(report: Report) -> str:
         "<!DOCTYPE html>\n"
         '<html lang="en-GB"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        # An empty icon in the page, or the browser asks the server for /favicon.ico.
+        '<link rel="icon" href="data:,">'
         f"<title>{escape(report.title)} \u2013 {escape(period.label)}</title>"
         f"<style>{STYLE}</style></head><body><main>"
         '<header class="masthead"><p class="kicker">Learning from Deaths</p>'
