@@ -24,6 +24,7 @@ PUBLIC_PATHS = {"/healthz", "/readyz"}
 BODY_METHODS = {"post", "put", "patch"}
 HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
 PROBLEM_JSON = "application/problem+json"
+FHIR_JSON = "application/fhir+json"
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ def problem_failure(
     where = f"{operation.name} ({label})"
     if response.status_code != status:
         return f"{where}: expected {status}, got {response.status_code}: {response.text[:200]}"
+    if operation.path.startswith("/fhir/"):
+        return outcome_failure(where, response, status)
     if not response.headers.get("content-type", "").startswith(PROBLEM_JSON):
         return f"{where}: content-type {response.headers.get('content-type')!r}"
     body = response.json()
@@ -91,6 +94,25 @@ def problem_failure(
     if status == 401 and response.headers.get("www-authenticate", "").split(" ")[0] != "Bearer":
         return f"{where}: WWW-Authenticate is {response.headers.get('www-authenticate')!r}"
     return None
+
+
+def outcome_failure(where: str, response: httpx.Response, status: int) -> str | None:
+    """The FHIR view answers its errors as OperationOutcome resources (docs/fhir.md)."""
+    if not response.headers.get("content-type", "").startswith(FHIR_JSON):
+        return f"{where}: content-type {response.headers.get('content-type')!r}"
+    body = response.json()
+    if body.get("resourceType") != "OperationOutcome" or not body.get("issue"):
+        return f"{where}: not an OperationOutcome: {body}"
+    if status == 401 and response.headers.get("www-authenticate", "").split(" ")[0] != "Bearer":
+        return f"{where}: WWW-Authenticate is {response.headers.get('www-authenticate')!r}"
+    return None
+
+
+def error_detail(response: httpx.Response) -> str:
+    body = response.json()
+    if body.get("resourceType") == "OperationOutcome":
+        return " ".join(issue.get("diagnostics", "") for issue in body["issue"])
+    return str(body.get("detail", ""))
 
 
 async def test_every_operation_but_health_declares_one_scope(http) -> None:
@@ -173,7 +195,7 @@ async def test_every_scope_but_the_one_needed_is_a_403_naming_it(http, database)
             keys[scope], _ = await new_client(database, others, name=f"all but {scope}")
         response = await call(http, operation, {"Authorization": f"Bearer {keys[scope]}"})
         failure = problem_failure(operation, response, 403, f"without {scope}")
-        if failure is None and scope not in response.json().get("detail", ""):
+        if failure is None and scope not in error_detail(response):
             failure = f"{operation.name}: the 403 does not name {scope}: {response.json()}"
         failures.append(failure)
     assert [failure for failure in failures if failure] == []

@@ -1,0 +1,217 @@
+"""The FHIR R4 view (read-only): `Task` for referrals, `Patient` for deaths, a
+CapabilityStatement. Responses are `application/fhir+json`; errors are OperationOutcome."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse
+
+from app.auth.deps import DeathsReader, ReferralsReader
+from app.db import DatabaseDep
+from app.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from app.fhir import service
+from app.fhir.capability import capability_statement
+from app.fhir.mapping import FHIR_JSON
+from app.fhir.outcome import NotAcceptable, outcome_responses
+from app.fhir.resources import bundle, weak_etag
+from app.fhir.search import Params, patient_search, task_search
+from app.kit.etag import not_modified
+
+ACCEPTABLE = frozenset(
+    {"*/*", "application/*", "application/json", FHIR_JSON, "application/json+fhir"}
+)
+FORMATS = frozenset({"json", "application/json", FHIR_JSON, "application/json+fhir"})
+
+
+def negotiate(
+    request: Request, accept: Annotated[str | None, Header(include_in_schema=False)] = None
+) -> None:
+    """JSON only: 406 for a client that accepts neither FHIR JSON nor JSON (e.g. FHIR XML)."""
+    requested = request.query_params.get("_format")
+    if requested is not None and requested.strip().lower() not in FORMATS:
+        raise NotAcceptable("This server speaks FHIR JSON only (_format=json).")
+    if accept is None or not accept.strip() or requested is not None:
+        return
+    media = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    if not media & ACCEPTABLE:
+        raise NotAcceptable("This server answers with application/fhir+json only.")
+
+
+router = APIRouter(prefix="/fhir/r4", tags=["fhir"], dependencies=[Depends(negotiate)])
+AUTH = (Unauthorized, Forbidden, NotAcceptable)
+IfNoneMatch = Annotated[
+    str | None,
+    Header(description="An ETag from an earlier read: 304 Not Modified while it is current."),
+]
+FHIR_200: dict[int | str, dict[str, Any]] = {
+    200: {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}
+}
+
+
+def fhir_response(
+    content: dict[str, Any], *, etag: str | None = None, status_code: int = 200
+) -> Response:
+    headers = {"ETag": etag} if etag else None
+    return JSONResponse(content, status_code=status_code, media_type=FHIR_JSON, headers=headers)
+
+
+def _read(resource: dict[str, Any], if_none_match: str | None, pseudonymised: bool) -> Response:
+    """`ETag: W/"<versionId>"`, and 304 while the client's tag is current. The pseudonymised
+    representation's tag is `W/"<versionId>.pseudonymised"`, as on /v1, so that no cache
+    serves one view to a client entitled to the other."""
+    opaque = str(resource["meta"]["versionId"])
+    if pseudonymised:
+        opaque += ".pseudonymised"
+    tag = weak_etag(opaque)
+    if not_modified(if_none_match, f'"{opaque}"'):
+        return Response(status_code=304, headers={"ETag": tag})
+    return fhir_response(resource, etag=tag)
+
+
+def _params(request: Request) -> Params:
+    return list(request.query_params.multi_items())
+
+
+def _links(request: Request, params: Params, count: int, next_cursor: str | None) -> dict[str, Any]:
+    """The self link with the parameters the search used (the page size after its bound), and
+    the next link, the same search from the cursor."""
+    base = str(request.url.replace(query=""))
+    kept = [(k, v) for k, v in params if k not in {"_count", "_cursor", "_format"}]
+    cursor = [(k, v) for k, v in params if k == "_cursor"]
+    self_url = f"{base}?{urlencode([*kept, ('_count', str(count)), *cursor])}"
+    next_url = None
+    if next_cursor is not None:
+        next_url = f"{base}?{urlencode([*kept, ('_count', str(count)), ('_cursor', next_cursor)])}"
+    return {"self_url": self_url, "next_url": next_url}
+
+
+def _fhir_base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir/r4"
+
+
+def _id(raw: str, resource: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError as error:
+        raise NotFound(f"No {resource} with that id.") from error
+
+
+@router.get(
+    "/metadata",
+    response_class=Response,
+    responses={**FHIR_200, **outcome_responses(*AUTH)},
+)
+async def metadata(principal: ReferralsReader, request: Request) -> Response:
+    """The CapabilityStatement: what the FHIR view supports (Task and Patient reads and
+    searches, their search parameters, JSON only).
+
+    Scope: `referrals:read` (FHIR servers usually publish this openly; here every route but
+    health needs a credential).
+    """
+    return fhir_response(capability_statement(_fhir_base(request)))
+
+
+@router.get(
+    "/Task",
+    response_class=Response,
+    responses={**FHIR_200, **outcome_responses(*AUTH, BadRequest)},
+)
+async def search_tasks(
+    principal: ReferralsReader, database: DatabaseDep, request: Request
+) -> Response:
+    """Referrals as a Bundle (searchset) of Task, in queue order: priority, due date, creation.
+
+    Search parameters: `status` (FHIR task status: ready, accepted, in-progress, on-hold,
+    completed, rejected, cancelled), `code` (the route, e.g. `sjr`), `owner` (the assignee or
+    the reviewer of the live lease, by name, ignoring case), `period` (the due date, with a
+    prefix eq, gt, lt, ge or le: `period=ge2026-01-01&period=lt2026-04-01`; dates are UK
+    local), `patient` or `subject` (`Patient/<id>`), `_count` (1 to 200, default 50; larger
+    is cut to 200). Commas OR values; repeated parameters AND. Unknown parameters are a 400.
+    The next page is the `next` link. `total` is not given (counting would cost a scan).
+
+    Scope: `referrals:read`.
+    """
+    search = task_search(_params(request))
+    async with database.transaction() as session:
+        page = await service.search_tasks(session, principal, search)
+    links = _links(request, _params(request), search.count, page.next_cursor)
+    return fhir_response(bundle(page.resources, base_url=_fhir_base(request), **links))
+
+
+@router.get(
+    "/Task/{task_id}",
+    response_class=Response,
+    responses={
+        **FHIR_200,
+        304: {"description": "Not modified"},
+        **outcome_responses(*AUTH, NotFound),
+    },
+)
+async def read_task(
+    task_id: str,
+    principal: ReferralsReader,
+    database: DatabaseDep,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    """One referral as a Task, with `ETag: W/"<versionId>"`; `If-None-Match` gives 304 while
+    it is current.
+
+    Scope: `referrals:read`.
+    """
+    referral_id = _id(task_id, "Task")
+    async with database.transaction() as session:
+        resource = await service.read_task(session, principal, referral_id)
+    return _read(resource, if_none_match, principal.pseudonymised)
+
+
+@router.get(
+    "/Patient",
+    response_class=Response,
+    responses={**FHIR_200, **outcome_responses(*AUTH, BadRequest)},
+)
+async def search_patients(
+    principal: DeathsReader, database: DatabaseDep, request: Request
+) -> Response:
+    """Patients by NHS number: `identifier=https://fhir.nhs.uk/Id/nhs-number|<number>`
+    (commas OR numbers). A Bundle (searchset), newest death first. Refused (400) for
+    pseudonymised clients, who may not search by identifiers, names or dates of birth.
+
+    Scope: `deaths:read`.
+    """
+    search = patient_search(_params(request), principal.pseudonymised)
+    async with database.transaction() as session:
+        page = await service.search_patients(session, principal, database.settings, search)
+    links = _links(request, _params(request), search.count, page.next_cursor)
+    return fhir_response(bundle(page.resources, base_url=_fhir_base(request), **links))
+
+
+@router.get(
+    "/Patient/{patient_id}",
+    response_class=Response,
+    responses={
+        **FHIR_200,
+        304: {"description": "Not modified"},
+        **outcome_responses(*AUTH, NotFound),
+    },
+)
+async def read_patient(
+    patient_id: str,
+    principal: DeathsReader,
+    database: DatabaseDep,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    """The deceased patient of a death (the Patient id is the death id): NHS number with its
+    verification status, name, gender, birth date, date and time of death, postcode. A
+    pseudonymised client gets the pseudonym, an age band, the month of death and the postcode
+    district instead, and no name, NHS number or birth date.
+
+    Scope: `deaths:read`.
+    """
+    death_id = _id(patient_id, "Patient")
+    async with database.transaction() as session:
+        resource = await service.read_patient(session, principal, database.settings, death_id)
+    return _read(resource, if_none_match, principal.pseudonymised)

@@ -1,0 +1,193 @@
+"""The FHIR view's reads: Task searches in queue order by keyset, one Task, one Patient,
+Patients by NHS number. Every read is audited as its /v1 twin is (same actions)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.service import record_access
+from app.auth.deps import Principal
+from app.config import Settings
+from app.errors import BadRequest, NotFound
+from app.fhir import resources
+from app.fhir.search import PatientSearch, PeriodBound, TaskSearch
+from app.kit.cursor import decode_cursor, encode_cursor
+from app.kit.time import now
+from app.models import ApiClient, Death, Referral
+from app.privacy.pseudonym import pseudonym_key
+from app.referrals.workflow import effective_status_filter
+
+_QUEUE_ORDER = (Referral.priority, Referral.due_at, Referral.created_at, Referral.id)
+_DEATH_ORDER = (Death.died_at, Death.id)
+
+
+@dataclass(frozen=True)
+class Page:
+    resources: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _any(conditions: Sequence[ColumnElement[bool]]) -> ColumnElement[bool]:
+    return or_(*conditions) if conditions else false()
+
+
+def _period(bound: PeriodBound) -> ColumnElement[bool]:
+    """FHIR date comparison of the due instant against the interval the value covers."""
+    start, end = bound.interval.start, bound.interval.end
+    due = Referral.due_at
+    return {
+        "eq": and_(due >= start, due < end),
+        "gt": due >= end,
+        "lt": due < start,
+        "ge": due >= start,
+        "le": due < end,
+    }[bound.prefix]
+
+
+def _task_conditions(search: TaskSearch, at: datetime) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    for statuses in search.statuses:
+        conditions.append(_any([effective_status_filter(status, at) for status in statuses]))
+    for routes in search.routes:
+        conditions.append(
+            Referral.route.in_(sorted(r.value for r in routes)) if routes else false()
+        )
+    lease_live = and_(Referral.lease_expires_at.is_not(None), Referral.lease_expires_at > at)
+    for owners in search.owners:
+        folded = sorted({owner.lower() for owner in owners})
+        conditions.append(
+            or_(
+                func.lower(Referral.assigned_to).in_(folded),
+                and_(
+                    Referral.assigned_to.is_(None),
+                    lease_live,
+                    func.lower(Referral.leased_to).in_(folded),
+                ),
+            )
+        )
+    for patients in search.patients:
+        conditions.append(Referral.death_id.in_(sorted(patients)) if patients else false())
+    conditions.extend(_period(bound) for bound in search.periods)
+    return conditions
+
+
+def _queue_key(cursor: str) -> tuple[int, datetime, datetime, uuid.UUID]:
+    priority, due_at, created_at, referral_id = decode_cursor(cursor, 4)
+    try:
+        return (
+            int(priority),
+            datetime.fromisoformat(due_at),
+            datetime.fromisoformat(created_at),
+            uuid.UUID(referral_id),
+        )
+    except (TypeError, ValueError) as error:
+        raise BadRequest("The cursor is not one this service issued.") from error
+
+
+async def _lease_holders(
+    session: AsyncSession, referrals: Sequence[Referral], at: datetime
+) -> dict[uuid.UUID, str]:
+    wanted = {
+        holder
+        for referral in referrals
+        if (holder := resources.lease_holder_needed(referral, at)) is not None
+    }
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(ApiClient.id, ApiClient.name).where(ApiClient.id.in_(wanted))
+    )
+    return {row.id: row.name for row in rows}
+
+
+async def search_tasks(session: AsyncSession, principal: Principal, search: TaskSearch) -> Page:
+    """Tasks in queue order (priority, due date, creation), one keyset page."""
+    at = now()
+    query = select(Referral).where(*_task_conditions(search, at))
+    if search.cursor is not None:
+        query = query.where(tuple_(*_QUEUE_ORDER) > _queue_key(search.cursor))
+    rows = list(
+        (await session.scalars(query.order_by(*_QUEUE_ORDER).limit(search.count + 1))).all()
+    )
+    page, more = rows[: search.count], len(rows) > search.count
+    next_cursor = None
+    if more:
+        last = page[-1]
+        next_cursor = encode_cursor(
+            [last.priority, last.due_at.isoformat(), last.created_at.isoformat(), str(last.id)]
+        )
+    await record_access(
+        session, principal, "referral.list", "referral", [(r.id, r.death_id) for r in page]
+    )
+    holders = await _lease_holders(session, page, at)
+    tasks = [
+        resources.task(r, at=at, pseudonymised=principal.pseudonymised, lease_holders=holders)
+        for r in page
+    ]
+    return Page(tasks, next_cursor)
+
+
+async def read_task(
+    session: AsyncSession, principal: Principal, referral_id: uuid.UUID
+) -> dict[str, Any]:
+    referral = await session.scalar(select(Referral).where(Referral.id == referral_id))
+    if referral is None:
+        raise NotFound("No Task with that id.")
+    await record_access(
+        session, principal, "referral.read", "referral", [(referral.id, referral.death_id)]
+    )
+    at = now()
+    holders = await _lease_holders(session, [referral], at)
+    return resources.task(
+        referral, at=at, pseudonymised=principal.pseudonymised, lease_holders=holders
+    )
+
+
+async def _key(session: AsyncSession, principal: Principal, settings: Settings) -> bytes | None:
+    if not principal.pseudonymised:
+        return None
+    return await pseudonym_key(session, settings.pseudonym_key)
+
+
+async def read_patient(
+    session: AsyncSession, principal: Principal, settings: Settings, death_id: uuid.UUID
+) -> dict[str, Any]:
+    death = await session.scalar(select(Death).where(Death.id == death_id))
+    if death is None:
+        raise NotFound("No Patient with that id.")
+    await record_access(session, principal, "death.read", "death", [(death.id, death.id)])
+    key = await _key(session, principal, settings)
+    return resources.patient(death, pseudonymised=principal.pseudonymised, key=key)
+
+
+async def search_patients(
+    session: AsyncSession, principal: Principal, settings: Settings, search: PatientSearch
+) -> Page:
+    """Deaths with the NHS number(s), newest death first."""
+    query = select(Death).where(
+        *[Death.nhs_number.in_(sorted(numbers)) for numbers in search.nhs_numbers]
+    )
+    if search.cursor is not None:
+        died_at, death_id = decode_cursor(search.cursor, 2)
+        try:
+            key = (datetime.fromisoformat(died_at), uuid.UUID(death_id))
+        except (TypeError, ValueError) as error:
+            raise BadRequest("The cursor is not one this service issued.") from error
+        query = query.where(tuple_(*_DEATH_ORDER) < key)
+    ordered = query.order_by(Death.died_at.desc(), Death.id.desc()).limit(search.count + 1)
+    rows = list((await session.scalars(ordered)).all())
+    page, more = rows[: search.count], len(rows) > search.count
+    next_cursor = encode_cursor([page[-1].died_at.isoformat(), str(page[-1].id)]) if more else None
+    await record_access(session, principal, "death.list", "death", [(d.id, d.id) for d in page])
+    key_ = await _key(session, principal, settings)
+    patients = [
+        resources.patient(death, pseudonymised=principal.pseudonymised, key=key_) for death in page
+    ]
+    return Page(patients, next_cursor)
