@@ -37,8 +37,11 @@ REQUIRED = os.environ.get("LFD_REQUIRE_BROWSER") == "1"
 
 
 def chromium_path() -> str | None:
+    """$LFD_CHROMIUM when set (and only it), else the usual places."""
+    if "LFD_CHROMIUM" in os.environ:
+        chosen = os.environ["LFD_CHROMIUM"]
+        return chosen if chosen and os.access(chosen, os.X_OK) else None
     for candidate in (
-        os.environ.get("LFD_CHROMIUM"),
         "/usr/bin/chromium",
         shutil.which("chromium"),
         shutil.which("chromium-browser"),
