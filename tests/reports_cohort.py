@@ -102,11 +102,16 @@ class Cohort:
         return matches[0]
 
     async def review(
-        self, death_id: str, route: str, review: dict[str, Any], stage: int | None = None
+        self,
+        death_id: str,
+        route: str,
+        review: dict[str, Any],
+        stage: int | None = None,
+        submit: bool = True,
     ) -> dict[str, Any]:
         referral = await self.referral(death_id, route, stage)
         response = await self.api.post(
-            f"/v1/referrals/{referral['id']}/review", json={"review": review}
+            f"/v1/referrals/{referral['id']}/review", json={"review": review, "submit": submit}
         )
         assert response.status_code == 201, response.text
         posted: dict[str, Any] = response.json()

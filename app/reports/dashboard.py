@@ -291,6 +291,8 @@ def _tables(rows: list[dict[str, Any]], avoidability: dict[int, str]) -> list[Ta
         ],
         rows,
     )
+    for table in (deaths, scores, leder):
+        table.rows = [{column.key: row[column.key] for column in table.columns} for row in rows]
     return [deaths, scores, leder]
 
 
