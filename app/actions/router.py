@@ -24,6 +24,7 @@ from app.actions.schemas import (
     ProgressUpdateCreate,
     SectionCreate,
     SectionOut,
+    action_etag,
     plan_etag,
 )
 from app.actions.service import DuplicateReference
@@ -44,7 +45,7 @@ from app.errors import (
     problem_responses,
 )
 from app.idempotency.service import as_response
-from app.kit.etag import etag
+from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
 
@@ -117,21 +118,21 @@ async def list_plans(
 @router.get(
     "/v1/action-plans/{plan_id}",
     response_model=PlanDetail,
-    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+    responses={**NOT_MODIFIED, **problem_responses(*AUTH, NotFound, ValidationFailed)},
 )
 async def get_plan(
-    plan_id: uuid.UUID, principal: ActionsReader, database: DatabaseDep, response: Response
-) -> PlanDetail:
+    plan_id: uuid.UUID, principal: ActionsReader, database: DatabaseDep, conditional: Conditional
+) -> PlanDetail | Response:
     """An action plan with its sections (and how many actions each holds), and its actions
     counted by status and by RAG as of today (UK local date): overdue open actions count as
-    red. The `ETag` goes in `If-Match` to `PATCH` the plan.
+    red. The `ETag` goes in `If-Match` to `PATCH` the plan, and in `If-None-Match` for a 304
+    when nothing shown changed (the counts included).
 
     Scope: `actions:read`.
     """
     async with database.transaction() as session:
         plan = await queries.read_plan(session, plan_id)
-    response.headers["ETag"] = plan_etag(plan)
-    return plan
+    return conditional.reply(plan_etag(plan), plan)
 
 
 @router.patch(
@@ -257,20 +258,20 @@ async def list_actions(
 @router.get(
     "/v1/actions/{action_id}",
     response_model=ActionOut,
-    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+    responses={**NOT_MODIFIED, **problem_responses(*AUTH, NotFound, ValidationFailed)},
 )
 async def get_action(
-    action_id: uuid.UUID, principal: ActionsReader, database: DatabaseDep, response: Response
-) -> ActionOut:
+    action_id: uuid.UUID, principal: ActionsReader, database: DatabaseDep, conditional: Conditional
+) -> ActionOut | Response:
     """An action with its derived RAG and whether it is overdue (UK local today). Send the
-    `ETag` in `If-Match` to change it.
+    `ETag` in `If-Match` to change it, or in `If-None-Match` for a 304 when nothing changed
+    (it changes when the action falls overdue, too).
 
     Scope: `actions:read`.
     """
     async with database.transaction() as session:
         action = await queries.read_action(session, action_id)
-    response.headers["ETag"] = etag(action.id, action.version)
-    return action
+    return conditional.reply(action_etag(action), action)
 
 
 @router.patch(
@@ -298,7 +299,7 @@ async def patch_action(
     """
     async with database.transaction() as session:
         action = await service.patch_action(session, principal, action_id, patch, if_match)
-    response.headers["ETag"] = etag(action.id, action.version)
+    response.headers["ETag"] = action_etag(action)
     return action
 
 
@@ -325,7 +326,7 @@ async def add_progress_update(
     """
     async with database.transaction() as session:
         recorded = await service.post_progress(session, principal, action_id, body, if_match)
-    response.headers["ETag"] = etag(recorded.action.id, recorded.action.version)
+    response.headers["ETag"] = action_etag(recorded.action)
     response.headers["Location"] = f"/v1/actions/{action_id}/history"
     return recorded
 
@@ -350,20 +351,22 @@ async def get_history(
 @router.get(
     "/v1/actions/{action_id}/findings",
     response_model=ActionLinks,
-    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+    responses={**NOT_MODIFIED, **problem_responses(*AUTH, NotFound, ValidationFailed)},
 )
 async def get_finding_links(
-    action_id: uuid.UUID, principal: FindingsReader, database: DatabaseDep, response: Response
-) -> ActionLinks:
+    action_id: uuid.UUID,
+    principal: FindingsReader,
+    database: DatabaseDep,
+    conditional: Conditional,
+) -> ActionLinks | Response:
     """The findings linked to an action, with the action's `ETag` (for a client that links
-    findings but does not read actions).
+    findings but does not read actions; `If-None-Match` with it gets a 304).
 
     Scope: `findings:read`.
     """
     async with database.transaction() as session:
         links = await queries.read_links(session, action_id)
-    response.headers["ETag"] = etag(links.action_id, links.version)
-    return links
+    return conditional.reply(etag(links.action_id, links.version), links)
 
 
 @router.put(

@@ -6,6 +6,7 @@ Field rules live here; the rules between fields (completion, assurance, dates in
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from datetime import date, datetime
@@ -297,5 +298,17 @@ def status_label(status: int) -> str:
 
 def plan_etag(plan: PlanOut | PlanDetail) -> str:
     """The plan's tag: its version, and how many sections it has (adding a section needs no
-    If-Match, so it does not bump the version, but a reader sees the plan change)."""
-    return etag(plan.id, plan.version, f"s{len(plan.sections)}")
+    If-Match, so it does not bump the version, but a reader sees the plan change). A plan's
+    detail also counts its actions, which change without the plan: a digest of the counts
+    joins the tag, so that If-None-Match re-downloads when an action moves or falls due."""
+    state = f"s{len(plan.sections)}"
+    if isinstance(plan, PlanDetail):
+        shown = plan.model_dump_json(include={"sections", "counts"}).encode()
+        state += "-" + hashlib.sha256(shown).hexdigest()[:12]
+    return etag(plan.id, plan.version, state)
+
+
+def action_etag(action: ActionOut) -> str:
+    """The action's tag: its version, and whether it is overdue (the RAG turns red when the
+    due date passes, without a new version)."""
+    return etag(action.id, action.version, "overdue" if action.overdue else None)

@@ -35,6 +35,7 @@ from app.actions.schemas import (
     ProgressUpdateCreate,
     SectionCreate,
     SectionOut,
+    action_etag,
     plan_etag,
 )
 from app.audit.journal import Journal
@@ -43,7 +44,7 @@ from app.db import Database
 from app.errors import Conflict, ValidationFailed
 from app.events.service import Change
 from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent
-from app.kit.etag import check_if_match, etag
+from app.kit.etag import check_if_match
 from app.models import Action, ActionPlan, ActionPlanSection, ActionUpdate, Finding
 from app.models.action import action_findings
 
@@ -542,7 +543,7 @@ async def post_action(
         return StoredResponse(
             201,
             out.model_dump(mode="json"),
-            {"ETag": etag(out.id, out.version), "Location": f"/v1/actions/{out.id}"},
+            {"ETag": action_etag(out), "Location": f"/v1/actions/{out.id}"},
         )
 
     return await _created(database, principal, key, "/v1/actions", body, work)

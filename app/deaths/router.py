@@ -25,10 +25,13 @@ from app.errors import (
     problem_responses,
 )
 from app.kit.enums import DeathStatus
-from app.kit.etag import not_modified
+from app.kit.etag import NOT_MODIFIED, Conditional
 from app.kit.nhs_number import InvalidNhsNumber, normalise_nhs_number
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
+from app.privacy import views
+from app.privacy.filters import refuse_identifying_filters
+from app.privacy.schemas import DeathDetailPseudonymised, DeathPseudonymised
 
 router = APIRouter(prefix="/v1/deaths", tags=["deaths"])
 CASE_REFERENCE = re.compile(r"^D-([0-9]{4})-([0-9]{1,12})$")
@@ -38,7 +41,7 @@ Name = Annotated[str | None, Query(min_length=1, max_length=100)]
 
 @router.get(
     "",
-    response_model=Page[DeathOut],
+    response_model=Page[DeathOut | DeathPseudonymised],
     responses=problem_responses(*AUTH, BadRequest, ValidationFailed),
 )
 async def list_deaths(
@@ -65,11 +68,20 @@ async def list_deaths(
     ] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
-) -> Page[DeathOut]:
+) -> Page[DeathOut | DeathPseudonymised]:
     """Deaths, newest first, with filters. Every death returned is recorded in the audit log.
+
+    A pseudonymised client gets each death pseudonymised, and may not filter by
+    `nhs_number` or `source_reference`, nor by `died_from`/`died_to` inside a month (400).
 
     Scope: `deaths:read`.
     """
+    refuse_identifying_filters(
+        principal,
+        {"nhs_number": nhs_number, "source_reference": source_reference},
+        died_from,
+        died_to,
+    )
     number = None
     if nhs_number is not None:
         try:
@@ -116,39 +128,39 @@ async def list_deaths(
     async with database.transaction() as session:
         deaths, next_cursor = await service.list_deaths(session, principal, filters, cursor, limit)
         items = [DeathOut.model_validate(death) for death in deaths]
-    return Page[DeathOut](items=items, next_cursor=next_cursor)
+    view = await views.view_for(database, principal)
+    return Page[DeathOut | DeathPseudonymised](
+        items=view.show_all(items, views.death), next_cursor=next_cursor
+    )
 
 
 @router.get(
     "/{death_id}",
-    response_model=DeathDetail,
-    responses={
-        304: {"description": "Not modified (If-None-Match)"},
-        **problem_responses(*AUTH, NotFound, ValidationFailed),
-    },
+    response_model=DeathDetail | DeathDetailPseudonymised,
+    responses={**NOT_MODIFIED, **problem_responses(*AUTH, NotFound, ValidationFailed)},
 )
 async def get_death(
     death_id: uuid.UUID,
     principal: DeathsReader,
     database: DatabaseDep,
-    response: Response,
-    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
-) -> DeathDetail | Response:
+    conditional: Conditional,
+) -> DeathDetail | DeathDetailPseudonymised | Response:
     """A death with where it stands: its screening (with overrides) and its referrals.
 
     The `ETag` changes whenever the death's own details or status change; send it in
     `If-Match` to `PATCH`, or in `If-None-Match` to get a 304 when nothing changed.
+    A pseudonymised client gets the death pseudonymised (under its own ETag).
 
     Scope: `deaths:read`.
     """
     async with database.transaction() as session:
         death = await service.read_death(session, principal, death_id)
-    tag = detail_etag(death)
-    # Weak comparison (RFC 9110 13.1.2): a proxy may have weakened the tag to W/"...".
-    if not_modified(if_none_match, tag):
-        return Response(status_code=304, headers={"ETag": tag})
-    response.headers["ETag"] = tag
-    return death
+    view = await views.view_for(database, principal)
+    return conditional.reply(
+        detail_etag(death),
+        view.show(death, views.death_detail),
+        pseudonymised=view.pseudonymised,
+    )
 
 
 @router.patch(

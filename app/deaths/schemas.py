@@ -177,12 +177,16 @@ class DeathDetail(DeathOut):
 
 def detail_etag(death: DeathDetail) -> str:
     """The death's tag, with the state of everything the detail shows: the versions of its
-    screening, referrals and reviews (each only grows), and how many leases are live (a lease
-    lapsing changes what a reader sees without a new version)."""
+    screening, referrals and reviews (each only grows), and how many leases are live and how
+    many referrals overdue (a lease lapsing or a due date passing changes what a reader sees
+    without a new version)."""
     versions = (
         (death.screening.version if death.screening else 0)
         + sum(referral.version for referral in death.referrals)
         + sum(review.version for review in death.reviews)
     )
     leases = sum(1 for referral in death.referrals if referral.lease_id is not None)
-    return etag(death.id, death.version, f"{versions}-{len(death.referrals)}-{leases}")
+    state = f"{versions}-{len(death.referrals)}-{leases}"
+    # A referral's due date passing shows it overdue, without a new version of anything.
+    overdue = sum(1 for referral in death.referrals if referral.overdue)
+    return etag(death.id, death.version, f"{state}-o{overdue}" if overdue else state)

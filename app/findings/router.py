@@ -36,9 +36,12 @@ from app.findings.schemas import (
 from app.findings.service import FindingFilters
 from app.idempotency.service import as_response
 from app.kit.enums import Route
-from app.kit.etag import etag
+from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.kit.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
+from app.privacy import views
+from app.privacy.filters import refuse_identifying_filters
+from app.privacy.schemas import FindingPseudonymised
 
 router = APIRouter()
 AUTH = (Unauthorized, Forbidden)
@@ -101,19 +104,18 @@ async def create_theme(
     "/v1/themes/{theme_id}",
     tags=["themes"],
     response_model=ThemeOut,
-    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+    responses={**NOT_MODIFIED, **problem_responses(*AUTH, NotFound, ValidationFailed)},
 )
 async def get_theme(
-    theme_id: uuid.UUID, principal: FindingsReader, database: DatabaseDep, response: Response
-) -> ThemeOut:
-    """A theme, retired or not, with its `ETag` for `PATCH`.
+    theme_id: uuid.UUID, principal: FindingsReader, database: DatabaseDep, conditional: Conditional
+) -> ThemeOut | Response:
+    """A theme, retired or not, with its `ETag` for `PATCH` and `If-None-Match`.
 
     Scope: `findings:read`.
     """
     async with database.transaction() as session:
         theme = await service.read_theme(session, theme_id)
-    response.headers["ETag"] = etag(theme.id, theme.version)
-    return theme
+    return conditional.reply(etag(theme.id, theme.version), theme)
 
 
 @router.patch(
@@ -184,7 +186,7 @@ async def record_finding(
 @router.get(
     "/v1/findings",
     tags=["findings"],
-    response_model=Page[FindingOut],
+    response_model=Page[FindingOut | FindingPseudonymised],
     responses=problem_responses(*AUTH, BadRequest, ValidationFailed),
 )
 async def list_findings(
@@ -208,35 +210,49 @@ async def list_findings(
     review_id: uuid.UUID | None = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
-) -> Page[FindingOut]:
+) -> Page[FindingOut | FindingPseudonymised]:
     """Findings, most recent death first, with filters. An unknown theme is a 422 (a typo
     should not look like "no findings"). Every finding returned is recorded in the audit log.
+    A pseudonymised client gets them without descriptions and with the month of death, and
+    filters by whole months of death (400 otherwise).
 
     Scope: `findings:read`.
     """
+    refuse_identifying_filters(principal, {}, died_from, died_to)
     filters = FindingFilters(theme, kind, died_from, died_to, specialty, route, death_id, review_id)
     async with database.transaction() as session:
         items, next_cursor = await service.list_findings(session, principal, filters, cursor, limit)
-    return Page[FindingOut](items=items, next_cursor=next_cursor)
+    view = await views.view_for(database, principal)
+    return Page[FindingOut | FindingPseudonymised](
+        items=view.show_all(items, views.finding), next_cursor=next_cursor
+    )
 
 
 @router.get(
     "/v1/findings/{finding_id}",
     tags=["findings"],
-    response_model=FindingOut,
-    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+    response_model=FindingOut | FindingPseudonymised,
+    responses={**NOT_MODIFIED, **problem_responses(*AUTH, NotFound, ValidationFailed)},
 )
 async def get_finding(
-    finding_id: uuid.UUID, principal: FindingsReader, database: DatabaseDep, response: Response
-) -> FindingOut:
-    """A finding with its theme as it stands now, and its `ETag` for `PATCH`.
+    finding_id: uuid.UUID,
+    principal: FindingsReader,
+    database: DatabaseDep,
+    conditional: Conditional,
+) -> FindingOut | FindingPseudonymised | Response:
+    """A finding with its theme as it stands now, and its `ETag` for `PATCH` (and for
+    `If-None-Match`: a 304 when nothing shown changed, a renamed theme included).
 
     Scope: `findings:read`.
     """
     async with database.transaction() as session:
         finding = await service.read_finding(session, principal, finding_id)
-    response.headers["ETag"] = service.finding_etag(finding)
-    return finding
+    view = await views.view_for(database, principal)
+    return conditional.reply(
+        service.finding_etag(finding),
+        view.show(finding, views.finding),
+        pseudonymised=view.pseudonymised,
+    )
 
 
 @router.patch(

@@ -10,8 +10,14 @@ compares the whole tag, so a reader re-downloads whenever anything it would see 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Header, Response
 
 from app.errors import PreconditionFailed, PreconditionRequired
+
+T = TypeVar("T")
 
 
 def etag(resource_id: uuid.UUID, version: int, state: str | None = None) -> str:
@@ -50,3 +56,49 @@ def not_modified(if_none_match: str | None, tag: str) -> bool:
         return False
     tags = _tags(if_none_match)
     return "*" in tags or tag in tags
+
+
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the `If-None-Match` tag is current (no body)."}
+}
+"""OpenAPI `responses=` entry for a route that answers conditional reads."""
+
+
+def view_tag(tag: str, pseudonymised: bool) -> str:
+    """The tag of the pseudonymised representation: the same resource state under another
+    name, so that a cache never serves one view to a client entitled to the other. If-Match
+    compares `<id>.<version>` only, so either tag still guards an update."""
+    return f'{tag[:-1]}.pseudonymised"' if pseudonymised else tag
+
+
+@dataclass(frozen=True)
+class ConditionalRead:
+    """A single-resource GET's answer: the body with its `ETag`, or a bodiless 304 repeating
+    the tag when the client's `If-None-Match` names it (RFC 9110 13.1.2, weak comparison: a
+    proxy may have weakened the tag to W/"...")."""
+
+    if_none_match: str | None
+    response: Response
+
+    def reply(self, tag: str, body: T, *, pseudonymised: bool = False) -> T | Response:
+        tag = view_tag(tag, pseudonymised)
+        if not_modified(self.if_none_match, tag):
+            return Response(status_code=304, headers={"ETag": tag})
+        self.response.headers["ETag"] = tag
+        return body
+
+
+def conditional_read(
+    response: Response,
+    if_none_match: Annotated[
+        str | None,
+        Header(
+            alias="If-None-Match",
+            description="An ETag from an earlier read: 304 without a body if it is current.",
+        ),
+    ] = None,
+) -> ConditionalRead:
+    return ConditionalRead(if_none_match, response)
+
+
+Conditional = Annotated[ConditionalRead, Depends(conditional_read)]

@@ -21,9 +21,11 @@ from app.errors import (
 )
 from app.idempotency.service import as_response
 from app.kit.enums import ReferralStatus, Route
-from app.kit.etag import etag
+from app.kit.etag import NOT_MODIFIED, Conditional
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
+from app.privacy import views
+from app.privacy.schemas import ReferralPseudonymised, TransitionPseudonymised
 from app.referrals import queue, workflow
 from app.referrals.queue import ReferralFilters
 from app.referrals.schemas import (
@@ -38,6 +40,7 @@ from app.referrals.schemas import (
     ReleaseRequest,
     ResumeRequest,
     TransitionOut,
+    referral_etag,
 )
 from app.referrals.workflow import LeaseConflict, TransitionRefused
 from app.reviews import service as reviews
@@ -53,13 +56,13 @@ TRANSITION = (NotFound, TransitionRefused, LeaseConflict, *BODY)
 def _out(referral: object, response: Response | None = None) -> ReferralOut:
     out = ReferralOut.model_validate(referral)
     if response is not None:
-        response.headers["ETag"] = etag(out.id, out.version)
+        response.headers["ETag"] = referral_etag(out)
     return out
 
 
 @router.get(
     "",
-    response_model=Page[ReferralOut],
+    response_model=Page[ReferralOut | ReferralPseudonymised],
     responses=problem_responses(*AUTH, BadRequest, ValidationFailed),
 )
 async def list_referrals(
@@ -81,8 +84,9 @@ async def list_referrals(
     due_before: Annotated[date | None, Query(description="Due before this UK local date.")] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
-) -> Page[ReferralOut]:
+) -> Page[ReferralOut | ReferralPseudonymised]:
     """The referral queues, in queue order: priority (1 first), then due date, then creation.
+    A pseudonymised client gets them without status reasons or external references.
 
     Scope: `referrals:read`.
     """
@@ -94,7 +98,10 @@ async def list_referrals(
             session, principal, filters, cursor, limit
         )
         items = [ReferralOut.model_validate(referral) for referral in referrals]
-    return Page[ReferralOut](items=items, next_cursor=next_cursor)
+    view = await views.view_for(database, principal)
+    return Page[ReferralOut | ReferralPseudonymised](
+        items=view.show_all(items, views.referral), next_cursor=next_cursor
+    )
 
 
 @router.get("/overdue", response_model=OverdueSummary, responses=problem_responses(*AUTH))
@@ -144,36 +151,49 @@ async def claim_referrals(
 
 @router.get(
     "/{referral_id}",
-    response_model=ReferralOut,
-    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+    response_model=ReferralOut | ReferralPseudonymised,
+    responses={**NOT_MODIFIED, **problem_responses(*AUTH, NotFound, ValidationFailed)},
 )
 async def get_referral(
-    referral_id: uuid.UUID, principal: ReferralsReader, database: DatabaseDep, response: Response
-) -> ReferralOut:
-    """One referral, with its lease while it is live.
+    referral_id: uuid.UUID,
+    principal: ReferralsReader,
+    database: DatabaseDep,
+    conditional: Conditional,
+) -> ReferralOut | ReferralPseudonymised | Response:
+    """One referral, with its lease while it is live. The `ETag` changes when anything shown
+    changes (a lease lapsing or the due date passing too); `If-None-Match` gets a 304.
 
     Scope: `referrals:read`.
     """
     async with database.transaction() as session:
-        return _out(await queue.read_referral(session, principal, referral_id), response)
+        referral = _out(await queue.read_referral(session, principal, referral_id))
+    view = await views.view_for(database, principal)
+    return conditional.reply(
+        referral_etag(referral),
+        view.show(referral, views.referral),
+        pseudonymised=view.pseudonymised,
+    )
 
 
 @router.get(
     "/{referral_id}/history",
-    response_model=list[TransitionOut],
+    response_model=list[TransitionOut | TransitionPseudonymised],
     responses=problem_responses(*AUTH, NotFound, ValidationFailed),
 )
 async def referral_history(
     referral_id: uuid.UUID, principal: ReferralsReader, database: DatabaseDep
-) -> list[TransitionOut]:
+) -> list[TransitionOut | TransitionPseudonymised]:
     """Every transition of the referral, oldest first: who (client, on-behalf-of, reviewer),
-    when, from which state to which, and why.
+    when, from which state to which, and why (the why, free text, is not shown to a
+    pseudonymised client).
 
     Scope: `referrals:read`.
     """
     async with database.transaction() as session:
         rows = await workflow.history(session, referral_id)
-        return [TransitionOut.model_validate(row) for row in rows]
+        history = [TransitionOut.model_validate(row) for row in rows]
+    view = await views.view_for(database, principal)
+    return view.show_all(history, views.transition)
 
 
 @router.post(

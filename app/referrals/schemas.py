@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints, model_validator
 
 from app.kit.enums import ReasonCode, ReferralStatus, Route
+from app.kit.etag import etag
 from app.kit.schemas import RequestModel, ResponseModel
 from app.models.base import utcnow
 
@@ -127,3 +128,10 @@ class OverdueSummary(ResponseModel):
     as_of: datetime
     total: int
     groups: list[OverdueGroup]
+
+
+def referral_etag(referral: ReferralOut) -> str:
+    """The referral's tag: its version, and what a reader sees change without one (a lease
+    lapsing, the due date passing)."""
+    state = ("leased" if referral.lease_id else "") + ("overdue" if referral.overdue else "")
+    return etag(referral.id, referral.version, state or None)

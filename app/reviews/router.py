@@ -18,7 +18,9 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.kit.etag import etag
+from app.kit.etag import NOT_MODIFIED, Conditional, etag
+from app.privacy import views
+from app.privacy.schemas import ReviewPseudonymised
 from app.referrals.workflow import TransitionRefused
 from app.reviews import labels, service
 from app.reviews.schemas import ReviewAmendment, ReviewOut, ReviewVersionOut, Scales
@@ -29,20 +31,28 @@ AUTH = (Unauthorized, Forbidden)
 
 @router.get(
     "/v1/reviews/{review_id}",
-    response_model=ReviewOut,
-    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+    response_model=ReviewOut | ReviewPseudonymised,
+    responses={**NOT_MODIFIED, **problem_responses(*AUTH, NotFound, ValidationFailed)},
 )
 async def get_review(
-    review_id: uuid.UUID, principal: ReferralsReader, database: DatabaseDep, response: Response
-) -> ReviewOut:
-    """A review, with a label beside every score.
+    review_id: uuid.UUID,
+    principal: ReferralsReader,
+    database: DatabaseDep,
+    conditional: Conditional,
+) -> ReviewOut | ReviewPseudonymised | Response:
+    """A review, with a label beside every score; `If-None-Match` with its `ETag` gets a 304.
+    A pseudonymised client gets the instrument's structured parts only (no narratives).
 
     Scope: `referrals:read`.
     """
     async with database.transaction() as session:
         review = await service.read_review(session, principal, review_id)
-    response.headers["ETag"] = etag(review.id, review.version)
-    return review
+    view = await views.view_for(database, principal)
+    return conditional.reply(
+        etag(review.id, review.version),
+        view.show(review, views.review),
+        pseudonymised=view.pseudonymised,
+    )
 
 
 @router.put(
@@ -92,12 +102,15 @@ async def amend_review(
 async def get_review_history(
     review_id: uuid.UUID, principal: ReferralsReader, database: DatabaseDep
 ) -> list[ReviewVersionOut]:
-    """Earlier versions of an amended review, oldest first, each as it stood.
+    """Earlier versions of an amended review, oldest first, each as it stood (for a
+    pseudonymised client, each snapshot as it would see the review).
 
     Scope: `referrals:read`.
     """
     async with database.transaction() as session:
-        return await service.review_history(session, principal, review_id)
+        versions = await service.review_history(session, principal, review_id)
+    view = await views.view_for(database, principal)
+    return view.show_all(versions, views.review_version)
 
 
 @router.get("/v1/scales", response_model=Scales, responses=problem_responses(*AUTH))

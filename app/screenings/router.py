@@ -23,7 +23,9 @@ from app.errors import (
     problem_responses,
 )
 from app.idempotency.service import as_response
-from app.kit.etag import etag
+from app.kit.etag import NOT_MODIFIED, Conditional, etag
+from app.privacy import views
+from app.privacy.schemas import ScreeningPseudonymised
 from app.screenings import service
 from app.screenings.intake import BatchResult, ScreeningBatch, ScreeningCreate, ScreeningRecorded
 from app.screenings.schemas import ScreeningAmend, ScreeningOut, ScreeningVersionOut
@@ -110,20 +112,29 @@ async def post_screening_batch(
 
 @router.get(
     "/{screening_id}",
-    response_model=ScreeningOut,
-    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+    response_model=ScreeningOut | ScreeningPseudonymised,
+    responses={**NOT_MODIFIED, **problem_responses(*AUTH, NotFound, ValidationFailed)},
 )
 async def get_screening(
-    screening_id: uuid.UUID, principal: DeathsReader, database: DatabaseDep, response: Response
-) -> ScreeningOut:
-    """A screening, with its overrides. The `ETag` is what `PUT` needs in `If-Match`.
+    screening_id: uuid.UUID,
+    principal: DeathsReader,
+    database: DatabaseDep,
+    conditional: Conditional,
+) -> ScreeningOut | ScreeningPseudonymised | Response:
+    """A screening, with its overrides. The `ETag` is what `PUT` needs in `If-Match`, and
+    what `If-None-Match` needs for a 304. A pseudonymised client gets it without free text and
+    with months for dates.
 
     Scope: `deaths:read`.
     """
     async with database.transaction() as session:
         screening = await service.read_screening(session, principal, screening_id)
-    response.headers["ETag"] = etag(screening.id, screening.version)
-    return screening
+    view = await views.view_for(database, principal)
+    return conditional.reply(
+        etag(screening.id, screening.version),
+        view.show(screening, views.screening),
+        pseudonymised=view.pseudonymised,
+    )
 
 
 @router.get(
@@ -134,12 +145,15 @@ async def get_screening(
 async def get_screening_versions(
     screening_id: uuid.UUID, principal: DeathsReader, database: DatabaseDep
 ) -> list[ScreeningVersionOut]:
-    """Earlier versions of an amended screening, oldest first, each as it stood.
+    """Earlier versions of an amended screening, oldest first, each as it stood (for a
+    pseudonymised client, each snapshot as it would see the screening).
 
     Scope: `deaths:read`.
     """
     async with database.transaction() as session:
-        return await service.screening_versions(session, principal, screening_id)
+        versions = await service.screening_versions(session, principal, screening_id)
+    view = await views.view_for(database, principal)
+    return view.show_all(versions, views.screening_version)
 
 
 @router.put(
