@@ -1,0 +1,505 @@
+"""Timeliness and compliance (DESIGN.md section 9, docs/reports.md "Timeliness and
+compliance"): how long each step takes, what is overdue, how many screened deaths are referred,
+and which required routes the medical examiner overrode, and why.
+
+The cohort is the deaths that died in the period (UK local date of death), filtered by site,
+specialty and age band; every figure follows those deaths through the pipeline, whenever the
+later steps happened. Intervals are in days (24 hours) to one decimal place; medians and 90th
+percentiles interpolate as PostgreSQL's `percentile_cont` does, computed in SQL with window
+functions so that SQLite gives the same answers (app.reports.aggregates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, distinct, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.kit.enums import ReasonCode, ReferralStatus, Route
+from app.kit.time import local_date, now
+from app.models import Death, Referral, Review, RouteOverride, Screening
+from app.referrals.queue import OPEN_PREDICATE
+from app.reports.aggregates import (
+    LIST_LIMIT,
+    days,
+    dialect_of,
+    json_elements,
+    percentile_terms,
+    seconds_between,
+)
+from app.reports.filters import ReportFilters
+from app.reports.model import Column, Period, Report, Table, percent
+
+APPLICABLE_FILTERS = ("site", "specialty", "route", "age_band")
+
+ALL_ROUTES = "all routes"
+
+# Reasons only a submitted review gives: a referral with none but these was raised by a review
+# (a second-stage SJR, a PSII after it, an SJR an M&M meeting escalated), not by the screening.
+REVIEW_FOLLOW_ON_REASONS = (
+    ReasonCode.second_stage.value,
+    ReasonCode.more_likely_than_not_avoidable.value,
+    ReasonCode.mm_escalation.value,
+)
+
+INTERVALS = {
+    "death_to_screening": "Death to medical examiner screening",
+    "screening_to_referral": "Screening to referral",
+    "referral_to_review": "Referral to completed review",
+}
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """The deaths a report follows, as WHERE terms on `deaths`."""
+
+    period: Period
+    filters: ReportFilters
+    settings: Settings
+
+    def terms(self) -> list[ColumnElement[bool]]:
+        return [
+            Death.died_on >= self.period.start,
+            Death.died_on <= self.period.end,
+            *self.filters.death_conditions(self.settings),
+        ]
+
+    @property
+    def route(self) -> str | None:
+        return self.filters.route.value if self.filters.route is not None else None
+
+
+def _not_cancelled() -> ColumnElement[bool]:
+    return Referral.status != ReferralStatus.cancelled.value
+
+
+def _screening_referral(dialect: str) -> ColumnElement[bool]:
+    """At least one of the referral's reasons is the screening's (not a review follow-on)."""
+    reasons = json_elements(dialect, Referral.reasons, "reason")
+    return exists(
+        select(1).select_from(reasons).where(reasons.c.value.not_in(REVIEW_FOLLOW_ON_REASONS))
+    )
+
+
+# --- intervals -------------------------------------------------------------------------------
+
+
+async def _percentiles(
+    session: AsyncSession, base: Any, value: Any, group: Any | None
+) -> list[tuple[str, int, float | None, float | None]]:
+    """(group, count, median days, 90th percentile days) for the rows of `base` (a SELECT
+    with its FROM and WHERE and no columns), one row per group or one for all."""
+    partition = [group] if group is not None else None
+    columns = [
+        value.label("seconds"),
+        func.row_number().over(partition_by=partition, order_by=value).label("rank"),
+        func.count().over(partition_by=partition).label("n"),
+    ]
+    if group is not None:
+        columns.append(group.label("grp"))
+    ranked = base.add_columns(*columns).subquery("ranked")
+    median, p90 = percentile_terms(ranked.c.seconds, ranked.c.rank, ranked.c.n, (50, 90))
+    label = ranked.c.grp if group is not None else None
+    query = select(
+        *([label] if label is not None else []),
+        func.max(ranked.c.n).label("n"),
+        median.label("median"),
+        p90.label("p90"),
+    )
+    if label is not None:
+        query = query.group_by(label)
+    rows = (await session.execute(query)).all()
+    out = []
+    for row in rows:
+        name = row.grp if label is not None else ALL_ROUTES
+        if not row.n:
+            continue
+        out.append((name, int(row.n), days(row.median), days(row.p90)))
+    return out
+
+
+def _route_order(route: str) -> int:
+    return list(Route).index(Route(route)) if route in Route.__members__ else len(Route)
+
+
+def _interval_row(
+    key: str, route: str, count: int, median: float | None, p90: float | None
+) -> dict[str, Any]:
+    return {
+        "interval": INTERVALS[key],
+        "route": route,
+        "count": count,
+        "median_days": median,
+        "p90_days": p90,
+    }
+
+
+async def _interval_rows(
+    session: AsyncSession, key: str, base: Any, value: Any, group: Any | None
+) -> list[dict[str, Any]]:
+    """The all-routes row (zeros when nothing was measured), then one row per route."""
+    overall = await _percentiles(session, base, value, None)
+    rows = [_interval_row(key, *measured) for measured in overall] or [
+        _interval_row(key, ALL_ROUTES, 0, None, None)
+    ]
+    if group is not None:
+        by_route = await _percentiles(session, base, value, group)
+        by_route.sort(key=lambda measured: _route_order(measured[0]))
+        rows += [_interval_row(key, *measured) for measured in by_route]
+    return rows
+
+
+async def _intervals(session: AsyncSession, cohort: Cohort) -> Table:
+    dialect = dialect_of(session)
+    route = cohort.route
+
+    to_screening = (
+        select().select_from(Death).join(Screening, Screening.death_id == Death.id)
+    ).where(*cohort.terms())
+    if route is not None:
+        to_screening = to_screening.where(
+            exists(
+                select(1).where(
+                    Referral.death_id == Death.id, Referral.route == route, _not_cancelled()
+                )
+            )
+        )
+    rows = await _interval_rows(
+        session,
+        "death_to_screening",
+        to_screening,
+        seconds_between(dialect, Death.died_at, Screening.screened_at),
+        None,
+    )
+
+    to_referral = (
+        select()
+        .select_from(Referral)
+        .join(Death, Death.id == Referral.death_id)
+        .join(Screening, Screening.death_id == Death.id)
+        .where(*cohort.terms(), _not_cancelled(), _screening_referral(dialect))
+    )
+    to_review = (
+        select()
+        .select_from(Referral)
+        .join(Death, Death.id == Referral.death_id)
+        .join(Review, Review.referral_id == Referral.id)
+        .where(*cohort.terms(), Review.submitted_at.is_not(None))
+    )
+    if route is not None:
+        to_referral = to_referral.where(Referral.route == route)
+        to_review = to_review.where(Referral.route == route)
+    rows += await _interval_rows(
+        session,
+        "screening_to_referral",
+        to_referral,
+        seconds_between(dialect, Screening.screened_at, Referral.created_at),
+        Referral.route,
+    )
+    rows += await _interval_rows(
+        session,
+        "referral_to_review",
+        to_review,
+        seconds_between(dialect, Referral.created_at, Review.submitted_at),
+        Referral.route,
+    )
+    return Table(
+        key="intervals",
+        title="How long each step takes (days)",
+        columns=[
+            Column("interval", "Interval", "text"),
+            Column("route", "Route", "text"),
+            Column("count", "Count", "int", "How many intervals were measured."),
+            Column(
+                "median_days",
+                "Median (days)",
+                "number",
+                "The middle interval, in days of 24 hours to one decimal place; with an even "
+                "count, halfway between the two middle ones.",
+            ),
+            Column(
+                "p90_days",
+                "90th percentile (days)",
+                "number",
+                "The interval nine in ten are within, interpolated between ranks as "
+                "PostgreSQL's percentile_cont(0.9).",
+            ),
+        ],
+        rows=rows,
+        note="Death to screening: the ME's screened_at minus the time of death. Screening to "
+        "referral: each referral the screening made (not the ones reviews raise) minus "
+        "screened_at. Referral to completed review: the review's first submission minus the "
+        "referral's creation, for every referral with a submitted review.",
+    )
+
+
+# --- overdue ---------------------------------------------------------------------------------
+
+
+def _local_day(moment: datetime | str | None) -> date | None:
+    if moment is None:
+        return None
+    if isinstance(moment, str):  # an aggregate over a timestamp on SQLite comes back as text
+        moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return local_date(moment)
+
+
+async def _overdue(session: AsyncSession, cohort: Cohort, as_of: datetime) -> Table:
+    late = Referral.due_at < as_of
+    query = (
+        select(
+            Referral.route,
+            func.count().label("open"),
+            func.sum(case((late, 1), else_=0)).label("overdue"),
+            func.min(case((late, Referral.due_at))).label("oldest_due"),
+        )
+        .join(Death, Death.id == Referral.death_id)
+        .where(*cohort.terms(), OPEN_PREDICATE)
+        .group_by(Referral.route)
+    )
+    if cohort.route is not None:
+        query = query.where(Referral.route == cohort.route)
+    found = sorted((await session.execute(query)).all(), key=lambda r: _route_order(r.route))
+    rows = [
+        {
+            "route": row.route,
+            "open": row.open,
+            "overdue": int(row.overdue or 0),
+            "overdue_percent": percent(int(row.overdue or 0), row.open),
+            "oldest_due": _local_day(row.oldest_due),
+        }
+        for row in found
+    ]
+    total_open = sum(r["open"] for r in rows)
+    total_late = sum(r["overdue"] for r in rows)
+    oldest = [r["oldest_due"] for r in rows if r["oldest_due"] is not None]
+    rows.insert(
+        0,
+        {
+            "route": ALL_ROUTES,
+            "open": total_open,
+            "overdue": total_late,
+            "overdue_percent": percent(total_late, total_open),
+            "oldest_due": min(oldest) if oldest else None,
+        },
+    )
+    return Table(
+        key="overdue",
+        title="Open and overdue referrals",
+        columns=[
+            Column("route", "Route", "text"),
+            Column("open", "Open", "int", "Referrals ready, claimed, in progress or on hold."),
+            Column("overdue", "Overdue", "int", "Open referrals past their due time."),
+            Column("overdue_percent", "Overdue %", "percent", "Overdue of open."),
+            Column(
+                "oldest_due", "Oldest due date", "date", "The earliest due date of the overdue."
+            ),
+        ],
+        rows=rows,
+        note=f"As of {as_of.astimezone(UTC).isoformat(timespec='seconds')}, for the referrals "
+        "of the period's deaths.",
+    )
+
+
+# --- referral rate and overrides -------------------------------------------------------------
+
+
+async def _referral_rate(session: AsyncSession, cohort: Cohort) -> Table:
+    screened_deaths = select(Death.id).join(Screening, Screening.death_id == Death.id)
+    screened = int(
+        await session.scalar(
+            select(func.count()).select_from(screened_deaths.where(*cohort.terms()).subquery())
+        )
+        or 0
+    )
+    referred_query = (
+        select(Referral.route, func.count(distinct(Referral.death_id)).label("deaths"))
+        .join(Death, Death.id == Referral.death_id)
+        .join(Screening, Screening.death_id == Death.id)
+        .where(*cohort.terms(), _not_cancelled())
+        .group_by(Referral.route)
+    )
+    any_referral = (
+        select(func.count(distinct(Referral.death_id)))
+        .join(Death, Death.id == Referral.death_id)
+        .join(Screening, Screening.death_id == Death.id)
+        .where(*cohort.terms(), _not_cancelled())
+    )
+    overridden_query = (
+        select(RouteOverride.route, func.count(distinct(RouteOverride.death_id)).label("deaths"))
+        .join(Death, Death.id == RouteOverride.death_id)
+        .where(*cohort.terms())
+        .group_by(RouteOverride.route)
+    )
+    any_override = (
+        select(func.count(distinct(RouteOverride.death_id)))
+        .join(Death, Death.id == RouteOverride.death_id)
+        .where(*cohort.terms())
+    )
+    if cohort.route is not None:
+        referred_query = referred_query.where(Referral.route == cohort.route)
+        any_referral = any_referral.where(Referral.route == cohort.route)
+        overridden_query = overridden_query.where(RouteOverride.route == cohort.route)
+        any_override = any_override.where(RouteOverride.route == cohort.route)
+    referred = {row.route: row.deaths for row in (await session.execute(referred_query)).all()}
+    overridden = {row.route: row.deaths for row in (await session.execute(overridden_query)).all()}
+    referred_any = int(await session.scalar(any_referral) or 0)
+    overridden_any = int(await session.scalar(any_override) or 0)
+
+    def row(route: str, referred_deaths: int, overridden_deaths: int) -> dict[str, Any]:
+        return {
+            "route": route,
+            "screened_deaths": screened,
+            "referred_deaths": referred_deaths,
+            "referral_rate": percent(referred_deaths, screened),
+            "overridden_deaths": overridden_deaths,
+        }
+
+    rows = [row(ALL_ROUTES, referred_any, overridden_any)]
+    for route in sorted(set(referred) | set(overridden), key=_route_order):
+        rows.append(row(route, referred.get(route, 0), overridden.get(route, 0)))
+    return Table(
+        key="referral_rate",
+        title="Medical examiner referral rate and overridden routes",
+        columns=[
+            Column("route", "Route", "text"),
+            Column(
+                "screened_deaths",
+                "Screened deaths",
+                "int",
+                "Deaths in the period with a screening.",
+            ),
+            Column(
+                "referred_deaths",
+                "Referred deaths",
+                "int",
+                "Screened deaths with at least one referral (of the route) that was not cancelled.",
+            ),
+            Column("referral_rate", "Referral rate", "percent", "Referred of screened deaths."),
+            Column(
+                "overridden_deaths",
+                "Overridden",
+                "int",
+                "Deaths that met a mandatory criterion for the route whose referral the medical "
+                "examiner declined, with a written reason.",
+            ),
+        ],
+        rows=rows,
+    )
+
+
+async def _override_reasons(session: AsyncSession, cohort: Cohort) -> Table:
+    criteria = json_elements(dialect_of(session), RouteOverride.reason_codes, "criterion")
+    query = (
+        select(
+            RouteOverride.route,
+            criteria.c.value.label("criterion"),
+            func.count(distinct(RouteOverride.death_id)).label("deaths"),
+        )
+        .select_from(RouteOverride)
+        .join(Death, Death.id == RouteOverride.death_id)
+        .join(criteria, criteria.c.value.is_not(None))
+        .where(*cohort.terms())
+        .group_by(RouteOverride.route, criteria.c.value)
+    )
+    if cohort.route is not None:
+        query = query.where(RouteOverride.route == cohort.route)
+    found = sorted(
+        (await session.execute(query)).all(),
+        key=lambda r: (_route_order(r.route), -r.deaths, r.criterion),
+    )
+    return Table(
+        key="override_criteria",
+        title="Criteria met by the overridden routes",
+        columns=[
+            Column("route", "Route", "text"),
+            Column("criterion", "Criterion met", "text", "The rule's reason code (DESIGN.md 4)."),
+            Column("deaths", "Deaths", "int"),
+        ],
+        rows=[
+            {"route": row.route, "criterion": row.criterion, "deaths": row.deaths} for row in found
+        ],
+        note="A route required by several criteria counts under each.",
+    )
+
+
+async def _override_list(session: AsyncSession, cohort: Cohort) -> Table:
+    query = (
+        select(
+            Death.died_on,
+            Death.site,
+            Death.specialty_at_death,
+            RouteOverride.route,
+            RouteOverride.reason_codes,
+            RouteOverride.override_reason,
+        )
+        .join(Death, Death.id == RouteOverride.death_id)
+        .where(*cohort.terms())
+        .order_by(Death.died_on.desc(), RouteOverride.route, RouteOverride.id)
+        .limit(LIST_LIMIT + 1)
+    )
+    if cohort.route is not None:
+        query = query.where(RouteOverride.route == cohort.route)
+    found = (await session.execute(query)).all()
+    note = None
+    if len(found) > LIST_LIMIT:
+        found = found[:LIST_LIMIT]
+        note = f"The {LIST_LIMIT} most recent deaths' overrides; the counts above cover all."
+    return Table(
+        key="overrides",
+        title="Required routes the medical examiner overrode, with the reasons",
+        columns=[
+            Column("month_of_death", "Month of death", "month"),
+            Column("site", "Site", "text"),
+            Column("specialty", "Specialty at death", "text"),
+            Column("route", "Route", "text"),
+            Column("criteria", "Criteria met", "text"),
+            Column("reason", "Medical examiner's reason", "text"),
+        ],
+        rows=[
+            {
+                "month_of_death": row.died_on.replace(day=1),
+                "site": row.site,
+                "specialty": row.specialty_at_death,
+                "route": row.route,
+                "criteria": ", ".join(row.reason_codes),
+                "reason": row.override_reason,
+            }
+            for row in found
+        ],
+        note=note,
+    )
+
+
+async def build_timeliness(
+    session: AsyncSession, period: Period, filters: ReportFilters, settings: Settings
+) -> Report:
+    """Intervals (median, 90th percentile), overdue referrals, the referral rate and the
+    overridden routes, for the deaths in the period."""
+    filters.require_only("timeliness", *APPLICABLE_FILTERS)
+    cohort = Cohort(period, filters, settings)
+    as_of = now()
+    return Report(
+        key="timeliness",
+        title="Timeliness and compliance",
+        period=period,
+        filters=filters.as_dict(),
+        tables=[
+            await _intervals(session, cohort),
+            await _overdue(session, cohort, as_of),
+            await _referral_rate(session, cohort),
+            await _override_reasons(session, cohort),
+            await _override_list(session, cohort),
+        ],
+        generated_at=as_of,
+        notes=[
+            "Every figure follows the deaths that died in the period (UK local date), whenever "
+            "the later steps happened; a recent period's reviews may still be open.",
+        ],
+    )
