@@ -6,8 +6,10 @@ same figures as any other, and reading one leaves no patient audit row.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -18,7 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.deps import ReportsReader
 from app.config import Settings
 from app.db import Database, DatabaseDep
-from app.errors import BadRequest, Forbidden, Unauthorized, ValidationFailed, problem_responses
+from app.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+    problem_responses,
+)
+from app.reports.actions_report import as_of_period, build_actions
 from app.reports.care_quality import Grouping, build_care_quality
 from app.reports.dashboard import build_lfd_dashboard
 from app.reports.filters import (
@@ -30,9 +40,12 @@ from app.reports.filters import (
     ReportSettings,
     TableParam,
 )
-from app.reports.model import Period, Report
+from app.reports.filters import today as report_today
+from app.reports.model import Period, Report, parse_period
 from app.reports.render import CSV_TYPE, XLSX_TYPE, render
 from app.reports.schemas import ReportOut
+from app.reports.themes import build_themes
+from app.reports.timeliness import build_timeliness
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -140,3 +153,126 @@ async def care_quality(
         return await build_care_quality(session, period, filters, settings, by)
 
     return await respond(database, build, period, filters, settings, output, table)
+
+
+@router.get("/themes", response_model=None, responses=RESPONSES)
+async def themes(
+    principal: ReportsReader,
+    database: DatabaseDep,
+    settings: ReportSettings,
+    period: PeriodParam,
+    filters: Filters,
+    compare: Annotated[
+        str | None,
+        Query(
+            max_length=20,
+            description="A second period to set beside the first, written as `period` is "
+            "(`2024-25`, `2024-25-Q1`, `2024-07`); or give `compare_start` and `compare_end`.",
+        ),
+    ] = None,
+    compare_start: Annotated[
+        date | None, Query(description="First day of a custom second period (UK local date).")
+    ] = None,
+    compare_end: Annotated[
+        date | None, Query(description="Last day of a custom second period, included.")
+    ] = None,
+    output: FormatParam = ReportFormat.json,
+    table: TableParam = None,
+) -> Response:
+    """Findings by theme for the deaths in the period (counted by the UK local date of death,
+    whenever the review was written): per theme, the findings and the distinct deaths, by kind
+    (problem in care, good practice, learning point, concern); retired themes included. With
+    `compare` (or `compare_start`/`compare_end`), a `comparison` table sets the two periods
+    side by side, each theme `new` (none before), `persisting` (in both) or `fell away` (none
+    now).
+
+    Filters: `site`, `specialty`, `age_band` (of the death) and `route` (of the review that
+    recorded the finding). Definitions: docs/reports.md.
+
+    Scope: `reports:read`.
+    """
+    other: Period | None = None
+    if compare is not None or compare_start is not None or compare_end is not None:
+        other = parse_period(compare, compare_start, compare_end, report_today())
+
+    async def build(
+        session: AsyncSession, period: Period, filters: ReportFilters, settings: Settings
+    ) -> Report:
+        return await build_themes(session, period, filters, settings, other)
+
+    return await respond(database, build, period, filters, settings, output, table)
+
+
+@router.get("/timeliness", response_model=None, responses=RESPONSES)
+async def timeliness(
+    principal: ReportsReader,
+    database: DatabaseDep,
+    settings: ReportSettings,
+    period: PeriodParam,
+    filters: Filters,
+    output: FormatParam = ReportFormat.json,
+    table: TableParam = None,
+) -> Response:
+    """Timeliness and compliance for the deaths in the period (UK local date of death),
+    following them through the pipeline whenever the later steps happened: death to medical
+    examiner screening, screening to referral, referral to completed review (count, median and
+    90th percentile in days, overall and by route); open and overdue referrals by route as of
+    now; the medical examiner referral rate (screened deaths with at least one referral); the
+    routes the rules required that the examiner overrode, by the criteria met, and each with
+    the examiner's reason.
+
+    Filters: `site`, `specialty`, `age_band`, `route`. Definitions: docs/reports.md.
+
+    Scope: `reports:read`.
+    """
+    return await respond(database, build_timeliness, period, filters, settings, output, table)
+
+
+NOT_A_PERIOD = "The actions report is a snapshot as of today; it takes no period, start or end."
+
+
+@router.get(
+    "/actions",
+    response_model=None,
+    responses={**RESPONSES, **problem_responses(NotFound)},
+)
+async def actions(
+    principal: ReportsReader,
+    database: DatabaseDep,
+    settings: ReportSettings,
+    filters: Filters,
+    plan_id: Annotated[uuid.UUID | None, Query(description="Only this action plan.")] = None,
+    period: Annotated[str | None, Query(include_in_schema=False)] = None,
+    start: Annotated[str | None, Query(include_in_schema=False)] = None,
+    end: Annotated[str | None, Query(include_in_schema=False)] = None,
+    output: FormatParam = ReportFormat.json,
+    table: TableParam = None,
+) -> Response:
+    """Action plans as they stand today (UK local date): the actions counted by status (1 not
+    yet commenced to 5 complete) and derived RAG (red: off track, or past due and not
+    complete), with the overdue count and the share complete; for all the actions, by plan and
+    by organisation (ODS code; an action listing none belongs to its plan's organisations); and
+    the overdue actions with their leads, most overdue first. A snapshot, so no period.
+
+    Filters: `organisation`, `plan_id` (an unknown plan is a 404). Definitions:
+    docs/reports.md.
+
+    Scope: `reports:read`.
+    """
+    given = [name for name, value in (("period", period), ("start", start), ("end", end)) if value]
+    if given:
+        raise BadRequest(
+            NOT_A_PERIOD,
+            errors=[
+                {"pointer": f"/query/{name}", "code": "not_applicable", "detail": NOT_A_PERIOD}
+                for name in given
+            ],
+        )
+
+    async def build(
+        session: AsyncSession, period: Period, filters: ReportFilters, settings: Settings
+    ) -> Report:
+        return await build_actions(session, period, filters, settings, plan_id)
+
+    snapshot = as_of_period(report_today())
+    return await respond(database, build, snapshot, filters, settings, output, table)
