@@ -102,6 +102,8 @@ def test_horizontal_bars_widths_are_proportional_and_long_names_shortened():
     assert len(drawn) == 2
     widths = {float(r.get("data-value")): float(r.get("width")) for r in drawn}
     assert widths[30.0] == pytest.approx(2 * widths[15.0], abs=0.02)
+    labels = [t.text for t in root.findall(".//svg:g[@class='value-labels']/svg:text", NS)]
+    assert labels == ["30", "15"]
     names = root.findall(".//svg:g[@class='category-labels']/svg:text", NS)
     assert names[0].find("svg:title", NS).text == long_name
     assert "".join(names[0].itertext()).endswith("\u2026")
@@ -213,3 +215,21 @@ def test_many_categories_and_decimals_stay_well_formed():
         assert {e.get("fill") for e in bars(root)} <= set(PALETTE) or root.findall(
             ".//svg:polyline", NS
         )
+
+
+def test_horizontal_bars_write_a_counted_zero():
+    """A zero is a figure (the row was counted), a None is not: the zero gets its label."""
+    root = parse(
+        bar_chart(
+            "Scores",
+            ["Score 1", "Score 2", "Score 3"],
+            [Series("1-2", [0, 3, None]), Series("3", [None, None, 0])],
+            stacked=True,
+        )
+    )
+    assert len(bars(root)) == 1
+    labels = [t.text for t in root.findall(".//svg:g[@class='value-labels']/svg:text", NS)]
+    assert labels == ["0", "3", "0"]
+    grouped = parse(bar_chart("Themes", ["A", "B"], [Series("Findings", [0, 2])]))
+    labels = [t.text for t in grouped.findall(".//svg:g[@class='value-labels']/svg:text", NS)]
+    assert labels == ["0", "2"]

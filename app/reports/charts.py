@@ -411,6 +411,12 @@ def bar_chart(
         for number, entry in enumerate(series):
             value = entry.values[index]
             if not value:
+                if value == 0 and not stacked:  # a written zero: the row was counted
+                    labels.append(
+                        f'<text x="{_number(left + 4)}" '
+                        f'y="{_number(y0 + (number + 0.5) * bar_height + 3.5)}" font-size="9.5" '
+                        f'fill="{MUTED}">0</text>'
+                    )
                 continue
             if stacked:
                 x, y = left + stack * scale, y0
@@ -430,7 +436,8 @@ def bar_chart(
                     f'y="{_number(y + bar_height / 2 + 3.5)}" font-size="9.5" fill="{MUTED}">'
                     f"{escape(_label(value, unit))}</text>"
                 )
-        if stacked and stack:
+        counted = any(entry.values[index] is not None for entry in series)
+        if stacked and counted:
             labels.append(
                 f'<text x="{_number(left + stack * scale + 4)}" '
                 f'y="{_number(y0 + inner / 2 + 3.5)}" font-size="9.5" fill="{MUTED}">'
