@@ -552,3 +552,46 @@ async def test_capability_statement(api) -> None:
         "patient",
         "_count",
     }
+
+
+async def test_an_unexpected_failure_is_a_fatal_outcome_without_detail(
+    api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.fhir import service
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("Testfamily 9990000000 leaked?")
+
+    monkeypatch.setattr(service, "read_task", broken)
+    response = await api.get(f"/fhir/r4/Task/{uuid.uuid4()}")
+    body = outcome(response, 500)
+    assert body["issue"][0]["severity"] == "fatal"
+    assert body["issue"][0]["code"] == "exception"
+    assert "Testfamily" not in response.text and "9990000000" not in response.text
+
+
+async def test_patient_search_pages_and_audits(api, database) -> None:
+    first = await record(api)
+    number = first["body"]["death"]["nhs_number"]
+    # A second death of the same NHS number (another source system's record of it).
+    second_body = screening_body(death={"nhs_number": number, "source_system": "other-office"})
+    created = await api.post("/v1/screenings", json=second_body, headers=idem())
+    assert created.status_code == 201, created.text
+    second = created.json()["death_id"]
+    identifier = {"identifier": f"{NHS_NUMBER_SYSTEM}|{number}", "_count": 1}
+    page_one = fhir(await api.get("/fhir/r4/Patient", params=identifier))
+    next_url = link(page_one, "next")
+    assert next_url is not None
+    page_two = fhir(await api.get(next_url))
+    assert link(page_two, "next") is None
+    seen = [p["id"] for p in entries(page_one) + entries(page_two)]
+    assert sorted(seen) == sorted([first["death_id"], second])
+    async with database.transaction() as session:
+        listed = (
+            await session.scalars(
+                select(AuditEvent.death_id).where(
+                    AuditEvent.client_id == api.client_id, AuditEvent.action == "death.list"
+                )
+            )
+        ).all()
+    assert {str(d) for d in listed} >= set(seen)
