@@ -23,9 +23,9 @@ from app.models import Death, ReviewPhaseRating
 from app.reports.cohort import (
     age_band_of,
     cohort,
-    count_where,
     deaths_with_referral,
     final_sjr,
+    flag,
     month_of,
 )
 from app.reports.filters import ReportFilters, age_bands
@@ -111,30 +111,37 @@ async def build_care_quality(
     final = final_sjr(deaths)
     referred = deaths_with_referral(deaths, Route.sjr, "sjr_referred")
 
-    summary_row = (
+    # One pass over the cohort counts deaths by group, overall rating and whether referred
+    # and reviewed; the summary, the distribution and the grouped table are sums of its cells.
+    keys = _group_key(by, deaths, settings)
+    was_referred = flag(referred.c.death_id.is_not(None)).label("was_referred")
+    was_reviewed = flag(final.c.death_id.is_not(None)).label("was_reviewed")
+    cells = (
         await session.execute(
-            select(
-                func.count().label("deaths"),
-                count_where(referred.c.death_id.is_not(None)).label("referred"),
-                count_where(final.c.death_id.is_not(None)).label("reviewed"),
-                count_where(final.c.overall_rating.is_not(None)).label("rated"),
-            )
+            select(*keys, final.c.overall_rating, was_referred, was_reviewed, func.count())
             .select_from(deaths)
             .outerjoin(referred, referred.c.death_id == deaths.c.id)
             .outerjoin(final, final.c.death_id == deaths.c.id)
+            .group_by(*keys, final.c.overall_rating, was_referred, was_reviewed)
         )
-    ).one()
-
-    overall: dict[int, int] = {
-        int(rating): int(count)
-        for rating, count in (
-            await session.execute(
-                select(final.c.overall_rating, func.count())
-                .where(final.c.overall_rating.is_not(None))
-                .group_by(final.c.overall_rating)
-            )
-        ).all()
-    }
+    ).all()
+    summary = {"deaths": 0, "referred": 0, "reviewed": 0, "rated": 0}
+    overall: dict[int, int] = {}
+    grouped: dict[Any, dict[int, int]] = {}
+    for row in cells:
+        *key_parts, rating, referred_flag, reviewed_flag, count = row
+        summary["deaths"] += count
+        summary["referred"] += count if referred_flag else 0
+        summary["reviewed"] += count if reviewed_flag else 0
+        if rating is None:
+            continue
+        summary["rated"] += count
+        overall[int(rating)] = overall.get(int(rating), 0) + count
+        key = (
+            date(int(key_parts[0]), int(key_parts[1]), 1) if by is Grouping.month else key_parts[0]
+        )
+        ratings = grouped.setdefault(key, {})
+        ratings[int(rating)] = ratings.get(int(rating), 0) + count
 
     phases: dict[str, dict[int, int]] = {}
     for phase, rating, count in (
@@ -147,23 +154,6 @@ async def build_care_quality(
     ).all():
         phases.setdefault(phase, {})[int(rating)] = int(count)
 
-    keys = _group_key(by, deaths, settings)
-    grouped: dict[Any, dict[int, int]] = {}
-    for row in (
-        await session.execute(
-            select(*keys, final.c.overall_rating, func.count())
-            .select_from(deaths)
-            .join(final, final.c.death_id == deaths.c.id)
-            .where(final.c.overall_rating.is_not(None))
-            .group_by(*keys, final.c.overall_rating)
-        )
-    ).all():
-        *key_parts, rating, count = row
-        key = (
-            date(int(key_parts[0]), int(key_parts[1]), 1) if by is Grouping.month else key_parts[0]
-        )
-        grouped.setdefault(key, {})[int(rating)] = int(count)
-
     labels = await label_table(session)
     care = labels.get("care_rating", {})
     return Report(
@@ -172,7 +162,7 @@ async def build_care_quality(
         period=period,
         filters={**filters.as_dict(), "by": by.value},
         tables=[
-            _summary_table(summary_row._mapping),
+            _summary_table(summary),
             _overall_table(overall, care),
             _phase_table(phases, care),
             _group_table(by, grouped, care, period, settings),
@@ -187,7 +177,7 @@ async def build_care_quality(
     )
 
 
-def _summary_table(row: Any) -> Table:
+def _summary_table(row: dict[str, int]) -> Table:
     referred, reviewed, rated = int(row["referred"]), int(row["reviewed"]), int(row["rated"])
     return Table(
         "summary",

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Subquery,
     and_,
@@ -22,6 +23,7 @@ from app.config import Settings
 from app.kit.enums import ReferralStatus, ReviewStatus, Route
 from app.models import Death, Referral, Review
 from app.reports.filters import ReportFilters, age_bands, age_condition, in_scope
+from app.reports.model import Period
 
 # Referrals that stand: a declined or cancelled referral asked for nothing that happened.
 WITHDRAWN = (ReferralStatus.declined.value, ReferralStatus.cancelled.value)
@@ -30,9 +32,10 @@ AVOIDABLE_MAX = 3  # avoidability 1-3: more likely than not due to problems in c
 
 def cohort(
     settings: Settings, filters: ReportFilters, first: date, last: date, *columns: Any
-) -> Subquery:
+) -> CTE:
     """Deaths in scope whose local date of death lies in [first, last], after the filters:
     `id`, `died_on`, `learning_disability`, `autism`, `age_at_death` and any extra columns."""
+    low, high = Period(first, last, "").utc_bounds()
     return (
         select(
             Death.id,
@@ -43,16 +46,21 @@ def cohort(
             *columns,
         )
         .where(
+            # died_on is died_at's local date: the UTC range reads the died_at index, and the
+            # date terms say exactly what is meant.
+            Death.died_at >= low,
+            Death.died_at < high,
             Death.died_on >= first,
             Death.died_on <= last,
             in_scope(settings),
             *filters.death_conditions(settings),
         )
-        .subquery("cohort")
+        # A CTE: PostgreSQL scans the deaths once however many joins read the cohort.
+        .cte("cohort")
     )
 
 
-def final_sjr(deaths: Subquery) -> Subquery:
+def final_sjr(deaths: CTE) -> Subquery:
     """Each cohort death's final SJR: of its submitted SJRs, the highest stage (a stage-2
     review supersedes stage 1), then the latest submitted. An amended review is one row
     holding its latest values, so it counts once. `death_id`, `review_id`, `avoidability`,
@@ -87,7 +95,7 @@ def final_sjr(deaths: Subquery) -> Subquery:
     )
 
 
-def deaths_with_referral(deaths: Subquery, route: Route, name: str) -> Subquery:
+def deaths_with_referral(deaths: CTE, route: Route, name: str) -> Subquery:
     """Cohort deaths with a standing (not declined, not cancelled) referral of `route`."""
     return (
         select(Referral.death_id)
