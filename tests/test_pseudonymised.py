@@ -1,0 +1,545 @@
+"""Pseudonymised (commissioner) access, issue 5 part 4.
+
+One patient is seeded with known identifiers, written also into every free-text field that
+can hold them (concerns, cause of death, review narratives, referral reasons, findings), with
+a screening and a review amended so that their version histories hold them too. Then every GET
+route in the OpenAPI document is called by a pseudonymised client holding every scope such a
+client can hold, and no response (JSON, CSV, XLSX unzipped, HTML, headers) may contain any of
+them. A GET route the walk cannot fill in fails the walk: extend PATH_VALUES for it.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
+from app.auth.service import create_client
+from app.models import ApiClient, AuditEvent
+from app.privacy.pseudonym import pseudonym, pseudonym_key
+from tests.factories import idem, screening_body, test_nhs_number
+
+DIED_AT = "2019-02-13T04:17:00+00:00"
+DATE_OF_BIRTH = "1931-06-29"
+POSTCODE = "YO31 7QX"
+WEBHOOK_PREFIX = "http://127.0.0.1:9/hooks/"
+
+
+def _letters(count: int) -> str:
+    return "".join(chr(ord("a") + int(c, 16) % 26) for c in uuid.uuid4().hex[:count])
+
+
+@dataclass
+class Seeded:
+    nhs_number: str
+    given_name: str
+    family_name: str
+    local_patient_id: str
+    source_reference: str
+    leder_reference: str
+    ids: dict[str, str]
+
+    @property
+    def needles(self) -> list[str]:
+        """Everything a pseudonymised client must never be shown, in the forms it may take."""
+        n = self.nhs_number
+        return [
+            n,
+            f"{n[:3]} {n[3:6]} {n[6:]}",
+            f"{n[:3]}-{n[3:6]}-{n[6:]}",
+            self.given_name,
+            self.family_name,
+            self.local_patient_id,
+            self.source_reference,
+            self.leder_reference,
+            DATE_OF_BIRTH,
+            "29/06/1931",
+            POSTCODE,
+            POSTCODE.replace(" ", ""),
+            "2019-02-13",  # the date of death, in any timestamp or date
+            "13/02/2019",
+            "2019-02-05",  # admitted (gives the date of death away too)
+            "2019-02-14",  # screened
+        ]
+
+
+async def seed(api: Any) -> Seeded:
+    """A death with identifiers everywhere a full client can see them."""
+    tag = _letters(8)
+    given, family = f"Zephyrine{tag}", f"Quillfeather{tag}"
+    nhs = test_nhs_number()
+    formatted = f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}"
+    local_id = f"RX9{uuid.uuid4().hex[:8].upper()}"
+    specialty = f"Pseudo specialty {tag}"
+    body = screening_body(
+        death={
+            "nhs_number": formatted,
+            "given_name": given,
+            "family_name": family,
+            "local_patient_id": local_id,
+            "date_of_birth": DATE_OF_BIRTH,
+            "postcode": POSTCODE,
+            "learning_disability": True,
+            "admitting_specialty": specialty,
+            "specialty_at_death": specialty,
+            "admitted_at": "2019-02-05T11:20:00+00:00",
+        },
+        screening={
+            "screened_at": "2019-02-14T09:30:00+00:00",
+            "mccd_issued_at": "2019-02-14T16:00:00+00:00",
+            "bereaved_concerns": f"{given} {family}'s daughter says NHS number {formatted} was "
+            "mixed up with another patient's",
+            "staff_concerns": f"Born 29/06/1931, {family} waited six hours",
+            "cause_of_death": {"part_1a": f"Aspiration pneumonia ({family})"},
+            "death_expected": False,
+        },
+        died_at=None,
+    )
+    body["death"]["died_at"] = DIED_AT
+    source_reference = body["death"]["source_reference"]
+    posted = await api.post("/v1/screenings", json=body, headers=idem())
+    assert posted.status_code == 201, posted.text
+    recorded = posted.json()
+    death_id = recorded["death"]["id"]
+    screening_id = recorded["id"]
+    referrals = {r["route"]: r for r in recorded["referrals"]}
+    assert {"sjr", "leder"} <= set(referrals)
+
+    # An amended screening: its earlier version (a snapshot) holds the identifiers.
+    current = await api.get(f"/v1/screenings/{screening_id}")
+    amended = dict(body["screening"], clinical_governance_concern=f"{given}: DOB {DATE_OF_BIRTH}")
+    put = await api.put(
+        f"/v1/screenings/{screening_id}",
+        json=amended,
+        headers={"If-Match": current.headers["ETag"]},
+    )
+    assert put.status_code == 200, put.text
+
+    # A referral held and resumed, with the patient in the reason.
+    sjr = referrals["sjr"]["id"]
+    held = await api.post(f"/v1/referrals/{sjr}/hold", json={"reason": f"Awaiting {family} notes"})
+    assert held.status_code == 200, held.text
+    assert (await api.post(f"/v1/referrals/{sjr}/resume", json={})).status_code == 200
+
+    sjr_review = {
+        "instrument": "sjr",
+        "reviewer": {"name": "Dr Reviewer", "role": "Consultant"},
+        "phases": [
+            {"phase": "admission_initial", "rating": 2, "narrative": f"{given} was not seen."},
+            {"phase": "overall", "rating": 3, "narrative": f"NHS number {nhs} on the wrong notes"},
+        ],
+        "quality_of_records": 3,
+        "avoidability": 5,
+        "problems_in_care": [
+            {
+                "type": "monitoring",
+                "phase": "admission_initial",
+                "harm": "probably",
+                "description": f"{family} had no observations",
+            }
+        ],
+        "patient_safety_incident_suspected": False,
+        "summary": f"{given} {family}, born {DATE_OF_BIRTH}, of {POSTCODE}",
+    }
+    review = await api.post(f"/v1/referrals/{sjr}/review", json={"review": sjr_review})
+    assert review.status_code == 201, review.text
+    review_id = review.json()["id"]
+    again = dict(sjr_review, summary=f"Corrected: {family} {local_id}")
+    amended_review = await api.put(
+        f"/v1/reviews/{review_id}",
+        json={"review": again},
+        headers={"If-Match": review.headers["ETag"]},
+    )
+    assert amended_review.status_code == 200, amended_review.text
+
+    leder_reference = f"LDR-{tag.upper()}"
+    leder = await api.post(
+        f"/v1/referrals/{referrals['leder']['id']}/review",
+        json={
+            "review": {
+                "instrument": "leder",
+                "notified_at": "2019-02-16T10:00:00+00:00",
+                "leder_reference": leder_reference,
+                "outcome_summary": f"{given} {family} ({nhs})",
+            }
+        },
+    )
+    assert leder.status_code == 201, leder.text
+
+    theme = (await api.get("/v1/themes")).json()["items"][0]
+    finding = await api.post(
+        "/v1/findings",
+        json={
+            "death_id": death_id,
+            "review_id": review_id,
+            "kind": "problem_in_care",
+            "theme_id": theme["id"],
+            "description": f"{family} ({formatted}) was not escalated",
+        },
+    )
+    assert finding.status_code == 201, finding.text
+    finding_id = finding.json()["id"]
+
+    plan = await api.post(
+        "/v1/action-plans",
+        json={"title": f"Plan {tag}", "organisations": ["RR8"], "sections": ["Escalation"]},
+    )
+    assert plan.status_code == 201, plan.text
+    section_id = plan.json()["sections"][0]["id"]
+    action = await api.post(
+        "/v1/actions",
+        json={
+            "plan_id": plan.json()["id"],
+            "section_id": section_id,
+            "reference": "1",
+            "action": "Teach NEWS2 escalation on every ward",
+            "leads": ["AB"],
+            "due_date": "2030-01-31",
+            "finding_ids": [finding_id],
+        },
+    )
+    assert action.status_code == 201, action.text
+    return Seeded(
+        nhs_number=nhs,
+        given_name=given,
+        family_name=family,
+        local_patient_id=local_id,
+        source_reference=source_reference,
+        leder_reference=leder_reference,
+        ids={
+            "death_id": death_id,
+            "case_reference": recorded["death"]["case_reference"],
+            "screening_id": screening_id,
+            "referral_id": sjr,
+            "review_id": review_id,
+            "finding_id": finding_id,
+            "theme_id": theme["id"],
+            "plan_id": plan.json()["id"],
+            "action_id": action.json()["id"],
+        },
+    )
+
+
+# Path parameters the walk knows how to fill: name -> the seeded id's key. A new GET route
+# with another parameter fails the walk until it is added here (or in PATH_OVERRIDES).
+PATH_VALUES = {
+    "death_id": "death_id",
+    "screening_id": "screening_id",
+    "referral_id": "referral_id",
+    "review_id": "review_id",
+    "finding_id": "finding_id",
+    "theme_id": "theme_id",
+    "plan_id": "plan_id",
+    "action_id": "action_id",
+    "task_id": "referral_id",  # FHIR Task = referral
+    "patient_id": "death_id",  # FHIR Patient = death
+    "endpoint_id": "endpoint_id",  # the pseudonymised client's own webhook endpoint
+    "delivery_id": "delivery_id",  # its test delivery
+}
+# Query parameters that make a list show the seeded patient (lists are newest first), and the
+# seeded id the answer must then hold.
+LIST_FILTERS: dict[str, tuple[dict[str, str], str]] = {
+    "/v1/deaths": ({"case_reference": "{case_reference}"}, "death_id"),
+    "/v1/referrals": ({"death_id": "{death_id}"}, "referral_id"),
+    "/v1/findings": ({"death_id": "{death_id}"}, "finding_id"),
+    "/v1/actions": ({"plan_id": "{plan_id}"}, "action_id"),
+    "/fhir/r4/Task": ({"patient": "Patient/{death_id}"}, "referral_id"),
+}
+# Routes that refuse a pseudonymised client by design, and their status: the FHIR Patient
+# search needs an NHS number, which such a client may not search by.
+REFUSED = {"/fhir/r4/Patient": 400}
+
+
+def _body_text(response: Any) -> str:
+    content: bytes = response.content
+    if content[:2] == b"PK":  # XLSX: every part of the zip
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            parts = [archive.read(name).decode("utf-8", "replace") for name in archive.namelist()]
+        text = "\n".join(parts)
+    else:
+        text = content.decode("utf-8", "replace")
+    return text + "\n" + "\n".join(f"{k}: {v}" for k, v in response.headers.items())
+
+
+def _leaks(text: str, needles: list[str]) -> list[str]:
+    lowered = text.lower()
+    return [needle for needle in needles if needle.lower() in lowered]
+
+
+def _variants(spec: dict[str, Any], operation: dict[str, Any]) -> list[dict[str, str]]:
+    """One call per value of a `format` parameter (JSON, CSV, XLSX, HTML ...)."""
+    for parameter in operation.get("parameters", []):
+        if parameter["name"] == "format" and parameter["in"] == "query":
+            schema = parameter["schema"]
+            if "$ref" in schema:
+                schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+            return [{"format": value} for value in schema.get("enum", [])] or [{}]
+    return [{}]
+
+
+def _scopes(operation: dict[str, Any]) -> set[str]:
+    return {scope for item in operation.get("security", []) for scope in item.get("ApiKey", [])}
+
+
+async def test_no_get_route_shows_a_pseudonymised_client_a_patient_identifier(
+    app_factory: Any, make_api: Any
+) -> None:
+    app, http = await app_factory(webhook_allowed_urls=[WEBHOOK_PREFIX])
+    full = await make_api(Scope.admin, client=http)
+    seeded = await seed(full)
+    commissioner = await make_api(client=http, pseudonymised=True)
+    values = dict(seeded.ids)
+
+    endpoint = await commissioner.post(
+        "/v1/webhook-endpoints", json={"url": f"{WEBHOOK_PREFIX}icb"}, headers=idem()
+    )
+    assert endpoint.status_code == 201, endpoint.text
+    values["endpoint_id"] = endpoint.json()["id"]
+    test = await commissioner.post(f"/v1/webhook-endpoints/{values['endpoint_id']}/test")
+    assert test.status_code == 202, test.text
+    values["delivery_id"] = test.json()["id"]
+
+    # The full client sees the identifiers (so the walk below proves something).
+    death = (await full.get(f"/v1/deaths/{seeded.ids['death_id']}")).text
+    assert seeded.nhs_number in death and seeded.family_name in death and DIED_AT[:10] in death
+
+    spec = app.openapi()
+    called: list[str] = []
+    for path, operations in spec["paths"].items():
+        operation = operations.get("get")
+        if operation is None:
+            continue
+        url = path
+        for name in re.findall(r"\{([^}]+)\}", path):
+            if name not in PATH_VALUES:
+                pytest.fail(
+                    f"{path}: no value for path parameter {{{name}}}; add it to PATH_VALUES"
+                )
+            url = url.replace(f"{{{name}}}", values[PATH_VALUES[name]])
+        required = [
+            p["name"]
+            for p in operation.get("parameters", [])
+            if p.get("required") and p["in"] == "query"
+        ]
+        template, expected = LIST_FILTERS.get(path, ({}, None))
+        filters = {name: value.format(**values) for name, value in template.items()}
+        if missing := [name for name in required if name not in filters]:
+            pytest.fail(f"{path}: required query parameters {missing}; add them to LIST_FILTERS")
+        for variant in _variants(spec, operation):
+            response = await commissioner.get(url, params={**filters, **variant})
+            label = f"GET {url} {variant or ''}".strip()
+            scopes = _scopes(operation)
+            if path in REFUSED:
+                assert response.status_code == REFUSED[path], f"{label}: {response.status_code}"
+            elif scopes and not scopes <= {scope.value for scope in PSEUDONYMISED_SCOPES}:
+                assert response.status_code == 403, f"{label}: {response.status_code}"
+            else:
+                assert response.status_code == 200, f"{label}: {response.text[:500]}"
+            leaks = _leaks(_body_text(response), seeded.needles)
+            assert not leaks, f"{label} shows {leaks}"
+            if expected is not None and variant.get("format", "json") == "json":
+                # The seeded patient is really in the answer, not an empty page.
+                assert values[expected] in response.text, label
+            called.append(path)
+
+    assert "/v1/deaths/{death_id}" in called and "/v1/action-plans/{plan_id}/export" in called
+
+
+async def test_a_pseudonymised_death_shows_what_a_commissioner_needs(api, make_api) -> None:
+    seeded = await seed(api)
+    commissioner = await make_api(pseudonymised=True)
+    death_id = seeded.ids["death_id"]
+    page = (await commissioner.get(f"/v1/deaths/{death_id}")).json()
+    assert page["pseudonym"].startswith("P-") and len(page["pseudonym"]) == 28
+    assert page["age_band"] == "80-89"  # 87 at death
+    assert page["month_of_death"] == "2019-02" and page["admitted_month"] == "2019-02"
+    assert page["postcode_district"] == "YO31"
+    assert page["learning_disability"] is True and page["sex"] == "female"
+    for hidden in ("nhs_number", "given_name", "family_name", "date_of_birth", "postcode",
+                   "died_at", "died_on", "local_patient_id", "source_reference", "ward",
+                   "consultant", "admitted_at"):  # fmt: skip
+        assert hidden not in page
+    screening = page["screening"]
+    assert screening["bereaved_concern_raised"] is True
+    assert screening["staff_concern_raised"] is True
+    assert screening["patient_safety_concern_raised"] is False
+    assert screening["screened_month"] == "2019-02" and "cause_of_death" not in screening
+    assert {r["route"] for r in page["referrals"]} >= {"sjr", "leder"}
+    assert all(
+        "status_reason" not in r and "external_reference" not in r for r in page["referrals"]
+    )
+    sjr = next(r for r in page["reviews"] if r["review"]["instrument"] == "sjr")["review"]
+    assert sjr["avoidability"] == 5 and sjr["avoidability_label"]
+    assert [p["phase"] for p in sjr["phases"]] == ["admission_initial", "overall"]
+    assert all(set(p) == {"phase", "rating", "rating_label"} for p in sjr["phases"])
+    assert sjr["problems_in_care"] == [
+        {"type": "monitoring", "phase": "admission_initial", "harm": "probably"}
+    ]
+    assert "summary" not in sjr
+    leder = next(r for r in page["reviews"] if r["review"]["instrument"] == "leder")["review"]
+    assert set(leder) == {"instrument", "notified_at", "status"}
+
+    finding = (await commissioner.get(f"/v1/findings/{seeded.ids['finding_id']}")).json()
+    assert finding["month_of_death"] == "2019-02" and "description" not in finding
+    assert finding["theme"]["id"] == seeded.ids["theme_id"]
+
+
+async def test_the_pseudonym_is_stable_and_keyed(api, make_api, app_factory, database) -> None:
+    seeded = await seed(api)
+    commissioner = await make_api(pseudonymised=True)
+    death_id = seeded.ids["death_id"]
+    detail = (await commissioner.get(f"/v1/deaths/{death_id}")).json()["pseudonym"]
+    again = (await commissioner.get(f"/v1/deaths/{death_id}")).json()["pseudonym"]
+    listed = (
+        await commissioner.get(
+            "/v1/deaths", params={"case_reference": seeded.ids["case_reference"]}
+        )
+    ).json()["items"]
+    other = await make_api(Scope.deaths_read, pseudonymised=True)
+    by_other = (await other.get(f"/v1/deaths/{death_id}")).json()["pseudonym"]
+    assert detail == again == listed[0]["pseudonym"] == by_other
+    async with database.transaction() as session:
+        key = await pseudonym_key(session)
+    assert detail == pseudonym(key, seeded.nhs_number, uuid.UUID(death_id))
+
+    # Another deployment (another key) gives the same patient another pseudonym.
+    _, http = await app_factory(pseudonym_key="k" * 40)
+    elsewhere = await make_api(Scope.deaths_read, client=http, pseudonymised=True)
+    moved = (await elsewhere.get(f"/v1/deaths/{death_id}")).json()["pseudonym"]
+    assert moved.startswith("P-") and moved != detail
+    assert moved == pseudonym(b"k" * 40, seeded.nhs_number, uuid.UUID(death_id))
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "pointer"),
+    [
+        ("/v1/deaths", {"nhs_number": "943 476 5919"}, "query:/nhs_number"),
+        ("/v1/deaths", {"source_reference": "ME-1"}, "query:/source_reference"),
+        ("/v1/deaths", {"died_from": "2019-02-13"}, "query:/died_from"),
+        ("/v1/deaths", {"died_from": "2019-02-01", "died_to": "2019-02-27"}, "query:/died_to"),
+        ("/v1/findings", {"died_to": "2019-02-13"}, "query:/died_to"),
+    ],
+)
+async def test_identifying_filters_are_refused(api, make_api, path, params, pointer) -> None:
+    commissioner = await make_api(pseudonymised=True)
+    refused = await commissioner.get(path, params=params)
+    assert refused.status_code == 400, refused.text
+    problem = refused.json()
+    assert problem["type"].endswith("/identifying-filter")
+    assert pointer in [error["pointer"] for error in problem["errors"]]
+    # The same filter is fine for a full client.
+    assert (await api.get(path, params=params)).status_code == 200
+
+
+async def test_whole_months_of_death_filter_for_a_commissioner(api, make_api) -> None:
+    seeded = await seed(api)
+    commissioner = await make_api(pseudonymised=True)
+    response = await commissioner.get(
+        "/v1/findings",
+        params={
+            "died_from": "2019-02-01",
+            "died_to": "2019-02-28",
+            "death_id": seeded.ids["death_id"],
+        },
+    )
+    assert response.status_code == 200, response.text
+    found = [item["id"] for item in response.json()["items"]]
+    assert found == [seeded.ids["finding_id"]]
+    deaths = await commissioner.get(
+        "/v1/deaths",
+        params={
+            "died_from": "2019-02-01",
+            "died_to": "2019-02-28",
+            "case_reference": seeded.ids["case_reference"],
+        },
+    )
+    assert [d["id"] for d in deaths.json()["items"]] == [seeded.ids["death_id"]]
+
+
+async def test_views_have_their_own_etags_and_both_answer_304(api, make_api) -> None:
+    seeded = await seed(api)
+    commissioner = await make_api(pseudonymised=True)
+    for path in (
+        f"/v1/deaths/{seeded.ids['death_id']}",
+        f"/v1/screenings/{seeded.ids['screening_id']}",
+        f"/v1/referrals/{seeded.ids['referral_id']}",
+        f"/v1/reviews/{seeded.ids['review_id']}",
+        f"/v1/findings/{seeded.ids['finding_id']}",
+    ):
+        full_tag = (await api.get(path)).headers["ETag"]
+        pseudo = await commissioner.get(path)
+        pseudo_tag = pseudo.headers["ETag"]
+        assert pseudo_tag != full_tag, path
+        # A tag of the full view never gets the pseudonymised client a 304, nor the reverse.
+        crossed = await commissioner.get(path, headers={"If-None-Match": full_tag})
+        assert crossed.status_code == 200 and crossed.json() == pseudo.json(), path
+        assert (await api.get(path, headers={"If-None-Match": pseudo_tag})).status_code == 200
+        same = await commissioner.get(path, headers={"If-None-Match": pseudo_tag})
+        assert same.status_code == 304 and same.content == b"", path
+        assert same.headers["ETag"] == pseudo_tag
+
+
+async def test_a_pseudonymised_read_is_audited(api, make_api, database) -> None:
+    seeded = await seed(api)
+    commissioner = await make_api(pseudonymised=True)
+    death_id = uuid.UUID(seeded.ids["death_id"])
+    assert (await commissioner.get(f"/v1/deaths/{death_id}")).status_code == 200
+    async with database.transaction() as session:
+        rows = (
+            await session.scalars(
+                select(AuditEvent).where(
+                    AuditEvent.death_id == death_id,
+                    AuditEvent.client_id == commissioner.client_id,
+                )
+            )
+        ).all()
+        client = await session.get(ApiClient, commissioner.client_id)
+    assert rows and client is not None and client.pseudonymised
+
+
+@pytest.mark.parametrize("scope", sorted(set(Scope) - PSEUDONYMISED_SCOPES))
+async def test_a_pseudonymised_client_cannot_be_given_a_write_scope(database, scope) -> None:
+    async with database.transaction() as session:
+        with pytest.raises(ValueError, match="pseudonymised client cannot hold"):
+            await create_client(session, "ICB sync", [Scope.deaths_read, scope], pseudonymised=True)
+
+
+async def test_the_guard_refuses_a_write_scope_a_pseudonymised_row_holds(
+    make_api, database
+) -> None:
+    commissioner = await make_api(pseudonymised=True)
+    async with database.transaction() as session:
+        await session.execute(
+            update(ApiClient)
+            .where(ApiClient.id == commissioner.client_id)
+            .values(scopes=["admin", "screenings:write", "deaths:read"])
+        )
+    posted = await commissioner.post("/v1/screenings", json=screening_body(), headers=idem())
+    assert posted.status_code == 403
+    assert "pseudonymised" in posted.json()["detail"]
+    # admin implies nothing for it: only the read scope it holds works.
+    assert (await commissioner.get("/v1/deaths", params={"limit": 1})).status_code == 200
+    assert (await commissioner.get("/v1/referrals", params={"limit": 1})).status_code == 403
+
+
+def test_the_command_line_creates_a_pseudonymised_client(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.cli import main
+    from app.config import get_settings
+
+    monkeypatch.setenv("LFD_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    assert main(["clients", "create", "--name", "ICB", "--scope", "deaths:read",
+                 "--pseudonymised", "--json"]) == 0  # fmt: skip
+    assert '"pseudonymised": true' in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="cannot hold screenings:write"):
+        main(["clients", "create", "--name", "ICB", "--scope", "screenings:write",
+              "--pseudonymised"])  # fmt: skip
