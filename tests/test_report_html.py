@@ -8,6 +8,8 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 
+import pytest
+
 from app.reports.html import format_value, render_html
 from app.reports.model import Column, Period, Report, Table, financial_year
 
@@ -295,3 +297,58 @@ def test_themes_table_gets_a_bar_chart_of_the_most_frequent():
     # The twelve with most findings, most first.
     assert names == [f"Theme {n}" for n in range(15, 3, -1)]
     assert "The 12 themes with the most findings" in render_html(report)
+
+
+def test_care_quality_tables_get_rating_charts():
+    ratings = [Column(f"rating_{n}", f"{n} label", "int") for n in range(1, 6)]
+    overall = Table(
+        "overall",
+        "Overall care rating",
+        [
+            Column("rating", "Rating", "int"),
+            Column("label", "Care", "text"),
+            Column("deaths", "Deaths", "int"),
+        ],
+        [
+            {"rating": n, "label": label, "deaths": deaths}
+            for n, label, deaths in [
+                (1, "Very poor", 0),
+                (2, "Poor", 2),
+                (3, "Adequate", 5),
+                (4, "Good", 10),
+                (5, "Excellent", 3),
+            ]
+        ],
+    )
+    phases = Table(
+        "phases",
+        "By phase",
+        [Column("phase", "Phase", "text"), *ratings],
+        [
+            {"phase": "admission initial", **{f"rating_{n}": n for n in range(1, 6)}},
+            {"phase": "end of life", **{f"rating_{n}": 0 for n in range(1, 6)}},
+        ],
+    )
+    report = Report(
+        "care-quality", "Care quality", financial_year(2025), {}, [overall, phases], GENERATED
+    )
+    by_overall, by_phase = svgs(render_html(report))
+    bars = by_overall.findall(".//svg:rect[@class='bar']", NS)
+    # Ratings 2-5 drawn (1 is zero), poor in one colour, adequate in another, good in a third.
+    assert [(b.get("data-category"), b.get("data-value")) for b in bars] == [
+        ("1", "2"),
+        ("2", "5"),
+        ("3", "10"),
+        ("4", "3"),
+    ]
+    assert len({b.get("fill") for b in bars}) == 3
+    assert bars[2].get("fill") == bars[3].get("fill")
+    names = [t.text for t in by_overall.findall(".//svg:g[@class='legend']//svg:text", NS)]
+    assert names == ["Poor or very poor", "Adequate", "Good or excellent"]
+    # By phase: one stacked bar of five ratings (1+2+3+4+5 = 15); the unrated phase is 0.
+    segments = by_phase.findall(".//svg:rect[@class='bar']", NS)
+    assert [s.get("data-value") for s in segments] == ["1", "2", "3", "4", "5"]
+    widths = [float(s.get("width")) for s in segments]
+    assert widths[4] == pytest.approx(5 * widths[0], abs=0.05)
+    totals = [t.text for t in by_phase.findall(".//svg:g[@class='value-labels']/svg:text", NS)]
+    assert totals == ["15", "0"]

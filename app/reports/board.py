@@ -170,11 +170,62 @@ def _themes(table: Table) -> list[Figure]:
     return [Figure("themes", title, svg, caption)]
 
 
+# Care ratings 1 very poor to 5 excellent: a diverging scale, vermillion through grey to blue.
+RATING_COLOURS = {1: "#D55E00", 2: "#E69F00", 3: "#A0A0A0", 4: "#56B4E9", 5: "#0072B2"}
+RATINGS = range(1, 6)
+
+
+def _overall_rating(table: Table) -> list[Figure]:
+    """One bar per overall care rating, coloured poor (1-2), adequate (3), good (4-5)."""
+    if not _has(table, "rating", "label", "deaths"):
+        return []
+    rows = [row for row in table.rows if row.get("rating") in RATINGS]
+    groups = (("Poor or very poor", (1, 2)), ("Adequate", (3,)), ("Good or excellent", (4, 5)))
+    title = "Overall care rating of the final SJR"
+    svg = bar_chart(
+        title,
+        [f"{row['rating']} {row['label']}" for row in rows],
+        [
+            Series(
+                name,
+                [_count(row["deaths"]) if row["rating"] in ratings else None for row in rows],
+                RATING_COLOURS[ratings[-1]],
+            )
+            for name, ratings in groups
+        ],
+        stacked=True,
+        x_label="Deaths",
+    )
+    return [Figure("overall-rating", title, svg, table.note or "")]
+
+
+def _phase_ratings(table: Table) -> list[Figure]:
+    """Each phase of care as one bar made of its ratings, very poor to excellent."""
+    keys = [f"rating_{rating}" for rating in RATINGS]
+    if not _has(table, "phase", *keys):
+        return []
+    labels = {column.key: column.label for column in table.columns}
+    title = "Care rating by phase of care"
+    svg = bar_chart(
+        title,
+        [str(row["phase"]).capitalize() for row in table.rows],
+        [
+            Series(labels[key], [_count(row.get(key)) for row in table.rows], RATING_COLOURS[n])
+            for n, key in zip(RATINGS, keys, strict=True)
+        ],
+        stacked=True,
+        x_label="Deaths rated",
+    )
+    return [Figure("phase-ratings", title, svg, "Each bar: the deaths rated in that phase.")]
+
+
 CHARTS: dict[str, Callable[[Table], list[Figure]]] = {
     "deaths": _deaths,
     "avoidability": _avoidability,
     "ld_autism": _leder,
     "themes": _themes,
+    "overall": _overall_rating,
+    "phases": _phase_ratings,
 }
 
 

@@ -97,8 +97,10 @@ def render_table(table: Table, footnotes: dict[str, int]) -> str:
     return (
         f'<section class="table" id="table-{escape(table.key)}">'
         f"<h2>{escape(table.title)}</h2>"
-        f"<table><thead><tr>{''.join(head)}</tr></thead>"
-        f"<tbody>{''.join(body)}</tbody></table>{note}</section>"
+        # Tables of many columns (ratings with their shares) set smaller to fit A4.
+        f'<div class="scroll"><table class="{"dense" if len(columns) > 9 else "plain"}">'
+        f"<thead><tr>{''.join(head)}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table></div>{note}</section>"
     )
 
 
@@ -211,6 +213,11 @@ tbody th { font-weight: 500; }
 td.num { white-space: nowrap; }
 thead th { font-size: 8.5pt; line-height: 1.25; vertical-align: bottom; }
 tbody th { white-space: nowrap; }
+.scroll { overflow-x: auto; }
+table.dense { font-size: 7.5pt; }
+table.dense th, table.dense td { padding: 2px 3px; }
+table.dense thead th { font-size: 7pt; }
+table.dense tbody th { white-space: normal; min-width: 14mm; }
 td.none { color: #4c6272; font-style: italic; text-align: center; }
 sup a { color: #005eb8; text-decoration: none; font-size: 7pt; margin-left: 1px; }
 .note { font-size: 8.5pt; color: #4c6272; margin: 4px 0 0; }
@@ -239,6 +246,7 @@ figure svg { display: block; width: 100%; height: auto; }
 @media print {
   html { background: #fff; }
   main { box-shadow: none; max-width: none; padding: 0; }
+  .scroll { overflow: visible; }
   thead { display: table-header-group; }
   tr, figure, .headlines { break-inside: avoid; page-break-inside: avoid; }
   .charts { break-after: page; page-break-after: always; }
