@@ -20,7 +20,7 @@ from openpyxl import load_workbook
 from sqlalchemy import Float, func, literal, select, union_all, update
 
 from app.auth.scopes import Scope
-from app.models import Referral, Review
+from app.models import AuditEvent, Referral, Review
 from app.reports.aggregates import days, percentile_terms
 from tests.conftest import Api
 from tests.factories import idem, screening_body
@@ -109,6 +109,7 @@ async def set_submitted(database: Any, review_id: str, submitted_at: datetime) -
 class Built:
     site: str
     d4_due: date
+    d6_id: str
 
 
 async def build(api: Api, database: Any) -> Built:
@@ -142,6 +143,7 @@ async def build(api: Api, database: Any) -> Built:
         overrides=[{"route": "sjr", "reason": OVERRIDE_REASON}],
     )
     assert d6["referrals"] == []
+    built.d6_id = d6["death_id"]
 
     def screened_at(recorded: dict[str, Any]) -> datetime:
         return datetime.fromisoformat(recorded["screened_at"])
@@ -188,7 +190,8 @@ TO_REVIEW = "Referral to completed review"
 async def test_intervals_overdue_rate_and_overrides(make_api, database) -> None:
     admin = await make_api(Scope.admin)
     built = await build(admin, database)
-    reader = await make_api(Scope.reports_read)
+    # A governance team's client that may also read deaths: the examiner's reasons included.
+    reader = await make_api(Scope.reports_read, Scope.deaths_read)
     report = await timeliness(reader, period="2025-05", site=built.site)
     assert [t["key"] for t in report["tables"]] == [
         "intervals",
@@ -260,6 +263,29 @@ async def test_intervals_overdue_rate_and_overrides(make_api, database) -> None:
             "reason": OVERRIDE_REASON,
         }
     ]
+    # Reading the reason is a read of D6, audited.
+    async with database.transaction() as session:
+        audited = (
+            await session.execute(
+                select(AuditEvent.action, AuditEvent.resource_type, AuditEvent.death_id).where(
+                    AuditEvent.client_id == reader.client_id
+                )
+            )
+        ).all()
+    assert audited == [("route_override.read", "route_override", uuid.UUID(built.d6_id))]
+
+    # A client with reports:read alone gets the same figures, and no free text.
+    reports_only = await make_api(Scope.reports_read)
+    bare = await timeliness(reports_only, period="2025-05", site=built.site)
+    (listed,) = rows(bare, "overrides")
+    assert listed["reason"] is None and listed["criteria"] == "unexpected_death"
+    assert "deaths:read" in next(t for t in bare["tables"] if t["key"] == "overrides")["note"]
+    assert rows(bare, "referral_rate") == rows(report, "referral_rate")
+    async with database.transaction() as session:
+        none = await session.scalar(
+            select(func.count()).where(AuditEvent.client_id == reports_only.client_id)
+        )
+    assert none == 0
 
 
 async def test_the_route_filter_follows_one_route(make_api, database) -> None:
@@ -330,7 +356,7 @@ async def test_exports_and_a_pseudonymised_client(make_api, database) -> None:
 
     whole = await reader.get("/v1/reports/timeliness", params={**params, "format": "csv"})
     assert whole.status_code == 200
-    assert OVERRIDE_REASON in whole.text
+    assert "unexpected_death" in whole.text and OVERRIDE_REASON not in whole.text
 
     xlsx = await reader.get("/v1/reports/timeliness", params={**params, "format": "xlsx"})
     assert xlsx.status_code == 200
@@ -341,6 +367,7 @@ async def test_exports_and_a_pseudonymised_client(make_api, database) -> None:
     assert first[:4] == ["all routes", 6, 4, pytest.approx(0.667)]
     assert rate.cell(row=3, column=4).number_format == "0.0%"
 
+    # A commissioner gets what a reports:read client gets: the same JSON.
     commissioner = await make_api(Scope.reports_read, pseudonymised=True)
     mine = await timeliness(reader, **params)
     theirs = await timeliness(commissioner, **params)
@@ -348,6 +375,10 @@ async def test_exports_and_a_pseudonymised_client(make_api, database) -> None:
     for report in (mine, theirs):  # "as of" the moment each was made
         next(t for t in report["tables"] if t["key"] == "overdue").pop("note")
     assert theirs == mine
+    # Even one whose client row holds deaths:read: never the examiner's free text.
+    pseudonymised_reader = await make_api(Scope.reports_read, Scope.deaths_read, pseudonymised=True)
+    (listed,) = rows(await timeliness(pseudonymised_reader, **params), "overrides")
+    assert listed["reason"] is None
 
 
 async def test_bad_parameters_are_400(make_api) -> None:

@@ -11,6 +11,7 @@ functions so that SQLite gives the same answers (app.reports.aggregates).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -429,9 +430,22 @@ async def _override_reasons(session: AsyncSession, cohort: Cohort) -> Table:
     )
 
 
-async def _override_list(session: AsyncSession, cohort: Cohort) -> Table:
+REASONS_WITHHELD = (
+    "The examiner's written reasons are shown only to clients that may read deaths (scope "
+    "deaths:read) and are not pseudonymised: free text about one death may name the patient "
+    "or the family. Each reason shown is audited as a read of that death."
+)
+
+
+async def _override_list(
+    session: AsyncSession, cohort: Cohort, shown: list[tuple[uuid.UUID, uuid.UUID]] | None
+) -> Table:
+    """Each override, newest deaths first. With `shown` (a list to fill), the examiner's
+    written reason too, and (override id, death id) of every row shown, for the audit."""
     query = (
         select(
+            RouteOverride.id,
+            RouteOverride.death_id,
             Death.died_on,
             Death.site,
             Death.specialty_at_death,
@@ -447,10 +461,14 @@ async def _override_list(session: AsyncSession, cohort: Cohort) -> Table:
     if cohort.route is not None:
         query = query.where(RouteOverride.route == cohort.route)
     found = (await session.execute(query)).all()
-    note = None
+    notes = []
     if len(found) > LIST_LIMIT:
         found = found[:LIST_LIMIT]
-        note = f"The {LIST_LIMIT} most recent deaths' overrides; the counts above cover all."
+        notes.append(f"The {LIST_LIMIT} most recent deaths' overrides; the counts above cover all.")
+    if shown is None:
+        notes.append(REASONS_WITHHELD)
+    else:
+        shown.extend((row.id, row.death_id) for row in found)
     return Table(
         key="overrides",
         title="Required routes the medical examiner overrode, with the reasons",
@@ -469,19 +487,25 @@ async def _override_list(session: AsyncSession, cohort: Cohort) -> Table:
                 "specialty": row.specialty_at_death,
                 "route": row.route,
                 "criteria": ", ".join(row.reason_codes),
-                "reason": row.override_reason,
+                "reason": row.override_reason if shown is not None else None,
             }
             for row in found
         ],
-        note=note,
+        note=" ".join(notes) or None,
     )
 
 
 async def build_timeliness(
-    session: AsyncSession, period: Period, filters: ReportFilters, settings: Settings
+    session: AsyncSession,
+    period: Period,
+    filters: ReportFilters,
+    settings: Settings,
+    reasons_shown: list[tuple[uuid.UUID, uuid.UUID]] | None = None,
 ) -> Report:
     """Intervals (median, 90th percentile), overdue referrals, the referral rate and the
-    overridden routes, for the deaths in the period."""
+    overridden routes, for the deaths in the period. The examiner's written override reasons
+    are included only when `reasons_shown` is a list; it receives (override id, death id) of
+    each reason shown, which the caller must audit."""
     filters.require_only("timeliness", *APPLICABLE_FILTERS)
     cohort = Cohort(period, filters, settings)
     as_of = now()
@@ -495,7 +519,7 @@ async def build_timeliness(
             await _overdue(session, cohort, as_of),
             await _referral_rate(session, cohort),
             await _override_reasons(session, cohort),
-            await _override_list(session, cohort),
+            await _override_list(session, cohort, reasons_shown),
         ],
         generated_at=as_of,
         notes=[
