@@ -17,7 +17,9 @@ from fastapi.responses import Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import record_access
 from app.auth.deps import ReportsReader
+from app.auth.scopes import Scope
 from app.config import Settings
 from app.db import Database, DatabaseDep
 from app.errors import (
@@ -223,9 +225,26 @@ async def timeliness(
 
     Filters: `site`, `specialty`, `age_band`, `route`. Definitions: docs/reports.md.
 
-    Scope: `reports:read`.
+    Scope: `reports:read`. The examiner's written override reasons (free text about one death)
+    are included only for a client that also holds `deaths:read` and is not pseudonymised, and
+    each one shown is audited as a read of that death; otherwise the column is null.
     """
-    return await respond(database, build_timeliness, period, filters, settings, output, table)
+    shown: list[tuple[uuid.UUID, uuid.UUID]] | None = None
+    if principal.has(Scope.deaths_read) and not principal.pseudonymised:
+        shown = []
+
+    async def build(
+        session: AsyncSession, period: Period, filters: ReportFilters, settings: Settings
+    ) -> Report:
+        return await build_timeliness(session, period, filters, settings, shown)
+
+    response = await respond(database, build, period, filters, settings, output, table)
+    if shown:
+        # The report's own transaction is read-only: the audit rows commit on their own, before
+        # the reasons leave the service.
+        async with database.transaction() as session:
+            await record_access(session, principal, "route_override.read", "route_override", shown)
+    return response
 
 
 NOT_A_PERIOD = "The actions report is a snapshot as of today; it takes no period, start or end."
