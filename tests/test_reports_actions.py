@@ -229,6 +229,11 @@ async def test_exports_and_a_pseudonymised_client(make_api) -> None:
     assert [line[2] for line in parsed[1:]] == ["1.2", "1.6"]
     assert parsed[2][4] == "?"
 
+    page = await reader.get("/v1/reports/actions", params={**params, "format": "html"})
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Overdue actions" in page.text
+
     xlsx = await reader.get("/v1/reports/actions", params={**params, "format": "xlsx"})
     assert xlsx.status_code == 200
     book = load_workbook(io.BytesIO(xlsx.content))

@@ -284,6 +284,11 @@ async def test_csv_xlsx_and_a_pseudonymised_client(make_api) -> None:
     assert parsed[1][:5] == ["Sepsis", "sepsis", "", "3", "2"]
     assert len(parsed) == 4
 
+    page = await reader.get("/v1/reports/themes", params={**params, "format": "html"})
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Themes, May 2025 against April 2025" in page.text
+
     xlsx = await reader.get("/v1/reports/themes", params={**params, "format": "xlsx"})
     assert xlsx.status_code == 200
     book = load_workbook(io.BytesIO(xlsx.content))

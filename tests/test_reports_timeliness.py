@@ -358,6 +358,11 @@ async def test_exports_and_a_pseudonymised_client(make_api, database) -> None:
     assert whole.status_code == 200
     assert "unexpected_death" in whole.text and OVERRIDE_REASON not in whole.text
 
+    page = await reader.get("/v1/reports/timeliness", params={**params, "format": "html"})
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert "How long each step takes (days)" in page.text
+
     xlsx = await reader.get("/v1/reports/timeliness", params={**params, "format": "xlsx"})
     assert xlsx.status_code == 200
     book = load_workbook(io.BytesIO(xlsx.content))
