@@ -10,8 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import delete
 
 from app.auth.scopes import Scope
+from app.db import Database
+from app.models import WebhookEndpoint
 from app.webhooks.urls import UrlRefused, check_url, is_allowed
 from tests.conftest import Api, MakeApi, MakeApp
 from tests.factories import idem
@@ -45,6 +48,16 @@ async def hooks(
     app, http = await app_factory(webhook_allowed_urls=[f"{receiver.base}/hooks/"])
     api = await make_api(Scope.webhooks_manage, client=http)
     yield Hooks(api, http, app, receiver)
+    await forget_endpoints(app.state.database, receiver)
+
+
+async def forget_endpoints(database: Database, receiver: Receiver) -> None:
+    """Delete the endpoints this test registered: the database is shared by the whole run and
+    the webhook worker's tests must not find deliveries for receivers that are gone."""
+    async with database.transaction() as session:
+        await session.execute(
+            delete(WebhookEndpoint).where(WebhookEndpoint.url.startswith(receiver.base + "/"))
+        )
 
 
 async def register(hooks: Hooks, **body: Any) -> dict[str, Any]:

@@ -1,0 +1,442 @@
+"""Webhook delivery against a real HTTP receiver: signatures, retries on a clock the test
+drives (no sleeping out backoffs), 410, 429, redirects, the allow-list at delivery time,
+rolled-back changes, replay, test messages, rotation, and two workers at once."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from standardwebhooks import Webhook
+
+from app.auth.scopes import Scope
+from app.db import Database
+from app.events.feed import Position
+from app.events.service import Change, emit
+from app.kit.time import now
+from app.models import OutboxEvent, WebhookDelivery, WebhookDispatcher
+from app.webhooks.worker import (
+    DISPATCHER,
+    MAX_ATTEMPTS,
+    SCHEDULE,
+    Outcome,
+    claim_due,
+    fan_out,
+    record,
+    send_due,
+)
+from tests.conftest import Api, MakeApi, MakeApp
+from tests.factories import idem, screening_body
+from tests.test_webhooks import forget_endpoints
+from tests.webhook_receiver import Answer, Receiver, running_receiver
+
+PATH = "/v1/webhook-endpoints"
+THEME_UPDATED = "theme.updated"  # emitted directly by these tests, with made-up resource ids
+
+
+@dataclass(frozen=True)
+class System:
+    """Who emits the tests' own events (no client, no request)."""
+
+    client_id: uuid.UUID | None = None
+    request_id: str | None = None
+
+
+@dataclass
+class Hooks:
+    api: Api
+    http: httpx.AsyncClient
+    database: Database
+    receiver: Receiver
+    endpoints: list[str]
+
+    async def register(self, **body: Any) -> dict[str, Any]:
+        url = f"{self.receiver.base}/hooks/{uuid.uuid4().hex}"
+        response = await self.api.post(PATH, json={"url": url, **body})
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        self.endpoints.append(created["id"])
+        return created
+
+    async def deliveries(self, endpoint_id: str) -> list[dict[str, Any]]:
+        response = await self.api.get(f"{PATH}/{endpoint_id}/deliveries", params={"limit": 200})
+        assert response.status_code == 200
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    async def delivery(self, endpoint_id: str, delivery_id: str) -> dict[str, Any]:
+        response = await self.api.get(f"{PATH}/{endpoint_id}/deliveries/{delivery_id}")
+        assert response.status_code == 200
+        detail: dict[str, Any] = response.json()
+        return detail
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+async def hooks(
+    app_factory: MakeApp, make_api: MakeApi, receiver: Receiver
+) -> AsyncIterator[Hooks]:
+    app, http = await app_factory(
+        webhook_allowed_urls=[f"{receiver.base}/hooks/"], webhook_timeout_seconds=2
+    )
+    api = await make_api(Scope.admin, client=http)
+    hooks = Hooks(api, http, app.state.database, receiver, [])
+    # Whatever earlier tests left becomes deliveries for their endpoints, not ours.
+    await drain(hooks.database)
+    yield hooks
+    # Later tests must not find this test's endpoints (their receiver is gone).
+    await forget_endpoints(hooks.database, receiver)
+
+
+async def drain(database: Database) -> None:
+    """Fan out every event committed so far. On PostgreSQL the feed hands out an event only
+    once every older transaction on the server has finished (app.events.feed), and other
+    databases' transactions count too: wait for that, polling, rather than assume it."""
+    async with database.transaction() as session:
+        latest = (
+            await session.execute(
+                select(OutboxEvent.txid, OutboxEvent.seq)
+                .order_by(OutboxEvent.txid.desc(), OutboxEvent.seq.desc())
+                .limit(1)
+            )
+        ).first()
+    target = Position(latest.txid, latest.seq) if latest else Position(0, 0)
+    for _ in range(6000):
+        await fan_out(database, max_pages=100_000)
+        async with database.transaction() as session:
+            reached = await session.get(WebhookDispatcher, DISPATCHER)
+        if reached is not None and reached.txid is not None and reached.seq is not None:
+            done = Position(reached.txid, reached.seq) >= target
+            if done:
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the change feed did not reach the test's events")
+
+
+async def emit_events(database: Database, count: int, *, rollback: bool = False) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in range(count)]
+
+    class RolledBack(Exception):
+        pass
+
+    try:
+        async with database.transaction() as session:
+            await emit(
+                session, System(), [Change(THEME_UPDATED, "theme", i, None, ["name"]) for i in ids]
+            )
+            if rollback:
+                raise RolledBack
+    except RolledBack:
+        pass
+    return ids
+
+
+async def test_a_change_is_delivered_signed_per_standard_webhooks(hooks: Hooks) -> None:
+    endpoint = await hooks.register(event_types=["death.created"])
+    body = screening_body()
+    posted = await hooks.api.post("/v1/screenings", json=body, headers=idem())
+    assert posted.status_code == 201, posted.text
+    death_id = posted.json()["death"]["id"]
+
+    await drain(hooks.database)
+    await send_due(hooks.database)
+    received = hooks.receiver.of_resource(death_id)
+    assert len(received) == 1
+    request = received[0]
+    message = Webhook(endpoint["secret"]).verify(request.body, request.headers)
+    assert message["type"] == "death.created"
+    assert message["data"] == {
+        "resource_type": "death",
+        "resource_id": death_id,
+        "death_id": death_id,
+        "changed": [],
+    }
+    assert request.headers["webhook-id"] == message["id"]
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["webhook-signature"].startswith("v1,")
+    # Thin: nothing that identifies the patient.
+    for value in (body["death"]["nhs_number"], body["death"]["family_name"], "LS1 4AP"):
+        assert value.encode() not in request.body
+    # Verification fails with another secret or a changed body.
+    with pytest.raises(Exception, match="signature"):
+        Webhook(f"whsec_{'A' * 44}").verify(request.body, request.headers)
+    with pytest.raises(Exception, match="signature"):
+        Webhook(endpoint["secret"]).verify(
+            request.body.replace(b"death", b"dearth"), request.headers
+        )
+
+    [delivery] = await hooks.deliveries(endpoint["id"])
+    assert delivery["status"] == "delivered" and delivery["attempts"] == 1
+    assert delivery["event_id"] == message["id"] and delivery["last_status_code"] == 200
+    detail = await hooks.delivery(endpoint["id"], delivery["id"])
+    assert [a["attempt"] for a in detail["attempt_log"]] == [1]
+    assert detail["attempt_log"][0]["status_code"] == 200
+
+
+async def test_a_receiver_failing_n_times_gets_the_event_once_more_then_never(hooks: Hooks) -> None:
+    endpoint = await hooks.register(event_types=[THEME_UPDATED])
+    [resource] = await emit_events(hooks.database, 1)
+    hooks.receiver.answer(Answer(500), Answer(503), Answer(502))
+    await drain(hooks.database)
+    clock = now()
+    rng = random.Random(7)
+    sent_at = [clock]
+    await send_due(hooks.database, at=clock, rng=rng)
+    # Not due again before its wait (5 s with up to 10% jitter).
+    await send_due(hooks.database, at=clock + SCHEDULE[0] * 0.89, rng=rng)
+    assert len(hooks.receiver.of_resource(resource)) == 1
+    [delivery] = await hooks.deliveries(endpoint["id"])
+    assert delivery["status"] == "failed" and delivery["last_error"] == "http_status"
+    wait = datetime.fromisoformat(delivery["next_attempt_at"]) - clock
+    assert SCHEDULE[0] * 0.9 <= wait <= SCHEDULE[0] * 1.1
+    for step in range(1, 4):
+        clock += SCHEDULE[step - 1] * 1.11
+        sent_at.append(clock)
+        await send_due(hooks.database, at=clock, rng=rng)
+    # Three failures, then the fourth attempt succeeded; later passes send nothing more.
+    for later in (timedelta(hours=1), timedelta(days=2)):
+        await send_due(hooks.database, at=clock + later, rng=rng)
+    received = hooks.receiver.of_resource(resource)
+    assert len(received) == 4
+    assert len({item.headers["webhook-id"] for item in received}) == 1
+    assert len({item.body for item in received}) == 1
+    [delivery] = await hooks.deliveries(endpoint["id"])
+    assert delivery["status"] == "delivered" and delivery["attempts"] == 4
+    detail = await hooks.delivery(endpoint["id"], delivery["id"])
+    assert [(a["attempt"], a["status_code"]) for a in detail["attempt_log"]] == [
+        (1, 500),
+        (2, 503),
+        (3, 502),
+        (4, 200),
+    ]
+
+
+async def test_a_delivery_is_dead_after_the_last_retry(hooks: Hooks) -> None:
+    endpoint = await hooks.register(event_types=[THEME_UPDATED])
+    [resource] = await emit_events(hooks.database, 1)
+    hooks.receiver.default = Answer(500)
+    await drain(hooks.database)
+    clock = now()
+    await send_due(hooks.database, at=clock)
+    for wait in SCHEDULE:
+        clock += wait * 1.11
+        await send_due(hooks.database, at=clock)
+    await send_due(hooks.database, at=clock + timedelta(days=3))
+    assert len(hooks.receiver.of_resource(resource)) == MAX_ATTEMPTS == 8
+    [delivery] = await hooks.deliveries(endpoint["id"])
+    assert delivery["status"] == "dead" and delivery["next_attempt_at"] is None
+    dead = await hooks.api.get(f"{PATH}/{endpoint['id']}/deliveries", params={"status": "dead"})
+    assert [item["id"] for item in dead.json()["items"]] == [delivery["id"]]
+
+    # A replay is one more attempt now, with the same id and body.
+    hooks.receiver.default = Answer(200)
+    replay = await hooks.api.post(f"{PATH}/{endpoint['id']}/deliveries/{delivery['id']}/replay")
+    assert replay.status_code == 202 and replay.json()["status"] == "pending"
+    await send_due(hooks.database)
+    received = hooks.receiver.of_resource(resource)
+    assert len(received) == 9 and received[-1].body == received[0].body
+    [delivery] = await hooks.deliveries(endpoint["id"])
+    assert delivery["status"] == "delivered" and delivery["attempts"] == 9
+
+
+async def test_410_disables_the_endpoint(hooks: Hooks) -> None:
+    endpoint = await hooks.register(event_types=[THEME_UPDATED])
+    [resource] = await emit_events(hooks.database, 1)
+    hooks.receiver.answer(Answer(410))
+    await drain(hooks.database)
+    await send_due(hooks.database)
+    shown = (await hooks.api.get(f"{PATH}/{endpoint['id']}")).json()
+    assert shown["enabled"] is False and "410" in shown["disabled_reason"]
+    [delivery] = await hooks.deliveries(endpoint["id"])
+    assert delivery["status"] == "dead" and delivery["last_error"] == "gone"
+    # Nothing more is queued or sent while it is disabled; replay and test are refused.
+    [later] = await emit_events(hooks.database, 1)
+    await drain(hooks.database)
+    await send_due(hooks.database, at=now() + timedelta(days=1))
+    assert len(await hooks.deliveries(endpoint["id"])) == 1
+    assert (
+        hooks.receiver.of_resource(later) == [] and len(hooks.receiver.of_resource(resource)) == 1
+    )
+    replay = await hooks.api.post(f"{PATH}/{endpoint['id']}/deliveries/{delivery['id']}/replay")
+    assert replay.status_code == 409
+    assert (await hooks.api.post(f"{PATH}/{endpoint['id']}/test")).status_code == 409
+
+
+async def test_429_waits_as_long_as_retry_after_says(hooks: Hooks) -> None:
+    endpoint = await hooks.register(event_types=[THEME_UPDATED])
+    await emit_events(hooks.database, 1)
+    hooks.receiver.answer(Answer(429, {"Retry-After": "120"}))
+    await drain(hooks.database)
+    clock = now()
+    await send_due(hooks.database, at=clock)
+    [delivery] = await hooks.deliveries(endpoint["id"])
+    assert delivery["status"] == "failed" and delivery["last_status_code"] == 429
+    assert datetime.fromisoformat(delivery["next_attempt_at"]) == clock + timedelta(seconds=120)
+
+
+async def test_redirects_are_not_followed(hooks: Hooks) -> None:
+    endpoint = await hooks.register(event_types=[THEME_UPDATED])
+    [resource] = await emit_events(hooks.database, 1)
+    elsewhere = f"{hooks.receiver.base}/hooks/elsewhere"
+    hooks.receiver.answer(Answer(307, {"Location": elsewhere}))
+    await drain(hooks.database)
+    await send_due(hooks.database)
+    received = hooks.receiver.of_resource(resource)
+    assert len(received) == 1 and not received[0].path.endswith("/elsewhere")
+    [delivery] = await hooks.deliveries(endpoint["id"])
+    assert delivery["status"] == "failed" and delivery["last_status_code"] == 307
+
+
+async def test_a_url_no_longer_allowed_is_not_called(hooks: Hooks, base_settings: Any) -> None:
+    endpoint = await hooks.register(event_types=[THEME_UPDATED])
+    [resource] = await emit_events(hooks.database, 1)
+    await drain(hooks.database)
+    narrower = Database(
+        base_settings.model_copy(update={"webhook_allowed_urls": ["https://icb.example.nhs.uk/"]})
+    )
+    try:
+        await send_due(narrower)
+    finally:
+        await narrower.dispose()
+    assert hooks.receiver.of_resource(resource) == []
+    [delivery] = await hooks.deliveries(endpoint["id"])
+    assert delivery["status"] == "failed" and delivery["last_error"] == "not_allowed"
+    detail = await hooks.delivery(endpoint["id"], delivery["id"])
+    assert detail["attempt_log"][0]["error_kind"] == "not_allowed"
+    assert detail["attempt_log"][0]["status_code"] is None
+
+
+async def test_a_timeout_is_a_failed_attempt(hooks: Hooks) -> None:
+    endpoint = await hooks.register(event_types=[THEME_UPDATED])
+    await emit_events(hooks.database, 1)
+    hooks.receiver.answer(Answer(200, delay=3))
+    await drain(hooks.database)
+    await send_due(hooks.database)
+    [delivery] = await hooks.deliveries(endpoint["id"])
+    assert delivery["status"] == "failed" and delivery["last_error"] == "timeout"
+
+
+async def test_a_rolled_back_change_sends_nothing(hooks: Hooks) -> None:
+    endpoint = await hooks.register(event_types=[THEME_UPDATED])
+    rolled_back = await emit_events(hooks.database, 3, rollback=True)
+    committed = await emit_events(hooks.database, 1)
+    await drain(hooks.database)
+    await send_due(hooks.database)
+    for resource in rolled_back:
+        assert hooks.receiver.of_resource(resource) == []
+    assert len(hooks.receiver.of_resource(committed[0])) == 1
+    assert len(await hooks.deliveries(endpoint["id"])) == 1
+
+
+async def test_types_filter_and_events_before_registration(hooks: Hooks) -> None:
+    [before] = await emit_events(hooks.database, 1)
+    everything = await hooks.register()
+    deaths_only = await hooks.register(event_types=["death.created"])
+    [after] = await emit_events(hooks.database, 1)
+    await drain(hooks.database)
+    await send_due(hooks.database)
+    assert hooks.receiver.of_resource(before) == []
+    [received] = hooks.receiver.of_resource(after)
+    assert received.path.endswith(everything["url"].rsplit("/", 1)[1])
+    assert await hooks.deliveries(deaths_only["id"]) == []
+
+
+async def test_a_test_message_and_a_rotated_secret(hooks: Hooks) -> None:
+    endpoint = await hooks.register(event_types=["death.created"])
+    queued = await hooks.api.post(f"{PATH}/{endpoint['id']}/test")
+    assert queued.status_code == 202 and queued.json()["event_type"] == "webhook.test"
+    await send_due(hooks.database)
+    [test] = [m for m in hooks.receiver.received if m.message["type"] == "webhook.test"]
+    assert Webhook(endpoint["secret"]).verify(test.body, test.headers)["data"] == {
+        "endpoint_id": endpoint["id"]
+    }
+
+    rotated = (await hooks.api.post(f"{PATH}/{endpoint['id']}/rotate-secret")).json()
+    assert (await hooks.api.post(f"{PATH}/{endpoint['id']}/test")).status_code == 202
+    await send_due(hooks.database)
+    tests = [m for m in hooks.receiver.received if m.message["type"] == "webhook.test"]
+    assert len(tests) == 2
+    latest = tests[-1]
+    # Two signatures during the overlap: each secret verifies on its own.
+    assert len(latest.headers["webhook-signature"].split(" ")) == 2
+    assert Webhook(rotated["secret"]).verify(latest.body, latest.headers)
+    assert Webhook(endpoint["secret"]).verify(latest.body, latest.headers)
+
+    # A day later only the new secret signs.
+    await send_due(hooks.database)
+    assert (await hooks.api.post(f"{PATH}/{endpoint['id']}/test")).status_code == 202
+    await send_due(hooks.database, at=now() + timedelta(hours=25))
+    final = [m for m in hooks.receiver.received if m.message["type"] == "webhook.test"][-1]
+    assert len(final.headers["webhook-signature"].split(" ")) == 1
+    assert Webhook(rotated["secret"]).verify(final.body, final.headers)
+    with pytest.raises(Exception, match="signature"):
+        Webhook(endpoint["secret"]).verify(final.body, final.headers)
+
+
+async def test_two_workers_at_once_send_each_attempt_once(hooks: Hooks, base_settings: Any) -> None:
+    endpoints = [await hooks.register(event_types=[THEME_UPDATED]) for _ in range(2)]
+    resources = await emit_events(hooks.database, 60)
+    # Every message fails once, then succeeds: two attempts each, never three.
+    await drain(hooks.database)
+    settings = hooks.database.settings.model_copy(update={"webhook_concurrency": 4})
+    workers = [Database(settings) for _ in range(3)]
+    try:
+        clock = now()
+        hooks.receiver.answer(*[Answer(500) for _ in range(120)])
+        await asyncio.gather(*(send_due(w, at=clock, batch=7, max_batches=1000) for w in workers))
+        later = clock + SCHEDULE[0] * 1.11
+        await asyncio.gather(*(send_due(w, at=later, batch=7, max_batches=1000) for w in workers))
+    finally:
+        for worker in workers:
+            await worker.dispose()
+    by_message: dict[tuple[str, str], int] = {}
+    for item in hooks.receiver.received:
+        if item.message.get("data", {}).get("resource_id") in {str(r) for r in resources}:
+            key = (item.path, item.headers["webhook-id"])
+            by_message[key] = by_message.get(key, 0) + 1
+    assert len(by_message) == 2 * len(resources)
+    assert set(by_message.values()) == {2}
+    async with hooks.database.transaction() as session:
+        rows = (
+            await session.scalars(
+                select(WebhookDelivery).where(
+                    WebhookDelivery.endpoint_id.in_([uuid.UUID(e["id"]) for e in endpoints])
+                )
+            )
+        ).all()
+    assert len(rows) == 120 and {row.status for row in rows} == {"delivered"}
+    assert {row.attempts for row in rows} == {2}
+
+
+async def test_a_live_lease_is_never_claimed_twice(hooks: Hooks) -> None:
+    endpoint = await hooks.register(event_types=[THEME_UPDATED])
+    await emit_events(hooks.database, 1)
+    await drain(hooks.database)
+    clock = now()
+    first = await claim_due(hooks.database, "worker-a", clock)
+    mine = [c for c in first if str(c.endpoint_id) == endpoint["id"]]
+    assert [c.attempt for c in mine] == [1]
+    again = await claim_due(hooks.database, "worker-b", clock + timedelta(seconds=30))
+    assert [c for c in again if str(c.endpoint_id) == endpoint["id"]] == []
+    # Worker A died: once its lease runs out, B takes the next attempt number; A's late result
+    # no longer counts.
+    expired = clock + timedelta(seconds=hooks.database.settings.webhook_timeout_seconds + 61)
+    taken = await claim_due(hooks.database, "worker-b", expired)
+    assert [c.attempt for c in taken if str(c.endpoint_id) == endpoint["id"]] == [2]
+    outcome = Outcome(clock, clock, 1, 200, None)
+    assert not await record(hooks.database, "worker-a", mine[0], outcome, clock, random.Random())
+    [delivery] = await hooks.deliveries(endpoint["id"])
+    assert delivery["status"] == "pending" and delivery["attempts"] == 2
