@@ -161,18 +161,26 @@ async def _worker(args: argparse.Namespace) -> int:
     import signal
 
     from app.logging import configure_logging
+    from app.webhooks.worker import webhook_worker
     from app.worker import Worker
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     database = Database(settings)
     worker = Worker(database, args.interval or settings.worker_interval_seconds)
+    # Webhook delivery runs in its own, faster loop (LFD_WEBHOOK_WORKER_INTERVAL_SECONDS).
+    webhooks = webhook_worker(database)
+
+    def stop() -> None:
+        worker.stop()
+        webhooks.stop()
+
     loop = asyncio.get_running_loop()
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         # Stop after the running batch commits rather than in the middle of it.
-        loop.add_signal_handler(stop_signal, worker.stop)
+        loop.add_signal_handler(stop_signal, stop)
     try:
-        await worker.run()
+        await asyncio.gather(worker.run(), webhooks.run())
     finally:
         await database.dispose()
     return 0
@@ -238,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     worker = sub.add_parser(
-        "worker", help="run the background jobs (overdue actions) until stopped"
+        "worker", help="run the background jobs (overdue actions, webhooks) until stopped"
     )
     worker.add_argument(
         "--interval", type=int, metavar="SECONDS", help="seconds between passes (default: setting)"
