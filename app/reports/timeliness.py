@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, distinct, exists, func, select
+from sqlalchemy import ColumnElement, case, distinct, exists, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -63,7 +63,13 @@ class Cohort:
     settings: Settings
 
     def terms(self) -> list[ColumnElement[bool]]:
+        # died_on places a death in the period; the same bounds on died_at (the UTC instants
+        # of the period's local midnights: the same deaths) let PostgreSQL range-scan the
+        # died_at index.
+        low, high = self.period.utc_bounds()
         return [
+            Death.died_at >= low,
+            Death.died_at < high,
             Death.died_on >= self.period.start,
             Death.died_on <= self.period.end,
             *self.filters.death_conditions(self.settings),
@@ -89,11 +95,56 @@ def _screening_referral(dialect: str) -> ColumnElement[bool]:
 # --- intervals -------------------------------------------------------------------------------
 
 
+Measured = tuple[str, int, float | None, float | None]
+
+
 async def _percentiles(
     session: AsyncSession, base: Any, value: Any, group: Any | None
-) -> list[tuple[str, int, float | None, float | None]]:
+) -> list[Measured]:
     """(group, count, median days, 90th percentile days) for the rows of `base` (a SELECT
-    with its FROM and WHERE and no columns), one row per group or one for all."""
+    with its FROM and WHERE and no columns): one row for all of them (named "all routes"),
+    then, given a `group` column, one row per group.
+
+    PostgreSQL: one pass, `percentile_cont` over `GROUPING SETS ((group), ())`. SQLite, which
+    has neither: the portable window-function formulation (app.reports.aggregates), once for
+    all and once per group. Both give the same answers (tested)."""
+    if dialect_of(session) == "postgresql":
+        return await _percentiles_postgresql(session, base, value, group)
+    measured = await _percentiles_portable(session, base, value, None)
+    if group is not None:
+        measured += await _percentiles_portable(session, base, value, group)
+    return measured
+
+
+def _measured(name: str, n: Any, median: Any, p90: Any) -> Measured:
+    return (name, int(n), days(median), days(p90))
+
+
+async def _percentiles_postgresql(
+    session: AsyncSession, base: Any, value: Any, group: Any | None
+) -> list[Measured]:
+    figures = [
+        func.count().label("n"),
+        func.percentile_cont(0.5).within_group(value).label("median"),
+        func.percentile_cont(0.9).within_group(value).label("p90"),
+    ]
+    if group is None:
+        row = (await session.execute(base.add_columns(*figures))).one()
+        return [_measured(ALL_ROUTES, row.n, row.median, row.p90)] if row.n else []
+    query = base.add_columns(group.label("grp"), *figures).group_by(
+        func.grouping_sets(tuple_(group), tuple_())
+    )
+    rows = (await session.execute(query)).all()
+    # The grand total (the empty grouping set) has a NULL group: routes are never NULL.
+    overall = [_measured(ALL_ROUTES, r.n, r.median, r.p90) for r in rows if r.grp is None]
+    return [m for m in overall if m[1]] + [
+        _measured(r.grp, r.n, r.median, r.p90) for r in rows if r.grp is not None
+    ]
+
+
+async def _percentiles_portable(
+    session: AsyncSession, base: Any, value: Any, group: Any | None
+) -> list[Measured]:
     partition = [group] if group is not None else None
     columns = [
         value.label("seconds"),
@@ -113,14 +164,11 @@ async def _percentiles(
     )
     if label is not None:
         query = query.group_by(label)
-    rows = (await session.execute(query)).all()
-    out = []
-    for row in rows:
-        name = row.grp if label is not None else ALL_ROUTES
-        if not row.n:
-            continue
-        out.append((name, int(row.n), days(row.median), days(row.p90)))
-    return out
+    return [
+        _measured(row.grp if label is not None else ALL_ROUTES, row.n, row.median, row.p90)
+        for row in (await session.execute(query)).all()
+        if row.n
+    ]
 
 
 def _route_order(route: str) -> int:
@@ -143,15 +191,13 @@ async def _interval_rows(
     session: AsyncSession, key: str, base: Any, value: Any, group: Any | None
 ) -> list[dict[str, Any]]:
     """The all-routes row (zeros when nothing was measured), then one row per route."""
-    overall = await _percentiles(session, base, value, None)
-    rows = [_interval_row(key, *measured) for measured in overall] or [
+    measured = await _percentiles(session, base, value, group)
+    overall = [m for m in measured if m[0] == ALL_ROUTES]
+    by_route = sorted((m for m in measured if m[0] != ALL_ROUTES), key=lambda m: _route_order(m[0]))
+    rows = [_interval_row(key, *m) for m in overall] or [
         _interval_row(key, ALL_ROUTES, 0, None, None)
     ]
-    if group is not None:
-        by_route = await _percentiles(session, base, value, group)
-        by_route.sort(key=lambda measured: _route_order(measured[0]))
-        rows += [_interval_row(key, *measured) for measured in by_route]
-    return rows
+    return rows + [_interval_row(key, *m) for m in by_route]
 
 
 async def _intervals(session: AsyncSession, cohort: Cohort) -> Table:
@@ -312,13 +358,32 @@ async def _overdue(session: AsyncSession, cohort: Cohort, as_of: datetime) -> Ta
 
 
 async def _referral_rate(session: AsyncSession, cohort: Cohort) -> Table:
-    screened_deaths = select(Death.id).join(Screening, Screening.death_id == Death.id)
-    screened = int(
-        await session.scalar(
-            select(func.count()).select_from(screened_deaths.where(*cohort.terms()).subquery())
+    """Three grouped queries: the screened deaths with how many were referred and overridden
+    (one pass over the cohort), then referred and overridden deaths per route."""
+    referral = [_not_cancelled()]
+    override = []
+    if cohort.route is not None:
+        referral.append(Referral.route == cohort.route)
+        override.append(RouteOverride.route == cohort.route)
+    # Uncorrelated IN: PostgreSQL hashes each subquery once (a correlated EXISTS would probe an
+    # index per death, and its cost estimate switches JIT compilation on).
+    referred_death = Death.id.in_(select(Referral.death_id).where(*referral))
+    overridden_death = Death.id.in_(select(RouteOverride.death_id).where(*override))
+    totals = (
+        await session.execute(
+            select(
+                func.count().label("screened"),
+                func.sum(case((referred_death, 1), else_=0)).label("referred"),
+                func.sum(case((overridden_death, 1), else_=0)).label("overridden"),
+            )
+            .select_from(Death)
+            .join(Screening, Screening.death_id == Death.id)
+            .where(*cohort.terms())
         )
-        or 0
-    )
+    ).one()
+    screened = int(totals.screened or 0)
+    referred_any = int(totals.referred or 0)
+    overridden_any = int(totals.overridden or 0)
     referred_query = (
         select(Referral.route, func.count(distinct(Referral.death_id)).label("deaths"))
         .join(Death, Death.id == Referral.death_id)
@@ -326,32 +391,17 @@ async def _referral_rate(session: AsyncSession, cohort: Cohort) -> Table:
         .where(*cohort.terms(), _not_cancelled())
         .group_by(Referral.route)
     )
-    any_referral = (
-        select(func.count(distinct(Referral.death_id)))
-        .join(Death, Death.id == Referral.death_id)
-        .join(Screening, Screening.death_id == Death.id)
-        .where(*cohort.terms(), _not_cancelled())
-    )
     overridden_query = (
         select(RouteOverride.route, func.count(distinct(RouteOverride.death_id)).label("deaths"))
         .join(Death, Death.id == RouteOverride.death_id)
         .where(*cohort.terms())
         .group_by(RouteOverride.route)
     )
-    any_override = (
-        select(func.count(distinct(RouteOverride.death_id)))
-        .join(Death, Death.id == RouteOverride.death_id)
-        .where(*cohort.terms())
-    )
     if cohort.route is not None:
         referred_query = referred_query.where(Referral.route == cohort.route)
-        any_referral = any_referral.where(Referral.route == cohort.route)
         overridden_query = overridden_query.where(RouteOverride.route == cohort.route)
-        any_override = any_override.where(RouteOverride.route == cohort.route)
     referred = {row.route: row.deaths for row in (await session.execute(referred_query)).all()}
     overridden = {row.route: row.deaths for row in (await session.execute(overridden_query)).all()}
-    referred_any = int(await session.scalar(any_referral) or 0)
-    overridden_any = int(await session.scalar(any_override) or 0)
 
     def row(route: str, referred_deaths: int, overridden_deaths: int) -> dict[str, Any]:
         return {
