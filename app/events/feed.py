@@ -19,8 +19,10 @@ horizon to wait for: `txid` is always 0.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, func, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,9 +42,45 @@ class Position:
     seq: int
 
 
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    """One outbox event as the feed hands it out (read as plain rows, not ORM objects: a
+    catch-up reads thousands a second)."""
+
+    id: uuid.UUID
+    type: str
+    resource_type: str
+    resource_id: uuid.UUID
+    death_id: uuid.UUID | None
+    changed: list[str]
+    occurred_at: datetime
+    txid: int
+    seq: int
+
+    @property
+    def position(self) -> Position:
+        return Position(self.txid, self.seq)
+
+
+FEED_COLUMNS = (
+    OutboxEvent.id,
+    OutboxEvent.type,
+    OutboxEvent.resource_type,
+    OutboxEvent.resource_id,
+    OutboxEvent.death_id,
+    OutboxEvent.changed,
+    OutboxEvent.occurred_at,
+    OutboxEvent.txid,
+    OutboxEvent.seq,
+)
+
+
+FeedSelect = Select[uuid.UUID, str, str, uuid.UUID, uuid.UUID | None, list[str], datetime, int, int]
+
+
 @dataclass(frozen=True)
 class FeedPage:
-    events: list[OutboxEvent]
+    events: list[FeedEvent]
     # Where the next read starts: after the last event, or, when the page was not full, after
     # everything the feed could see (so an idle consumer's cursor keeps up with the horizon).
     next: Position | None
@@ -90,10 +128,8 @@ def type_filter(types: Sequence[str]) -> ColumnElement[bool]:
     return or_(*clauses)
 
 
-def _page_query(
-    after: Position | None, limit: int, types: Sequence[str] | None
-) -> Select[OutboxEvent]:
-    query = select(OutboxEvent).order_by(OutboxEvent.txid, OutboxEvent.seq).limit(limit)
+def _page_query(after: Position | None, limit: int, types: Sequence[str] | None) -> FeedSelect:
+    query = select(*FEED_COLUMNS).order_by(OutboxEvent.txid, OutboxEvent.seq).limit(limit)
     if after is not None:
         query = query.where(tuple_(OutboxEvent.txid, OutboxEvent.seq) > (after.txid, after.seq))
     if types:
@@ -109,14 +145,17 @@ async def read_feed(
 ) -> FeedPage:
     """The next `limit` committed events after `after` (from the beginning when None).
 
-    The session must see one snapshot across statements (Database.snapshot())."""
+    Any transaction will do: the page is limited to the horizon read by the statement before
+    it, and every transaction below that horizon had finished before that statement, so a later
+    statement sees all of its events (Database.snapshot() is there for readers that want one
+    snapshot anyway)."""
     head = await head_position(session)
     query = _page_query(after, limit, types)
     if _postgres(session):
         query = query.where(OutboxEvent.txid <= head.txid)
     else:
         query = query.where(OutboxEvent.seq <= head.seq)
-    events = list((await session.scalars(query)).all())
+    events = [FeedEvent(*row) for row in (await session.execute(query)).all()]
     if len(events) == limit:
         last = events[-1]
         return FeedPage(events, Position(last.txid, last.seq))

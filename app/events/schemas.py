@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import Field
 
-from app.events.feed import Position, encode_position
+from app.events.feed import FeedEvent, encode_position
 from app.kit.schemas import ResponseModel
-from app.models import OutboxEvent
 
 # Where a consumer reads the resource an event names, with its own scopes (the read is audited).
 RESOURCE_PATHS: dict[str, str] = {
@@ -39,22 +39,25 @@ class EventOut(ResponseModel):
     occurred_at: datetime
     position: str = Field(description="A cursor that resumes the feed just after this event.")
 
-    @classmethod
-    def of(cls, event: OutboxEvent) -> EventOut:
-        path = RESOURCE_PATHS.get(event.resource_type)
-        return cls(
-            id=event.id,
-            type=event.type,
-            resource=EventResource(
-                type=event.resource_type,
-                id=event.resource_id,
-                path=path.format(id=event.resource_id) if path else None,
-            ),
-            death_id=event.death_id,
-            changed=list(event.changed),
-            occurred_at=event.occurred_at,
-            position=encode_position(Position(event.txid, event.seq)),
-        )
+
+def event_document(event: FeedEvent) -> dict[str, Any]:
+    """An event as the feed shows it: EventOut's shape, built as plain JSON-ready values (a
+    page of a thousand is serialised without a model per event)."""
+    path = RESOURCE_PATHS.get(event.resource_type)
+    resource_id = str(event.resource_id)
+    return {
+        "id": str(event.id),
+        "type": event.type,
+        "resource": {
+            "type": event.resource_type,
+            "id": resource_id,
+            "path": path.format(id=resource_id) if path else None,
+        },
+        "death_id": str(event.death_id) if event.death_id else None,
+        "changed": list(event.changed),
+        "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
+        "position": encode_position(event.position),
+    }
 
 
 class EventPage(ResponseModel):

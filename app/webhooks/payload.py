@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from app.models import OutboxEvent
+from app.events.feed import FeedEvent
 from app.webhooks.schemas import TEST_EVENT_TYPE
 
 
@@ -17,7 +17,7 @@ def _dumps(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"))
 
 
-def event_body(event: OutboxEvent) -> str:
+def event_body(event: FeedEvent) -> str:
     return _dumps(
         {
             "id": str(event.id),

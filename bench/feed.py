@@ -1,0 +1,234 @@
+"""Change feed benchmark on PostgreSQL: the page query at 10 thousand, 1 million and 10 million
+events, and a consumer catching up from the start of a 1-million-event feed over HTTP.
+
+    .venv/bin/python bench/feed.py [--server postgresql://postgres@127.0.0.1:5432]
+        [--database lfd_bench_feed] [--sizes 10000,1000000,10000000] [--catch-up-at 1000000]
+        [--port 8097] [--workers 2] [--json results.json]
+
+The script drops and re-creates its own database (never `test`), migrates it, and grows the
+outbox to each size in turn with INSERT ... SELECT generate_series (transaction ids spread
+below the server's current one: all below the horizon, as a deployment's history would be).
+
+- **Page query**: the service's own `read_feed` (horizon + page in one REPEATABLE READ
+  snapshot), 1,000 events after a random position, in process: median and p95 over 50 reads,
+  and the plan of one (it must be an index range scan on (txid, seq) at every size).
+- **Catch-up** (at `--catch-up-at`): `lfd serve` with `--workers` uvicorn processes; one
+  consumer reads `GET /v1/events?limit=1000` from the beginning, following `next_cursor`, until
+  an empty page; events per second over the whole walk.
+"""
+
+from __future__ import annotations
+
+# ruff: noqa: E402  (the path fix below must run before the other imports)
+import os
+import sys
+
+# bench/queue.py would shadow the standard library's queue module: take this directory off the
+# path (as bench/queue.py explains) and put the project root on it.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+sys.path.insert(0, os.path.dirname(_HERE))
+
+import argparse
+import asyncio
+import json
+import random
+import signal
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy import text
+
+from app.auth.scopes import Scope
+from app.auth.service import create_client
+from app.config import Settings
+from app.db import Database
+from app.events.feed import Position, read_feed
+from app.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TYPES = ["referral.created", "referral.claimed", "referral.released", "review.submitted"]
+
+GROW = """
+INSERT INTO outbox_events
+    (id, type, resource_type, resource_id, death_id, changed, occurred_at, txid, seq)
+SELECT gen_random_uuid(),
+       ($3::text[])[1 + g % 4],
+       'referral', gen_random_uuid(), gen_random_uuid(), '["status"]'::jsonb,
+       now() - make_interval(secs => ($2 - g) / 50.0),
+       g * $4::bigint / $5::bigint, g
+FROM generate_series($1::bigint, $2::bigint) AS g
+"""
+
+
+async def grow(connection: asyncpg.Connection, target: int, largest: int) -> None:
+    """Grow the outbox to ``target`` events. Their transaction ids spread evenly below the
+    server's current one (so every event is below the horizon, as history is)."""
+    horizon = int(await connection.fetchval("SELECT pg_current_xact_id()::text::bigint")) - 1
+    current = await connection.fetchval("SELECT coalesce(max(seq), 0) FROM outbox_events")
+    step = 1_000_000
+    while current < target:
+        upto = min(target, current + step)
+        await connection.execute(GROW, current + 1, upto, TYPES, horizon, largest)
+        current = upto
+        print(f"  outbox_events: {current:,}", flush=True)
+    await connection.execute(
+        "SELECT setval(pg_get_serial_sequence('outbox_events', 'seq'), $1)", target
+    )
+    await connection.execute("VACUUM ANALYZE outbox_events")
+
+
+async def time_pages(database: Database, size: int) -> dict[str, Any]:
+    rng = random.Random(size)
+    durations = []
+    for _ in range(50):
+        seq = rng.randrange(1, max(2, size - 1000))
+        async with database.snapshot() as session:
+            txid = await session.scalar(
+                text("SELECT txid FROM outbox_events WHERE seq = :s"), {"s": seq}
+            )
+        after = Position(int(txid), seq)
+        started = time.perf_counter()
+        async with database.snapshot() as session:
+            page = await read_feed(session, after, 1000)
+        durations.append((time.perf_counter() - started) * 1000)
+        assert len(page.events) == 1000, len(page.events)
+    async with database.snapshot() as session:
+        plan = (
+            await session.execute(
+                text(
+                    "EXPLAIN SELECT * FROM outbox_events WHERE (txid, seq) > (:t, :s) "
+                    "AND txid <= pg_snapshot_xmin(pg_current_snapshot())::text::bigint "
+                    "ORDER BY txid, seq LIMIT 1000"
+                ),
+                {"t": 1, "s": 1},
+            )
+        ).scalars()
+        plan_text = "\n".join(plan)
+    durations.sort()
+    return {
+        "events": size,
+        "page_median_ms": round(statistics.median(durations), 2),
+        "page_p95_ms": round(durations[int(len(durations) * 0.95) - 1], 2),
+        "index_scan": "Index Scan using ix_outbox_events_position" in plan_text,
+        "plan": plan_text,
+    }
+
+
+async def catch_up(url: str, key: str, expected: int) -> dict[str, Any]:
+    seen = 0
+    started = time.perf_counter()
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as client:
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"limit": 1000}
+            if cursor:
+                params["cursor"] = cursor
+            response = await client.get("/v1/events", params=params)
+            response.raise_for_status()
+            body = response.json()
+            seen += len(body["items"])
+            cursor = body["next_cursor"]
+            if not body["items"]:
+                break
+    elapsed = time.perf_counter() - started
+    assert seen >= expected, (seen, expected)
+    return {
+        "events": seen,
+        "seconds": round(elapsed, 1),
+        "events_per_second": round(seen / elapsed),
+    }
+
+
+def start_server(database_url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "LFD_DATABASE_URL": database_url,
+        "LFD_RUN_WORKER_IN_SERVE": "false",
+        "LFD_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [str(ROOT / ".venv/bin/lfd"), "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+
+
+async def wait_ready(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url) as client:
+        for _ in range(200):
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
+async def main() -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--database", default="lfd_bench_feed")
+    parser.add_argument("--sizes", default="10000,1000000,10000000")
+    parser.add_argument("--catch-up-at", type=int, default=1_000_000)
+    parser.add_argument("--port", type=int, default=8097)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    if args.database in {"test", "postgres"}:
+        raise SystemExit("use a database of the benchmark's own")
+
+    admin = await asyncpg.connect(f"{args.server}/postgres")
+    await admin.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{args.database}"')
+    await admin.close()
+    sqlalchemy_url = (
+        f"{args.server.replace('postgresql://', 'postgresql+asyncpg://')}/{args.database}"
+    )
+    await asyncio.to_thread(upgrade, sqlalchemy_url)
+    connection = await asyncpg.connect(f"{args.server}/{args.database}")
+    database = Database(Settings(database_url=sqlalchemy_url))
+    async with database.transaction() as session:
+        key = (await create_client(session, "bench feed", [Scope.events_read])).key
+
+    results: dict[str, Any] = {"pages": [], "catch_up": None}
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    for size in sizes:
+        print(f"growing to {size:,} events", flush=True)
+        await grow(connection, size, max(sizes))
+        pages = await time_pages(database, size)
+        print(
+            f"  page of 1,000 at {size:,}: median {pages['page_median_ms']} ms, "
+            f"p95 {pages['page_p95_ms']} ms, index range scan: {pages['index_scan']}",
+            flush=True,
+        )
+        results["pages"].append(pages)
+        if size == args.catch_up_at:
+            url = f"http://127.0.0.1:{args.port}"
+            server = start_server(sqlalchemy_url, args.port, args.workers)
+            try:
+                await wait_ready(url)
+                results["catch_up"] = await catch_up(url, key, size)
+                print(f"  catch-up from the start: {results['catch_up']}", flush=True)
+            finally:
+                os.killpg(server.pid, signal.SIGTERM)
+                server.wait(timeout=30)
+    await connection.close()
+    await database.dispose()
+    return results
+
+
+if __name__ == "__main__":
+    outcome = asyncio.run(main())
+    if "--json" in sys.argv:
+        Path(sys.argv[sys.argv.index("--json") + 1]).write_text(json.dumps(outcome, indent=2))
