@@ -71,12 +71,19 @@ Builder = Callable[[AsyncSession, Period, ReportFilters, Settings], Awaitable[Re
 @asynccontextmanager
 async def report_session(database: Database) -> AsyncIterator[AsyncSession]:
     """A read-only transaction; on PostgreSQL a REPEATABLE READ snapshot, so that every table
-    of a report counts the same committed data however many queries build it."""
+    of a report counts the same committed data however many queries build it, without JIT."""
     async with database.transaction() as session:
         if database.dialect == "postgresql":
             await session.execute(
                 text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             )
+            # Plan every report query for its own period: a generic plan (what a prepared
+            # statement falls back to after five runs) cannot see how many deaths a period
+            # holds, joins the cohort by nested loops and runs for minutes instead of a
+            # fraction of a second. And no JIT: the planner overestimates the joins on the
+            # cohort CTE and would compile for longer than the query runs.
+            await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+            await session.execute(text("SET LOCAL jit = off"))
         yield session
 
 
