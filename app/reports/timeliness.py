@@ -359,25 +359,33 @@ async def _overdue(session: AsyncSession, cohort: Cohort, as_of: datetime) -> Ta
 
 async def _referral_rate(session: AsyncSession, cohort: Cohort) -> Table:
     """Three grouped queries: the screened deaths with how many were referred and overridden
-    (one pass over the cohort), then referred and overridden deaths per route."""
+    (one pass over the cohort), then the referred and overridden deaths per route."""
     referral = [_not_cancelled()]
     override = []
     if cohort.route is not None:
         referral.append(Referral.route == cohort.route)
         override.append(RouteOverride.route == cohort.route)
-    # Uncorrelated IN: PostgreSQL hashes each subquery once (a correlated EXISTS would probe an
-    # index per death, and its cost estimate switches JIT compilation on).
-    referred_death = Death.id.in_(select(Referral.death_id).where(*referral))
-    overridden_death = Death.id.in_(select(RouteOverride.death_id).where(*override))
+    # Outer joins to the distinct referred and overridden deaths: hash or merge joins whatever
+    # the sizes. (`IN (subquery)` inside a CASE is a hashed subplan only while the hash fits
+    # work_mem, and otherwise rescans the subquery for every death; a correlated EXISTS probes
+    # an index per death.)
+    referred_deaths = (
+        select(Referral.death_id).where(*referral).group_by(Referral.death_id).subquery()
+    )
+    overridden_deaths = (
+        select(RouteOverride.death_id).where(*override).group_by(RouteOverride.death_id).subquery()
+    )
     totals = (
         await session.execute(
             select(
                 func.count().label("screened"),
-                func.sum(case((referred_death, 1), else_=0)).label("referred"),
-                func.sum(case((overridden_death, 1), else_=0)).label("overridden"),
+                func.count(referred_deaths.c.death_id).label("referred"),
+                func.count(overridden_deaths.c.death_id).label("overridden"),
             )
             .select_from(Death)
             .join(Screening, Screening.death_id == Death.id)
+            .outerjoin(referred_deaths, referred_deaths.c.death_id == Death.id)
+            .outerjoin(overridden_deaths, overridden_deaths.c.death_id == Death.id)
             .where(*cohort.terms())
         )
     ).one()
