@@ -316,6 +316,33 @@ async def test_the_route_filter_follows_one_route(make_api, database) -> None:
     assert rows(june, "intervals")[0]["count"] == 0
 
 
+async def test_referrals_a_review_raised_are_not_the_screenings(make_api) -> None:
+    """A stage-1 SJR rating care poor raises a stage-2 SJR: reviewing work, not the examiner's
+    referral, so screening to referral counts the stage 1 alone."""
+    admin = await make_api(Scope.admin)
+    site = new_site()
+    recorded = await screened(admin, site, datetime(2025, 6, 3, 9, tzinfo=UTC), 24, unexpected=True)
+    review = {
+        "instrument": "sjr",
+        "reviewer": {"name": "Dr Stage One"},
+        "phases": [{"phase": "overall", "rating": 2, "narrative": "Poor."}],
+        "quality_of_records": 3,
+        "avoidability": 5,
+    }
+    stage_one = referral_of(recorded, "sjr")
+    posted = await admin.post(f"/v1/referrals/{stage_one['id']}/review", json={"review": review})
+    assert posted.status_code == 201, posted.text
+    death = (await admin.get(f"/v1/deaths/{recorded['death_id']}")).json()
+    assert sorted(r["stage"] for r in death["referrals"]) == [1, 2]
+
+    report = await timeliness(admin, period="2025-06", site=site)
+    by_interval = {(r["interval"], r["route"]): r["count"] for r in rows(report, "intervals")}
+    assert by_interval[(TO_REFERRAL, "all routes")] == 1
+    assert by_interval[(TO_REVIEW, "all routes")] == 1
+    assert rows(report, "overdue")[0]["open"] == 1  # the stage 2
+    assert rows(report, "referral_rate")[0]["referred_deaths"] == 1
+
+
 async def test_an_empty_period_is_zeros(make_api) -> None:
     reader = await make_api(Scope.reports_read)
     report = await timeliness(reader, period="2019-05", site=new_site())

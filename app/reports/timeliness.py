@@ -11,12 +11,23 @@ functions so that SQLite gives the same answers (app.reports.aggregates).
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, distinct, exists, func, select, tuple_
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    case,
+    distinct,
+    exists,
+    func,
+    literal_column,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -86,6 +97,13 @@ def _not_cancelled() -> ColumnElement[bool]:
 
 def _screening_referral(dialect: str) -> ColumnElement[bool]:
     """At least one of the referral's reasons is the screening's (not a review follow-on)."""
+    if dialect == "postgresql":
+        # Not contained in the follow-on reasons: one jsonb operator, no set-returning function
+        # per referral.
+        follow_ons: ColumnElement[Any] = literal_column(
+            f"'{json.dumps(list(REVIEW_FOLLOW_ON_REASONS))}'::jsonb"
+        )
+        return ~Referral.reasons.op("<@", return_type=Boolean)(follow_ons)
     reasons = json_elements(dialect, Referral.reasons, "reason")
     return exists(
         select(1).select_from(reasons).where(reasons.c.value.not_in(REVIEW_FOLLOW_ON_REASONS))
