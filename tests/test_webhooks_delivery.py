@@ -440,3 +440,35 @@ async def test_a_live_lease_is_never_claimed_twice(hooks: Hooks) -> None:
     assert not await record(hooks.database, "worker-a", mine[0], outcome, clock, random.Random())
     [delivery] = await hooks.deliveries(endpoint["id"])
     assert delivery["status"] == "pending" and delivery["attempts"] == 2
+
+
+async def test_the_app_delivers_by_itself_inside_serve(
+    app_factory: MakeApp, make_api: MakeApi, receiver: Receiver
+) -> None:
+    """`lfd serve` runs the webhook loop in its lifespan (every second by default): a screening
+    posted to the running app reaches the receiver with no one calling the worker."""
+    app, http = await app_factory(
+        webhook_allowed_urls=[f"{receiver.base}/hooks/"],
+        run_worker_in_serve=True,
+        webhook_worker_interval_seconds=0.2,
+    )
+    api = await make_api(Scope.admin, client=http)
+    try:
+        async with app.router.lifespan_context(app):
+            assert app.state.webhook_worker.running
+            created = await api.post(
+                PATH,
+                json={"url": f"{receiver.base}/hooks/serve", "event_types": ["death.created"]},
+            )
+            assert created.status_code == 201
+            posted = await api.post("/v1/screenings", json=screening_body(), headers=idem())
+            death_id = posted.json()["death"]["id"]
+            for _ in range(3000):  # waits on the loop (and, on PostgreSQL, the feed's horizon)
+                if receiver.of_resource(death_id):
+                    break
+                await asyncio.sleep(0.05)
+            [received] = receiver.of_resource(death_id)
+            assert Webhook(created.json()["secret"]).verify(received.body, received.headers)
+        assert not app.state.webhook_worker.running
+    finally:
+        await forget_endpoints(app.state.database, receiver)
