@@ -74,15 +74,13 @@ class Cohort:
     settings: Settings
 
     def terms(self) -> list[ColumnElement[bool]]:
-        # died_on places a death in the period; the same bounds on died_at (the UTC instants
-        # of the period's local midnights: the same deaths) let PostgreSQL range-scan the
-        # died_at index.
+        # The period's local dates as UTC instants: exactly the deaths whose died_on (the local
+        # date of died_at) falls in the period, on the died_at index. Not both conditions: the
+        # planner would multiply their selectivities and expect a fifth of the deaths.
         low, high = self.period.utc_bounds()
         return [
             Death.died_at >= low,
             Death.died_at < high,
-            Death.died_on >= self.period.start,
-            Death.died_on <= self.period.end,
             *self.filters.death_conditions(self.settings),
         ]
 
@@ -375,59 +373,63 @@ async def _overdue(session: AsyncSession, cohort: Cohort, as_of: datetime) -> Ta
 # --- referral rate and overrides -------------------------------------------------------------
 
 
-async def _referral_rate(session: AsyncSession, cohort: Cohort) -> Table:
-    """Three grouped queries: the screened deaths with how many were referred and overridden
-    (one pass over the cohort), then the referred and overridden deaths per route."""
-    referral = [_not_cancelled()]
-    override = []
-    if cohort.route is not None:
-        referral.append(Referral.route == cohort.route)
-        override.append(RouteOverride.route == cohort.route)
-    # Outer joins to the distinct referred and overridden deaths: hash or merge joins whatever
-    # the sizes. (`IN (subquery)` inside a CASE is a hashed subplan only while the hash fits
-    # work_mem, and otherwise rescans the subquery for every death; a correlated EXISTS probes
-    # an index per death.)
-    referred_deaths = (
-        select(Referral.death_id).where(*referral).group_by(Referral.death_id).subquery()
-    )
-    overridden_deaths = (
-        select(RouteOverride.death_id).where(*override).group_by(RouteOverride.death_id).subquery()
-    )
-    totals = (
-        await session.execute(
-            select(
-                func.count().label("screened"),
-                func.count(referred_deaths.c.death_id).label("referred"),
-                func.count(overridden_deaths.c.death_id).label("overridden"),
+async def _deaths_by_route(
+    session: AsyncSession, base: Any, route: Any, death_id: Any
+) -> tuple[int, dict[str, int]]:
+    """Distinct deaths among the rows of `base` (a SELECT with its FROM and WHERE and no
+    columns): all routes together, and per route. One pass on PostgreSQL (GROUPING SETS), two
+    on SQLite."""
+    deaths = func.count(distinct(death_id)).label("deaths")
+    if dialect_of(session) == "postgresql":
+        rows = (
+            await session.execute(
+                base.add_columns(route.label("route"), deaths).group_by(
+                    func.grouping_sets(tuple_(route), tuple_())
+                )
             )
+        ).all()
+        total = next((int(r.deaths) for r in rows if r.route is None), 0)
+        return total, {r.route: int(r.deaths) for r in rows if r.route is not None}
+    total = int(await session.scalar(base.add_columns(deaths)) or 0)
+    by_route = await session.execute(base.add_columns(route.label("route"), deaths).group_by(route))
+    return total, {r.route: int(r.deaths) for r in by_route.all()}
+
+
+async def _referral_rate(session: AsyncSession, cohort: Cohort) -> Table:
+    """The screened deaths; the referred and the overridden among them, in all and per route.
+    Each count joins the cohort's deaths to the table it counts, so it reads only the period's
+    referrals and overrides."""
+    screened = int(
+        await session.scalar(
+            select(func.count())
             .select_from(Death)
             .join(Screening, Screening.death_id == Death.id)
-            .outerjoin(referred_deaths, referred_deaths.c.death_id == Death.id)
-            .outerjoin(overridden_deaths, overridden_deaths.c.death_id == Death.id)
             .where(*cohort.terms())
         )
-    ).one()
-    screened = int(totals.screened or 0)
-    referred_any = int(totals.referred or 0)
-    overridden_any = int(totals.overridden or 0)
-    referred_query = (
-        select(Referral.route, func.count(distinct(Referral.death_id)).label("deaths"))
+        or 0
+    )
+    referrals = (
+        select()
+        .select_from(Referral)
         .join(Death, Death.id == Referral.death_id)
         .join(Screening, Screening.death_id == Death.id)
         .where(*cohort.terms(), _not_cancelled())
-        .group_by(Referral.route)
     )
-    overridden_query = (
-        select(RouteOverride.route, func.count(distinct(RouteOverride.death_id)).label("deaths"))
+    overrides = (
+        select()
+        .select_from(RouteOverride)
         .join(Death, Death.id == RouteOverride.death_id)
         .where(*cohort.terms())
-        .group_by(RouteOverride.route)
     )
     if cohort.route is not None:
-        referred_query = referred_query.where(Referral.route == cohort.route)
-        overridden_query = overridden_query.where(RouteOverride.route == cohort.route)
-    referred = {row.route: row.deaths for row in (await session.execute(referred_query)).all()}
-    overridden = {row.route: row.deaths for row in (await session.execute(overridden_query)).all()}
+        referrals = referrals.where(Referral.route == cohort.route)
+        overrides = overrides.where(RouteOverride.route == cohort.route)
+    referred_any, referred = await _deaths_by_route(
+        session, referrals, Referral.route, Referral.death_id
+    )
+    overridden_any, overridden = await _deaths_by_route(
+        session, overrides, RouteOverride.route, RouteOverride.death_id
+    )
 
     def row(route: str, referred_deaths: int, overridden_deaths: int) -> dict[str, Any]:
         return {
