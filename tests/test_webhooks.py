@@ -150,6 +150,10 @@ async def test_event_types_are_checked(hooks: Hooks) -> None:
     assert response.status_code == 422
     error = response.json()["errors"][0]
     assert error["pointer"] == "/event_types" and "death.exploded" in error["detail"]
+    wildcard = await hooks.api.post(PATH, json={"url": hooks.url, "event_types": ["nothing.*"]})
+    assert wildcard.status_code == 422
+    whole = await hooks.api.post(PATH, json={"url": hooks.url, "event_types": ["referral.*"]})
+    assert whole.status_code == 201 and whole.json()["event_types"] == ["referral.*"]
     extra = await hooks.api.post(PATH, json={"url": hooks.url, "secret": "mine"})
     assert extra.status_code == 422
 

@@ -345,12 +345,15 @@ async def test_types_filter_and_events_before_registration(hooks: Hooks) -> None
     [before] = await emit_events(hooks.database, 1)
     everything = await hooks.register()
     deaths_only = await hooks.register(event_types=["death.created"])
+    themes = await hooks.register(event_types=["theme.*"])
     [after] = await emit_events(hooks.database, 1)
     await drain(hooks.database)
     await send_due(hooks.database)
     assert hooks.receiver.of_resource(before) == []
-    [received] = hooks.receiver.of_resource(after)
-    assert received.path.endswith(everything["url"].rsplit("/", 1)[1])
+    received = hooks.receiver.of_resource(after)
+    assert sorted(item.path.rsplit("/", 1)[1] for item in received) == sorted(
+        endpoint["url"].rsplit("/", 1)[1] for endpoint in (everything, themes)
+    )
     assert await hooks.deliveries(deaths_only["id"]) == []
 
 

@@ -20,10 +20,25 @@ class DeliveryStatus(StrEnum):
     dead = "dead"
 
 
+def _known(name: str) -> bool:
+    """A published type, or `resource.*` for every type of a resource that has some."""
+    if name.endswith(".*"):
+        return any(known.startswith(name[:-1]) for known in EVENT_TYPES)
+    return name in EVENT_TYPES
+
+
+def subscribed(event_type: str, event_types: list[str]) -> bool:
+    """Whether an endpoint with these `event_types` (empty: all) gets this event."""
+    return not event_types or any(
+        event_type.startswith(name[:-1]) if name.endswith(".*") else event_type == name
+        for name in event_types
+    )
+
+
 def _known_types(value: list[str] | None) -> list[str] | None:
     if value is None:
         return None
-    unknown = [name for name in value if name not in EVENT_TYPES]
+    unknown = [name for name in value if not _known(name)]
     if unknown:
         raise ValueError(
             f"unknown event types: {', '.join(sorted(set(unknown)))}; "
@@ -43,7 +58,8 @@ class EndpointCreate(RequestModel):
     event_types: list[str] = Field(
         default_factory=list,
         max_length=MAX_EVENT_TYPES,
-        description="The event types to send; empty (the default) sends every type.",
+        description="The event types to send (`referral.*` for all of a resource's); empty "
+        "(the default) sends every type.",
     )
     enabled: bool = True
 

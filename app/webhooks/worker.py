@@ -46,7 +46,7 @@ from app.kit.sql import insert_for, insert_unless_exists
 from app.kit.time import now
 from app.models import WebhookAttempt, WebhookDelivery, WebhookDispatcher, WebhookEndpoint
 from app.webhooks.payload import event_body
-from app.webhooks.schemas import DeliveryStatus
+from app.webhooks.schemas import DeliveryStatus, subscribed
 from app.webhooks.signing import signed_headers
 from app.webhooks.urls import is_allowed
 from app.worker import Worker
@@ -131,7 +131,7 @@ async def _fan_out_page(session: AsyncSession, page_size: int) -> tuple[int, boo
     for event in page.events:
         body: str | None = None
         for endpoint_id, types, created_at in endpoints:
-            if (types and event.type not in types) or event.occurred_at < created_at:
+            if not subscribed(event.type, types) or event.occurred_at < created_at:
                 continue
             body = body or event_body(event)
             rows.append(
