@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from standardwebhooks import Webhook
 
 from app.auth.scopes import Scope
@@ -22,7 +22,7 @@ from app.db import Database
 from app.events.feed import Position
 from app.events.service import Change, emit
 from app.kit.time import now
-from app.models import OutboxEvent, WebhookDelivery, WebhookDispatcher
+from app.models import OutboxEvent, WebhookDelivery, WebhookDispatcher, WebhookEndpoint
 from app.webhooks.worker import (
     DISPATCHER,
     MAX_ATTEMPTS,
@@ -94,6 +94,14 @@ async def hooks(
     )
     api = await make_api(Scope.admin, client=http)
     hooks = Hooks(api, http, app.state.database, receiver, [])
+    # Endpoints other tests registered (their receivers are gone) would otherwise keep the
+    # worker busy with their deliveries ahead of ours: switch them off.
+    async with hooks.database.transaction() as session:
+        await session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.enabled.is_(True))
+            .values(enabled=False, disabled_reason="left by an earlier test")
+        )
     # Whatever earlier tests left becomes deliveries for their endpoints, not ours.
     await drain(hooks.database)
     yield hooks
