@@ -200,6 +200,11 @@ async def test_findings_by_theme_and_kind_for_the_deaths_of_a_month(make_api) ->
         reader, period="2025-05", site=built.site, specialty="General Surgery"
     )
     assert [r["findings"] for r in rows(surgery, "themes")] == [1, 1]
+    # Every death here was 80: "65-80" keeps them all (80 included), "under 65" none.
+    banded = await themes_report(reader, period="2025-05", site=built.site, age_band="65-80")
+    assert rows(banded, "themes") == rows(report, "themes")
+    young = await themes_report(reader, period="2025-05", site=built.site, age_band="under 65")
+    assert rows(young, "themes") == []
     # Any range: 1 May to 1 June takes D too.
     ranged = await themes_report(reader, start="2025-05-01", end="2025-06-01", site=built.site)
     assert rows(ranged, "themes")[0] == theme_row(

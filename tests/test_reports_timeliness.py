@@ -314,6 +314,11 @@ async def test_the_route_filter_follows_one_route(make_api, database) -> None:
     assert rows(surgery, "intervals")[0] == interval(TO_SCREENING, "all routes", 1, 0.5, 0.5)
     june = await timeliness(reader, period="2025-06", site=built.site)
     assert rows(june, "intervals")[0]["count"] == 0
+    # Everyone here died aged 80: in "65-80" (80 included), none "over 80".
+    banded = await timeliness(reader, period="2025-05", site=built.site, age_band="65-80")
+    assert rows(banded, "intervals")[0]["count"] == 6
+    older = await timeliness(reader, period="2025-05", site=built.site, age_band="over 80")
+    assert rows(older, "referral_rate")[0]["screened_deaths"] == 0
 
 
 async def test_referrals_a_review_raised_are_not_the_screenings(make_api) -> None:
