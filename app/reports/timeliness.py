@@ -5,8 +5,9 @@ and which required routes the medical examiner overrode, and why.
 The cohort is the deaths that died in the period (UK local date of death), filtered by site,
 specialty and age band; every figure follows those deaths through the pipeline, whenever the
 later steps happened. Intervals are in days (24 hours) to one decimal place; medians and 90th
-percentiles interpolate as PostgreSQL's `percentile_cont` does, computed in SQL with window
-functions so that SQLite gives the same answers (app.reports.aggregates).
+percentiles interpolate between ranks: `percentile_cont` on PostgreSQL, and on SQLite, which
+has no percentile function, the same interpolation by window functions
+(app.reports.aggregates).
 """
 
 from __future__ import annotations
@@ -26,29 +27,20 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
-    tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.kit.enums import ReasonCode, ReferralStatus, Route
+from app.kit.enums import ReasonCode, ReferralStatus
 from app.kit.time import local_date, now
 from app.models import Death, Referral, Review, RouteOverride, Screening
 from app.referrals.queue import OPEN_PREDICATE
-from app.reports.aggregates import (
-    LIST_LIMIT,
-    days,
-    dialect_of,
-    json_elements,
-    percentile_terms,
-    seconds_between,
-)
+from app.reports.aggregates import LIST_LIMIT, dialect_of, json_elements, seconds_between
+from app.reports.by_route import ALL_ROUTES, deaths_by_route, percentiles, route_order
 from app.reports.filters import ReportFilters
 from app.reports.model import Column, Period, Report, Table, percent
 
 APPLICABLE_FILTERS = ("site", "specialty", "route", "age_band")
-
-ALL_ROUTES = "all routes"
 
 # Reasons only a submitted review gives: a referral with none but these was raised by a review
 # (a second-stage SJR, a PSII after it, an SJR an M&M meeting escalated), not by the screening.
@@ -111,86 +103,6 @@ def _screening_referral(dialect: str) -> ColumnElement[bool]:
 # --- intervals -------------------------------------------------------------------------------
 
 
-Measured = tuple[str, int, float | None, float | None]
-
-
-async def _percentiles(
-    session: AsyncSession, base: Any, value: Any, group: Any | None
-) -> list[Measured]:
-    """(group, count, median days, 90th percentile days) for the rows of `base` (a SELECT
-    with its FROM and WHERE and no columns): one row for all of them (named "all routes"),
-    then, given a `group` column, one row per group.
-
-    PostgreSQL: one pass, `percentile_cont` over `GROUPING SETS ((group), ())`. SQLite, which
-    has neither: the portable window-function formulation (app.reports.aggregates), once for
-    all and once per group. Both give the same answers (tested)."""
-    if dialect_of(session) == "postgresql":
-        return await _percentiles_postgresql(session, base, value, group)
-    measured = await _percentiles_portable(session, base, value, None)
-    if group is not None:
-        measured += await _percentiles_portable(session, base, value, group)
-    return measured
-
-
-def _measured(name: str, n: Any, median: Any, p90: Any) -> Measured:
-    return (name, int(n), days(median), days(p90))
-
-
-async def _percentiles_postgresql(
-    session: AsyncSession, base: Any, value: Any, group: Any | None
-) -> list[Measured]:
-    figures = [
-        func.count().label("n"),
-        func.percentile_cont(0.5).within_group(value).label("median"),
-        func.percentile_cont(0.9).within_group(value).label("p90"),
-    ]
-    if group is None:
-        row = (await session.execute(base.add_columns(*figures))).one()
-        return [_measured(ALL_ROUTES, row.n, row.median, row.p90)] if row.n else []
-    query = base.add_columns(group.label("grp"), *figures).group_by(
-        func.grouping_sets(tuple_(group), tuple_())
-    )
-    rows = (await session.execute(query)).all()
-    # The grand total (the empty grouping set) has a NULL group: routes are never NULL.
-    overall = [_measured(ALL_ROUTES, r.n, r.median, r.p90) for r in rows if r.grp is None]
-    return [m for m in overall if m[1]] + [
-        _measured(r.grp, r.n, r.median, r.p90) for r in rows if r.grp is not None
-    ]
-
-
-async def _percentiles_portable(
-    session: AsyncSession, base: Any, value: Any, group: Any | None
-) -> list[Measured]:
-    partition = [group] if group is not None else None
-    columns = [
-        value.label("seconds"),
-        func.row_number().over(partition_by=partition, order_by=value).label("rank"),
-        func.count().over(partition_by=partition).label("n"),
-    ]
-    if group is not None:
-        columns.append(group.label("grp"))
-    ranked = base.add_columns(*columns).subquery("ranked")
-    median, p90 = percentile_terms(ranked.c.seconds, ranked.c.rank, ranked.c.n, (50, 90))
-    label = ranked.c.grp if group is not None else None
-    query = select(
-        *([label] if label is not None else []),
-        func.max(ranked.c.n).label("n"),
-        median.label("median"),
-        p90.label("p90"),
-    )
-    if label is not None:
-        query = query.group_by(label)
-    return [
-        _measured(row.grp if label is not None else ALL_ROUTES, row.n, row.median, row.p90)
-        for row in (await session.execute(query)).all()
-        if row.n
-    ]
-
-
-def _route_order(route: str) -> int:
-    return list(Route).index(Route(route)) if route in Route.__members__ else len(Route)
-
-
 def _interval_row(
     key: str, route: str, count: int, median: float | None, p90: float | None
 ) -> dict[str, Any]:
@@ -207,9 +119,9 @@ async def _interval_rows(
     session: AsyncSession, key: str, base: Any, value: Any, group: Any | None
 ) -> list[dict[str, Any]]:
     """The all-routes row (zeros when nothing was measured), then one row per route."""
-    measured = await _percentiles(session, base, value, group)
+    measured = await percentiles(session, base, value, group)
     overall = [m for m in measured if m[0] == ALL_ROUTES]
-    by_route = sorted((m for m in measured if m[0] != ALL_ROUTES), key=lambda m: _route_order(m[0]))
+    by_route = sorted((m for m in measured if m[0] != ALL_ROUTES), key=lambda m: route_order(m[0]))
     rows = [_interval_row(key, *m) for m in overall] or [
         _interval_row(key, ALL_ROUTES, 0, None, None)
     ]
@@ -328,7 +240,7 @@ async def _overdue(session: AsyncSession, cohort: Cohort, as_of: datetime) -> Ta
     )
     if cohort.route is not None:
         query = query.where(Referral.route == cohort.route)
-    found = sorted((await session.execute(query)).all(), key=lambda r: _route_order(r.route))
+    found = sorted((await session.execute(query)).all(), key=lambda r: route_order(r.route))
     rows = [
         {
             "route": row.route,
@@ -373,28 +285,6 @@ async def _overdue(session: AsyncSession, cohort: Cohort, as_of: datetime) -> Ta
 # --- referral rate and overrides -------------------------------------------------------------
 
 
-async def _deaths_by_route(
-    session: AsyncSession, base: Any, route: Any, death_id: Any
-) -> tuple[int, dict[str, int]]:
-    """Distinct deaths among the rows of `base` (a SELECT with its FROM and WHERE and no
-    columns): all routes together, and per route. One pass on PostgreSQL (GROUPING SETS), two
-    on SQLite."""
-    deaths = func.count(distinct(death_id)).label("deaths")
-    if dialect_of(session) == "postgresql":
-        rows = (
-            await session.execute(
-                base.add_columns(route.label("route"), deaths).group_by(
-                    func.grouping_sets(tuple_(route), tuple_())
-                )
-            )
-        ).all()
-        total = next((int(r.deaths) for r in rows if r.route is None), 0)
-        return total, {r.route: int(r.deaths) for r in rows if r.route is not None}
-    total = int(await session.scalar(base.add_columns(deaths)) or 0)
-    by_route = await session.execute(base.add_columns(route.label("route"), deaths).group_by(route))
-    return total, {r.route: int(r.deaths) for r in by_route.all()}
-
-
 async def _referral_rate(session: AsyncSession, cohort: Cohort) -> Table:
     """The screened deaths; the referred and the overridden among them, in all and per route.
     Each count joins the cohort's deaths to the table it counts, so it reads only the period's
@@ -424,10 +314,10 @@ async def _referral_rate(session: AsyncSession, cohort: Cohort) -> Table:
     if cohort.route is not None:
         referrals = referrals.where(Referral.route == cohort.route)
         overrides = overrides.where(RouteOverride.route == cohort.route)
-    referred_any, referred = await _deaths_by_route(
+    referred_any, referred = await deaths_by_route(
         session, referrals, Referral.route, Referral.death_id
     )
-    overridden_any, overridden = await _deaths_by_route(
+    overridden_any, overridden = await deaths_by_route(
         session, overrides, RouteOverride.route, RouteOverride.death_id
     )
 
@@ -441,7 +331,7 @@ async def _referral_rate(session: AsyncSession, cohort: Cohort) -> Table:
         }
 
     rows = [row(ALL_ROUTES, referred_any, overridden_any)]
-    for route in sorted(set(referred) | set(overridden), key=_route_order):
+    for route in sorted(set(referred) | set(overridden), key=route_order):
         rows.append(row(route, referred.get(route, 0), overridden.get(route, 0)))
     return Table(
         key="referral_rate",
@@ -491,7 +381,7 @@ async def _override_reasons(session: AsyncSession, cohort: Cohort) -> Table:
         query = query.where(RouteOverride.route == cohort.route)
     found = sorted(
         (await session.execute(query)).all(),
-        key=lambda r: (_route_order(r.route), -r.deaths, r.criterion),
+        key=lambda r: (route_order(r.route), -r.deaths, r.criterion),
     )
     return Table(
         key="override_criteria",
