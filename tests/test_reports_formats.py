@@ -127,6 +127,7 @@ async def test_html_is_a_page_and_table_is_csv_only(api) -> None:
     cohort = await small_cohort(api)
     page = await get(api, cohort, "lfd-dashboard", format="html")
     assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
     assert "Learning from Deaths dashboard" in page.text
     assert "66.7%" in page.text
     refused = await api.get(

@@ -34,6 +34,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from app.errors import BadRequest
 from app.reports.filters import ReportFormat
+from app.reports.html import render_html
 from app.reports.model import Column, Report, Table
 
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -201,6 +202,9 @@ def report_xlsx(report: Report) -> bytes:
     return out.getvalue()
 
 
+PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+
+
 def render(report: Report, output: ReportFormat, table_key: str | None = None) -> Response:
     """The report in the asked-for format. `table` chooses one table of a CSV only."""
     if table_key is not None and output is not ReportFormat.csv:
@@ -216,7 +220,7 @@ def render(report: Report, output: ReportFormat, table_key: str | None = None) -
             report_xlsx(report), media_type=XLSX_TYPE, headers=_attachment(report, "xlsx")
         )
     if output is ReportFormat.html:
-        from app.reports.html import render_html
-
-        return HTMLResponse(render_html(report))
+        # The page is self-contained; the browser is told to load nothing else, so a page that
+        # tried (a font, a script, a tracking pixel) would be refused rather than leak.
+        return HTMLResponse(render_html(report), headers={"Content-Security-Policy": PAGE_CSP})
     return JSONResponse(report_json(report))
