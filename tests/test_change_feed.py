@@ -85,19 +85,12 @@ async def drain_until(
         await asyncio.sleep(0.05)
 
 
-async def poll_until(
-    api: Api, cursor: str, wanted: set[str], deadline: float = 30.0, **params: Any
-) -> list[dict[str, Any]]:
-    """Poll from ``cursor`` until every event id in ``wanted`` has arrived."""
-    seen: list[dict[str, Any]] = []
-    stop = time.monotonic() + deadline
-    while not wanted <= {item["id"] for item in seen}:
-        assert time.monotonic() < stop, "the feed did not deliver every committed event"
-        items, cursor = await drain(api, cursor, **params)
-        seen.extend(items)
-        if not wanted <= {item["id"] for item in seen}:
-            await asyncio.sleep(0.05)
-    return seen
+def ids_of(events: list[dict[str, Any]]) -> set[str]:
+    return {event["id"] for event in events}
+
+
+def resources_of(events: list[dict[str, Any]]) -> set[str]:
+    return {event["resource"]["id"] for event in events}
 
 
 async def post_screening(api: Api, **death: Any) -> dict[str, Any]:
@@ -265,23 +258,8 @@ async def test_a_rolled_back_change_never_reaches_the_feed(
             raise RuntimeError("the change fails after its event was written")
     async with database.transaction() as session:
         await emit(session, Actor(None, marker), [Change("theme.updated", "theme", kept, None)])
-    seen = await poll_until(consumer, cursor, set(), types="theme.updated")
-    seen += await poll_until_resource(consumer, cursor, kept)
-    ids = {item["resource"]["id"] for item in seen}
-    assert str(kept) in ids and str(lost) not in ids
-
-
-async def poll_until_resource(
-    api: Api, cursor: str, resource_id: uuid.UUID, deadline: float = 30.0
-) -> list[dict[str, Any]]:
-    seen: list[dict[str, Any]] = []
-    stop = time.monotonic() + deadline
-    while str(resource_id) not in {item["resource"]["id"] for item in seen}:
-        assert time.monotonic() < stop, "the committed event never arrived"
-        items, cursor = await drain(api, cursor)
-        seen.extend(items)
-        await asyncio.sleep(0.02)
-    return seen
+    seen, _ = await drain_until(consumer, cursor, lambda events: str(kept) in resources_of(events))
+    assert str(lost) not in resources_of(seen)
 
 
 def emitted_types() -> set[str]:
@@ -328,7 +306,7 @@ async def test_a_late_commit_is_held_back_then_delivered_before_later_events(
         # Committed, but not handed out: an earlier transaction is still running.
         waiting, cursor = await drain(consumer, cursor)
         assert str(late) not in {item["resource"]["id"] for item in waiting}
-    seen = await poll_until_resource(consumer, cursor, late)
+    seen, _ = await drain_until(consumer, cursor, lambda events: str(late) in resources_of(events))
     order = [
         item["resource"]["id"] for item in seen if item["resource"]["id"] in {str(early), str(late)}
     ]
@@ -411,7 +389,9 @@ async def test_concurrent_writers_and_a_polling_consumer_see_every_event_exactly
     expected = {str(row.id) for row in expected_rows}
     assert len(expected) > 100  # the writers really wrote
     assert Counter(row.type for row in expected_rows)["referral.claimed"] > 10
-    seen.extend(await poll_until(consumer, cursor, expected - {i["id"] for i in seen}))
+    missing = expected - ids_of(seen)
+    rest, _ = await drain_until(consumer, cursor, lambda events: missing <= ids_of(events))
+    seen.extend(rest)
 
     counts = Counter(item["id"] for item in seen)
     assert [event_id for event_id, n in counts.items() if n > 1] == []
