@@ -19,6 +19,21 @@ class Death(IdMixin, TimestampMixin, Base):
         Index("ix_deaths_status_died_at", "status", "died_at"),
         Index("ix_deaths_specialty_at_death_died_at", "specialty_at_death", "died_at"),
         Index("ix_deaths_nhs_number", "nhs_number"),
+        # The reports' cohort: a period's deaths by local date, read from the index alone.
+        Index(
+            "ix_deaths_died_on_report",
+            "died_on",
+            postgresql_include=[
+                "place_of_death",
+                "within_30_days_of_discharge",
+                "learning_disability",
+                "autism",
+                "age_at_death",
+                "site",
+                "specialty_at_death",
+                "id",
+            ],
+        ),
     )
 
     case_number: Mapped[int] = mapped_column(

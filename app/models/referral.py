@@ -53,7 +53,7 @@ class Referral(IdMixin, TimestampMixin, Base):
         ),
         Index("ix_referrals_status_due_at", "status", "due_at"),
         Index("ix_referrals_assigned_to", "assigned_to", "status"),
-        Index("ix_referrals_death_id_route", "death_id", "route"),
+        Index("ix_referrals_death_id_route_status", "death_id", "route", "status"),
     )
 
     death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"))

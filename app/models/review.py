@@ -18,7 +18,22 @@ class Review(IdMixin, TimestampMixin, Base):
 
     __tablename__ = "reviews"
     __table_args__ = (
-        Index("ix_reviews_death_id", "death_id"),
+        # A death's reviews; the reports' columns included so that they probe the index alone.
+        Index(
+            "ix_reviews_death_id_route_status",
+            "death_id",
+            "route",
+            "status",
+            postgresql_include=[
+                "stage",
+                "submitted_at",
+                "id",
+                "avoidability",
+                "overall_rating",
+                "notified_at",
+                "external_status",
+            ],
+        ),
         Index("ix_reviews_route_submitted_at", "route", "submitted_at"),
     )
 
@@ -49,7 +64,15 @@ class Review(IdMixin, TimestampMixin, Base):
 
 class ReviewPhaseRating(IdMixin, Base):
     __tablename__ = "review_phase_ratings"
-    __table_args__ = (UniqueConstraint("review_id", "phase"),)
+    __table_args__ = (
+        UniqueConstraint("review_id", "phase"),
+        # Care quality's phase ratings of the final SJRs, read from the index alone.
+        Index(
+            "ix_review_phase_ratings_review_id_report",
+            "review_id",
+            postgresql_include=["phase", "rating"],
+        ),
+    )
 
     review_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reviews.id"))
     phase: Mapped[str] = mapped_column(String(20))

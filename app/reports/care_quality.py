@@ -4,7 +4,7 @@ docs/reports.md.
 The unit is a death, judged by its final SJR: of its submitted SJRs the highest stage (a
 stage-2 review supersedes stage 1), its latest values after amendment. Deaths are those in
 scope whose local date of death lies in the period. Counting happens in the database (GROUP BY
-rating, phase and group); Python only lays the counted cells out as rows.
+rating, phase and group, in one statement); Python only lays the counted cells out as rows.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, String, cast, extract, func, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -26,7 +26,6 @@ from app.reports.cohort import (
     deaths_with_referral,
     final_sjr,
     flag,
-    month_of,
 )
 from app.reports.filters import ReportFilters, age_bands
 from app.reports.model import Column, Period, Report, Table, percent
@@ -85,14 +84,24 @@ def _distribution_columns(labels: dict[int, str], what: str) -> list[Column]:
     ]
 
 
-def _group_key(grouping: Grouping, deaths: Any, settings: Settings) -> list[Any]:
-    if grouping is Grouping.month:
-        return list(month_of(deaths.c.died_on))
+def _group_column(grouping: Grouping, deaths: Any) -> Any:
+    """The cohort column a grouping needs: the date of death for months (grouped by day
+    first), the age for bands."""
+    return {
+        Grouping.month: deaths.c.died_on,
+        Grouping.specialty: deaths.c.specialty_at_death,
+        Grouping.site: deaths.c.site,
+        Grouping.age_band: deaths.c.age_at_death,
+    }[grouping]
+
+
+def _group_key(grouping: Grouping, cells: Any, settings: Settings) -> Any:
+    """The grouping key of the judged deaths (other than month, which goes by day first)."""
     if grouping is Grouping.specialty:
-        return [deaths.c.specialty_at_death.label("grp")]
+        return cells.c.specialty_at_death.label("grp")
     if grouping is Grouping.site:
-        return [deaths.c.site.label("grp")]
-    return [age_band_of(deaths.c.age_at_death, settings).label("grp")]
+        return cells.c.site.label("grp")
+    return age_band_of(cells.c.age_at_death, settings).label("grp")
 
 
 async def build_care_quality(
@@ -111,25 +120,92 @@ async def build_care_quality(
     final = final_sjr(deaths)
     referred = deaths_with_referral(deaths, Route.sjr, "sjr_referred")
 
-    # One pass over the cohort counts deaths by group, overall rating and whether referred
-    # and reviewed; the summary, the distribution and the grouped table are sums of its cells.
-    keys = _group_key(by, deaths, settings)
+    # One statement, two parts sharing the final SJRs (ranked once): the cohort's deaths counted
+    # by group, overall rating and whether referred and reviewed (the summary, the
+    # distribution and the grouped table are sums of these cells), and the final SJRs' phase
+    # ratings counted by phase and rating.
     was_referred = flag(referred.c.death_id.is_not(None)).label("was_referred")
     was_reviewed = flag(final.c.death_id.is_not(None)).label("was_reviewed")
-    cells = (
-        await session.execute(
-            select(*keys, final.c.overall_rating, was_referred, was_reviewed, func.count())
-            .select_from(deaths)
-            .outerjoin(referred, referred.c.death_id == deaths.c.id)
-            .outerjoin(final, final.c.death_id == deaths.c.id)
-            .group_by(*keys, final.c.overall_rating, was_referred, was_reviewed)
+    judged = (
+        select(
+            _group_column(by, deaths),
+            final.c.overall_rating,
+            was_referred,
+            was_reviewed,
         )
-    ).all()
+        .outerjoin(referred, referred.c.death_id == deaths.c.id)
+        .outerjoin(final, final.c.death_id == deaths.c.id)
+    )
+    if by is Grouping.month:
+        # By day first, then the days' cells by month: grouping the deaths by a date is
+        # cheaper than by its year and month, and a period has a few hundred days.
+        cells = judged.subquery("judged")
+        days = (
+            select(
+                cells.c.died_on,
+                cells.c.overall_rating,
+                cells.c.was_referred,
+                cells.c.was_reviewed,
+                func.count().label("n"),
+            )
+            .group_by(
+                cells.c.died_on, cells.c.overall_rating, cells.c.was_referred, cells.c.was_reviewed
+            )
+            .subquery("days")
+        )
+        keys: list[Any] = [
+            extract("year", days.c.died_on).label("year"),
+            extract("month", days.c.died_on).label("month"),
+        ]
+        deaths_part = select(
+            literal(1).label("part"),
+            *keys,
+            days.c.overall_rating.label("rating"),
+            days.c.was_referred,
+            days.c.was_reviewed,
+            cast(null(), String).label("phase"),
+            func.sum(days.c.n).label("n"),
+        ).group_by(*keys, days.c.overall_rating, days.c.was_referred, days.c.was_reviewed)
+        no_key: list[Any] = [cast(null(), Integer), cast(null(), Integer)]
+    else:
+        cells = judged.subquery("judged")
+        key = _group_key(by, cells, settings)
+        keys = [key]
+        deaths_part = select(
+            literal(1).label("part"),
+            key,
+            cells.c.overall_rating.label("rating"),
+            cells.c.was_referred,
+            cells.c.was_reviewed,
+            cast(null(), String).label("phase"),
+            func.count().label("n"),
+        ).group_by(key, cells.c.overall_rating, cells.c.was_referred, cells.c.was_reviewed)
+        no_key = [cast(null(), String)]
+    phases_part = (
+        select(
+            literal(2),
+            *no_key,
+            ReviewPhaseRating.rating,
+            literal(0),
+            literal(0),
+            ReviewPhaseRating.phase,
+            func.count(),
+        )
+        .join(final, final.c.review_id == ReviewPhaseRating.review_id)
+        .where(ReviewPhaseRating.phase != SjrPhase.overall.value)
+        .group_by(ReviewPhaseRating.phase, ReviewPhaseRating.rating)
+    )
+
     summary = {"deaths": 0, "referred": 0, "reviewed": 0, "rated": 0}
     overall: dict[int, int] = {}
     grouped: dict[Any, dict[int, int]] = {}
-    for row in cells:
-        *key_parts, rating, referred_flag, reviewed_flag, count = row
+    phases: dict[str, dict[int, int]] = {}
+    for row in (await session.execute(union_all(deaths_part, phases_part))).all():
+        part, *key_parts, rating, referred_flag, reviewed_flag, phase, count = row
+        count = int(count)
+        if part == 2:
+            phases.setdefault(phase, {})[int(rating)] = count
+            continue
         summary["deaths"] += count
         summary["referred"] += count if referred_flag else 0
         summary["reviewed"] += count if reviewed_flag else 0
@@ -137,22 +213,11 @@ async def build_care_quality(
             continue
         summary["rated"] += count
         overall[int(rating)] = overall.get(int(rating), 0) + count
-        key = (
+        group = (
             date(int(key_parts[0]), int(key_parts[1]), 1) if by is Grouping.month else key_parts[0]
         )
-        ratings = grouped.setdefault(key, {})
+        ratings = grouped.setdefault(group, {})
         ratings[int(rating)] = ratings.get(int(rating), 0) + count
-
-    phases: dict[str, dict[int, int]] = {}
-    for phase, rating, count in (
-        await session.execute(
-            select(ReviewPhaseRating.phase, ReviewPhaseRating.rating, func.count())
-            .join(final, final.c.review_id == ReviewPhaseRating.review_id)
-            .where(ReviewPhaseRating.phase != SjrPhase.overall.value)
-            .group_by(ReviewPhaseRating.phase, ReviewPhaseRating.rating)
-        )
-    ).all():
-        phases.setdefault(phase, {})[int(rating)] = int(count)
 
     labels = await label_table(session)
     care = labels.get("care_rating", {})

@@ -1,5 +1,6 @@
 """SQL building blocks the death-based reports share: the cohort of deaths a report counts,
-the final SJR of each, and the month and age band of a death, portable between PostgreSQL and
+the final SJR of each (alone, or with every other review-derived figure in one pass over the
+cohort's reviews), and the month and age band of a death, portable between PostgreSQL and
 SQLite. Everything here is a subquery for the database to aggregate, never rows for Python."""
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from app.config import Settings
 from app.kit.enums import ReferralStatus, ReviewStatus, Route
 from app.models import Death, Referral, Review
 from app.reports.filters import ReportFilters, age_bands, age_condition, in_scope
-from app.reports.model import Period
 
 # Referrals that stand: a declined or cancelled referral asked for nothing that happened.
 WITHDRAWN = (ReferralStatus.declined.value, ReferralStatus.cancelled.value)
@@ -35,7 +35,6 @@ def cohort(
 ) -> CTE:
     """Deaths in scope whose local date of death lies in [first, last], after the filters:
     `id`, `died_on`, `learning_disability`, `autism`, `age_at_death` and any extra columns."""
-    low, high = Period(first, last, "").utc_bounds()
     return (
         select(
             Death.id,
@@ -46,10 +45,11 @@ def cohort(
             *columns,
         )
         .where(
-            # died_on is died_at's local date: the UTC range reads the died_at index, and the
-            # date terms say exactly what is meant.
-            Death.died_at >= low,
-            Death.died_at < high,
+            # died_on alone: its index (ix_deaths_died_on_report) covers every column a report
+            # reads or filters on, so PostgreSQL reads the period's deaths from the index
+            # without visiting the table, and estimates the cohort's size from one range (a
+            # died_at range besides it made the planner guess a fifth of the deaths and choose
+            # its joins for that).
             Death.died_on >= first,
             Death.died_on <= last,
             in_scope(settings),
@@ -60,11 +60,25 @@ def cohort(
     )
 
 
-def final_sjr(deaths: CTE) -> Subquery:
+def _sjr_order() -> tuple[ColumnElement[Any], ...]:
+    """A death's submitted SJRs, final first: highest stage, then latest submitted (the id
+    settles a tie, so the final SJR is always one review)."""
+    return (
+        func.coalesce(Review.stage, 1).desc(),
+        Review.submitted_at.desc(),
+        Review.id.desc(),
+    )
+
+
+def _submitted_sjr() -> ColumnElement[bool]:
+    return and_(Review.route == Route.sjr.value, Review.status == ReviewStatus.submitted.value)
+
+
+def final_sjr(deaths: CTE) -> CTE:
     """Each cohort death's final SJR: of its submitted SJRs, the highest stage (a stage-2
     review supersedes stage 1), then the latest submitted. An amended review is one row
     holding its latest values, so it counts once. `death_id`, `review_id`, `avoidability`,
-    `overall_rating` of the rows with `rank` 1."""
+    `overall_rating`; a CTE, so that a report reading it twice ranks the reviews once."""
     ranked = (
         select(
             Review.death_id,
@@ -72,18 +86,11 @@ def final_sjr(deaths: CTE) -> Subquery:
             Review.avoidability,
             Review.overall_rating,
             func.row_number()
-            .over(
-                partition_by=Review.death_id,
-                order_by=(
-                    func.coalesce(Review.stage, 1).desc(),
-                    Review.submitted_at.desc(),
-                    Review.id.desc(),
-                ),
-            )
+            .over(partition_by=Review.death_id, order_by=_sjr_order())
             .label("rank"),
         )
         .join(deaths, deaths.c.id == Review.death_id)
-        .where(Review.route == Route.sjr.value, Review.status == ReviewStatus.submitted.value)
+        .where(_submitted_sjr())
         .subquery("ranked_sjr")
     )
     return (
@@ -91,7 +98,49 @@ def final_sjr(deaths: CTE) -> Subquery:
             ranked.c.death_id, ranked.c.review_id, ranked.c.avoidability, ranked.c.overall_rating
         )
         .where(ranked.c.rank == 1)
-        .subquery("final_sjr")
+        .cte("final_sjr")
+    )
+
+
+def review_figures(deaths: CTE, flags: dict[str, ColumnElement[bool]], *carried: str) -> Subquery:
+    """One pass over the cohort's reviews, one row per death with any review: `death_id`, the
+    `carried` cohort columns, for each named condition in `flags` 1 when any of the death's
+    reviews meets it (else 0), and `avoidability` and `overall_rating` of its final SJR (null
+    without one). The final SJR is ranked within the same pass: each death's submitted SJRs
+    are numbered in final-first order (the other reviews are a partition of their own and get
+    no number), and the row numbered 1 gives the scores."""
+    submitted_sjr = _submitted_sjr()
+    ranked = (
+        select(
+            Review.death_id,
+            *(deaths.c[name] for name in carried),
+            *(flag(condition).label(name) for name, condition in flags.items()),
+            Review.avoidability,
+            Review.overall_rating,
+            case(
+                (
+                    submitted_sjr,
+                    func.row_number().over(
+                        partition_by=(Review.death_id, submitted_sjr), order_by=_sjr_order()
+                    ),
+                ),
+                else_=None,
+            ).label("sjr_rank"),
+        )
+        .join(deaths, deaths.c.id == Review.death_id)
+        .subquery("ranked_reviews")
+    )
+    final = ranked.c.sjr_rank == 1
+    return (
+        select(
+            ranked.c.death_id,
+            *(ranked.c[name] for name in carried),
+            *(func.max(ranked.c[name]).label(name) for name in flags),
+            func.max(case((final, ranked.c.avoidability), else_=None)).label("avoidability"),
+            func.max(case((final, ranked.c.overall_rating), else_=None)).label("overall_rating"),
+        )
+        .group_by(ranked.c.death_id, *(ranked.c[name] for name in carried))
+        .subquery("review_figures")
     )
 
 

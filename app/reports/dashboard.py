@@ -3,7 +3,7 @@ financial year, the quarter to date and the year to date. Definitions: docs/repo
 
 Every figure counts deaths, by the month of death (the UK local date): a death reviewed in
 June that died in April counts in April, so earlier months fill in as reviews finish, as on
-the national dashboard. One GROUP BY per request; quarter and year to date are sums of the
+the national dashboard. One statement per request; quarter and year to date are sums of the
 months, which is exact because each death falls in one month.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy import Select, and_, func, literal, not_, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -26,9 +26,7 @@ from app.reports.cohort import (
     cohort,
     count_where,
     deaths_with_referral,
-    final_sjr,
-    flag,
-    month_of,
+    review_figures,
 )
 from app.reports.filters import ReportFilters, today
 from app.reports.model import (
@@ -94,75 +92,70 @@ def span_of(period: Period, today_: date) -> Span:
 async def _monthly_counts(
     session: AsyncSession, settings: Settings, filters: ReportFilters, span: Span
 ) -> dict[date, dict[str, int]]:
+    """Every measure of every month, from one statement of three grouped parts that each
+    count by day of death (the days are added up into months here: a year is at most 366
+    rows, and grouping by a date is cheaper than by its year and month): the cohort's deaths;
+    the review-derived figures, from one pass over the cohort's reviews; and the deaths
+    investigated. Each part gives 0 for the measures of the others, so a month's figures are
+    the sums of its days' rows."""
     deaths = cohort(settings, filters, span.year.start, span.as_of)
-    reviews = (
-        select(
-            Review.death_id,
-            func.max(
-                flag(
-                    and_(
-                        Review.route.in_(CASE_RECORD_REVIEW_ROUTES),
-                        Review.status == ReviewStatus.submitted.value,
-                    )
-                )
-            ).label("reviewed"),
-            func.max(
-                flag(
-                    and_(
-                        Review.route == Route.leder.value,
-                        Review.status == ReviewStatus.submitted.value,
-                        Review.notified_at.is_not(None),
-                    )
-                )
-            ).label("notified"),
-            func.max(
-                flag(
-                    and_(
-                        Review.route == Route.leder.value,
-                        Review.status == ReviewStatus.submitted.value,
-                        Review.external_status == LederStatus.completed.value,
-                    )
-                )
-            ).label("completed"),
-        )
-        .join(deaths, deaths.c.id == Review.death_id)
-        .group_by(Review.death_id)
-        .subquery("death_reviews")
+    submitted = Review.status == ReviewStatus.submitted.value
+    leder = and_(Review.route == Route.leder.value, submitted)
+    figures = review_figures(
+        deaths,
+        {
+            "reviewed": and_(Review.route.in_(CASE_RECORD_REVIEW_ROUTES), submitted),
+            "notified": and_(leder, Review.notified_at.is_not(None)),
+            "completed": and_(leder, Review.external_status == LederStatus.completed.value),
+        },
+        "died_on",
+        "learning_disability",
+        "autism",
     )
-    final = final_sjr(deaths)
     psii = deaths_with_referral(deaths, Route.psii, "psii")
+
+    def part(died_on: Any, counted: dict[str, Any]) -> Select[Any]:
+        return select(
+            died_on.label("died_on"),
+            *(counted.get(name, literal(0)).label(name) for name in MEASURES),
+        ).group_by(died_on)
+
     ld = or_(deaths.c.learning_disability, deaths.c.autism)
-    others = not_(ld)
-    avoidable = final.c.avoidability <= AVOIDABLE_MAX
-    year, month = month_of(deaths.c.died_on)
-    query = (
-        select(
-            year,
-            month,
-            func.count().label("all_deaths"),
-            count_where(others).label("deaths"),
-            count_where(others, reviews.c.reviewed == 1).label("reviewed"),
-            count_where(others, psii.c.death_id.is_not(None)).label("investigated"),
-            count_where(others, avoidable).label("avoidable"),
-            *(
-                count_where(others, final.c.avoidability == score).label(f"score_{score}")
-                for score in range(1, 7)
-            ),
-            count_where(ld).label("ld_deaths"),
-            count_where(ld, reviews.c.notified == 1).label("ld_notified"),
-            count_where(ld, reviews.c.completed == 1).label("ld_completed"),
-            count_where(ld, avoidable).label("ld_avoidable"),
-        )
-        .select_from(deaths)
-        .outerjoin(reviews, reviews.c.death_id == deaths.c.id)
-        .outerjoin(final, final.c.death_id == deaths.c.id)
-        .outerjoin(psii, psii.c.death_id == deaths.c.id)
-        .group_by(year, month)
+    in_ld = or_(figures.c.learning_disability, figures.c.autism)
+    avoidable = figures.c.avoidability <= AVOIDABLE_MAX
+    query = union_all(
+        part(
+            deaths.c.died_on,
+            {
+                "all_deaths": func.count(),
+                "deaths": count_where(not_(ld)),
+                "ld_deaths": count_where(ld),
+            },
+        ).select_from(deaths),
+        part(
+            figures.c.died_on,
+            {
+                "reviewed": count_where(not_(in_ld), figures.c.reviewed == 1),
+                "avoidable": count_where(not_(in_ld), avoidable),
+                **{
+                    f"score_{score}": count_where(not_(in_ld), figures.c.avoidability == score)
+                    for score in range(1, 7)
+                },
+                "ld_notified": count_where(in_ld, figures.c.notified == 1),
+                "ld_completed": count_where(in_ld, figures.c.completed == 1),
+                "ld_avoidable": count_where(in_ld, avoidable),
+            },
+        ).select_from(figures),
+        part(deaths.c.died_on, {"investigated": count_where(not_(ld))}).select_from(
+            deaths.join(psii, psii.c.death_id == deaths.c.id)
+        ),
     )
     counts: dict[date, dict[str, int]] = {}
     for row in (await session.execute(query)).mappings():
-        first = date(int(row["year"]), int(row["month"]), 1)
-        counts[first] = {name: int(row[name] or 0) for name in MEASURES}
+        died_on = row["died_on"]
+        month = counts.setdefault(date(died_on.year, died_on.month, 1), dict.fromkeys(MEASURES, 0))
+        for name in MEASURES:
+            month[name] += int(row[name] or 0)
     return counts
 
 
