@@ -21,9 +21,14 @@ size by size (the first 100,000 deaths stay when the load grows to 1,000,000):
   the death more likely than not avoidable; M&M for half of General Surgery deaths; LeDeR for
   every death of a person with a learning disability or autism.
 
-Each report is asked for the last complete financial year: one warm-up, then `--runs` timed
-requests, the median reported. Memory is this process's RSS (it is the server: the app runs
-in-process under httpx's ASGI transport) after each size's runs, and its peak.
+Each report is asked for the current financial year (to date) and the last complete one: one
+warm-up, then `--runs` timed requests, the median reported. Memory is this process's RSS (it is
+the server: the app runs in-process under httpx's ASGI transport) after each size's runs, and
+its peak. The machine's load average is printed before and after each size's runs (on a shared
+machine the timings mean little without it).
+
+Growing is one way: to measure 100,000 deaths after 1,000,000 have been loaded, give another
+database (`--database-url .../lfd_bench_reports_100k --sizes 100000`).
 """
 
 from __future__ import annotations
@@ -269,6 +274,11 @@ async def load_to(connection: asyncpg.Connection, size: int, per_day: int) -> fl
     return time.perf_counter() - started
 
 
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def rss_mib() -> tuple[float, float]:
     """(current RSS, peak RSS) of this process in MiB, from /proc."""
     values = {}
@@ -348,8 +358,10 @@ async def main() -> None:
         finally:
             await connection.close()
         print(f"{size:,} deaths (loaded in {seconds:.0f} s)")
+        print(f"  load average before {load_average()}", flush=True)
         for label, figure, value in await measure(url, args.runs, periods):
-            print(f"  {label}: {figure} {value:,.0f}")
+            print(f"  {label}: {figure} {value:,.0f}", flush=True)
+        print(f"  load average after {load_average()}")
         current, peak = rss_mib()
         print(f"  process RSS {current:.0f} MiB (peak {peak:.0f} MiB)", flush=True)
 
