@@ -13,7 +13,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Integer, String, cast, extract, func, literal, null, select, union_all
+from sqlalchemy import SmallInteger, String, cast, func, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -25,7 +25,7 @@ from app.reports.cohort import (
     cohort,
     deaths_with_referral,
     final_sjr,
-    flag,
+    month_of,
 )
 from app.reports.filters import ReportFilters, age_bands
 from app.reports.model import Column, Period, Report, Table, percent
@@ -84,24 +84,23 @@ def _distribution_columns(labels: dict[int, str], what: str) -> list[Column]:
     ]
 
 
-def _group_column(grouping: Grouping, deaths: Any) -> Any:
-    """The cohort column a grouping needs: the date of death for months (grouped by day
-    first), the age for bands."""
+def _group_column(grouping: Grouping) -> str:
+    """The cohort column a grouping is computed from."""
     return {
-        Grouping.month: deaths.c.died_on,
-        Grouping.specialty: deaths.c.specialty_at_death,
-        Grouping.site: deaths.c.site,
-        Grouping.age_band: deaths.c.age_at_death,
+        Grouping.month: "died_on",
+        Grouping.specialty: "specialty_at_death",
+        Grouping.site: "site",
+        Grouping.age_band: "age_at_death",
     }[grouping]
 
 
-def _group_key(grouping: Grouping, cells: Any, settings: Settings) -> Any:
-    """The grouping key of the judged deaths (other than month, which goes by day first)."""
-    if grouping is Grouping.specialty:
-        return cells.c.specialty_at_death.label("grp")
-    if grouping is Grouping.site:
-        return cells.c.site.label("grp")
-    return age_band_of(cells.c.age_at_death, settings).label("grp")
+def _group_key(grouping: Grouping, final: Any, settings: Settings) -> list[Any]:
+    """The grouping key of the final SJRs: year and month of death, or one label."""
+    if grouping is Grouping.month:
+        return list(month_of(final.c.died_on))
+    if grouping is Grouping.age_band:
+        return [age_band_of(final.c.age_at_death, settings).label("grp")]
+    return [final.c[_group_column(grouping)].label("grp")]
 
 
 async def build_care_quality(
@@ -117,107 +116,55 @@ async def build_care_quality(
     deaths = cohort(
         settings, filters, period.start, period.end, Death.site, Death.specialty_at_death
     )
-    final = final_sjr(deaths)
+    final = final_sjr(deaths, _group_column(by))
     referred = deaths_with_referral(deaths, Route.sjr, "sjr_referred")
 
-    # One statement, two parts sharing the final SJRs (ranked once): the cohort's deaths counted
-    # by group, overall rating and whether referred and reviewed (the summary, the
-    # distribution and the grouped table are sums of these cells), and the final SJRs' phase
-    # ratings counted by phase and rating.
-    was_referred = flag(referred.c.death_id.is_not(None)).label("was_referred")
-    was_reviewed = flag(final.c.death_id.is_not(None)).label("was_reviewed")
-    judged = (
-        select(
-            _group_column(by, deaths),
-            final.c.overall_rating,
-            was_referred,
-            was_reviewed,
-        )
-        .outerjoin(referred, referred.c.death_id == deaths.c.id)
-        .outerjoin(final, final.c.death_id == deaths.c.id)
-    )
-    if by is Grouping.month:
-        # By day first, then the days' cells by month: grouping the deaths by a date is
-        # cheaper than by its year and month, and a period has a few hundred days.
-        cells = judged.subquery("judged")
-        days = (
-            select(
-                cells.c.died_on,
-                cells.c.overall_rating,
-                cells.c.was_referred,
-                cells.c.was_reviewed,
-                func.count().label("n"),
-            )
-            .group_by(
-                cells.c.died_on, cells.c.overall_rating, cells.c.was_referred, cells.c.was_reviewed
-            )
-            .subquery("days")
-        )
-        keys: list[Any] = [
-            extract("year", days.c.died_on).label("year"),
-            extract("month", days.c.died_on).label("month"),
-        ]
-        deaths_part = select(
-            literal(1).label("part"),
-            *keys,
-            days.c.overall_rating.label("rating"),
-            days.c.was_referred,
-            days.c.was_reviewed,
-            cast(null(), String).label("phase"),
-            func.sum(days.c.n).label("n"),
-        ).group_by(*keys, days.c.overall_rating, days.c.was_referred, days.c.was_reviewed)
-        no_key: list[Any] = [cast(null(), Integer), cast(null(), Integer)]
-    else:
-        cells = judged.subquery("judged")
-        key = _group_key(by, cells, settings)
-        keys = [key]
-        deaths_part = select(
-            literal(1).label("part"),
-            key,
-            cells.c.overall_rating.label("rating"),
-            cells.c.was_referred,
-            cells.c.was_reviewed,
-            cast(null(), String).label("phase"),
-            func.count().label("n"),
-        ).group_by(key, cells.c.overall_rating, cells.c.was_referred, cells.c.was_reviewed)
-        no_key = [cast(null(), String)]
-    phases_part = (
-        select(
-            literal(2),
-            *no_key,
-            ReviewPhaseRating.rating,
-            literal(0),
-            literal(0),
-            ReviewPhaseRating.phase,
-            func.count(),
-        )
+    # One statement of four parts, each counting what it alone can say: the cohort's deaths,
+    # those referred for SJR, the final SJRs by group and overall rating, and the final SJRs'
+    # phase ratings by phase and rating. Only the final SJRs are grouped, so no part joins
+    # every death of the period to anything; the final SJRs are ranked once (a CTE).
+    keys = _group_key(by, final, settings)
+    no_key = [cast(null(), key.type) for key in keys]
+    no_phase = cast(null(), String)
+    no_rating = cast(null(), SmallInteger)
+    parts = union_all(
+        select(literal(1), *no_key, no_rating, no_phase, func.count()).select_from(deaths),
+        select(literal(2), *no_key, no_rating, no_phase, func.count()).select_from(referred),
+        select(literal(3), *keys, final.c.overall_rating, no_phase, func.count()).group_by(
+            *keys, final.c.overall_rating
+        ),
+        select(literal(4), *no_key, ReviewPhaseRating.rating, ReviewPhaseRating.phase, func.count())
         .join(final, final.c.review_id == ReviewPhaseRating.review_id)
         .where(ReviewPhaseRating.phase != SjrPhase.overall.value)
-        .group_by(ReviewPhaseRating.phase, ReviewPhaseRating.rating)
+        .group_by(ReviewPhaseRating.phase, ReviewPhaseRating.rating),
     )
 
     summary = {"deaths": 0, "referred": 0, "reviewed": 0, "rated": 0}
     overall: dict[int, int] = {}
     grouped: dict[Any, dict[int, int]] = {}
     phases: dict[str, dict[int, int]] = {}
-    for row in (await session.execute(union_all(deaths_part, phases_part))).all():
-        part, *key_parts, rating, referred_flag, reviewed_flag, phase, count = row
+    for row in (await session.execute(parts)).all():
+        part, *key_parts, rating, phase, count = row
         count = int(count)
-        if part == 2:
+        if part == 1:
+            summary["deaths"] += count
+        elif part == 2:
+            summary["referred"] += count
+        elif part == 4:
             phases.setdefault(phase, {})[int(rating)] = count
-            continue
-        summary["deaths"] += count
-        summary["referred"] += count if referred_flag else 0
-        summary["reviewed"] += count if reviewed_flag else 0
-        if rating is None:
-            continue
-        summary["rated"] += count
-        overall[int(rating)] = overall.get(int(rating), 0) + count
-        group = (
-            date(int(key_parts[0]), int(key_parts[1]), 1) if by is Grouping.month else key_parts[0]
-        )
-        ratings = grouped.setdefault(group, {})
-        ratings[int(rating)] = ratings.get(int(rating), 0) + count
+        else:
+            summary["reviewed"] += count
+            if rating is None:
+                continue
+            summary["rated"] += count
+            overall[int(rating)] = overall.get(int(rating), 0) + count
+            group = (
+                date(int(key_parts[0]), int(key_parts[1]), 1)
+                if by is Grouping.month
+                else key_parts[0]
+            )
+            ratings = grouped.setdefault(group, {})
+            ratings[int(rating)] = ratings.get(int(rating), 0) + count
 
     labels = await label_table(session)
     care = labels.get("care_rating", {})

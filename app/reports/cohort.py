@@ -78,17 +78,19 @@ def _submitted_sjr() -> ColumnElement[bool]:
     return and_(Review.route == Route.sjr.value, Review.status == ReviewStatus.submitted.value)
 
 
-def final_sjr(deaths: CTE) -> CTE:
+def final_sjr(deaths: CTE, *carried: str) -> CTE:
     """Each cohort death's final SJR: of its submitted SJRs, the highest stage (a stage-2
     review supersedes stage 1), then the latest submitted. An amended review is one row
     holding its latest values, so it counts once. `death_id`, `review_id`, `avoidability`,
-    `overall_rating`; a CTE, so that a report reading it twice ranks the reviews once."""
+    `overall_rating` and the `carried` cohort columns; a CTE, so that a report reading it
+    twice ranks the reviews once."""
     ranked = (
         select(
             Review.death_id,
             Review.id.label("review_id"),
             Review.avoidability,
             Review.overall_rating,
+            *(deaths.c[name] for name in carried),
             func.row_number()
             .over(partition_by=Review.death_id, order_by=_sjr_order())
             .label("rank"),
@@ -99,7 +101,11 @@ def final_sjr(deaths: CTE) -> CTE:
     )
     return (
         select(
-            ranked.c.death_id, ranked.c.review_id, ranked.c.avoidability, ranked.c.overall_rating
+            ranked.c.death_id,
+            ranked.c.review_id,
+            ranked.c.avoidability,
+            ranked.c.overall_rating,
+            *(ranked.c[name] for name in carried),
         )
         .where(ranked.c.rank == 1)
         .cte("final_sjr")
