@@ -225,3 +225,58 @@ async def test_an_overdue_action_has_another_tag(api: Any) -> None:
     assert late.headers["ETag"].endswith('.overdue"') and not on_time.endswith('.overdue"')
     read = await api.get(f"/v1/actions/{late.json()['id']}")
     assert read.headers["ETag"] == late.headers["ETag"]
+
+
+async def test_a_finding_tag_follows_its_theme_and_death(api: Any) -> None:
+    """A finding shows its theme's name and its death's specialty, which change without a new
+    version of the finding: renaming the theme or correcting the death gives the finding a new
+    tag, while If-Match still takes the finding's own version."""
+    seeded = await seed(api)
+    theme = await api.post("/v1/themes", json={"name": f"Tagged {uuid.uuid4().hex[:10]}"})
+    assert theme.status_code == 201, theme.text
+    finding = await api.post(
+        "/v1/findings",
+        json={
+            "death_id": seeded.ids["death_id"],
+            "kind": "learning_point",
+            "theme_id": theme.json()["id"],
+            "description": "Escalation plans were not shared at handover.",
+        },
+    )
+    assert finding.status_code == 201, finding.text
+    path = f"/v1/findings/{finding.json()['id']}"
+    theme_path = f"/v1/themes/{theme.json()['id']}"
+    before = await api.get(path)
+    assert before.headers["ETag"] == finding.headers["ETag"]
+    tag = before.headers["ETag"]
+    await _assert_not_modified(api, path, tag)
+
+    theme_tag = (await api.get(theme_path)).headers["ETag"]
+    new_name = f"Renamed {uuid.uuid4().hex[:10]}"
+    renamed = await api.patch(theme_path, json={"name": new_name}, headers={"If-Match": theme_tag})
+    assert renamed.status_code == 200, renamed.text
+    after_rename = await api.get(path, headers={"If-None-Match": tag})
+    assert after_rename.status_code == 200, after_rename.text
+    assert after_rename.json()["theme"]["name"] == new_name
+    assert after_rename.json()["version"] == before.json()["version"]
+    renamed_tag = after_rename.headers["ETag"]
+    assert renamed_tag != tag
+    await _assert_not_modified(api, path, renamed_tag)
+
+    death_path = f"/v1/deaths/{seeded.ids['death_id']}"
+    death_tag = (await api.get(death_path)).headers["ETag"]
+    corrected = await api.patch(
+        death_path, json={"specialty_at_death": "Neurology"}, headers={"If-Match": death_tag}
+    )
+    assert corrected.status_code == 200, corrected.text
+    after_death = await api.get(path, headers={"If-None-Match": renamed_tag})
+    assert after_death.status_code == 200
+    assert after_death.json()["specialty"] == "Neurology"
+    assert after_death.headers["ETag"] != renamed_tag
+
+    # The old tag still guards an update: the finding itself has not changed.
+    patched = await api.patch(
+        path, json={"description": "Reworded after the theme's rename."}, headers={"If-Match": tag}
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.headers["ETag"] == (await api.get(path)).headers["ETag"]

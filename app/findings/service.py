@@ -3,6 +3,7 @@ learning recorded against a death and the review it came from)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 import uuid
@@ -209,8 +210,17 @@ def finding_out(finding: Finding, theme: Theme) -> FindingOut:
     return FindingOut.model_validate({**values, "theme": ref})
 
 
+SHOWN_FROM_ELSEWHERE = {"theme", "died_on", "specialty", "route"}
+"""What a finding shows that belongs to other rows: its theme (renamed or retired without a
+new version of the finding), its death's date and specialty, its review's route."""
+
+
 def finding_etag(finding: FindingOut) -> str:
-    return etag(finding.id, finding.version)
+    """The finding's tag: its own version (all If-Match compares) and a digest of what it
+    shows from its theme, death and review, so that If-None-Match re-downloads a finding whose
+    theme was renamed or whose death was corrected."""
+    shown = finding.model_dump_json(include=SHOWN_FROM_ELSEWHERE).encode()
+    return etag(finding.id, finding.version, hashlib.sha256(shown).hexdigest()[:12])
 
 
 def death_specialty(death: Death) -> str | None:
@@ -361,7 +371,7 @@ async def patch_finding(
     """Correct a finding: its kind, theme, phase, description, who recorded it, or the review
     it came from (a review of the same death)."""
     finding, theme = await _load_finding(session, finding_id, for_update=True)
-    check_if_match(if_match, finding.id, finding.version)
+    check_if_match(if_match, finding.id, finding.version, finding_etag(finding_out(finding, theme)))
     changes = patch.model_dump(exclude_unset=True)
     errors: Errors = [
         _error(f"/{name}", "this field cannot be cleared", "null_not_allowed")

@@ -33,8 +33,12 @@ def _core(tag: str) -> str:
     return ".".join(tag.strip('"').split(".")[:2])
 
 
-def check_if_match(if_match: str | None, resource_id: uuid.UUID, version: int) -> None:
-    """428 without If-Match; 412 unless it names the resource's current version."""
+def check_if_match(
+    if_match: str | None, resource_id: uuid.UUID, version: int, shown: str | None = None
+) -> None:
+    """428 without If-Match; 412 unless it names the resource's current version. The 412's
+    `current_etag` is `shown` (the tag a read answers now, for a resource whose tag carries
+    more than its version), else `"<id>.<version>"`."""
     if if_match is None or not if_match.strip():
         raise PreconditionRequired(
             "Send the resource's ETag in If-Match, so that a stale update cannot overwrite "
@@ -46,7 +50,7 @@ def check_if_match(if_match: str | None, resource_id: uuid.UUID, version: int) -
         return
     raise PreconditionFailed(
         "The resource has changed since that ETag; read it again and reapply the change.",
-        extra={"current_etag": current},
+        extra={"current_etag": shown or current},
     )
 
 
