@@ -91,14 +91,22 @@ def nice_scale(top: float, ticks: int = 5, integers: bool = True) -> tuple[float
     return round(count * step, 10), [round(step * index, 10) for index in range(count + 1)]
 
 
-def _check(values: Sequence[Value]) -> None:
-    for value in values:
-        if value is not None and (value < 0 or not math.isfinite(value)):
-            raise ValueError("charts draw counts and percentages: no negative or infinite values")
-
-
-def _has_data(series: Sequence[Series]) -> bool:
-    return any(value for entry in series for value in entry.values if value)
+def _drawable(categories: Sequence[str], series: Sequence[Series]) -> bool:
+    """Whether there is anything to draw (False: the "No data" chart). Raises ValueError for
+    values no chart can draw, and for a series without one value per category."""
+    for entry in series:
+        for value in entry.values:
+            if value is not None and (value < 0 or not math.isfinite(value)):
+                raise ValueError(
+                    "charts draw counts and percentages: no negative or infinite values"
+                )
+        if len(entry.values) != len(categories):
+            raise ValueError(
+                f"series {entry.name!r} has {len(entry.values)} values for "
+                f"{len(categories)} categories"
+            )
+    has_data = any(value for entry in series for value in entry.values if value)
+    return bool(categories) and bool(series) and has_data
 
 
 def _colour(series: Series, index: int) -> str:
@@ -262,14 +270,7 @@ def column_chart(
     Heights are proportional to the values on an axis from zero to a round maximum (or
     `y_max`, e.g. 100 for percentages). `value_labels` writes each value (or each stack's
     total) above its column; by default when there is room."""
-    for entry in series:
-        _check(entry.values)
-        if len(entry.values) != len(categories):
-            raise ValueError(
-                f"series {entry.name!r} has {len(entry.values)} values for "
-                f"{len(categories)} categories"
-            )
-    if not categories or not series or not _has_data(series):
+    if not _drawable(categories, series):
         return no_data_chart(title, width)
     legend_height = _legend_height(series, width - 50) if len(series) > 1 else 4
     left, right = 50.0, 8.0
@@ -352,14 +353,7 @@ def bar_chart(
 ) -> str:
     """Horizontal bars, one row per category (long names such as themes read well), grouped
     or `stacked`; each bar (or stack) ends with its value. The height follows the rows."""
-    for entry in series:
-        _check(entry.values)
-        if len(entry.values) != len(categories):
-            raise ValueError(
-                f"series {entry.name!r} has {len(entry.values)} values for "
-                f"{len(categories)} categories"
-            )
-    if not categories or not series or not _has_data(series):
+    if not _drawable(categories, series):
         return no_data_chart(title, width)
     label_width = min(width * 0.5, max(_text_width(category) for category in categories) + 10)
     left, right = label_width, 44.0
@@ -473,14 +467,7 @@ def line_chart(
 ) -> str:
     """One line per series across the categories (months), with a marker and tooltip at each
     point; a None breaks the line. Lines differ by colour and by dash pattern."""
-    for entry in series:
-        _check(entry.values)
-        if len(entry.values) != len(categories):
-            raise ValueError(
-                f"series {entry.name!r} has {len(entry.values)} values for "
-                f"{len(categories)} categories"
-            )
-    if not categories or not series or not _has_data(series):
+    if not _drawable(categories, series):
         return no_data_chart(title, width)
     legend_height = _legend_height(series, width - 50) if len(series) > 1 else 4
     left, right = 50.0, 8.0
