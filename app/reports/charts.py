@@ -109,6 +109,28 @@ def _drawable(categories: Sequence[str], series: Sequence[Series]) -> bool:
     return bool(categories) and bool(series) and has_data
 
 
+def _scale(
+    categories: Sequence[str],
+    series: Sequence[Series],
+    *,
+    unit: str,
+    stacked: bool,
+    at_least: float | None,
+) -> tuple[float, list[float]]:
+    """The value axis (maximum and ticks) for the largest value, or stack, or `at_least`
+    (e.g. 100 for percentages); whole-number steps unless a value or the unit has fractions."""
+    if stacked:
+        top_value = max(
+            sum(entry.values[index] or 0 for entry in series) for index in range(len(categories))
+        )
+    else:
+        top_value = max(value or 0 for entry in series for value in entry.values)
+    integers = unit != "%" and all(
+        float(value).is_integer() for entry in series for value in entry.values if value
+    )
+    return nice_scale(max(top_value, at_least or 0), integers=integers)
+
+
 def _colour(series: Series, index: int) -> str:
     return series.colour or PALETTE[index % len(PALETTE)]
 
@@ -277,16 +299,7 @@ def column_chart(
     top = legend_height + 10
     bottom = 24 + (18 if x_label else 0)
     plot_width, plot_height = width - left - right, height - top - bottom
-    if stacked:
-        top_value = max(
-            sum(entry.values[index] or 0 for entry in series) for index in range(len(categories))
-        )
-    else:
-        top_value = max(value or 0 for entry in series for value in entry.values)
-    integers = unit != "%" and all(
-        float(value).is_integer() for entry in series for value in entry.values if value
-    )
-    maximum, ticks = nice_scale(max(top_value, y_max or 0), integers=integers)
+    maximum, ticks = _scale(categories, series, unit=unit, stacked=stacked, at_least=y_max)
     band = plot_width / len(categories)
     groups = 1 if stacked else len(series)
     inner = band * 0.78
@@ -363,16 +376,7 @@ def bar_chart(
     plot_width = width - left - right
     plot_height = row_height * len(categories)
     height = top + plot_height + bottom
-    if stacked:
-        top_value = max(
-            sum(entry.values[index] or 0 for entry in series) for index in range(len(categories))
-        )
-    else:
-        top_value = max(value or 0 for entry in series for value in entry.values)
-    integers = unit != "%" and all(
-        float(value).is_integer() for entry in series for value in entry.values if value
-    )
-    maximum, ticks = nice_scale(max(top_value, x_max or 0), integers=integers)
+    maximum, ticks = _scale(categories, series, unit=unit, stacked=stacked, at_least=x_max)
     scale = plot_width / maximum
     groups = 1 if stacked else len(series)
     inner = row_height * 0.72
@@ -474,11 +478,7 @@ def line_chart(
     top = legend_height + 10
     bottom = 24 + (18 if x_label else 0)
     plot_width, plot_height = width - left - right, height - top - bottom
-    top_value = max(value or 0 for entry in series for value in entry.values)
-    integers = unit != "%" and all(
-        float(value).is_integer() for entry in series for value in entry.values if value
-    )
-    maximum, ticks = nice_scale(max(top_value, y_max or 0), integers=integers)
+    maximum, ticks = _scale(categories, series, unit=unit, stacked=False, at_least=y_max)
     band = plot_width / len(categories)
     baseline = top + plot_height
     scale = plot_height / maximum
