@@ -273,6 +273,19 @@ def _describe(categories: Sequence[str], series: Sequence[Series], unit: str) ->
     return "; ".join(parts) + "."
 
 
+def _plot_area(
+    series: Sequence[Series], width: float, height: float, x_label: str | None
+) -> tuple[float, float, float, float]:
+    """Left, top, width and height of the plot of a column or line chart: below the legend
+    (drawn for several series), right of the value axis's tick labels, above the category
+    labels and the category axis's title."""
+    left, right = 50.0, 8.0
+    legend_height = _legend_height(series, width - left) if len(series) > 1 else 4
+    top = legend_height + 10
+    bottom = 24 + (18 if x_label else 0)
+    return left, top, width - left - right, height - top - bottom
+
+
 def column_chart(
     title: str,
     categories: Sequence[str],
@@ -294,11 +307,7 @@ def column_chart(
     total) above its column; by default when there is room."""
     if not _drawable(categories, series):
         return no_data_chart(title, width)
-    legend_height = _legend_height(series, width - 50) if len(series) > 1 else 4
-    left, right = 50.0, 8.0
-    top = legend_height + 10
-    bottom = 24 + (18 if x_label else 0)
-    plot_width, plot_height = width - left - right, height - top - bottom
+    left, top, plot_width, plot_height = _plot_area(series, width, height, x_label)
     maximum, ticks = _scale(categories, series, unit=unit, stacked=stacked, at_least=y_max)
     band = plot_width / len(categories)
     groups = 1 if stacked else len(series)
@@ -473,11 +482,7 @@ def line_chart(
     point; a None breaks the line. Lines differ by colour and by dash pattern."""
     if not _drawable(categories, series):
         return no_data_chart(title, width)
-    legend_height = _legend_height(series, width - 50) if len(series) > 1 else 4
-    left, right = 50.0, 8.0
-    top = legend_height + 10
-    bottom = 24 + (18 if x_label else 0)
-    plot_width, plot_height = width - left - right, height - top - bottom
+    left, top, plot_width, plot_height = _plot_area(series, width, height, x_label)
     maximum, ticks = _scale(categories, series, unit=unit, stacked=False, at_least=y_max)
     band = plot_width / len(categories)
     baseline = top + plot_height
