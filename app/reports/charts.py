@@ -135,6 +135,13 @@ def _colour(series: Series, index: int) -> str:
     return series.colour or PALETTE[index % len(PALETTE)]
 
 
+def _dash(index: int) -> str:
+    """The dash pattern attribute of the line of series `index` (none for the first), the same
+    on the line and on its legend swatch."""
+    dash = DASHES[index % len(DASHES)]
+    return f' stroke-dasharray="{dash}"' if dash else ""
+
+
 def _text_width(text: str, size: float = FONT_SIZE) -> float:
     return len(text) * CHAR_WIDTH * size / FONT_SIZE
 
@@ -179,8 +186,7 @@ def _legend(series: Sequence[Series], width: float, top: float, line: bool = Fal
             x, y = 0.0, y + 16
         colour = _colour(entry, index)
         if line:
-            dash = DASHES[index % len(DASHES)]
-            dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+            dash_attr = _dash(index)
             swatch = (
                 f'<line x1="{_number(x)}" y1="{_number(y + 5)}" x2="{_number(x + 14)}" '
                 f'y2="{_number(y + 5)}" stroke="{colour}" stroke-width="2.5"{dash_attr}/>'
@@ -490,8 +496,7 @@ def line_chart(
     lines = []
     for number, entry in enumerate(series):
         colour = _colour(entry, number)
-        dash = DASHES[number % len(DASHES)]
-        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        dash_attr = _dash(number)
         runs: list[list[str]] = [[]]
         markers = []
         for index, value in enumerate(entry.values):
