@@ -142,6 +142,11 @@ def _dash(index: int) -> str:
     return f' stroke-dasharray="{dash}"' if dash else ""
 
 
+def _tooltip(category: str, series: Series, value: float, unit: str) -> str:
+    """What hovering one mark (bar or point) says: "Jul 2025 \u2013 Deaths reviewed: 12"."""
+    return f"{category} \u2013 {series.name}: {_label(value, unit)}"
+
+
 def _text_width(text: str, size: float = FONT_SIZE) -> float:
     return len(text) * CHAR_WIDTH * size / FONT_SIZE
 
@@ -337,7 +342,7 @@ def column_chart(
                 stack += value
             else:
                 x, y = x0 + number * bar_width, baseline - bar_height
-            tooltip = f"{category} \u2013 {entry.name}: {_label(value, unit)}"
+            tooltip = _tooltip(category, entry, value, unit)
             bars.append(
                 f'<rect class="bar" data-series="{number}" data-category="{index}" '
                 f'data-value="{value}" x="{_number(x + 0.5)}" y="{_number(y)}" '
@@ -436,7 +441,7 @@ def bar_chart(
                 stack += value
             else:
                 x, y = left, y0 + number * bar_height
-            tooltip = f"{category} \u2013 {entry.name}: {_label(value, unit)}"
+            tooltip = _tooltip(category, entry, value, unit)
             bars.append(
                 f'<rect class="bar" data-series="{number}" data-category="{index}" '
                 f'data-value="{value}" x="{_number(x)}" y="{_number(y + 0.5)}" '
@@ -506,7 +511,7 @@ def line_chart(
             x = left + band * (index + 0.5)
             y = baseline - value * scale
             runs[-1].append(f"{_number(x)},{_number(y)}")
-            tooltip = f"{categories[index]} \u2013 {entry.name}: {_label(value, unit)}"
+            tooltip = _tooltip(categories[index], entry, value, unit)
             markers.append(
                 f'<circle class="point" data-series="{number}" data-category="{index}" '
                 f'data-value="{value}" cx="{_number(x)}" cy="{_number(y)}" r="3.2" '
