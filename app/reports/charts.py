@@ -182,13 +182,28 @@ def no_data_chart(title: str, width: float = 640, height: float = 120, message: 
     return _svg(width, height, title, f"{title}: {text}.", body, "empty")
 
 
-def _legend(series: Sequence[Series], width: float, top: float, line: bool = False) -> str:
-    """Swatches and names in rows across the top; returns the markup."""
-    parts, x, y = [], 0.0, top
-    for index, entry in enumerate(series):
+LEGEND_ROW = 16
+
+
+def _legend_places(series: Sequence[Series], width: float) -> list[tuple[float, float]]:
+    """Where each legend item starts (x, and y from the legend's top): in rows, left to right,
+    a new row when the next item would pass `width`."""
+    places, x, y = [], 0.0, 0.0
+    for entry in series:
         item = 18 + _text_width(entry.name) + 16
         if x and x + item > width:
-            x, y = 0.0, y + 16
+            x, y = 0.0, y + LEGEND_ROW
+        places.append((x, y))
+        x += item
+    return places
+
+
+def _legend(series: Sequence[Series], width: float, top: float, line: bool = False) -> str:
+    """Swatches and names in rows across the top; returns the markup."""
+    parts = []
+    places = _legend_places(series, width)
+    for index, (entry, (x, row)) in enumerate(zip(series, places, strict=True)):
+        y = top + row
         colour = _colour(entry, index)
         if line:
             dash_attr = _dash(index)
@@ -205,18 +220,13 @@ def _legend(series: Sequence[Series], width: float, top: float, line: bool = Fal
             f'<g class="legend-item">{swatch}<text x="{_number(x + 17)}" '
             f'y="{_number(y + 9.5)}">{escape(entry.name)}</text></g>'
         )
-        x += item
     return f'<g class="legend">{"".join(parts)}</g>'
 
 
 def _legend_height(series: Sequence[Series], width: float) -> float:
-    rows, x = 1, 0.0
-    for entry in series:
-        item = 18 + _text_width(entry.name) + 16
-        if x and x + item > width:
-            rows, x = rows + 1, 0.0
-        x += item
-    return rows * 16 + 8
+    places = _legend_places(series, width)
+    last_row = places[-1][1] if places else 0.0
+    return last_row + LEGEND_ROW + 8
 
 
 def _value_axis(
