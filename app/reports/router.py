@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -155,12 +156,7 @@ async def care_quality(
 
     Scope: `reports:read`.
     """
-
-    async def build(
-        session: AsyncSession, period: Period, filters: ReportFilters, settings: Settings
-    ) -> Report:
-        return await build_care_quality(session, period, filters, settings, by)
-
+    build = partial(build_care_quality, by=by)
     return await respond(database, build, period, filters, settings, output, table)
 
 
@@ -203,12 +199,7 @@ async def themes(
     other: Period | None = None
     if compare is not None or compare_start is not None or compare_end is not None:
         other = parse_period(compare, compare_start, compare_end, report_today())
-
-    async def build(
-        session: AsyncSession, period: Period, filters: ReportFilters, settings: Settings
-    ) -> Report:
-        return await build_themes(session, period, filters, settings, other)
-
+    build = partial(build_themes, compare=other)
     return await respond(database, build, period, filters, settings, output, table)
 
 
@@ -239,12 +230,7 @@ async def timeliness(
     shown: list[tuple[uuid.UUID, uuid.UUID]] | None = None
     if principal.has(Scope.deaths_read) and not principal.pseudonymised:
         shown = []
-
-    async def build(
-        session: AsyncSession, period: Period, filters: ReportFilters, settings: Settings
-    ) -> Report:
-        return await build_timeliness(session, period, filters, settings, shown)
-
+    build = partial(build_timeliness, reasons_shown=shown)
     response = await respond(database, build, period, filters, settings, output, table)
     if shown:
         # The report's own transaction is read-only: the audit rows commit on their own, before
@@ -294,11 +280,6 @@ async def actions(
                 for name in given
             ],
         )
-
-    async def build(
-        session: AsyncSession, period: Period, filters: ReportFilters, settings: Settings
-    ) -> Report:
-        return await build_actions(session, period, filters, settings, plan_id)
-
+    build = partial(build_actions, plan_id=plan_id)
     snapshot = as_of_period(report_today())
     return await respond(database, build, snapshot, filters, settings, output, table)
