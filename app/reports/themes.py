@@ -9,7 +9,6 @@ stops new findings, it does not rewrite history.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, distinct, func, or_, select
@@ -56,8 +55,14 @@ def _findings(filters: ReportFilters, settings: Settings, *columns: Any) -> Any:
     return query.where(*_conditions(filters, settings))
 
 
-def _retired_on(retired_at: Any) -> date | None:
-    return local_date(retired_at) if retired_at is not None else None
+# What a per-theme table selects and groups by to name the theme (see _theme_cells).
+THEME = (Theme.id, Theme.name, Theme.code, Theme.retired_at)
+
+
+def _theme_cells(row: Any) -> dict[str, Any]:
+    """The theme's cells of a row selected with THEME."""
+    retired_on = local_date(row.retired_at) if row.retired_at is not None else None
+    return {"theme": row.name, "code": row.code, "retired_on": retired_on}
 
 
 async def _by_theme(
@@ -68,23 +73,18 @@ async def _by_theme(
         _findings(
             filters,
             settings,
-            Theme.id,
-            Theme.name,
-            Theme.code,
-            Theme.retired_at,
+            *THEME,
             func.count(Finding.id).label("findings"),
             func.count(distinct(Finding.death_id)).label("deaths"),
             *kind_counts,
         )
         .where(_in(period))
-        .group_by(Theme.id, Theme.name, Theme.code, Theme.retired_at)
+        .group_by(*THEME)
         .order_by(func.count(Finding.id).desc(), Theme.name)
     )
     rows = [
         {
-            "theme": row.name,
-            "code": row.code,
-            "retired_on": _retired_on(row.retired_at),
+            **_theme_cells(row),
             "findings": row.findings,
             "deaths": row.deaths,
             **{kind: int(getattr(row, kind) or 0) for kind in KINDS},
@@ -197,26 +197,21 @@ async def _comparison(
         _findings(
             filters,
             settings,
-            Theme.id,
-            Theme.name,
-            Theme.code,
-            Theme.retired_at,
+            *THEME,
             func.sum(case((now_in, 1), else_=0)).label("findings"),
             func.sum(case((then_in, 1), else_=0)).label("compare_findings"),
             func.count(distinct(case((now_in, Finding.death_id)))).label("deaths"),
             func.count(distinct(case((then_in, Finding.death_id)))).label("compare_deaths"),
         )
         .where(or_(now_in, then_in))
-        .group_by(Theme.id, Theme.name, Theme.code, Theme.retired_at)
+        .group_by(*THEME)
     )
     rows = []
     for row in (await session.execute(query)).all():
         current, previous = int(row.findings or 0), int(row.compare_findings or 0)
         rows.append(
             {
-                "theme": row.name,
-                "code": row.code,
-                "retired_on": _retired_on(row.retired_at),
+                **_theme_cells(row),
                 "findings": current,
                 "compare_findings": previous,
                 "change": current - previous,
