@@ -65,19 +65,20 @@ def _theme_cells(row: Any) -> dict[str, Any]:
     return {"theme": row.name, "code": row.code, "retired_on": retired_on}
 
 
+def _findings_and_deaths() -> tuple[Any, Any]:
+    """The findings, and the distinct deaths they are about, in a group."""
+    return (
+        func.count(Finding.id).label("findings"),
+        func.count(distinct(Finding.death_id)).label("deaths"),
+    )
+
+
 async def _by_theme(
     session: AsyncSession, period: Period, filters: ReportFilters, settings: Settings
 ) -> Table:
     kind_counts = [func.sum(case((Finding.kind == kind, 1), else_=0)).label(kind) for kind in KINDS]
     query = (
-        _findings(
-            filters,
-            settings,
-            *THEME,
-            func.count(Finding.id).label("findings"),
-            func.count(distinct(Finding.death_id)).label("deaths"),
-            *kind_counts,
-        )
+        _findings(filters, settings, *THEME, *_findings_and_deaths(), *kind_counts)
         .where(_in(period))
         .group_by(*THEME)
         .order_by(func.count(Finding.id).desc(), Theme.name)
@@ -123,13 +124,7 @@ async def _by_kind(
     session: AsyncSession, period: Period, filters: ReportFilters, settings: Settings
 ) -> Table:
     query = (
-        _findings(
-            filters,
-            settings,
-            Finding.kind,
-            func.count(Finding.id).label("findings"),
-            func.count(distinct(Finding.death_id)).label("deaths"),
-        )
+        _findings(filters, settings, Finding.kind, *_findings_and_deaths())
         .where(_in(period))
         .group_by(Finding.kind)
     )
@@ -139,8 +134,7 @@ async def _by_kind(
             _findings(
                 filters,
                 settings,
-                func.count(Finding.id).label("findings"),
-                func.count(distinct(Finding.death_id)).label("deaths"),
+                *_findings_and_deaths(),
                 func.count(distinct(Finding.theme_id)).label("themes"),
             ).where(_in(period))
         )
