@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from app.config import Settings
 from app.db import Database
 from app.main import create_app
 from app.migrate import upgrade
+from tests.webhook_receiver import Receiver, running_receiver
 
 POSTGRES_URL = os.environ.get("LFD_TEST_DATABASE_URL", "")
 ON_POSTGRES = POSTGRES_URL.startswith("postgresql")
@@ -171,3 +172,11 @@ async def api(make_api: MakeApi) -> Api:
 
 def run_sync(function: Callable[..., Any], *args: Any) -> Awaitable[Any]:
     return asyncio.to_thread(function, *args)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver for webhook deliveries (tests/webhook_receiver.py), stopped after
+    the test."""
+    with running_receiver() as receiver:
+        yield receiver

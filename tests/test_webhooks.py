@@ -4,7 +4,7 @@ once, ownership, conditional requests, rotation, deletion, validation problems."
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from app.models import WebhookEndpoint
 from app.webhooks.urls import UrlRefused, check_url, is_allowed
 from tests.conftest import Api, MakeApi, MakeApp
 from tests.factories import idem
-from tests.webhook_receiver import Receiver, running_receiver
+from tests.webhook_receiver import Receiver
 
 PATH = "/v1/webhook-endpoints"
 
@@ -33,12 +33,6 @@ class Hooks:
     @property
     def url(self) -> str:
         return f"{self.receiver.base}/hooks/{uuid.uuid4().hex}"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture

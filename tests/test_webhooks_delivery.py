@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,7 +36,7 @@ from app.webhooks.worker import (
 from tests.conftest import Api, MakeApi, MakeApp
 from tests.factories import idem, screening_body
 from tests.test_webhooks import forget_endpoints
-from tests.webhook_receiver import Answer, Receiver, running_receiver
+from tests.webhook_receiver import Answer, Receiver
 
 PATH = "/v1/webhook-endpoints"
 THEME_UPDATED = "theme.updated"  # emitted directly by these tests, with made-up resource ids
@@ -77,12 +77,6 @@ class Hooks:
         assert response.status_code == 200
         detail: dict[str, Any] = response.json()
         return detail
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture
