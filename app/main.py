@@ -42,7 +42,8 @@ needs; a missing or invalid key is a 401, a missing scope a 403. `X-On-Behalf-Of
 person a system acts for and is kept in the audit log.
 
 **Errors** are RFC 9457 problem details (`application/problem+json`) with `errors[].pointer`
-naming the field. **Lists** take `limit` (at most 200) and an opaque `cursor`, and return
+naming the field; a query parameter the operation does not list is a 400 (a misspelled filter is
+never ignored). **Lists** take `limit` (at most 200) and an opaque `cursor`, and return
 `items` and `next_cursor`. **Updates** need `If-Match` with the resource's `ETag`.
 """
 

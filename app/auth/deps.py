@@ -14,6 +14,7 @@ from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
 from app.auth.service import find_active_client
 from app.db import DatabaseDep
 from app.errors import BadRequest, Forbidden, Unauthorized
+from app.kit.query import refuse_unknown_query_parameters
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -80,6 +81,8 @@ async def authenticate(
             )
     if missing:
         raise Forbidden(f"This endpoint needs the scope {', '.join(missing)}.")
+    # After the credential and scope checks, so an anonymous caller learns nothing of a route.
+    refuse_unknown_query_parameters(request)
     return principal
 
 
