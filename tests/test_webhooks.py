@@ -32,14 +32,14 @@ class Hooks:
 
     @property
     def url(self) -> str:
-        return f"{self.receiver.base}/hooks/{uuid.uuid4().hex}"
+        return self.receiver.new_url()
 
 
 @pytest.fixture
 async def hooks(
     app_factory: MakeApp, make_api: MakeApi, receiver: Receiver
 ) -> AsyncIterator[Hooks]:
-    app, http = await app_factory(webhook_allowed_urls=[f"{receiver.base}/hooks/"])
+    app, http = await app_factory(webhook_allowed_urls=[receiver.allowed])
     api = await make_api(Scope.webhooks_manage, client=http)
     yield Hooks(api, http, app, receiver)
     await forget_endpoints(app.state.database, receiver)

@@ -59,8 +59,7 @@ class Hooks:
     endpoints: list[str]
 
     async def register(self, **body: Any) -> dict[str, Any]:
-        url = f"{self.receiver.base}/hooks/{uuid.uuid4().hex}"
-        response = await self.api.post(PATH, json={"url": url, **body})
+        response = await self.api.post(PATH, json={"url": self.receiver.new_url(), **body})
         assert response.status_code == 201, response.text
         created: dict[str, Any] = response.json()
         self.endpoints.append(created["id"])
@@ -84,7 +83,7 @@ async def hooks(
     app_factory: MakeApp, make_api: MakeApi, receiver: Receiver
 ) -> AsyncIterator[Hooks]:
     app, http = await app_factory(
-        webhook_allowed_urls=[f"{receiver.base}/hooks/"], webhook_timeout_seconds=2
+        webhook_allowed_urls=[receiver.allowed], webhook_timeout_seconds=2
     )
     api = await make_api(Scope.admin, client=http)
     hooks = Hooks(api, http, app.state.database, receiver, [])
@@ -292,7 +291,7 @@ async def test_429_waits_as_long_as_retry_after_says(hooks: Hooks) -> None:
 async def test_redirects_are_not_followed(hooks: Hooks) -> None:
     endpoint = await hooks.register(event_types=[THEME_UPDATED])
     [resource] = await emit_events(hooks.database, 1)
-    elsewhere = f"{hooks.receiver.base}/hooks/elsewhere"
+    elsewhere = f"{hooks.receiver.allowed}elsewhere"
     hooks.receiver.answer(Answer(307, {"Location": elsewhere}))
     await drain(hooks.database)
     await send_due(hooks.database)
@@ -453,7 +452,7 @@ async def test_the_app_delivers_by_itself_inside_serve(
     """`lfd serve` runs the webhook loop in its lifespan (every second by default): a screening
     posted to the running app reaches the receiver with no one calling the worker."""
     app, http = await app_factory(
-        webhook_allowed_urls=[f"{receiver.base}/hooks/"],
+        webhook_allowed_urls=[receiver.allowed],
         run_worker_in_serve=True,
         webhook_worker_interval_seconds=0.2,
     )
@@ -463,7 +462,7 @@ async def test_the_app_delivers_by_itself_inside_serve(
             assert app.state.webhook_worker.running
             created = await api.post(
                 PATH,
-                json={"url": f"{receiver.base}/hooks/serve", "event_types": ["death.created"]},
+                json={"url": f"{receiver.allowed}serve", "event_types": ["death.created"]},
             )
             assert created.status_code == 201
             posted = await api.post("/v1/screenings", json=screening_body(), headers=idem())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -65,7 +66,13 @@ class Receiver:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
+        # The prefix the tests' apps allow webhooks to (webhook_allowed_urls).
+        self.allowed = f"{self.base}/hooks/"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def new_url(self) -> str:
+        """A URL no endpoint has yet, under the allowed prefix."""
+        return f"{self.allowed}{uuid.uuid4().hex}"
 
     def start(self) -> None:
         self._thread.start()
