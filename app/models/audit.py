@@ -17,6 +17,8 @@ class AuditEvent(IdMixin, Base):
     __table_args__ = (
         Index("ix_audit_events_death_id_occurred_at", "death_id", "occurred_at"),
         Index("ix_audit_events_occurred_at", "occurred_at"),
+        Index("ix_audit_events_client_id_occurred_at", "client_id", "occurred_at"),
+        Index("ix_audit_events_resource_id_occurred_at", "resource_id", "occurred_at"),
     )
 
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
