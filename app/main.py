@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from app import __version__
 from app.actions.io_router import router as action_spreadsheets_router
 from app.actions.router import router as actions_router
+from app.audit.router import router as audit_router
 from app.config import Settings, get_settings
 from app.db import Database
 from app.deaths.router import router as deaths_router
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fhir_router,
         events_router,
         reports_router,
+        audit_router,
     ):
         app.include_router(router)
 

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import Field
+
+from app.kit.schemas import ResponseModel
+
+
+class AuditEventOut(ResponseModel):
+    """One audit row: who (the client and the person it acted for) did what to which record,
+    when, in which request. Ids only: the row names no patient."""
+
+    id: uuid.UUID
+    occurred_at: datetime
+    client_id: uuid.UUID | None
+    client_name: str | None
+    on_behalf_of: str | None = Field(description="The person the client said it acted for.")
+    action: str = Field(description="`<resource>.<verb>`, e.g. `death.read`, `referral.claim`.")
+    resource_type: str
+    resource_id: uuid.UUID | None
+    death_id: uuid.UUID | None = Field(description="The death (patient) the record belongs to.")
+    request_id: str | None = Field(description="The request's X-Request-ID, as in the logs.")
+    outcome: str
