@@ -83,6 +83,20 @@ def _has_element(
     return exists(select(1).select_from(elements).where(element == wanted))
 
 
+def belongs_to_organisation(dialect: str, organisation: str) -> ColumnElement[bool]:
+    """The action lists the organisation, or lists none and its plan lists it: an action
+    written for "all of us" belongs to the plan's organisations (the actions report counts it
+    the same way)."""
+    length = func.jsonb_array_length if dialect == "postgresql" else func.json_array_length
+    plans = select(ActionPlan.id).where(
+        _has_element(dialect, ActionPlan.organisations, organisation)
+    )
+    return or_(
+        _has_element(dialect, Action.organisations, organisation),
+        and_(length(Action.organisations) == 0, Action.plan_id.in_(plans)),
+    )
+
+
 # --- actions ---------------------------------------------------------------------------------
 
 
@@ -137,7 +151,7 @@ async def list_actions(
         late = overdue_clause(today)
         query = query.where(late if filters.overdue else ~late)
     if filters.organisation is not None:
-        query = query.where(_has_element(dialect, Action.organisations, filters.organisation))
+        query = query.where(belongs_to_organisation(dialect, filters.organisation))
     if filters.lead is not None:
         query = query.where(_has_element(dialect, Action.leads, filters.lead, casefold=True))
     if filters.theme is not None:

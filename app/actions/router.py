@@ -246,6 +246,8 @@ async def list_actions(
 ) -> Page[ActionOut]:
     """Actions by plan and their order within it, with filters that combine (all must hold).
     RAG and overdue are as of today's UK local date; an open action past its due date is red.
+    `organisation` keeps the actions that list it, and those that list no organisation in a
+    plan that does (as the actions report counts them).
 
     Scope: `actions:read`.
     """

@@ -16,10 +16,10 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, exists, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.actions.queries import overdue_clause, rag_clause, uk_today
+from app.actions.queries import belongs_to_organisation, overdue_clause, rag_clause, uk_today
 from app.actions.rag import STATUS_LABELS, ActionStatus, Rag
 from app.config import Settings
 from app.errors import NotFound
@@ -120,10 +120,8 @@ class _Scope:
         if self.plan_id is not None:
             terms.append(Action.plan_id == self.plan_id)
         if self.organisation is not None:
-            codes = json_elements(self.dialect, effective_organisations(self.dialect), "ods")
-            terms.append(
-                exists(select(1).select_from(codes).where(codes.c.value == self.organisation))
-            )
+            # The same rule as GET /v1/actions?organisation=.
+            terms.append(belongs_to_organisation(self.dialect, self.organisation))
         return terms
 
 
