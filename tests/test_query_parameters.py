@@ -106,3 +106,10 @@ async def test_health_and_fhir_keep_their_own_rules(http: httpx.AsyncClient, api
     assert fhir.status_code == 400
     assert fhir.headers["content-type"].startswith("application/fhir+json")
     assert fhir.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_report_filters_point_at_the_query_like_every_other_error(api: Api) -> None:
+    """A filter the report takes but cannot apply is a 400 too, with the same pointer form."""
+    response = await api.get("/v1/reports/actions", params={"site": "Main"})
+    assert response.status_code == 400, response.text
+    assert [error["pointer"] for error in response.json()["errors"]] == ["query:/site"]

@@ -79,7 +79,7 @@ def span_of(period: Period, today_: date) -> Span:
         raise BadRequest(
             "The dashboard covers a financial year (period=2025-26), a quarter (2025-26-Q2) "
             "or a month (2025-07), up to its end: not a start and end range.",
-            errors=[{"pointer": "/query/start", "code": "range_not_supported"}],
+            errors=[{"pointer": "query:/start", "code": "range_not_supported"}],
         )
     year = financial_year(financial_year_of(period.start))
     as_of = max(min(period.end, today_), period.start)

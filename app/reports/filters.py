@@ -88,7 +88,7 @@ class ReportFilters:
                 f"(its filters: {can}).",
                 errors=[
                     {
-                        "pointer": f"/query/{name}",
+                        "pointer": f"query:/{name}",
                         "code": "filter_not_applicable",
                         "detail": f"{report} is not filtered by {name}",
                     }
@@ -111,7 +111,7 @@ class ReportFilters:
                 return band
         raise BadRequest(
             f"age_band must be one of: {', '.join(b.label for b in bands)}.",
-            errors=[{"pointer": "/query/age_band", "code": "unknown_age_band"}],
+            errors=[{"pointer": "query:/age_band", "code": "unknown_age_band"}],
         )
 
     def death_conditions(self, settings: Settings) -> list[ColumnElement[bool]]:

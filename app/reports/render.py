@@ -129,7 +129,7 @@ def _one_table(report: Report, table_key: str) -> Table:
         keys = ", ".join(table.key for table in report.tables)
         raise BadRequest(
             f"The {report.key} report has no table '{table_key}' (its tables: {keys}).",
-            errors=[{"pointer": "/query/table", "code": "unknown_table"}],
+            errors=[{"pointer": "query:/table", "code": "unknown_table"}],
         ) from None
 
 
@@ -210,7 +210,7 @@ def render(report: Report, output: ReportFormat, table_key: str | None = None) -
     if table_key is not None and output is not ReportFormat.csv:
         raise BadRequest(
             "table= chooses one table of a CSV; the other formats carry every table.",
-            errors=[{"pointer": "/query/table", "code": "not_applicable"}],
+            errors=[{"pointer": "query:/table", "code": "not_applicable"}],
         )
     if output is ReportFormat.csv:
         body = report_csv(report, table_key)

@@ -276,7 +276,7 @@ async def actions(
         raise BadRequest(
             NOT_A_PERIOD,
             errors=[
-                {"pointer": f"/query/{name}", "code": "not_applicable", "detail": NOT_A_PERIOD}
+                {"pointer": f"query:/{name}", "code": "not_applicable", "detail": NOT_A_PERIOD}
                 for name in given
             ],
         )
