@@ -318,6 +318,9 @@ async def test_an_assigned_referral_is_claimable_only_by_its_assignee(api) -> No
     assert response.status_code == 200, response.text
     assert response.json()["assigned_to"] == "Dr Assigned"
     assert await listed(api, specialty=specialty, assigned_to="Dr Assigned") == [mine["id"]]
+    # The list, like the claim, does not mind letter case.
+    assert await listed(api, specialty=specialty, assigned_to="dr ASSIGNED") == [mine["id"]]
+    assert await listed(api, specialty=specialty, assigned_to="Dr Assigne") == []
 
     others = await claim(api, specialty, "Dr Other", count=5)
     assert [r["id"] for r in others] == [open_one["id"]]

@@ -52,7 +52,8 @@ class Referral(IdMixin, TimestampMixin, Base):
             sqlite_where=text("status IN ('ready', 'in_progress')"),
         ),
         Index("ix_referrals_status_due_at", "status", "due_at"),
-        Index("ix_referrals_assigned_to", "assigned_to", "status"),
+        # GET /v1/referrals?assigned_to= compares without letter case, as claims do.
+        Index("ix_referrals_assigned_to_folded", text("lower(assigned_to)"), "status"),
         Index("ix_referrals_death_id_route_status", "death_id", "route", "status"),
     )
 

@@ -54,7 +54,8 @@ def _filtered(filters: ReferralFilters, at: datetime) -> Select[Referral]:
     if filters.stage is not None:
         query = query.where(Referral.stage == filters.stage)
     if filters.assigned_to is not None:
-        query = query.where(Referral.assigned_to == filters.assigned_to)
+        # Without letter case, as a claim compares its reviewer (ix_referrals_assigned_to_folded).
+        query = query.where(func.lower(Referral.assigned_to) == filters.assigned_to.lower())
     if filters.specialty is not None:
         query = query.where(Referral.specialty == filters.specialty)
     if filters.site is not None:

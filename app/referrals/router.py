@@ -76,7 +76,14 @@ async def list_referrals(
     ] = None,
     specialty: Name = None,
     site: Name = None,
-    assigned_to: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    assigned_to: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="The assignee, by name; letter case does not matter (as in claims).",
+        ),
+    ] = None,
     death_id: uuid.UUID | None = None,
     overdue: Annotated[
         bool | None, Query(description="true: open and past due; false: the rest.")
