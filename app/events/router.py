@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -9,7 +8,7 @@ from app.auth.deps import EventsReader
 from app.db import DatabaseDep
 from app.errors import BadRequest, Forbidden, Unauthorized, ValidationFailed, problem_responses
 from app.events import feed
-from app.events.schemas import EventPage, EventType, event_document
+from app.events.schemas import EventPage, EventType, page_json
 from app.events.types import EVENT_TYPES
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -79,11 +78,8 @@ async def read_events(
             page = await feed.read_feed(session, after, limit, wanted or None)
     # Built and serialised directly (EventPage documents the shape): a catch-up reads pages of
     # a thousand events many times a second.
-    body = {
-        "items": [event_document(event) for event in page.events],
-        "next_cursor": feed.encode_position(page.next or after or feed.Position(0, 0)),
-    }
-    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+    next_cursor = feed.encode_position(page.next or after or feed.Position(0, 0))
+    return Response(page_json(page.events, next_cursor), media_type="application/json")
 
 
 @router.get(

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import Field
 
-from app.events.feed import FeedEvent, encode_position
+from app.events.feed import FeedEvent, encode_place
 from app.kit.schemas import ResponseModel
 
 # Where a consumer reads the resource an event names, with its own scopes (the read is audited).
@@ -41,8 +43,9 @@ class EventOut(ResponseModel):
 
 
 def event_document(event: FeedEvent) -> dict[str, Any]:
-    """An event as the feed shows it: EventOut's shape, built as plain JSON-ready values (a
-    page of a thousand is serialised without a model per event)."""
+    """An event as the feed shows it: EventOut's shape, built as plain values for page_json (a
+    page of a thousand is serialised without a model per event). `occurred_at` stays a
+    datetime: page_json writes it, in UTC with a `Z`."""
     path = RESOURCE_PATHS.get(event.resource_type)
     resource_id = str(event.resource_id)
     return {
@@ -54,10 +57,18 @@ def event_document(event: FeedEvent) -> dict[str, Any]:
             "path": path.format(id=resource_id) if path else None,
         },
         "death_id": str(event.death_id) if event.death_id else None,
-        "changed": list(event.changed),
-        "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
-        "position": encode_position(event.position),
+        "changed": event.changed,
+        "occurred_at": event.occurred_at,
+        "position": encode_place(event.txid, event.seq),
     }
+
+
+def page_json(events: Sequence[FeedEvent], next_cursor: str) -> bytes:
+    """A feed page as EventPage's JSON, compact. orjson writes the timestamps
+    (`2026-11-23T19:02:11.412345Z`, as datetime.isoformat() with `Z` for `+00:00`); the ids
+    are strings already (the driver's UUID subclass is not one orjson takes)."""
+    body = {"items": [event_document(event) for event in events], "next_cursor": next_cursor}
+    return orjson.dumps(body, option=orjson.OPT_UTC_Z)
 
 
 class EventPage(ResponseModel):
