@@ -16,15 +16,18 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from app.auth.scopes import Scope
 from app.db import Database
-from app.events.feed import decode_position
+from app.events.feed import MAX_SEQ, Position, decode_position, encode_position
 from app.events.schemas import EventPage
 from app.events.service import Change, emit
 from app.events.types import EVENT_TYPES
@@ -216,6 +219,65 @@ async def test_types_filter_exact_and_whole_resources(api: Api, make_api: MakeAp
     assert {i["type"] for i in both.json()["items"] if i["death_id"] == death_id} == {
         "death.created",
         "screening.recorded",
+    }
+
+
+@given(st.integers(0, MAX_SEQ), st.integers(0, MAX_SEQ))
+def test_positions_are_the_cursors_the_feed_has_always_issued(txid: int, seq: int) -> None:
+    # Stored cursors keep working across releases: a position is still the base64url of the
+    # compact JSON ["f1", txid, seq], and decodes back to its place.
+    position = Position(txid, seq)
+    assert encode_position(position) == encode_cursor(["f1", txid, seq])
+    assert decode_position(encode_position(position)) == position
+
+
+async def test_each_event_is_shown_as_its_outbox_row(database: Database, make_api: MakeApi) -> None:
+    """Every field of a served event against the row it comes from: ids as strings, the
+    changed names as written, the time in UTC with a Z (microseconds only when there are
+    some), the position as the cursor of the row's place."""
+    consumer = await make_api(Scope.events_read)
+    cursor = await head(consumer)
+    marker = f"feed-shape-{uuid.uuid4().hex[:8]}"
+    death, referral, theme = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    async with database.transaction() as session:
+        await emit(
+            session,
+            Actor(None, marker),
+            [Change("referral.claimed", "referral", referral, death, ["status", "lease"])],
+            at=datetime(2026, 11, 23, 19, 2, 11, 412345, tzinfo=UTC),
+        )
+        await emit(
+            session,
+            Actor(None, marker),
+            [Change("theme.updated", "theme", theme, None)],
+            at=datetime(2026, 11, 23, 19, 2, 12, tzinfo=UTC),
+        )
+    seen, _ = await drain_until(consumer, cursor, lambda events: str(theme) in resources_of(events))
+    served = {item["resource"]["id"]: item for item in seen}
+    async with database.transaction() as session:
+        rows = {
+            str(row.resource_id): row
+            for row in await session.scalars(
+                select(OutboxEvent).where(OutboxEvent.request_id == marker)
+            )
+        }
+    assert served[str(referral)] == {
+        "id": str(rows[str(referral)].id),
+        "type": "referral.claimed",
+        "resource": {"type": "referral", "id": str(referral), "path": f"/v1/referrals/{referral}"},
+        "death_id": str(death),
+        "changed": ["lease", "status"],
+        "occurred_at": "2026-11-23T19:02:11.412345Z",
+        "position": encode_cursor(["f1", rows[str(referral)].txid, rows[str(referral)].seq]),
+    }
+    assert served[str(theme)] == {
+        "id": str(rows[str(theme)].id),
+        "type": "theme.updated",
+        "resource": {"type": "theme", "id": str(theme), "path": f"/v1/themes/{theme}"},
+        "death_id": None,
+        "changed": [],
+        "occurred_at": "2026-11-23T19:02:12Z",
+        "position": encode_cursor(["f1", rows[str(theme)].txid, rows[str(theme)].seq]),
     }
 
 
