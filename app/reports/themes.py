@@ -57,6 +57,17 @@ def _findings(filters: ReportFilters, settings: Settings, *columns: Any) -> Any:
 
 # What a per-theme table selects and groups by to name the theme (see _theme_cells).
 THEME = (Theme.id, Theme.name, Theme.code, Theme.retired_at)
+THEME_COLUMNS = (
+    Column("theme", "Theme", "text"),
+    Column("code", "Code", "text"),
+    Column(
+        "retired_on",
+        "Retired on",
+        "date",
+        "The day the theme was retired (no new findings since); blank while in use.",
+    ),
+)
+"""The theme's own columns, the same in the by-theme and the comparison tables."""
 
 
 def _theme_cells(row: Any) -> dict[str, Any]:
@@ -96,14 +107,7 @@ async def _by_theme(
         key="themes",
         title=f"Findings by theme, deaths in {period.label}",
         columns=[
-            Column("theme", "Theme", "text"),
-            Column("code", "Code", "text"),
-            Column(
-                "retired_on",
-                "Retired on",
-                "date",
-                "The day the theme was retired (no new findings since); blank while in use.",
-            ),
+            *THEME_COLUMNS,
             Column("findings", "Findings", "int", "Findings under the theme, of every kind."),
             Column(
                 "deaths",
@@ -226,9 +230,7 @@ async def _comparison(
         key="comparison",
         title=f"Themes, {period.label} against {compare.label}",
         columns=[
-            Column("theme", "Theme", "text"),
-            Column("code", "Code", "text"),
-            Column("retired_on", "Retired on", "date"),
+            *THEME_COLUMNS,
             Column("findings", f"Findings {period.label}", "int"),
             Column("compare_findings", f"Findings {compare.label}", "int"),
             Column("change", "Change in findings", "int"),
