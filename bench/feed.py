@@ -15,6 +15,9 @@ below the server's current one: all below the horizon, as a deployment's history
 - **Catch-up** (at `--catch-up-at`): `lfd serve` with `--workers` uvicorn processes; one
   consumer reads `GET /v1/events?limit=1000` from the beginning, following `next_cursor`, until
   an empty page; events per second over the whole walk.
+
+The machine's load average is printed (and kept in --json) before and after each timing: on a
+shared machine a figure means little without it.
 """
 
 from __future__ import annotations
@@ -65,6 +68,11 @@ SELECT gen_random_uuid(),
        g * $4::bigint / $5::bigint, g
 FROM generate_series($1::bigint, $2::bigint) AS g
 """
+
+
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 async def grow(connection: asyncpg.Connection, target: int, largest: int) -> None:
@@ -216,10 +224,13 @@ async def main() -> dict[str, Any]:
     for size in sizes:
         print(f"growing to {size:,} events", flush=True)
         await grow(connection, size, max(sizes))
+        before = load_average()
         pages = await time_pages(database, size)
+        pages["load_average"] = [before, load_average()]
         print(
             f"  page of 1,000 at {size:,}: median {pages['page_median_ms']} ms, "
-            f"p95 {pages['page_p95_ms']} ms, index range scan: {pages['index_scan']}",
+            f"p95 {pages['page_p95_ms']} ms, index range scan: {pages['index_scan']} "
+            f"(load average {before} before, {pages['load_average'][1]} after)",
             flush=True,
         )
         results["pages"].append(pages)
@@ -228,7 +239,9 @@ async def main() -> dict[str, Any]:
             server = start_server(sqlalchemy_url, args.port, args.workers)
             try:
                 await wait_ready(url)
+                before = load_average()
                 results["catch_up"] = await catch_up(url, key, args.catch_up_at)
+                results["catch_up"]["load_average"] = [before, load_average()]
                 print(f"  catch-up from the start: {results['catch_up']}", flush=True)
             finally:
                 os.killpg(server.pid, signal.SIGTERM)
