@@ -111,9 +111,9 @@ FROM (
 
 # One referral per death and route, drawn from the death's number (g).
 SJR_REFERRALS = """
-INSERT INTO referrals (id, death_id, route, stage, reasons, status, specialty, site, priority,
-    due_at, version, created_at, updated_at, completed_at)
-SELECT gen_random_uuid(), d.id, 'sjr', 1, '["unexpected_death"]'::jsonb,
+INSERT INTO referrals (id, death_id, died_on, route, stage, reasons, status, specialty, site,
+    priority, due_at, version, created_at, updated_at, completed_at)
+SELECT gen_random_uuid(), d.id, d.died_on, 'sjr', 1, '["unexpected_death"]'::jsonb,
     CASE WHEN d.died_at < now() - interval '70 days' AND bench_u(g, 11) < 0.93 THEN 'completed'
          WHEN bench_u(g, 11) > 0.98 THEN 'cancelled' ELSE 'ready' END,
     d.specialty_at_death, d.site, 3, d.died_at + interval '57 days', 1,
@@ -126,9 +126,9 @@ WHERE d.g BETWEEN :low AND :high AND bench_u(d.g, 10) < 0.25
 """
 
 OTHER_REFERRALS = """
-INSERT INTO referrals (id, death_id, route, stage, reasons, status, specialty, site, priority,
-    due_at, version, created_at, updated_at, completed_at)
-SELECT gen_random_uuid(), d.id, r.route, NULL, r.reasons::jsonb,
+INSERT INTO referrals (id, death_id, died_on, route, stage, reasons, status, specialty, site,
+    priority, due_at, version, created_at, updated_at, completed_at)
+SELECT gen_random_uuid(), d.id, d.died_on, r.route, NULL, r.reasons::jsonb,
     CASE WHEN d.died_at < now() - interval '70 days' THEN 'completed' ELSE 'ready' END,
     d.specialty_at_death, d.site, 2, d.died_at + interval '7 days', 1, d.died_at + interval '1 day',
     d.died_at + interval '1 day',
@@ -145,11 +145,11 @@ WHERE d.g BETWEEN :low AND :high
 
 # Reviews of completed referrals without one; SJR scores drawn per referral.
 REVIEWS = """
-INSERT INTO reviews (id, referral_id, death_id, route, stage, instrument, status, reviewer,
-    submitted_at, detail, overall_rating, quality_of_records, avoidability, meeting_date,
-    outcome, external_reference, external_status, notified_at, external_due_at, version,
-    created_at, updated_at)
-SELECT gen_random_uuid(), r.id, r.death_id, r.route, r.stage,
+INSERT INTO reviews (id, referral_id, death_id, died_on, route, stage, instrument, status,
+    reviewer, submitted_at, detail, overall_rating, quality_of_records, avoidability,
+    meeting_date, outcome, external_reference, external_status, notified_at, external_due_at,
+    version, created_at, updated_at)
+SELECT gen_random_uuid(), r.id, r.death_id, r.died_on, r.route, r.stage,
     CASE r.route WHEN 'sjr' THEN 'sjr' WHEN 'mm' THEN 'mm' WHEN 'leder' THEN 'leder'
         ELSE 'external' END,
     'submitted', 'Dr Bench ' || (1 + h % 40), r.completed_at, '{}'::jsonb,
@@ -190,9 +190,9 @@ FROM reviews v WHERE x.review_id = v.id AND x.phase = 'overall' AND x.rating <> 
 
 # Stage 2 for stage-1 reviews rating care 1-2 or avoidability 1-3 (one per death).
 STAGE_TWO = """
-INSERT INTO referrals (id, death_id, route, stage, reasons, status, specialty, site, priority,
-    due_at, version, created_at, updated_at, completed_at, excluded_reviewer)
-SELECT gen_random_uuid(), v.death_id, 'sjr', 2, '["second_stage"]'::jsonb,
+INSERT INTO referrals (id, death_id, died_on, route, stage, reasons, status, specialty, site,
+    priority, due_at, version, created_at, updated_at, completed_at, excluded_reviewer)
+SELECT gen_random_uuid(), v.death_id, v.died_on, 'sjr', 2, '["second_stage"]'::jsonb,
     CASE WHEN v.submitted_at < now() - interval '60 days' THEN 'completed' ELSE 'ready' END,
     r.specialty, r.site, 3, v.submitted_at + interval '56 days', 1, v.submitted_at,
     v.submitted_at,
@@ -206,10 +206,11 @@ WHERE v.route = 'sjr' AND v.stage = 1 AND (v.overall_rating <= 2 OR v.avoidabili
 """
 
 PSII_FROM_STAGE_TWO = """
-INSERT INTO referrals (id, death_id, route, stage, reasons, status, specialty, site, priority,
-    due_at, version, created_at, updated_at)
-SELECT gen_random_uuid(), v.death_id, 'psii', NULL, '["more_likely_than_not_avoidable"]'::jsonb,
-    'ready', NULL, NULL, 1, v.submitted_at + interval '7 days', 1, v.submitted_at, v.submitted_at
+INSERT INTO referrals (id, death_id, died_on, route, stage, reasons, status, specialty, site,
+    priority, due_at, version, created_at, updated_at)
+SELECT gen_random_uuid(), v.death_id, v.died_on, 'psii', NULL,
+    '["more_likely_than_not_avoidable"]'::jsonb, 'ready', NULL, NULL, 1,
+    v.submitted_at + interval '7 days', 1, v.submitted_at, v.submitted_at
 FROM reviews v
 WHERE v.route = 'sjr' AND v.stage = 2 AND v.avoidability <= 3
   AND NOT EXISTS (SELECT 1 FROM referrals p WHERE p.death_id = v.death_id AND p.route = 'psii')

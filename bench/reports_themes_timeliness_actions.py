@@ -48,10 +48,10 @@ from bench.reports import FUNCTIONS, asyncpg_url, ensure_database, load_to, rss_
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/lfd_bench_reports_r2"
 
 SCREENINGS = """
-INSERT INTO screenings (id, death_id, examiner_name, examiner_gmc_number, screened_at,
+INSERT INTO screenings (id, death_id, died_on, examiner_name, examiner_gmc_number, screened_at,
     records_reviewed, qap_discussed, bereaved_contacted, coroner_notified, death_expected,
     routes_requested, version, created_at, updated_at)
-SELECT gen_random_uuid(), d.id, 'Dr Bench', '7654321',
+SELECT gen_random_uuid(), d.id, d.died_on, 'Dr Bench', '7654321',
     d.died_at + bench_u(abs(hashtext(d.id::text)), 41) * interval '72 hours',
     true, true, true, false, true, '[]'::jsonb, 1, d.died_at, d.died_at
 FROM deaths d LEFT JOIN screenings s ON s.death_id = d.id
@@ -59,9 +59,9 @@ WHERE s.id IS NULL
 """
 
 OVERRIDES = """
-INSERT INTO route_overrides (id, screening_id, death_id, route, reason_codes, override_reason,
-    recorded_at)
-SELECT gen_random_uuid(), s.id, s.death_id, 'sjr', '["unexpected_death"]'::jsonb,
+INSERT INTO route_overrides (id, screening_id, death_id, died_on, route, reason_codes,
+    override_reason, recorded_at)
+SELECT gen_random_uuid(), s.id, s.death_id, s.died_on, 'sjr', '["unexpected_death"]'::jsonb,
     'The family declined a review.', s.screened_at
 FROM screenings s
 WHERE bench_u(abs(hashtext(s.death_id::text)), 42) < 0.02

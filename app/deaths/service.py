@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
@@ -333,6 +333,8 @@ async def patch_death(
             setattr(death, name, merged[name])
         if {"died_on", "specialty_at_death", "admitting_specialty"} & set(changed):
             await refresh_death_copies(session, death)
+        if "died_on" in changed:
+            await copy_died_on(session, death)
         death.version += 1
         journal.event(
             Change(
@@ -353,6 +355,15 @@ async def patch_death(
     journal.audit("death.update", "death", death.id, death.id)
     await journal.write(session)
     return await detail(session, death)
+
+
+async def copy_died_on(session: AsyncSession, death: Death) -> None:
+    """A corrected local date of death, onto the rows that carry a copy of it so that reports
+    read a period's rows by it (findings: refresh_death_copies)."""
+    for model in (Screening, RouteOverride, Referral, Review):
+        await session.execute(
+            update(model).where(model.death_id == death.id).values(died_on=death.died_on)
+        )
 
 
 async def _current_overrides(session: AsyncSession, screening: Screening) -> dict[Route, str]:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import ForeignKey, Index, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -55,9 +55,14 @@ class Referral(IdMixin, TimestampMixin, Base):
         # GET /v1/referrals?assigned_to= compares without letter case, as claims do.
         Index("ix_referrals_assigned_to_folded", text("lower(assigned_to)"), "status"),
         Index("ix_referrals_death_id_route_status", "death_id", "route", "status"),
+        # A period's referrals, for the reports.
+        Index("ix_referrals_died_on", "died_on"),
     )
 
     death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"))
+    # The death's local date of death, copied so that reports range-scan a period's referrals
+    # (kept in step when the death's time is corrected: app.deaths.service).
+    died_on: Mapped[date]
     route: Mapped[str] = mapped_column(String(20))
     stage: Mapped[int | None] = mapped_column(SmallInteger)
     reasons: Mapped[list[str]] = mapped_column(JSONType)

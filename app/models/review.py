@@ -35,10 +35,15 @@ class Review(IdMixin, TimestampMixin, Base):
             ],
         ),
         Index("ix_reviews_route_submitted_at", "route", "submitted_at"),
+        # A period's reviews, for the reports.
+        Index("ix_reviews_died_on", "died_on"),
     )
 
     referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), unique=True)
     death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"))
+    # The death's local date of death, copied so that reports range-scan a period's reviews
+    # (kept in step when the death's time is corrected: app.deaths.service).
+    died_on: Mapped[date]
     route: Mapped[str] = mapped_column(String(20))
     stage: Mapped[int | None] = mapped_column(SmallInteger)
     instrument: Mapped[str] = mapped_column(String(10))

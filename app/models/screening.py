@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
@@ -14,8 +14,15 @@ class Screening(IdMixin, TimestampMixin, Base):
     """The medical examiner's scrutiny of one death (one per death; amendments keep history)."""
 
     __tablename__ = "screenings"
+    __table_args__ = (
+        # A period's screenings, with what the timeliness report reads, from the index alone.
+        Index("ix_screenings_died_on", "died_on", postgresql_include=["death_id", "screened_at"]),
+    )
 
     death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"), unique=True)
+    # The death's local date of death, copied so that reports range-scan a period's screenings
+    # (kept in step when the death's time is corrected: app.deaths.service).
+    died_on: Mapped[date]
     examiner_name: Mapped[str] = mapped_column(String(200))
     examiner_gmc_number: Mapped[str] = mapped_column(String(7))
     screened_at: Mapped[datetime]
@@ -43,10 +50,14 @@ class RouteOverride(IdMixin, Base):
     """A route the rules required and the medical examiner declined, with the written reason."""
 
     __tablename__ = "route_overrides"
-    __table_args__ = (UniqueConstraint("screening_id", "route"),)
+    __table_args__ = (
+        UniqueConstraint("screening_id", "route"),
+        Index("ix_route_overrides_died_on", "died_on"),
+    )
 
     screening_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("screenings.id"))
     death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"), index=True)
+    died_on: Mapped[date]  # the death's, copied (as on screenings)
     route: Mapped[str] = mapped_column(String(20))
     reason_codes: Mapped[list[str]] = mapped_column(JSONType)
     override_reason: Mapped[str] = mapped_column(Text)

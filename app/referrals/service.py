@@ -97,6 +97,7 @@ def new_referral_row(
     return {
         "id": uuid.uuid4(),
         "death_id": death.id,
+        "died_on": death.died_on,
         "route": route.value,
         "stage": stage,
         "reasons": [code.value for code in reasons],
@@ -296,6 +297,7 @@ async def _replace_overrides(
                 id=uuid.uuid4(),
                 screening_id=screening.id,
                 death_id=death.id,
+                died_on=death.died_on,
                 route=route.value,
                 reason_codes=codes,
                 override_reason=reason,

@@ -285,6 +285,7 @@ async def submit_review(
             id=uuid.uuid4(),
             referral_id=referral.id,
             death_id=death.id,
+            died_on=death.died_on,
             route=referral.route,
             stage=referral.stage,
             instrument=body.review.instrument,
