@@ -29,6 +29,7 @@ from openpyxl.utils import get_column_letter
 
 from app.actions.rag import Rag
 from app.errors import ProblemError, UnsupportedMediaType, ValidationFailed
+from app.kit.xlsx import text_cell
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_MEDIA_TYPE = "text/csv"
@@ -495,9 +496,11 @@ class XlsxPlanWriter:
             self._workbook.add_named_style(style)
 
     def _cell(self, value: Any, style: str) -> Any:
-        cell = WriteOnlyCell(self._sheet, value=value)
-        if isinstance(value, str) and value.startswith("="):
-            cell.data_type = "s"  # text, never a formula
+        cell: Any = (
+            text_cell(self._sheet, value)  # text, never a formula
+            if isinstance(value, str)
+            else WriteOnlyCell(self._sheet, value=value)
+        )
         cell.style = style
         return cell
 

@@ -33,6 +33,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from app.errors import BadRequest
+from app.kit.xlsx import spreadsheet_text, text_cell
 from app.reports.filters import ReportFormat
 from app.reports.html import render_html
 from app.reports.model import Column, Report, Table
@@ -139,7 +140,8 @@ TITLE_FONT = Font(bold=True, size=13)
 
 
 def _sheet_title(table: Table, used: set[str]) -> str:
-    base = re.sub(r"[\[\]:*?/\\]", " ", table.title).strip()[:31] or table.key[:31]
+    base = re.sub(r"[\[\]:*?/\\]", " ", spreadsheet_text(table.title)).strip()[:31]
+    base = base or table.key[:31]
     title, number = base, 2
     while title.lower() in used:
         suffix = f" ({number})"
@@ -154,9 +156,7 @@ def _xlsx_cell(sheet: Worksheet, value: Any, column: Column) -> Any:
         cell.number_format = "0.0%"
         return cell
     if isinstance(value, str):
-        cell = WriteOnlyCell(sheet, value=value)
-        cell.data_type = "s"  # never a formula, whatever the text starts with
-        return cell
+        return text_cell(sheet, value)  # never a formula, whatever the text starts with
     if column.kind == "month" and isinstance(value, date):
         cell = WriteOnlyCell(sheet, value=datetime.combine(value, time()))
         cell.number_format = "mmm yyyy"
@@ -177,14 +177,12 @@ def report_xlsx(report: Report) -> bytes:
         for index, column in enumerate(table.columns, start=1):
             width = max(12, min(40, len(column.label) + 2))
             sheet.column_dimensions[get_column_letter(index)].width = width
-        title = WriteOnlyCell(sheet, value=f"{table.title} ({report.period.label})")
+        title = text_cell(sheet, f"{table.title} ({report.period.label})")
         title.font = TITLE_FONT
-        title.data_type = "s"
         sheet.append([title])
         header = []
         for column in table.columns:
-            cell = WriteOnlyCell(sheet, value=column.label)
-            cell.data_type = "s"
+            cell = text_cell(sheet, column.label)
             cell.font = HEADER_FONT
             cell.fill = HEADER_FILL
             cell.alignment = Alignment(wrap_text=True, vertical="top")
@@ -194,9 +192,7 @@ def report_xlsx(report: Report) -> bytes:
             sheet.append([_xlsx_cell(sheet, row.get(c.key), c) for c in table.columns])
         if table.note:
             sheet.append([])
-            note = WriteOnlyCell(sheet, value=table.note)
-            note.data_type = "s"
-            sheet.append([note])
+            sheet.append([text_cell(sheet, table.note)])
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()
