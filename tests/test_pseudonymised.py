@@ -10,7 +10,9 @@ them. A GET route the walk cannot fill in fails the walk: extend PATH_VALUES for
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import re
 import uuid
 import zipfile
@@ -543,3 +545,99 @@ def test_the_command_line_creates_a_pseudonymised_client(
     with pytest.raises(SystemExit, match="cannot hold screenings:write"):
         main(["clients", "create", "--name", "ICB", "--scope", "screenings:write",
               "--pseudonymised"])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "pointers"),
+    [
+        (
+            "/v1/reports/care-quality",
+            {"start": "2019-02-13", "end": "2019-02-13"},
+            ["start", "end"],
+        ),
+        ("/v1/reports/timeliness", {"start": "2019-02-01", "end": "2019-02-27"}, ["end"]),
+        ("/v1/reports/themes", {"start": "2019-02-02", "end": "2019-03-31"}, ["start"]),
+        (
+            "/v1/reports/themes",
+            {"period": "2018-19", "compare_start": "2019-02-13", "compare_end": "2019-02-28"},
+            ["compare_start"],
+        ),
+    ],
+)
+async def test_a_commissioner_reports_by_whole_months(
+    api, make_api, path, params, pointers
+) -> None:
+    """A report over days inside a month would date a death by the day it first counts in:
+    a pseudonymised client's ranges are whole months, as its list filters are."""
+    commissioner = await make_api(pseudonymised=True)
+    refused = await commissioner.get(path, params=params)
+    assert refused.status_code == 400, refused.text
+    problem = refused.json()
+    assert problem["type"].endswith("/identifying-filter")
+    assert [error["pointer"] for error in problem["errors"]] == [
+        f"query:/{name}" for name in pointers
+    ]
+    assert (await api.get(path, params=params)).status_code == 200
+    whole_months = (
+        {"period": "2018-19", "compare_start": "2019-02-01", "compare_end": "2019-02-28"}
+        if "compare_start" in params
+        else {"start": "2019-02-01", "end": "2019-02-28"}
+    )
+    whole = await commissioner.get(path, params=whole_months)
+    assert whole.status_code == 200, whole.text
+
+
+def _decoded(cursor: str) -> str:
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+
+
+async def test_list_cursors_carry_no_date_of_death(api, make_api) -> None:
+    """A keyset cursor names the last row by id: decoding it gives no date, and a forged one
+    (a made-up date) is refused rather than used to bisect a death's date."""
+    first, second = await seed(api), await seed(api)
+    commissioner = await make_api(pseudonymised=True)
+    february = {"died_from": "2019-02-01", "died_to": "2019-02-28", "limit": "1"}
+    for path in ("/v1/deaths", "/v1/findings"):
+        seen: list[str] = []
+        cursor: str | None = None
+        for _ in range(50):
+            params = february | ({"cursor": cursor} if cursor else {})
+            page = await commissioner.get(path, params=params)
+            assert page.status_code == 200, page.text
+            seen += [item["id"] for item in page.json()["items"]]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                break
+            text = _decoded(cursor)
+            assert "2019" not in text and ":" not in text.split(",", 1)[-1], (path, text)
+        wanted = "death_id" if path == "/v1/deaths" else "finding_id"
+        assert {first.ids[wanted], second.ids[wanted]} <= set(seen) or len(seen) == 50
+        assert len(seen) == len(set(seen))
+        forged = base64.urlsafe_b64encode(
+            json.dumps(["2019-02-10T00:00:00+00:00", str(uuid.uuid4())]).encode()
+        ).decode()
+        refused = await commissioner.get(path, params=february | {"cursor": forged})
+        assert refused.status_code == 400, refused.text
+        gone = base64.urlsafe_b64encode(json.dumps(["r1", str(uuid.uuid4())]).encode()).decode()
+        assert (await commissioner.get(path, params=february | {"cursor": gone})).status_code == 400
+
+
+async def test_a_pseudonymised_finding_tag_hides_the_day_of_death(api, make_api) -> None:
+    """The finding's tag digests what the reader is shown: for a commissioner the month of
+    death, so moving the death within its month changes the full tag and not theirs."""
+    seeded = await seed(api)
+    commissioner = await make_api(pseudonymised=True)
+    path = f"/v1/findings/{seeded.ids['finding_id']}"
+    full_before = (await api.get(path)).headers["ETag"]
+    pseudo_before = (await commissioner.get(path)).headers["ETag"]
+
+    death_path = f"/v1/deaths/{seeded.ids['death_id']}"
+    tag = (await api.get(death_path)).headers["ETag"]
+    moved = await api.patch(
+        death_path, json={"died_at": "2019-02-20T04:17:00+00:00"}, headers={"If-Match": tag}
+    )
+    assert moved.status_code == 200, moved.text
+    assert (await api.get(path)).headers["ETag"] != full_before
+    assert (await commissioner.get(path)).headers["ETag"] == pseudo_before
+    still = await commissioner.get(path, headers={"If-None-Match": pseudo_before})
+    assert still.status_code == 304

@@ -17,10 +17,10 @@ from app.auth.deps import Principal
 from app.config import Settings
 from app.deaths.schemas import DeathDetail, DeathFields, DeathPatch
 from app.deaths.validation import check_death, default_nhs_number_status
-from app.errors import BadRequest, NotFound, ValidationFailed
+from app.errors import NotFound, ValidationFailed
 from app.events.service import Change
 from app.findings.service import refresh_death_copies
-from app.kit.cursor import decode_cursor, encode_cursor
+from app.kit.cursor import encode_row_cursor, row_sort_key
 from app.kit.enums import (
     FINAL_EXTERNAL_STATUSES,
     OPEN_REFERRAL_STATUSES,
@@ -205,11 +205,7 @@ async def list_deaths(
             Death.died_on <= date(filters.case_year, 12, 31),
         )
     if cursor is not None:
-        died_at_raw, id_raw = decode_cursor(cursor, 2)
-        try:
-            died_at, last_id = datetime.fromisoformat(died_at_raw), uuid.UUID(id_raw)
-        except (TypeError, ValueError) as error:
-            raise BadRequest("The cursor is not one this service issued.") from error
+        died_at, last_id = await row_sort_key(session, cursor, Death.id, Death.died_at)
         query = query.where(
             or_(Death.died_at < died_at, and_(Death.died_at == died_at, Death.id < last_id))
         )
@@ -221,11 +217,7 @@ async def list_deaths(
         ).all()
     )
     page = rows[:limit]
-    next_cursor = (
-        encode_cursor([page[-1].died_at.isoformat(), str(page[-1].id)])
-        if len(rows) > limit
-        else None
-    )
+    next_cursor = encode_row_cursor(page[-1].id) if len(rows) > limit else None
     await record_access(session, principal, "death.list", "death", [(d.id, d.id) for d in page])
     return page, next_cursor
 

@@ -18,7 +18,7 @@ from app.config import Settings
 from app.errors import BadRequest, NotFound
 from app.fhir import resources
 from app.fhir.search import PatientSearch, PeriodBound, TaskSearch
-from app.kit.cursor import decode_cursor, encode_cursor
+from app.kit.cursor import decode_cursor, encode_cursor, encode_row_cursor, row_sort_key
 from app.kit.time import now
 from app.models import ApiClient, Death, Referral
 from app.privacy.pseudonym import pseudonym_key
@@ -175,16 +175,12 @@ async def search_patients(
         *[Death.nhs_number.in_(sorted(numbers)) for numbers in search.nhs_numbers]
     )
     if search.cursor is not None:
-        died_at, death_id = decode_cursor(search.cursor, 2)
-        try:
-            key = (datetime.fromisoformat(died_at), uuid.UUID(death_id))
-        except (TypeError, ValueError) as error:
-            raise BadRequest("The cursor is not one this service issued.") from error
+        key = await row_sort_key(session, search.cursor, Death.id, Death.died_at)
         query = query.where(tuple_(*_DEATH_ORDER) < key)
     ordered = query.order_by(Death.died_at.desc(), Death.id.desc()).limit(search.count + 1)
     rows = list((await session.scalars(ordered)).all())
     page, more = rows[: search.count], len(rows) > search.count
-    next_cursor = encode_cursor([page[-1].died_at.isoformat(), str(page[-1].id)]) if more else None
+    next_cursor = encode_row_cursor(page[-1].id) if more else None
     await record_access(session, principal, "death.list", "death", [(d.id, d.id) for d in page])
     key_ = await _key(session, principal, settings)
     patients = [

@@ -249,7 +249,7 @@ async def get_finding(
         finding = await service.read_finding(session, principal, finding_id)
     view = await views.view_for(database, principal)
     return conditional.reply(
-        service.finding_etag(finding),
+        service.finding_etag(finding, pseudonymised=view.pseudonymised),
         view.show(finding, views.finding),
         pseudonymised=view.pseudonymised,
     )

@@ -4,6 +4,7 @@ learning recorded against a death and the review it came from)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 import uuid
@@ -32,7 +33,7 @@ from app.findings.schemas import (
     ThemeRef,
 )
 from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent
-from app.kit.cursor import decode_cursor, encode_cursor
+from app.kit.cursor import decode_cursor, encode_cursor, encode_row_cursor, row_sort_key
 from app.kit.enums import Route
 from app.kit.etag import check_if_match, etag
 from app.kit.time import now
@@ -215,12 +216,17 @@ SHOWN_FROM_ELSEWHERE = {"theme", "died_on", "specialty", "route"}
 new version of the finding), its death's date and specialty, its review's route."""
 
 
-def finding_etag(finding: FindingOut) -> str:
-    """The finding's tag: its own version (all If-Match compares) and a digest of what it
-    shows from its theme, death and review, so that If-None-Match re-downloads a finding whose
-    theme was renamed or whose death was corrected."""
-    shown = finding.model_dump_json(include=SHOWN_FROM_ELSEWHERE).encode()
-    return etag(finding.id, finding.version, hashlib.sha256(shown).hexdigest()[:12])
+def finding_etag(finding: FindingOut, *, pseudonymised: bool = False) -> str:
+    """The finding's tag: its own version (all If-Match compares) and a digest of what the
+    reader is shown from its theme, death and review, so that If-None-Match re-downloads a
+    finding whose theme was renamed or whose death was corrected. A pseudonymised reader is
+    shown the month of death, not the day, and its digest is of the month: a digest of the
+    day could be matched against the month's thirty-odd candidates."""
+    shown = finding.model_dump(mode="json", include=SHOWN_FROM_ELSEWHERE)
+    if pseudonymised:
+        shown["died_on"] = shown["died_on"][:7]
+    digest = hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:12]
+    return etag(finding.id, finding.version, digest)
 
 
 def death_specialty(death: Death) -> str | None:
@@ -477,12 +483,8 @@ async def list_findings(
     """Most recent death first (keyset on died_on, id); every finding returned is audited."""
     query = await _filtered(session, filters)
     if cursor is not None:
-        died_on_raw, id_raw = decode_cursor(cursor, 2)
-        try:
-            died_on = date.fromisoformat(str(died_on_raw))
-        except ValueError as error:
-            raise BadRequest("The cursor is not one this service issued.") from error
-        query = query.where(tuple_(Finding.died_on, Finding.id) < tuple_(died_on, _uuid(id_raw)))
+        key = await row_sort_key(session, cursor, Finding.id, Finding.died_on)
+        query = query.where(tuple_(Finding.died_on, Finding.id) < tuple_(*key))
     rows = (
         await session.execute(
             query.order_by(Finding.died_on.desc(), Finding.id.desc()).limit(limit + 1)
@@ -492,7 +494,7 @@ async def list_findings(
     next_cursor = None
     if len(rows) > limit:
         last = page[-1][0]
-        next_cursor = encode_cursor([last.died_on.isoformat(), str(last.id)])
+        next_cursor = encode_row_cursor(last.id)
     await record_access(
         session, principal, "finding.list", "finding", [(f.id, f.death_id) for f, _ in page]
     )

@@ -34,9 +34,13 @@ def refuse_identifying_filters(
     identifiers: Mapping[str, object | None],
     died_from: date | None = None,
     died_to: date | None = None,
+    *,
+    names: tuple[str, str] = ("died_from", "died_to"),
 ) -> None:
     """400 when a pseudonymised client sends an identifying filter: any of ``identifiers``
-    (query parameter name to value) that is set, or a date-of-death bound inside a month."""
+    (query parameter name to value) that is set, or a date-of-death bound inside a month
+    (``names`` are the bounds' query parameters: `died_from`/`died_to` on lists,
+    `start`/`end` on reports)."""
     if not principal.pseudonymised:
         return
     errors = [
@@ -48,9 +52,10 @@ def refuse_identifying_filters(
         for name, value in identifiers.items()
         if value is not None
     ]
-    for name, bound, whole in (
-        ("died_from", died_from, _month_start),
-        ("died_to", died_to, _month_end),
+    first, last = names
+    for name, bound, whole, which in (
+        (first, died_from, _month_start, "the first day"),
+        (last, died_to, _month_end, "the last day"),
     ):
         if bound is not None and not whole(bound):
             errors.append(
@@ -58,8 +63,7 @@ def refuse_identifying_filters(
                     "pointer": f"query:/{name}",
                     "code": "month_granularity",
                     "detail": "a pseudonymised client filters by whole months of death: "
-                    + ("the first day" if name == "died_from" else "the last day")
-                    + " of a month",
+                    f"{which} of a month",
                 }
             )
     if errors:

@@ -15,11 +15,13 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request
 from sqlalchemy import ColumnElement, and_, false, or_
 
+from app.auth.deps import ReportsReader
 from app.config import Settings
 from app.errors import BadRequest
 from app.kit.enums import PlaceOfDeath, Route
 from app.kit.time import local_date, now
 from app.models import Death
+from app.privacy.filters import refuse_identifying_filters
 from app.reports.model import Period, parse_period
 
 
@@ -174,6 +176,7 @@ def report_filters(
 
 
 def report_period(
+    principal: ReportsReader,
     period: Annotated[
         str | None,
         Query(
@@ -190,6 +193,9 @@ def report_period(
     ] = None,
     end: Annotated[date | None, Query(description="Last day of a custom range, included.")] = None,
 ) -> Period:
+    # A commissioner sees months of death: a range inside a month would date a death by the
+    # day it first counts in (the same rule as died_from/died_to on the lists).
+    refuse_identifying_filters(principal, {}, start, end, names=("start", "end"))
     return parse_period(period, start, end, today())
 
 

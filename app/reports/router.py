@@ -31,6 +31,7 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
+from app.privacy.filters import refuse_identifying_filters
 from app.reports.actions_report import as_of_period, build_actions
 from app.reports.care_quality import Grouping, build_care_quality
 from app.reports.dashboard import build_lfd_dashboard
@@ -198,6 +199,9 @@ async def themes(
     """
     other: Period | None = None
     if compare is not None or compare_start is not None or compare_end is not None:
+        refuse_identifying_filters(
+            principal, {}, compare_start, compare_end, names=("compare_start", "compare_end")
+        )
         other = parse_period(compare, compare_start, compare_end, report_today())
     build = partial(build_themes, compare=other)
     return await respond(database, build, period, filters, settings, output, table)
