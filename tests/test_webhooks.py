@@ -255,3 +255,19 @@ async def test_a_client_without_the_scope_is_refused(hooks: Hooks, make_api: Mak
     reader = await make_api(Scope.deaths_read, client=hooks.http)
     assert (await reader.get(PATH)).status_code == 403
     assert (await reader.post(PATH, json={"url": hooks.url})).status_code == 403
+
+
+@pytest.mark.parametrize("value", ["yes", "true", "1", 1, 0, None])
+async def test_enabled_is_a_strict_boolean(hooks: Hooks, value: object) -> None:
+    created = await hooks.api.post(PATH, json={"url": hooks.url, "enabled": value})
+    assert created.status_code == 422, created.text
+    assert created.json()["errors"][0]["pointer"] == "/enabled"
+    endpoint = await register(hooks)
+    one = f"{PATH}/{endpoint['id']}"
+    tag = (await hooks.api.get(one)).headers["ETag"]
+    patched = await hooks.api.patch(one, json={"enabled": value}, headers={"If-Match": tag})
+    assert patched.status_code == 422, patched.text
+    assert patched.json()["errors"][0]["pointer"] == "/enabled"
+    assert (await hooks.api.get(one)).json()["enabled"] is True
+    off = await hooks.api.patch(one, json={"enabled": False}, headers={"If-Match": tag})
+    assert off.status_code == 200 and off.json()["enabled"] is False

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 
 from app.events.types import EVENT_TYPES
 from app.kit.schemas import RequestModel, ResponseModel
@@ -61,7 +61,7 @@ class EndpointCreate(RequestModel):
         description="The event types to send (`referral.*` for all of a resource's); empty "
         "(the default) sends every type.",
     )
-    enabled: bool = True
+    enabled: StrictBool = True
 
     _types = field_validator("event_types")(_known_types)
 
@@ -72,7 +72,7 @@ class EndpointPatch(RequestModel):
     url: str | None = Field(default=None, min_length=1, max_length=2000)
     description: str | None = Field(default=None, max_length=500)
     event_types: list[str] | None = Field(default=None, max_length=MAX_EVENT_TYPES)
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
     _types = field_validator("event_types")(_known_types)
 
