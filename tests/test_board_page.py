@@ -223,9 +223,13 @@ async def test_dashboard_page_draws_in_chromium(
     assert [(b["series"], b["category"], b["value"]) for b in leder] == [("0", "2", 1.0)]
 
     # Headline tiles and the year-to-date row as the page prints them.
+    # Deaths in scope counts everyone (the June LeDeR death too); the reviewed share is of
+    # the four deaths the dashboard's rows count.
     tiles = await page.locator(".tile-value").all_inner_texts()
-    assert tiles == ["4", "2", "0", "1"]
-    assert "50.0% of deaths in scope" in await page.locator(".headlines").inner_text()
+    assert tiles == ["5", "2", "0", "1"]
+    headlines = await page.locator(".headlines").inner_text()
+    assert "1 with a learning disability or autism" in headlines
+    assert "50.0% of the 4 without a learning disability or autism" in headlines
 
     # It prints: A4 pages from the print stylesheet.
     await page.emulate_media(media="print")

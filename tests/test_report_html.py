@@ -254,6 +254,17 @@ def test_dashboard_draws_its_numbers():
     assert ">Row<" not in page
 
 
+def test_the_deaths_tile_counts_everyone_in_scope():
+    """The dashboard's rows leave out people with a learning disability or autism (LeDeR has
+    its own table); the headline counts every death in scope and says how many those are,
+    and the reviewed share names the deaths it is a share of."""
+    ytd = {"deaths": 30, "all_deaths": 33, "reviewed": 14, "reviewed_pct": 46.7}
+    page = render_html(dashboard([month("Apr 2025", 30, 14, 0)], ytd))
+    text = re.sub(r"\s+", " ", " ".join(parse(page).text))
+    assert "Deaths in scope 33 year to date, 3 with a learning disability or autism" in text
+    assert "46.7% of the 30 without a learning disability or autism" in text
+
+
 def test_empty_dashboard_draws_no_data_charts():
     page = render_html(
         dashboard(

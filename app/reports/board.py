@@ -260,14 +260,34 @@ def headlines(report: Report) -> list[Headline]:
         value = total.get(key)
         return f"{float(value):.1f}%" if isinstance(value, int | float) else "\u2013"
 
-    found = [
-        Headline("Deaths in scope", f"{_count(total.get('deaths')):,}", "year to date"),
-        Headline(
-            "Deaths reviewed",
-            f"{_count(total.get('reviewed')):,}",
-            f"{share('reviewed_pct')} of deaths in scope",
-        ),
-    ]
+    deaths = _count(total.get("deaths"))
+    if "all_deaths" in total:
+        # The dashboard's rows leave out people with a learning disability or autism (their
+        # deaths are reviewed through LeDeR, in a table of their own); the tile counts every
+        # death in scope, and says how many of them that table holds.
+        everyone = _count(total.get("all_deaths"))
+        found = [
+            Headline(
+                "Deaths in scope",
+                f"{everyone:,}",
+                f"year to date, {everyone - deaths:,} with a learning disability or autism",
+            ),
+            Headline(
+                "Deaths reviewed",
+                f"{_count(total.get('reviewed')):,}",
+                f"{share('reviewed_pct')} of the {deaths:,} without a learning disability "
+                "or autism",
+            ),
+        ]
+    else:
+        found = [
+            Headline("Deaths in scope", f"{deaths:,}", "year to date"),
+            Headline(
+                "Deaths reviewed",
+                f"{_count(total.get('reviewed')):,}",
+                f"{share('reviewed_pct')} of deaths in scope",
+            ),
+        ]
     if "investigated" in total:
         found.append(Headline("Investigated (PSII)", f"{_count(total.get('investigated')):,}"))
     if "avoidable" in total:
