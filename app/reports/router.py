@@ -202,7 +202,13 @@ async def themes(
         refuse_identifying_filters(
             principal, {}, compare_start, compare_end, names=("compare_start", "compare_end")
         )
-        other = parse_period(compare, compare_start, compare_end, report_today())
+        other = parse_period(
+            compare,
+            compare_start,
+            compare_end,
+            report_today(),
+            names=("compare", "compare_start", "compare_end"),
+        )
     build = partial(build_themes, compare=other)
     return await respond(database, build, period, filters, settings, output, table)
 
