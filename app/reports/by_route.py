@@ -1,14 +1,16 @@
 """Figures for all routes together and for each route, in one pass on PostgreSQL (`GROUPING
-SETS ((route), ())`) and in two on SQLite, which has no grouping sets: the count, median and
-90th percentile of an interval, and distinct deaths. The all-routes row is named "all routes";
-routes sort in the order of app.kit.enums.Route.
+SETS ((route), ())`) and in two or more on SQLite, which has no grouping sets: the count,
+median and 90th percentile of an interval, distinct deaths, and any other aggregate over the
+rows of a subquery. The all-routes row is named "all routes"; routes sort in the order of
+app.kit.enums.Route.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import distinct, func, select, tuple_
+from sqlalchemy import ColumnElement, Subquery, distinct, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.enums import Route
@@ -91,6 +93,84 @@ async def _percentiles_portable(
         for row in (await session.execute(query)).all()
         if row.n
     ]
+
+
+@dataclass
+class Figures:
+    """One row of `figures`: the named aggregates, and each interval as (count, median days,
+    90th percentile days)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    intervals: dict[str, tuple[int, float | None, float | None]] = field(default_factory=dict)
+
+
+async def figures(
+    session: AsyncSession,
+    facts: Subquery,
+    group: str | None,
+    aggregates: dict[str, ColumnElement[Any]],
+    intervals: tuple[str, ...],
+) -> dict[str, Figures]:
+    """Aggregates over the rows of `facts`, for all of them (keyed "all routes", always
+    present) and, given the name of a `group` column, for each group: the named `aggregates`
+    (expressions over `facts`' columns), and for each name in `intervals` (a column of
+    seconds, null where the row measures nothing) the count, median and 90th percentile of its
+    values. A group appears if any row has it, so a caller drops the groups its table does not
+    list (a count of 0).
+
+    PostgreSQL: one statement, `percentile_cont` (which skips nulls) over `GROUPING SETS
+    ((group), ())`. SQLite: the aggregates grouped and in total, and each interval by the
+    portable formulation (`percentiles`)."""
+    grouped = facts.c[group] if group is not None else None
+    labelled = [term.label(name) for name, term in aggregates.items()]
+    found: dict[str, Figures] = {}
+
+    def row_of(key: str) -> Figures:
+        return found.setdefault(key, Figures())
+
+    if dialect_of(session) == "postgresql":
+        measured = []
+        for name in intervals:
+            value = facts.c[name]
+            measured += [
+                func.count(value).label(f"{name}_n"),
+                func.percentile_cont(0.5).within_group(value).label(f"{name}_median"),
+                func.percentile_cont(0.9).within_group(value).label(f"{name}_p90"),
+            ]
+        query = select(*labelled, *measured).select_from(facts)
+        if grouped is not None:
+            query = query.add_columns(grouped.label("grp")).group_by(
+                func.grouping_sets(tuple_(grouped), tuple_())
+            )
+        for row in (await session.execute(query)).mappings():
+            # The grand total (the empty grouping set) has a NULL group: groups never do.
+            key = row["grp"] if grouped is not None and row["grp"] is not None else ALL_ROUTES
+            figure = row_of(key)
+            figure.values = {name: row[name] for name in aggregates}
+            for name in intervals:
+                figure.intervals[name] = (
+                    int(row[f"{name}_n"]),
+                    days(row[f"{name}_median"]),
+                    days(row[f"{name}_p90"]),
+                )
+        return found
+    total = (await session.execute(select(*labelled).select_from(facts))).mappings().one()
+    row_of(ALL_ROUTES).values = dict(total)
+    if grouped is not None:
+        rows = await session.execute(
+            select(grouped.label("grp"), *labelled).select_from(facts).group_by(grouped)
+        )
+        for row in rows.mappings():
+            row_of(row["grp"]).values = {name: row[name] for name in aggregates}
+    for name in intervals:
+        value = facts.c[name]
+        base = select().select_from(facts).where(value.is_not(None))
+        for key, n, median, p90 in await percentiles(session, base, value, grouped):
+            row_of(key).intervals[name] = (n, median, p90)
+    for figure in found.values():
+        for name in intervals:
+            figure.intervals.setdefault(name, (0, None, None))
+    return found
 
 
 def route_order(route: str) -> int:

@@ -21,6 +21,8 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    Select,
+    and_,
     case,
     distinct,
     exists,
@@ -36,7 +38,7 @@ from app.kit.time import local_date, now
 from app.models import Death, Referral, Review, RouteOverride, Screening
 from app.referrals.queue import OPEN_PREDICATE
 from app.reports.aggregates import LIST_LIMIT, dialect_of, json_elements, seconds_between
-from app.reports.by_route import ALL_ROUTES, deaths_by_route, percentiles, route_order
+from app.reports.by_route import ALL_ROUTES, Figures, deaths_by_route, figures, route_order
 from app.reports.filters import ReportFilters
 from app.reports.model import Column, Period, Report, Table, percent
 
@@ -59,7 +61,8 @@ INTERVALS = {
 
 @dataclass(frozen=True)
 class Cohort:
-    """The deaths a report follows, as WHERE terms on `deaths`."""
+    """The deaths a report follows: WHERE terms on `deaths`, or on the copy of their local date
+    of death that screenings, route overrides, referrals and reviews carry."""
 
     period: Period
     filters: ReportFilters
@@ -70,11 +73,24 @@ class Cohort:
         # date of died_at) falls in the period, on the died_at index. Not both conditions: the
         # planner would multiply their selectivities and expect a fifth of the deaths.
         low, high = self.period.utc_bounds()
-        return [
-            Death.died_at >= low,
-            Death.died_at < high,
-            *self.filters.death_conditions(self.settings),
-        ]
+        return [Death.died_at >= low, Death.died_at < high, *self.death_conditions()]
+
+    def death_conditions(self) -> list[ColumnElement[bool]]:
+        """The filters' terms on `deaths` (site, specialty, age band)."""
+        return self.filters.death_conditions(self.settings)
+
+    def copied(self, died_on: Any) -> list[ColumnElement[bool]]:
+        """The period on a row's copy of its death's local date of death: the rows of the
+        period's deaths, read from that table's own `died_on` index."""
+        return [died_on >= self.period.start, died_on <= self.period.end]
+
+    def filtered(self, query: Select[Any], death_id: Any) -> Select[Any]:
+        """`query`'s rows of the deaths the filters select: a join to `deaths` only when a
+        filter is given (the period is the rows' own `died_on`)."""
+        conditions = self.death_conditions()
+        if not conditions:
+            return query
+        return query.join(Death, Death.id == death_id).where(*conditions)
 
     @property
     def route(self) -> str | None:
@@ -100,6 +116,87 @@ def _screening_referral(dialect: str) -> ColumnElement[bool]:
     )
 
 
+# --- the two passes ----------------------------------------------------------------------------
+
+
+async def _screening_figures(session: AsyncSession, cohort: Cohort) -> Figures:
+    """One pass over the period's screenings: the screened deaths, and death to screening (for
+    the deaths referred on the route, given one)."""
+    dialect = dialect_of(session)
+    measured: ColumnElement[Any] = seconds_between(dialect, Death.died_at, Screening.screened_at)
+    query = (
+        select()
+        .select_from(Screening)
+        .join(Death, Death.id == Screening.death_id)
+        .where(*cohort.copied(Screening.died_on), *cohort.terms())
+    )
+    if cohort.route is not None:
+        referred = (
+            select(Referral.death_id)
+            .where(*cohort.copied(Referral.died_on), Referral.route == cohort.route)
+            .where(_not_cancelled())
+            .group_by(Referral.death_id)
+            .subquery("referred_on_route")
+        )
+        query = query.outerjoin(referred, referred.c.death_id == Screening.death_id)
+        measured = case((referred.c.death_id.is_not(None), measured))
+    facts = query.add_columns(measured.label("death_to_screening")).subquery("screened")
+    found = await figures(session, facts, None, {"screened": func.count()}, ("death_to_screening",))
+    return found[ALL_ROUTES]
+
+
+async def _referral_figures(
+    session: AsyncSession, cohort: Cohort, as_of: datetime
+) -> dict[str, Figures]:
+    """One pass over the period's referrals, each with its death's screening and its own
+    review: per route and for all routes, the referred deaths, screening to referral, referral
+    to completed review, and the open and overdue referrals as of `as_of`."""
+    dialect = dialect_of(session)
+    standing = and_(Screening.death_id.is_not(None), _not_cancelled())
+    late = and_(OPEN_PREDICATE, Referral.due_at < as_of)
+    to_referral = seconds_between(dialect, Screening.screened_at, Referral.created_at)
+    to_review = seconds_between(dialect, Referral.created_at, Review.submitted_at)
+    query = (
+        select(
+            Referral.route,
+            case((standing, Referral.death_id)).label("referred_death"),
+            case((and_(standing, _screening_referral(dialect)), to_referral)).label(
+                "screening_to_referral"
+            ),
+            case((Review.submitted_at.is_not(None), to_review)).label("referral_to_review"),
+            case((OPEN_PREDICATE, 1), else_=0).label("open"),
+            case((late, 1), else_=0).label("overdue"),
+            case((late, Referral.due_at)).label("overdue_due"),
+        )
+        .select_from(Referral)
+        .outerjoin(
+            Screening,
+            and_(Screening.death_id == Referral.death_id, *cohort.copied(Screening.died_on)),
+        )
+        .outerjoin(Review, and_(Review.referral_id == Referral.id, *cohort.copied(Review.died_on)))
+        .where(*cohort.copied(Referral.died_on))
+    )
+    if cohort.route is not None:
+        query = query.where(Referral.route == cohort.route)
+    facts = cohort.filtered(query, Referral.death_id).subquery("referral_facts")
+    return await figures(
+        session,
+        facts,
+        "route",
+        {
+            "referred_deaths": func.count(distinct(facts.c.referred_death)),
+            "open": func.coalesce(func.sum(facts.c.open), 0),
+            "overdue": func.coalesce(func.sum(facts.c.overdue), 0),
+            "oldest_due": func.min(facts.c.overdue_due),
+        },
+        ("screening_to_referral", "referral_to_review"),
+    )
+
+
+def _routes(found: dict[str, Figures]) -> list[str]:
+    return sorted((route for route in found if route != ALL_ROUTES), key=route_order)
+
+
 # --- intervals -------------------------------------------------------------------------------
 
 
@@ -115,73 +212,20 @@ def _interval_row(
     }
 
 
-async def _interval_rows(
-    session: AsyncSession, key: str, base: Any, value: Any, group: Any | None
-) -> list[dict[str, Any]]:
-    """The all-routes row (zeros when nothing was measured), then one row per route."""
-    measured = await percentiles(session, base, value, group)
-    overall = [m for m in measured if m[0] == ALL_ROUTES]
-    by_route = sorted((m for m in measured if m[0] != ALL_ROUTES), key=lambda m: route_order(m[0]))
-    rows = [_interval_row(key, *m) for m in overall] or [
-        _interval_row(key, ALL_ROUTES, 0, None, None)
-    ]
-    return rows + [_interval_row(key, *m) for m in by_route]
+def _interval_rows(key: str, found: dict[str, Figures]) -> list[dict[str, Any]]:
+    """The all-routes row (zeros when nothing was measured), then each route measured."""
+    rows = [_interval_row(key, ALL_ROUTES, *found[ALL_ROUTES].intervals[key])]
+    for route in _routes(found):
+        count, median, p90 = found[route].intervals[key]
+        if count:
+            rows.append(_interval_row(key, route, count, median, p90))
+    return rows
 
 
-async def _intervals(session: AsyncSession, cohort: Cohort) -> Table:
-    dialect = dialect_of(session)
-    route = cohort.route
-
-    to_screening = (
-        select().select_from(Death).join(Screening, Screening.death_id == Death.id)
-    ).where(*cohort.terms())
-    if route is not None:
-        to_screening = to_screening.where(
-            exists(
-                select(1).where(
-                    Referral.death_id == Death.id, Referral.route == route, _not_cancelled()
-                )
-            )
-        )
-    rows = await _interval_rows(
-        session,
-        "death_to_screening",
-        to_screening,
-        seconds_between(dialect, Death.died_at, Screening.screened_at),
-        None,
-    )
-
-    to_referral = (
-        select()
-        .select_from(Referral)
-        .join(Death, Death.id == Referral.death_id)
-        .join(Screening, Screening.death_id == Death.id)
-        .where(*cohort.terms(), _not_cancelled(), _screening_referral(dialect))
-    )
-    to_review = (
-        select()
-        .select_from(Referral)
-        .join(Death, Death.id == Referral.death_id)
-        .join(Review, Review.referral_id == Referral.id)
-        .where(*cohort.terms(), Review.submitted_at.is_not(None))
-    )
-    if route is not None:
-        to_referral = to_referral.where(Referral.route == route)
-        to_review = to_review.where(Referral.route == route)
-    rows += await _interval_rows(
-        session,
-        "screening_to_referral",
-        to_referral,
-        seconds_between(dialect, Screening.screened_at, Referral.created_at),
-        Referral.route,
-    )
-    rows += await _interval_rows(
-        session,
-        "referral_to_review",
-        to_review,
-        seconds_between(dialect, Referral.created_at, Review.submitted_at),
-        Referral.route,
-    )
+def _intervals(screened: Figures, referred: dict[str, Figures]) -> Table:
+    rows = _interval_rows("death_to_screening", {ALL_ROUTES: screened})
+    rows += _interval_rows("screening_to_referral", referred)
+    rows += _interval_rows("referral_to_review", referred)
     return Table(
         key="intervals",
         title="How long each step takes (days)",
@@ -225,45 +269,20 @@ def _local_day(moment: datetime | str | None) -> date | None:
     return local_date(moment)
 
 
-async def _overdue(session: AsyncSession, cohort: Cohort, as_of: datetime) -> Table:
-    late = Referral.due_at < as_of
-    query = (
-        select(
-            Referral.route,
-            func.count().label("open"),
-            func.sum(case((late, 1), else_=0)).label("overdue"),
-            func.min(case((late, Referral.due_at))).label("oldest_due"),
-        )
-        .join(Death, Death.id == Referral.death_id)
-        .where(*cohort.terms(), OPEN_PREDICATE)
-        .group_by(Referral.route)
-    )
-    if cohort.route is not None:
-        query = query.where(Referral.route == cohort.route)
-    found = sorted((await session.execute(query)).all(), key=lambda r: route_order(r.route))
-    rows = [
-        {
-            "route": row.route,
-            "open": row.open,
-            "overdue": int(row.overdue or 0),
-            "overdue_percent": percent(int(row.overdue or 0), row.open),
-            "oldest_due": _local_day(row.oldest_due),
+def _overdue(referred: dict[str, Figures], as_of: datetime) -> Table:
+    def row(route: str) -> dict[str, Any]:
+        values = referred[route].values
+        opened, late = int(values["open"] or 0), int(values["overdue"] or 0)
+        return {
+            "route": route,
+            "open": opened,
+            "overdue": late,
+            "overdue_percent": percent(late, opened),
+            "oldest_due": _local_day(values["oldest_due"]),
         }
-        for row in found
-    ]
-    total_open = sum(r["open"] for r in rows)
-    total_late = sum(r["overdue"] for r in rows)
-    oldest = [r["oldest_due"] for r in rows if r["oldest_due"] is not None]
-    rows.insert(
-        0,
-        {
-            "route": ALL_ROUTES,
-            "open": total_open,
-            "overdue": total_late,
-            "overdue_percent": percent(total_late, total_open),
-            "oldest_due": min(oldest) if oldest else None,
-        },
-    )
+
+    rows = [row(ALL_ROUTES)]
+    rows += [row(route) for route in _routes(referred) if referred[route].values["open"]]
     return Table(
         key="overdue",
         title="Open and overdue referrals",
@@ -285,54 +304,38 @@ async def _overdue(session: AsyncSession, cohort: Cohort, as_of: datetime) -> Ta
 # --- referral rate and overrides -------------------------------------------------------------
 
 
-async def _referral_rate(session: AsyncSession, cohort: Cohort) -> Table:
-    """The screened deaths; the referred and the overridden among them, in all and per route.
-    Each count joins the cohort's deaths to the table it counts, so it reads only the period's
-    referrals and overrides."""
-    screened = int(
-        await session.scalar(
-            select(func.count())
-            .select_from(Death)
-            .join(Screening, Screening.death_id == Death.id)
-            .where(*cohort.terms())
-        )
-        or 0
-    )
-    referrals = (
-        select()
-        .select_from(Referral)
-        .join(Death, Death.id == Referral.death_id)
-        .join(Screening, Screening.death_id == Death.id)
-        .where(*cohort.terms(), _not_cancelled())
-    )
-    overrides = (
-        select()
-        .select_from(RouteOverride)
-        .join(Death, Death.id == RouteOverride.death_id)
-        .where(*cohort.terms())
-    )
+async def _referral_rate(
+    session: AsyncSession, cohort: Cohort, screened: Figures, referred: dict[str, Figures]
+) -> Table:
+    """The screened deaths; the referred (from the referral pass) and the overridden among
+    them, in all and per route. The overrides are read by their own copy of the date of death."""
+    overrides = select().select_from(RouteOverride).where(*cohort.copied(RouteOverride.died_on))
     if cohort.route is not None:
-        referrals = referrals.where(Referral.route == cohort.route)
         overrides = overrides.where(RouteOverride.route == cohort.route)
-    referred_any, referred = await deaths_by_route(
-        session, referrals, Referral.route, Referral.death_id
-    )
     overridden_any, overridden = await deaths_by_route(
-        session, overrides, RouteOverride.route, RouteOverride.death_id
+        session,
+        cohort.filtered(overrides, RouteOverride.death_id),
+        RouteOverride.route,
+        RouteOverride.death_id,
     )
+    screened_deaths = int(screened.values["screened"] or 0)
 
     def row(route: str, referred_deaths: int, overridden_deaths: int) -> dict[str, Any]:
         return {
             "route": route,
-            "screened_deaths": screened,
+            "screened_deaths": screened_deaths,
             "referred_deaths": referred_deaths,
-            "referral_rate": percent(referred_deaths, screened),
+            "referral_rate": percent(referred_deaths, screened_deaths),
             "overridden_deaths": overridden_deaths,
         }
 
-    rows = [row(ALL_ROUTES, referred_any, overridden_any)]
-    for route in sorted(set(referred) | set(overridden), key=route_order):
-        rows.append(row(route, referred.get(route, 0), overridden.get(route, 0)))
+    def referred_on(route: str) -> int:
+        return int(referred[route].values["referred_deaths"] or 0) if route in referred else 0
+
+    rows = [row(ALL_ROUTES, referred_on(ALL_ROUTES), overridden_any)]
+    routes = {route for route in _routes(referred) if referred_on(route)} | set(overridden)
+    for route in sorted(routes, key=route_order):
+        rows.append(row(route, referred_on(route), overridden.get(route, 0)))
     return Table(
         key="referral_rate",
         title="Medical examiner referral rate and overridden routes",
@@ -372,15 +375,14 @@ async def _override_reasons(session: AsyncSession, cohort: Cohort) -> Table:
             func.count(distinct(RouteOverride.death_id)).label("deaths"),
         )
         .select_from(RouteOverride)
-        .join(Death, Death.id == RouteOverride.death_id)
         .join(criteria, criteria.c.value.is_not(None))
-        .where(*cohort.terms())
+        .where(*cohort.copied(RouteOverride.died_on))
         .group_by(RouteOverride.route, criteria.c.value)
     )
     if cohort.route is not None:
         query = query.where(RouteOverride.route == cohort.route)
     found = sorted(
-        (await session.execute(query)).all(),
+        (await session.execute(cohort.filtered(query, RouteOverride.death_id))).all(),
         key=lambda r: (route_order(r.route), -r.deaths, r.criterion),
     )
     return Table(
@@ -414,7 +416,7 @@ async def _override_list(
         select(
             RouteOverride.id,
             RouteOverride.death_id,
-            Death.died_on,
+            RouteOverride.died_on,
             Death.site,
             Death.specialty_at_death,
             RouteOverride.route,
@@ -422,8 +424,8 @@ async def _override_list(
             RouteOverride.override_reason,
         )
         .join(Death, Death.id == RouteOverride.death_id)
-        .where(*cohort.terms())
-        .order_by(Death.died_on.desc(), RouteOverride.route, RouteOverride.id)
+        .where(*cohort.copied(RouteOverride.died_on), *cohort.death_conditions())
+        .order_by(RouteOverride.died_on.desc(), RouteOverride.route, RouteOverride.id)
         .limit(LIST_LIMIT + 1)
     )
     if cohort.route is not None:
@@ -477,15 +479,17 @@ async def build_timeliness(
     filters.require_only("timeliness", *APPLICABLE_FILTERS)
     cohort = Cohort(period, filters, settings)
     as_of = now()
+    screened = await _screening_figures(session, cohort)
+    referred = await _referral_figures(session, cohort, as_of)
     return Report(
         key="timeliness",
         title="Timeliness and compliance",
         period=period,
         filters=filters.as_dict(),
         tables=[
-            await _intervals(session, cohort),
-            await _overdue(session, cohort, as_of),
-            await _referral_rate(session, cohort),
+            _intervals(screened, referred),
+            _overdue(referred, as_of),
+            await _referral_rate(session, cohort, screened, referred),
             await _override_reasons(session, cohort),
             await _override_list(session, cohort, reasons_shown),
         ],
