@@ -27,7 +27,7 @@ from app.auth.scopes import Scope
 from app.auth.service import create_client
 from app.config import Settings
 from app.db import Database
-from app.kit.time import LONDON
+from app.kit.time import LONDON, local_date
 from app.main import create_app
 from app.migrate import downgrade, upgrade
 from app.models import Referral, Review, RouteOverride, Screening
@@ -111,6 +111,18 @@ async def copies_of(database: Database, death_ids: list[str]) -> set[tuple[str, 
     return found
 
 
+async def correct(api: Any, death_ids: list[str], died_at: datetime) -> None:
+    """PATCH each death's time of death, as a ward's correction would."""
+    for death_id in death_ids:
+        url = f"/v1/deaths/{death_id}"
+        tag = (await api.get(url)).headers["ETag"]
+        corrected = await api.patch(
+            url, json={"died_at": died_at.isoformat()}, headers={"If-Match": tag}
+        )
+        assert corrected.status_code == 200, corrected.text
+        assert corrected.json()["died_on"] == local_date(died_at).isoformat()
+
+
 def the_pair_as_counted(report: dict[str, Any]) -> dict[str, Any]:
     """The figures the pair gives, whichever day they fall on."""
     return {
@@ -164,14 +176,7 @@ async def test_a_corrected_time_of_death_moves_every_copy_to_the_new_day(
         assert the_pair_as_counted(await day_report(reader, day, **params)) == PAIR_COUNTED
 
     # The ward corrects the time of death to 23:30 BST the day before.
-    for death_id in (first, second):
-        url = f"/v1/deaths/{death_id}"
-        tag = (await admin.get(url)).headers["ETag"]
-        corrected = await admin.patch(
-            url, json={"died_at": local(before, 23, 30).isoformat()}, headers={"If-Match": tag}
-        )
-        assert corrected.status_code == 200, corrected.text
-        assert corrected.json()["died_on"] == before.isoformat()
+    await correct(admin, [first, second], local(before, 23, 30))
     assert await copies_of(database, [first, second]) == {
         (model.__tablename__, before) for model in COPIES
     }
@@ -201,6 +206,60 @@ async def test_a_corrected_time_of_death_moves_every_copy_to_the_new_day(
         ("all routes", 1),
         ("psii", 1),
     ]
+
+
+MONTH_FIGURES = ("all_deaths", "reviewed", "investigated", "avoidable")
+
+
+async def report(api: Any, name: str, **params: Any) -> dict[str, Any]:
+    response = await api.get(f"/v1/reports/{name}", params=params)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def test_the_dashboard_and_care_quality_follow_a_corrected_month(make_api) -> None:
+    """The dashboard and care quality read the period's reviews and referrals by their copies
+    of the date of death: a death moved from 1 July to 30 June by a correction moves its
+    reviews, its PSII and its final SJR to June, in the first quarter instead of the second."""
+    admin = await make_api(Scope.admin)
+    reader = await make_api(Scope.reports_read)
+    site = f"Copies site {uuid.uuid4().hex[:10]}"
+    day = date(random.Random(uuid.uuid4().int).randint(2002, 2011), 7, 1)
+    june, july = f"Jun {day.year}", f"Jul {day.year}"
+    year = f"{day.year}-{str(day.year + 1)[2:]}"
+    first, second = await record_pair(admin, site, local(day, 0, 30))
+    death = (await admin.get(f"/v1/deaths/{first}")).json()
+    (stage_two,) = [r for r in death["referrals"] if r["stage"] == 2]
+    avoidable = {**POOR_CARE, "reviewer": {"name": "Dr Stage Two"}, "avoidability": 3}
+    posted = await admin.post(f"/v1/referrals/{stage_two['id']}/review", json={"review": avoidable})
+    assert posted.status_code == 201, posted.text
+
+    async def months() -> dict[str, tuple[int, ...]]:
+        """(deaths, reviewed, investigated, avoidable) of June and July at the site."""
+        dashboard = await report(reader, "lfd-dashboard", period=year, site=site)
+        return {
+            row["period"]: tuple(row[name] for name in MONTH_FIGURES)
+            for row in rows(dashboard, "deaths")
+            if row["period"] in (june, july)
+        }
+
+    async def quality(on: date) -> dict[str, Any]:
+        found = await report(reader, "care-quality", start=on.isoformat(), end=on.isoformat())
+        (summary,) = rows(found, "summary")
+        return {name: summary[name] for name in ("deaths", "referred", "reviewed", "rated")}
+
+    pair = {"deaths": 2, "referred": 1, "reviewed": 1, "rated": 1}
+    none = {"deaths": 0, "referred": 0, "reviewed": 0, "rated": 0}
+    # Two deaths, one reviewed (stage 1 and 2 count once), investigated (the PSII the stage 2
+    # raised) and judged more likely than not avoidable (its final SJR scores 3).
+    assert await months() == {june: (0, 0, 0, 0), july: (2, 1, 1, 1)}
+    assert await quality(day) == pair
+
+    await correct(admin, [first, second], local(day - timedelta(days=1), 23, 30))
+    assert await months() == {june: (2, 1, 1, 1), july: (0, 0, 0, 0)}
+    assert await quality(day - timedelta(days=1)) == pair
+    assert await quality(day) == none
 
 
 # --- the migration's backfill ------------------------------------------------------------------

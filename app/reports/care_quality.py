@@ -116,8 +116,8 @@ async def build_care_quality(
     deaths = cohort(
         settings, filters, period.start, period.end, Death.site, Death.specialty_at_death
     )
-    final = final_sjr(deaths, _group_column(by))
-    referred = deaths_with_referral(deaths, Route.sjr, "sjr_referred")
+    final = final_sjr(deaths, period.start, period.end, _group_column(by))
+    referred = deaths_with_referral(deaths, period.start, period.end, Route.sjr, "sjr_referred")
 
     # One statement of four parts, each counting what it alone can say: the cohort's deaths,
     # those referred for SJR, the final SJRs by group and overall rating, and the final SJRs'

@@ -64,6 +64,14 @@ def cohort(
     )
 
 
+def dying_between(died_on: Any, first: date, last: date) -> list[ColumnElement[bool]]:
+    """A row's copy of its death's local date of death (reviews and referrals carry one, 0009)
+    in [first, last]: the cohort's rows of that table are then read by a range of its own
+    `died_on` index, whatever the years of reviews behind them, and only then joined to the
+    cohort (which still decides scope and filters)."""
+    return [died_on >= first, died_on <= last]
+
+
 def _sjr_order() -> tuple[ColumnElement[Any], ...]:
     """A death's submitted SJRs, final first: highest stage, then latest submitted (the id
     settles a tie, so the final SJR is always one review)."""
@@ -78,7 +86,7 @@ def _submitted_sjr() -> ColumnElement[bool]:
     return and_(Review.route == Route.sjr.value, Review.status == ReviewStatus.submitted.value)
 
 
-def final_sjr(deaths: CTE, *carried: str) -> CTE:
+def final_sjr(deaths: CTE, first: date, last: date, *carried: str) -> CTE:
     """Each cohort death's final SJR: of its submitted SJRs, the highest stage (a stage-2
     review supersedes stage 1), then the latest submitted. An amended review is one row
     holding its latest values, so it counts once. `death_id`, `review_id`, `avoidability`,
@@ -96,7 +104,7 @@ def final_sjr(deaths: CTE, *carried: str) -> CTE:
             .label("rank"),
         )
         .join(deaths, deaths.c.id == Review.death_id)
-        .where(_submitted_sjr())
+        .where(_submitted_sjr(), *dying_between(Review.died_on, first, last))
         .subquery("ranked_sjr")
     )
     return (
@@ -112,7 +120,9 @@ def final_sjr(deaths: CTE, *carried: str) -> CTE:
     )
 
 
-def review_figures(deaths: CTE, flags: dict[str, ColumnElement[bool]], *carried: str) -> Subquery:
+def review_figures(
+    deaths: CTE, first: date, last: date, flags: dict[str, ColumnElement[bool]], *carried: str
+) -> Subquery:
     """One pass over the cohort's reviews, one row per death with any review: `death_id`, the
     `carried` cohort columns, for each named condition in `flags` 1 when any of the death's
     reviews meets it (else 0), and `avoidability` and `overall_rating` of its final SJR (null
@@ -138,6 +148,7 @@ def review_figures(deaths: CTE, flags: dict[str, ColumnElement[bool]], *carried:
             ).label("sjr_rank"),
         )
         .join(deaths, deaths.c.id == Review.death_id)
+        .where(*dying_between(Review.died_on, first, last))
         .subquery("ranked_reviews")
     )
     final = ranked.c.sjr_rank == 1
@@ -154,12 +165,13 @@ def review_figures(deaths: CTE, flags: dict[str, ColumnElement[bool]], *carried:
     )
 
 
-def deaths_with_referral(deaths: CTE, route: Route, name: str) -> Subquery:
+def deaths_with_referral(deaths: CTE, first: date, last: date, route: Route, name: str) -> Subquery:
     """Cohort deaths with a standing (not declined, not cancelled) referral of `route`."""
     return (
         select(Referral.death_id)
         .join(deaths, deaths.c.id == Referral.death_id)
         .where(Referral.route == route.value, Referral.status.not_in(WITHDRAWN))
+        .where(*dying_between(Referral.died_on, first, last))
         .group_by(Referral.death_id)
         .subquery(name)
     )

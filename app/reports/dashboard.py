@@ -98,11 +98,14 @@ async def _monthly_counts(
     the review-derived figures, from one pass over the cohort's reviews; and the deaths
     investigated. Each part gives 0 for the measures of the others, so a month's figures are
     the sums of its days' rows."""
-    deaths = cohort(settings, filters, span.year.start, span.as_of)
+    first, last = span.year.start, span.as_of
+    deaths = cohort(settings, filters, first, last)
     submitted = Review.status == ReviewStatus.submitted.value
     leder = and_(Review.route == Route.leder.value, submitted)
     figures = review_figures(
         deaths,
+        first,
+        last,
         {
             "reviewed": and_(Review.route.in_(CASE_RECORD_REVIEW_ROUTES), submitted),
             "notified": and_(leder, Review.notified_at.is_not(None)),
@@ -112,7 +115,7 @@ async def _monthly_counts(
         "learning_disability",
         "autism",
     )
-    psii = deaths_with_referral(deaths, Route.psii, "psii")
+    psii = deaths_with_referral(deaths, first, last, Route.psii, "psii")
 
     def part(died_on: Any, counted: dict[str, Any]) -> Select[Any]:
         return select(
