@@ -16,7 +16,8 @@ run is reproducible:
 
 Each report is asked for the current financial year to date, or `--year` (2025 for 2025/26),
 themes compared with the year before: one warm-up, then `--runs` timed requests, the median
-reported.
+reported, with the machine's load average before and after (on a shared machine the timings
+mean little without it).
 """
 
 from __future__ import annotations
@@ -43,7 +44,14 @@ from app.config import Settings
 from app.kit.time import local_date, now
 from app.main import create_app
 from app.reports.model import financial_year_of
-from bench.reports import FUNCTIONS, asyncpg_url, ensure_database, load_to, rss_mib
+from bench.reports import (
+    FUNCTIONS,
+    asyncpg_url,
+    ensure_database,
+    load_average,
+    load_to,
+    rss_mib,
+)
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/lfd_bench_reports_r2"
 
@@ -216,8 +224,10 @@ async def main() -> None:
         finally:
             await connection.close()
         print(f"{size:,} deaths (deaths and reviews loaded in {seconds:.0f} s)")
+        print(f"  load average before {load_average()}", flush=True)
         for label, millis in await measure(url, args.runs, year, before):
-            print(f"  {label}: median {millis:,.0f} ms")
+            print(f"  {label}: median {millis:,.0f} ms", flush=True)
+        print(f"  load average after {load_average()}")
         current, peak = rss_mib()
         print(f"  process RSS {current:.0f} MiB (peak {peak:.0f} MiB)", flush=True)
 
