@@ -175,22 +175,37 @@ def validation_errors(raw: list[Any], document: Any = None) -> list[dict[str, An
 
 
 ErrorRenderer = Callable[[dict[str, Any], dict[str, str] | None], Response]
+ProblemRenderer = Callable[[str, dict[str, Any], dict[str, str] | None], Response]
+"""(request path, problem body, headers) → the error response for that path."""
+
+
+def problem_renderer(renderers: Mapping[str, ErrorRenderer] | None = None) -> ProblemRenderer:
+    """Renders a problem body for a request path: with the renderer of the first prefix the
+    path starts with (the FHIR view answers its errors as OperationOutcome resources), else as
+    problem+json."""
+    by_prefix = dict(renderers or {})
+
+    def render(path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+        for prefix, renderer in by_prefix.items():
+            if path.startswith(prefix):
+                return renderer(body, headers)
+        return problem_response(body, headers)
+
+    return render
 
 
 def install_error_handlers(
     app: FastAPI, renderers: Mapping[str, ErrorRenderer] | None = None
-) -> None:
-    """`renderers` maps a path prefix to another rendering of the problem body (the FHIR view
-    answers its errors as OperationOutcome resources)."""
-    renderers = dict(renderers or {})
+) -> ProblemRenderer:
+    """`renderers` maps a path prefix to another rendering of the problem body. Returns the
+    renderer the handlers use, for the middleware's own answers (NUL in the query, 413, 415),
+    so that every error under a prefix takes the same shape."""
+    render = problem_renderer(renderers)
 
     def respond(
         request: Request, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> Response:
-        for prefix, render in renderers.items():
-            if request.url.path.startswith(prefix):
-                return render(body, headers)
-        return problem_response(body, headers)
+        return render(request.url.path, body, headers)
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> Response:
@@ -281,6 +296,8 @@ def install_error_handlers(
                 instance=request.url.path,
             ),
         )
+
+    return render
 
 
 def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:

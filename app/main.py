@@ -79,11 +79,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = Database(settings)
     app.state.worker = None
     app.state.webhook_worker = None
-    install_error_handlers(app, {"/fhir/": operation_outcome_response})
+    render_problem = install_error_handlers(app, {"/fhir/": operation_outcome_response})
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
         upload_max_bytes=settings.upload_max_bytes,
+        render_problem=render_problem,
     )
     for router in (
         health_router,

@@ -1,4 +1,10 @@
-"""ASGI middleware: request id, access log, body size limit and media type check."""
+"""ASGI middleware: request id, access log, body size limit and media type check.
+
+Its own refusals (a NUL in the query: 422; a body too large: 413; not JSON: 415) come before
+routing and before authentication, so an unauthenticated request with a NUL in its query is a
+422, not a 401: nothing is read or written for it either way. They are rendered by the same
+per-prefix renderer as every other error (app.errors.install_error_handlers), so under /fhir/
+they are OperationOutcome resources."""
 
 from __future__ import annotations
 
@@ -6,12 +12,19 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed, problem_response
+from app.errors import (
+    PayloadTooLarge,
+    ProblemError,
+    ProblemRenderer,
+    UnsupportedMediaType,
+    ValidationFailed,
+    problem_renderer,
+)
+from app.kit.query import NAME_SHAPE
 from app.logging import request_id_var
 
 logger = logging.getLogger("app.access")
@@ -59,11 +72,24 @@ def _is_spreadsheet(content_type: str | None) -> bool:
     return content_type.split(";", 1)[0].strip().lower() in SPREADSHEET_TYPES
 
 
+def _nul_pointer(name: str) -> str:
+    # Only a name that looks like a parameter is repeated (app.kit.query's rule): a name that
+    # holds the NUL, or anything else a client pasted into it, is not.
+    return f"query:/{name}" if NAME_SHAPE.fullmatch(name) else "query:"
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, upload_max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        upload_max_bytes: int,
+        render_problem: ProblemRenderer | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.upload_max_bytes = upload_max_bytes
+        self.render_problem = render_problem or problem_renderer()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,7 +117,7 @@ class RequestContextMiddleware:
                 error = ValidationFailed(
                     "A query parameter contains the NUL character.",
                     errors=[
-                        {"pointer": f"query:/{name}", "code": "nul", "detail": "contains NUL"}
+                        {"pointer": _nul_pointer(name), "code": "nul", "detail": "contains NUL"}
                         for name in nul
                     ],
                 )
@@ -160,9 +186,8 @@ class RequestContextMiddleware:
 
         return replay
 
-    @staticmethod
-    async def _reject(error: Any, path: str, send: Send) -> None:
-        response = problem_response(error.body(path))
+    async def _reject(self, error: ProblemError, path: str, send: Send) -> None:
+        response = self.render_problem(path, error.body(path), error.headers)
         await response({"type": "http"}, _never_receive, send)
 
 

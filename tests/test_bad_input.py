@@ -329,6 +329,29 @@ async def test_a_nul_character_in_a_filter_is_a_422(make_api, path, name) -> Non
     assert f"query:/{name}" in pointers(assert_problem(response, 422))
 
 
+@pytest.mark.parametrize("pseudonymised", [False, True], ids=["full", "pseudonymised"])
+async def test_a_nul_in_a_parameter_name_is_pointed_at_without_repeating_the_name(
+    make_api, pseudonymised: bool
+) -> None:
+    """The pointer names a parameter only when it looks like one (app.kit.query's rule): a
+    name holding the NUL, or a patient's name pasted as one, is not repeated."""
+    reader = await make_api(pseudonymised=pseudonymised) if pseudonymised else await make_api()
+    response = await reader.get(
+        "/v1/deaths", params={"Testfamily 9990000000\x00": "x", "site": "Ward\x00"}
+    )
+    problem = assert_problem(response, 422)
+    assert sorted(pointers(problem)) == ["query:", "query:/site"]
+    assert "Testfamily" not in response.text and "9990000000" not in response.text
+
+
+async def test_a_nul_in_the_query_is_a_422_before_the_credential_is_checked(http) -> None:
+    """The middleware refuses it before routing, so before authentication: nothing is read
+    for it either way (app/middleware.py; the same under /fhir/, as an OperationOutcome)."""
+    response = await http.get("/v1/deaths", params={"site": "\x00"})
+    assert pointers(assert_problem(response, 422)) == ["query:/site"]
+    assert (await http.get("/v1/deaths", params={"site": "Ward"})).status_code == 401
+
+
 # --- impossible dates and inconsistent screenings --------------------------------------------
 
 
