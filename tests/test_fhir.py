@@ -539,6 +539,112 @@ async def test_errors_are_operation_outcomes(api, http, make_api) -> None:
     assert v1.headers["content-type"].startswith("application/problem+json")
 
 
+# Due dates a search may name: the years 2000 to 2100, as report periods. Outside, and near
+# 9999 where the interval's end does not exist, a 400 (never a 500), without the value.
+PERIODS_OUT_OF_RANGE = [
+    "9999-12-31",
+    "9999-12-31T23:59:59Z",
+    "9999-12-31T23:59:59.999999+00:00",
+    "9999",
+    "9999-12",
+    "le9999-12-31T23:59:59-14:00",
+    "0001-01-01",
+    "ge0001",
+    "0001-01-01T00:00:00+01:00",
+    "1999-12-31",
+    "2101",
+]
+PERIODS_AT_THE_EDGES = [
+    "ge2000-01-01",
+    "ge2000-01-01T00:00:00+14:00",
+    "le2100-12-31",
+    "lt2100-12-31T23:59:59-12:00",
+    "2100",
+]
+
+
+@pytest.mark.parametrize("pseudonymised", [False, True], ids=["full", "pseudonymised"])
+async def test_a_due_date_outside_the_years_2000_to_2100_is_a_400_outcome(
+    make_api, pseudonymised: bool
+) -> None:
+    client = await make_api(pseudonymised=pseudonymised) if pseudonymised else await make_api()
+    for value in PERIODS_OUT_OF_RANGE:
+        response = await client.get("/fhir/r4/Task", params={"period": value})
+        body = outcome(response, 400)
+        assert body["issue"][0]["code"] == "invalid"
+        assert "2000 to 2100" in diagnostics(body), value
+        assert "query:/period" in diagnostics(body)
+        assert value.removeprefix("ge").removeprefix("le") not in response.text
+    for value in PERIODS_AT_THE_EDGES:
+        fhir(await client.get("/fhir/r4/Task", params={"period": value}))
+
+
+@pytest.mark.parametrize("pseudonymised", [False, True], ids=["full", "pseudonymised"])
+async def test_outcomes_name_parameters_never_the_values_sent(
+    make_api, pseudonymised: bool
+) -> None:
+    client = await make_api(pseudonymised=pseudonymised) if pseudonymised else await make_api()
+    pasted = "Testfamily<script>"
+    for params in (
+        {"status": pasted},
+        {"status": f"ready,{pasted}"},
+        {"period": f"ge{pasted}"},
+        {"period": "zq2026-01-01"},
+        {"code": pasted},
+        {"patient": f"Patient/{pasted}"},
+        {"owner": pasted * 20},
+    ):
+        response = await client.get("/fhir/r4/Task", params=params)
+        outcome(response, 400)
+        assert "Testfamily" not in response.text and "zq" not in response.text, params
+    # A status names FHIR's list instead; a FHIR prefix the view does not take is named.
+    status = outcome(await client.get("/fhir/r4/Task", params={"status": pasted}), 400)
+    assert "in-progress" in diagnostics(status)
+    prefix = outcome(await client.get("/fhir/r4/Task", params={"period": "ne2026-01-01"}), 400)
+    assert "prefix ne" in diagnostics(prefix)
+    # Unknown parameters: a name shaped like one is repeated (it is the client's code, not
+    # data); anything else is counted, not repeated.
+    response = await client.get(
+        "/fhir/r4/Task", params={"_sort": "priority", "9990000000": "x", "Mrs Testfamily": "x"}
+    )
+    unknown = diagnostics(outcome(response, 400))
+    assert "_sort" in unknown and "2 more not repeated" in unknown
+    assert "9990000000" not in response.text and "Testfamily" not in response.text
+    assert "query:/_sort" in unknown
+
+
+@pytest.mark.parametrize("pseudonymised", [False, True], ids=["full", "pseudonymised"])
+async def test_the_middlewares_refusals_under_fhir_are_outcomes(
+    make_api, http, pseudonymised: bool
+) -> None:
+    """A NUL in the query (422), a body too large (413) or not JSON (415) is answered before
+    routing: under /fhir/ as an OperationOutcome too, and /v1 keeps problem+json."""
+    client = await make_api(pseudonymised=pseudonymised) if pseudonymised else await make_api()
+    nul = outcome(await client.get("/fhir/r4/Task", params={"owner": "Testfamily\x00"}), 422)
+    assert nul["issue"][0]["code"] == "invalid"
+    assert "query:/owner" in diagnostics(nul) and "Testfamily" not in str(nul)
+    # A NUL in a name that does not look like a parameter's: the name is not repeated.
+    odd_name = await client.get("/fhir/r4/Task", params={"Testfamily\x00": "x"})
+    assert "query:: contains NUL" in diagnostics(outcome(odd_name, 422))
+    assert "Testfamily" not in odd_name.text
+    too_large = await client.post(
+        "/fhir/r4/Task",
+        content=b"{" + b" " * (1024 * 1024) + b"}",
+        headers={"Content-Type": FHIR_JSON},
+    )
+    assert outcome(too_large, 413)["issue"][0]["code"] == "too-long"
+    not_json = await client.post(
+        "/fhir/r4/Task", content=b"<Task/>", headers={"Content-Type": "application/fhir+xml"}
+    )
+    assert outcome(not_json, 415)["issue"][0]["code"] == "not-supported"
+    # Before authentication (app/middleware.py): a NUL is a 422 even without a credential.
+    unauthenticated = await http.get("/fhir/r4/Task", params={"owner": "\x00"})
+    outcome(unauthenticated, 422)
+    v1 = await client.get("/v1/referrals", params={"specialty": "\x00"})
+    assert v1.status_code == 422
+    assert v1.headers["content-type"].startswith("application/problem+json")
+
+
 async def test_capability_statement(api) -> None:
     statement = fhir(await api.get("/fhir/r4/metadata"))
     assert statement["fhirVersion"] == "4.0.1"

@@ -1,6 +1,10 @@
 """FHIR search parameters, parsed from the raw query string (repeats AND, commas OR, as FHIR
 says), checked strictly: a parameter the view does not support is a 400, never silently
-ignored, so a client never mistakes an unfiltered result for a filtered one."""
+ignored, so a client never mistakes an unfiltered result for a filtered one.
+
+Errors name parameters, never what was sent in them (docs/fhir.md): a value is repeated only
+when it is one of FHIR's own closed list (a date prefix such as `ne`), and an unknown
+parameter's name only when it looks like a parameter name (app.kit.query.NAME_SHAPE)."""
 
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ from app.fhir.mapping import (
 from app.kit.enums import ReferralStatus, Route
 from app.kit.nhs_number import InvalidNhsNumber, normalise_nhs_number
 from app.kit.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from app.kit.time import LONDON
+from app.kit.query import NAME_SHAPE
+from app.kit.time import FIRST_QUERY_YEAR, LAST_QUERY_YEAR, LONDON
 
 Params = list[tuple[str, str]]
 
@@ -33,6 +38,12 @@ IDENTIFYING_PATIENT_PARAMS = frozenset(
     {"identifier", "name", "family", "given", "birthdate", "address", "address-postalcode"}
 )
 SUPPORTED_DATE_PREFIXES = frozenset({"eq", "gt", "lt", "ge", "le"})
+# FHIR's other date prefixes: named in the refusal, since they are FHIR's words, not the client's.
+UNSUPPORTED_DATE_PREFIXES = frozenset({"ne", "sa", "eb", "ap"})
+PERIOD_FORMS = (
+    "period takes a FHIR date (2026, 2026-03, 2026-03-31) or a dateTime with its offset "
+    "(2026-03-31T09:00:00Z), after an optional prefix eq, gt, lt, ge or le"
+)
 ROUTE_CODES = frozenset(route.value for route in Route)
 
 
@@ -70,10 +81,25 @@ class PatientSearch:
     cursor: str | None = None
 
 
-def _values(raw: str) -> list[str]:
+# The field error's words, short: the outcome's first issue carries the full explanation.
+FIELD_DETAIL = {
+    "invalid": "not a value this parameter takes",
+    "empty": "an empty value",
+    "out_of_range": f"outside the years {FIRST_QUERY_YEAR} to {LAST_QUERY_YEAR}",
+    "unsupported_prefix": "a date prefix this server does not support",
+}
+
+
+def _invalid(detail: str, name: str, code: str = "invalid") -> BadRequest:
+    """A 400 whose field error points at the search parameter (`query:/period`)."""
+    field = {"pointer": f"query:/{name}", "code": code, "detail": FIELD_DETAIL[code]}
+    return BadRequest(detail, errors=[field])
+
+
+def _values(raw: str, name: str) -> list[str]:
     values = [value.strip() for value in raw.split(",")]
     if not raw.strip() or any(not value for value in values):
-        raise BadRequest("A search parameter has an empty value.")
+        raise _invalid(f"{name} has an empty value.", name, "empty")
     return values
 
 
@@ -81,9 +107,20 @@ def _check_names(params: Params, allowed: Iterable[str], resource: str) -> None:
     allowed = frozenset(allowed)
     unknown = sorted({name for name, _ in params if name not in allowed})
     if unknown:
+        named = [name for name in unknown if NAME_SHAPE.fullmatch(name)]
+        unnamed = len(unknown) - len(named)
+        listed = named + ([f"{unnamed} more not repeated"] if unnamed else [])
         raise BadRequest(
-            f"{resource} does not support the search parameter(s) {', '.join(unknown)}; "
-            f"supported: {', '.join(sorted(allowed))}."
+            f"{resource} does not support the search parameter(s) {', '.join(listed)}; "
+            f"supported: {', '.join(sorted(allowed))}.",
+            errors=[
+                {
+                    "pointer": f"query:/{name}",
+                    "code": "unknown_parameter",
+                    "detail": "not a supported search parameter",
+                }
+                for name in named
+            ],
         )
     for name in ("_count", "_cursor", "_format"):
         if sum(1 for key, _ in params if key == name) > 1:
@@ -133,7 +170,19 @@ def _patient_id(value: str) -> uuid.UUID:
 
 def date_interval(value: str) -> Interval:
     """A FHIR date or dateTime as the interval it covers. A date without a time (a year, a
-    month or a day) is a UK local date, as every date in the service is."""
+    month or a day) is a UK local date, as every date in the service is.
+
+    Years FIRST_QUERY_YEAR to LAST_QUERY_YEAR only, as report periods: no death before 2000
+    is accepted, so no Task is due before it, and a year such as 0202 or 9999 is a typing
+    slip (near 9999 the interval's end would not exist: a 400 here, not a 500 later)."""
+    if re.fullmatch(r"[0-9]{4}(-.*)?", value, re.DOTALL) and not (
+        FIRST_QUERY_YEAR <= int(value[:4]) <= LAST_QUERY_YEAR
+    ):
+        raise _invalid(
+            f"period takes dates in the years {FIRST_QUERY_YEAR} to {LAST_QUERY_YEAR}.",
+            "period",
+            "out_of_range",
+        )
     try:
         if re.fullmatch(r"[0-9]{4}", value):
             start = date(int(value), 1, 1)
@@ -151,12 +200,9 @@ def date_interval(value: str) -> Interval:
             precision = timedelta(seconds=1) if "." not in value else timedelta(microseconds=1)
             return Interval(moment, moment + precision)
         else:
-            raise ValueError(value)
-    except ValueError as error:
-        raise BadRequest(
-            "period takes a FHIR date (2026, 2026-03, 2026-03-31) or a dateTime with its "
-            "offset (2026-03-31T09:00:00Z), after an optional prefix eq, gt, lt, ge or le."
-        ) from error
+            raise ValueError("not a FHIR date")
+    except (ValueError, OverflowError) as error:
+        raise _invalid(f"{PERIOD_FORMS}.", "period") from error
     return Interval(
         datetime.combine(start, datetime.min.time(), LONDON),
         datetime.combine(end, datetime.min.time(), LONDON),
@@ -165,11 +211,14 @@ def date_interval(value: str) -> Interval:
 
 def _period(value: str) -> PeriodBound:
     prefix = "eq"
-    if value[:2].isalpha():
+    if re.fullmatch(r"[a-z]{2}", value[:2]):
         prefix, value = value[:2], value[2:]
         if prefix not in SUPPORTED_DATE_PREFIXES:
-            raise BadRequest(
-                f"The date prefix {prefix!r} is not supported; use eq, gt, lt, ge or le."
+            which = f" {prefix}" if prefix in UNSUPPORTED_DATE_PREFIXES else ""
+            raise _invalid(
+                f"The date prefix{which} is not supported: period takes eq, gt, lt, ge or le.",
+                "period",
+                "unsupported_prefix",
             )
     # An unencoded '+' of an offset arrives as a space.
     return PeriodBound(prefix, date_interval(value.replace(" ", "+")))
@@ -181,12 +230,16 @@ def task_search(params: Params) -> TaskSearch:
     for name, raw in params:
         if name in {"_count", "_cursor", "_format"}:
             continue
-        values = _values(raw)
+        values = _values(raw, name)
         if name == "status":
             statuses: set[ReferralStatus] = set()
             for value in values:
                 if value not in FHIR_TASK_STATUSES:
-                    raise BadRequest(f"{value!r} is not a FHIR task status.")
+                    raise _invalid(
+                        "status takes FHIR task statuses: "
+                        f"{', '.join(sorted(FHIR_TASK_STATUSES))}.",
+                        "status",
+                    )
                 if value in REFERRAL_STATUS_OF_TASK_STATUS:
                     statuses.add(REFERRAL_STATUS_OF_TASK_STATUS[value])
             search.statuses.append(statuses)
@@ -229,7 +282,7 @@ def patient_search(params: Params, pseudonymised: bool) -> PatientSearch:
         if name != "identifier":
             continue
         numbers: set[str] = set()
-        for value in _values(raw):
+        for value in _values(raw, name):
             if "|" not in value:
                 raise BadRequest(f"identifier takes {NHS_NUMBER_SYSTEM}|<NHS number>.")
             system, number = value.split("|", 1)
