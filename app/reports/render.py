@@ -129,7 +129,7 @@ def _one_table(report: Report, table_key: str) -> Table:
     except KeyError:
         keys = ", ".join(table.key for table in report.tables)
         raise BadRequest(
-            f"The {report.key} report has no table '{table_key}' (its tables: {keys}).",
+            f"The {report.key} report has no such table (its tables: {keys}).",
             errors=[{"pointer": "query:/table", "code": "unknown_table"}],
         ) from None
 
