@@ -69,28 +69,38 @@ class Cohort:
     settings: Settings
 
     def terms(self) -> list[ColumnElement[bool]]:
-        # The period's local dates as UTC instants: exactly the deaths whose died_on (the local
-        # date of died_at) falls in the period, on the died_at index. Not both conditions: the
-        # planner would multiply their selectivities and expect a fifth of the deaths.
+        """The period's deaths, after the filters, for a query that reads their `died_at`.
+        Without a filter: the period's local dates as UTC instants (exactly the deaths whose
+        died_on falls in the period), read from the died_at index alone. With one: died_on,
+        whose index covers the filters' columns (from the died_at index PostgreSQL would read
+        the whole table instead). Never both: the planner would multiply their selectivities
+        and expect a fifth of the deaths."""
+        conditions = self.death_conditions()
+        if conditions:
+            return [*self.copied(Death.died_on), *conditions]
         low, high = self.period.utc_bounds()
-        return [Death.died_at >= low, Death.died_at < high, *self.death_conditions()]
+        return [Death.died_at >= low, Death.died_at < high]
 
     def death_conditions(self) -> list[ColumnElement[bool]]:
         """The filters' terms on `deaths` (site, specialty, age band)."""
         return self.filters.death_conditions(self.settings)
 
     def copied(self, died_on: Any) -> list[ColumnElement[bool]]:
-        """The period on a row's copy of its death's local date of death: the rows of the
-        period's deaths, read from that table's own `died_on` index."""
+        """The period on a local date of death: a row's copy of its death's (the rows of the
+        period's deaths, read from that table's own `died_on` index), or the deaths' own."""
         return [died_on >= self.period.start, died_on <= self.period.end]
 
     def filtered(self, query: Select[Any], death_id: Any) -> Select[Any]:
         """`query`'s rows of the deaths the filters select: a join to `deaths` only when a
-        filter is given (the period is the rows' own `died_on`)."""
+        filter is given, to the period's deaths read from the index that covers the filters'
+        columns (`ix_deaths_died_on_report`; without the period, PostgreSQL hashed every
+        death of the age band, all years of them)."""
         conditions = self.death_conditions()
         if not conditions:
             return query
-        return query.join(Death, Death.id == death_id).where(*conditions)
+        return query.join(Death, Death.id == death_id).where(
+            *self.copied(Death.died_on), *conditions
+        )
 
     @property
     def route(self) -> str | None:
