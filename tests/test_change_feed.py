@@ -296,6 +296,8 @@ async def test_each_event_is_shown_as_its_outbox_row(database: Database, make_ap
         ({"limit": 0}, 422),
         ({"limit": 1001}, 422),
         ({"start": "yesterday"}, 422),
+        ({"start": "now", "cursor": encode_cursor(["f1", 1, 2])}, 400),
+        ({"start": "beginning", "cursor": encode_cursor(["f1", 1, 2])}, 400),
     ],
 )
 async def test_bad_feed_requests_are_problems(

@@ -49,12 +49,13 @@ async def read_events(
         Query(max_length=512, description="The `next_cursor` (or an event's `position`)."),
     ] = None,
     start: Annotated[
-        Literal["beginning", "now"],
+        Literal["beginning", "now"] | None,
         Query(
-            description="Without a cursor: from the first event ever, or from now (an empty "
-            "page whose `next_cursor` sees only what happens next)."
+            description="Without a cursor: from the first event ever (the default), or from "
+            "now (an empty page whose `next_cursor` sees only what happens next). Not with "
+            "`cursor` (400: a cursor already says where to start)."
         ),
-    ] = "beginning",
+    ] = None,
     types: Annotated[
         list[str] | None,
         Query(description="Only these types (comma-separated or repeated; `referral.*`)."),
@@ -69,6 +70,18 @@ async def read_events(
 
     Scope: `events:read`.
     """
+    if cursor is not None and start is not None:
+        raise BadRequest(
+            "Give either cursor (carry on from there) or start (where a new consumer begins), "
+            "not both.",
+            errors=[
+                {
+                    "pointer": "query:/start",
+                    "code": "start_with_cursor",
+                    "detail": "a cursor already says where to start",
+                }
+            ],
+        )
     wanted = parse_types(types)
     after = feed.decode_position(cursor) if cursor is not None else None
     async with database.snapshot() as session:
