@@ -8,7 +8,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,15 +22,23 @@ from app.db import Database
 from app.events.feed import Position
 from app.events.service import Change, emit
 from app.kit.time import now
-from app.models import OutboxEvent, WebhookDelivery, WebhookDispatcher, WebhookEndpoint
+from app.models import (
+    OutboxEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDispatcher,
+    WebhookEndpoint,
+)
 from app.webhooks.worker import (
     DISPATCHER,
     MAX_ATTEMPTS,
     SCHEDULE,
+    Finished,
     Outcome,
+    attempt_lease,
+    book,
     claim_due,
     fan_out,
-    record,
     send_due,
 )
 from tests.conftest import Api, MakeApi, MakeApp
@@ -430,20 +438,111 @@ async def test_a_live_lease_is_never_claimed_twice(hooks: Hooks) -> None:
     await emit_events(hooks.database, 1)
     await drain(hooks.database)
     clock = now()
+    rng = random.Random()
+    lease = attempt_lease(hooks.database.settings.webhook_timeout_seconds)
     first = await claim_due(hooks.database, "worker-a", clock)
-    mine = [c for c in first if str(c.endpoint_id) == endpoint["id"]]
-    assert [c.attempt for c in mine] == [1]
+    [mine] = [c for c in first if str(c.endpoint_id) == endpoint["id"]]
     again = await claim_due(hooks.database, "worker-b", clock + timedelta(seconds=30))
     assert [c for c in again if str(c.endpoint_id) == endpoint["id"]] == []
-    # Worker A died: once its lease runs out, B takes the next attempt number; A's late result
-    # no longer counts.
-    expired = clock + timedelta(seconds=hooks.database.settings.webhook_timeout_seconds + 61)
-    taken = await claim_due(hooks.database, "worker-b", expired)
-    assert [c.attempt for c in taken if str(c.endpoint_id) == endpoint["id"]] == [2]
-    outcome = Outcome(clock, clock, 1, 200, None)
-    assert not await record(hooks.database, "worker-a", mine[0], outcome, clock, random.Random())
+    # Worker A starts its attempt: the number is taken and the lease renewed from then.
+    started = await book(hooks.database, "worker-a", [], [mine], clock, rng, lease)
+    assert started.started == {mine.delivery_id: 1}
+    # Worker A stalls past that lease: B claims the delivery and takes the next number.
+    expired = clock + lease + timedelta(seconds=1)
+    [taken] = [
+        c
+        for c in await claim_due(hooks.database, "worker-b", expired)
+        if str(c.endpoint_id) == endpoint["id"]
+    ]
+    assert (await book(hooks.database, "worker-b", [], [taken], expired, rng, lease)).started == {
+        taken.delivery_id: 2
+    }
+    # A's late result is logged (the request was made) but settles nothing: B's attempt decides.
+    late = Finished(replace(mine, attempt=1), Outcome(clock, expired, 1, 200, None), expired)
+    assert (await book(hooks.database, "worker-a", [late], [], expired, rng, lease)).settled == (
+        frozenset()
+    )
     [delivery] = await hooks.deliveries(endpoint["id"])
     assert delivery["status"] == "pending" and delivery["attempts"] == 2
+    detail = await hooks.delivery(endpoint["id"], delivery["id"])
+    assert [(a["attempt"], a["status_code"]) for a in detail["attempt_log"]] == [(1, 200)]
+    # B's attempt ends: settled, logged, next to A's.
+    done = Finished(replace(taken, attempt=2), Outcome(expired, expired, 1, 503, None), expired)
+    booked = await book(hooks.database, "worker-b", [done], [], expired, rng, lease)
+    assert booked.settled == {taken.delivery_id}
+    detail = await hooks.delivery(endpoint["id"], delivery["id"])
+    assert detail["status"] == "failed" and detail["attempts"] == 2
+    assert [(a["attempt"], a["status_code"]) for a in detail["attempt_log"]] == [
+        (1, 200),
+        (2, 503),
+    ]
+
+
+async def test_a_claim_that_lapsed_before_its_attempt_is_not_sent(hooks: Hooks) -> None:
+    """A worker whose claim ran out before it reached a delivery does not send it if another
+    worker has claimed it since, and takes no attempt number for it."""
+    endpoint = await hooks.register(event_types=[THEME_UPDATED])
+    await emit_events(hooks.database, 1)
+    await drain(hooks.database)
+    clock = now()
+    rng = random.Random()
+    lease = attempt_lease(hooks.database.settings.webhook_timeout_seconds)
+    short = timedelta(seconds=1)
+    [mine] = [
+        c
+        for c in await claim_due(hooks.database, "worker-a", clock, lease=short)
+        if str(c.endpoint_id) == endpoint["id"]
+    ]
+    later = clock + short * 2
+    [theirs] = [
+        c
+        for c in await claim_due(hooks.database, "worker-b", later)
+        if str(c.endpoint_id) == endpoint["id"]
+    ]
+    assert (await book(hooks.database, "worker-a", [], [mine], later, rng, lease)).started == {}
+    assert (await book(hooks.database, "worker-b", [], [theirs], later, rng, lease)).started == {
+        theirs.delivery_id: 1
+    }
+
+
+async def test_a_slow_batch_that_outlives_its_claim_is_sent_once_and_logged(
+    hooks: Hooks,
+) -> None:
+    """Two workers, a slow receiver and a claim lease shorter than a batch takes to send:
+    worker B claims what worker A had claimed but not yet started once A's lease has run out,
+    and A, reaching those, skips them; yet every message is sent once and every attempt is in
+    the log (issue 5: several workers never deliver the same attempt twice). The real clock
+    runs; the sizes are small so that it takes about two seconds."""
+    endpoint = await hooks.register(event_types=[THEME_UPDATED])
+    resources = await emit_events(hooks.database, 20)
+    await drain(hooks.database)
+    hooks.receiver.default = Answer(200, delay=0.15)
+    # A's batch of 20 in 2 lanes takes at least 10 x 0.15 s, three times its 0.5 s claim.
+    settings = hooks.database.settings.model_copy(update={"webhook_concurrency": 2})
+    a, b = Database(settings), Database(settings)
+    short = timedelta(seconds=0.5)
+    try:
+        first = asyncio.create_task(send_due(a, batch=20, max_batches=100, lease=short))
+        await asyncio.sleep(0.6)  # A's claim has lapsed; about half its batch is not started
+        made = [await send_due(b, batch=20, max_batches=100, lease=short), await first]
+    finally:
+        await a.dispose()
+        await b.dispose()
+    assert sum(made) == len(resources) and min(made) > 0
+    for resource in resources:
+        assert len(hooks.receiver.of_resource(resource)) == 1
+    deliveries = await hooks.deliveries(endpoint["id"])
+    assert len(deliveries) == len(resources)
+    assert {(d["status"], d["attempts"]) for d in deliveries} == {("delivered", 1)}
+    async with hooks.database.transaction() as session:
+        logged = (
+            await session.execute(
+                select(WebhookAttempt.attempt, WebhookAttempt.status_code).where(
+                    WebhookAttempt.delivery_id.in_([uuid.UUID(d["id"]) for d in deliveries])
+                )
+            )
+        ).all()
+    assert sorted(logged) == [(1, 200)] * len(resources)
 
 
 async def test_the_app_delivers_by_itself_inside_serve(

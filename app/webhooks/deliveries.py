@@ -119,7 +119,8 @@ async def replay_delivery(
     _must_be_enabled(endpoint)
     moment = now()
     if delivery.locked_until is not None and delivery.locked_until > moment:
-        raise Conflict("An attempt of this delivery is being sent right now; retry shortly.")
+        # A worker holds it: claimed in a batch about to be sent, or being sent now.
+        raise Conflict("A worker is sending this delivery right now; retry shortly.")
     delivery.status = DeliveryStatus.pending.value
     delivery.next_attempt_at = moment
     delivery.updated_at = moment

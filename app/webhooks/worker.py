@@ -8,14 +8,19 @@ inserts one delivery per enabled endpoint whose types match (ON CONFLICT DO NOTH
 committed events, so a change that rolled back never becomes a delivery; an endpoint only gets
 events that occurred after it was registered.
 
-**Sending.** A pass claims due deliveries (`UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP
-LOCKED)`), which sets a lease (locked_by, locked_until) and takes the next attempt number, and
-commits; so two workers never send the same attempt. Then it POSTs each (several at once),
-signed per Standard Webhooks, never following a redirect, with a total time limit, reading
-no body; and records the attempt in the log and the outcome on the delivery, in a transaction
-that only counts if the lease is still its own. 2xx: delivered. 410: dead, and the endpoint is
-disabled. 429 with Retry-After: the next attempt then. Anything else: retried on SCHEDULE, with
-jitter, then dead.
+**Sending.** A pass claims a batch of due deliveries (`UPDATE ... WHERE id IN (SELECT ... FOR
+UPDATE SKIP LOCKED)`), which sets a lease (locked_by, locked_until) long enough for the whole
+batch (claim_lease), and commits. It sends the batch in `webhook_concurrency` lanes. Before each
+send, a bookkeeping round checks that the delivery is still this worker's, takes the attempt
+number and renews the lease to cover that one attempt and its recording (attempt_lease); a
+delivery another worker took meanwhile is skipped. When the attempt ends, the next round logs
+it and settles the delivery (only if it is still this worker's): so an attempt is sent only
+under a live lease, and recorded as soon as it ends, not when the batch does. A round is one
+transaction for whatever the lanes have asked since the last (book()). Each POST is signed per
+Standard Webhooks, never follows a redirect, has a total time limit and reads no body. 2xx:
+delivered. 410: dead, and the endpoint is disabled. 429 with Retry-After: the next attempt
+then. Anything else: retried on SCHEDULE, with jitter, counted from the attempt's end, then
+dead.
 
 The clock (`at`) is a parameter so that tests drive the schedule without sleeping. The
 signature's timestamp is always the real time of sending (receivers reject old messages).
@@ -30,19 +35,21 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from functools import cache
 from typing import Any
 
 import httpx
-from sqlalchemy import exists, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, exists, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db import Database
 from app.events.feed import Position, head_position, read_feed
-from app.kit.sql import insert_for, insert_unless_exists
+from app.kit.sql import insert_for, insert_unless_exists, table_of
 from app.kit.time import now
 from app.models import WebhookAttempt, WebhookDelivery, WebhookDispatcher, WebhookEndpoint
 from app.webhooks.payload import event_body
@@ -183,6 +190,29 @@ async def fan_out(
 
 # --- sending ----------------------------------------------------------------------------------
 
+# What a lease allows beyond the attempts it covers: the bookkeeping round that records an
+# attempt (a transaction), and a worker's event loop being slow for a while.
+LEASE_MARGIN = timedelta(seconds=60)
+
+Clock = Callable[[], datetime]
+
+
+def attempt_lease(timeout_seconds: float, margin: timedelta = LEASE_MARGIN) -> timedelta:
+    """How long a delivery stays this worker's from the start of an attempt: the attempt
+    itself (send() bounds it by the timeout) and the round that records it."""
+    return timedelta(seconds=timeout_seconds) + margin
+
+
+def claim_lease(
+    batch: int, concurrency: int, timeout_seconds: float, margin: timedelta = LEASE_MARGIN
+) -> timedelta:
+    """How long a claimed batch is held before its attempts start: the batch is sent in
+    ``concurrency`` lanes, so the last delivery of a lane starts after ceil(batch /
+    concurrency) - 1 attempts ahead of it, each bounded by the timeout. (Were it to lapse all
+    the same, a delivery another worker claimed meanwhile is skipped: see book().)"""
+    rounds = -(-batch // concurrency)
+    return timedelta(seconds=rounds * timeout_seconds) + margin
+
 
 @dataclass(frozen=True)
 class Claimed:
@@ -190,9 +220,9 @@ class Claimed:
     endpoint_id: uuid.UUID
     message_id: str
     body: str
-    attempt: int
     url: str
     secrets: tuple[str, ...]
+    attempt: int = 0  # the attempt's number once it has started (0: claimed, not started)
 
 
 @dataclass(frozen=True)
@@ -209,12 +239,28 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+@dataclass(frozen=True)
+class Finished:
+    """An attempt that was made, to be logged and settled."""
+
+    claimed: Claimed
+    outcome: Outcome
+    at: datetime  # the worker's clock when the attempt ended: the retry's wait starts here
+
+
 async def claim_due(
-    database: Database, worker: str, at: datetime, limit: int = CLAIM_BATCH
+    database: Database,
+    worker: str,
+    at: datetime,
+    limit: int = CLAIM_BATCH,
+    lease: timedelta | None = None,
 ) -> list[Claimed]:
-    """Lease up to ``limit`` due deliveries of enabled endpoints and take their next attempt
-    numbers, in a transaction of its own (committed before anything is sent)."""
-    lease = timedelta(seconds=database.settings.webhook_timeout_seconds + 60)
+    """Lease up to ``limit`` due deliveries of enabled endpoints, in a transaction of its own
+    (committed before anything is sent). No attempt number is taken yet: book()
+    takes it just before each send, once it has confirmed the lease is still this worker's."""
+    settings = database.settings
+    if lease is None:
+        lease = claim_lease(limit, settings.webhook_concurrency, settings.webhook_timeout_seconds)
     due = (
         WebhookDelivery.status.in_(OPEN),
         WebhookDelivery.next_attempt_at <= at,
@@ -238,19 +284,13 @@ async def claim_due(
             await session.execute(
                 update(WebhookDelivery)
                 .where(WebhookDelivery.id.in_(batch.scalar_subquery()), *due)
-                .values(
-                    locked_by=worker,
-                    locked_until=at + lease,
-                    attempts=WebhookDelivery.attempts + 1,
-                    last_attempt_at=at,
-                    updated_at=at,
-                )
+                .values(locked_by=worker, locked_until=at + lease, updated_at=at)
                 .returning(
                     WebhookDelivery.id,
                     WebhookDelivery.endpoint_id,
                     WebhookDelivery.event_id,
                     WebhookDelivery.body,
-                    WebhookDelivery.attempts,
+                    WebhookDelivery.next_attempt_at,
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -267,7 +307,8 @@ async def claim_due(
             ).all()
         }
     result = []
-    for row in claimed:
+    # Most overdue first, as the batch was chosen (RETURNING keeps no order).
+    for row in sorted(claimed, key=lambda row: (row.next_attempt_at, row.id)):
         endpoint = endpoints[row.endpoint_id]
         secrets = [endpoint.secret]
         if (
@@ -282,7 +323,6 @@ async def claim_due(
                 endpoint_id=row.endpoint_id,
                 message_id=str(row.event_id),
                 body=row.body,
-                attempt=int(row.attempts),
                 url=endpoint.url,
                 secrets=tuple(secrets),
             )
@@ -363,10 +403,11 @@ def next_wait(attempt: int, outcome: Outcome, rng: random.Random) -> timedelta |
     return base * (1 + rng.uniform(-JITTER, JITTER))
 
 
-def _settlement(
-    claimed: Claimed, outcome: Outcome, at: datetime, rng: random.Random
-) -> dict[str, Any]:
+def _settlement(finished: Finished, rng: random.Random) -> dict[str, Any]:
+    """The delivery's new state after an attempt, counted from when the attempt ended."""
+    outcome, at = finished.outcome, finished.at
     values: dict[str, Any] = {
+        "id": finished.claimed.delivery_id,
         "locked_by": None,
         "locked_until": None,
         "last_status_code": outcome.status_code,
@@ -376,7 +417,7 @@ def _settlement(
     if outcome.delivered:
         values.update(status=DeliveryStatus.delivered.value, next_attempt_at=None, delivered_at=at)
     else:
-        wait = next_wait(claimed.attempt, outcome, rng)
+        wait = next_wait(finished.claimed.attempt, outcome, rng)
         if wait is None:
             values.update(status=DeliveryStatus.dead.value, next_attempt_at=None)
         else:
@@ -384,92 +425,274 @@ def _settlement(
     return values
 
 
-async def record(
-    database: Database,
-    worker: str,
-    claimed: Claimed,
-    outcome: Outcome,
-    at: datetime,
-    rng: random.Random,
-) -> bool:
-    """Log one attempt and settle its delivery, if the lease is still this worker's."""
-    return await record_all(database, worker, [(claimed, outcome)], at, rng) == 1
+@cache
+def _locking(postgres: bool) -> Any:
+    """The deliveries a round names, with what decides whether this worker may settle or
+    start them; locked in id order on PostgreSQL (SQLite's write transactions take turns)."""
+    query = (
+        select(
+            WebhookDelivery.id,
+            WebhookDelivery.locked_by,
+            WebhookDelivery.status,
+            WebhookDelivery.attempts,
+            WebhookEndpoint.enabled,
+        )
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(WebhookDelivery.id.in_(bindparam("ids", expanding=True)))
+        .order_by(WebhookDelivery.id)
+    )
+    return query.with_for_update(of=WebhookDelivery) if postgres else query
 
 
-async def record_all(
+@cache
+def _by_id(columns: tuple[str, ...]) -> Any:
+    """UPDATE webhook_deliveries SET <columns> WHERE id = :row_id, for executemany."""
+    table = table_of(WebhookDelivery)
+    return (
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values({name: bindparam(name) for name in columns})
+    )
+
+
+@cache
+def _log() -> Any:
+    return insert(table_of(WebhookAttempt))
+
+
+@cache
+def _disable() -> Any:
+    """Switch an endpoint off after a 410 (if it is still on)."""
+    table = table_of(WebhookEndpoint)
+    return (
+        update(table)
+        .where(table.c.id == bindparam("endpoint_id"), table.c.enabled.is_(True))
+        .values(
+            enabled=False,
+            disabled_reason=GONE_REASON,
+            disabled_at=bindparam("at"),
+            version=table.c.version + 1,
+            updated_at=bindparam("at"),
+        )
+    )
+
+
+async def _update_by_id(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """UPDATEs of deliveries by id, one executemany per set of columns."""
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        values = {name: value for name, value in row.items() if name != "id"}
+        shapes.setdefault(tuple(sorted(values)), []).append({"row_id": row["id"], **values})
+    for columns, params in shapes.items():
+        await connection.execute(_by_id(columns), params)
+
+
+@dataclass(frozen=True)
+class Booked:
+    started: dict[uuid.UUID, int]  # delivery -> the number of the attempt it may now make
+    settled: frozenset[uuid.UUID]  # finished attempts whose delivery this worker still held
+
+
+async def book(
     database: Database,
     worker: str,
-    results: Sequence[tuple[Claimed, Outcome]],
+    finished: Sequence[Finished],
+    starting: Sequence[Claimed],
     at: datetime,
     rng: random.Random,
-) -> int:
-    """Log a batch's attempts and settle their deliveries in one transaction: one commit per
-    batch rather than per message (commits are what a busy database makes slow), and one
-    UPDATE per distinct outcome (every 2xx of a batch settles alike). Only deliveries whose
-    lease is still this worker's are settled and logged. Returns how many."""
-    groups: dict[tuple[tuple[str, Any], ...], list[Claimed]] = {}
-    outcomes: dict[uuid.UUID, Outcome] = {}
-    for claimed, outcome in results:
-        settlement = _settlement(claimed, outcome, at, rng)
-        groups.setdefault(tuple(sorted(settlement.items())), []).append(claimed)
-        outcomes[claimed.delivery_id] = outcome
+    lease: timedelta,
+) -> Booked:
+    """One bookkeeping round, in one transaction: log the ``finished`` attempts and settle
+    their deliveries, then start the ``starting`` ones.
+
+    Every delivery named is locked first, in id order (so that two workers' rounds never wait
+    on each other in a cycle), and read: who holds it, its status, its endpoint's switch.
+
+    - A finished attempt is always logged: the request was made. Its delivery is settled
+      (status, next attempt counted from the attempt's end, lease released) only if this worker
+      still holds it; if the lease ran out and another worker took the delivery, that worker's
+      attempt decides (a warning is logged). A 410 disables the endpoint.
+    - An attempt starts only if this worker still holds the delivery, it is still open and its
+      endpoint enabled: the attempt number is taken (attempts + 1) and the lease renewed to
+      ``at + lease``, which covers the attempt and its recording. A delivery another worker
+      holds now is skipped; one this worker holds but may not send (its endpoint was disabled
+      meanwhile, by a 410 in this round for instance) is released to wait.
+
+    One commit per round rather than per message (commits are what a busy database makes
+    slow); Core statements built once, executemany for the rows (a round runs for every few
+    messages, so the ORM's per-statement work would cost more than the database's)."""
+    ids = sorted({f.claimed.delivery_id for f in finished} | {c.delivery_id for c in starting})
+    if not ids:
+        return Booked({}, frozenset())
     async with database.transaction() as session:
-        settled: list[Claimed] = []
-        for values, members in groups.items():
-            ids = set(
-                (
-                    await session.scalars(
-                        update(WebhookDelivery)
-                        .where(
-                            WebhookDelivery.id.in_([c.delivery_id for c in members]),
-                            WebhookDelivery.locked_by == worker,
-                        )
-                        .values(dict(values))
-                        .returning(WebhookDelivery.id)
-                        .execution_options(synchronize_session=False)
-                    )
-                ).all()
+        connection = await session.connection()
+        locking = _locking(_postgres(session))
+        rows = {row.id: row for row in (await connection.execute(locking, {"ids": ids})).all()}
+
+        # A delivery deleted meanwhile (with its endpoint) has no log to write to.
+        logged = [f for f in finished if f.claimed.delivery_id in rows]
+        settled = [f for f in logged if rows[f.claimed.delivery_id].locked_by == worker]
+        for lost in (f for f in logged if rows[f.claimed.delivery_id].locked_by != worker):
+            # The lease ran out during the attempt and another worker took the delivery.
+            logger.warning(
+                "webhook lease lost", extra={"delivery_id": str(lost.claimed.delivery_id)}
             )
-            settled.extend(c for c in members if c.delivery_id in ids)
-            for lost in (c for c in members if c.delivery_id not in ids):
-                # The lease ran out and another worker took the delivery: its attempt counts.
-                logger.warning("webhook lease lost", extra={"delivery_id": str(lost.delivery_id)})
-        if not settled:
-            return 0
-        await session.execute(
-            insert(WebhookAttempt),
+        await _update_by_id(connection, [_settlement(f, rng) for f in settled])
+        if logged:
+            await connection.execute(
+                _log(),
+                [
+                    {
+                        "id": uuid.uuid4(),
+                        "delivery_id": f.claimed.delivery_id,
+                        "attempt": f.claimed.attempt,
+                        "worker": worker[:100],
+                        "started_at": f.outcome.started_at,
+                        "finished_at": f.outcome.finished_at,
+                        "duration_ms": f.outcome.duration_ms,
+                        "status_code": f.outcome.status_code,
+                        "error_kind": f.outcome.error_kind,
+                    }
+                    for f in logged
+                ],
+            )
+        gone = {f.claimed.endpoint_id for f in settled if f.outcome.status_code == 410}
+        for endpoint_id in sorted(gone):
+            await connection.execute(_disable(), {"endpoint_id": endpoint_id, "at": at})
+
+        started: dict[uuid.UUID, int] = {}
+        released: list[uuid.UUID] = []
+        for claimed in starting:
+            row = rows.get(claimed.delivery_id)
+            if row is None or row.locked_by != worker:
+                continue  # deleted, or another worker holds it now: not ours to send
+            if row.status in OPEN and row.enabled and claimed.endpoint_id not in gone:
+                started[claimed.delivery_id] = int(row.attempts) + 1
+            else:
+                released.append(claimed.delivery_id)
+        await _update_by_id(
+            connection,
             [
                 {
-                    "id": uuid.uuid4(),
-                    "delivery_id": c.delivery_id,
-                    "attempt": c.attempt,
-                    "worker": worker[:100],
-                    "started_at": outcomes[c.delivery_id].started_at,
-                    "finished_at": outcomes[c.delivery_id].finished_at,
-                    "duration_ms": outcomes[c.delivery_id].duration_ms,
-                    "status_code": outcomes[c.delivery_id].status_code,
-                    "error_kind": outcomes[c.delivery_id].error_kind,
+                    "id": delivery_id,
+                    "attempts": number,
+                    "locked_until": at + lease,
+                    "last_attempt_at": at,
+                    "updated_at": at,
                 }
-                for c in settled
-            ],
+                for delivery_id, number in started.items()
+            ]
+            + [{"id": i, "locked_by": None, "locked_until": None} for i in released],
         )
-        gone = sorted(
-            {c.endpoint_id for c in settled if outcomes[c.delivery_id].status_code == 410}
-        )
-        for endpoint_id in gone:
-            await session.execute(
-                update(WebhookEndpoint)
-                .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.enabled.is_(True))
-                .values(
-                    enabled=False,
-                    disabled_reason=GONE_REASON,
-                    disabled_at=at,
-                    version=WebhookEndpoint.version + 1,
-                    updated_at=at,
-                )
-                .execution_options(synchronize_session=False)
+    return Booked(started, frozenset(f.claimed.delivery_id for f in settled))
+
+
+class _Books:
+    """The bookkeeping of one batch, by one task in rounds: each round is one book() with
+    everything the lanes asked for since the last (an attempt to log, the next to start), so
+    that a slow receiver's attempt is recorded as soon as it ends while a fast receiver's are
+    recorded many to a transaction."""
+
+    def __init__(
+        self,
+        database: Database,
+        worker: str,
+        clock: Clock,
+        rng: random.Random,
+        lease: timedelta,
+    ) -> None:
+        self.database = database
+        self.worker = worker
+        self.clock = clock
+        self.rng = rng
+        self.lease = lease
+        self._asked: list[tuple[Finished | None, Claimed | None, asyncio.Future[int | None]]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+
+    async def next(self, finished: Finished | None, starting: Claimed | None) -> int | None:
+        """Log and settle ``finished``, start ``starting``: its attempt number, or None when
+        it must not be sent (another worker holds it now, or its endpoint was disabled)."""
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._asked.append((finished, starting, future))
+        self._wake.set()
+        return await future
+
+    def close(self) -> None:
+        """No more requests: run() returns once it has booked the last."""
+        self._closing = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            if not self._asked:
+                if self._closing:
+                    return
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            # One turn of the event loop first: attempts whose answers have already arrived
+            # join this round instead of each making one of their own.
+            await asyncio.sleep(0)
+            asked, self._asked = self._asked, []
+            booked = await book(
+                self.database,
+                self.worker,
+                [finished for finished, _, _ in asked if finished is not None],
+                [starting for _, starting, _ in asked if starting is not None],
+                self.clock(),
+                self.rng,
+                self.lease,
             )
-    return len(settled)
+            for _, starting, future in asked:
+                number = None if starting is None else booked.started.get(starting.delivery_id)
+                future.set_result(number)
+
+
+async def _send_batch(
+    client: httpx.AsyncClient, books: _Books, claimed: list[Claimed], concurrency: int
+) -> int:
+    """Send a claimed batch in ``concurrency`` lanes; each lane, in turn, has its previous
+    attempt recorded and its next one started (one request to the bookkeeper), then sends it.
+    Returns how many attempts were made."""
+    settings = books.database.settings
+    waiting = deque(claimed)
+
+    async def lane() -> int:
+        made = 0
+        finished: Finished | None = None
+        while True:
+            starting = waiting.popleft() if waiting else None
+            if starting is None and finished is None:
+                return made
+            number = await books.next(finished, starting)
+            finished = None
+            if starting is None:
+                return made
+            if number is None:
+                continue
+            attempt = replace(starting, attempt=number)
+            outcome = await send(
+                client,
+                attempt,
+                settings.webhook_allowed_urls,
+                settings.webhook_timeout_seconds,
+                books.clock(),
+            )
+            finished = Finished(attempt, outcome, books.clock())
+            made += 1
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            bookkeeper = group.create_task(books.run())
+            lanes = [group.create_task(lane()) for _ in range(min(concurrency, len(claimed)))]
+            await asyncio.wait(lanes)
+            books.close()
+            await bookkeeper
+    except ExceptionGroup as failed:
+        # A failed round (the database) ends the batch: its error, not a group of one.
+        raise failed.exceptions[0] from None
+    return sum(task.result() for task in lanes)
 
 
 def http_client(timeout: float) -> httpx.AsyncClient:
@@ -487,33 +710,37 @@ async def send_due(
     batch: int = CLAIM_BATCH,
     max_batches: int = CLAIMS_PER_PASS,
     rng: random.Random | None = None,
+    lease: timedelta | None = None,
 ) -> int:
-    """Claim and send what is due at ``at`` (now by default), up to ``max_batches`` batches.
-    Returns how many attempts were made."""
+    """Claim and send what is due, up to ``max_batches`` batches. Returns how many attempts
+    were made.
+
+    ``at`` stops the worker's clock at that moment (tests drive the retry schedule with it);
+    by default the clock is the real time. ``lease`` replaces the claim lease (claim_lease())
+    for a test that makes it shorter than a batch takes."""
     settings = database.settings
     rng = rng or random.Random()  # noqa: S311  (retry jitter, not cryptography)
-    limit = asyncio.Semaphore(settings.webhook_concurrency)
+
+    def clock() -> datetime:
+        return at if at is not None else now()
+
+    held = lease or claim_lease(
+        batch, settings.webhook_concurrency, settings.webhook_timeout_seconds
+    )
     sent = 0
     async with http_client(settings.webhook_timeout_seconds) as client:
         for _ in range(max_batches):
-            moment = at or now()
             worker = worker_name()
-            claimed = await claim_due(database, worker, moment, batch)
-
-            async def attempt(one: Claimed, moment: datetime = moment) -> tuple[Claimed, Outcome]:
-                async with limit:
-                    return one, await send(
-                        client,
-                        one,
-                        settings.webhook_allowed_urls,
-                        settings.webhook_timeout_seconds,
-                        moment,
-                    )
-
-            results = await asyncio.gather(*(attempt(one) for one in claimed))
-            if results:
-                await record_all(database, worker, results, moment, rng)
-            sent += len(claimed)
+            claimed = await claim_due(database, worker, clock(), batch, held)
+            if claimed:
+                books = _Books(
+                    database,
+                    worker,
+                    clock,
+                    rng,
+                    attempt_lease(settings.webhook_timeout_seconds),
+                )
+                sent += await _send_batch(client, books, claimed, settings.webhook_concurrency)
             if len(claimed) < batch:
                 break
     return sent
