@@ -110,6 +110,11 @@ async def test_no_allow_list_means_no_webhooks(app_factory: MakeApp, make_api: M
         "http://127.0.0.1:{port}/hooksmith",
         "http://127.0.0.1:{port}/hooks/../admin",
         "http://127.0.0.1:{port}/hooks/%2e%2e/admin",
+        "http://127.0.0.1:{port}/hooks/..%2f..%2fadmin",
+        "http://127.0.0.1:{port}/hooks/a%2Fb",
+        "http://127.0.0.1:{port}/hooks/a%5cb",
+        "http://127.0.0.1:{port}/hooks/..%5C..%5Cadmin",
+        "http://127.0.0.1:{port}/hooks/a\\b",
         "http://127.0.0.1:1/hooks/x",
         "https://127.0.0.1:{port}/hooks/x",
         "http://localhost:{port}/hooks/x",
@@ -131,6 +136,7 @@ def test_prefixes_match_by_host_port_and_path_segments() -> None:
     assert not is_allowed("https://icb.example.nhs.uk:8443/x", allowed)
     assert is_allowed("http://127.0.0.1:8081/hooks", allowed)
     assert is_allowed("http://127.0.0.1:8081/hooks/a?b=c", allowed)
+    assert is_allowed("http://127.0.0.1:8081/hooks/a?next=%2Fx", allowed)  # a query may
     assert not is_allowed("http://127.0.0.1:8081/hooksx", allowed)
     assert not is_allowed("http://127.0.0.1:8082/hooks/a", allowed)
     with pytest.raises(UrlRefused, match="allows no webhook URLs"):

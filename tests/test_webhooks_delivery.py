@@ -5,7 +5,9 @@ rolled-back changes, replay, test messages, rotation, and two workers at once.""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import random
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -14,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from standardwebhooks import Webhook
 
 from app.auth.scopes import Scope
@@ -29,6 +31,7 @@ from app.models import (
     WebhookDispatcher,
     WebhookEndpoint,
 )
+from app.webhooks.addresses import AddressRefused, checked_addresses, is_internal
 from app.webhooks.worker import (
     DISPATCHER,
     MAX_ATTEMPTS,
@@ -39,6 +42,7 @@ from app.webhooks.worker import (
     book,
     claim_due,
     fan_out,
+    http_client,
     send_due,
 )
 from tests.conftest import Api, MakeApi, MakeApp
@@ -326,6 +330,104 @@ async def test_a_url_no_longer_allowed_is_not_called(hooks: Hooks, base_settings
     detail = await hooks.delivery(endpoint["id"], delivery["id"])
     assert detail["attempt_log"][0]["error_kind"] == "not_allowed"
     assert detail["attempt_log"][0]["status_code"] is None
+
+
+async def test_a_host_name_that_resolves_to_an_internal_address_is_not_called(
+    app_factory: MakeApp, make_api: MakeApi, receiver: Receiver
+) -> None:
+    """`localhost` is allowed by name, but resolves to loopback: the worker connects nowhere
+    and logs why. (The other tests allow the receiver by its IP address, 127.0.0.1, which an
+    administrator may do on purpose.)"""
+    by_name = f"http://localhost:{receiver.port}/hooks/"
+    app, http = await app_factory(webhook_allowed_urls=[by_name])
+    api = await make_api(Scope.admin, client=http)
+    try:
+        created = await api.post(
+            PATH, json={"url": f"{by_name}{uuid.uuid4().hex}", "event_types": [THEME_UPDATED]}
+        )
+        assert created.status_code == 201, created.text
+        endpoint = created.json()
+        [resource] = await emit_events(app.state.database, 1)
+        await drain(app.state.database)
+        await send_due(app.state.database)
+        assert receiver.of_resource(resource) == []
+        [delivery] = (await api.get(f"{PATH}/{endpoint['id']}/deliveries")).json()["items"]
+        assert delivery["status"] == "failed" and delivery["last_error"] == "internal_address"
+        detail = (await api.get(f"{PATH}/{endpoint['id']}/deliveries/{delivery['id']}")).json()
+        [attempt] = detail["attempt_log"]
+        assert attempt["error_kind"] == "internal_address" and attempt["status_code"] is None
+    finally:
+        async with app.state.database.transaction() as session:
+            await session.execute(
+                delete(WebhookEndpoint).where(WebhookEndpoint.url.startswith(by_name))
+            )
+
+
+@pytest.mark.parametrize(
+    ("address", "internal"),
+    [
+        ("127.0.0.1", True),
+        ("10.1.2.3", True),
+        ("172.16.0.1", True),
+        ("192.168.1.1", True),
+        ("169.254.169.254", True),  # cloud metadata services
+        ("100.64.0.1", True),  # shared (carrier-grade NAT) space
+        ("0.0.0.0", True),
+        ("224.0.0.1", True),
+        ("255.255.255.255", True),
+        ("::1", True),
+        ("::", True),
+        ("fe80::1", True),
+        ("fc00::1", True),
+        ("fec0::1", True),
+        ("ff02::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("2002:7f00:1::1", True),  # 6to4 around 127.0.0.1
+        ("2002:808:808::1", False),  # 6to4 around 8.8.8.8
+        ("8.8.8.8", False),
+        ("81.144.0.1", False),
+        ("2a00:1450:4009:81f::200e", False),
+    ],
+)
+def test_internal_addresses(address: str, internal: bool) -> None:
+    assert is_internal(ipaddress.ip_address(address)) is internal
+
+
+async def test_a_name_is_resolved_once_and_checked_before_connecting(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The addresses checked are the ones connected to: a resolver whose second answer would
+    differ (DNS rebinding) is asked once per connection, and a name with one internal address
+    among public ones is refused whole."""
+    loop = asyncio.get_running_loop()
+    answers: list[list[str]] = []
+
+    async def resolver(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+        addresses = answers.pop(0)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses]
+
+    monkeypatch.setattr(loop, "getaddrinfo", resolver)
+    answers[:] = [["81.144.0.1", "10.0.0.1"]]
+    with pytest.raises(AddressRefused):
+        await checked_addresses("partner.example", 443)
+    answers[:] = [["81.144.0.1", "81.144.0.2", "81.144.0.1"]]
+    assert await checked_addresses("partner.example", 443) == ["81.144.0.1", "81.144.0.2"]
+    assert await checked_addresses("127.0.0.1", 80) == ["127.0.0.1"]  # a literal: no lookup
+
+    # Through the worker's own HTTP client, 127.0.0.1 standing in for a public address and
+    # 10.255.255.1 for an internal one: the name's one answer, checked, is where the request
+    # goes; a second lookup (which would answer the internal address) never happens.
+    monkeypatch.setattr(
+        "app.webhooks.addresses.is_internal", lambda address: str(address) == "10.255.255.1"
+    )
+    url = f"http://rebind.example:{receiver.port}/hooks/x"
+    answers[:] = [["127.0.0.1"], ["10.255.255.1"]]
+    async with http_client(2) as client:
+        response = await client.post(url, content=b"{}")
+        assert response.status_code == 200 and answers == [["10.255.255.1"]]
+        with pytest.raises(AddressRefused):
+            await client.post(url.replace("rebind", "other"), content=b"{}")
+    assert receiver.received[-1].headers["host"] == f"rebind.example:{receiver.port}"
 
 
 async def test_a_timeout_is_a_failed_attempt(hooks: Hooks) -> None:

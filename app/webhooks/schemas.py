@@ -115,7 +115,8 @@ class DeliveryOut(ResponseModel):
     last_status_code: int | None
     last_error: str | None = Field(
         description="The kind of the last failure: `http_status`, `timeout`, `connect`, "
-        "`not_allowed`, `gone`, `protocol`."
+        "`not_allowed`, `internal_address` (the host name resolved to a loopback, private, "
+        "link-local or other internal address: nothing was sent), `gone`, `protocol`."
     )
     delivered_at: datetime | None
     created_at: datetime

@@ -1,7 +1,8 @@
 """Where webhooks may go: http(s) URLs under a prefix the administrator allowed
 (``LFD_WEBHOOK_ALLOWED_URLS``), so that no client can make the service call an arbitrary
 internal address. Checked when an endpoint is registered or changed, and again before every
-delivery (a prefix removed later stops deliveries at once).
+delivery (a prefix removed later stops deliveries at once). Where a host name leads when the
+worker connects is checked there (app.webhooks.addresses).
 
 A prefix is compared by its parts, not as a string: scheme, host and port must be equal and
 the path must lie under the prefix's path at a segment boundary, so that
@@ -18,6 +19,9 @@ from urllib.parse import urlsplit
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # A dot segment, plain or percent-encoded: a receiver would resolve it out of the allowed path.
 DOT_SEGMENT = re.compile(r"(^|/)(\.|%2e){1,2}(/|$)", re.IGNORECASE)
+# A separator a server may decode or treat as '/' before routing ('..%2f' climbs out of the
+# allowed path that way): '\' and the encoded '/' and '\'.
+SEPARATOR_IN_DISGUISE = re.compile(r"\\|%2f|%5c", re.IGNORECASE)
 
 
 class UrlRefused(ValueError):
@@ -52,6 +56,8 @@ def parse_url(url: str) -> UrlParts:
         raise UrlRefused("the URL must not have a fragment (#...)")
     if DOT_SEGMENT.search(parts.path):
         raise UrlRefused("the URL's path must not contain '.' or '..' segments")
+    if SEPARATOR_IN_DISGUISE.search(parts.path):
+        raise UrlRefused("the URL's path must not contain '\\', '%2F' or '%5C'")
     return UrlParts(scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme], parts.path)
 
 

@@ -52,6 +52,7 @@ from app.events.feed import Position, head_position, read_feed
 from app.kit.sql import insert_for, insert_unless_exists, table_of
 from app.kit.time import now
 from app.models import WebhookAttempt, WebhookDelivery, WebhookDispatcher, WebhookEndpoint
+from app.webhooks.addresses import AddressRefused, CheckedTransport
 from app.webhooks.payload import event_body
 from app.webhooks.schemas import DeliveryStatus, subscribed
 from app.webhooks.signing import signed_headers
@@ -371,6 +372,8 @@ async def send(
                     status_code = response.status_code
                     if status_code == 429:
                         retry_after = _retry_after(response.headers.get("retry-after"), at)
+        except AddressRefused:
+            error_kind = "internal_address"
         except TimeoutError:
             error_kind = "timeout"
         except httpx.TimeoutException:
@@ -697,9 +700,13 @@ async def _send_batch(
 
 def http_client(timeout: float) -> httpx.AsyncClient:
     """No redirects, no proxies or credentials from the environment, one timeout per phase
-    (send() also bounds the whole attempt)."""
+    (send() also bounds the whole attempt), and connections only to addresses checked when
+    they are made (app.webhooks.addresses)."""
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=False,
+        trust_env=False,
+        transport=CheckedTransport(),
     )
 
 
