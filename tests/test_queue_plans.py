@@ -122,6 +122,7 @@ def _rows(source_system: str, seed: int) -> tuple[list[dict[str, Any]], list[dic
                     "status": status,
                     "specialty": specialty,
                     "site": deaths[-1]["site"],
+                    "died_on": deaths[-1]["died_on"],  # the death's copy (migration 0009)
                     "priority": DEFAULT_PRIORITIES[route],
                     "due_at": created + timedelta(days=DEFAULT_DUE_DAYS[route]),
                     "lease_id": uuid.uuid4() if leased else None,
