@@ -16,6 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
 from app.auth.service import create_client
@@ -180,3 +183,38 @@ def receiver() -> Iterator[Receiver]:
     the test."""
     with running_receiver() as receiver:
         yield receiver
+
+
+# --- scratch databases ------------------------------------------------------------------------
+
+
+async def create_scratch_postgres(admin: AsyncEngine, name: str) -> None:
+    async with admin.connect() as connection:
+        await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+
+
+async def drop_scratch_postgres(admin: AsyncEngine, name: str) -> None:
+    async with admin.connect() as connection:
+        await connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres_only)])
+async def scratch_url(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
+) -> AsyncIterator[str]:
+    """A new, empty database of its own (for migration tests): a temporary SQLite file, or a
+    database on the run's PostgreSQL server, dropped at the end whatever happens."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
+        return
+    url = make_url(database_url)
+    name = f"lfd_scratch_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        await create_scratch_postgres(admin, name)
+        try:
+            yield url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            await drop_scratch_postgres(admin, name)
+    finally:
+        await admin.dispose()

@@ -11,17 +11,11 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from app.auth.scopes import Scope
 from app.auth.service import create_client
@@ -33,7 +27,6 @@ from app.migrate import downgrade, upgrade
 from app.models import Referral, Review, RouteOverride, Screening
 from tests.conftest import Api
 from tests.factories import idem, screening_body
-from tests.test_migrations import create_scratch_postgres, drop_scratch_postgres
 
 COPIES = (Screening, RouteOverride, Referral, Review)
 POOR_CARE = {
@@ -263,27 +256,6 @@ async def test_the_dashboard_and_care_quality_follow_a_corrected_month(make_api)
 
 
 # --- the migration's backfill ------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres_only)])
-async def scratch_url(
-    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
-) -> AsyncIterator[str]:
-    """A new, empty database of its own, dropped at the end (as in test_migrations.py)."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'copies.db'}"
-        return
-    url = make_url(database_url)
-    name = f"lfd_copies_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        await create_scratch_postgres(admin, name)
-        try:
-            yield url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            await drop_scratch_postgres(admin, name)
-    finally:
-        await admin.dispose()
 
 
 async def test_the_migration_copies_the_date_onto_rows_made_before_it(

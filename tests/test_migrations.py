@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +16,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Column, inspect
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.auth.scopes import Scope
@@ -101,40 +98,6 @@ async def test_the_expression_indexes_are_built_as_the_models_say(database: Data
         assert name in built, name
         for word in words:
             assert word in built[name], (name, word, built[name])
-
-
-async def create_scratch_postgres(admin: AsyncEngine, name: str) -> None:
-    async with admin.connect() as connection:
-        await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-
-
-async def drop_scratch_postgres(admin: AsyncEngine, name: str) -> None:
-    async with admin.connect() as connection:
-        await connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres_only)],
-)
-async def scratch_url(
-    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
-) -> AsyncIterator[str]:
-    """A new, empty database: a temporary SQLite file, or a database on the run's PostgreSQL
-    server, dropped at the end whatever happens."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
-        return
-    url = make_url(database_url)
-    name = f"lfd_migrations_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        await create_scratch_postgres(admin, name)
-        try:
-            yield url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            await drop_scratch_postgres(admin, name)
-    finally:
-        await admin.dispose()
 
 
 async def test_the_migrations_upgrade_downgrade_and_upgrade_again(
