@@ -40,12 +40,15 @@ def accepted_parameters(openapi: dict[str, Any]) -> Accepted:
     return accepted
 
 
+_accepted_cache: list[Accepted] = []
+
+
 def _accepted(app: FastAPI) -> Accepted:
-    cached: Accepted | None = getattr(app.state, "accepted_query_parameters", None)
-    if cached is None:
-        cached = accepted_parameters(app.openapi())
-        app.state.accepted_query_parameters = cached
-    return cached
+    """Read from the OpenAPI document once per process: every app create_app() builds has the
+    same routes, whatever its settings (and generating the document costs half a second)."""
+    if not _accepted_cache:
+        _accepted_cache.append(accepted_parameters(app.openapi()))
+    return _accepted_cache[0]
 
 
 def refuse_unknown_query_parameters(request: Request) -> None:
