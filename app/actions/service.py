@@ -39,7 +39,7 @@ from app.actions.schemas import (
     plan_etag,
 )
 from app.audit.journal import Journal
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.db import Database
 from app.errors import Conflict, ValidationFailed
 from app.events.service import Change

@@ -12,7 +12,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditEntry, write_audit
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.errors import BadRequest
 from app.kit.cursor import decode_cursor, encode_cursor
 from app.models import AuditEvent

@@ -7,7 +7,7 @@ from typing import NamedTuple
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.models import AuditEvent
 from app.models.base import utcnow
 

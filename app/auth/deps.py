@@ -3,13 +3,12 @@ check cannot be skipped and the OpenAPI document lists the scope on the route.""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
+from app.auth.principal import Principal
 from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
 from app.auth.service import find_active_client
 from app.db import DatabaseDep
@@ -21,22 +20,6 @@ bearer_scheme = HTTPBearer(
     scheme_name="ApiKey",
     description="An API key from `lfd clients create`, sent as `Authorization: Bearer <key>`.",
 )
-
-
-@dataclass(frozen=True)
-class Principal:
-    client_id: uuid.UUID
-    client_name: str
-    scopes: frozenset[str]
-    pseudonymised: bool
-    on_behalf_of: str | None
-    request_id: str | None
-
-    def has(self, scope: Scope) -> bool:
-        if self.pseudonymised:
-            # Never more than a commissioner may hold, whatever the client's row says.
-            return scope in PSEUDONYMISED_SCOPES and scope.value in self.scopes
-        return Scope.admin.value in self.scopes or scope.value in self.scopes
 
 
 async def authenticate(

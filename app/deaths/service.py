@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
 from app.audit.service import record_access
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.config import Settings
 from app.deaths.schemas import DeathDetail, DeathFields, DeathPatch
 from app.deaths.validation import check_death, default_nhs_number_status

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, and_, false, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record_access
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.config import Settings
 from app.errors import BadRequest, NotFound
 from app.fhir import resources

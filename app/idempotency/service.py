@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.db import Database
 from app.errors import BadRequest, IdempotencyInFlight, IdempotencyMismatch
 from app.kit.sql import insert_unless_exists

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.db import Database
 from app.deaths.schemas import DeathDetail, DeathOut
 from app.findings.schemas import FindingOut

@@ -11,7 +11,7 @@ from sqlalchemy import Select, and_, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record_access
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.errors import BadRequest
 from app.kit.cursor import decode_cursor, encode_cursor
 from app.kit.enums import OPEN_REFERRAL_STATUSES, ReferralStatus, Route

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.config import Settings
 from app.deaths.service import refresh_death_status
 from app.errors import Conflict, NotFound, ValidationFailed

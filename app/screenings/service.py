@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
 from app.audit.service import record_access
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.config import Settings
 from app.db import Database
 from app.deaths.schemas import DeathOut

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.errors import BadRequest, Conflict, NotFound
 from app.kit.cursor import decode_cursor, encode_cursor
 from app.kit.time import now

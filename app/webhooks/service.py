@@ -14,7 +14,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditEntry, write_audit
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.auth.scopes import Scope
 from app.db import Database
 from app.errors import BadRequest, NotFound, ValidationFailed
