@@ -13,6 +13,7 @@ from app import __version__
 from app.actions.io_router import router as action_spreadsheets_router
 from app.actions.router import router as actions_router
 from app.audit.router import router as audit_router
+from app.cases.router import router as cases_router
 from app.config import Settings, get_settings
 from app.db import Database
 from app.deaths.router import router as deaths_router
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health_router,
         screenings_router,
         deaths_router,
+        cases_router,
         referrals_router,
         reviews_router,
         findings_router,

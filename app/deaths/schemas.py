@@ -11,12 +11,8 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StrictBool, StringConstraints
 
 from app.kit.enums import AdmissionMethod, DeathStatus, NhsNumberStatus, PlaceOfDeath, Sex
-from app.kit.etag import etag
 from app.kit.nhs_number import normalise_nhs_number
 from app.kit.schemas import RequestModel, ResponseModel, Timestamp
-from app.referrals.schemas import ReferralOut
-from app.reviews.schemas import ReviewOut
-from app.screenings.schemas import ScreeningOut
 
 _POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9][A-Z]{2})$")
 _ETHNICITY = frozenset("ABCDEFGHJKLMNPRSZ")
@@ -165,28 +161,3 @@ class DeathOut(ResponseModel):
     version: int
     created_at: datetime
     updated_at: datetime
-
-
-class DeathDetail(DeathOut):
-    """A death with where it stands: its screening and its referrals."""
-
-    screening: ScreeningOut | None
-    referrals: list[ReferralOut]
-    reviews: list[ReviewOut]
-
-
-def detail_etag(death: DeathDetail) -> str:
-    """The death's tag, with the state of everything the detail shows: the versions of its
-    screening, referrals and reviews (each only grows), and how many leases are live and how
-    many referrals overdue (a lease lapsing or a due date passing changes what a reader sees
-    without a new version)."""
-    versions = (
-        (death.screening.version if death.screening else 0)
-        + sum(referral.version for referral in death.referrals)
-        + sum(review.version for review in death.reviews)
-    )
-    leases = sum(1 for referral in death.referrals if referral.lease_id is not None)
-    state = f"{versions}-{len(death.referrals)}-{leases}"
-    # A referral's due date passing shows it overdue, without a new version of anything.
-    overdue = sum(1 for referral in death.referrals if referral.overdue)
-    return etag(death.id, death.version, f"{state}-o{overdue}" if overdue else state)

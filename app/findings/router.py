@@ -23,7 +23,8 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.findings import service
+from app.findings import pseudonymised, service
+from app.findings.pseudonymised import FindingPseudonymised
 from app.findings.schemas import (
     FindingCreate,
     FindingKind,
@@ -41,7 +42,6 @@ from app.kit.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
 from app.privacy import views
 from app.privacy.filters import refuse_identifying_filters
-from app.privacy.schemas import FindingPseudonymised
 
 router = APIRouter()
 AUTH = (Unauthorized, Forbidden)
@@ -224,7 +224,7 @@ async def list_findings(
         items, next_cursor = await service.list_findings(session, principal, filters, cursor, limit)
     view = await views.view_for(database, principal)
     return Page[FindingOut | FindingPseudonymised](
-        items=view.show_all(items, views.finding), next_cursor=next_cursor
+        items=view.show_all(items, pseudonymised.finding), next_cursor=next_cursor
     )
 
 
@@ -250,7 +250,7 @@ async def get_finding(
     view = await views.view_for(database, principal)
     return conditional.reply(
         service.finding_etag(finding, pseudonymised=view.pseudonymised),
-        view.show(finding, views.finding),
+        view.show(finding, pseudonymised.finding),
         pseudonymised=view.pseudonymised,
     )
 

@@ -25,8 +25,8 @@ from app.kit.etag import NOT_MODIFIED, Conditional
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
 from app.privacy import views
-from app.privacy.schemas import ReferralPseudonymised, TransitionPseudonymised
-from app.referrals import queue, workflow
+from app.referrals import pseudonymised, queue, workflow
+from app.referrals.pseudonymised import ReferralPseudonymised, TransitionPseudonymised
 from app.referrals.queue import ReferralFilters
 from app.referrals.schemas import (
     AssignRequest,
@@ -107,7 +107,7 @@ async def list_referrals(
         items = [ReferralOut.model_validate(referral) for referral in referrals]
     view = await views.view_for(database, principal)
     return Page[ReferralOut | ReferralPseudonymised](
-        items=view.show_all(items, views.referral), next_cursor=next_cursor
+        items=view.show_all(items, pseudonymised.referral), next_cursor=next_cursor
     )
 
 
@@ -177,7 +177,7 @@ async def get_referral(
     view = await views.view_for(database, principal)
     return conditional.reply(
         referral_etag(referral),
-        view.show(referral, views.referral),
+        view.show(referral, pseudonymised.referral),
         pseudonymised=view.pseudonymised,
     )
 
@@ -200,7 +200,7 @@ async def referral_history(
         rows = await workflow.history(session, referral_id)
         history = [TransitionOut.model_validate(row) for row in rows]
     view = await views.view_for(database, principal)
-    return view.show_all(history, views.transition)
+    return view.show_all(history, pseudonymised.transition)
 
 
 @router.post(

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.journal import Journal
 from app.auth.principal import Principal
 from app.config import Settings
-from app.deaths.service import refresh_death_status
+from app.deaths.status import refresh_death_status
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.events.service import Change
 from app.kit.enums import ReferralStatus, Route

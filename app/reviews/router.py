@@ -20,9 +20,9 @@ from app.errors import (
 )
 from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.privacy import views
-from app.privacy.schemas import ReviewPseudonymised
 from app.referrals.workflow import TransitionRefused
-from app.reviews import labels, service
+from app.reviews import labels, pseudonymised, service
+from app.reviews.pseudonymised import ReviewPseudonymised
 from app.reviews.schemas import ReviewAmendment, ReviewOut, ReviewVersionOut, Scales
 
 router = APIRouter(tags=["reviews"])
@@ -50,7 +50,7 @@ async def get_review(
     view = await views.view_for(database, principal)
     return conditional.reply(
         etag(review.id, review.version),
-        view.show(review, views.review),
+        view.show(review, pseudonymised.review),
         pseudonymised=view.pseudonymised,
     )
 
@@ -110,7 +110,7 @@ async def get_review_history(
     async with database.transaction() as session:
         versions = await service.review_history(session, principal, review_id)
     view = await views.view_for(database, principal)
-    return view.show_all(versions, views.review_version)
+    return view.show_all(versions, pseudonymised.review_version)
 
 
 @router.get("/v1/scales", response_model=Scales, responses=problem_responses(*AUTH))

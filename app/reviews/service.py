@@ -15,7 +15,7 @@ from app.audit.service import record_access
 from app.auth.principal import Principal
 from app.config import Settings
 from app.db import Database
-from app.deaths.service import refresh_death_status
+from app.deaths.status import refresh_death_status
 from app.errors import NotFound, ValidationFailed
 from app.events.service import Change
 from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent

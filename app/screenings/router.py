@@ -25,9 +25,9 @@ from app.errors import (
 from app.idempotency.service import as_response
 from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.privacy import views
-from app.privacy.schemas import ScreeningPseudonymised
-from app.screenings import service
+from app.screenings import pseudonymised, service
 from app.screenings.intake import BatchResult, ScreeningBatch, ScreeningCreate, ScreeningRecorded
+from app.screenings.pseudonymised import ScreeningPseudonymised
 from app.screenings.schemas import ScreeningAmend, ScreeningOut, ScreeningVersionOut
 
 router = APIRouter(prefix="/v1/screenings", tags=["screenings"])
@@ -132,7 +132,7 @@ async def get_screening(
     view = await views.view_for(database, principal)
     return conditional.reply(
         etag(screening.id, screening.version),
-        view.show(screening, views.screening),
+        view.show(screening, pseudonymised.screening),
         pseudonymised=view.pseudonymised,
     )
 
@@ -153,7 +153,7 @@ async def get_screening_versions(
     async with database.transaction() as session:
         versions = await service.screening_versions(session, principal, screening_id)
     view = await views.view_for(database, principal)
-    return view.show_all(versions, views.screening_version)
+    return view.show_all(versions, pseudonymised.screening_version)
 
 
 @router.put(

@@ -22,10 +22,10 @@ from app.deaths.service import (
     death_values,
     derived_fields,
     find_by_source,
-    follow_referrals,
     insert_death,
     validate_death,
 )
+from app.deaths.status import follow_referrals
 from app.deaths.validation import CLOCK_SKEW
 from app.errors import (
     Conflict,
