@@ -35,9 +35,9 @@ from app.kit.enums import AdmissionMethod, CoronerReason, ReasonCode, Route
 from app.kit.nhs_number import check_digit
 from app.kit.time import LONDON, age_in_years, local_date, now
 from app.models import ApiClient, Death, Referral, RouteOverride
+from app.referrals.rules import RuleConfig, RuleFacts, required_routes
 from app.referrals.service import rule_config
 from app.screenings.intake import ScreeningCreate
-from app.screenings.rules import RuleConfig, RuleFacts, required_routes
 from app.screenings.service import record_screening
 
 SOURCE_SYSTEM = "lfd-demo"

@@ -29,6 +29,7 @@ from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.referrals.router import router as referrals_router
 from app.reports.router import router as reports_router
+from app.reviews.router import referral_review_router
 from app.reviews.router import router as reviews_router
 from app.screenings.router import router as screenings_router
 from app.webhooks.router import router as webhooks_router
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         deaths_router,
         cases_router,
         referrals_router,
+        referral_review_router,
         reviews_router,
         findings_router,
         action_spreadsheets_router,

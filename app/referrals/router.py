@@ -4,13 +4,12 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from app.auth.deps import ReferralsClaimer, ReferralsReader, ReviewsWriter
+from app.auth.deps import ReferralsClaimer, ReferralsReader
 from app.db import DatabaseDep
 from app.errors import (
     BadRequest,
-    Conflict,
     Forbidden,
     NotFound,
     PayloadTooLarge,
@@ -19,7 +18,6 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.idempotency.service import as_response
 from app.kit.enums import ReferralStatus, Route
 from app.kit.etag import NOT_MODIFIED, Conditional
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
@@ -43,8 +41,6 @@ from app.referrals.schemas import (
     referral_etag,
 )
 from app.referrals.workflow import LeaseConflict, TransitionRefused
-from app.reviews import service as reviews
-from app.reviews.schemas import ReviewOut, ReviewSubmission
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 Name = Annotated[str | None, Query(min_length=1, max_length=100)]
@@ -391,41 +387,3 @@ async def cancel_referral(
             needs_lease=False,
         )
         return _out(referral, response)
-
-
-@router.post(
-    "/{referral_id}/review",
-    response_model=ReviewOut,
-    status_code=201,
-    responses={
-        200: {"description": "An existing draft updated (or submitted)"},
-        **problem_responses(*AUTH, *TRANSITION, Conflict),
-    },
-)
-async def post_review(
-    referral_id: uuid.UUID,
-    body: ReviewSubmission,
-    principal: ReviewsWriter,
-    database: DatabaseDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Optional: a retry with the same key and body replays the first answer.",
-        ),
-    ] = None,
-) -> Response:
-    """Save a draft (`submit: false`) or submit the review of a referral.
-
-    The instrument must be the route's (`sjr`, `mm`, `leder`; `external` for the other
-    routes); present the lease when the referral is claimed. A submitted review completes the
-    referral and raises what it calls for: a stage-1 SJR rating overall care 1-2 or
-    avoidability 1-3 raises a stage-2 SJR that its reviewer cannot take; a stage-2 SJR with
-    avoidability 1-3 raises a PSII; an M&M escalation raises an SJR or a PSII. 201 when the
-    review is new, 200 when a draft is updated. Amend a submitted review with
-    `PUT /v1/reviews/{id}`.
-
-    Scope: `reviews:write`.
-    """
-    stored = await reviews.post_review(database, principal, referral_id, body, idempotency_key)
-    return as_response(stored)

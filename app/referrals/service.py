@@ -24,7 +24,7 @@ from app.kit.enums import (
 from app.kit.sql import insert_rows, row_of
 from app.kit.time import now
 from app.models import Death, Referral, RouteOverride, Screening
-from app.screenings.rules import (
+from app.referrals.rules import (
     SCREENING_REASONS,
     RuleConfig,
     RuleFacts,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Response
 from app.auth.deps import ReferralsReader, ReviewsWriter
 from app.db import DatabaseDep
 from app.errors import (
+    Conflict,
     Forbidden,
     NotFound,
     PayloadTooLarge,
@@ -18,15 +19,65 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
+from app.idempotency.service import as_response
 from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.privacy import views
-from app.referrals.workflow import TransitionRefused
+from app.referrals.workflow import LeaseConflict, TransitionRefused
 from app.reviews import labels, pseudonymised, service
 from app.reviews.pseudonymised import ReviewPseudonymised
-from app.reviews.schemas import ReviewAmendment, ReviewOut, ReviewVersionOut, Scales
+from app.reviews.schemas import (
+    ReviewAmendment,
+    ReviewOut,
+    ReviewSubmission,
+    ReviewVersionOut,
+    Scales,
+)
 
 router = APIRouter(tags=["reviews"])
+# POST /v1/referrals/{id}/review: a review is posted on its referral (the URL and the OpenAPI tag
+# are the referral's), but the route is the reviews domain's.
+referral_review_router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 AUTH = (Unauthorized, Forbidden)
+BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
+TRANSITION = (NotFound, TransitionRefused, LeaseConflict, *BODY)
+
+
+@referral_review_router.post(
+    "/{referral_id}/review",
+    response_model=ReviewOut,
+    status_code=201,
+    responses={
+        200: {"description": "An existing draft updated (or submitted)"},
+        **problem_responses(*AUTH, *TRANSITION, Conflict),
+    },
+)
+async def post_review(
+    referral_id: uuid.UUID,
+    body: ReviewSubmission,
+    principal: ReviewsWriter,
+    database: DatabaseDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Optional: a retry with the same key and body replays the first answer.",
+        ),
+    ] = None,
+) -> Response:
+    """Save a draft (`submit: false`) or submit the review of a referral.
+
+    The instrument must be the route's (`sjr`, `mm`, `leder`; `external` for the other
+    routes); present the lease when the referral is claimed. A submitted review completes the
+    referral and raises what it calls for: a stage-1 SJR rating overall care 1-2 or
+    avoidability 1-3 raises a stage-2 SJR that its reviewer cannot take; a stage-2 SJR with
+    avoidability 1-3 raises a PSII; an M&M escalation raises an SJR or a PSII. 201 when the
+    review is new, 200 when a draft is updated. Amend a submitted review with
+    `PUT /v1/reviews/{id}`.
+
+    Scope: `reviews:write`.
+    """
+    stored = await service.post_review(database, principal, referral_id, body, idempotency_key)
+    return as_response(stored)
 
 
 @router.get(
