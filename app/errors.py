@@ -157,6 +157,11 @@ def _without_union_tags(parts: list[str], document: Any) -> list[str]:
     return kept
 
 
+def field_error(pointer: str, detail: str, code: str = "value_error") -> dict[str, Any]:
+    """One member of a problem's ``errors``: the JSON pointer, a code, and what is wrong."""
+    return {"pointer": pointer, "code": code, "detail": detail}
+
+
 def validation_errors(raw: list[Any], document: Any = None) -> list[dict[str, Any]]:
     """Pydantic errors without the submitted values (they may be patient data)."""
     errors = []

@@ -23,7 +23,7 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.findings import pseudonymised, service
+from app.findings import pseudonymised, service, themes
 from app.findings.pseudonymised import FindingPseudonymised
 from app.findings.schemas import (
     FindingCreate,
@@ -74,7 +74,7 @@ async def list_themes(
     Scope: `findings:read`.
     """
     async with database.transaction() as session:
-        items, next_cursor = await service.list_themes(session, include_retired, cursor, limit)
+        items, next_cursor = await themes.list_themes(session, include_retired, cursor, limit)
     return Page[ThemeOut](items=items, next_cursor=next_cursor)
 
 
@@ -94,7 +94,7 @@ async def create_theme(
     Scope: `admin`.
     """
     async with database.transaction() as session:
-        theme = await service.create_theme(session, principal, body)
+        theme = await themes.create_theme(session, principal, body)
     response.headers["ETag"] = etag(theme.id, theme.version)
     response.headers["Location"] = f"/v1/themes/{theme.id}"
     return theme
@@ -114,7 +114,7 @@ async def get_theme(
     Scope: `findings:read`.
     """
     async with database.transaction() as session:
-        theme = await service.read_theme(session, theme_id)
+        theme = await themes.read_theme(session, theme_id)
     return conditional.reply(etag(theme.id, theme.version), theme)
 
 
@@ -141,7 +141,7 @@ async def patch_theme(
     Scope: `admin`.
     """
     async with database.transaction() as session:
-        theme = await service.patch_theme(session, principal, theme_id, patch, if_match)
+        theme = await themes.patch_theme(session, principal, theme_id, patch, if_match)
     response.headers["ETag"] = etag(theme.id, theme.version)
     return theme
 
