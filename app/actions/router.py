@@ -44,7 +44,7 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.idempotency.service import as_response
+from app.idempotency.responses import as_response, create_once, new
 from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
@@ -90,7 +90,17 @@ async def create_plan(
 
     Scope: `actions:write`.
     """
-    return as_response(await service.post_plan(database, principal, body, idempotency_key))
+    stored = await create_once(
+        database,
+        principal,
+        idempotency_key,
+        path="/v1/action-plans",
+        body=body,
+        work=lambda session: new(service.new_plan(session, principal, body)),
+        location=lambda plan: f"/v1/action-plans/{plan.id}",
+        tag=plan_etag,
+    )
+    return as_response(stored)
 
 
 @router.get(
@@ -177,7 +187,15 @@ async def add_section(
 
     Scope: `actions:write`.
     """
-    stored = await service.post_section(database, principal, plan_id, body, idempotency_key)
+    stored = await create_once(
+        database,
+        principal,
+        idempotency_key,
+        path=f"/v1/action-plans/{plan_id}/sections",
+        body=body,
+        work=lambda session: new(service.new_section(session, principal, plan_id, body)),
+        location=lambda _: f"/v1/action-plans/{plan_id}",
+    )
     return as_response(stored)
 
 
@@ -209,7 +227,17 @@ async def create_action(
 
     Scope: `actions:write`.
     """
-    return as_response(await service.post_action(database, principal, body, idempotency_key))
+    stored = await create_once(
+        database,
+        principal,
+        idempotency_key,
+        path="/v1/actions",
+        body=body,
+        work=lambda session: new(service.new_action(session, principal, body)),
+        location=lambda action: f"/v1/actions/{action.id}",
+        tag=action_etag,
+    )
+    return as_response(stored)
 
 
 @router.get(

@@ -35,7 +35,7 @@ from app.findings.schemas import (
     ThemePatch,
 )
 from app.findings.service import FindingFilters
-from app.idempotency.service import as_response
+from app.idempotency.responses import as_response, create_once, new
 from app.kit.enums import Route
 from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.kit.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Cursor, Limit
@@ -179,7 +179,16 @@ async def record_finding(
 
     Scope: `findings:write`.
     """
-    stored = await service.post_finding(database, principal, body, idempotency_key)
+    stored = await create_once(
+        database,
+        principal,
+        idempotency_key,
+        path="/v1/findings",
+        body=body,
+        work=lambda session: new(service.record_finding(session, principal, body)),
+        location=lambda finding: f"/v1/findings/{finding.id}",
+        tag=service.finding_etag,
+    )
     return as_response(stored)
 
 

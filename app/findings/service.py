@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.journal import Journal
 from app.audit.service import record_access
 from app.auth.principal import Principal
-from app.db import Database
 from app.errors import NotFound, ValidationFailed, field_error
 from app.events.service import Change
 from app.findings.schemas import (
@@ -28,7 +27,6 @@ from app.findings.schemas import (
     ThemeRef,
 )
 from app.findings.themes import find_theme
-from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent
 from app.kit.cursor import encode_row_cursor, row_sort_key
 from app.kit.enums import Route
 from app.kit.etag import check_if_match, etag
@@ -161,27 +159,6 @@ async def record_finding(
     journal.audit("finding.create", "finding", finding.id, death.id)
     await journal.write(session)
     return finding_out(finding, theme)
-
-
-async def post_finding(
-    database: Database, principal: Principal, body: FindingCreate, key: str | None
-) -> StoredResponse:
-    """POST /v1/findings, with an optional Idempotency-Key: a retry replays the first answer
-    instead of recording the finding twice."""
-
-    async def work(session: AsyncSession) -> StoredResponse:
-        finding = await record_finding(session, principal, body)
-        return StoredResponse(
-            status=201,
-            body=finding.model_dump(mode="json"),
-            headers={"ETag": finding_etag(finding), "Location": f"/v1/findings/{finding.id}"},
-        )
-
-    if key is None:
-        async with database.transaction() as session:
-            return await work(session)
-    print_ = fingerprint("POST", "/v1/findings", body.model_dump(mode="json"))
-    return await run_idempotent(database, principal, check_key(key), print_, work)
 
 
 async def _load_finding(

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from fastapi.responses import JSONResponse
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,14 +42,6 @@ class StoredResponse:
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
     replayed: bool = False
-
-
-def as_response(stored: StoredResponse) -> JSONResponse:
-    """The stored (or just made) answer as an HTTP response, marked when it is a replay."""
-    headers = dict(stored.headers)
-    if stored.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(stored.body, status_code=stored.status, headers=headers)
 
 
 def fingerprint(method: str, path: str, payload: Any) -> str:

@@ -19,7 +19,7 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.idempotency.service import as_response
+from app.idempotency.responses import as_response, create_once
 from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.privacy import views
 from app.referrals.workflow import LeaseConflict, TransitionRefused
@@ -76,7 +76,18 @@ async def post_review(
 
     Scope: `reviews:write`.
     """
-    stored = await service.post_review(database, principal, referral_id, body, idempotency_key)
+    stored = await create_once(
+        database,
+        principal,
+        idempotency_key,
+        path=f"/v1/referrals/{referral_id}/review",
+        body=body,
+        work=lambda session: service.submit_review(
+            session, principal, database.settings, referral_id, body
+        ),
+        location=lambda review: f"/v1/reviews/{review.id}",
+        tag=lambda review: etag(review.id, review.version),
+    )
     return as_response(stored)
 
 

@@ -14,11 +14,9 @@ from app.audit.journal import Journal
 from app.audit.service import record_access
 from app.auth.principal import Principal
 from app.config import Settings
-from app.db import Database
 from app.deaths.status import refresh_death_status
 from app.errors import NotFound, ValidationFailed
 from app.events.service import Change
-from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent
 from app.kit.enums import (
     MmOutcome,
     ReasonCode,
@@ -28,7 +26,7 @@ from app.kit.enums import (
     SjrPhase,
     instrument_for,
 )
-from app.kit.etag import check_if_match, etag
+from app.kit.etag import check_if_match
 from app.kit.sql import insert_rows
 from app.kit.time import LONDON, now
 from app.models import (
@@ -435,34 +433,3 @@ async def review_history(
         session, principal, "review.history", "review", [(review.id, review.death_id)]
     )
     return [ReviewVersionOut.model_validate(row) for row in rows]
-
-
-async def post_review(
-    database: Database,
-    principal: Principal,
-    referral_id: uuid.UUID,
-    body: ReviewSubmission,
-    key: str | None,
-) -> StoredResponse:
-    """POST /v1/referrals/{id}/review. With an Idempotency-Key, a retried post replays the
-    first answer instead of meeting the referral it has just completed (a 409)."""
-
-    async def work(session: AsyncSession) -> StoredResponse:
-        review, created = await submit_review(
-            session, principal, database.settings, referral_id, body
-        )
-        return StoredResponse(
-            status=201 if created else 200,
-            body=review.model_dump(mode="json"),
-            headers={
-                "ETag": etag(review.id, review.version),
-                "Location": f"/v1/reviews/{review.id}",
-            },
-        )
-
-    if key is None:
-        async with database.transaction() as session:
-            return await work(session)
-    path = f"/v1/referrals/{referral_id}/review"
-    print_ = fingerprint("POST", path, body.model_dump(mode="json"))
-    return await run_idempotent(database, principal, check_key(key), print_, work)

@@ -22,10 +22,10 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.idempotency.service import as_response
+from app.idempotency.responses import as_response
 from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.privacy import views
-from app.screenings import pseudonymised, service
+from app.screenings import pseudonymised, service, submit
 from app.screenings.intake import BatchResult, ScreeningBatch, ScreeningCreate, ScreeningRecorded
 from app.screenings.pseudonymised import ScreeningPseudonymised
 from app.screenings.schemas import ScreeningAmend, ScreeningOut, ScreeningVersionOut
@@ -80,7 +80,7 @@ async def post_screening(
 
     Scope: `screenings:write`.
     """
-    stored = await service.submit_screening(database, principal, idempotency_key, body)
+    stored = await submit.record_once(database, principal, idempotency_key, body)
     return as_response(stored)
 
 
@@ -107,7 +107,7 @@ async def post_screening_batch(
 
     Scope: `screenings:write`.
     """
-    return await service.submit_batch(database, principal, idempotency_key, batch)
+    return await submit.submit_batch(database, principal, idempotency_key, batch)
 
 
 @router.get(

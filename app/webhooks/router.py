@@ -22,7 +22,7 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.idempotency.service import as_response
+from app.idempotency.responses import as_response, create_once, new
 from app.kit.etag import not_modified
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
@@ -72,7 +72,17 @@ async def create_endpoint(
 
     Scope: `webhooks:manage`.
     """
-    stored = await service.post_endpoint(database, principal, body, idempotency_key)
+    allowed = database.settings.webhook_allowed_urls
+    stored = await create_once(
+        database,
+        principal,
+        idempotency_key,
+        path="/v1/webhook-endpoints",
+        body=body,
+        work=lambda session: new(service.create_endpoint(session, principal, body, allowed)),
+        location=lambda endpoint: f"/v1/webhook-endpoints/{endpoint.id}",
+        tag=service.endpoint_etag,
+    )
     return as_response(stored)
 
 

@@ -16,9 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import AuditEntry, write_audit
 from app.auth.principal import Principal
 from app.auth.scopes import Scope
-from app.db import Database
 from app.errors import BadRequest, NotFound, ValidationFailed
-from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent
 from app.kit.cursor import decode_cursor, encode_cursor
 from app.kit.etag import check_if_match, etag
 from app.kit.time import now
@@ -104,31 +102,6 @@ async def create_endpoint(
     await session.flush()
     await _audit(session, principal, "webhook_endpoint.create", endpoint.id)
     return EndpointWithSecret.model_validate(endpoint)
-
-
-async def post_endpoint(
-    database: Database, principal: Principal, body: EndpointCreate, key: str | None
-) -> StoredResponse:
-    """POST /v1/webhook-endpoints with an optional Idempotency-Key: a retry with the same key
-    replays the first answer, secret included (the client lost it with the first response)."""
-    allowed = database.settings.webhook_allowed_urls
-
-    async def work(session: AsyncSession) -> StoredResponse:
-        endpoint = await create_endpoint(session, principal, body, allowed)
-        return StoredResponse(
-            status=201,
-            body=endpoint.model_dump(mode="json"),
-            headers={
-                "ETag": endpoint_etag(endpoint),
-                "Location": f"/v1/webhook-endpoints/{endpoint.id}",
-            },
-        )
-
-    if key is None:
-        async with database.transaction() as session:
-            return await work(session)
-    print_ = fingerprint("POST", "/v1/webhook-endpoints", body.model_dump(mode="json"))
-    return await run_idempotent(database, principal, check_key(key), print_, work)
 
 
 async def list_endpoints(
