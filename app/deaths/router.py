@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from app.auth.deps import DeathsReader, DeathsWriter
+from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.deaths import service
 from app.deaths.schemas import DeathDetail, DeathOut, DeathPatch, detail_etag
@@ -33,7 +34,7 @@ from app.privacy import views
 from app.privacy.filters import refuse_identifying_filters
 from app.privacy.schemas import DeathDetailPseudonymised, DeathPseudonymised
 
-router = APIRouter(prefix="/v1/deaths", tags=["deaths"])
+router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/deaths", tags=["deaths"])
 CASE_REFERENCE = re.compile(r"^D-([0-9]{4})-([0-9]{1,12})$")
 AUTH = (Unauthorized, Forbidden)
 Name = Annotated[str | None, Query(min_length=1, max_length=100)]

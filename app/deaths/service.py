@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
@@ -33,6 +33,8 @@ from app.kit.etag import check_if_match
 from app.kit.sql import insert_unless_exists, next_counter, table_of
 from app.kit.time import age_in_years, local_date, now
 from app.models import Counter, Death, Referral, Review, RouteOverride, Screening
+from app.privacy.order import by_month
+from app.referrals.schemas import viewing
 from app.referrals.service import death_status, reconcile_referrals
 from app.reviews.views import reviews_of_death
 from app.screenings.views import screening_out
@@ -115,7 +117,7 @@ async def load_death(
     return death
 
 
-async def detail(session: AsyncSession, death: Death) -> DeathDetail:
+async def detail(session: AsyncSession, death: Death, viewer: uuid.UUID) -> DeathDetail:
     screening = await session.scalar(select(Screening).where(Screening.death_id == death.id))
     overrides: list[RouteOverride] = []
     if screening is not None:
@@ -142,6 +144,7 @@ async def detail(session: AsyncSession, death: Death) -> DeathDetail:
             "referrals": list(referrals),
             "reviews": await reviews_of_death(session, death.id),
         },
+        context=viewing(viewer),  # the viewer's own lease ids show on its referrals
     )
     return base
 
@@ -151,7 +154,7 @@ async def read_death(
 ) -> DeathDetail:
     death = await load_death(session, death_id)
     await record_access(session, principal, "death.read", "death", [(death.id, death.id)])
-    return await detail(session, death)
+    return await detail(session, death, principal.client_id)
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,8 @@ async def list_deaths(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[Death], str | None]:
-    """Newest death first, by keyset on (died_at, id)."""
+    """Newest death first, by keyset on (died_at, id); for a pseudonymised client newest
+    month of death first, then by id (app.privacy.order)."""
     query = select(Death)
     if filters.died_from is not None:
         query = query.where(Death.died_on >= filters.died_from)
@@ -204,20 +208,23 @@ async def list_deaths(
             Death.died_on >= date(filters.case_year, 1, 1),
             Death.died_on <= date(filters.case_year, 12, 31),
         )
-    if cursor is not None:
-        died_at, last_id = await row_sort_key(session, cursor, Death.id, Death.died_at)
-        query = query.where(
-            or_(Death.died_at < died_at, and_(Death.died_at == died_at, Death.id < last_id))
-        )
-    rows = list(
-        (
-            await session.scalars(
-                query.order_by(Death.died_at.desc(), Death.id.desc()).limit(limit + 1)
+    if principal.pseudonymised:
+        # Month of death, then the random id: the order says nothing finer than the month.
+        order = by_month(Death.died_on, Death.id)
+        if cursor is not None:
+            key = await row_sort_key(session, cursor, Death.id, order[0])
+            query = query.where(tuple_(*order) < key)
+        query = query.order_by(order[0].desc(), Death.id.desc())
+    else:
+        if cursor is not None:
+            died_at, last_id = await row_sort_key(session, cursor, Death.id, Death.died_at)
+            query = query.where(
+                or_(Death.died_at < died_at, and_(Death.died_at == died_at, Death.id < last_id))
             )
-        ).all()
-    )
+        query = query.order_by(Death.died_at.desc(), Death.id.desc())
+    rows = list((await session.scalars(query.limit(limit + 1))).all())
     page = rows[:limit]
-    next_cursor = encode_row_cursor(page[-1].id) if len(rows) > limit else None
+    next_cursor = await encode_row_cursor(session, page[-1].id) if len(rows) > limit else None
     await record_access(session, principal, "death.list", "death", [(d.id, d.id) for d in page])
     return page, next_cursor
 
@@ -346,7 +353,7 @@ async def patch_death(
             await follow_referrals(session, death, reconciled.referrals)
     journal.audit("death.update", "death", death.id, death.id)
     await journal.write(session)
-    return await detail(session, death)
+    return await detail(session, death, principal.client_id)
 
 
 async def copy_died_on(session: AsyncSession, death: Death) -> None:

@@ -33,11 +33,12 @@ from app.findings.schemas import (
     ThemeRef,
 )
 from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent
-from app.kit.cursor import decode_cursor, encode_cursor, encode_row_cursor, row_sort_key
+from app.kit.cursor import encode_row_cursor, open_cursor, row_sort_key, sign_cursor
 from app.kit.enums import Route
 from app.kit.etag import check_if_match, etag
 from app.kit.time import now
 from app.models import Death, Finding, Review, Theme
+from app.privacy.order import by_month
 
 Errors = list[dict[str, Any]]
 
@@ -84,7 +85,7 @@ async def list_themes(
     if not include_retired:
         query = query.where(Theme.retired_at.is_(None))
     if cursor is not None:
-        name, last_id = decode_cursor(cursor, 2)
+        name, last_id = await open_cursor(session, cursor, 2)
         if not isinstance(name, str):
             raise BadRequest("The cursor is not one this service issued.")
         query = query.where(tuple_(Theme.name, Theme.id) > tuple_(name, _uuid(last_id)))
@@ -92,7 +93,9 @@ async def list_themes(
         (await session.scalars(query.order_by(Theme.name, Theme.id).limit(limit + 1))).all()
     )
     page = rows[:limit]
-    next_cursor = encode_cursor([page[-1].name, str(page[-1].id)]) if len(rows) > limit else None
+    next_cursor = (
+        await sign_cursor(session, [page[-1].name, str(page[-1].id)]) if len(rows) > limit else None
+    )
     return [theme_out(theme) for theme in page], next_cursor
 
 
@@ -480,21 +483,26 @@ async def list_findings(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[FindingOut], str | None]:
-    """Most recent death first (keyset on died_on, id); every finding returned is audited."""
+    """Most recent death first (keyset on died_on, id; for a pseudonymised client on month of
+    death, id); every finding returned is audited."""
     query = await _filtered(session, filters)
+    # A pseudonymised client's in month of death, then id: nothing finer than the month.
+    order = (
+        by_month(Finding.died_on, Finding.id)
+        if principal.pseudonymised
+        else (Finding.died_on, Finding.id)
+    )
     if cursor is not None:
-        key = await row_sort_key(session, cursor, Finding.id, Finding.died_on)
-        query = query.where(tuple_(Finding.died_on, Finding.id) < tuple_(*key))
+        key = await row_sort_key(session, cursor, Finding.id, order[0])
+        query = query.where(tuple_(*order) < tuple_(*key))
     rows = (
-        await session.execute(
-            query.order_by(Finding.died_on.desc(), Finding.id.desc()).limit(limit + 1)
-        )
+        await session.execute(query.order_by(order[0].desc(), Finding.id.desc()).limit(limit + 1))
     ).all()
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
         last = page[-1][0]
-        next_cursor = encode_row_cursor(last.id)
+        next_cursor = await encode_row_cursor(session, last.id)
     await record_access(
         session, principal, "finding.list", "finding", [(f.id, f.death_id) for f, _ in page]
     )

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from app.auth.deps import ReferralsReader, ReviewsWriter
+from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.errors import (
     Forbidden,
@@ -25,7 +26,7 @@ from app.referrals.workflow import TransitionRefused
 from app.reviews import labels, service
 from app.reviews.schemas import ReviewAmendment, ReviewOut, ReviewVersionOut, Scales
 
-router = APIRouter(tags=["reviews"])
+router = APIRouter(route_class=AuthFirstRoute, tags=["reviews"])
 AUTH = (Unauthorized, Forbidden)
 
 
