@@ -29,6 +29,7 @@ from app.actions.schemas import (
 )
 from app.actions.service import DuplicateReference
 from app.auth.deps import ActionsReader, ActionsWriter, FindingsReader, FindingsWriter
+from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.errors import (
     BadRequest,
@@ -49,7 +50,7 @@ from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
 
-router = APIRouter(tags=["actions"])
+router = APIRouter(route_class=AuthFirstRoute, tags=["actions"])
 AUTH = (Unauthorized, Forbidden)
 BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
 CREATE = (*AUTH, *BODY, BadRequest, IdempotencyInFlight, IdempotencyMismatch)

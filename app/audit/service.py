@@ -17,6 +17,7 @@ class AuditEntry(NamedTuple):
     resource_type: str
     resource_id: uuid.UUID | None
     death_id: uuid.UUID | None
+    outcome: str = "success"
 
 
 async def write_audit(
@@ -37,7 +38,7 @@ async def write_audit(
             "resource_id": entry.resource_id,
             "death_id": entry.death_id,
             "request_id": principal.request_id,
-            "outcome": "success",
+            "outcome": entry.outcome,
         }
         for entry in entries
     ]

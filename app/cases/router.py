@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from app.auth.deps import DeathsReader, DeathsWriter
+from app.auth.routing import AuthFirstRoute
 from app.cases import pseudonymised, service
 from app.cases.pseudonymised import DeathDetailPseudonymised
 from app.cases.schemas import DeathDetail, detail_etag
@@ -28,7 +29,7 @@ from app.errors import (
 from app.kit.etag import NOT_MODIFIED, Conditional
 from app.privacy import views
 
-router = APIRouter(prefix="/v1/deaths", tags=["deaths"])
+router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/deaths", tags=["deaths"])
 AUTH = (Unauthorized, Forbidden)
 
 

@@ -24,12 +24,13 @@ from app.findings.service import refresh_death_copies
 from app.kit.enums import Route
 from app.kit.etag import check_if_match
 from app.models import Death, Referral, Review, RouteOverride, Screening
+from app.referrals.schemas import viewing
 from app.referrals.service import reconcile_referrals
 from app.reviews.views import reviews_of_death
 from app.screenings.views import screening_out
 
 
-async def detail(session: AsyncSession, death: Death) -> DeathDetail:
+async def detail(session: AsyncSession, death: Death, viewer: uuid.UUID) -> DeathDetail:
     screening = await session.scalar(select(Screening).where(Screening.death_id == death.id))
     overrides: list[RouteOverride] = []
     if screening is not None:
@@ -56,6 +57,7 @@ async def detail(session: AsyncSession, death: Death) -> DeathDetail:
             "referrals": list(referrals),
             "reviews": await reviews_of_death(session, death.id),
         },
+        context=viewing(viewer),  # the viewer's own lease ids show on its referrals
     )
     return base
 
@@ -65,7 +67,7 @@ async def read_death(
 ) -> DeathDetail:
     death = await load_death(session, death_id)
     await record_access(session, principal, "death.read", "death", [(death.id, death.id)])
-    return await detail(session, death)
+    return await detail(session, death, principal.client_id)
 
 
 async def patch_death(
@@ -147,7 +149,7 @@ async def patch_death(
             await follow_referrals(session, death, reconciled.referrals)
     journal.audit("death.update", "death", death.id, death.id)
     await journal.write(session)
-    return await detail(session, death)
+    return await detail(session, death, principal.client_id)
 
 
 async def copy_died_on(session: AsyncSession, death: Death) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.auth.deps import DeathsReader
+from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.deaths import pseudonymised, service
 from app.deaths.pseudonymised import DeathPseudonymised
@@ -26,7 +27,7 @@ from app.kit.schemas import Page
 from app.privacy import views
 from app.privacy.filters import refuse_identifying_filters
 
-router = APIRouter(prefix="/v1/deaths", tags=["deaths"])
+router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/deaths", tags=["deaths"])
 CASE_REFERENCE = re.compile(r"^D-([0-9]{4})-([0-9]{1,12})$")
 AUTH = (Unauthorized, Forbidden)
 Name = Annotated[str | None, Query(min_length=1, max_length=100)]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record_access
@@ -22,6 +22,7 @@ from app.kit.enums import (
 from app.kit.sql import insert_unless_exists, next_counter, table_of
 from app.kit.time import age_in_years, local_date, now
 from app.models import Counter, Death
+from app.privacy.order import by_month
 
 DERIVED = ("died_on", "age_at_death", "age_in_days_at_death", "within_30_days_of_discharge")
 
@@ -122,7 +123,8 @@ async def list_deaths(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[Death], str | None]:
-    """Newest death first, by keyset on (died_at, id)."""
+    """Newest death first, by keyset on (died_at, id); for a pseudonymised client newest
+    month of death first, then by id (app.privacy.order)."""
     query = select(Death)
     if filters.died_from is not None:
         query = query.where(Death.died_on >= filters.died_from)
@@ -151,19 +153,22 @@ async def list_deaths(
             Death.died_on >= date(filters.case_year, 1, 1),
             Death.died_on <= date(filters.case_year, 12, 31),
         )
-    if cursor is not None:
-        died_at, last_id = await row_sort_key(session, cursor, Death.id, Death.died_at)
-        query = query.where(
-            or_(Death.died_at < died_at, and_(Death.died_at == died_at, Death.id < last_id))
-        )
-    rows = list(
-        (
-            await session.scalars(
-                query.order_by(Death.died_at.desc(), Death.id.desc()).limit(limit + 1)
+    if principal.pseudonymised:
+        # Month of death, then the random id: the order says nothing finer than the month.
+        order = by_month(Death.died_on, Death.id)
+        if cursor is not None:
+            key = await row_sort_key(session, cursor, Death.id, order[0])
+            query = query.where(tuple_(*order) < key)
+        query = query.order_by(order[0].desc(), Death.id.desc())
+    else:
+        if cursor is not None:
+            died_at, last_id = await row_sort_key(session, cursor, Death.id, Death.died_at)
+            query = query.where(
+                or_(Death.died_at < died_at, and_(Death.died_at == died_at, Death.id < last_id))
             )
-        ).all()
-    )
+        query = query.order_by(Death.died_at.desc(), Death.id.desc())
+    rows = list((await session.scalars(query.limit(limit + 1))).all())
     page = rows[:limit]
-    next_cursor = encode_row_cursor(page[-1].id) if len(rows) > limit else None
+    next_cursor = await encode_row_cursor(session, page[-1].id) if len(rows) > limit else None
     await record_access(session, principal, "death.list", "death", [(d.id, d.id) for d in page])
     return page, next_cursor

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from app.auth.deps import Administrator, FindingsReader, FindingsWriter
+from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.errors import (
     BadRequest,
@@ -43,7 +44,7 @@ from app.kit.schemas import Page
 from app.privacy import views
 from app.privacy.filters import refuse_identifying_filters
 
-router = APIRouter()
+router = APIRouter(route_class=AuthFirstRoute)
 AUTH = (Unauthorized, Forbidden)
 BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
 UPDATE = (NotFound, PreconditionFailed, PreconditionRequired, *BODY)

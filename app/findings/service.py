@@ -32,6 +32,7 @@ from app.kit.enums import Route
 from app.kit.etag import check_if_match, etag
 from app.kit.time import now
 from app.models import Death, Finding, Review, Theme
+from app.privacy.order import by_month
 
 Errors = list[dict[str, Any]]
 
@@ -291,21 +292,26 @@ async def list_findings(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[FindingOut], str | None]:
-    """Most recent death first (keyset on died_on, id); every finding returned is audited."""
+    """Most recent death first (keyset on died_on, id; for a pseudonymised client on month of
+    death, id); every finding returned is audited."""
     query = await _filtered(session, filters)
+    # A pseudonymised client's in month of death, then id: nothing finer than the month.
+    order = (
+        by_month(Finding.died_on, Finding.id)
+        if principal.pseudonymised
+        else (Finding.died_on, Finding.id)
+    )
     if cursor is not None:
-        key = await row_sort_key(session, cursor, Finding.id, Finding.died_on)
-        query = query.where(tuple_(Finding.died_on, Finding.id) < tuple_(*key))
+        key = await row_sort_key(session, cursor, Finding.id, order[0])
+        query = query.where(tuple_(*order) < tuple_(*key))
     rows = (
-        await session.execute(
-            query.order_by(Finding.died_on.desc(), Finding.id.desc()).limit(limit + 1)
-        )
+        await session.execute(query.order_by(order[0].desc(), Finding.id.desc()).limit(limit + 1))
     ).all()
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
         last = page[-1][0]
-        next_cursor = encode_row_cursor(last.id)
+        next_cursor = await encode_row_cursor(session, last.id)
     await record_access(
         session, principal, "finding.list", "finding", [(f.id, f.death_id) for f, _ in page]
     )

@@ -20,7 +20,7 @@ from app.findings.schemas import (
     ThemeOut,
     ThemePatch,
 )
-from app.kit.cursor import decode_cursor, encode_cursor
+from app.kit.cursor import open_cursor, sign_cursor
 from app.kit.etag import check_if_match
 from app.kit.time import now
 from app.models import Theme
@@ -61,7 +61,7 @@ async def list_themes(
     if not include_retired:
         query = query.where(Theme.retired_at.is_(None))
     if cursor is not None:
-        name, last_id = decode_cursor(cursor, 2)
+        name, last_id = await open_cursor(session, cursor, 2)
         if not isinstance(name, str):
             raise BadRequest("The cursor is not one this service issued.")
         query = query.where(tuple_(Theme.name, Theme.id) > tuple_(name, cursor_uuid(last_id)))
@@ -69,7 +69,9 @@ async def list_themes(
         (await session.scalars(query.order_by(Theme.name, Theme.id).limit(limit + 1))).all()
     )
     page = rows[:limit]
-    next_cursor = encode_cursor([page[-1].name, str(page[-1].id)]) if len(rows) > limit else None
+    next_cursor = (
+        await sign_cursor(session, [page[-1].name, str(page[-1].id)]) if len(rows) > limit else None
+    )
     return [theme_out(theme) for theme in page], next_cursor
 
 

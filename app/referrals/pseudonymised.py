@@ -11,7 +11,8 @@ from app.referrals.schemas import ReferralOut, TransitionOut
 
 
 class ReferralPseudonymised(PseudonymisedModel):
-    """A referral without its free-text status reason or another organisation's reference."""
+    """A referral without its free-text status reason, another organisation's reference or
+    a lease id (a pseudonymised client cannot claim, and a lease id is its holder's alone)."""
 
     id: uuid.UUID
     death_id: uuid.UUID
@@ -25,7 +26,6 @@ class ReferralPseudonymised(PseudonymisedModel):
     due_at: datetime
     overdue: bool
     assigned_to: str | None
-    lease_id: uuid.UUID | None
     leased_to: str | None
     claimed_at: datetime | None
     lease_expires_at: datetime | None

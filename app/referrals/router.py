@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.auth.deps import ReferralsClaimer, ReferralsReader
+from app.auth.principal import Principal
+from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.errors import (
     BadRequest,
@@ -39,18 +41,19 @@ from app.referrals.schemas import (
     ResumeRequest,
     TransitionOut,
     referral_etag,
+    referral_out,
 )
 from app.referrals.workflow import LeaseConflict, TransitionRefused
 
-router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
+router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/referrals", tags=["referrals"])
 Name = Annotated[str | None, Query(min_length=1, max_length=100)]
 AUTH = (Unauthorized, Forbidden)
 BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
 TRANSITION = (NotFound, TransitionRefused, LeaseConflict, *BODY)
 
 
-def _out(referral: object, response: Response | None = None) -> ReferralOut:
-    out = ReferralOut.model_validate(referral)
+def _out(referral: object, principal: Principal, response: Response | None = None) -> ReferralOut:
+    out = referral_out(referral, principal.client_id)
     if response is not None:
         response.headers["ETag"] = referral_etag(out)
     return out
@@ -100,7 +103,7 @@ async def list_referrals(
         referrals, next_cursor = await queue.list_referrals(
             session, principal, filters, cursor, limit
         )
-        items = [ReferralOut.model_validate(referral) for referral in referrals]
+        items = [_out(referral, principal) for referral in referrals]
     view = await views.view_for(database, principal)
     return Page[ReferralOut | ReferralPseudonymised](
         items=view.show_all(items, pseudonymised.referral), next_cursor=next_cursor
@@ -149,7 +152,7 @@ async def claim_referrals(
             stage=body.stage,
             reviewer=workflow.reviewer_of(principal, body.reviewer),
         )
-        return ClaimResult(items=[_out(referral) for referral in referrals])
+        return ClaimResult(items=[_out(referral, principal) for referral in referrals])
 
 
 @router.get(
@@ -169,7 +172,7 @@ async def get_referral(
     Scope: `referrals:read`.
     """
     async with database.transaction() as session:
-        referral = _out(await queue.read_referral(session, principal, referral_id))
+        referral = _out(await queue.read_referral(session, principal, referral_id), principal)
     view = await views.view_for(database, principal)
     return conditional.reply(
         referral_etag(referral),
@@ -215,11 +218,14 @@ async def renew_lease(
 
     Scope: `referrals:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        workflow.audited_lease_refusals(database, principal),
+        database.transaction() as session,
+    ):
         referral = await workflow.renew(
             session, principal, database.settings, referral_id, body.lease_id, body.lease_seconds
         )
-        return _out(referral, response)
+        return _out(referral, principal, response)
 
 
 @router.post(
@@ -238,9 +244,12 @@ async def release_lease(
 
     Scope: `referrals:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        workflow.audited_lease_refusals(database, principal),
+        database.transaction() as session,
+    ):
         referral = await workflow.release(session, principal, referral_id, body.lease_id)
-        return _out(referral, response)
+        return _out(referral, principal, response)
 
 
 @router.post(
@@ -262,7 +271,7 @@ async def assign_referral(
     """
     async with database.transaction() as session:
         referral = await workflow.assign(session, principal, referral_id, body.assigned_to)
-        return _out(referral, response)
+        return _out(referral, principal, response)
 
 
 @router.post(
@@ -281,7 +290,10 @@ async def decline_referral(
 
     Scope: `referrals:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        workflow.audited_lease_refusals(database, principal),
+        database.transaction() as session,
+    ):
         referral = await workflow.close_with(
             session,
             principal,
@@ -293,7 +305,7 @@ async def decline_referral(
             lease_id=body.lease_id,
             needs_lease=True,
         )
-        return _out(referral, response)
+        return _out(referral, principal, response)
 
 
 @router.post(
@@ -312,7 +324,10 @@ async def hold_referral(
 
     Scope: `referrals:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        workflow.audited_lease_refusals(database, principal),
+        database.transaction() as session,
+    ):
         referral = await workflow.close_with(
             session,
             principal,
@@ -324,7 +339,7 @@ async def hold_referral(
             lease_id=body.lease_id,
             needs_lease=True,
         )
-        return _out(referral, response)
+        return _out(referral, principal, response)
 
 
 @router.post(
@@ -343,7 +358,10 @@ async def resume_referral(
 
     Scope: `referrals:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        workflow.audited_lease_refusals(database, principal),
+        database.transaction() as session,
+    ):
         referral = await workflow.close_with(
             session,
             principal,
@@ -355,7 +373,7 @@ async def resume_referral(
             lease_id=None,
             needs_lease=False,
         )
-        return _out(referral, response)
+        return _out(referral, principal, response)
 
 
 @router.post(
@@ -374,7 +392,10 @@ async def cancel_referral(
 
     Scope: `referrals:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        workflow.audited_lease_refusals(database, principal),
+        database.transaction() as session,
+    ):
         referral = await workflow.close_with(
             session,
             principal,
@@ -386,4 +407,4 @@ async def cancel_referral(
             lease_id=None,
             needs_lease=False,
         )
-        return _out(referral, response)
+        return _out(referral, principal, response)

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from app.auth.deps import ReferralsReader, ReviewsWriter
+from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.errors import (
     Conflict,
@@ -22,7 +23,7 @@ from app.errors import (
 from app.idempotency.responses import as_response, create_once
 from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.privacy import views
-from app.referrals.workflow import LeaseConflict, TransitionRefused
+from app.referrals.workflow import LeaseConflict, TransitionRefused, audited_lease_refusals
 from app.reviews import labels, pseudonymised, service
 from app.reviews.pseudonymised import ReviewPseudonymised
 from app.reviews.schemas import (
@@ -33,10 +34,12 @@ from app.reviews.schemas import (
     Scales,
 )
 
-router = APIRouter(tags=["reviews"])
+router = APIRouter(route_class=AuthFirstRoute, tags=["reviews"])
 # POST /v1/referrals/{id}/review: a review is posted on its referral (the URL and the OpenAPI tag
 # are the referral's), but the route is the reviews domain's.
-referral_review_router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
+referral_review_router = APIRouter(
+    route_class=AuthFirstRoute, prefix="/v1/referrals", tags=["referrals"]
+)
 AUTH = (Unauthorized, Forbidden)
 BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
 TRANSITION = (NotFound, TransitionRefused, LeaseConflict, *BODY)
@@ -76,18 +79,19 @@ async def post_review(
 
     Scope: `reviews:write`.
     """
-    stored = await create_once(
-        database,
-        principal,
-        idempotency_key,
-        path=f"/v1/referrals/{referral_id}/review",
-        body=body,
-        work=lambda session: service.submit_review(
-            session, principal, database.settings, referral_id, body
-        ),
-        location=lambda review: f"/v1/reviews/{review.id}",
-        tag=lambda review: etag(review.id, review.version),
-    )
+    async with audited_lease_refusals(database, principal):
+        stored = await create_once(
+            database,
+            principal,
+            idempotency_key,
+            path=f"/v1/referrals/{referral_id}/review",
+            body=body,
+            work=lambda session: service.submit_review(
+                session, principal, database.settings, referral_id, body
+            ),
+            location=lambda review: f"/v1/reviews/{review.id}",
+            tag=lambda review: etag(review.id, review.version),
+        )
     return as_response(stored)
 
 

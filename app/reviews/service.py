@@ -257,7 +257,7 @@ async def submit_review(
             error.detail = f"{error.detail} Amend its review with PUT /v1/reviews/{existing}."
             error.extra["review"] = f"/v1/reviews/{existing}"
         raise error
-    check_lease(referral, body.lease_id, moment)
+    await check_lease(session, principal, referral, body.lease_id, moment)
     named = body.review.reviewer if isinstance(body.review, SjrReview) else None
     reviewer = named.name if named is not None else principal.on_behalf_of
     if (

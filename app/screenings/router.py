@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from app.auth.deps import DeathsReader, ScreeningsWriter
+from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.errors import (
     BadRequest,
@@ -30,7 +31,7 @@ from app.screenings.intake import BatchResult, ScreeningBatch, ScreeningCreate, 
 from app.screenings.pseudonymised import ScreeningPseudonymised
 from app.screenings.schemas import ScreeningAmend, ScreeningOut, ScreeningVersionOut
 
-router = APIRouter(prefix="/v1/screenings", tags=["screenings"])
+router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/screenings", tags=["screenings"])
 
 IdempotencyKey = Annotated[
     str | None,

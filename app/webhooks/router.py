@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from app.auth.deps import WebhooksManager
+from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.errors import (
     BadRequest,
@@ -37,7 +38,7 @@ from app.webhooks.schemas import (
     EndpointWithSecret,
 )
 
-router = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"])
+router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/webhook-endpoints", tags=["webhooks"])
 AUTH = (Unauthorized, Forbidden)
 BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
 IfMatch = Annotated[str | None, Header(alias="If-Match", description="The endpoint's ETag.")]

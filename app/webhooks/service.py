@@ -17,7 +17,7 @@ from app.audit.service import AuditEntry, write_audit
 from app.auth.principal import Principal
 from app.auth.scopes import Scope
 from app.errors import BadRequest, NotFound, ValidationFailed
-from app.kit.cursor import decode_cursor, encode_cursor
+from app.kit.cursor import open_cursor, sign_cursor
 from app.kit.etag import check_if_match, etag
 from app.kit.time import now
 from app.models import WebhookEndpoint
@@ -112,7 +112,7 @@ async def list_endpoints(
     if not is_admin(principal):
         query = query.where(WebhookEndpoint.created_by_client_id == principal.client_id)
     if cursor is not None:
-        created, last_id = decode_cursor(cursor, 2)
+        created, last_id = await open_cursor(session, cursor, 2)
         try:
             after = (_timestamp(created), uuid.UUID(str(last_id)))
         except ValueError:
@@ -123,7 +123,9 @@ async def list_endpoints(
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
-        next_cursor = encode_cursor([page[-1].created_at.isoformat(), str(page[-1].id)])
+        next_cursor = await sign_cursor(
+            session, [page[-1].created_at.isoformat(), str(page[-1].id)]
+        )
     return [endpoint_out(endpoint) for endpoint in page], next_cursor
 
 
