@@ -294,16 +294,8 @@ async def decline_referral(
         workflow.audited_lease_refusals(database, principal),
         database.transaction() as session,
     ):
-        referral = await workflow.close_with(
-            session,
-            principal,
-            referral_id,
-            action="decline",
-            to=ReferralStatus.declined,
-            allowed=workflow.OPEN,
-            reason=body.reason,
-            lease_id=body.lease_id,
-            needs_lease=True,
+        referral = await workflow.change_status(
+            session, principal, referral_id, "decline", reason=body.reason, lease_id=body.lease_id
         )
         return _out(referral, principal, response)
 
@@ -328,16 +320,8 @@ async def hold_referral(
         workflow.audited_lease_refusals(database, principal),
         database.transaction() as session,
     ):
-        referral = await workflow.close_with(
-            session,
-            principal,
-            referral_id,
-            action="hold",
-            to=ReferralStatus.on_hold,
-            allowed=workflow.CLAIMABLE,
-            reason=body.reason,
-            lease_id=body.lease_id,
-            needs_lease=True,
+        referral = await workflow.change_status(
+            session, principal, referral_id, "hold", reason=body.reason, lease_id=body.lease_id
         )
         return _out(referral, principal, response)
 
@@ -362,16 +346,8 @@ async def resume_referral(
         workflow.audited_lease_refusals(database, principal),
         database.transaction() as session,
     ):
-        referral = await workflow.close_with(
-            session,
-            principal,
-            referral_id,
-            action="resume",
-            to=ReferralStatus.ready,
-            allowed=(ReferralStatus.on_hold.value,),
-            reason=None,
-            lease_id=None,
-            needs_lease=False,
+        referral = await workflow.change_status(
+            session, principal, referral_id, "resume", reason=None, lease_id=None
         )
         return _out(referral, principal, response)
 
@@ -396,15 +372,7 @@ async def cancel_referral(
         workflow.audited_lease_refusals(database, principal),
         database.transaction() as session,
     ):
-        referral = await workflow.close_with(
-            session,
-            principal,
-            referral_id,
-            action="cancel",
-            to=ReferralStatus.cancelled,
-            allowed=workflow.OPEN,
-            reason=body.reason,
-            lease_id=None,
-            needs_lease=False,
+        referral = await workflow.change_status(
+            session, principal, referral_id, "cancel", reason=body.reason, lease_id=None
         )
         return _out(referral, principal, response)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, text
@@ -382,45 +383,57 @@ async def assign(
     return referral
 
 
-async def close_with(
+@dataclass(frozen=True)
+class StatusChange:
+    """One of the referral's status changes with a reason (decline, hold, resume, cancel):
+    the states it may start from, where it goes, whether the referral's lease must be shown
+    (when it is claimed), and how it is named in errors and events."""
+
+    to: ReferralStatus
+    allowed: tuple[str, ...]
+    needs_lease: bool
+    done: str
+    event: str
+
+
+# The referral state machine's status changes (docs/referrals.md has the whole diagram).
+STATUS_CHANGES: dict[str, StatusChange] = {
+    "decline": StatusChange(ReferralStatus.declined, OPEN, True, "declined", "referral.declined"),
+    "hold": StatusChange(ReferralStatus.on_hold, CLAIMABLE, True, "put on hold", "referral.held"),
+    "resume": StatusChange(
+        ReferralStatus.ready, (ReferralStatus.on_hold.value,), False, "resumed", "referral.resumed"
+    ),
+    "cancel": StatusChange(
+        ReferralStatus.cancelled, OPEN, False, "cancelled", "referral.cancelled"
+    ),
+}
+
+
+async def change_status(
     session: AsyncSession,
     principal: Principal,
     referral_id: uuid.UUID,
-    *,
     action: str,
-    to: ReferralStatus,
-    allowed: tuple[str, ...],
+    *,
     reason: str | None,
     lease_id: uuid.UUID | None,
-    needs_lease: bool,
 ) -> Referral:
-    """Decline, hold, resume or cancel: a status change with a reason, ending any lease."""
+    """Decline, hold, resume or cancel (``STATUS_CHANGES``): a status change with a reason,
+    ending any lease."""
+    change = STATUS_CHANGES[action]
     referral = await load_referral(session, referral_id, for_update=True)
     moment = now()
-    if referral.status not in allowed:
-        raise refuse(
-            referral,
-            {
-                "decline": "declined",
-                "hold": "put on hold",
-                "resume": "resumed",
-                "cancel": "cancelled",
-            }[action],
-        )
-    if needs_lease:
+    if referral.status not in change.allowed:
+        raise refuse(referral, change.done)
+    if change.needs_lease:
         await check_lease(session, principal, referral, lease_id, moment)
     before = referral.effective_status
     clear_lease(referral)
-    referral.status = to.value
+    referral.status = change.to.value
     referral.status_reason = reason
-    if to is ReferralStatus.ready and await _has_draft(session, referral):
+    if change.to is ReferralStatus.ready and await _has_draft(session, referral):
         referral.status = ReferralStatus.in_progress.value
-    event = {
-        "decline": "referral.declined",
-        "hold": "referral.held",
-        "resume": "referral.resumed",
-        "cancel": "referral.cancelled",
-    }[action]
+    event = change.event
     transitions = Transitions(Journal(principal))
     await session.flush()
     await refresh_death_status(session, transitions.journal, referral.death_id)
