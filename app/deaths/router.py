@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,9 +9,9 @@ from app.auth.deps import DeathsReader
 from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.deaths import pseudonymised, service
+from app.deaths.filters import DeathListQueryDep
 from app.deaths.pseudonymised import DeathPseudonymised
 from app.deaths.schemas import DeathOut
-from app.deaths.service import DeathFilters
 from app.errors import (
     BadRequest,
     Forbidden,
@@ -20,12 +19,8 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.kit.enums import DeathStatus
-from app.kit.nhs_number import InvalidNhsNumber, normalise_nhs_number
-from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
 from app.privacy import views
-from app.privacy.filters import refuse_identifying_filters
 
 router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/deaths", tags=["deaths"])
 CASE_REFERENCE = re.compile(r"^D-([0-9]{4})-([0-9]{1,12})$")
@@ -41,27 +36,7 @@ Name = Annotated[str | None, Query(min_length=1, max_length=100)]
 async def list_deaths(
     principal: DeathsReader,
     database: DatabaseDep,
-    died_from: Annotated[
-        date | None, Query(description="Died on or after (UK local date).")
-    ] = None,
-    died_to: Annotated[date | None, Query(description="Died on or before (UK local date).")] = None,
-    specialty: Annotated[
-        str | None,
-        Query(
-            min_length=1, max_length=100, description="Admitting specialty or specialty at death."
-        ),
-    ] = None,
-    status: DeathStatus | None = None,
-    nhs_number: Annotated[str | None, Query(max_length=20)] = None,
-    site: Name = None,
-    source_system: Name = None,
-    source_reference: Name = None,
-    case_reference: Annotated[
-        str | None,
-        Query(max_length=24, description="The service's case reference, e.g. D-2026-000123."),
-    ] = None,
-    cursor: Cursor = None,
-    limit: Limit = DEFAULT_PAGE_SIZE,
+    query: DeathListQueryDep,
 ) -> Page[DeathOut | DeathPseudonymised]:
     """Deaths, newest first, with filters. Every death returned is recorded in the audit log.
 
@@ -70,57 +45,10 @@ async def list_deaths(
 
     Scope: `deaths:read`.
     """
-    refuse_identifying_filters(
-        principal,
-        {"nhs_number": nhs_number, "source_reference": source_reference},
-        died_from,
-        died_to,
-    )
-    number = None
-    if nhs_number is not None:
-        try:
-            number = normalise_nhs_number(nhs_number)
-        except InvalidNhsNumber as error:
-            raise ValidationFailed(
-                "The NHS number filter is not a valid NHS number.",
-                errors=[
-                    {"pointer": "query:/nhs_number", "code": "nhs_number", "detail": str(error)}
-                ],
-            ) from error
-    if died_from and died_to and died_from > died_to:
-        raise ValidationFailed(
-            "died_from is after died_to.",
-            errors=[{"pointer": "query:/died_from", "code": "range", "detail": "after died_to"}],
-        )
-    case_number = case_year = None
-    if case_reference is not None:
-        match = CASE_REFERENCE.match(case_reference.strip().upper())
-        if match is None:
-            raise ValidationFailed(
-                "The case reference is not of the form D-<year>-<number>.",
-                errors=[
-                    {
-                        "pointer": "query:/case_reference",
-                        "code": "case_reference",
-                        "detail": "expected D-<year>-<number>, e.g. D-2026-000123",
-                    }
-                ],
-            )
-        case_year, case_number = int(match.group(1)), int(match.group(2))
-    filters = DeathFilters(
-        died_from,
-        died_to,
-        specialty,
-        status,
-        number,
-        site,
-        source_system,
-        source_reference,
-        case_number,
-        case_year,
-    )
     async with database.transaction() as session:
-        deaths, next_cursor = await service.list_deaths(session, principal, filters, cursor, limit)
+        deaths, next_cursor = await service.list_deaths(
+            session, principal, query.filters, query.cursor, query.limit
+        )
         items = [DeathOut.model_validate(death) for death in deaths]
     view = await views.view_for(database, principal)
     return Page[DeathOut | DeathPseudonymised](
