@@ -27,9 +27,9 @@ from app.actions.schemas import (
     StatusCount,
     status_label,
 )
-from app.errors import BadRequest, NotFound, ValidationFailed
+from app.errors import BadRequest, ValidationFailed
 from app.kit.cursor import open_cursor, sign_cursor
-from app.kit.sql import table_of
+from app.kit.sql import load_one, table_of
 from app.kit.time import local_date, now
 from app.models import Action, ActionPlan, ActionPlanSection, ActionUpdate, Finding, Theme
 from app.models.action import action_findings
@@ -181,13 +181,7 @@ async def list_actions(
 async def load_action(
     session: AsyncSession, action_id: uuid.UUID, *, for_update: bool = False
 ) -> Action:
-    query = select(Action).where(Action.id == action_id)
-    if for_update:
-        query = query.with_for_update()
-    action = await session.scalar(query)
-    if action is None:
-        raise NotFound("No action with that id.")
-    return action
+    return await load_one(session, Action, action_id, "action", for_update=for_update)
 
 
 async def finding_links(
@@ -283,13 +277,7 @@ def history_entry(row: ActionUpdate) -> HistoryEntry:
 async def load_plan(
     session: AsyncSession, plan_id: uuid.UUID, *, for_update: bool = False
 ) -> ActionPlan:
-    query = select(ActionPlan).where(ActionPlan.id == plan_id)
-    if for_update:
-        query = query.with_for_update()
-    plan = await session.scalar(query)
-    if plan is None:
-        raise NotFound("No action plan with that id.")
-    return plan
+    return await load_one(session, ActionPlan, plan_id, "action plan", for_update=for_update)
 
 
 async def sections_of(

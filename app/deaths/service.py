@@ -14,12 +14,12 @@ from app.audit.service import record_access
 from app.auth.principal import Principal
 from app.deaths.schemas import DeathFields
 from app.deaths.validation import check_death, default_nhs_number_status
-from app.errors import NotFound, ValidationFailed
+from app.errors import ValidationFailed
 from app.kit.cursor import encode_row_cursor, row_sort_key
 from app.kit.enums import (
     DeathStatus,
 )
-from app.kit.sql import insert_unless_exists, next_counter, table_of
+from app.kit.sql import insert_unless_exists, load_one, next_counter, table_of
 from app.kit.time import age_in_years, local_date, now
 from app.models import Counter, Death
 from app.privacy.order import by_month
@@ -93,13 +93,7 @@ async def find_by_source(session: AsyncSession, system: str, reference: str) -> 
 async def load_death(
     session: AsyncSession, death_id: uuid.UUID, *, for_update: bool = False
 ) -> Death:
-    query = select(Death).where(Death.id == death_id)
-    if for_update:
-        query = query.with_for_update()
-    death = await session.scalar(query)
-    if death is None:
-        raise NotFound("No death with that id.")
-    return death
+    return await load_one(session, Death, death_id, "death", for_update=for_update)
 
 
 @dataclass(frozen=True)

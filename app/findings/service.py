@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.journal import Journal
 from app.audit.service import record_access
 from app.auth.principal import Principal
-from app.errors import NotFound, ValidationFailed, field_error
+from app.errors import ValidationFailed, field_error
 from app.events.service import Change
 from app.findings.schemas import (
     FindingCreate,
@@ -30,6 +30,7 @@ from app.findings.themes import find_theme
 from app.kit.cursor import encode_row_cursor, row_sort_key
 from app.kit.enums import Route
 from app.kit.etag import check_if_match, etag
+from app.kit.sql import load_one
 from app.kit.time import now
 from app.models import Death, Finding, Review, Theme
 from app.privacy.order import by_month
@@ -165,12 +166,7 @@ async def record_finding(
 async def _load_finding(
     session: AsyncSession, finding_id: uuid.UUID, *, for_update: bool = False
 ) -> tuple[Finding, Theme]:
-    query = select(Finding).where(Finding.id == finding_id)
-    if for_update:
-        query = query.with_for_update()
-    finding = await session.scalar(query)
-    if finding is None:
-        raise NotFound("No finding with that id.")
+    finding = await load_one(session, Finding, finding_id, "finding", for_update=for_update)
     return finding, await session.get_one(Theme, finding.theme_id)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
 from app.auth.principal import Principal
-from app.errors import BadRequest, Conflict, NotFound, ValidationFailed, field_error
+from app.errors import BadRequest, Conflict, ValidationFailed, field_error
 from app.events.service import Change
 from app.findings.schemas import (
     ThemeCreate,
@@ -22,6 +22,7 @@ from app.findings.schemas import (
 )
 from app.kit.cursor import open_cursor, sign_cursor
 from app.kit.etag import check_if_match
+from app.kit.sql import load_one
 from app.kit.time import now
 from app.models import Theme
 
@@ -44,13 +45,7 @@ def code_from_name(name: str) -> str:
 async def load_theme(
     session: AsyncSession, theme_id: uuid.UUID, *, for_update: bool = False
 ) -> Theme:
-    query = select(Theme).where(Theme.id == theme_id)
-    if for_update:
-        query = query.with_for_update()
-    theme = await session.scalar(query)
-    if theme is None:
-        raise NotFound("No theme with that id.")
-    return theme
+    return await load_one(session, Theme, theme_id, "theme", for_update=for_update)
 
 
 async def list_themes(

@@ -7,12 +7,14 @@ none, so that app.kit stays below app.models (the models use kit's enumerations)
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Row, Table, insert, update
+from sqlalchemy import ColumnElement, Row, Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
+
+from app.errors import NotFound
 
 
 def insert_for(session: AsyncSession, model: Any) -> Any:
@@ -89,3 +91,29 @@ async def next_counter(session: AsyncSession, counters: Table, name: str) -> int
     if value is None:
         raise RuntimeError(f"counter {name} is missing; run the migrations")
     return int(value)
+
+
+Model = TypeVar("Model", bound=DeclarativeBase)
+
+
+async def load_one(
+    session: AsyncSession,
+    model: type[Model],
+    row_id: Any,
+    what: str,
+    *,
+    for_update: bool = False,
+    where: tuple[ColumnElement[bool], ...] = (),
+    detail: str | None = None,
+) -> Model:
+    """The row of ``model`` with this id (and the extra ``where`` conditions, such as "the
+    caller's own"), locked FOR UPDATE if asked; a 404 ``detail`` (by default "No <what> with
+    that id.") when there is none. Every "load by id, optionally locked, else 404" of the
+    services is this."""
+    query = select(model).where(model.id == row_id, *where)  # type: ignore[attr-defined]
+    if for_update:
+        query = query.with_for_update()
+    found = await session.scalar(query)
+    if found is None:
+        raise NotFound(detail or f"No {what} with that id.")
+    return found

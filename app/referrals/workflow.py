@@ -24,10 +24,10 @@ from app.auth.principal import Principal
 from app.config import Settings
 from app.db import Database
 from app.deaths.status import refresh_death_status
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import Conflict, ValidationFailed
 from app.events.service import Change
 from app.kit.enums import ReferralStatus, Route
-from app.kit.sql import insert_rows
+from app.kit.sql import insert_rows, load_one
 from app.kit.time import now
 from app.models import Referral, ReferralTransition, Review
 
@@ -194,13 +194,7 @@ class Transitions:
 async def load_referral(
     session: AsyncSession, referral_id: uuid.UUID, *, for_update: bool = False
 ) -> Referral:
-    query = select(Referral).where(Referral.id == referral_id)
-    if for_update:
-        query = query.with_for_update()
-    referral = await session.scalar(query)
-    if referral is None:
-        raise NotFound("No referral with that id.")
-    return referral
+    return await load_one(session, Referral, referral_id, "referral", for_update=for_update)
 
 
 def lease_length(settings: Settings, requested: int | None) -> timedelta:

@@ -15,7 +15,7 @@ from app.audit.service import record_access
 from app.auth.principal import Principal
 from app.config import Settings
 from app.deaths.status import refresh_death_status
-from app.errors import NotFound, ValidationFailed
+from app.errors import ValidationFailed
 from app.events.service import Change
 from app.kit.enums import (
     MmOutcome,
@@ -27,7 +27,7 @@ from app.kit.enums import (
     instrument_for,
 )
 from app.kit.etag import check_if_match
-from app.kit.sql import insert_rows
+from app.kit.sql import insert_rows, load_one
 from app.kit.time import LONDON, now
 from app.models import (
     Death,
@@ -348,13 +348,7 @@ async def submit_review(
 async def load_review(
     session: AsyncSession, review_id: uuid.UUID, *, for_update: bool = False
 ) -> Review:
-    query = select(Review).where(Review.id == review_id)
-    if for_update:
-        query = query.with_for_update()
-    review = await session.scalar(query)
-    if review is None:
-        raise NotFound("No review with that id.")
-    return review
+    return await load_one(session, Review, review_id, "review", for_update=for_update)
 
 
 async def amend_review(

@@ -27,13 +27,12 @@ from app.deaths.status import follow_referrals
 from app.deaths.validation import CLOCK_SKEW
 from app.errors import (
     Conflict,
-    NotFound,
     ValidationFailed,
 )
 from app.events.service import Change
 from app.kit.enums import DeathStatus, Route
 from app.kit.etag import check_if_match
-from app.kit.sql import insert_rows, row_of
+from app.kit.sql import insert_rows, load_one, row_of
 from app.kit.time import now
 from app.models import Death, RouteOverride, Screening, ScreeningVersion
 from app.referrals.service import (
@@ -202,13 +201,7 @@ async def _raise_duplicate(session: AsyncSession, body: ScreeningCreate) -> None
 async def _load(
     session: AsyncSession, screening_id: uuid.UUID, *, for_update: bool = False
 ) -> Screening:
-    query = select(Screening).where(Screening.id == screening_id)
-    if for_update:
-        query = query.with_for_update()
-    screening = await session.scalar(query)
-    if screening is None:
-        raise NotFound("No screening with that id.")
-    return screening
+    return await load_one(session, Screening, screening_id, "screening", for_update=for_update)
 
 
 async def read_screening(

@@ -10,8 +10,9 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.errors import BadRequest, Conflict, NotFound
+from app.errors import BadRequest, Conflict
 from app.kit.cursor import open_cursor, sign_cursor
+from app.kit.sql import load_one
 from app.kit.time import now
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.payload import test_event_body
@@ -71,14 +72,15 @@ async def _load_delivery(
     for_update: bool = False,
 ) -> tuple[WebhookEndpoint, WebhookDelivery]:
     endpoint = await load_endpoint(session, principal, endpoint_id)
-    query = select(WebhookDelivery).where(
-        WebhookDelivery.id == delivery_id, WebhookDelivery.endpoint_id == endpoint_id
+    delivery = await load_one(
+        session,
+        WebhookDelivery,
+        delivery_id,
+        "delivery",
+        for_update=for_update,
+        where=(WebhookDelivery.endpoint_id == endpoint_id,),
+        detail="No delivery with that id for this endpoint.",
     )
-    if for_update:
-        query = query.with_for_update()
-    delivery = await session.scalar(query)
-    if delivery is None:
-        raise NotFound("No delivery with that id for this endpoint.")
     return endpoint, delivery
 
 

@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import AuditEntry, write_audit
 from app.auth.principal import Principal
 from app.auth.scopes import Scope
-from app.errors import BadRequest, NotFound, ValidationFailed
+from app.errors import BadRequest, ValidationFailed
 from app.kit.cursor import open_cursor, sign_cursor
 from app.kit.etag import check_if_match, etag
+from app.kit.sql import load_one
 from app.kit.time import now
 from app.models import WebhookEndpoint
 from app.webhooks.schemas import EndpointCreate, EndpointOut, EndpointPatch, EndpointWithSecret
@@ -66,15 +67,11 @@ async def load_endpoint(
     for_update: bool = False,
 ) -> WebhookEndpoint:
     """The endpoint, if this client may see it (its own, or any for an administrator)."""
-    query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
-    if not is_admin(principal):
-        query = query.where(WebhookEndpoint.created_by_client_id == principal.client_id)
-    if for_update:
-        query = query.with_for_update()
-    endpoint = await session.scalar(query)
-    if endpoint is None:
-        raise NotFound("No webhook endpoint with that id.")
-    return endpoint
+    mine = WebhookEndpoint.created_by_client_id == principal.client_id
+    own = () if is_admin(principal) else (mine,)
+    return await load_one(
+        session, WebhookEndpoint, endpoint_id, "webhook endpoint", for_update=for_update, where=own
+    )
 
 
 async def create_endpoint(
