@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from app.actions.overdue import raise_overdue
+from app.audit.chain import seal_audit
 from app.db import Database
 
 logger = logging.getLogger("app.worker")
@@ -24,7 +25,11 @@ logger = logging.getLogger("app.worker")
 Job = Callable[[Database], Awaitable[int]]
 
 # (name, job): each returns how many things it did.
-JOBS: tuple[tuple[str, Job], ...] = (("action_overdue", raise_overdue),)
+JOBS: tuple[tuple[str, Job], ...] = (
+    ("action_overdue", raise_overdue),
+    # Places the audit rows written since the last pass in the hash chain (app.audit.chain).
+    ("audit_seal", seal_audit),
+)
 
 
 class Worker:

@@ -12,6 +12,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
+from app.audit.searches import audit_searches
 from app.audit.service import record_access
 from app.auth.deps import Principal
 from app.config import Settings
@@ -219,6 +220,8 @@ async def list_deaths(
     page = rows[:limit]
     next_cursor = encode_row_cursor(page[-1].id) if len(rows) > limit else None
     await record_access(session, principal, "death.list", "death", [(d.id, d.id) for d in page])
+    if filters.nhs_number is not None:
+        await audit_searches(session, principal, [filters.nhs_number], page)
     return page, next_cursor
 
 
