@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.integrity import CONTENT, AuditKeys, audit_keys, chain_hash, row_hash
@@ -61,6 +61,12 @@ async def seal_batch(session: AsyncSession, keys: AuditKeys, limit: int = SEAL_B
     if not rows:
         return 0
     seq, previous = head.last_seq, head.last_hash
+    placed = await session.scalar(select(func.max(AuditEvent.chain_seq)))
+    if placed is not None and placed > seq:
+        # Only a sealer places rows, and never beyond the head: these were forged. Sealing goes
+        # on after them (from the head's hash), and `lfd audit verify` names them.
+        logger.error("audit rows placed beyond the chain's head", extra={"chain_seq": placed})
+        seq = placed
     updates: list[dict[str, Any]] = []
     for row in rows:
         values = row._asdict()
@@ -173,7 +179,8 @@ async def verify_chain(
         if seq <= head.start_seq:
             found(Finding("before the start", row_id, seq, day, "placed before the chain's start"))
             continue
-        if row_hash(keys, row) != row["row_hash"]:
+        genuine = row_hash(keys, row) == row["row_hash"]
+        if not genuine:
             found(
                 Finding(
                     "row altered",
@@ -185,7 +192,9 @@ async def verify_chain(
             )
         if seq > head.last_seq:
             found(Finding("beyond the head", row_id, seq, day, f"the head ends at {head.last_seq}"))
-        elif seq != expected + 1:
+            continue
+        link = chain_hash(keys, previous, seq, row["row_hash"])
+        if seq != expected + 1:
             found(
                 Finding(
                     "rows missing",
@@ -195,7 +204,9 @@ async def verify_chain(
                     f"places {expected + 1}..{seq - 1} are gone before this row (deleted)",
                 )
             )
-        elif chain_hash(keys, previous, seq, row["row_hash"]) != row["chain_hash"]:
+            # The link before the gap is lost; a genuine row's own link carries on.
+            link = (row["chain_hash"] or "") if genuine else previous
+        elif link != row["chain_hash"]:
             found(
                 Finding(
                     "broken link",
@@ -206,7 +217,10 @@ async def verify_chain(
                     "altered, or a row forged into the chain",
                 )
             )
-        expected, previous = seq, row["chain_hash"] or ""
+            # Carry on from the link a genuine row has (as the sealer made it), so that one
+            # bad row is reported once; a forged row is passed over.
+            link = link if genuine else previous
+        expected, previous = seq, link
     if expected < head.last_seq:
         found(
             Finding(
