@@ -288,3 +288,48 @@ async def test_sealers_running_at_once_take_turns(
     assert report.intact, report.findings
     assert report.unsealed == 0 and report.sealed == report.head_seq
     assert results[1] + results[2] <= report.sealed
+
+
+async def test_rows_written_before_the_migration_are_hashed_by_it(
+    scratch_url: str, app_factory: MakeApp
+) -> None:
+    """Migration 0012 hashes the rows already there (with its frozen copy of the hash), so
+    they verify, then seal, like rows written since; an edit of one of them is found too."""
+    await run_sync(upgrade, scratch_url, "0009")
+    old = [uuid.uuid4() for _ in range(3)]
+    app, _ = await app_factory(database_url=scratch_url)
+    database: Database = app.state.database
+    native = database.dialect == "postgresql"
+    async with database.transaction() as session:
+        for number, row_id in enumerate(old):
+            await session.execute(
+                text(
+                    "INSERT INTO audit_events (id, occurred_at, client_id, client_name,"
+                    " on_behalf_of, action, resource_type, resource_id, death_id, request_id,"
+                    " outcome) VALUES (:id, :at, :client, 'ward system', :who, 'death.read',"
+                    " 'death', :death, :death, :rid, 'success')"
+                ),
+                {
+                    "id": row_id if native else row_id.hex,
+                    "at": datetime(2026, 11, 30, 9, 15, 1, 123456 + number, tzinfo=UTC)
+                    if native
+                    else f"2026-11-30 09:15:01.{123456 + number}",
+                    "client": uuid.uuid4() if native else uuid.uuid4().hex,
+                    "who": None if number else "Dr Before",
+                    "death": uuid.uuid4() if native else uuid.uuid4().hex,
+                    "rid": f"before-{number}",
+                },
+            )
+    await database.dispose()
+    await run_sync(upgrade, scratch_url)
+    report = await verify_audit(database)
+    assert report.intact, report.findings
+    assert report.unsealed == 3
+    assert await seal_audit(database) == 3
+    await tamper(
+        database,
+        "UPDATE audit_events SET request_id = 'after' WHERE id = :id",
+        id=old[1] if native else old[1].hex,
+    )
+    report = await verify_audit(database)
+    assert where(report) == [("row altered", str(old[1]), 2)]
