@@ -1,4 +1,4 @@
-"""The command line: ``lfd serve | migrate | clients | demo | worker | overdue``."""
+"""The command line: ``lfd serve | migrate | clients | demo | worker | overdue | audit``."""
 
 from __future__ import annotations
 
@@ -199,6 +199,53 @@ async def _overdue(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _audit_seal(args: argparse.Namespace) -> int:
+    from app.audit.chain import seal_audit
+
+    database = Database(get_settings())
+    try:
+        sealed = await seal_audit(database)
+    finally:
+        await database.dispose()
+    print(f"sealed {sealed} audit row{'' if sealed == 1 else 's'} into the chain")
+    return 0
+
+
+async def _audit_verify(args: argparse.Namespace) -> int:
+    from app.audit.chain import verify_audit
+
+    database = Database(get_settings())
+    try:
+        report = await verify_audit(database)
+    finally:
+        await database.dispose()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "intact": report.intact,
+                    "sealed": report.sealed,
+                    "unsealed": report.unsealed,
+                    "first_seq": report.first_seq,
+                    "last_seq": report.last_seq,
+                    "head_seq": report.head_seq,
+                    "findings": [vars(finding) for finding in report.findings],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for finding in report.findings:
+            print(finding, file=sys.stderr)
+        span = f"seq {report.first_seq}..{report.last_seq}" if report.sealed else "none"
+        print(
+            f"audit log: {report.sealed} sealed rows ({span}, head at {report.head_seq}), "
+            f"{report.unsealed} not yet sealed: "
+            + ("intact" if report.intact else f"{len(report.findings)} problem(s)")
+        )
+    return 0 if report.intact else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lfd", description="Learning from Deaths service.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -257,6 +304,21 @@ def build_parser() -> argparse.ArgumentParser:
         "overdue", help="raise action.overdue for actions that became overdue, once, and exit"
     )
     overdue.set_defaults(func=lambda a: asyncio.run(_overdue(a)))
+
+    audit = sub.add_parser("audit", help="the audit log's tamper evidence").add_subparsers(
+        dest="action", required=True
+    )
+    verify = audit.add_parser(
+        "verify",
+        help="check every audit row against its hash and the chain against its head; report "
+        "each edited, deleted or inserted row (row id, place, day); exit 1 if any",
+    )
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(func=lambda a: asyncio.run(_audit_verify(a)))
+    seal = audit.add_parser(
+        "seal", help="place the audit rows written since the last seal in the chain, and exit"
+    )
+    seal.set_defaults(func=lambda a: asyncio.run(_audit_seal(a)))
     return parser
 
 

@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     # deployment uses the key `lfd migrate` generated for it (service_secrets).
     pseudonym_key: str | None = Field(default=None, min_length=32)
 
+    # The audit log's key (app.audit.integrity, docs/audit.md): the HMAC of every audit row and
+    # of the NHS numbers searched for. Unset, the deployment uses the key migration 0012
+    # generated (service_secrets); set it (outside the database) so that someone who can only
+    # reach the database cannot forge rows. Changing it invalidates every existing row's hash.
+    audit_key: str | None = Field(default=None, min_length=32)
+
     # Webhooks (app.webhooks, docs/webhooks.md): the URL prefixes endpoints may use, such as
     # `https://icb.example.nhs.uk/hooks/` (empty: no endpoint can be registered); checked at
     # registration and again before every delivery.

@@ -10,6 +10,7 @@ free of domain imports.
 from __future__ import annotations
 
 from app.actions.overdue import raise_overdue
+from app.audit.chain import seal_audit
 from app.idempotency.service import purge_expired_records
 from app.worker import Job
 
@@ -18,4 +19,6 @@ BACKGROUND_JOBS: tuple[tuple[str, Job], ...] = (
     ("action_overdue", raise_overdue),
     # Idempotency records whose replay window (LFD_IDEMPOTENCY_RETENTION_HOURS) has ended.
     ("idempotency_purge", purge_expired_records),
+    # Places the audit rows written since the last pass in the hash chain (app.audit.chain).
+    ("audit_seal", seal_audit),
 )

@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from app import __version__
 from app.actions.io_router import router as action_spreadsheets_router
 from app.actions.router import router as actions_router
+from app.audit.refusals import install_refusal_audit
 from app.audit.router import router as audit_router
 from app.cases.router import router as cases_router
 from app.config import Settings, get_settings
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.worker = None
     app.state.webhook_worker = None
     render_problem = install_error_handlers(app, {"/fhir/": operation_outcome_response})
+    install_refusal_audit(app)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -1,6 +1,7 @@
 """Reading the audit log: newest first, by death, client, resource, action and time, with
 keyset paging. Each page read is itself audited (`audit.read`, with the death when the search
-named one), so a patient's trail shows who looked at it."""
+named one, and the NHS number's keyed hash when it named one), so a patient's trail shows who
+looked at it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.integrity import audit_keys, search_hash
 from app.audit.service import AuditEntry, write_audit
 from app.auth.principal import Principal
 from app.errors import BadRequest
@@ -27,6 +29,8 @@ class AuditFilters:
     action: str | None = None
     occurred_from: datetime | None = None
     occurred_before: datetime | None = None
+    outcome: str | None = None
+    nhs_number: str | None = None  # normalised; searched for by its keyed hash
 
 
 async def list_audit_events(
@@ -37,6 +41,12 @@ async def list_audit_events(
     limit: int,
 ) -> tuple[list[AuditEvent], str | None]:
     query = select(AuditEvent)
+    searched = None
+    if filters.nhs_number is not None:
+        searched = search_hash(await audit_keys(session), filters.nhs_number)
+        query = query.where(AuditEvent.query_hash == searched)
+    if filters.outcome is not None:
+        query = query.where(AuditEvent.outcome == filters.outcome)
     if filters.death_id is not None:
         query = query.where(AuditEvent.death_id == filters.death_id)
     if filters.client_id is not None:
@@ -73,6 +83,8 @@ async def list_audit_events(
     )
     # Written after the page is read, so the reader never sees its own row on that page.
     await write_audit(
-        session, principal, [AuditEntry("audit.read", "audit_event", None, filters.death_id)]
+        session,
+        principal,
+        [AuditEntry("audit.read", "audit_event", None, filters.death_id, query_hash=searched)],
     )
     return page, next_cursor

@@ -7,10 +7,12 @@ from fastapi import APIRouter, Query
 
 from app.audit.queries import AuditFilters, list_audit_events
 from app.audit.schemas import AuditEventOut
+from app.audit.service import Outcome
 from app.auth.deps import AuditReader
 from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.errors import BadRequest, Forbidden, Unauthorized, ValidationFailed, problem_responses
+from app.kit.nhs_number import InvalidNhsNumber, normalise_nhs_number
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page, Timestamp
 
@@ -50,6 +52,18 @@ async def read_audit_log(
     occurred_before: Annotated[
         Timestamp | None, Query(description="Before this time (with its UTC offset).")
     ] = None,
+    outcome: Annotated[
+        Outcome | None,
+        Query(description="`success`, `refused` (403), `not_found` (404) or `no_match`."),
+    ] = None,
+    nhs_number: Annotated[
+        str | None,
+        Query(
+            max_length=20,
+            description="Every search for this NHS number (and every audit search for it), by "
+            "its keyed hash: the log never holds the number.",
+        ),
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
 ) -> Page[AuditEventOut]:
@@ -57,7 +71,10 @@ async def read_audit_log(
     `X-On-Behalf-Of` person), when, and in which request. Answers "who has looked at this
     patient's record?" (`death_id`) and "what has this system done?" (`client_id`).
 
-    Rows carry ids, never a name or NHS number. Reading the log is audited too (`audit.read`,
+    Rows carry ids, never a name or NHS number: a search by NHS number is logged with the
+    number's keyed hash, and `nhs_number=` finds those rows ("who searched for this patient,
+    and was told they are not here?"). Each row has its `outcome`: refused (403) and
+    not-found (404) requests are logged too. Reading the log is audited too (`audit.read`,
     with the death when `death_id` was given). Pseudonymised clients cannot hold this scope.
 
     Scope: `audit:read`.
@@ -73,8 +90,27 @@ async def read_audit_log(
                 }
             ],
         )
+    number = None
+    if nhs_number is not None:
+        try:
+            number = normalise_nhs_number(nhs_number)
+        except InvalidNhsNumber as error:
+            raise ValidationFailed(
+                "The NHS number filter is not a valid NHS number.",
+                errors=[
+                    {"pointer": "query:/nhs_number", "code": "nhs_number", "detail": str(error)}
+                ],
+            ) from error
     filters = AuditFilters(
-        death_id, client_id, resource_type, resource_id, action, occurred_from, occurred_before
+        death_id,
+        client_id,
+        resource_type,
+        resource_id,
+        action,
+        occurred_from,
+        occurred_before,
+        outcome.value if outcome is not None else None,
+        number,
     )
     async with database.transaction() as session:
         rows, next_cursor = await list_audit_events(session, principal, filters, cursor, limit)

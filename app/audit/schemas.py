@@ -22,4 +22,12 @@ class AuditEventOut(ResponseModel):
     resource_id: uuid.UUID | None
     death_id: uuid.UUID | None = Field(description="The death (patient) the record belongs to.")
     request_id: str | None = Field(description="The request's X-Request-ID, as in the logs.")
-    outcome: str
+    outcome: str = Field(
+        description="`success`; `refused` (403: the client lacked the scope); `not_found` "
+        "(404: no such record); `no_match` (a search by NHS number that showed no death with it)."
+    )
+    query_hash: str | None = Field(
+        description="For a search by NHS number (`death.search`, or `audit.read` with "
+        "`nhs_number`): the number's keyed hash, never the number. Search with `nhs_number=` "
+        "to find every row for one number."
+    )

@@ -2,14 +2,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from enum import StrEnum
 from typing import NamedTuple
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.integrity import audit_keys, row_hash
 from app.auth.principal import Principal
 from app.models import AuditEvent
 from app.models.base import utcnow
+
+
+class Outcome(StrEnum):
+    """What came of the access a row records (docs/audit.md)."""
+
+    success = "success"  # read or changed
+    refused = "refused"  # 403: the client lacks the scope
+    not_found = "not_found"  # 404: no such record (or an id that is not one)
+    no_match = "no_match"  # a search by NHS number that showed no death with that number
+
+
+SUCCESS, REFUSED = Outcome.success.value, Outcome.refused.value
+NOT_FOUND, NO_MATCH = Outcome.not_found.value, Outcome.no_match.value
 
 
 class AuditEntry(NamedTuple):
@@ -17,14 +32,17 @@ class AuditEntry(NamedTuple):
     resource_type: str
     resource_id: uuid.UUID | None
     death_id: uuid.UUID | None
-    outcome: str = "success"
+    outcome: str = SUCCESS
+    query_hash: str | None = None
 
 
 async def write_audit(
     session: AsyncSession, principal: Principal, entries: Iterable[AuditEntry]
 ) -> None:
     """Write audit rows in the caller's transaction, so that a read or write and its audit
-    rows land together (or not at all)."""
+    rows land together (or not at all). Each row gets its keyed content hash here; its place
+    in the chain comes later, from the sealer (app.audit.chain), so writers never wait on one
+    another for it."""
     now = utcnow()
     rows = [
         {
@@ -39,10 +57,14 @@ async def write_audit(
             "death_id": entry.death_id,
             "request_id": principal.request_id,
             "outcome": entry.outcome,
+            "query_hash": entry.query_hash,
         }
         for entry in entries
     ]
     if rows:
+        keys = await audit_keys(session)
+        for row in rows:
+            row["row_hash"] = row_hash(keys, row)
         await session.execute(insert(AuditEvent), rows)
 
 

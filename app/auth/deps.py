@@ -54,6 +54,8 @@ async def authenticate(
         request_id=getattr(request.state, "request_id", None),
     )
     request.state.client_id = str(client.id)
+    # Known from here on: a refusal (403) or a miss (404) is audited in its name (app.audit).
+    request.state.principal = principal
     missing = [scope for scope in security_scopes.scopes if not principal.has(Scope(scope))]
     if missing and principal.pseudonymised:
         refused = [scope for scope in missing if Scope(scope) not in PSEUDONYMISED_SCOPES]

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.searches import audit_searches
 from app.audit.service import record_access
 from app.auth.principal import Principal
 from app.deaths.schemas import DeathFields
@@ -165,4 +166,6 @@ async def list_deaths(
     page = rows[:limit]
     next_cursor = await encode_row_cursor(session, page[-1].id) if len(rows) > limit else None
     await record_access(session, principal, "death.list", "death", [(d.id, d.id) for d in page])
+    if filters.nhs_number is not None:
+        await audit_searches(session, principal, [filters.nhs_number], page)
     return page, next_cursor

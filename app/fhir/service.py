@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.searches import audit_searches
 from app.audit.service import record_access
 from app.auth.principal import Principal
 from app.config import Settings
@@ -185,6 +186,9 @@ async def search_patients(
     page, more = rows[: search.count], len(rows) > search.count
     next_cursor = await encode_row_cursor(session, page[-1].id) if more else None
     await record_access(session, principal, "death.list", "death", [(d.id, d.id) for d in page])
+    await audit_searches(
+        session, principal, {n for numbers in search.nhs_numbers for n in numbers}, page
+    )
     key_ = await _key(session, principal, settings)
     patients = [
         resources.patient(death, pseudonymised=principal.pseudonymised, key=key_) for death in page

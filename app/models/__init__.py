@@ -1,7 +1,7 @@
 """ORM models only, one file per aggregate. Importing this package registers them all."""
 
 from app.models.action import Action, ActionPlan, ActionPlanSection, ActionUpdate, action_findings
-from app.models.audit import AuditEvent
+from app.models.audit import AuditChainHead, AuditEvent
 from app.models.base import Base
 from app.models.client import ApiClient
 from app.models.counter import Counter
@@ -26,6 +26,7 @@ __all__ = [
     "ActionPlanSection",
     "ActionUpdate",
     "ApiClient",
+    "AuditChainHead",
     "AuditEvent",
     "Base",
     "Counter",

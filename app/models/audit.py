@@ -3,15 +3,24 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Index, String
+from sqlalchemy import BigInteger, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, IdMixin, utcnow
 
+UNSEALED = text("chain_seq IS NULL")
+SEARCHED = text("query_hash IS NOT NULL")
+
 
 class AuditEvent(IdMixin, Base):
-    """Who read or changed what, for whom, when. Append-only; no foreign keys, so that an audit
-    row outlives anything it describes."""
+    """Who read or changed what, for whom, when, with what outcome. Append-only; no foreign
+    keys, so that an audit row outlives anything it describes.
+
+    Tamper evidence (app.audit.chain, docs/audit.md): ``row_hash`` is an HMAC of the row's
+    content under the deployment's audit key, set at insert; the background sealer later gives
+    each row its place in the chain (``chain_seq``) and ``chain_hash``, an HMAC over the
+    previous row's chain hash and this row's hash. On PostgreSQL a trigger refuses every
+    UPDATE and DELETE except the sealer's (chain columns set once, content unchanged)."""
 
     __tablename__ = "audit_events"
     __table_args__ = (
@@ -19,6 +28,21 @@ class AuditEvent(IdMixin, Base):
         Index("ix_audit_events_occurred_at", "occurred_at"),
         Index("ix_audit_events_client_id_occurred_at", "client_id", "occurred_at"),
         Index("ix_audit_events_resource_id_occurred_at", "resource_id", "occurred_at"),
+        Index("ix_audit_events_chain_seq", "chain_seq", unique=True),
+        Index(
+            "ix_audit_events_unsealed",
+            "occurred_at",
+            "id",
+            postgresql_where=UNSEALED,
+            sqlite_where=UNSEALED,
+        ),
+        Index(
+            "ix_audit_events_query_hash_occurred_at",
+            "query_hash",
+            "occurred_at",
+            postgresql_where=SEARCHED,
+            sqlite_where=SEARCHED,
+        ),
     )
 
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -31,3 +55,23 @@ class AuditEvent(IdMixin, Base):
     death_id: Mapped[uuid.UUID | None]
     request_id: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(20), default="success")
+    # A keyed hash of the NHS number a search looked for (never the number itself).
+    query_hash: Mapped[str | None] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64))
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger)
+    chain_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """Where the chain of sealed audit rows ends (one row, ``name='main'``), and where it
+    starts (``start_seq``/``start_hash``: 0 and the genesis value until a retention step
+    removes the oldest rows and records the cut here)."""
+
+    __tablename__ = "audit_chain_heads"
+
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    start_seq: Mapped[int] = mapped_column(BigInteger)
+    start_hash: Mapped[str] = mapped_column(String(64))
+    sealed_at: Mapped[datetime | None]

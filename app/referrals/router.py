@@ -196,7 +196,7 @@ async def referral_history(
     Scope: `referrals:read`.
     """
     async with database.transaction() as session:
-        rows = await workflow.history(session, referral_id)
+        rows = await workflow.history(session, principal, referral_id)
         history = [TransitionOut.model_validate(row) for row in rows]
     view = await views.view_for(database, principal)
     return view.show_all(history, pseudonymised.transition)

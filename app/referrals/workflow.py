@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
-from app.audit.service import AuditEntry, write_audit
+from app.audit.service import AuditEntry, record_access, write_audit
 from app.auth.principal import Principal
 from app.config import Settings
 from app.db import Database
@@ -449,8 +449,15 @@ async def _has_draft(session: AsyncSession, referral: Referral) -> bool:
     return found is not None
 
 
-async def history(session: AsyncSession, referral_id: uuid.UUID) -> list[ReferralTransition]:
-    await load_referral(session, referral_id)
+async def history(
+    session: AsyncSession, principal: Principal, referral_id: uuid.UUID
+) -> list[ReferralTransition]:
+    """Every transition, oldest first; audited (`referral.history`): the rows name people and
+    give reasons."""
+    referral = await load_referral(session, referral_id)
+    await record_access(
+        session, principal, "referral.history", "referral", [(referral.id, referral.death_id)]
+    )
     rows = await session.scalars(
         select(ReferralTransition)
         .where(ReferralTransition.referral_id == referral_id)

@@ -1,0 +1,112 @@
+"""The audit log's keys and hashes (docs/audit.md, "Tamper evidence").
+
+One secret, the deployment's **audit key**, from `LFD_AUDIT_KEY` when that is set (kept outside
+the database, so that someone who can only reach the database cannot forge a row), otherwise
+from the `service_secrets` row migration 0012 generated. Two keys are derived from it, one per
+purpose:
+
+- the **row key**: ``row_hash`` = HMAC-SHA256 of a row's content, set when the row is written.
+  A row edited in SQL, or inserted by anyone without the key, no longer matches its hash;
+- the **search key**: ``query_hash`` = HMAC-SHA256 of an NHS number a search looked for, so
+  the log answers "who searched for this patient?" (hash the number and look) without holding
+  the number: an `audit:read` client cannot turn a hash back into a number (there are only
+  about 10^9 NHS numbers, which an unkeyed hash would give away in minutes).
+
+The key is read once per process and database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import get_settings
+from app.models import ServiceSecret
+
+AUDIT_KEY_NAME = "audit_key"
+GENESIS = "0" * 64
+
+# The columns a row's hash covers, in this order (the chain columns are not content).
+CONTENT = (
+    "id",
+    "occurred_at",
+    "client_id",
+    "client_name",
+    "on_behalf_of",
+    "action",
+    "resource_type",
+    "resource_id",
+    "death_id",
+    "request_id",
+    "outcome",
+    "query_hash",
+)
+
+
+@dataclass(frozen=True)
+class AuditKeys:
+    row: bytes
+    search: bytes
+    chain: bytes
+
+
+def derive_keys(secret: str) -> AuditKeys:
+    master = secret.encode()
+
+    def sub(purpose: str) -> bytes:
+        return hmac.new(master, f"lfd-audit-{purpose}".encode(), hashlib.sha256).digest()
+
+    return AuditKeys(row=sub("row"), search=sub("search"), chain=sub("chain"))
+
+
+_keys: dict[str, AuditKeys] = {}
+
+
+async def audit_keys(session: AsyncSession) -> AuditKeys:
+    """The deployment's audit keys (cached per database for the life of the process)."""
+    cache_key = session.get_bind().engine.url.render_as_string(hide_password=True)
+    keys = _keys.get(cache_key)
+    if keys is None:
+        secret = get_settings().audit_key or await session.scalar(
+            select(ServiceSecret.value).where(ServiceSecret.name == AUDIT_KEY_NAME)
+        )
+        if secret is None:
+            raise RuntimeError("no audit key: run `lfd migrate` (migration 0012 makes one)")
+        keys = _keys[cache_key] = derive_keys(secret)
+    return keys
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return value.hex
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return value
+
+
+def row_hash(keys: AuditKeys, row: dict[str, Any]) -> str:
+    """HMAC of the row's content: its columns in a fixed order as one JSON array."""
+    content = json.dumps(
+        [_canonical(row.get(name)) for name in CONTENT], separators=(",", ":"), ensure_ascii=True
+    )
+    return hmac.new(keys.row, content.encode(), hashlib.sha256).hexdigest()
+
+
+def chain_hash(keys: AuditKeys, previous: str, seq: int, own_row_hash: str) -> str:
+    """The link: HMAC over the previous row's chain hash, this row's place and its hash."""
+    message = f"{previous}|{seq}|{own_row_hash}".encode()
+    return hmac.new(keys.chain, message, hashlib.sha256).hexdigest()
+
+
+def search_hash(keys: AuditKeys, nhs_number: str) -> str:
+    """The keyed hash of a (normalised, 10-digit) NHS number, as audit rows hold it."""
+    return hmac.new(keys.search, f"nhs:{nhs_number}".encode(), hashlib.sha256).hexdigest()
