@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from app.auth.scopes import Scope
 from app.models import AuditEvent, Referral
 from tests.factories import idem, screening_body
-from tests.test_review_cascade import sjr
+from tests.kit.reviews import problem_sjr
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -259,7 +259,7 @@ async def test_a_wrong_lease_is_a_conflict_naming_the_current_state(api) -> None
         )
     review = await api.post(
         f"/v1/referrals/{taken['id']}/review",
-        json={**wrong, "review": sjr("Dr Wrong", overall=4, avoidability=6)},
+        json={**wrong, "review": problem_sjr("Dr Wrong", overall=4, avoidability=6)},
     )
     refused(review, "claimed", "lease-conflict")
     # The lease holder is untouched.
@@ -294,13 +294,16 @@ async def test_an_expired_lease_frees_the_referral_for_another_reviewer(api, dat
         refused(await api.post(f"/v1/referrals/{old['id']}/{action}", json=stale), "claimed")
     review = await api.post(
         f"/v1/referrals/{old['id']}/review",
-        json={**stale, "review": sjr("Dr Slow", overall=4, avoidability=6)},
+        json={**stale, "review": problem_sjr("Dr Slow", overall=4, avoidability=6)},
     )
     refused(review, "claimed", "lease-conflict")
 
     done = await api.post(
         f"/v1/referrals/{old['id']}/review",
-        json={"lease_id": new["lease_id"], "review": sjr("Dr Quick", overall=4, avoidability=6)},
+        json={
+            "lease_id": new["lease_id"],
+            "review": problem_sjr("Dr Quick", overall=4, avoidability=6),
+        },
     )
     assert done.status_code == 201, done.text
     assert (await read(api, old["id"]))["status"] == "completed"
@@ -341,7 +344,10 @@ async def test_the_stage_one_reviewer_cannot_take_the_stage_two_review(api) -> N
     (taken,) = await claim(api, specialty, "Dr First")
     posted = await api.post(
         f"/v1/referrals/{stage_one['id']}/review",
-        json={"lease_id": taken["lease_id"], "review": sjr("Dr First", overall=2, avoidability=4)},
+        json={
+            "lease_id": taken["lease_id"],
+            "review": problem_sjr("Dr First", overall=2, avoidability=4),
+        },
     )
     assert posted.status_code == 201, posted.text
     (stage_two,) = await listed(api, specialty=specialty, stage=2)
@@ -356,7 +362,7 @@ async def test_the_stage_one_reviewer_cannot_take_the_stage_two_review(api) -> N
     # Nor post it without claiming it, named in the review or on whose behalf it is sent.
     direct = await api.post(
         f"/v1/referrals/{stage_two}/review",
-        json={"review": sjr("DR FIRST", overall=3, avoidability=5)},
+        json={"review": problem_sjr("DR FIRST", overall=3, avoidability=5)},
     )
     refused(direct, "ready", "transition-not-allowed")
     draft = await api.post(
@@ -374,7 +380,7 @@ async def test_the_stage_one_reviewer_cannot_take_the_stage_two_review(api) -> N
         f"/v1/referrals/{stage_two}/review",
         json={
             "lease_id": second["lease_id"],
-            "review": sjr("Dr Second", overall=3, avoidability=5),
+            "review": problem_sjr("Dr Second", overall=3, avoidability=5),
         },
     )
     assert done.status_code == 201, done.text
@@ -463,7 +469,7 @@ async def test_cancel_is_final(api) -> None:
 
     assert await claim(api, specialty, "Dr Cancel", count=5) == []
     review = await api.post(
-        f"{url}/review", json={"review": sjr("Dr Cancel", overall=3, avoidability=5)}
+        f"{url}/review", json={"review": problem_sjr("Dr Cancel", overall=3, avoidability=5)}
     )
     refused(review, "cancelled", "transition-not-allowed")
     assert "cancelled" in review.json()["detail"]

@@ -47,7 +47,7 @@ from app.webhooks.worker import (
 )
 from tests.conftest import Api, MakeApi, MakeApp
 from tests.factories import idem, screening_body
-from tests.test_webhooks import forget_endpoints
+from tests.kit.webhooks import forget_endpoints
 from tests.webhook_receiver import Answer, Receiver
 
 PATH = "/v1/webhook-endpoints"
