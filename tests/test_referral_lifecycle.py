@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 
 from app.auth.scopes import Scope
 from app.models import AuditEvent, Referral
-from tests.factories import idem, screening_body
+from tests.factories import record_unexpected
 from tests.kit.reviews import problem_sjr
 
 PROBLEM_JSON = "application/problem+json"
@@ -26,23 +26,11 @@ def unique_specialty() -> str:
     return f"Lifecycle {uuid.uuid4().hex[:10]}"
 
 
-async def record(api: Any, specialty: str, **screening: Any) -> dict[str, Any]:
-    """A death in the specialty; unexpected (one SJR) unless the screening says otherwise."""
-    body = screening_body(
-        death={"specialty_at_death": specialty, "admitting_specialty": specialty},
-        screening={"death_expected": False, **screening},
-    )
-    response = await api.post("/v1/screenings", json=body, headers=idem())
-    assert response.status_code == 201, response.text
-    recorded: dict[str, Any] = response.json()
-    return recorded
-
-
 async def sjrs(api: Any, specialty: str, count: int) -> list[dict[str, Any]]:
     """``count`` stage-1 SJR referrals in the specialty, one per unexpected death."""
     made = []
     for _ in range(count):
-        (referral,) = (await record(api, specialty))["referrals"]
+        (referral,) = (await record_unexpected(api, specialty))["referrals"]
         assert (referral["route"], referral["stage"]) == ("sjr", 1)
         made.append(referral)
     return made
@@ -596,7 +584,7 @@ async def test_overdue_referrals_are_counted_by_route_and_specialty(api, databas
     specialty = unique_specialty()
     late, later, cancelled, on_time = await sjrs(api, specialty, 4)
     coroner = (
-        await record(
+        await record_unexpected(
             api,
             specialty,
             death_expected=True,

@@ -115,3 +115,28 @@ def problem_sjr(reviewer: str, overall: int, avoidability: int, **extra: Any) ->
         ],
         **extra,
     }
+
+
+def brief_sjr(reviewer: str, rating: int, narrative: str) -> dict[str, Any]:
+    """A submittable SJR of the overall phase only, its records rated as its care, the death
+    not avoidable (score 6)."""
+    return {
+        "instrument": "sjr",
+        "reviewer": {"name": reviewer},
+        "phases": [{"phase": "overall", "rating": rating, "narrative": narrative}],
+        "quality_of_records": rating,
+        "avoidability": 6,
+    }
+
+
+async def review_route(
+    api: Any, recorded: dict[str, Any], route: str, sjr: dict[str, Any]
+) -> dict[str, Any]:
+    """Submit the review of the recorded death's referral on ``route`` (unclaimed, so no lease
+    needed): ``sjr`` for an SJR, else an M&M meeting on the day of death; the 201's body."""
+    (referral,) = [r for r in recorded["referrals"] if r["route"] == route]
+    review = sjr if route == "sjr" else mm_review(meeting_date=recorded["death"]["died_on"])
+    response = await api.post(f"/v1/referrals/{referral['id']}/review", json={"review": review})
+    assert response.status_code == 201, response.text
+    posted: dict[str, Any] = response.json()
+    return posted
