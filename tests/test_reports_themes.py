@@ -18,6 +18,8 @@ from app.auth.scopes import Scope
 from app.kit.time import local_date, now
 from tests.conftest import Api
 from tests.factories import record_unexpected
+from tests.kit.cohorts import fetch_report
+from tests.kit.cohorts import table_rows as rows
 from tests.kit.reviews import brief_sjr, review_route
 
 PROBLEM_JSON = "application/problem+json"
@@ -56,17 +58,8 @@ async def finding(
     assert response.status_code == 201, response.text
 
 
-def rows(report: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    (table,) = [t for t in report["tables"] if t["key"] == key]
-    found: list[dict[str, Any]] = table["rows"]
-    return found
-
-
 async def themes_report(api: Api, **params: Any) -> dict[str, Any]:
-    response = await api.get("/v1/reports/themes", params=params)
-    assert response.status_code == 200, response.text
-    report: dict[str, Any] = response.json()
-    return report
+    return await fetch_report(api, "themes", **params)
 
 
 class Built:

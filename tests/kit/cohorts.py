@@ -137,10 +137,15 @@ class Cohort:
         assert response.status_code == 200, response.text
 
     async def report(self, name: str, **params: Any) -> dict[str, Any]:
-        response = await self.api.get(f"/v1/reports/{name}", params={"site": self.site, **params})
-        assert response.status_code == 200, response.text
-        report: dict[str, Any] = response.json()
-        return report
+        return await fetch_report(self.api, name, **{"site": self.site, **params})
+
+
+async def fetch_report(api: Any, name: str, **params: Any) -> dict[str, Any]:
+    """GET /v1/reports/{name} as JSON; it must answer 200."""
+    response = await api.get(f"/v1/reports/{name}", params=params)
+    assert response.status_code == 200, response.text
+    report: dict[str, Any] = response.json()
+    return report
 
 
 def rows_by_period(report: dict[str, Any], table: str) -> dict[str, dict[str, Any]]:
