@@ -80,6 +80,56 @@ def idem() -> dict[str, str]:
     return {"Idempotency-Key": uuid.uuid4().hex}
 
 
+def in_specialty(specialty: str, admitting: str | None = None) -> dict[str, str]:
+    """Death fields for a patient who died under ``specialty`` (admitted under ``admitting``,
+    the same unless given)."""
+    return {"specialty_at_death": specialty, "admitting_specialty": admitting or specialty}
+
+
+async def post_screening(api: Any, body: dict[str, Any]) -> Any:
+    """POST the screening with a fresh Idempotency-Key; the response, which must be a 201."""
+    response = await api.post("/v1/screenings", json=body, headers=idem())
+    assert response.status_code == 201, response.text
+    return response
+
+
+async def record(
+    api: Any,
+    body: dict[str, Any] | None = None,
+    *,
+    death: dict[str, Any] | None = None,
+    screening: dict[str, Any] | None = None,
+    died_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Record a screening, ``body`` or else screening_body() with these overrides; what the
+    201 answers (the screening, its death and its referrals)."""
+    if body is None:
+        body = screening_body(death=death, screening=screening, died_at=died_at)
+    else:
+        assert death is None and screening is None and died_at is None, "a body or overrides"
+    recorded: dict[str, Any] = (await post_screening(api, body)).json()
+    return recorded
+
+
+async def record_unexpected(
+    api: Any,
+    specialty: str | None = None,
+    *,
+    death: dict[str, Any] | None = None,
+    died_at: datetime | None = None,
+    **screening: Any,
+) -> dict[str, Any]:
+    """An unexpected death (so an SJR referral), in ``specialty`` when given, unless the
+    screening overrides say otherwise."""
+    fields = {**(in_specialty(specialty) if specialty else {}), **(death or {})}
+    return await record(
+        api,
+        death=fields or None,
+        screening={"death_expected": False, **screening},
+        died_at=died_at,
+    )
+
+
 async def deaths_with_source(api: Any, body: dict[str, Any]) -> list[dict[str, Any]]:
     """The deaths the service holds under the body's source_system + source_reference."""
     response = await api.get(

@@ -12,21 +12,12 @@ from typing import Any
 from sqlalchemy import select
 
 from app.models import AuditEvent, Death, OutboxEvent
-from tests.factories import idem, screening_body
-
-ON_BEHALF_OF = "Dr Audit Reader"
-
-
-def request_id() -> str:
-    return f"req-{uuid.uuid4().hex}"
+from tests.factories import idem
+from tests.kit.audit import ON_BEHALF_OF, patient_body, patient_values, request_id, traced
 
 
 def unique_site() -> str:
     return f"Audit site {uuid.uuid4().hex[:10]}"
-
-
-def traced(rid: str, **extra: str) -> dict[str, str]:
-    return {"X-Request-ID": rid, "X-On-Behalf-Of": ON_BEHALF_OF, **extra}
 
 
 async def events_for(database: Any, **where: Any) -> list[OutboxEvent]:
@@ -41,30 +32,8 @@ async def audits_for(database: Any, **where: Any) -> list[AuditEvent]:
         return list((await session.scalars(query)).all())
 
 
-def patient_values(body: dict[str, Any]) -> list[str]:
-    death = body["death"]
-    number = death["nhs_number"]
-    return [
-        number,
-        f"{number[:3]} {number[3:6]} {number[6:]}",
-        death["given_name"],
-        death["family_name"],
-        death["date_of_birth"],
-        death["local_patient_id"],
-        death["postcode"],
-    ]
-
-
 def row_text(row: Any) -> str:
     return " ".join(repr(getattr(row, column.key)) for column in row.__table__.columns)
-
-
-def patient_body(**death: Any) -> dict[str, Any]:
-    marker = uuid.uuid4().hex[:10]
-    return screening_body(
-        death={"given_name": f"Given{marker}", "family_name": f"Family{marker}", **death},
-        screening={"death_expected": False},
-    )
 
 
 async def test_a_screening_writes_its_events_and_audit_rows_together(api, database) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from app.auth.scopes import Scope
 from tests.conftest import Api, MakeApi
 from tests.factories import idem
-from tests.test_audit_events import ON_BEHALF_OF, patient_body, patient_values, request_id, traced
+from tests.kit.audit import ON_BEHALF_OF, patient_body, patient_values, request_id, traced
 
 
 async def recorded_death(api: Api) -> tuple[dict[str, Any], dict[str, Any], str]:

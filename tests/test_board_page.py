@@ -31,7 +31,7 @@ from app.auth.scopes import Scope
 from app.config import Settings
 from app.kit.time import LONDON
 from app.main import create_app
-from tests.reports_cohort import Cohort, sjr
+from tests.kit.cohorts import Cohort, sjr
 
 REQUIRED = os.environ.get("LFD_REQUIRE_BROWSER") == "1"
 

@@ -34,7 +34,7 @@ from app.events.types import EVENT_TYPES
 from app.kit.cursor import encode_cursor
 from app.models import OutboxEvent
 from tests.conftest import Api, MakeApi
-from tests.factories import idem, screening_body, walk_pages
+from tests.factories import record_unexpected, screening_body, walk_pages
 
 APP = Path(__file__).resolve().parent.parent / "app"
 
@@ -96,17 +96,6 @@ def resources_of(events: list[dict[str, Any]]) -> set[str]:
     return {event["resource"]["id"] for event in events}
 
 
-async def post_screening(api: Api, **death: Any) -> dict[str, Any]:
-    response = await api.post(
-        "/v1/screenings",
-        json=screening_body(death=death or None, screening={"death_expected": False}),
-        headers=idem(),
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 def death_id_of(screening: dict[str, Any]) -> str:
     value: str = screening["death"]["id"] if "death" in screening else screening["death_id"]
     return value
@@ -117,7 +106,7 @@ async def test_a_consumer_from_now_sees_each_new_event_once_with_thin_payloads(
 ) -> None:
     consumer = await make_api(Scope.events_read)
     cursor = await head(consumer)
-    screening = await post_screening(api)
+    screening = await record_unexpected(api)
     death_id = death_id_of(screening)
 
     def recorded(events: list[dict[str, Any]]) -> bool:
@@ -174,7 +163,7 @@ async def test_positions_only_grow_and_an_idle_cursor_keeps_up(api: Api, make_ap
     consumer = await make_api(Scope.events_read)
     first, cursor = await read(consumer, await head(consumer))
     assert first == []
-    death_id = death_id_of(await post_screening(api))
+    death_id = death_id_of(await record_unexpected(api))
     items, after = await drain_until(
         consumer, cursor, lambda events: any(e["death_id"] == death_id for e in events)
     )
@@ -202,7 +191,7 @@ async def test_from_the_beginning_the_feed_is_in_position_order(make_api: MakeAp
 async def test_types_filter_exact_and_whole_resources(api: Api, make_api: MakeApi) -> None:
     consumer = await make_api(Scope.events_read)
     cursor = await head(consumer)
-    death_id = death_id_of(await post_screening(api))
+    death_id = death_id_of(await record_unexpected(api))
 
     def about_it(events: list[dict[str, Any]]) -> bool:
         return any(e["death_id"] == death_id for e in events)
@@ -377,12 +366,16 @@ async def test_a_late_commit_is_held_back_then_delivered_before_later_events(
     assert order == [str(early), str(late)]
 
 
+WRITER_TURNS = 25  # each concurrent writer's screenings and claims, together
+
+
 @pytest.mark.postgres_only
 async def test_concurrent_writers_and_a_polling_consumer_see_every_event_exactly_once(
     database: Database, make_api: MakeApi
 ) -> None:
-    """Eight writers post screenings, claim and release referrals for four seconds, and a
-    ninth holds transactions open while the others commit; the consumer polls throughout.
+    """Eight writers post screenings, claim and release referrals (WRITER_TURNS turns each,
+    a seeded mix), and a ninth holds transactions open while the others commit; the consumer
+    polls throughout. The amount of work is fixed, not the time it runs for.
     Afterwards it has seen every one of their events exactly once, and each resource's events
     in the order they happened."""
     specialty = f"Feed {uuid.uuid4().hex[:8]}"
@@ -393,16 +386,14 @@ async def test_concurrent_writers_and_a_polling_consumer_see_every_event_exactly
     consumer = await make_api(Scope.events_read)
     cursor = await head(consumer)
     marker = f"feed-slow-{uuid.uuid4().hex[:8]}"
-    stop_at = time.monotonic() + 4.0
+    written = asyncio.Event()
     slow_resources: list[uuid.UUID] = []
 
     async def write(api: Api, seed: int) -> None:
         rng = random.Random(seed)
-        while time.monotonic() < stop_at:
+        for _ in range(WRITER_TURNS):
             if rng.random() < 0.5:
-                await post_screening(
-                    api, specialty_at_death=specialty, admitting_specialty=specialty
-                )
+                await record_unexpected(api, specialty)
                 continue
             response = await api.post(
                 "/v1/referrals/claim",
@@ -419,7 +410,7 @@ async def test_concurrent_writers_and_a_polling_consumer_see_every_event_exactly
                     assert released.status_code == 200, released.text
 
     async def write_slowly() -> None:
-        while time.monotonic() < stop_at:
+        while not written.is_set():
             resource = uuid.uuid4()
             slow_resources.append(resource)
             async with database.transaction() as session:
@@ -432,14 +423,18 @@ async def test_concurrent_writers_and_a_polling_consumer_see_every_event_exactly
 
     async def consume() -> None:
         nonlocal cursor
-        while time.monotonic() < stop_at + 0.5:
+        while not written.is_set():
             items, cursor = await drain(consumer, cursor)
             seen.extend(items)
             await asyncio.sleep(0.01)
 
-    await asyncio.gather(
-        *(write(api, n) for n, api in enumerate(writers)), write_slowly(), consume()
-    )
+    async def all_write() -> None:
+        try:
+            await asyncio.gather(*(write(api, n) for n, api in enumerate(writers)))
+        finally:
+            written.set()  # the slow writer and the consumer stop, whatever happened
+
+    await asyncio.gather(all_write(), write_slowly(), consume())
 
     client_ids = [api.client_id for api in writers]
     async with database.transaction() as session:

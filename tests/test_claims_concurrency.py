@@ -29,7 +29,7 @@ from app.kit.time import now
 from app.models import Referral, ReferralTransition, Review
 from tests.conftest import Api, MakeApi, MakeApp
 from tests.factories import idem, screening_body, walk_pages
-from tests.test_review_cascade import sjr
+from tests.kit.reviews import problem_sjr
 
 SCOPES = (
     Scope.screenings_write,
@@ -264,7 +264,7 @@ async def test_an_expired_lease_goes_to_the_next_claimer_and_the_old_one_is_refu
         await first.post(f"/v1/referrals/{held['id']}/release", json=old),
         await first.post(
             f"/v1/referrals/{held['id']}/review",
-            json={**old, "review": sjr("Dr First", overall=4, avoidability=6)},
+            json={**old, "review": problem_sjr("Dr First", overall=4, avoidability=6)},
         ),
     ]
     for response in refused:
@@ -277,7 +277,10 @@ async def test_an_expired_lease_goes_to_the_next_claimer_and_the_old_one_is_refu
     # The new holder's lease works.
     posted = await second.post(
         f"/v1/referrals/{held['id']}/review",
-        json={"lease_id": taken["lease_id"], "review": sjr("Dr Second", overall=4, avoidability=6)},
+        json={
+            "lease_id": taken["lease_id"],
+            "review": problem_sjr("Dr Second", overall=4, avoidability=6),
+        },
     )
     assert posted.status_code == 201, posted.text
     assert posted.json()["reviewer"] == "Dr Second"
@@ -305,7 +308,10 @@ async def test_stage_one_reviewers_never_receive_their_own_stage_two_under_conte
         *(
             api.post(
                 f"/v1/referrals/{r['id']}/review",
-                json={"lease_id": r["lease_id"], "review": sjr(name, overall=2, avoidability=4)},
+                json={
+                    "lease_id": r["lease_id"],
+                    "review": problem_sjr(name, overall=2, avoidability=4),
+                },
             )
             for name, held in mine.items()
             for r in held
@@ -386,7 +392,7 @@ async def test_concurrent_reviews_under_one_lease_make_one_review(
     body = {
         "lease_id": held["lease_id"],
         "submit": submit,
-        "review": sjr("Dr Racer", overall=2, avoidability=4),
+        "review": problem_sjr("Dr Racer", overall=2, avoidability=4),
     }
 
     # All as the client holding the lease (a lease is its holder's alone, issue 11), each

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.factories import idem, screening_body
-from tests.test_pseudonymised import Seeded, seed
+from tests.kit.pseudonymised import Seeded, seed
 
 SINGLE_RESOURCE = re.compile(r"^/v1/[a-z-]+/\{[a-z_]+\}$")
 

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from tests.factories import idem, screening_body, walk_pages
+from tests.factories import idem, record, screening_body, walk_pages
 from tests.factories import test_nhs_number as new_nhs_number
 
 PROBLEM_JSON = "application/problem+json"
@@ -16,13 +16,6 @@ PROBLEM_JSON = "application/problem+json"
 
 def unique_site() -> str:
     return f"Site {uuid.uuid4().hex[:10]}"
-
-
-async def record(api: Any, **kwargs: Any) -> dict[str, Any]:
-    response = await api.post("/v1/screenings", json=screening_body(**kwargs), headers=idem())
-    assert response.status_code == 201, response.text
-    recorded: dict[str, Any] = response.json()
-    return recorded
 
 
 async def death_ids(api: Any, **params: Any) -> list[str]:
@@ -457,7 +450,6 @@ async def test_a_correction_that_removes_the_reason_cancels_the_waiting_referral
 
 
 async def test_a_death_is_found_by_its_case_reference(api) -> None:
-    from tests.factories import idem, screening_body
 
     created = await api.post("/v1/screenings", json=screening_body(), headers=idem())
     assert created.status_code == 201, created.text
@@ -478,7 +470,6 @@ async def test_a_death_is_found_by_its_case_reference(api) -> None:
 async def test_a_claim_changes_the_death_tag_but_does_not_make_a_correction_stale(api) -> None:
     """If-None-Match must see a referral change on the death page; If-Match guards only the
     death's own details."""
-    from tests.factories import idem, screening_body
 
     specialty = "Tag " + idem()["Idempotency-Key"][:8]
     body = screening_body(

@@ -27,6 +27,7 @@ from app.migrate import downgrade, upgrade
 from app.models import Referral, Review, RouteOverride, Screening
 from tests.conftest import Api
 from tests.factories import idem, screening_body
+from tests.kit.cohorts import table_rows as rows
 
 COPIES = (Screening, RouteOverride, Referral, Review)
 POOR_CARE = {
@@ -46,12 +47,6 @@ def a_summer_day() -> date:
 
 def local(day: date, hour: int, minute: int) -> datetime:
     return datetime.combine(day, time(hour, minute), LONDON).astimezone(UTC)
-
-
-def rows(report: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    (table,) = [t for t in report["tables"] if t["key"] == key]
-    found: list[dict[str, Any]] = table["rows"]
-    return found
 
 
 async def day_report(api: Any, day: date, **params: Any) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from app.fhir.mapping import (
 from app.kit.enums import ReferralStatus
 from app.models import AuditEvent, Referral
 from app.privacy.pseudonym import month_of_death
-from tests.factories import idem, screening_body
+from tests.factories import idem, post_screening, screening_body
 
 FHIR_JSON = "application/fhir+json"
 MODELS: dict[str, Any] = {
@@ -75,11 +75,10 @@ def diagnostics(body: dict[str, Any]) -> str:
     return " ".join(issue.get("diagnostics", "") for issue in body["issue"])
 
 
-async def record(api: Any, **death: Any) -> dict[str, Any]:
+async def record_ld(api: Any, **death: Any) -> dict[str, Any]:
     """A death referred to SJR and LeDeR (learning disability, adult)."""
     body = screening_body(death={"learning_disability": True, **death})
-    response = await api.post("/v1/screenings", json=body, headers=idem())
-    assert response.status_code == 201, response.text
+    response = await post_screening(api, body)
     referrals = await api.get(
         "/v1/referrals", params={"death_id": response.json()["death_id"], "limit": 200}
     )
@@ -118,7 +117,7 @@ async def search_ids(api: Any, params: dict[str, Any] | list[tuple[str, str]]) -
 
 
 async def test_a_referral_reads_as_a_task(api, database) -> None:
-    case = await record(api)
+    case = await record_ld(api)
     sjr = case["referrals"]["sjr"]
     await set_referral(database, sjr["id"], external_reference="INC-12345")
     task = fhir(await api.get(f"/fhir/r4/Task/{sjr['id']}"))
@@ -151,7 +150,7 @@ async def test_a_referral_reads_as_a_task(api, database) -> None:
 
 @pytest.mark.parametrize("status", list(ReferralStatus))
 async def test_every_referral_status_maps_to_a_task_status(api, database, status) -> None:
-    case = await record(api)
+    case = await record_ld(api)
     sjr = case["referrals"]["sjr"]
     future = datetime.now(UTC) + timedelta(hours=1)
     if status is ReferralStatus.claimed:
@@ -183,14 +182,14 @@ async def test_every_referral_status_maps_to_a_task_status(api, database, status
     [(0, "stat"), (1, "asap"), (2, "urgent"), (3, "routine"), (4, "routine"), (9, "routine")],
 )
 async def test_priorities_map_to_request_priority(api, database, priority, code) -> None:
-    case = await record(api)
+    case = await record_ld(api)
     sjr = case["referrals"]["sjr"]
     await set_referral(database, sjr["id"], priority=priority)
     assert fhir(await api.get(f"/fhir/r4/Task/{sjr['id']}"))["priority"] == code
 
 
 async def test_default_priorities_of_the_routes(api) -> None:
-    case = await record(api)
+    case = await record_ld(api)
     leder = fhir(await api.get(f"/fhir/r4/Task/{case['referrals']['leder']['id']}"))
     sjr = fhir(await api.get(f"/fhir/r4/Task/{case['referrals']['sjr']['id']}"))
     assert (leder["priority"], sjr["priority"]) == ("urgent", "routine")
@@ -198,7 +197,7 @@ async def test_default_priorities_of_the_routes(api) -> None:
 
 async def test_a_claim_makes_the_task_accepted_with_its_owner(api, database) -> None:
     specialty = f"FHIR claims {uuid.uuid4().hex[:8]}"
-    case = await record(api, specialty_at_death=specialty)
+    case = await record_ld(api, specialty_at_death=specialty)
     reviewer = f"Dr Owner {uuid.uuid4().hex[:6]}"
     claimed = await api.post(
         "/v1/referrals/claim",
@@ -223,7 +222,7 @@ async def test_a_claim_makes_the_task_accepted_with_its_owner(api, database) -> 
 
 
 async def test_an_assignee_is_the_owner(api, database) -> None:
-    case = await record(api)
+    case = await record_ld(api)
     sjr_id = case["referrals"]["sjr"]["id"]
     name = f"Dr Assigned {uuid.uuid4().hex[:6]}"
     await set_referral(database, sjr_id, assigned_to=name)
@@ -233,7 +232,7 @@ async def test_an_assignee_is_the_owner(api, database) -> None:
 
 
 async def test_search_by_code_and_patient(api) -> None:
-    first, second = await record(api), await record(api)
+    first, second = await record_ld(api), await record_ld(api)
     patient = f"Patient/{first['death_id']}"
     assert await search_ids(api, {"patient": patient, "code": "leder"}) == [
         first["referrals"]["leder"]["id"]
@@ -252,7 +251,7 @@ async def test_search_by_code_and_patient(api) -> None:
 
 
 async def test_search_by_status_sees_the_lease(api, database) -> None:
-    case = await record(api)
+    case = await record_ld(api)
     sjr, leder = case["referrals"]["sjr"]["id"], case["referrals"]["leder"]["id"]
     await set_referral(
         database,
@@ -273,7 +272,7 @@ async def test_search_by_status_sees_the_lease(api, database) -> None:
 
 
 async def test_search_by_due_period_in_uk_local_dates(api, database) -> None:
-    case = await record(api)
+    case = await record_ld(api)
     sjr, leder = case["referrals"]["sjr"]["id"], case["referrals"]["leder"]["id"]
     # 23:30 UTC on 31 March 2026 is 00:30 BST on 1 April: due on the UK date 1 April.
     await set_referral(database, sjr, due_at=datetime(2026, 3, 31, 23, 30, tzinfo=UTC))
@@ -297,7 +296,7 @@ async def test_search_by_due_period_in_uk_local_dates(api, database) -> None:
 
 
 async def test_pages_follow_the_next_link_in_queue_order(api, database) -> None:
-    cases = [await record(api) for _ in range(3)]
+    cases = [await record_ld(api) for _ in range(3)]
     deaths = ",".join(case["death_id"] for case in cases)
     expected = {r["id"] for case in cases for r in case["referrals"].values()}
     seen: list[dict[str, Any]] = []
@@ -328,7 +327,7 @@ async def test_pages_follow_the_next_link_in_queue_order(api, database) -> None:
 
 
 async def test_count_is_bounded(api) -> None:
-    case = await record(api)
+    case = await record_ld(api)
     bundle = fhir(
         await api.get("/fhir/r4/Task", params={"patient": case["death_id"], "_count": 100000})
     )
@@ -337,7 +336,7 @@ async def test_count_is_bounded(api) -> None:
 
 
 async def test_task_reads_are_audited(api, database) -> None:
-    case = await record(api)
+    case = await record_ld(api)
     sjr = case["referrals"]["sjr"]["id"]
     fhir(await api.get(f"/fhir/r4/Task/{sjr}"))
     fhir(await api.get("/fhir/r4/Task", params={"patient": case["death_id"]}))
@@ -354,7 +353,7 @@ async def test_task_reads_are_audited(api, database) -> None:
         ).all()
     actions = sorted((row.action, str(row.resource_id)) for row in rows)
     referral_ids = sorted(r["id"] for r in case["referrals"].values())
-    # The /v1 reads in record() left referral.list rows too: count this test's own.
+    # The /v1 reads in record_ld() left referral.list rows too: count this test's own.
     assert ("referral.read", sjr) in actions
     assert [a for a in actions if a[0] == "death.read"] == [("death.read", case["death_id"])]
     listed = [rid for action, rid in actions if action == "referral.list"]
@@ -362,7 +361,7 @@ async def test_task_reads_are_audited(api, database) -> None:
 
 
 async def test_task_etag_and_if_none_match(api) -> None:
-    case = await record(api)
+    case = await record_ld(api)
     sjr = case["referrals"]["sjr"]["id"]
     first = await api.get(f"/fhir/r4/Task/{sjr}")
     task = fhir(first)
@@ -383,7 +382,7 @@ async def test_task_etag_and_if_none_match(api) -> None:
 
 
 async def test_a_death_reads_as_a_patient(api) -> None:
-    case = await record(api)
+    case = await record_ld(api)
     death = case["body"]["death"]
     response = await api.get(f"/fhir/r4/Patient/{case['death_id']}")
     patient = fhir(response)
@@ -425,12 +424,12 @@ async def test_a_death_reads_as_a_patient(api) -> None:
     [("male", "male"), ("female", "female"), ("indeterminate", "other"), ("not_known", "unknown")],
 )
 async def test_sex_maps_to_gender(api, sex, gender) -> None:
-    case = await record(api, sex=sex)
+    case = await record_ld(api, sex=sex)
     assert fhir(await api.get(f"/fhir/r4/Patient/{case['death_id']}"))["gender"] == gender
 
 
 async def test_a_patient_without_an_nhs_number(api) -> None:
-    case = await record(api, nhs_number=None, nhs_number_status="03")
+    case = await record_ld(api, nhs_number=None, nhs_number_status="03")
     patient = fhir(await api.get(f"/fhir/r4/Patient/{case['death_id']}"))
     assert [i["system"] for i in patient["identifier"]] == [
         "https://lfd.example.nhs.uk/fhir/Id/case-reference"
@@ -438,7 +437,7 @@ async def test_a_patient_without_an_nhs_number(api) -> None:
 
 
 async def test_pseudonymised_patient_has_no_identifiers(api, make_api) -> None:
-    case = await record(api, postcode="SW1A 1AA")
+    case = await record_ld(api, postcode="SW1A 1AA")
     death = case["body"]["death"]
     commissioner = await make_api(Scope.deaths_read, Scope.referrals_read, pseudonymised=True)
     response = await commissioner.get(f"/fhir/r4/Patient/{case['death_id']}")
@@ -471,7 +470,7 @@ async def test_pseudonymised_patient_has_no_identifiers(api, make_api) -> None:
 
 
 async def test_patient_search_by_nhs_number(api, make_api) -> None:
-    case = await record(api)
+    case = await record_ld(api)
     number = case["body"]["death"]["nhs_number"]
     spaced = f"{number[:3]} {number[3:6]} {number[6:]}"
     for value in (number, spaced):
@@ -677,7 +676,7 @@ async def test_an_unexpected_failure_is_a_fatal_outcome_without_detail(
 
 
 async def test_patient_search_pages_and_audits(api, database) -> None:
-    first = await record(api)
+    first = await record_ld(api)
     number = first["body"]["death"]["nhs_number"]
     # A second death of the same NHS number (another source system's record of it).
     second_body = screening_body(death={"nhs_number": number, "source_system": "other-office"})

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from app.auth.scopes import Scope
 from app.models import AuditEvent, OutboxEvent
 from tests.conftest import Api
-from tests.factories import idem, screening_body, walk_pages
+from tests.factories import idem, in_specialty, record, walk_pages
+from tests.kit.reviews import brief_sjr, review_route
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -77,41 +78,17 @@ async def a_death(
     admitting: str | None = None,
 ) -> dict[str, Any]:
     """A screened death; unexpected deaths get an SJR referral, General Surgery an M&M."""
-    body = screening_body(
-        died_at=died_at,
-        death={"specialty_at_death": specialty, "admitting_specialty": admitting or specialty},
+    return await record(
+        api,
+        death=in_specialty(specialty, admitting),
         screening={"death_expected": expected},
+        died_at=died_at,
     )
-    response = await api.post("/v1/screenings", json=body, headers=idem())
-    assert response.status_code == 201, response.text
-    recorded: dict[str, Any] = response.json()
-    return recorded
 
 
 async def a_review(api: Api, recorded: dict[str, Any], route: str) -> dict[str, Any]:
     """Submit the review of the death's referral on ``route`` (unclaimed: no lease needed)."""
-    (referral,) = [r for r in recorded["referrals"] if r["route"] == route]
-    if route == "sjr":
-        review: dict[str, Any] = {
-            "instrument": "sjr",
-            "reviewer": {"name": "Dr Finder"},
-            "phases": [{"phase": "overall", "rating": 3, "narrative": "Adequate."}],
-            "quality_of_records": 3,
-            "avoidability": 6,
-        }
-    else:
-        review = {
-            "instrument": "mm",
-            "meeting_date": recorded["death"]["died_on"],
-            "specialty": "General Surgery",
-            "presenter": "Dr Registrar",
-            "outcome": "learning_identified",
-            "learning_points": ["Earlier senior review"],
-        }
-    response = await api.post(f"/v1/referrals/{referral['id']}/review", json={"review": review})
-    assert response.status_code == 201, response.text
-    posted: dict[str, Any] = response.json()
-    return posted
+    return await review_route(api, recorded, route, brief_sjr("Dr Finder", 3, "Adequate."))
 
 
 async def a_finding(api: Api, death_id: str, **fields: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import Api
 from tests.factories import idem, screening_body
-from tests.test_scopes import PROBLEM_JSON, call, guarded_operations
+from tests.kit.operations import PROBLEM_JSON, call, guarded_operations
 
 
 def assert_unknown(response: httpx.Response, *names: str) -> dict[str, Any]:

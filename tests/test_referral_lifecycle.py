@@ -16,8 +16,8 @@ from sqlalchemy import select, update
 
 from app.auth.scopes import Scope
 from app.models import AuditEvent, Referral
-from tests.factories import idem, screening_body
-from tests.test_review_cascade import sjr
+from tests.factories import record_unexpected
+from tests.kit.reviews import problem_sjr
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -26,23 +26,11 @@ def unique_specialty() -> str:
     return f"Lifecycle {uuid.uuid4().hex[:10]}"
 
 
-async def record(api: Any, specialty: str, **screening: Any) -> dict[str, Any]:
-    """A death in the specialty; unexpected (one SJR) unless the screening says otherwise."""
-    body = screening_body(
-        death={"specialty_at_death": specialty, "admitting_specialty": specialty},
-        screening={"death_expected": False, **screening},
-    )
-    response = await api.post("/v1/screenings", json=body, headers=idem())
-    assert response.status_code == 201, response.text
-    recorded: dict[str, Any] = response.json()
-    return recorded
-
-
 async def sjrs(api: Any, specialty: str, count: int) -> list[dict[str, Any]]:
     """``count`` stage-1 SJR referrals in the specialty, one per unexpected death."""
     made = []
     for _ in range(count):
-        (referral,) = (await record(api, specialty))["referrals"]
+        (referral,) = (await record_unexpected(api, specialty))["referrals"]
         assert (referral["route"], referral["stage"]) == ("sjr", 1)
         made.append(referral)
     return made
@@ -259,7 +247,7 @@ async def test_a_wrong_lease_is_a_conflict_naming_the_current_state(api) -> None
         )
     review = await api.post(
         f"/v1/referrals/{taken['id']}/review",
-        json={**wrong, "review": sjr("Dr Wrong", overall=4, avoidability=6)},
+        json={**wrong, "review": problem_sjr("Dr Wrong", overall=4, avoidability=6)},
     )
     refused(review, "claimed", "lease-conflict")
     # The lease holder is untouched.
@@ -294,13 +282,16 @@ async def test_an_expired_lease_frees_the_referral_for_another_reviewer(api, dat
         refused(await api.post(f"/v1/referrals/{old['id']}/{action}", json=stale), "claimed")
     review = await api.post(
         f"/v1/referrals/{old['id']}/review",
-        json={**stale, "review": sjr("Dr Slow", overall=4, avoidability=6)},
+        json={**stale, "review": problem_sjr("Dr Slow", overall=4, avoidability=6)},
     )
     refused(review, "claimed", "lease-conflict")
 
     done = await api.post(
         f"/v1/referrals/{old['id']}/review",
-        json={"lease_id": new["lease_id"], "review": sjr("Dr Quick", overall=4, avoidability=6)},
+        json={
+            "lease_id": new["lease_id"],
+            "review": problem_sjr("Dr Quick", overall=4, avoidability=6),
+        },
     )
     assert done.status_code == 201, done.text
     assert (await read(api, old["id"]))["status"] == "completed"
@@ -341,7 +332,10 @@ async def test_the_stage_one_reviewer_cannot_take_the_stage_two_review(api) -> N
     (taken,) = await claim(api, specialty, "Dr First")
     posted = await api.post(
         f"/v1/referrals/{stage_one['id']}/review",
-        json={"lease_id": taken["lease_id"], "review": sjr("Dr First", overall=2, avoidability=4)},
+        json={
+            "lease_id": taken["lease_id"],
+            "review": problem_sjr("Dr First", overall=2, avoidability=4),
+        },
     )
     assert posted.status_code == 201, posted.text
     (stage_two,) = await listed(api, specialty=specialty, stage=2)
@@ -356,7 +350,7 @@ async def test_the_stage_one_reviewer_cannot_take_the_stage_two_review(api) -> N
     # Nor post it without claiming it, named in the review or on whose behalf it is sent.
     direct = await api.post(
         f"/v1/referrals/{stage_two}/review",
-        json={"review": sjr("DR FIRST", overall=3, avoidability=5)},
+        json={"review": problem_sjr("DR FIRST", overall=3, avoidability=5)},
     )
     refused(direct, "ready", "transition-not-allowed")
     draft = await api.post(
@@ -374,7 +368,7 @@ async def test_the_stage_one_reviewer_cannot_take_the_stage_two_review(api) -> N
         f"/v1/referrals/{stage_two}/review",
         json={
             "lease_id": second["lease_id"],
-            "review": sjr("Dr Second", overall=3, avoidability=5),
+            "review": problem_sjr("Dr Second", overall=3, avoidability=5),
         },
     )
     assert done.status_code == 201, done.text
@@ -463,7 +457,7 @@ async def test_cancel_is_final(api) -> None:
 
     assert await claim(api, specialty, "Dr Cancel", count=5) == []
     review = await api.post(
-        f"{url}/review", json={"review": sjr("Dr Cancel", overall=3, avoidability=5)}
+        f"{url}/review", json={"review": problem_sjr("Dr Cancel", overall=3, avoidability=5)}
     )
     refused(review, "cancelled", "transition-not-allowed")
     assert "cancelled" in review.json()["detail"]
@@ -590,7 +584,7 @@ async def test_overdue_referrals_are_counted_by_route_and_specialty(api, databas
     specialty = unique_specialty()
     late, later, cancelled, on_time = await sjrs(api, specialty, 4)
     coroner = (
-        await record(
+        await record_unexpected(
             api,
             specialty,
             death_expected=True,

@@ -10,20 +10,13 @@ from sqlalchemy import update
 
 from app.kit.time import LONDON
 from app.models import Referral
-from tests.factories import idem, screening_body, walk_pages
+from tests.factories import record, screening_body, walk_pages
 
 PROBLEM_JSON = "application/problem+json"
 
 
 def unique_site() -> str:
     return f"Queue site {uuid.uuid4().hex[:10]}"
-
-
-async def record(api: Any, **kwargs: Any) -> dict[str, Any]:
-    response = await api.post("/v1/screenings", json=screening_body(**kwargs), headers=idem())
-    assert response.status_code == 201, response.text
-    recorded: dict[str, Any] = response.json()
-    return recorded
 
 
 async def queue(api: Any, **params: Any) -> list[dict[str, Any]]:

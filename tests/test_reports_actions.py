@@ -18,6 +18,8 @@ from openpyxl import load_workbook
 from app.auth.scopes import Scope
 from app.kit.time import LONDON, now
 from tests.conftest import Api
+from tests.kit.cohorts import fetch_report
+from tests.kit.cohorts import table_rows as rows
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -31,17 +33,8 @@ def ods_code() -> str:
     return "".join(random.choices(string.ascii_uppercase + string.digits, k=5))
 
 
-def rows(report: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    (table,) = [t for t in report["tables"] if t["key"] == key]
-    found: list[dict[str, Any]] = table["rows"]
-    return found
-
-
 async def actions_report(api: Api, **params: Any) -> dict[str, Any]:
-    response = await api.get("/v1/reports/actions", params=params)
-    assert response.status_code == 200, response.text
-    report: dict[str, Any] = response.json()
-    return report
+    return await fetch_report(api, "actions", **params)
 
 
 async def new_plan(api: Api, title: str, organisations: list[str]) -> dict[str, Any]:

@@ -3,17 +3,10 @@ own; every expected figure is worked out by hand in the docstring of `build_coho
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from app.auth.scopes import Scope
-from tests.reports_cohort import Cohort, sjr, table_rows
-
-FY = "2025-26"
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+from tests.kit.cohorts import FY, Amend, Cohort, Post, build, died, sjr, table_rows
 
 
 async def build_cohort(api: Any) -> Cohort:
@@ -29,33 +22,47 @@ async def build_cohort(api: Any) -> Cohort:
     So: 6 deaths, 5 referred, 3 reviewed, 3 rated, 2 awaiting. Overall ratings 1, 3, 4:
     adequate or better 2 of 3 (66.7%), good or excellent 1 (33.3%), poor or very poor 1 (33.3%).
     """
-    cohort = Cohort(api)
-    p1 = await cohort.death(at("2025-05-01T12:00"), unexpected=True, age=50, specialty="Med X")
-    await cohort.review(
-        p1["death"]["id"], "sjr", sjr(6, 4, phases={"admission_initial": 4, "ongoing": 3})
+    return await build(
+        api,
+        [
+            died(
+                "2025-05-01T12:00",
+                Post("sjr", sjr(6, 4, phases={"admission_initial": 4, "ongoing": 3})),
+                unexpected=True,
+                age=50,
+                specialty="Med X",
+            ),
+            died(
+                "2025-05-02T12:00",
+                Post("sjr", sjr(5, 2, phases={"admission_initial": 2}), stage=1),
+                Post(
+                    "sjr",
+                    sjr(5, 3, "Dr Stage Two", phases={"admission_initial": 3, "end_of_life": 5}),
+                    stage=2,
+                ),
+                unexpected=True,
+                age=70,
+                specialty="Med X",
+            ),
+            died(
+                "2025-06-01T12:00",
+                Post("sjr", sjr(6, 5, phases={"admission_initial": 5}), stage=1),
+                Amend(0, sjr(6, 1, phases={"admission_initial": 2})),
+                unexpected=True,
+                age=85,
+                specialty="Surg Y",
+            ),
+            died("2025-06-02T12:00", unexpected=True, age=80, specialty="Surg Y"),
+            died("2025-06-03T12:00", Post("sjr", sjr(6, 4), submit=False), unexpected=True),
+            died("2025-07-01T12:00"),
+            died(
+                "2025-07-02T12:00",
+                Post("sjr", sjr(6, 1), stage=1),
+                unexpected=True,
+                place="home",
+            ),
+        ],
     )
-    p2 = await cohort.death(at("2025-05-02T12:00"), unexpected=True, age=70, specialty="Med X")
-    await cohort.review(
-        p2["death"]["id"], "sjr", sjr(5, 2, phases={"admission_initial": 2}), stage=1
-    )
-    await cohort.review(
-        p2["death"]["id"],
-        "sjr",
-        sjr(5, 3, "Dr Stage Two", phases={"admission_initial": 3, "end_of_life": 5}),
-        stage=2,
-    )
-    p3 = await cohort.death(at("2025-06-01T12:00"), unexpected=True, age=85, specialty="Surg Y")
-    first = await cohort.review(
-        p3["death"]["id"], "sjr", sjr(6, 5, phases={"admission_initial": 5}), stage=1
-    )
-    await cohort.amend(first, sjr(6, 1, phases={"admission_initial": 2}))
-    await cohort.death(at("2025-06-02T12:00"), unexpected=True, age=80, specialty="Surg Y")
-    p5 = await cohort.death(at("2025-06-03T12:00"), unexpected=True)
-    await cohort.review(p5["death"]["id"], "sjr", sjr(6, 4), submit=False)
-    await cohort.death(at("2025-07-01T12:00"))
-    p7 = await cohort.death(at("2025-07-02T12:00"), unexpected=True, place="home")
-    await cohort.review(p7["death"]["id"], "sjr", sjr(6, 1), stage=1)
-    return cohort
 
 
 def shares(row: dict[str, Any]) -> tuple[Any, ...]:

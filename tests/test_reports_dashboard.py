@@ -3,16 +3,15 @@ worked out by hand below (not by re-running the report's SQL)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from app.auth.scopes import Scope
 from app.reports.model import percent
-from tests.reports_cohort import Cohort, rows_by_period, sjr
+from tests.kit.cohorts import FY, Amend, Cohort, Expect, Post, at, build, died, rows_by_period, sjr
 
-FY = "2025-26"
 MONTHS = [
     "Apr 2025",
     "May 2025",
@@ -27,10 +26,6 @@ MONTHS = [
     "Feb 2026",
     "Mar 2026",
 ]
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def leder(death: dict[str, Any], status: str = "notified") -> dict[str, Any]:
@@ -65,56 +60,71 @@ async def build_cohort(api: Any) -> Cohort:
     M 31 Mar 2026 22:59 UTC = 23:59 BST: March 2025-26.
     L 31 Mar 2026 23:30 UTC = 00:30 BST 1 Apr 2026: the next financial year.
     """
-    cohort = Cohort(api)
-    await cohort.death(at("2025-04-10T12:00"))  # A
-    b = await cohort.death(at("2025-04-20T12:00"), unexpected=True)
-    await cohort.review(b["death"]["id"], "sjr", sjr(6, 4))
-
-    c = await cohort.death(at("2025-05-15T12:00"), unexpected=True)
-    await cohort.review(c["death"]["id"], "sjr", sjr(3, 3), stage=1)
-    await cohort.review(c["death"]["id"], "sjr", sjr(5, 3, "Dr Stage Two"), stage=2)
-
-    d = await cohort.death(at("2025-05-20T12:00"), unexpected=True)
-    await cohort.review(d["death"]["id"], "sjr", sjr(4, 2), stage=1)
-    await cohort.review(d["death"]["id"], "sjr", sjr(2, 2, "Dr Stage Two"), stage=2)
-    assert (await cohort.referral(d["death"]["id"], "psii"))["status"] == "ready"
-
-    e = await cohort.death(at("2025-06-05T12:00"), unexpected=True)
-    first = await cohort.review(e["death"]["id"], "sjr", sjr(6, 4))
-    await cohort.amend(first, sjr(4, 3))
-
-    f = await cohort.death(at("2025-06-10T12:00"), unexpected=True, place="home")
-    await cohort.review(f["death"]["id"], "sjr", sjr(1, 1), stage=1)
-
-    g = await cohort.death(at("2025-07-01T12:00"), specialty="General Surgery")
-    await cohort.review(
-        g["death"]["id"],
-        "mm",
-        {
-            "instrument": "mm",
-            "meeting_date": "2025-07-20",
-            "specialty": "General Surgery",
-            "presenter": "Dr Registrar",
-            "outcome": "learning_identified",
-            "learning_points": ["Earlier senior review"],
-        },
+    return await build(
+        api,
+        [
+            died("2025-04-10T12:00"),  # A
+            died("2025-04-20T12:00", Post("sjr", sjr(6, 4)), unexpected=True),  # B
+            died(  # C
+                "2025-05-15T12:00",
+                Post("sjr", sjr(3, 3), stage=1),
+                Post("sjr", sjr(5, 3, "Dr Stage Two"), stage=2),
+                unexpected=True,
+            ),
+            died(  # D
+                "2025-05-20T12:00",
+                Post("sjr", sjr(4, 2), stage=1),
+                Post("sjr", sjr(2, 2, "Dr Stage Two"), stage=2),
+                Expect("psii", "ready"),
+                unexpected=True,
+            ),
+            died(  # E
+                "2025-06-05T12:00",
+                Post("sjr", sjr(6, 4)),
+                Amend(0, sjr(4, 3)),
+                unexpected=True,
+            ),
+            died(  # F
+                "2025-06-10T12:00",
+                Post("sjr", sjr(1, 1), stage=1),
+                unexpected=True,
+                place="home",
+            ),
+            died(  # G
+                "2025-07-01T12:00",
+                Post(
+                    "mm",
+                    {
+                        "instrument": "mm",
+                        "meeting_date": "2025-07-20",
+                        "specialty": "General Surgery",
+                        "presenter": "Dr Registrar",
+                        "outcome": "learning_identified",
+                        "learning_points": ["Earlier senior review"],
+                    },
+                ),
+                specialty="General Surgery",
+            ),
+            died("2025-07-02T12:00", safety_concern=True),  # H
+            died(  # I
+                "2025-04-25T12:00",
+                Post("leder", leder),
+                Post("sjr", sjr(2, 2), stage=1),
+                learning_disability=True,
+            ),
+            died(  # J
+                "2025-08-03T12:00",
+                Post("leder", leder),
+                Amend(0, lambda death: leder(death, "completed")),
+                autism=True,
+            ),
+            died("2025-08-04T12:00", autism=True),  # K
+            died("2025-09-30T23:30"),  # O
+            died("2025-12-31T23:59"),  # N
+            died("2026-03-31T22:59"),  # M
+            died("2026-03-31T23:30"),  # L
+        ],
     )
-    await cohort.death(at("2025-07-02T12:00"), safety_concern=True)  # H
-
-    i = await cohort.death(at("2025-04-25T12:00"), learning_disability=True)
-    await cohort.review(i["death"]["id"], "leder", leder(i["death"]))
-    await cohort.review(i["death"]["id"], "sjr", sjr(2, 2), stage=1)
-
-    j = await cohort.death(at("2025-08-03T12:00"), autism=True)
-    notified = await cohort.review(j["death"]["id"], "leder", leder(j["death"]))
-    await cohort.amend(notified, leder(j["death"], "completed"))
-    await cohort.death(at("2025-08-04T12:00"), autism=True)  # K
-
-    await cohort.death(at("2025-09-30T23:30"))  # O
-    await cohort.death(at("2025-12-31T23:59"))  # N
-    await cohort.death(at("2026-03-31T22:59"))  # M
-    await cohort.death(at("2026-03-31T23:30"))  # L
-    return cohort
 
 
 async def test_the_dashboard_of_a_hand_built_year(api) -> None:

@@ -4,16 +4,9 @@ counts) both decide it. Expected figures worked out by hand in `build_cohort`.""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from tests.reports_cohort import Cohort, rows_by_period, sjr, table_rows
-
-FY = "2025-26"
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+from tests.kit.cohorts import FY, Amend, Cohort, Post, build, died, rows_by_period, sjr, table_rows
 
 
 async def build_cohort(api: Any) -> Cohort:
@@ -31,28 +24,29 @@ async def build_cohort(api: Any) -> Cohort:
     Care quality: deaths 3, referred 3, reviewed 2, rated 2 (ratings 2 and 3), awaiting 1;
     admission phase rated 2 (ratings 2 and 3).
     """
-    cohort = Cohort(api)
-    q = await cohort.death(at("2025-04-10T12:00"), unexpected=True)
-    await cohort.review(
-        q["death"]["id"], "sjr", sjr(2, 2, phases={"admission_initial": 2}), stage=1
+    return await build(
+        api,
+        [
+            died(
+                "2025-04-10T12:00",
+                Post("sjr", sjr(2, 2, phases={"admission_initial": 2}), stage=1),
+                Post("sjr", sjr(6, 5, "Dr Stage Two"), stage=2, submit=False),
+                unexpected=True,
+            ),
+            died(
+                "2025-04-11T12:00",
+                Post("sjr", sjr(3, 2, phases={"admission_initial": 2}), stage=1),
+                Post("sjr", sjr(5, 3, "Dr Stage Two", phases={"admission_initial": 3}), stage=2),
+                Amend(0, sjr(4, 1, phases={"admission_initial": 1})),
+                unexpected=True,
+            ),
+            died(
+                "2025-04-12T12:00",
+                Post("sjr", sjr(6, 4), stage=1, submit=False),
+                unexpected=True,
+            ),
+        ],
     )
-    await cohort.review(q["death"]["id"], "sjr", sjr(6, 5, "Dr Stage Two"), stage=2, submit=False)
-
-    s = await cohort.death(at("2025-04-11T12:00"), unexpected=True)
-    stage_one = await cohort.review(
-        s["death"]["id"], "sjr", sjr(3, 2, phases={"admission_initial": 2}), stage=1
-    )
-    await cohort.review(
-        s["death"]["id"],
-        "sjr",
-        sjr(5, 3, "Dr Stage Two", phases={"admission_initial": 3}),
-        stage=2,
-    )
-    await cohort.amend(stage_one, sjr(4, 1, phases={"admission_initial": 1}))
-
-    t = await cohort.death(at("2025-04-12T12:00"), unexpected=True)
-    await cohort.review(t["death"]["id"], "sjr", sjr(6, 4), stage=1, submit=False)
-    return cohort
 
 
 async def test_the_final_sjr_is_the_highest_stage_submitted(api) -> None:

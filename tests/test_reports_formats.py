@@ -5,30 +5,26 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
 from typing import Any
 
 from openpyxl import load_workbook
 
-from tests.reports_cohort import Cohort, sjr
-
-FY = "2025-26"
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+from tests.kit.cohorts import FY, Cohort, Post, build, died, sjr
 
 
 async def small_cohort(api: Any, site: str | None = None) -> Cohort:
     """Three deaths in April 2025, two reviewed (avoidability 6 and 2), one in May: 2/3 and
     1/2 reviewed give 66.7% and 50.0%."""
-    cohort = Cohort(api, site)
-    for day, review in (("01", sjr(6, 4)), ("02", sjr(2, 2)), ("03", None)):
-        made = await cohort.death(at(f"2025-04-{day}T12:00"), unexpected=True)
-        if review is not None:
-            await cohort.review(made["death"]["id"], "sjr", review, stage=1)
-    await cohort.death(at("2025-05-05T12:00"))
-    return cohort
+    return await build(
+        api,
+        [
+            died("2025-04-01T12:00", Post("sjr", sjr(6, 4), stage=1), unexpected=True),
+            died("2025-04-02T12:00", Post("sjr", sjr(2, 2), stage=1), unexpected=True),
+            died("2025-04-03T12:00", unexpected=True),
+            died("2025-05-05T12:00"),
+        ],
+        site,
+    )
 
 
 async def get(api: Any, cohort: Cohort, name: str, **params: Any) -> Any:

@@ -17,7 +17,10 @@ from openpyxl import load_workbook
 from app.auth.scopes import Scope
 from app.kit.time import local_date, now
 from tests.conftest import Api
-from tests.factories import idem, screening_body
+from tests.factories import record_unexpected
+from tests.kit.cohorts import fetch_report
+from tests.kit.cohorts import table_rows as rows
+from tests.kit.reviews import brief_sjr, review_route
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -30,40 +33,13 @@ async def screened(
     api: Api, site: str, died_at: datetime, specialty: str = "General Medicine"
 ) -> dict[str, Any]:
     """An unexpected death (so an SJR referral; General Surgery adds an M&M)."""
-    body = screening_body(
-        died_at=died_at,
-        death={"site": site, "specialty_at_death": specialty, "admitting_specialty": specialty},
-        screening={"death_expected": False},
-    )
-    response = await api.post("/v1/screenings", json=body, headers=idem())
-    assert response.status_code == 201, response.text
-    recorded: dict[str, Any] = response.json()
-    return recorded
+    return await record_unexpected(api, specialty, death={"site": site}, died_at=died_at)
 
 
 async def reviewed(api: Api, recorded: dict[str, Any], route: str) -> str:
     """Submit the death's review on `route`; its id."""
-    (referral,) = [r for r in recorded["referrals"] if r["route"] == route]
-    if route == "sjr":
-        review: dict[str, Any] = {
-            "instrument": "sjr",
-            "reviewer": {"name": "Dr Theme"},
-            "phases": [{"phase": "overall", "rating": 4, "narrative": "Good."}],
-            "quality_of_records": 4,
-            "avoidability": 6,
-        }
-    else:
-        review = {
-            "instrument": "mm",
-            "meeting_date": recorded["death"]["died_on"],
-            "specialty": "General Surgery",
-            "presenter": "Dr Registrar",
-            "outcome": "learning_identified",
-            "learning_points": ["Earlier senior review"],
-        }
-    response = await api.post(f"/v1/referrals/{referral['id']}/review", json={"review": review})
-    assert response.status_code == 201, response.text
-    review_id: str = response.json()["id"]
+    posted = await review_route(api, recorded, route, brief_sjr("Dr Theme", 4, "Good."))
+    review_id: str = posted["id"]
     return review_id
 
 
@@ -82,17 +58,8 @@ async def finding(
     assert response.status_code == 201, response.text
 
 
-def rows(report: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    (table,) = [t for t in report["tables"] if t["key"] == key]
-    found: list[dict[str, Any]] = table["rows"]
-    return found
-
-
 async def themes_report(api: Api, **params: Any) -> dict[str, Any]:
-    response = await api.get("/v1/reports/themes", params=params)
-    assert response.status_code == 200, response.text
-    report: dict[str, Any] = response.json()
-    return report
+    return await fetch_report(api, "themes", **params)
 
 
 class Built:

@@ -24,6 +24,9 @@ from app.models import AuditEvent, Referral, Review
 from app.reports.aggregates import days, percentile_terms
 from tests.conftest import Api
 from tests.factories import idem, screening_body
+from tests.kit.cohorts import fetch_report
+from tests.kit.cohorts import table_rows as rows
+from tests.kit.reviews import brief_sjr
 
 PROBLEM_JSON = "application/problem+json"
 OVERRIDE_REASON = "The family asked that the care not be reviewed; discussed with the consultant."
@@ -33,17 +36,8 @@ def new_site() -> str:
     return f"Timeliness site {uuid.uuid4().hex[:10]}"
 
 
-def rows(report: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    (table,) = [t for t in report["tables"] if t["key"] == key]
-    found: list[dict[str, Any]] = table["rows"]
-    return found
-
-
 async def timeliness(api: Api, **params: Any) -> dict[str, Any]:
-    response = await api.get("/v1/reports/timeliness", params=params)
-    assert response.status_code == 200, response.text
-    report: dict[str, Any] = response.json()
-    return report
+    return await fetch_report(api, "timeliness", **params)
 
 
 async def screened(
@@ -77,13 +71,7 @@ def referral_of(recorded: dict[str, Any], route: str) -> dict[str, Any]:
 
 
 async def submit_sjr(api: Api, referral_id: str) -> str:
-    review = {
-        "instrument": "sjr",
-        "reviewer": {"name": "Dr Prompt"},
-        "phases": [{"phase": "overall", "rating": 4, "narrative": "Good."}],
-        "quality_of_records": 4,
-        "avoidability": 6,
-    }
+    review = brief_sjr("Dr Prompt", 4, "Good.")
     response = await api.post(f"/v1/referrals/{referral_id}/review", json={"review": review})
     assert response.status_code == 201, response.text
     review_id: str = response.json()["id"]

@@ -7,23 +7,7 @@ from typing import Any
 
 from app.auth.scopes import Scope
 from tests.factories import idem, screening_body
-
-
-def sjr(reviewer: str, overall: int, avoidability: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "instrument": "sjr",
-        "reviewer": {"name": reviewer},
-        "phases": [
-            {"phase": "admission_initial", "rating": 3, "narrative": "Seen promptly."},
-            {"phase": "overall", "rating": overall, "narrative": "Overall."},
-        ],
-        "quality_of_records": 3,
-        "avoidability": avoidability,
-        "problems_in_care": [
-            {"type": "monitoring", "phase": "ongoing", "harm": "probably"},
-        ],
-        **extra,
-    }
+from tests.kit.reviews import problem_sjr
 
 
 async def claim(api, route: str, reviewer: str, **body: Any) -> list[dict[str, Any]]:
@@ -65,7 +49,10 @@ async def test_sjr_stage_one_to_stage_two_to_psii(make_api) -> None:
 
     posted = await api.post(
         f"/v1/referrals/{mine['id']}/review",
-        json={"lease_id": mine["lease_id"], "review": sjr("Dr One", overall=2, avoidability=4)},
+        json={
+            "lease_id": mine["lease_id"],
+            "review": problem_sjr("Dr One", overall=2, avoidability=4),
+        },
     )
     assert posted.status_code == 201, posted.text
     review = posted.json()
@@ -94,7 +81,10 @@ async def test_sjr_stage_one_to_stage_two_to_psii(make_api) -> None:
     assert len(taken) == 1
     second = await api.post(
         f"/v1/referrals/{stage_two['id']}/review",
-        json={"lease_id": taken[0]["lease_id"], "review": sjr("Dr Two", overall=2, avoidability=2)},
+        json={
+            "lease_id": taken[0]["lease_id"],
+            "review": problem_sjr("Dr Two", overall=2, avoidability=2),
+        },
     )
     assert second.status_code == 201, second.text
     death = (await api.get(f"/v1/deaths/{recorded['death_id']}")).json()
@@ -147,7 +137,7 @@ async def test_a_retried_review_post_with_its_key_replays_instead_of_conflicting
     body = screening_body(screening={"death_expected": False})
     recorded = (await api.post("/v1/screenings", json=body, headers=idem())).json()
     (referral,) = recorded["referrals"]
-    payload = {"review": sjr("Dr Retry", overall=4, avoidability=6)}
+    payload = {"review": problem_sjr("Dr Retry", overall=4, avoidability=6)}
     key = idem()
     first = await api.post(f"/v1/referrals/{referral['id']}/review", json=payload, headers=key)
     again = await api.post(f"/v1/referrals/{referral['id']}/review", json=payload, headers=key)

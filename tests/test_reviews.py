@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.models import AuditEvent, OutboxEvent, ReviewPhaseRating, ReviewProblem
 from tests.factories import idem, screening_body
-from tests.test_review_validation import (
+from tests.kit.reviews import (
     claim_one,
     complete_sjr,
     external_review,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from app.auth.scopes import Scope
-from tests.factories import idem, screening_body
+from tests.factories import idem, record, screening_body
 
 # DESIGN.md section 4's defaults, which the test settings keep.
 DUE_DAYS = {"sjr": 56, "mm": 56, "leder": 7, "cdr": 7}
@@ -23,12 +23,11 @@ def born(died_on: date, years: int = 0, days: int = 0) -> str:
     return (birthday - timedelta(days=days)).isoformat()
 
 
-async def record(api: Any, body: dict[str, Any]) -> dict[str, Any]:
+async def record_fresh(api: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """Record the screening; its referrals were raised while the request ran."""
     before = datetime.now(UTC)
-    response = await api.post("/v1/screenings", json=body, headers=idem())
+    recorded = await record(api, body)
     after = datetime.now(UTC)
-    assert response.status_code == 201, response.text
-    recorded: dict[str, Any] = response.json()
     for referral in recorded["referrals"]:
         created = datetime.fromisoformat(referral["created_at"])
         assert before - timedelta(minutes=1) <= created <= after + timedelta(minutes=1)
@@ -146,7 +145,7 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, list[str]]]] = [
 async def test_each_rule_raises_its_referrals(
     api, base_settings, death: dict[str, Any], screening: dict[str, Any], expected: dict[str, Any]
 ) -> None:
-    recorded = await record(api, screening_body(death=death, screening=screening))
+    recorded = await record_fresh(api, screening_body(death=death, screening=screening))
     assert referred(recorded) == expected
     assert required(recorded) == {
         route: (reasons, "referred") for route, reasons in expected.items()
@@ -161,14 +160,14 @@ async def test_each_rule_raises_its_referrals(
 
 
 async def test_a_death_nothing_refers_gets_no_referral(api) -> None:
-    recorded = await record(api, screening_body())
+    recorded = await record_fresh(api, screening_body())
     assert recorded["referrals"] == []
     assert recorded["required_routes"] == []
     assert recorded["death"]["status"] == "screened"
 
 
 async def test_a_referral_names_the_specialty_it_belongs_to(api) -> None:
-    recorded = await record(
+    recorded = await record_fresh(
         api,
         screening_body(
             death={"admitting_specialty": "General Medicine", "specialty_at_death": "Cardiology"}
@@ -180,7 +179,7 @@ async def test_a_referral_names_the_specialty_it_belongs_to(api) -> None:
 async def test_several_rules_for_one_route_make_one_referral_with_reasons_in_table_order(
     api, base_settings
 ) -> None:
-    recorded = await record(
+    recorded = await record_fresh(
         api,
         screening_body(
             death={
@@ -217,7 +216,7 @@ async def test_several_rules_for_one_route_make_one_referral_with_reasons_in_tab
 async def test_configured_due_days_set_the_due_date(app_factory, make_api) -> None:
     _, http = await app_factory(due_days={"sjr": 28, "leder": 3})
     client = await make_api(Scope.admin, client=http)
-    recorded = await record(client, screening_body(death={"learning_disability": True}))
+    recorded = await record_fresh(client, screening_body(death={"learning_disability": True}))
     for referral in recorded["referrals"]:
         created = datetime.fromisoformat(referral["created_at"])
         due = datetime.fromisoformat(referral["due_at"])
@@ -246,14 +245,14 @@ async def test_the_18th_birthday_is_the_boundary(
 ) -> None:
     died_on = SUMMER_DEATH.date()
     # Eighteen on the very day of death: an adult.
-    birthday = await record(
+    birthday = await record_fresh(
         api,
         screening_body(
             died_at=SUMMER_DEATH, death={**flags, "date_of_birth": born(died_on, years=18)}
         ),
     )
     # Eighteen tomorrow: still a child.
-    day_before = await record(
+    day_before = await record_fresh(
         api,
         screening_body(
             died_at=SUMMER_DEATH,
@@ -270,7 +269,7 @@ async def test_the_18th_birthday_is_the_boundary(
 
 async def test_a_death_at_half_past_midnight_bst_belongs_to_that_local_date(api) -> None:
     # 23:30 UTC on 15 June is 00:30 BST on 16 June, the 18th birthday: no child death review.
-    after_midnight = await record(
+    after_midnight = await record_fresh(
         api,
         screening_body(
             died_at=datetime(2026, 6, 15, 23, 30, tzinfo=UTC),
@@ -282,7 +281,7 @@ async def test_a_death_at_half_past_midnight_bst_belongs_to_that_local_date(api)
     assert referred(after_midnight) == {}
 
     # 22:59 UTC is 23:59 BST on 15 June: the day before the birthday, still 17.
-    before_midnight = await record(
+    before_midnight = await record_fresh(
         api,
         screening_body(
             died_at=datetime(2026, 6, 15, 22, 59, tzinfo=UTC),
@@ -296,7 +295,7 @@ async def test_a_death_at_half_past_midnight_bst_belongs_to_that_local_date(api)
 
 async def test_in_winter_uk_local_time_is_utc(api) -> None:
     # 23:30 UTC on 15 January is 23:30 GMT on 15 January: the day before the 18th birthday.
-    recorded = await record(
+    recorded = await record_fresh(
         api,
         screening_body(
             died_at=datetime(2026, 1, 15, 23, 30, tzinfo=UTC),
@@ -312,18 +311,18 @@ async def test_the_time_of_death_may_be_sent_with_its_local_offset(api) -> None:
         died_at=datetime(2026, 6, 15, 23, 30, tzinfo=UTC), death={"date_of_birth": "2008-06-16"}
     )
     body["death"]["died_at"] = "2026-06-16T00:30:00+01:00"
-    recorded = await record(api, body)
+    recorded = await record_fresh(api, body)
     assert recorded["death"]["died_on"] == "2026-06-16"
     assert referred(recorded) == {}
 
 
 async def test_a_perinatal_death_is_within_28_days_of_birth(api, base_settings) -> None:
     died_on = SUMMER_DEATH.date()
-    day_27 = await record(
+    day_27 = await record_fresh(
         api,
         screening_body(died_at=SUMMER_DEATH, death={"date_of_birth": born(died_on, days=27)}),
     )
-    day_28 = await record(
+    day_28 = await record_fresh(
         api,
         screening_body(died_at=SUMMER_DEATH, death={"date_of_birth": born(died_on, days=28)}),
     )
@@ -346,7 +345,7 @@ async def test_a_perinatal_death_is_within_28_days_of_birth(api, base_settings) 
 
 async def test_a_declined_required_route_is_kept_with_its_reason_and_not_referred(api) -> None:
     reason = "Discussed at the weekly ME meeting: the death followed a known, documented course."
-    recorded = await record(
+    recorded = await record_fresh(
         api,
         screening_body(
             screening={
@@ -382,7 +381,7 @@ async def test_a_declined_required_route_is_kept_with_its_reason_and_not_referre
 
 
 async def test_declining_every_required_route_leaves_the_death_screened(api) -> None:
-    recorded = await record(
+    recorded = await record_fresh(
         api,
         screening_body(
             death={"learning_disability": True},
@@ -451,7 +450,7 @@ async def test_an_override_needs_a_written_reason(api) -> None:
 
 
 async def test_routes_the_me_requests_are_referred_as_me_requested(api, base_settings) -> None:
-    recorded = await record(
+    recorded = await record_fresh(
         api, screening_body(screening={"routes_requested": ["mm", "system_review"]})
     )
     assert referred(recorded) == {"mm": ["me_requested"], "system_review": ["me_requested"]}
@@ -462,7 +461,7 @@ async def test_routes_the_me_requests_are_referred_as_me_requested(api, base_set
 
 
 async def test_a_requested_route_that_is_also_required_is_one_referral(api) -> None:
-    recorded = await record(
+    recorded = await record_fresh(
         api,
         screening_body(screening={"death_expected": False, "routes_requested": ["sjr"]}),
     )
@@ -478,7 +477,7 @@ async def test_at_100_percent_an_otherwise_unreferred_death_is_sampled(
 ) -> None:
     _, http = await app_factory(learning_sample_percent=100)
     client = await make_api(Scope.admin, client=http)
-    recorded = await record(client, screening_body())
+    recorded = await record_fresh(client, screening_body())
     assert referred(recorded) == {"sjr": ["learning_sample"]}
     assert required(recorded) == {"sjr": (["learning_sample"], "referred")}
     check_referrals(recorded, base_settings)
@@ -487,12 +486,12 @@ async def test_at_100_percent_an_otherwise_unreferred_death_is_sampled(
 async def test_the_sample_only_takes_deaths_nothing_else_refers(app_factory, make_api) -> None:
     _, http = await app_factory(learning_sample_percent=100)
     client = await make_api(Scope.admin, client=http)
-    coroner = await record(
+    coroner = await record_fresh(
         client,
         screening_body(screening={"coroner_notified": True, "coroner_reason": "self_harm"}),
     )
     assert referred(coroner) == {"coroner": ["coroner_referral"]}
-    requested = await record(client, screening_body(screening={"routes_requested": ["mm"]}))
+    requested = await record_fresh(client, screening_body(screening={"routes_requested": ["mm"]}))
     assert referred(requested) == {"mm": ["me_requested"]}
 
 
@@ -500,6 +499,6 @@ async def test_at_0_percent_nothing_is_sampled(app_factory, make_api) -> None:
     _, http = await app_factory(learning_sample_percent=0)
     client = await make_api(Scope.admin, client=http)
     for _ in range(5):
-        recorded = await record(client, screening_body())
+        recorded = await record_fresh(client, screening_body())
         assert recorded["referrals"] == []
         assert recorded["death"]["status"] == "screened"

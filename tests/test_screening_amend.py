@@ -9,16 +9,15 @@ from typing import Any
 from sqlalchemy import select, update
 
 from app.models import OutboxEvent, Referral
-from tests.factories import idem, screening_body
+from tests.factories import post_screening, screening_body
 
 PROBLEM_JSON = "application/problem+json"
 
 
-async def record(api: Any, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
+async def record_tagged(api: Any, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
     """Post a screening; returns the body sent, the response and its ETag."""
     body = screening_body(**kwargs)
-    response = await api.post("/v1/screenings", json=body, headers=idem())
-    assert response.status_code == 201, response.text
+    response = await post_screening(api, body)
     return body, response.json(), response.headers["etag"]
 
 
@@ -52,7 +51,7 @@ async def amended_events(database: Any, screening_id: str) -> list[OutboxEvent]:
 
 
 async def test_put_needs_if_match(api) -> None:
-    body, recorded, _ = await record(api)
+    body, recorded, _ = await record_tagged(api)
     fields = {**body["screening"], "staff_concerns": "Delayed review"}
     response = await amend(api, recorded["id"], fields, None)
     assert response.status_code == 428
@@ -63,7 +62,7 @@ async def test_put_needs_if_match(api) -> None:
 
 
 async def test_put_with_a_stale_etag_is_412_and_changes_nothing(api) -> None:
-    body, recorded, tag = await record(api)
+    body, recorded, tag = await record_tagged(api)
     first = await amend(api, recorded["id"], {**body["screening"], "qap_discussed": False}, tag)
     assert first.status_code == 200, first.text
 
@@ -80,7 +79,7 @@ async def test_put_with_a_stale_etag_is_412_and_changes_nothing(api) -> None:
 
 
 async def test_amending_with_the_etag_from_post_then_from_get(api) -> None:
-    body, recorded, post_tag = await record(api)
+    body, recorded, post_tag = await record_tagged(api)
     read = await api.get(f"/v1/screenings/{recorded['id']}")
     assert read.headers["etag"] == post_tag
 
@@ -124,7 +123,7 @@ async def test_amending_an_unknown_screening_is_404(api) -> None:
 
 
 async def test_adding_a_concern_raises_an_sjr(api, database) -> None:
-    body, recorded, tag = await record(api)
+    body, recorded, tag = await record_tagged(api)
     assert recorded["referrals"] == []
     assert recorded["death"]["status"] == "screened"
     death_tag = (await api.get(f"/v1/deaths/{recorded['death_id']}")).headers["etag"]
@@ -152,7 +151,9 @@ async def test_adding_a_concern_raises_an_sjr(api, database) -> None:
 
 
 async def test_removing_the_only_reason_cancels_the_waiting_referral(api) -> None:
-    body, recorded, tag = await record(api, screening={"staff_concerns": "Delayed escalation"})
+    body, recorded, tag = await record_tagged(
+        api, screening={"staff_concerns": "Delayed escalation"}
+    )
     sjr = by_route(recorded["referrals"])["sjr"]
     assert sjr["status"] == "ready"
     assert recorded["death"]["status"] == "under_review"
@@ -187,7 +188,7 @@ async def test_removing_the_only_reason_cancels_the_waiting_referral(api) -> Non
 
 
 async def test_a_reason_removed_while_another_remains_keeps_the_referral(api) -> None:
-    body, recorded, tag = await record(
+    body, recorded, tag = await record_tagged(
         api, screening={"staff_concerns": "Delayed escalation", "death_expected": False}
     )
     sjr = by_route(recorded["referrals"])["sjr"]
@@ -202,7 +203,7 @@ async def test_a_reason_removed_while_another_remains_keeps_the_referral(api) ->
 
 
 async def test_overriding_a_required_route_cancels_its_referral_and_keeps_the_reason(api) -> None:
-    body, recorded, tag = await record(api, death={"learning_disability": True})
+    body, recorded, tag = await record_tagged(api, death={"learning_disability": True})
     referrals = by_route(recorded["referrals"])
     assert set(referrals) == {"leder", "sjr"}
 
@@ -234,7 +235,7 @@ async def test_overriding_a_required_route_cancels_its_referral_and_keeps_the_re
 
 
 async def test_overriding_a_route_the_rules_do_not_require_is_422(api) -> None:
-    body, recorded, tag = await record(api)
+    body, recorded, tag = await record_tagged(api)
     response = await amend(
         api,
         recorded["id"],
@@ -249,7 +250,9 @@ async def test_overriding_a_route_the_rules_do_not_require_is_422(api) -> None:
 
 
 async def test_a_put_that_changes_nothing_makes_no_version(api, database) -> None:
-    body, recorded, tag = await record(api, screening={"staff_concerns": "Delayed escalation"})
+    body, recorded, tag = await record_tagged(
+        api, screening={"staff_concerns": "Delayed escalation"}
+    )
     response = await amend(api, recorded["id"], body["screening"], tag)
     assert response.status_code == 200, response.text
     assert response.json()["version"] == 1
@@ -265,7 +268,7 @@ async def test_a_put_that_changes_nothing_makes_no_version(api, database) -> Non
 
 
 async def test_the_amended_event_names_the_fields_and_never_their_values(api, database) -> None:
-    body, recorded, tag = await record(api)
+    body, recorded, tag = await record_tagged(api)
     concern = f"Concern {uuid.uuid4().hex}"
     first = await amend(
         api,
@@ -300,7 +303,9 @@ async def test_the_amended_event_names_the_fields_and_never_their_values(api, da
 
 
 async def test_an_amendment_never_cancels_work_a_reviewer_holds(api, database) -> None:
-    body, recorded, tag = await record(api, screening={"staff_concerns": "Delayed escalation"})
+    body, recorded, tag = await record_tagged(
+        api, screening={"staff_concerns": "Delayed escalation"}
+    )
     sjr = by_route(recorded["referrals"])["sjr"]
     async with database.transaction() as session:
         # A reviewer has it (the claim endpoints come later; the state is what matters here).

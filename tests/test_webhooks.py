@@ -10,14 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete
 
 from app.auth.scopes import Scope
-from app.db import Database
-from app.models import WebhookEndpoint
 from app.webhooks.urls import UrlRefused, check_url, is_allowed
 from tests.conftest import Api, MakeApi, MakeApp
 from tests.factories import idem
+from tests.kit.webhooks import forget_endpoints
 from tests.webhook_receiver import Receiver
 
 PATH = "/v1/webhook-endpoints"
@@ -43,15 +41,6 @@ async def hooks(
     api = await make_api(Scope.webhooks_manage, client=http)
     yield Hooks(api, http, app, receiver)
     await forget_endpoints(app.state.database, receiver)
-
-
-async def forget_endpoints(database: Database, receiver: Receiver) -> None:
-    """Delete the endpoints this test registered: the database is shared by the whole run and
-    the webhook worker's tests must not find deliveries for receivers that are gone."""
-    async with database.transaction() as session:
-        await session.execute(
-            delete(WebhookEndpoint).where(WebhookEndpoint.url.startswith(receiver.base + "/"))
-        )
 
 
 async def register(hooks: Hooks, **body: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import asyncio
 import ipaddress
 import random
 import socket
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -47,7 +48,8 @@ from app.webhooks.worker import (
 )
 from tests.conftest import Api, MakeApi, MakeApp
 from tests.factories import idem, screening_body
-from tests.test_webhooks import forget_endpoints
+from tests.kit.waiting import until
+from tests.kit.webhooks import forget_endpoints
 from tests.webhook_receiver import Answer, Receiver
 
 PATH = "/v1/webhook-endpoints"
@@ -613,21 +615,38 @@ async def test_a_slow_batch_that_outlives_its_claim_is_sent_once_and_logged(
     """Two workers, a slow receiver and a claim lease shorter than a batch takes to send:
     worker B claims what worker A had claimed but not yet started once A's lease has run out,
     and A, reaching those, skips them; yet every message is sent once and every attempt is in
-    the log (issue 5: several workers never deliver the same attempt twice). The real clock
-    runs; the sizes are small so that it takes about two seconds."""
+    the log (issue 5: several workers never deliver the same attempt twice). No real time
+    decides it: the workers' clocks are the test's (B's is past A's claim lease), and the
+    receiver holds A's first two attempts until B has claimed the rest and begun sending."""
     endpoint = await hooks.register(event_types=[THEME_UPDATED])
     resources = await emit_events(hooks.database, 20)
     await drain(hooks.database)
-    hooks.receiver.default = Answer(200, delay=0.15)
-    # A's batch of 20 in 2 lanes takes at least 10 x 0.15 s, three times its 0.5 s claim.
-    settings = hooks.database.settings.model_copy(update={"webhook_concurrency": 2})
+    held = threading.Event()
+    hooks.receiver.default = Answer(200, hold=held)
+    # A's batch of 20 in 2 lanes: its first two attempts are held at the receiver.
+    settings = hooks.database.settings.model_copy(
+        update={"webhook_concurrency": 2, "webhook_timeout_seconds": 60}
+    )
     a, b = Database(settings), Database(settings)
     short = timedelta(seconds=0.5)
+    start = now()
+
+    def requests() -> int:
+        return sum(len(hooks.receiver.of_resource(resource)) for resource in resources)
+
     try:
-        first = asyncio.create_task(send_due(a, batch=20, max_batches=100, lease=short))
-        await asyncio.sleep(0.6)  # A's claim has lapsed; about half its batch is not started
-        made = [await send_due(b, batch=20, max_batches=100, lease=short), await first]
+        first = asyncio.create_task(send_due(a, at=start, batch=20, max_batches=100, lease=short))
+        await until(lambda: requests() >= 2 or first.done(), "A sends its first two")
+        hooks.receiver.default = Answer(200)
+        # B's clock is past A's claim lease, which has lapsed with 18 of A's batch not started.
+        second = asyncio.create_task(
+            send_due(b, at=start + short * 2, batch=20, max_batches=100, lease=short)
+        )
+        await until(lambda: requests() >= 3 or second.done(), "B sends what A had claimed")
+        held.set()
+        made = [await second, await first]
     finally:
+        held.set()
         await a.dispose()
         await b.dispose()
     assert sum(made) == len(resources) and min(made) > 0

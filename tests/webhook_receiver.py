@@ -1,5 +1,6 @@
 """A real HTTP receiver for webhook tests: a threaded http.server on 127.0.0.1 and a free
-port, answering from a script (status, headers, delay) and recording every request."""
+port, answering from a script (status, headers, delay, or held until the test releases it) and
+recording every request."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    # Answer only once the test sets this (or after HOLD_LIMIT seconds, so that a failing
+    # test cannot hang the run): the request stays in flight for as long as the test needs.
+    hold: threading.Event | None = None
+
+
+HOLD_LIMIT = 60.0
 
 
 class Receiver:
@@ -50,6 +57,8 @@ class Receiver:
                         Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                     )
                     answer = receiver.script.pop(0) if receiver.script else receiver.default
+                if answer.hold is not None:
+                    answer.hold.wait(HOLD_LIMIT)
                 if answer.delay:
                     time.sleep(answer.delay)
                 self.send_response(answer.status)

@@ -1,14 +1,24 @@
 """Hand-built cohorts for the report tests: deaths put in through the API (screenings, reviews,
 amendments) at a site of their own, so that no other test's deaths reach a report filtered by
-that site."""
+that site. A test writes its cohort down as data (`died(...)` with the `Post`, `Amend` and
+`Expect` steps of each death) and `build()` puts it in, in that order."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.factories import idem, screening_body
+
+FY = "2025-26"  # the financial year the hand-built cohorts die in
+
+
+def at(text: str) -> datetime:
+    """A moment in UTC, from ISO text without an offset."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def new_site() -> str:
@@ -127,10 +137,15 @@ class Cohort:
         assert response.status_code == 200, response.text
 
     async def report(self, name: str, **params: Any) -> dict[str, Any]:
-        response = await self.api.get(f"/v1/reports/{name}", params={"site": self.site, **params})
-        assert response.status_code == 200, response.text
-        report: dict[str, Any] = response.json()
-        return report
+        return await fetch_report(self.api, name, **{"site": self.site, **params})
+
+
+async def fetch_report(api: Any, name: str, **params: Any) -> dict[str, Any]:
+    """GET /v1/reports/{name} as JSON; it must answer 200."""
+    response = await api.get(f"/v1/reports/{name}", params=params)
+    assert response.status_code == 200, response.text
+    report: dict[str, Any] = response.json()
+    return report
 
 
 def rows_by_period(report: dict[str, Any], table: str) -> dict[str, dict[str, Any]]:
@@ -142,3 +157,77 @@ def table_rows(report: dict[str, Any], table: str) -> list[dict[str, Any]]:
     (found,) = [t for t in report["tables"] if t["key"] == table]
     rows: list[dict[str, Any]] = found["rows"]
     return rows
+
+
+# --- cohorts as data ----------------------------------------------------------------------
+
+# A review body, or a function of the recorded death that makes one (a LeDeR notification
+# dated from the death, say).
+Body = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Post:
+    """Post a review of the death's referral on ``route`` (of ``stage`` where the route has
+    two), submitted unless ``submit`` is False (a draft)."""
+
+    route: str
+    body: Body
+    stage: int | None = None
+    submit: bool = True
+
+
+@dataclass(frozen=True)
+class Amend:
+    """Amend the death's ``review``-th posted review (0 for its first) to ``body``."""
+
+    review: int
+    body: Body
+
+
+@dataclass(frozen=True)
+class Expect:
+    """The death's referral on ``route`` is in ``status`` by this step."""
+
+    route: str
+    status: str
+
+
+Step = Post | Amend | Expect
+
+
+@dataclass(frozen=True)
+class Died:
+    at: str
+    steps: tuple[Step, ...]
+    options: dict[str, Any]
+
+
+def died(moment: str, *steps: Step, **options: Any) -> Died:
+    """A death at ``moment`` (UTC, ISO without an offset) with Cohort.death()'s ``options``,
+    then its ``steps`` in order."""
+    return Died(moment, steps, options)
+
+
+def _body(body: Body, death: dict[str, Any]) -> dict[str, Any]:
+    return body(death) if callable(body) else body
+
+
+async def build(api: Any, deaths: Iterable[Died], site: str | None = None) -> Cohort:
+    """Put the deaths in, one after another, each followed by its steps."""
+    cohort = Cohort(api, site)
+    for death in deaths:
+        recorded = (await cohort.death(at(death.at), **death.options))["death"]
+        posted: list[dict[str, Any]] = []
+        for step in death.steps:
+            if isinstance(step, Post):
+                review = _body(step.body, recorded)
+                posted.append(
+                    await cohort.review(recorded["id"], step.route, review, step.stage, step.submit)
+                )
+            elif isinstance(step, Amend):
+                await cohort.amend(posted[step.review], _body(step.body, recorded))
+            else:
+                referral = await cohort.referral(recorded["id"], step.route)
+                assert referral["status"] == step.status, (step, referral)
+    return cohort
