@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from app.actions import queries, service
+from app.actions.action_rules import DuplicateReference
 from app.actions.queries import ActionFilters
 from app.actions.rag import Rag
 from app.actions.schemas import (
@@ -27,7 +28,6 @@ from app.actions.schemas import (
     action_etag,
     plan_etag,
 )
-from app.actions.service import DuplicateReference
 from app.auth.deps import ActionsReader, ActionsWriter, FindingsReader, FindingsWriter
 from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep

@@ -13,14 +13,25 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions import queries, rag
+from app.actions.action_rules import (
+    FIELDS,
+    REQUIRED,
+    check_findings,
+    check_reference_free,
+    link_findings,
+    normalise,
+    problem,
+    refuse,
+    rule_errors,
+    section_in_plan,
+)
 from app.actions.queries import load_action, load_plan, uk_today
-from app.actions.rag import ActionStatus, DuePrecision
+from app.actions.rag import ActionStatus
 from app.actions.schemas import (
     ActionCreate,
     ActionLinks,
@@ -37,17 +48,12 @@ from app.actions.schemas import (
 )
 from app.audit.journal import Journal
 from app.auth.principal import Principal
-from app.errors import Conflict, ValidationFailed
 from app.events.service import Change
 from app.kit.etag import check_if_match
-from app.models import Action, ActionPlan, ActionPlanSection, ActionUpdate, Finding
+from app.models import Action, ActionPlan, ActionPlanSection, ActionUpdate
 from app.models.action import action_findings
 
 Error = dict[str, str]
-
-
-class DuplicateReference(Conflict):
-    slug, title = "duplicate-reference", "The section already has an action with that reference"
 
 
 @dataclass(frozen=True)
@@ -57,15 +63,6 @@ class PlanSource:
     sha256: str
     filename: str | None
     layout: str
-
-
-def _error(field: str, code: str, detail: str) -> Error:
-    return {"pointer": f"/{field}", "code": code, "detail": detail}
-
-
-def _refuse(errors: list[Error]) -> None:
-    if errors:
-        raise ValidationFailed("The action is not possible as given; see errors.", errors=errors)
 
 
 # --- plans -----------------------------------------------------------------------------------
@@ -127,7 +124,7 @@ async def update_plan(
     changes = patch.model_dump(exclude_unset=True)
     for name in ("title", "organisations"):
         if name in changes and changes[name] is None:
-            _refuse([_error(name, "null_not_allowed", "this field cannot be cleared")])
+            refuse([problem(name, "null_not_allowed", "this field cannot be cleared")])
     changed = [name for name, value in changes.items() if getattr(plan, name) != value]
     if changed:
         for name in changed:
@@ -136,135 +133,6 @@ async def update_plan(
         await session.flush()
         journal.event(Change("action_plan.updated", "action_plan", plan.id, None, changed))
     return plan
-
-
-# --- the rules between an action's fields ----------------------------------------------------
-
-# The columns an action's body sets directly (the rest are derived or bookkeeping).
-FIELDS = (
-    "section_id",
-    "reference",
-    "improvement_requirement",
-    "action",
-    "source",
-    "leads",
-    "organisations",
-    "workstream",
-    "start_date",
-    "due_date",
-    "due_precision",
-    "due_note",
-    "status",
-    "comments",
-    "completed_at",
-    "evidence",
-    "assured_at",
-    "assured_by",
-)
-REQUIRED = frozenset(
-    {"section_id", "reference", "action", "leads", "organisations", "due_precision", "status"}
-)
-
-
-def normalise(values: dict[str, Any]) -> dict[str, Any]:
-    """Enums as stored, and a month-precision due date as its month's 1st."""
-    values = {k: (v.value if isinstance(v, DuePrecision) else v) for k, v in values.items()}
-    due: date | None = values.get("due_date")
-    if due is not None and values.get("due_precision") == DuePrecision.month:
-        values["due_date"] = due.replace(day=1)
-    return values
-
-
-def rule_errors(values: dict[str, Any], today: date) -> list[Error]:
-    """What no action can say, whatever its fields say on their own."""
-    errors = []
-    complete = values["status"] == ActionStatus.complete
-    completed_at: date | None = values.get("completed_at")
-    if completed_at is not None and not complete:
-        errors.append(
-            _error("completed_at", "not_complete", "only a complete action (status 5) has one")
-        )
-    if complete and completed_at is None:
-        errors.append(_error("completed_at", "missing", "a complete action has a completion date"))
-    if completed_at is not None and completed_at > today:
-        errors.append(_error("completed_at", "future", "the completion date is in the future"))
-    assured_at: date | None = values.get("assured_at")
-    if assured_at is not None and not values.get("evidence"):
-        errors.append(_error("assured_at", "no_evidence", "assurance needs the evidence"))
-    if assured_at is not None and assured_at > today:
-        errors.append(_error("assured_at", "future", "the assurance date is in the future"))
-    deadline = rag.falls_due(values.get("due_date"), values.get("due_precision"))
-    start: date | None = values.get("start_date")
-    if start is not None and deadline is not None and deadline < start:
-        errors.append(_error("due_date", "before_start", "the due date is before the start date"))
-    return errors
-
-
-async def _section_in_plan(
-    session: AsyncSession, plan_id: uuid.UUID, section_id: uuid.UUID
-) -> ActionPlanSection:
-    section = await session.scalar(
-        select(ActionPlanSection).where(ActionPlanSection.id == section_id)
-    )
-    if section is None or section.plan_id != plan_id:
-        _refuse([_error("section_id", "unknown_section", "not a section of the action's plan")])
-    assert section is not None
-    return section
-
-
-async def _check_reference_free(
-    session: AsyncSession, section_id: uuid.UUID, reference: str, action_id: uuid.UUID | None
-) -> None:
-    existing = await session.scalar(
-        select(Action.id).where(Action.section_id == section_id, Action.reference == reference)
-    )
-    if existing is not None and existing != action_id:
-        raise DuplicateReference(
-            f"The section already has an action {reference!r}; references are unique within a "
-            "section (other sections may reuse them).",
-            extra={"existing": {"action_id": str(existing), "action": f"/v1/actions/{existing}"}},
-        )
-
-
-async def _check_findings(
-    session: AsyncSession, finding_ids: Sequence[uuid.UUID], field: str = "finding_ids"
-) -> None:
-    if not finding_ids:
-        return
-    found = set(
-        (await session.scalars(select(Finding.id).where(Finding.id.in_(finding_ids)))).all()
-    )
-    _refuse(
-        [
-            _error(f"{field}/{index}", "unknown_finding", "no finding with that id")
-            for index, finding_id in enumerate(finding_ids)
-            if finding_id not in found
-        ]
-    )
-
-
-async def _link(session: AsyncSession, action_id: uuid.UUID, wanted: Sequence[uuid.UUID]) -> bool:
-    """Make the action's links exactly ``wanted``; True when they changed."""
-    current = set(
-        (
-            await session.scalars(
-                select(action_findings.c.finding_id).where(action_findings.c.action_id == action_id)
-            )
-        ).all()
-    )
-    gone, new = current - set(wanted), [f for f in wanted if f not in current]
-    if gone:
-        await session.execute(
-            delete(action_findings).where(
-                action_findings.c.action_id == action_id,
-                action_findings.c.finding_id.in_(gone),
-            )
-        )
-    if new:
-        await session.execute(
-            insert(action_findings), [{"action_id": action_id, "finding_id": f} for f in new]
-        )
-    return bool(gone or new)
 
 
 # --- actions ---------------------------------------------------------------------------------
@@ -283,14 +151,14 @@ async def create_action(
         select(ActionPlan).where(ActionPlan.id == body.plan_id).with_for_update()
     )
     if plan is None:
-        _refuse([_error("plan_id", "unknown_plan", "no action plan with that id")])
-    await _section_in_plan(session, body.plan_id, body.section_id)
+        refuse([problem("plan_id", "unknown_plan", "no action plan with that id")])
+    await section_in_plan(session, body.plan_id, body.section_id)
     values = normalise(body.model_dump(include=set(FIELDS)))
     if values["status"] == ActionStatus.complete and values["completed_at"] is None:
         values["completed_at"] = today
-    _refuse(rule_errors(values, today))
-    await _check_findings(session, body.finding_ids)
-    await _check_reference_free(session, body.section_id, body.reference, None)
+    refuse(rule_errors(values, today))
+    await check_findings(session, body.finding_ids)
+    await check_reference_free(session, body.section_id, body.reference, None)
     last = await session.scalar(
         select(func.max(Action.position)).where(Action.plan_id == body.plan_id)
     )
@@ -351,9 +219,9 @@ async def update_action(
     action = await load_action(session, action_id, for_update=True)
     check_if_match(if_match, action.id, action.version)
     changes = patch.model_dump(exclude_unset=True)
-    _refuse(
+    refuse(
         [
-            _error(name, "null_not_allowed", "this field cannot be cleared")
+            problem(name, "null_not_allowed", "this field cannot be cleared")
             for name, value in changes.items()
             if value is None and (name in REQUIRED or name == "finding_ids")
         ]
@@ -366,12 +234,12 @@ async def update_action(
         elif merged["status"] != ActionStatus.complete:
             merged["completed_at"] = None
     if merged["section_id"] != action.section_id:
-        await _section_in_plan(session, action.plan_id, merged["section_id"])
-    _refuse(rule_errors(merged, today))
+        await section_in_plan(session, action.plan_id, merged["section_id"])
+    refuse(rule_errors(merged, today))
     if finding_ids is not None:
-        await _check_findings(session, finding_ids)
+        await check_findings(session, finding_ids)
     if (merged["section_id"], merged["reference"]) != (action.section_id, action.reference):
-        await _check_reference_free(session, merged["section_id"], merged["reference"], action.id)
+        await check_reference_free(session, merged["section_id"], merged["reference"], action.id)
     changed = [name for name in FIELDS if getattr(action, name) != merged[name]]
     status_before = action.status
     falls_due_on = rag.falls_due(merged["due_date"], merged["due_precision"])
@@ -380,7 +248,7 @@ async def update_action(
     if falls_due_on != action.falls_due_on:
         action.falls_due_on = falls_due_on
         action.overdue_notified_at = None
-    if finding_ids is not None and await _link(session, action.id, finding_ids):
+    if finding_ids is not None and await link_findings(session, action.id, finding_ids):
         changed.append("finding_ids")
     if changed:
         action.version += 1
@@ -413,7 +281,7 @@ async def record_update(
     today = today or uk_today()
     update_date = body.update_date or today
     if update_date > today:
-        _refuse([_error("update_date", "future", "the update is dated in the future")])
+        refuse([problem("update_date", "future", "the update is dated in the future")])
     changed = ["updates"]
     status_before = None
     if body.status is not None and body.status != action.status:
@@ -450,8 +318,8 @@ async def set_finding_links(
 ) -> Action:
     action = await load_action(session, action_id, for_update=True)
     check_if_match(if_match, action.id, action.version)
-    await _check_findings(session, finding_ids)
-    if await _link(session, action.id, finding_ids):
+    await check_findings(session, finding_ids)
+    if await link_findings(session, action.id, finding_ids):
         action.version += 1
         await session.flush()
         journal.event(Change("action.updated", "action", action.id, None, ["finding_ids"]))
