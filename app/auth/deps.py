@@ -14,7 +14,9 @@ from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
 from app.auth.service import find_active_client
 from app.db import DatabaseDep
 from app.errors import BadRequest, Forbidden, Unauthorized
+from app.kit.etag import derive_etag_key, use_etag_key
 from app.kit.query import refuse_unknown_query_parameters
+from app.privacy.pseudonym import pseudonym_key
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -58,6 +60,11 @@ async def authenticate(
         raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'.", headers=challenge)
     async with database.autocommit() as session:
         client = await find_active_client(session, credentials.credentials)
+        if client is not None:
+            # The ETags this request makes are keyed by the deployment (app.kit.etag); the
+            # secret is read once per process.
+            secret = await pseudonym_key(session, database.settings.pseudonym_key)
+            use_etag_key(derive_etag_key(secret))
     if client is None:
         raise Unauthorized("The API key is not valid or has been revoked.", headers=challenge)
     if on_behalf_of is not None and (not on_behalf_of.strip() or not on_behalf_of.isprintable()):

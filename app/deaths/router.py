@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from app.auth.deps import DeathsReader, DeathsWriter
+from app.auth.scopes import Scope
 from app.db import DatabaseDep
 from app.deaths import service
 from app.deaths.schemas import DeathDetail, DeathOut, DeathPatch, detail_etag
@@ -32,6 +33,7 @@ from app.kit.schemas import Page
 from app.privacy import views
 from app.privacy.filters import refuse_identifying_filters
 from app.privacy.schemas import DeathDetailPseudonymised, DeathPseudonymised
+from app.privacy.writes import Written, written
 
 router = APIRouter(prefix="/v1/deaths", tags=["deaths"])
 CASE_REFERENCE = re.compile(r"^D-([0-9]{4})-([0-9]{1,12})$")
@@ -165,7 +167,7 @@ async def get_death(
 
 @router.patch(
     "/{death_id}",
-    response_model=DeathDetail,
+    response_model=DeathDetail | Written,
     responses=problem_responses(
         *AUTH,
         NotFound,
@@ -185,12 +187,15 @@ async def patch_death(
     if_match: Annotated[
         str | None, Header(alias="If-Match", description="The death's ETag.")
     ] = None,
-) -> DeathDetail:
+) -> DeathDetail | Written:
     """Correct a death's details (only the fields sent change; `null` clears an optional one).
 
     Needs `If-Match` (428 without, 412 when stale). The same date rules as intake apply to the
     corrected death. When a correction changes what the referral rules see (a learning
     disability recorded late, say), the referrals follow.
+
+    The answer is the corrected death for a client that also holds `deaths:read`; a client
+    without it gets only the id, the new version and the link (its `ETag` in the header).
 
     Scope: `deaths:write`.
     """
@@ -199,4 +204,11 @@ async def patch_death(
             session, principal, database.settings, death_id, patch, if_match
         )
     response.headers["ETag"] = detail_etag(death)
-    return death
+    return written(
+        principal,
+        Scope.deaths_read,
+        death,
+        death.id,
+        death.version,
+        {"self": f"/v1/deaths/{death.id}"},
+    )

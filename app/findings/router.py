@@ -42,6 +42,7 @@ from app.kit.schemas import Page
 from app.privacy import views
 from app.privacy.filters import refuse_identifying_filters
 from app.privacy.schemas import FindingPseudonymised
+from app.privacy.writes import Written
 
 router = APIRouter()
 AUTH = (Unauthorized, Forbidden)
@@ -152,7 +153,7 @@ async def patch_theme(
 @router.post(
     "/v1/findings",
     tags=["findings"],
-    response_model=FindingOut,
+    response_model=FindingOut | Written,
     status_code=201,
     responses=problem_responses(*AUTH, BadRequest, IdempotencyInFlight, IdempotencyMismatch, *BODY),
 )
@@ -175,7 +176,8 @@ async def record_finding(
     The death's date (UK local) and specialty, and the review's route, are copied onto the
     finding for filters and reports. Refused with a 422 at the field: an unknown death, review
     or theme; a review of another death; a retired theme; both or neither of `theme_id` and
-    `theme_code`. `recorded_by` defaults to `X-On-Behalf-Of`.
+    `theme_code`. `recorded_by` defaults to `X-On-Behalf-Of`. The answer is the finding for a
+    client that also holds `findings:read`, else its id, version and link.
 
     Scope: `findings:write`.
     """
@@ -258,7 +260,7 @@ async def get_finding(
 @router.patch(
     "/v1/findings/{finding_id}",
     tags=["findings"],
-    response_model=FindingOut,
+    response_model=FindingOut | Written,
     responses=problem_responses(*AUTH, *UPDATE),
 )
 async def patch_finding(
@@ -268,15 +270,16 @@ async def patch_finding(
     database: DatabaseDep,
     response: Response,
     if_match: IfMatch = None,
-) -> FindingOut:
+) -> FindingOut | Written:
     """Correct a finding (only the fields sent change; `null` clears an optional one): its
     kind, theme (not to a retired one), phase, description, `recorded_by`, or the review it
     came from (a review of the same death). The death never changes. Needs `If-Match` (428
-    without, 412 when stale).
+    without, 412 when stale). The answer is the finding for a client that also holds
+    `findings:read`, else its id, version and link.
 
     Scope: `findings:write`.
     """
     async with database.transaction() as session:
         finding = await service.patch_finding(session, principal, finding_id, patch, if_match)
     response.headers["ETag"] = service.finding_etag(finding)
-    return finding
+    return service.shown_to(principal, finding)

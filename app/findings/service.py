@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.journal import Journal
 from app.audit.service import record_access
 from app.auth.deps import Principal
+from app.auth.scopes import Scope
 from app.db import Database
 from app.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from app.events.service import Change
@@ -38,6 +39,7 @@ from app.kit.enums import Route
 from app.kit.etag import check_if_match, etag
 from app.kit.time import now
 from app.models import Death, Finding, Review, Theme
+from app.privacy.writes import Written, written
 
 Errors = list[dict[str, Any]]
 
@@ -324,6 +326,12 @@ async def record_finding(
     return finding_out(finding, theme)
 
 
+def shown_to(principal: Principal, finding: FindingOut) -> FindingOut | Written:
+    """A write's answer: the finding with `findings:read`, else its id, version and link."""
+    link = {"self": f"/v1/findings/{finding.id}"}
+    return written(principal, Scope.findings_read, finding, finding.id, finding.version, link)
+
+
 async def post_finding(
     database: Database, principal: Principal, body: FindingCreate, key: str | None
 ) -> StoredResponse:
@@ -334,7 +342,7 @@ async def post_finding(
         finding = await record_finding(session, principal, body)
         return StoredResponse(
             status=201,
-            body=finding.model_dump(mode="json"),
+            body=shown_to(principal, finding).model_dump(mode="json"),
             headers={"ETag": finding_etag(finding), "Location": f"/v1/findings/{finding.id}"},
         )
 

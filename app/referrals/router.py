@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
-from app.auth.deps import ReferralsClaimer, ReferralsReader, ReviewsWriter
+from app.auth.deps import Principal, ReferralsClaimer, ReferralsReader, ReviewsWriter
+from app.auth.scopes import Scope
 from app.db import DatabaseDep
 from app.errors import (
     BadRequest,
@@ -26,6 +27,7 @@ from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
 from app.privacy import views
 from app.privacy.schemas import ReferralPseudonymised, TransitionPseudonymised
+from app.privacy.writes import Written, written
 from app.referrals import queue, workflow
 from app.referrals.queue import ReferralFilters
 from app.referrals.schemas import (
@@ -58,6 +60,14 @@ def _out(referral: object, response: Response | None = None) -> ReferralOut:
     if response is not None:
         response.headers["ETag"] = referral_etag(out)
     return out
+
+
+def _answer(principal: Principal, referral: object, response: Response) -> ReferralOut | Written:
+    """A transition's answer: the referral for a client that also holds `referrals:read`,
+    else its id, version and link (app.privacy.writes); the ETag either way."""
+    out = _out(referral, response)
+    link = {"self": f"/v1/referrals/{out.id}"}
+    return written(principal, Scope.referrals_read, out, out.id, out.version, link, out.death_id)
 
 
 @router.get(
@@ -205,7 +215,7 @@ async def referral_history(
 
 @router.post(
     "/{referral_id}/renew",
-    response_model=ReferralOut,
+    response_model=ReferralOut | Written,
     responses=problem_responses(*AUTH, *TRANSITION),
 )
 async def renew_lease(
@@ -214,7 +224,7 @@ async def renew_lease(
     principal: ReferralsClaimer,
     database: DatabaseDep,
     response: Response,
-) -> ReferralOut:
+) -> ReferralOut | Written:
     """Extend a live lease (409 if the lease is wrong or has expired).
 
     Scope: `referrals:claim`.
@@ -223,12 +233,12 @@ async def renew_lease(
         referral = await workflow.renew(
             session, principal, database.settings, referral_id, body.lease_id, body.lease_seconds
         )
-        return _out(referral, response)
+        return _answer(principal, referral, response)
 
 
 @router.post(
     "/{referral_id}/release",
-    response_model=ReferralOut,
+    response_model=ReferralOut | Written,
     responses=problem_responses(*AUTH, *TRANSITION),
 )
 async def release_lease(
@@ -237,19 +247,19 @@ async def release_lease(
     principal: ReferralsClaimer,
     database: DatabaseDep,
     response: Response,
-) -> ReferralOut:
+) -> ReferralOut | Written:
     """Give a leased referral back to its queue (409 if the lease is wrong or has expired).
 
     Scope: `referrals:claim`.
     """
     async with database.transaction() as session:
         referral = await workflow.release(session, principal, referral_id, body.lease_id)
-        return _out(referral, response)
+        return _answer(principal, referral, response)
 
 
 @router.post(
     "/{referral_id}/assign",
-    response_model=ReferralOut,
+    response_model=ReferralOut | Written,
     responses=problem_responses(*AUTH, *TRANSITION),
 )
 async def assign_referral(
@@ -258,7 +268,7 @@ async def assign_referral(
     principal: ReferralsClaimer,
     database: DatabaseDep,
     response: Response,
-) -> ReferralOut:
+) -> ReferralOut | Written:
     """Assign an open referral to a named reviewer (`null` unassigns): only that reviewer can
     then claim it. A stage-2 SJR cannot be assigned to its stage-1 reviewer.
 
@@ -266,12 +276,12 @@ async def assign_referral(
     """
     async with database.transaction() as session:
         referral = await workflow.assign(session, principal, referral_id, body.assigned_to)
-        return _out(referral, response)
+        return _answer(principal, referral, response)
 
 
 @router.post(
     "/{referral_id}/decline",
-    response_model=ReferralOut,
+    response_model=ReferralOut | Written,
     responses=problem_responses(*AUTH, *TRANSITION),
 )
 async def decline_referral(
@@ -280,7 +290,7 @@ async def decline_referral(
     principal: ReferralsClaimer,
     database: DatabaseDep,
     response: Response,
-) -> ReferralOut:
+) -> ReferralOut | Written:
     """Decline an open referral, with a reason (its lease if it is claimed).
 
     Scope: `referrals:claim`.
@@ -297,12 +307,12 @@ async def decline_referral(
             lease_id=body.lease_id,
             needs_lease=True,
         )
-        return _out(referral, response)
+        return _answer(principal, referral, response)
 
 
 @router.post(
     "/{referral_id}/hold",
-    response_model=ReferralOut,
+    response_model=ReferralOut | Written,
     responses=problem_responses(*AUTH, *TRANSITION),
 )
 async def hold_referral(
@@ -311,7 +321,7 @@ async def hold_referral(
     principal: ReferralsClaimer,
     database: DatabaseDep,
     response: Response,
-) -> ReferralOut:
+) -> ReferralOut | Written:
     """Put a referral on hold (waiting for an inquest, say), with a reason; any lease ends.
 
     Scope: `referrals:claim`.
@@ -328,12 +338,12 @@ async def hold_referral(
             lease_id=body.lease_id,
             needs_lease=True,
         )
-        return _out(referral, response)
+        return _answer(principal, referral, response)
 
 
 @router.post(
     "/{referral_id}/resume",
-    response_model=ReferralOut,
+    response_model=ReferralOut | Written,
     responses=problem_responses(*AUTH, *TRANSITION),
 )
 async def resume_referral(
@@ -342,7 +352,7 @@ async def resume_referral(
     principal: ReferralsClaimer,
     database: DatabaseDep,
     response: Response,
-) -> ReferralOut:
+) -> ReferralOut | Written:
     """Take a referral off hold: back to its queue (in progress if a draft review exists).
 
     Scope: `referrals:claim`.
@@ -359,12 +369,12 @@ async def resume_referral(
             lease_id=None,
             needs_lease=False,
         )
-        return _out(referral, response)
+        return _answer(principal, referral, response)
 
 
 @router.post(
     "/{referral_id}/cancel",
-    response_model=ReferralOut,
+    response_model=ReferralOut | Written,
     responses=problem_responses(*AUTH, *TRANSITION),
 )
 async def cancel_referral(
@@ -373,7 +383,7 @@ async def cancel_referral(
     principal: ReferralsClaimer,
     database: DatabaseDep,
     response: Response,
-) -> ReferralOut:
+) -> ReferralOut | Written:
     """Cancel an open referral, with a reason; any lease ends. Cancelled is final.
 
     Scope: `referrals:claim`.
@@ -390,12 +400,12 @@ async def cancel_referral(
             lease_id=None,
             needs_lease=False,
         )
-        return _out(referral, response)
+        return _answer(principal, referral, response)
 
 
 @router.post(
     "/{referral_id}/review",
-    response_model=ReviewOut,
+    response_model=ReviewOut | Written,
     status_code=201,
     responses={
         200: {"description": "An existing draft updated (or submitted)"},
@@ -423,7 +433,8 @@ async def post_review(
     avoidability 1-3 raises a stage-2 SJR that its reviewer cannot take; a stage-2 SJR with
     avoidability 1-3 raises a PSII; an M&M escalation raises an SJR or a PSII. 201 when the
     review is new, 200 when a draft is updated. Amend a submitted review with
-    `PUT /v1/reviews/{id}`.
+    `PUT /v1/reviews/{id}`. The answer is the review for a client that also holds
+    `referrals:read`, else its id, version and links.
 
     Scope: `reviews:write`.
     """

@@ -21,6 +21,7 @@ from app.errors import (
 from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.privacy import views
 from app.privacy.schemas import ReviewPseudonymised
+from app.privacy.writes import Written
 from app.referrals.workflow import TransitionRefused
 from app.reviews import labels, service
 from app.reviews.schemas import ReviewAmendment, ReviewOut, ReviewVersionOut, Scales
@@ -57,7 +58,7 @@ async def get_review(
 
 @router.put(
     "/v1/reviews/{review_id}",
-    response_model=ReviewOut,
+    response_model=ReviewOut | Written,
     responses=problem_responses(
         *AUTH,
         NotFound,
@@ -78,11 +79,12 @@ async def amend_review(
     if_match: Annotated[
         str | None, Header(alias="If-Match", description="The review's ETag.")
     ] = None,
-) -> ReviewOut:
+) -> ReviewOut | Written:
     """Amend a submitted review: the whole instrument as it should now stand (a LeDeR
     review's progress as the ICB reports it, a corrected SJR). Needs `If-Match`. The previous
     version is kept (`GET .../history`), and what the amended review calls for is raised if it
-    was not already.
+    was not already. The answer is the review for a client that also holds `referrals:read`,
+    else its id, version and links.
 
     Scope: `reviews:write`.
     """
@@ -91,7 +93,7 @@ async def amend_review(
             session, principal, database.settings, review_id, body, if_match
         )
     response.headers["ETag"] = etag(review.id, review.version)
-    return review
+    return service.shown_to(principal, review)
 
 
 @router.get(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.journal import Journal
 from app.audit.service import record_access
 from app.auth.deps import Principal
+from app.auth.scopes import Scope
 from app.config import Settings
 from app.db import Database
 from app.deaths.service import refresh_death_status
@@ -39,6 +40,7 @@ from app.models import (
     ReviewProblem,
     ReviewVersion,
 )
+from app.privacy.writes import Written, written
 from app.referrals.service import FollowOn, raise_follow_ons
 from app.referrals.workflow import (
     CLAIMABLE,
@@ -437,6 +439,23 @@ async def review_history(
     return [ReviewVersionOut.model_validate(row) for row in rows]
 
 
+def shown_to(principal: Principal, review: ReviewOut) -> ReviewOut | Written:
+    """What a write of a review answers: in full to a client that may read reviews
+    (`referrals:read`), else the id, version and links (app.privacy.writes)."""
+    return written(
+        principal,
+        Scope.referrals_read,
+        review,
+        review.id,
+        review.version,
+        {
+            "self": f"/v1/reviews/{review.id}",
+            "referral": f"/v1/referrals/{review.referral_id}",
+        },
+        death_id=review.death_id,
+    )
+
+
 async def post_review(
     database: Database,
     principal: Principal,
@@ -453,7 +472,7 @@ async def post_review(
         )
         return StoredResponse(
             status=201 if created else 200,
-            body=review.model_dump(mode="json"),
+            body=shown_to(principal, review).model_dump(mode="json"),
             headers={
                 "ETag": etag(review.id, review.version),
                 "Location": f"/v1/reviews/{review.id}",

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.journal import Journal
 from app.audit.service import record_access
 from app.auth.deps import Principal
+from app.auth.scopes import Scope
 from app.config import Settings
 from app.db import Database
 from app.deaths.schemas import DeathOut
@@ -42,6 +43,7 @@ from app.kit.etag import check_if_match, etag
 from app.kit.sql import insert_rows, row_of
 from app.kit.time import now
 from app.models import Death, RouteOverride, Screening, ScreeningVersion
+from app.privacy.writes import Written, written
 from app.referrals.service import (
     Reconciled,
     apply_plan,
@@ -172,7 +174,7 @@ async def record_screening(
     status = DeathStatus.under_review if plan.desired else DeathStatus.screened
     death = await insert_death(session, principal, values, status)
     if death is None:
-        await _raise_duplicate(session, body)
+        await _raise_duplicate(session, principal, body)
         raise AssertionError("unreachable")
     screening.created_at = screening.updated_at = death.created_at
     await insert_rows(session, Screening, [row_of(screening)])
@@ -188,11 +190,17 @@ async def record_screening(
     return _recorded(death, screening, reconciled)
 
 
-async def _raise_duplicate(session: AsyncSession, body: ScreeningCreate) -> None:
-    """409 for a death the sender already reported, linking to what exists."""
+async def _raise_duplicate(
+    session: AsyncSession, principal: Principal, body: ScreeningCreate
+) -> None:
+    """409 for a death the sender already reported, linking to what exists: for the client
+    that reported it, or one that may read deaths. Any other client learns only that the
+    reference is taken (the unique key it collided with), not which death holds it."""
     existing = await find_by_source(session, body.death.source_system, body.death.source_reference)
     extra: dict[str, Any] = {}
-    if existing is not None:
+    if existing is not None and (
+        existing.created_by_client_id == principal.client_id or principal.has(Scope.deaths_read)
+    ):
         links: dict[str, str] = {"death_id": str(existing.id), "death": f"/v1/deaths/{existing.id}"}
         screening_id = await session.scalar(
             select(Screening.id).where(Screening.death_id == existing.id)
@@ -294,6 +302,23 @@ async def amend_screening(
     return _recorded(death, screening, reconciled)
 
 
+def shown_to(principal: Principal, recorded: ScreeningRecorded) -> ScreeningRecorded | Written:
+    """What a write of a screening answers: in full to a client that may read deaths (the
+    screening and its death), else the id, version and links (app.privacy.writes)."""
+    return written(
+        principal,
+        Scope.deaths_read,
+        recorded,
+        recorded.id,
+        recorded.version,
+        {
+            "self": f"/v1/screenings/{recorded.id}",
+            "death": f"/v1/deaths/{recorded.death_id}",
+        },
+        death_id=recorded.death_id,
+    )
+
+
 async def submit_screening(
     database: Database,
     principal: Principal,
@@ -318,7 +343,7 @@ async def _record_as_response(
     recorded = await record_screening(session, principal, settings, body)
     return StoredResponse(
         status=201,
-        body=recorded.model_dump(mode="json"),
+        body=shown_to(principal, recorded).model_dump(mode="json"),
         headers={
             "Location": f"/v1/screenings/{recorded.id}",
             "ETag": etag(recorded.id, recorded.version),
