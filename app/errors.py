@@ -14,6 +14,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.kit.paths import shown_path
+
 logger = logging.getLogger("app.errors")
 
 PROBLEM_JSON = "application/problem+json"
@@ -164,6 +166,9 @@ def validation_errors(raw: list[Any], document: Any = None) -> list[dict[str, An
         message = str(item.get("msg", "invalid value"))
         if message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
+        if item.get("type") == "uuid_parsing":
+            # Pydantic's message quotes a character of the input and where it is.
+            message = "Input should be a valid UUID"
         errors.append(
             {
                 "pointer": pointer(item.get("loc", ()), document),
@@ -205,6 +210,15 @@ def install_error_handlers(
     def respond(
         request: Request, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> Response:
+        if "instance" in body:
+            # Never the raw path: a segment that did not parse as an id may be anything (an
+            # NHS number typed where an id belongs). app.kit.paths decides what is shown.
+            shown = shown_path(request.scope)
+            body = (
+                {**body, "instance": shown}
+                if shown
+                else {key: value for key, value in body.items() if key != "instance"}
+            )
         return render(request.url.path, body, headers)
 
     @app.exception_handler(ProblemError)
