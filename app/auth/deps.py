@@ -15,6 +15,7 @@ from app.auth.service import find_active_client
 from app.db import DatabaseDep
 from app.errors import BadRequest, Forbidden, Unauthorized
 from app.kit.etag import derive_etag_key, use_etag_key
+from app.kit.json_body import refuse_duplicate_keys
 from app.kit.query import refuse_unknown_query_parameters
 from app.privacy.pseudonym import pseudonym_key
 
@@ -90,6 +91,7 @@ async def authenticate(
         raise Forbidden(f"This endpoint needs the scope {', '.join(missing)}.")
     # After the credential and scope checks, so an anonymous caller learns nothing of a route.
     refuse_unknown_query_parameters(request)
+    await refuse_duplicate_keys(request)
     return principal
 
 
