@@ -10,8 +10,9 @@ from fastapi import APIRouter, Header, Query, Response
 from app.auth.deps import DeathsReader, DeathsWriter
 from app.auth.scopes import Scope
 from app.db import DatabaseDep
-from app.deaths import service
-from app.deaths.schemas import DeathDetail, DeathOut, DeathPatch, detail_etag
+from app.deaths import duplicates, service
+from app.deaths.duplicates import DuplicateStatus
+from app.deaths.schemas import DeathDetail, DeathOut, DeathPatch, DuplicateReview, detail_etag
 from app.deaths.service import DeathFilters
 from app.errors import (
     BadRequest,
@@ -203,6 +204,63 @@ async def patch_death(
         death = await service.patch_death(
             session, principal, database.settings, death_id, patch, if_match
         )
+    response.headers["ETag"] = detail_etag(death)
+    return written(
+        principal,
+        Scope.deaths_read,
+        death,
+        death.id,
+        death.version,
+        {"self": f"/v1/deaths/{death.id}"},
+    )
+
+
+@router.post(
+    "/{death_id}/duplicate-review",
+    response_model=DeathDetail | Written,
+    responses=problem_responses(
+        *AUTH,
+        NotFound,
+        PreconditionFailed,
+        PreconditionRequired,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
+    ),
+)
+async def review_duplicate(
+    death_id: uuid.UUID,
+    body: DuplicateReview,
+    principal: DeathsWriter,
+    database: DatabaseDep,
+    response: Response,
+    if_match: Annotated[
+        str | None, Header(alias="If-Match", description="The death's ETag.")
+    ] = None,
+) -> DeathDetail | Written:
+    """Decide whether a death flagged as a possible duplicate (`possible_duplicate_of`: the
+    same NHS number recorded under another source reference) is the same person as the other
+    death. `same_person` links the two (`same_person_as` on both); `different_people` clears
+    the flag. Nothing is merged or deleted. Either death of the pair may be named in the path;
+    a pair that is not flagged is a 422 at `/other_death_id`. A decision may be changed by
+    another review.
+
+    Needs the death's `If-Match`. Both deaths get a new version, an audit row
+    (`death.duplicate_review`) and the event `death.duplicate_reviewed`. The answer is the
+    death for a client that also holds `deaths:read`, else its id, version and link.
+
+    Scope: `deaths:write`.
+    """
+    async with database.transaction() as session:
+        await duplicates.review_duplicate(
+            session,
+            principal,
+            death_id,
+            body.other_death_id,
+            DuplicateStatus(body.decision),
+            if_match,
+        )
+        death = await service.detail(session, await service.load_death(session, death_id))
     response.headers["ETag"] = detail_etag(death)
     return written(
         principal,

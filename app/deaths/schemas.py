@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StrictBool, StringConstraints
 
@@ -173,6 +173,28 @@ class DeathDetail(DeathOut):
     screening: ScreeningOut | None
     referrals: list[ReferralOut]
     reviews: list[ReviewOut]
+    possible_duplicate_of: list[uuid.UUID] = Field(
+        default_factory=list,
+        description="Deaths recorded earlier with the same NHS number (under another source "
+        "reference), not yet reviewed: possibly the same person reported twice. Decide with "
+        "POST /v1/deaths/{id}/duplicate-review; nothing is merged. Not shown to "
+        "pseudonymised clients.",
+    )
+    same_person_as: list[uuid.UUID] = Field(
+        default_factory=list,
+        description="Deaths a review decided are the same person as this one (linked, not "
+        "merged). Not shown to pseudonymised clients.",
+    )
+
+
+class DuplicateReview(RequestModel):
+    """A person's decision on a death flagged as a possible duplicate of another."""
+
+    other_death_id: uuid.UUID = Field(description="The other death of the flagged pair.")
+    decision: Literal["same_person", "different_people"] = Field(
+        description="`same_person` links the two deaths (`same_person_as` on both); "
+        "`different_people` clears the flag."
+    )
 
 
 def detail_etag(death: DeathDetail) -> str:

@@ -18,6 +18,7 @@ from app.auth.deps import Principal
 from app.auth.scopes import Scope
 from app.config import Settings
 from app.db import Database
+from app.deaths.duplicates import flag_possible_duplicates
 from app.deaths.schemas import DeathOut
 from app.deaths.service import (
     death_values,
@@ -178,6 +179,8 @@ async def record_screening(
         raise AssertionError("unreachable")
     screening.created_at = screening.updated_at = death.created_at
     await insert_rows(session, Screening, [row_of(screening)])
+    # The same NHS number under another source reference: flagged, never merged.
+    await flag_possible_duplicates(session, death)
     journal = Journal(principal)
     reconciled = await apply_plan(
         session, journal, settings, death, screening, plan, new_death=True

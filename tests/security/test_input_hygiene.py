@@ -12,10 +12,14 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from app.auth.scopes import Scope
+from app.db import Database
 from app.kit.xlsx import csv_text
+from app.models import AuditEvent, OutboxEvent
 from tests.conftest import Api, MakeApi
-from tests.factories import deaths_with_source, idem, screening_body
+from tests.factories import deaths_with_source, idem, screening_body, test_nhs_number
 
 JSON = {"Content-Type": "application/json"}
 
@@ -126,6 +130,111 @@ async def test_zero_width_is_stripped_from_names_and_text_is_nfc(api: Api) -> No
     assert death["family_name"] == "Smith-" + unicodedata.normalize("NFC", decomposed)
     kept = response.json()["bereaved_concerns"]
     assert kept == "Family said:\n\tpain relief late.\nघ्\u200dन"
+
+
+# --- (c) one person, two deaths ---------------------------------------------------------------
+
+
+async def unused_nhs_number(api: Api) -> str:
+    """A test NHS number no death of the shared test database holds yet."""
+    while True:
+        number = test_nhs_number()
+        found = await api.get("/v1/deaths", params={"nhs_number": number})
+        if found.json()["items"] == []:
+            return number
+
+
+async def test_the_same_nhs_number_under_another_reference_is_flagged_never_merged(
+    api: Api, make_api: MakeApi, database: Database
+) -> None:
+    number = await unused_nhs_number(api)
+    _, first = await recorded_death(api, nhs_number=number)
+    _, second = await recorded_death(api, nhs_number=number)
+    assert second["death_id"] != first["death_id"]  # two deaths: nothing merged silently
+    later = (await api.get(f"/v1/deaths/{second['death_id']}")).json()
+    earlier = (await api.get(f"/v1/deaths/{first['death_id']}")).json()
+    assert later["possible_duplicate_of"] == [first["death_id"]]
+    assert earlier["possible_duplicate_of"] == [] and earlier["same_person_as"] == []
+
+    # A commissioner is not shown the linkage (its pseudonym is the NHS number's anyway).
+    commissioner = await make_api(Scope.deaths_read, pseudonymised=True)
+    seen = (await commissioner.get(f"/v1/deaths/{second['death_id']}")).json()
+    assert "possible_duplicate_of" not in seen and "same_person_as" not in seen
+    assert first["death_id"] not in json.dumps(seen)
+
+    # A pair that is not flagged is refused at its field; so is a stale tag.
+    _, unrelated = await recorded_death(api)
+    url = f"/v1/deaths/{second['death_id']}/duplicate-review"
+    tag = (await api.get(f"/v1/deaths/{second['death_id']}")).headers["ETag"]
+    refused = await api.post(
+        url,
+        json={"other_death_id": unrelated["death_id"], "decision": "same_person"},
+        headers={"If-Match": tag},
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["pointer"] == "/other_death_id"
+    assert (
+        await api.post(url, json={"other_death_id": first["death_id"], "decision": "same_person"})
+    ).status_code == 428
+
+    linked = await api.post(
+        url,
+        json={"other_death_id": first["death_id"], "decision": "same_person"},
+        headers={"If-Match": tag, "X-On-Behalf-Of": "Ms Bereavement Office"},
+    )
+    assert linked.status_code == 200, linked.text
+    assert linked.json()["possible_duplicate_of"] == []
+    assert linked.json()["same_person_as"] == [first["death_id"]]
+    assert linked.headers["ETag"] != tag
+    earlier = (await api.get(f"/v1/deaths/{first['death_id']}")).json()
+    assert earlier["same_person_as"] == [second["death_id"]]
+    assert earlier["version"] == 2
+
+    ids = [uuid.UUID(first["death_id"]), uuid.UUID(second["death_id"])]
+    async with database.transaction() as session:
+        audits = (
+            await session.scalars(
+                select(AuditEvent).where(
+                    AuditEvent.action == "death.duplicate_review", AuditEvent.resource_id.in_(ids)
+                )
+            )
+        ).all()
+        events = (
+            await session.scalars(
+                select(OutboxEvent).where(
+                    OutboxEvent.type == "death.duplicate_reviewed", OutboxEvent.resource_id.in_(ids)
+                )
+            )
+        ).all()
+    assert sorted(a.resource_id for a in audits) == sorted(ids)
+    assert {a.on_behalf_of for a in audits} == {"Ms Bereavement Office"}
+    assert sorted(e.resource_id for e in events) == sorted(ids)
+
+    # The decision can be reviewed again from the other death: different people, unlinked.
+    earlier_tag = (await api.get(f"/v1/deaths/{first['death_id']}")).headers["ETag"]
+    unlinked = await api.post(
+        f"/v1/deaths/{first['death_id']}/duplicate-review",
+        json={"other_death_id": second["death_id"], "decision": "different_people"},
+        headers={"If-Match": earlier_tag},
+    )
+    assert unlinked.status_code == 200, unlinked.text
+    assert unlinked.json()["same_person_as"] == []
+    later = (await api.get(f"/v1/deaths/{second['death_id']}")).json()
+    assert later["possible_duplicate_of"] == [] and later["same_person_as"] == []
+
+
+async def test_a_corrected_nhs_number_that_matches_another_death_is_flagged(api: Api) -> None:
+    number = await unused_nhs_number(api)
+    _, first = await recorded_death(api, nhs_number=number)
+    _, other = await recorded_death(api, nhs_number=await unused_nhs_number(api))
+    url = f"/v1/deaths/{other['death_id']}"
+    corrected = await api.patch(
+        url,
+        json={"nhs_number": number},
+        headers={"If-Match": (await api.get(url)).headers["ETag"]},
+    )
+    assert corrected.status_code == 200, corrected.text
+    assert corrected.json()["possible_duplicate_of"] == [first["death_id"]]
 
 
 # --- (d) the CSV formula guard -----------------------------------------------------------------
