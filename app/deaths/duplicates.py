@@ -15,8 +15,9 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.audit.journal import Journal
 from app.auth.deps import Principal
@@ -71,6 +72,18 @@ async def flag_possible_duplicates(session: AsyncSession, death: Death) -> list[
         )
     await session.flush()
     return new
+
+
+def pending_duplicates(death_id: InstrumentedAttribute[uuid.UUID]) -> ColumnElement[bool]:
+    """Whether the death has a flag not yet reviewed (for the list's filter)."""
+    return (
+        select(PossibleDuplicate.id)
+        .where(
+            PossibleDuplicate.death_id == death_id,
+            PossibleDuplicate.status == DuplicateStatus.possible.value,
+        )
+        .exists()
+    )
 
 
 @dataclass(frozen=True)

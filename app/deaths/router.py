@@ -69,19 +69,31 @@ async def list_deaths(
         str | None,
         Query(max_length=24, description="The service's case reference, e.g. D-2026-000123."),
     ] = None,
+    possible_duplicate: Annotated[
+        bool | None,
+        Query(
+            description="true: only deaths flagged as a possible duplicate person and not yet "
+            "reviewed (`possible_duplicate_of`); false: only the others."
+        ),
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
 ) -> Page[DeathOut | DeathPseudonymised]:
     """Deaths, newest first, with filters. Every death returned is recorded in the audit log.
 
     A pseudonymised client gets each death pseudonymised, and may not filter by
-    `nhs_number` or `source_reference`, nor by `died_from`/`died_to` inside a month (400).
+    `nhs_number`, `source_reference` or `possible_duplicate`, nor by `died_from`/`died_to`
+    inside a month (400).
 
     Scope: `deaths:read`.
     """
     refuse_identifying_filters(
         principal,
-        {"nhs_number": nhs_number, "source_reference": source_reference},
+        {
+            "nhs_number": nhs_number,
+            "source_reference": source_reference,
+            "possible_duplicate": possible_duplicate,
+        },
         died_from,
         died_to,
     )
@@ -127,6 +139,7 @@ async def list_deaths(
         source_reference,
         case_number,
         case_year,
+        possible_duplicate,
     )
     async with database.transaction() as session:
         deaths, next_cursor = await service.list_deaths(session, principal, filters, cursor, limit)

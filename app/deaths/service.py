@@ -15,7 +15,7 @@ from app.audit.journal import Journal
 from app.audit.service import record_access
 from app.auth.deps import Principal
 from app.config import Settings
-from app.deaths.duplicates import flag_possible_duplicates, links_of
+from app.deaths.duplicates import flag_possible_duplicates, links_of, pending_duplicates
 from app.deaths.schemas import DeathDetail, DeathFields, DeathPatch
 from app.deaths.validation import check_death, default_nhs_number_status
 from app.errors import NotFound, ValidationFailed
@@ -170,6 +170,7 @@ class DeathFilters:
     source_reference: str | None = None
     case_number: int | None = None
     case_year: int | None = None
+    possible_duplicate: bool | None = None
 
 
 async def list_deaths(
@@ -208,6 +209,9 @@ async def list_deaths(
             Death.died_on >= date(filters.case_year, 1, 1),
             Death.died_on <= date(filters.case_year, 12, 31),
         )
+    if filters.possible_duplicate is not None:
+        flagged = pending_duplicates(Death.id)
+        query = query.where(flagged if filters.possible_duplicate else ~flagged)
     if cursor is not None:
         died_at, last_id = await row_sort_key(session, cursor, Death.id, Death.died_at)
         query = query.where(

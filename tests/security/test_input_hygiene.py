@@ -161,6 +161,12 @@ async def test_the_same_nhs_number_under_another_reference_is_flagged_never_merg
     seen = (await commissioner.get(f"/v1/deaths/{second['death_id']}")).json()
     assert "possible_duplicate_of" not in seen and "same_person_as" not in seen
     assert first["death_id"] not in json.dumps(seen)
+    refused_filter = await commissioner.get("/v1/deaths", params={"possible_duplicate": "true"})
+    assert refused_filter.status_code == 400
+    flagged = await api.get(
+        "/v1/deaths", params={"possible_duplicate": "true", "nhs_number": number}
+    )
+    assert [item["id"] for item in flagged.json()["items"]] == [second["death_id"]]
 
     # A pair that is not flagged is refused at its field; so is a stale tag.
     _, unrelated = await recorded_death(api)
@@ -221,6 +227,10 @@ async def test_the_same_nhs_number_under_another_reference_is_flagged_never_merg
     assert unlinked.json()["same_person_as"] == []
     later = (await api.get(f"/v1/deaths/{second['death_id']}")).json()
     assert later["possible_duplicate_of"] == [] and later["same_person_as"] == []
+    cleared = await api.get(
+        "/v1/deaths", params={"possible_duplicate": "true", "nhs_number": number}
+    )
+    assert cleared.json()["items"] == []
 
 
 async def test_a_corrected_nhs_number_that_matches_another_death_is_flagged(api: Api) -> None:
