@@ -225,6 +225,7 @@ async def patch_death(
         death.id,
         death.version,
         {"self": f"/v1/deaths/{death.id}"},
+        death_id=death.id,
     )
 
 
@@ -282,4 +283,5 @@ async def review_duplicate(
         death.id,
         death.version,
         {"self": f"/v1/deaths/{death.id}"},
+        death_id=death.id,
     )

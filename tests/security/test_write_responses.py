@@ -69,6 +69,7 @@ async def test_a_guessed_etag_is_refused_and_a_write_only_patch_answers_no_patie
     assert_no_identifiers(empty, body)
     assert set(empty.json()) == WRITTEN
     assert empty.json()["links"]["self"] == f"/v1/deaths/{death_id}"
+    assert empty.json()["death_id"] == death_id
     assert empty.headers["ETag"]
 
     # A real correction: the same minimal answer, and the new tag works for the next one.
