@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,12 +16,49 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.kit.paths import shown_path
-
 logger = logging.getLogger("app.errors")
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://lfd.example.nhs.uk/problems/"
+
+
+# --- what a problem repeats of the request's path -----------------------------------------------
+#
+# A path segment is whatever the client typed: `GET /v1/deaths/9434765919` puts an NHS number
+# where an id belongs. The access log names the route (`/v1/deaths/{death_id}`), never the path
+# (app.middleware), and a problem's `instance` shows a path parameter only in the canonical form
+# of the id it parsed as (every path parameter of the API is a UUID); a segment that is not one
+# stays `{name}`, and a path that matched no route has no `instance` at all (issue 11).
+
+_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
+
+
+def route_template(scope: Mapping[str, Any]) -> str | None:
+    """The template of the route that took the request (`/v1/deaths/{death_id}`), None when
+    no route did (a 404 of an unknown path, or an answer from before routing)."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    return template if isinstance(template, str) and template.startswith("/") else None
+
+
+def _shown(name: str, params: Mapping[str, Any]) -> str:
+    raw = params.get(name)
+    if isinstance(raw, str):
+        try:
+            return str(uuid.UUID(raw))
+        except ValueError:
+            pass
+    return "{" + name + "}"
+
+
+def shown_path(scope: Mapping[str, Any]) -> str | None:
+    """The path as a problem's `instance` may show it: the route's template with each
+    parameter that is an id filled in (canonically), the others left as `{name}`."""
+    template = route_template(scope)
+    if template is None:
+        return None
+    params: Mapping[str, Any] = scope.get("path_params") or {}
+    return _PARAMETER.sub(lambda match: _shown(match.group(1), params), template)
 
 
 class ProblemError(Exception):
@@ -159,6 +198,11 @@ def _without_union_tags(parts: list[str], document: Any) -> list[str]:
     return kept
 
 
+def field_error(pointer: str, detail: str, code: str = "value_error") -> dict[str, Any]:
+    """One member of a problem's ``errors``: the JSON pointer, a code, and what is wrong."""
+    return {"pointer": pointer, "code": code, "detail": detail}
+
+
 def validation_errors(raw: list[Any], document: Any = None) -> list[dict[str, Any]]:
     """Pydantic errors without the submitted values (they may be patient data)."""
     errors = []
@@ -212,7 +256,7 @@ def install_error_handlers(
     ) -> Response:
         if "instance" in body:
             # Never the raw path: a segment that did not parse as an id may be anything (an
-            # NHS number typed where an id belongs). app.kit.paths decides what is shown.
+            # NHS number typed where an id belongs). shown_path decides what is shown.
             shown = shown_path(request.scope)
             body = (
                 {**body, "instance": shown}

@@ -13,6 +13,7 @@ from app import __version__
 from app.actions.io_router import router as action_spreadsheets_router
 from app.actions.router import router as actions_router
 from app.audit.router import router as audit_router
+from app.cases.router import router as cases_router
 from app.config import Settings, get_settings
 from app.db import Database
 from app.deaths.router import router as deaths_router
@@ -22,11 +23,13 @@ from app.fhir.outcome import operation_outcome_response
 from app.fhir.router import router as fhir_router
 from app.findings.router import router as findings_router
 from app.health.router import router as health_router
+from app.jobs import BACKGROUND_JOBS
 from app.kit.schemas import Problem
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.referrals.router import router as referrals_router
 from app.reports.router import router as reports_router
+from app.reviews.router import referral_review_router
 from app.reviews.router import router as reviews_router
 from app.screenings.router import router as screenings_router
 from app.webhooks.router import router as webhooks_router
@@ -56,7 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The background loop (app.worker), unless it runs as its own `lfd worker` process.
         if settings.run_worker_in_serve:
-            app.state.worker = Worker(app.state.database, settings.worker_interval_seconds)
+            app.state.worker = Worker(
+                app.state.database, settings.worker_interval_seconds, BACKGROUND_JOBS
+            )
             app.state.worker.start()
             app.state.webhook_worker = webhook_worker(app.state.database)
             app.state.webhook_worker.start()
@@ -90,7 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health_router,
         screenings_router,
         deaths_router,
+        cases_router,
         referrals_router,
+        referral_review_router,
         reviews_router,
         findings_router,
         action_spreadsheets_router,

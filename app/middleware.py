@@ -23,8 +23,8 @@ from app.errors import (
     UnsupportedMediaType,
     ValidationFailed,
     problem_renderer,
+    route_template,
 )
-from app.kit.paths import route_template
 from app.kit.query import NAME_SHAPE
 from app.logging import request_id_var
 
@@ -190,7 +190,7 @@ class RequestContextMiddleware:
         return replay
 
     async def _reject(self, error: ProblemError, path: str, send: Send) -> None:
-        # Before routing: no route, so no `instance` (app.kit.paths); the path only picks the
+        # Before routing: no route, so no `instance` (app.errors.shown_path); the path picks the
         # renderer (FHIR or problem+json).
         response = self.render_problem(path, error.body(), error.headers)
         await response({"type": "http"}, _never_receive, send)

@@ -6,7 +6,7 @@ synthetic data that anyone can rebuild:
 
 1. Migrates the database (a fresh SQLite file in a temporary directory unless given) and loads
    `lfd demo`'s synthetic deaths as if it were 20 April 2026, so financial year 2025/26 is
-   complete (app/demo.py: screenings, the referrals the rules raise, overrides).
+   complete (app/demo/: screenings, the referrals the rules raise, overrides).
 2. Reviews them as a trust would, through the API: most stage 1 SJRs done, fewer for the
    latest months (reviews take time); scores drawn from a realistic spread (most deaths
    definitely not avoidable, a few more likely than not due to problems in care); LeDeR
@@ -16,7 +16,7 @@ synthetic data that anyone can rebuild:
    take a full-page screenshot.
 
 The same seed gives the same deaths and the same reviews, so the picture only changes when the
-page does. Nothing here is a real person (see app/demo.py).
+page does. Nothing here is a real person (see app/demo/).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ check digits, names are made up. The data is shaped like a regional service's:
   specialties, sites, admission methods and flags (learning disability, SMI, pregnancy);
 - a screening for every death except the most recent few still awaiting their medical examiner,
   with the concerns, coroner notifications and unexpected deaths in realistic proportions;
-- referrals from the service's own rules (``app.screenings.rules``), so about 30% of deaths are
+- referrals from the service's own rules (``app.referrals.rules``), so about 30% of deaths are
   referred, mostly SJR and coroner, some LeDeR, CDR, PMRT, M&M, PSII; second-stage SJRs (with
   the stage-1 reviewer excluded) and PSIIs raised by stage-2 reviews;
 - each referral's progress follows its age: a completion time is drawn around its due date
@@ -65,7 +65,7 @@ from app.config import DEFAULT_DUE_DAYS, DEFAULT_PRIORITIES
 from app.kit.enums import AdmissionMethod, CoronerReason, ReasonCode, Route
 from app.kit.nhs_number import check_digit
 from app.kit.time import LONDON
-from app.screenings.rules import RuleConfig, RuleFacts, in_learning_sample, required_routes
+from app.referrals.rules import RuleConfig, RuleFacts, in_learning_sample, required_routes
 
 SOURCE_SYSTEM = "lfd-bench"
 ME_OFFICE_CLIENT = uuid.UUID("00000000-0000-4000-8000-00000000be01")  # the sender of screenings

@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy import delete, event, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.auth.scopes import Scope
 from app.config import DEFAULT_DUE_DAYS, DEFAULT_PRIORITIES
 from app.db import Database

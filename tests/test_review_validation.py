@@ -125,7 +125,11 @@ async def written(database: Any, referral_id: str) -> dict[str, Any]:
             ),
             "death": (death.status, death.version),
             "events": await count(OutboxEvent, OutboxEvent.death_id == death.id),
-            "audit": await count(AuditEvent, AuditEvent.death_id == death.id),
+            # A refused lease is audited (outcome `refused`): that row records the refusal,
+            # it is not something the post wrote.
+            "audit": await count(
+                AuditEvent, AuditEvent.death_id == death.id, AuditEvent.outcome == "success"
+            ),
             "transitions": await count(
                 ReferralTransition, ReferralTransition.referral_id == referral.id
             ),

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.kit.enums import AdmissionMethod, ReasonCode, Route
-from app.screenings.rules import (
+from app.referrals.rules import (
     RuleConfig,
     RuleFacts,
     in_learning_sample,
@@ -284,7 +284,7 @@ def test_a_newborn_with_every_flag_gets_cdr_with_both_reasons_in_order() -> None
 # --- properties over every input ------------------------------------------------------------
 
 # Each row of DESIGN.md section 4 that a screening can trigger, in the table's order, written
-# here independently of app/screenings/rules.py. A specialty is given as (canonical name, as
+# here independently of app/referrals/rules.py. A specialty is given as (canonical name, as
 # written), so the test knows what matches without folding strings the way the code does.
 Rule = tuple[Callable[["Case"], bool], tuple[Route, ...], ReasonCode]
 
@@ -482,7 +482,7 @@ def test_the_answer_is_the_same_in_another_process() -> None:
     here = [in_learning_sample(key, 50) for key in keys]
     script = (
         "import sys\n"
-        "from app.screenings.rules import in_learning_sample\n"
+        "from app.referrals.rules import in_learning_sample\n"
         "keys = [f'test-me-office\\x1fME-{n:05d}' for n in range(400)]\n"
         "sys.stdout.write(''.join('1' if in_learning_sample(k, 50) else '0' for k in keys))\n"
     )

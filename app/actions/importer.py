@@ -46,7 +46,7 @@ from app.actions.spreadsheets import (
     open_sheet,
 )
 from app.audit.journal import Journal
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.db import Database
 from app.errors import Conflict, ValidationFailed
 from app.events.service import Change

@@ -24,6 +24,7 @@ from app.actions.spreadsheets import (
     UnreadableSpreadsheet,
 )
 from app.auth.deps import ActionsReader, ActionsWriter
+from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.errors import (
     Forbidden,
@@ -36,7 +37,7 @@ from app.errors import (
 )
 from app.kit.schemas import ResponseModel
 
-router = APIRouter(tags=["action plan spreadsheets"])
+router = APIRouter(route_class=AuthFirstRoute, tags=["action plan spreadsheets"])
 AUTH = (Unauthorized, Forbidden)
 
 

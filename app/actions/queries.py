@@ -28,7 +28,7 @@ from app.actions.schemas import (
     status_label,
 )
 from app.errors import BadRequest, NotFound, ValidationFailed
-from app.kit.cursor import decode_cursor, encode_cursor
+from app.kit.cursor import open_cursor, sign_cursor
 from app.kit.sql import table_of
 from app.kit.time import local_date, now
 from app.models import Action, ActionPlan, ActionPlanSection, ActionUpdate, Finding, Theme
@@ -163,7 +163,7 @@ async def list_actions(
         )
         query = query.where(Action.id.in_(linked))
     if cursor is not None:
-        plan_raw, position_raw, id_raw = decode_cursor(cursor, 3)
+        plan_raw, position_raw, id_raw = await open_cursor(session, cursor, 3)
         try:
             key = (uuid.UUID(plan_raw), int(position_raw), uuid.UUID(id_raw))
         except (TypeError, ValueError) as error:
@@ -174,7 +174,7 @@ async def list_actions(
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
-        next_cursor = encode_cursor([str(last.plan_id), last.position, str(last.id)])
+        next_cursor = await sign_cursor(session, [str(last.plan_id), last.position, str(last.id)])
     return await actions_out(session, page, today), next_cursor
 
 
@@ -374,7 +374,7 @@ async def list_plans(
         dialect = session.get_bind().dialect.name
         query = query.where(_has_element(dialect, ActionPlan.organisations, organisation))
     if cursor is not None:
-        created_raw, id_raw = decode_cursor(cursor, 2)
+        created_raw, id_raw = await open_cursor(session, cursor, 2)
         try:
             key = (datetime.fromisoformat(created_raw), uuid.UUID(id_raw))
         except (TypeError, ValueError) as error:
@@ -385,7 +385,9 @@ async def list_plans(
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
-        next_cursor = encode_cursor([page[-1].created_at.isoformat(), str(page[-1].id)])
+        next_cursor = await sign_cursor(
+            session, [page[-1].created_at.isoformat(), str(page[-1].id)]
+        )
     sections = await sections_of(session, [plan.id for plan in page])
     items = [
         PlanOut.model_validate({**plan_values(plan), "sections": sections[plan.id]})

@@ -29,6 +29,7 @@ from app.actions.schemas import (
 )
 from app.actions.service import DuplicateReference
 from app.auth.deps import ActionsReader, ActionsWriter, FindingsReader, FindingsWriter
+from app.auth.routing import AuthFirstRoute
 from app.auth.scopes import Scope
 from app.db import DatabaseDep
 from app.errors import (
@@ -45,13 +46,13 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.idempotency.service import as_response
+from app.idempotency.responses import as_response, create_once, new
 from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
 from app.privacy.writes import Written, written
 
-router = APIRouter(tags=["actions"])
+router = APIRouter(route_class=AuthFirstRoute, tags=["actions"])
 AUTH = (Unauthorized, Forbidden)
 BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
 CREATE = (*AUTH, *BODY, BadRequest, IdempotencyInFlight, IdempotencyMismatch)
@@ -92,7 +93,17 @@ async def create_plan(
 
     Scope: `actions:write`.
     """
-    return as_response(await service.post_plan(database, principal, body, idempotency_key))
+    stored = await create_once(
+        database,
+        principal,
+        idempotency_key,
+        path="/v1/action-plans",
+        body=body,
+        work=lambda session: new(service.new_plan(session, principal, body)),
+        location=lambda plan: f"/v1/action-plans/{plan.id}",
+        tag=plan_etag,
+    )
+    return as_response(stored)
 
 
 @router.get(
@@ -181,7 +192,15 @@ async def add_section(
 
     Scope: `actions:write`.
     """
-    stored = await service.post_section(database, principal, plan_id, body, idempotency_key)
+    stored = await create_once(
+        database,
+        principal,
+        idempotency_key,
+        path=f"/v1/action-plans/{plan_id}/sections",
+        body=body,
+        work=lambda session: new(service.new_section(session, principal, plan_id, body)),
+        location=lambda _: f"/v1/action-plans/{plan_id}",
+    )
     return as_response(stored)
 
 
@@ -213,7 +232,17 @@ async def create_action(
 
     Scope: `actions:write`.
     """
-    return as_response(await service.post_action(database, principal, body, idempotency_key))
+    stored = await create_once(
+        database,
+        principal,
+        idempotency_key,
+        path="/v1/actions",
+        body=body,
+        work=lambda session: new(service.new_action(session, principal, body)),
+        location=lambda action: f"/v1/actions/{action.id}",
+        tag=action_etag,
+    )
+    return as_response(stored)
 
 
 @router.get(

@@ -10,12 +10,11 @@ functions are what the routes call: one journal per request, written before the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,15 +34,11 @@ from app.actions.schemas import (
     ProgressUpdateCreate,
     SectionCreate,
     SectionOut,
-    action_etag,
-    plan_etag,
 )
 from app.audit.journal import Journal
-from app.auth.deps import Principal
-from app.db import Database
+from app.auth.principal import Principal
 from app.errors import Conflict, ValidationFailed
 from app.events.service import Change
-from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent
 from app.kit.etag import check_if_match
 from app.models import Action, ActionPlan, ActionPlanSection, ActionUpdate, Finding
 from app.models.action import action_findings
@@ -466,37 +461,27 @@ async def set_finding_links(
 # --- what the routes call --------------------------------------------------------------------
 
 
-async def _created(
-    database: Database,
-    principal: Principal,
-    key: str | None,
-    path: str,
-    body: BaseModel,
-    work: Callable[[AsyncSession], Awaitable[StoredResponse]],
-) -> StoredResponse:
-    """Run a create, under its Idempotency-Key when the client sent one."""
-    if key is None:
-        async with database.transaction() as session:
-            return await work(session)
-    print_ = fingerprint("POST", path, body.model_dump(mode="json"))
-    return await run_idempotent(database, principal, check_key(key), print_, work)
+async def new_plan(session: AsyncSession, principal: Principal, body: PlanCreate) -> PlanDetail:
+    journal = Journal(principal)
+    plan, _ = await create_plan(session, journal, body)
+    await journal.write(session)
+    return await queries.plan_detail(session, plan)
 
 
-async def post_plan(
-    database: Database, principal: Principal, body: PlanCreate, key: str | None
-) -> StoredResponse:
-    async def work(session: AsyncSession) -> StoredResponse:
-        journal = Journal(principal)
-        plan, _ = await create_plan(session, journal, body)
-        await journal.write(session)
-        detail = await queries.plan_detail(session, plan)
-        return StoredResponse(
-            201,
-            detail.model_dump(mode="json"),
-            {"ETag": plan_etag(detail), "Location": f"/v1/action-plans/{plan.id}"},
-        )
+async def new_section(
+    session: AsyncSession, principal: Principal, plan_id: uuid.UUID, body: SectionCreate
+) -> SectionOut:
+    journal = Journal(principal)
+    section = await add_section(session, journal, plan_id, body.title)
+    await journal.write(session)
+    return SectionOut.model_validate(section)
 
-    return await _created(database, principal, key, "/v1/action-plans", body, work)
+
+async def new_action(session: AsyncSession, principal: Principal, body: ActionCreate) -> ActionOut:
+    journal = Journal(principal)
+    action = await create_action(session, journal, body)
+    await journal.write(session)
+    return (await queries.actions_out(session, [action]))[0]
 
 
 async def patch_plan(
@@ -510,43 +495,6 @@ async def patch_plan(
     plan = await update_plan(session, journal, plan_id, patch, if_match)
     await journal.write(session)
     return await queries.plan_detail(session, plan)
-
-
-async def post_section(
-    database: Database,
-    principal: Principal,
-    plan_id: uuid.UUID,
-    body: SectionCreate,
-    key: str | None,
-) -> StoredResponse:
-    async def work(session: AsyncSession) -> StoredResponse:
-        journal = Journal(principal)
-        section = await add_section(session, journal, plan_id, body.title)
-        await journal.write(session)
-        out = SectionOut.model_validate(section)
-        return StoredResponse(
-            201, out.model_dump(mode="json"), {"Location": f"/v1/action-plans/{plan_id}"}
-        )
-
-    path = f"/v1/action-plans/{plan_id}/sections"
-    return await _created(database, principal, key, path, body, work)
-
-
-async def post_action(
-    database: Database, principal: Principal, body: ActionCreate, key: str | None
-) -> StoredResponse:
-    async def work(session: AsyncSession) -> StoredResponse:
-        journal = Journal(principal)
-        action = await create_action(session, journal, body)
-        await journal.write(session)
-        out = (await queries.actions_out(session, [action]))[0]
-        return StoredResponse(
-            201,
-            out.model_dump(mode="json"),
-            {"ETag": action_etag(out), "Location": f"/v1/actions/{out.id}"},
-        )
-
-    return await _created(database, principal, key, "/v1/actions", body, work)
 
 
 async def patch_action(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditEntry, write_audit
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.events.service import Change, emit
 
 

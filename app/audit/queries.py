@@ -12,9 +12,9 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditEntry, write_audit
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.errors import BadRequest
-from app.kit.cursor import decode_cursor, encode_cursor
+from app.kit.cursor import open_cursor, sign_cursor
 from app.models import AuditEvent
 
 
@@ -52,7 +52,7 @@ async def list_audit_events(
     if filters.occurred_before is not None:
         query = query.where(AuditEvent.occurred_at < filters.occurred_before)
     if cursor is not None:
-        occurred_raw, id_raw = decode_cursor(cursor, 2)
+        occurred_raw, id_raw = await open_cursor(session, cursor, 2)
         try:
             occurred_at, last_id = datetime.fromisoformat(occurred_raw), uuid.UUID(id_raw)
         except (TypeError, ValueError) as error:
@@ -67,7 +67,7 @@ async def list_audit_events(
     rows = list((await session.scalars(ordered.limit(limit + 1))).all())
     page = rows[:limit]
     next_cursor = (
-        encode_cursor([page[-1].occurred_at.isoformat(), str(page[-1].id)])
+        await sign_cursor(session, [page[-1].occurred_at.isoformat(), str(page[-1].id)])
         if len(rows) > limit
         else None
     )

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query
 from app.audit.queries import AuditFilters, list_audit_events
 from app.audit.schemas import AuditEventOut
 from app.auth.deps import AuditReader
+from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.errors import BadRequest, Forbidden, Unauthorized, ValidationFailed, problem_responses
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page, Timestamp
 
-router = APIRouter(prefix="/v1/audit-events", tags=["audit"])
+router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/audit-events", tags=["audit"])
 
 Code = Annotated[str | None, Query(min_length=1, max_length=60, pattern=r"^[a-z_.]+$")]
 

@@ -7,7 +7,7 @@ from typing import NamedTuple
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.models import AuditEvent
 from app.models.base import utcnow
 
@@ -17,6 +17,7 @@ class AuditEntry(NamedTuple):
     resource_type: str
     resource_id: uuid.UUID | None
     death_id: uuid.UUID | None
+    outcome: str = "success"
 
 
 async def write_audit(
@@ -37,7 +38,7 @@ async def write_audit(
             "resource_id": entry.resource_id,
             "death_id": entry.death_id,
             "request_id": principal.request_id,
-            "outcome": "success",
+            "outcome": entry.outcome,
         }
         for entry in entries
     ]

@@ -3,43 +3,26 @@ check cannot be skipped and the OpenAPI document lists the scope on the route.""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
+from app.auth.principal import Principal
 from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
 from app.auth.service import find_active_client
 from app.db import DatabaseDep
 from app.errors import BadRequest, Forbidden, Unauthorized
+from app.kit.cursor import cursor_key
 from app.kit.etag import derive_etag_key, use_etag_key
 from app.kit.json_body import refuse_duplicate_keys
 from app.kit.query import refuse_unknown_query_parameters
-from app.privacy.pseudonym import pseudonym_key
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="ApiKey",
     description="An API key from `lfd clients create`, sent as `Authorization: Bearer <key>`.",
 )
-
-
-@dataclass(frozen=True)
-class Principal:
-    client_id: uuid.UUID
-    client_name: str
-    scopes: frozenset[str]
-    pseudonymised: bool
-    on_behalf_of: str | None
-    request_id: str | None
-
-    def has(self, scope: Scope) -> bool:
-        if self.pseudonymised:
-            # Never more than a commissioner may hold, whatever the client's row says.
-            return scope in PSEUDONYMISED_SCOPES and scope.value in self.scopes
-        return Scope.admin.value in self.scopes or scope.value in self.scopes
 
 
 async def authenticate(
@@ -62,10 +45,9 @@ async def authenticate(
     async with database.autocommit() as session:
         client = await find_active_client(session, credentials.credentials)
         if client is not None:
-            # The ETags this request makes are keyed by the deployment (app.kit.etag); the
-            # secret is read once per process.
-            secret = await pseudonym_key(session, database.settings.pseudonym_key)
-            use_etag_key(derive_etag_key(secret))
+            # The ETags this request makes are keyed by the deployment (app.kit.etag), with a
+            # key derived from its cursor key (read once per process).
+            use_etag_key(derive_etag_key(await cursor_key(session)))
     if client is None:
         raise Unauthorized("The API key is not valid or has been revoked.", headers=challenge)
     if on_behalf_of is not None and (not on_behalf_of.strip() or not on_behalf_of.isprintable()):

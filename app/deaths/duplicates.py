@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.audit.journal import Journal
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.errors import NotFound, ValidationFailed
 from app.events.service import Change
 from app.kit.etag import check_if_match

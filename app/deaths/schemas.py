@@ -11,12 +11,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StrictBool, StringConstraints
 
 from app.kit.enums import AdmissionMethod, DeathStatus, NhsNumberStatus, PlaceOfDeath, Sex
-from app.kit.etag import etag
 from app.kit.nhs_number import normalise_nhs_number
 from app.kit.schemas import RequestModel, ResponseModel, Timestamp
-from app.referrals.schemas import ReferralOut
-from app.reviews.schemas import ReviewOut
-from app.screenings.schemas import ScreeningOut
 
 _POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9][A-Z]{2})$")
 _ETHNICITY = frozenset("ABCDEFGHJKLMNPRSZ")
@@ -167,26 +163,6 @@ class DeathOut(ResponseModel):
     updated_at: datetime
 
 
-class DeathDetail(DeathOut):
-    """A death with where it stands: its screening and its referrals."""
-
-    screening: ScreeningOut | None
-    referrals: list[ReferralOut]
-    reviews: list[ReviewOut]
-    possible_duplicate_of: list[uuid.UUID] = Field(
-        default_factory=list,
-        description="Deaths recorded earlier with the same NHS number (under another source "
-        "reference), not yet reviewed: possibly the same person reported twice. Decide with "
-        "POST /v1/deaths/{id}/duplicate-review; nothing is merged. Not shown to "
-        "pseudonymised clients.",
-    )
-    same_person_as: list[uuid.UUID] = Field(
-        default_factory=list,
-        description="Deaths a review decided are the same person as this one (linked, not "
-        "merged). Not shown to pseudonymised clients.",
-    )
-
-
 class DuplicateReview(RequestModel):
     """A person's decision on a death flagged as a possible duplicate of another."""
 
@@ -195,20 +171,3 @@ class DuplicateReview(RequestModel):
         description="`same_person` links the two deaths (`same_person_as` on both); "
         "`different_people` clears the flag."
     )
-
-
-def detail_etag(death: DeathDetail) -> str:
-    """The death's tag, with the state of everything the detail shows: the versions of its
-    screening, referrals and reviews (each only grows), and how many leases are live and how
-    many referrals overdue (a lease lapsing or a due date passing changes what a reader sees
-    without a new version)."""
-    versions = (
-        (death.screening.version if death.screening else 0)
-        + sum(referral.version for referral in death.referrals)
-        + sum(review.version for review in death.reviews)
-    )
-    leases = sum(1 for referral in death.referrals if referral.lease_id is not None)
-    state = f"{versions}-{len(death.referrals)}-{leases}"
-    # A referral's due date passing shows it overdue, without a new version of anything.
-    overdue = sum(1 for referral in death.referrals if referral.overdue)
-    return etag(death.id, death.version, f"{state}-o{overdue}" if overdue else state)

@@ -3,40 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.journal import Journal
 from app.audit.service import record_access
-from app.auth.deps import Principal
-from app.config import Settings
-from app.deaths.duplicates import flag_possible_duplicates, links_of, pending_duplicates
-from app.deaths.schemas import DeathDetail, DeathFields, DeathPatch
+from app.auth.principal import Principal
+from app.deaths.duplicates import pending_duplicates
+from app.deaths.schemas import DeathFields
 from app.deaths.validation import check_death, default_nhs_number_status
 from app.errors import NotFound, ValidationFailed
-from app.events.service import Change
-from app.findings.service import refresh_death_copies
 from app.kit.cursor import encode_row_cursor, row_sort_key
 from app.kit.enums import (
-    FINAL_EXTERNAL_STATUSES,
-    OPEN_REFERRAL_STATUSES,
     DeathStatus,
-    Instrument,
-    ReviewStatus,
-    Route,
 )
-from app.kit.etag import check_if_match
-from app.kit.sql import insert_unless_exists, next_counter
+from app.kit.sql import insert_unless_exists, next_counter, table_of
 from app.kit.time import age_in_years, local_date, now
-from app.models import Death, Referral, Review, RouteOverride, Screening
-from app.referrals.service import death_status, reconcile_referrals
-from app.reviews.views import reviews_of_death
-from app.screenings.views import screening_out
+from app.models import Counter, Death
+from app.privacy.order import by_month
 
 DERIVED = ("died_on", "age_at_death", "age_in_days_at_death", "within_30_days_of_discharge")
 
@@ -88,7 +75,7 @@ async def insert_death(
         "updated_at": moment,
     }
     if session.get_bind().dialect.name != "postgresql":
-        row["case_number"] = await next_counter(session, "case_number")
+        row["case_number"] = await next_counter(session, table_of(Counter), "case_number")
     inserted = await insert_unless_exists(
         session, Death, ("source_system", "source_reference"), row, ("case_number",)
     )
@@ -116,48 +103,6 @@ async def load_death(
     return death
 
 
-async def detail(session: AsyncSession, death: Death) -> DeathDetail:
-    screening = await session.scalar(select(Screening).where(Screening.death_id == death.id))
-    overrides: list[RouteOverride] = []
-    if screening is not None:
-        overrides = list(
-            (
-                await session.scalars(
-                    select(RouteOverride)
-                    .where(RouteOverride.screening_id == screening.id)
-                    .order_by(RouteOverride.route)
-                )
-            ).all()
-        )
-    referrals = (
-        await session.scalars(
-            select(Referral)
-            .where(Referral.death_id == death.id)
-            .order_by(Referral.created_at, Referral.route)
-        )
-    ).all()
-    links = await links_of(session, death.id)
-    base = DeathDetail.model_validate(
-        {
-            **{k: getattr(death, k) for k in DeathDetail.model_fields if hasattr(death, k)},
-            "screening": screening_out(screening, overrides) if screening else None,
-            "referrals": list(referrals),
-            "reviews": await reviews_of_death(session, death.id),
-            "possible_duplicate_of": links.possible_duplicate_of,
-            "same_person_as": links.same_person_as,
-        },
-    )
-    return base
-
-
-async def read_death(
-    session: AsyncSession, principal: Principal, death_id: uuid.UUID
-) -> DeathDetail:
-    death = await load_death(session, death_id)
-    await record_access(session, principal, "death.read", "death", [(death.id, death.id)])
-    return await detail(session, death)
-
-
 @dataclass(frozen=True)
 class DeathFilters:
     died_from: date | None = None
@@ -180,7 +125,8 @@ async def list_deaths(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[Death], str | None]:
-    """Newest death first, by keyset on (died_at, id)."""
+    """Newest death first, by keyset on (died_at, id); for a pseudonymised client newest
+    month of death first, then by id (app.privacy.order)."""
     query = select(Death)
     if filters.died_from is not None:
         query = query.where(Death.died_on >= filters.died_from)
@@ -212,166 +158,22 @@ async def list_deaths(
     if filters.possible_duplicate is not None:
         flagged = pending_duplicates(Death.id)
         query = query.where(flagged if filters.possible_duplicate else ~flagged)
-    if cursor is not None:
-        died_at, last_id = await row_sort_key(session, cursor, Death.id, Death.died_at)
-        query = query.where(
-            or_(Death.died_at < died_at, and_(Death.died_at == died_at, Death.id < last_id))
-        )
-    rows = list(
-        (
-            await session.scalars(
-                query.order_by(Death.died_at.desc(), Death.id.desc()).limit(limit + 1)
+    if principal.pseudonymised:
+        # Month of death, then the random id: the order says nothing finer than the month.
+        order = by_month(Death.died_on, Death.id)
+        if cursor is not None:
+            key = await row_sort_key(session, cursor, Death.id, order[0])
+            query = query.where(tuple_(*order) < key)
+        query = query.order_by(order[0].desc(), Death.id.desc())
+    else:
+        if cursor is not None:
+            died_at, last_id = await row_sort_key(session, cursor, Death.id, Death.died_at)
+            query = query.where(
+                or_(Death.died_at < died_at, and_(Death.died_at == died_at, Death.id < last_id))
             )
-        ).all()
-    )
+        query = query.order_by(Death.died_at.desc(), Death.id.desc())
+    rows = list((await session.scalars(query.limit(limit + 1))).all())
     page = rows[:limit]
-    next_cursor = encode_row_cursor(page[-1].id) if len(rows) > limit else None
+    next_cursor = await encode_row_cursor(session, page[-1].id) if len(rows) > limit else None
     await record_access(session, principal, "death.list", "death", [(d.id, d.id) for d in page])
     return page, next_cursor
-
-
-async def follow_referrals(
-    session: AsyncSession, death: Death, referrals: Sequence[Referral]
-) -> bool:
-    """Set a screened death's status from its referrals (and, once none is open, from whether
-    an outside review is still running); True when it changed."""
-    pending = False
-    if not any(r.status in OPEN_REFERRAL_STATUSES for r in referrals):
-        pending = await external_review_pending(session, death.id)
-    status = death_status(True, referrals, pending).value
-    if death.status != status:
-        death.status = status
-        return True
-    return False
-
-
-async def refresh_death_status(
-    session: AsyncSession, journal: Journal, death_id: uuid.UUID
-) -> None:
-    """After a referral or review changed: the death's status follows, under a row lock so
-    that two referrals of one death changing at once cannot lose an update."""
-    death = await load_death(session, death_id, for_update=True)
-    referrals = (await session.scalars(select(Referral).where(Referral.death_id == death_id))).all()
-    if await follow_referrals(session, death, referrals):
-        death.version += 1
-        journal.event(Change("death.updated", "death", death.id, death.id, ["status"]))
-
-
-async def external_review_pending(session: AsyncSession, death_id: uuid.UUID) -> bool:
-    """A submitted LeDeR or external review whose outside process has not finished."""
-    found = await session.scalar(
-        select(Review.id)
-        .where(
-            Review.death_id == death_id,
-            Review.status == ReviewStatus.submitted.value,
-            Review.instrument.in_([Instrument.leder.value, Instrument.external.value]),
-            or_(
-                Review.external_status.is_(None),
-                Review.external_status.not_in(list(FINAL_EXTERNAL_STATUSES)),
-            ),
-        )
-        .limit(1)
-    )
-    return found is not None
-
-
-async def patch_death(
-    session: AsyncSession,
-    principal: Principal,
-    settings: Settings,
-    death_id: uuid.UUID,
-    patch: DeathPatch,
-    if_match: str | None,
-) -> DeathDetail:
-    """Correct a death's details. Derived fields follow, and when the correction changes what
-    the referral rules see, the referrals follow too."""
-    death = await load_death(session, death_id, for_update=True)
-    check_if_match(if_match, death.id, death.version)
-    journal = Journal(principal)
-    changes = patch.model_dump(exclude_unset=True, mode="python")
-    required = {
-        "date_of_birth",
-        "sex",
-        "died_at",
-        "place_of_death",
-        "admission_method",
-        "learning_disability",
-        "autism",
-        "serious_mental_illness",
-        "pregnant_or_recently_pregnant",
-    }
-    nulls = [
-        {
-            "pointer": f"/{name}",
-            "code": "null_not_allowed",
-            "detail": "this field cannot be cleared",
-        }
-        for name, value in changes.items()
-        if value is None and name in required
-    ]
-    if nulls:
-        raise ValidationFailed("Some fields cannot be cleared.", errors=nulls)
-    changes = {k: (v.value if hasattr(v, "value") else v) for k, v in changes.items()}
-    if (
-        "nhs_number" in changes
-        and "nhs_number_status" not in changes
-        and changes["nhs_number"] != death.nhs_number
-    ):
-        # A new number has not been traced; resending the same one keeps its status.
-        changes["nhs_number_status"] = default_nhs_number_status(changes["nhs_number"]).value
-    if changes.get("nhs_number_status", "") is None:
-        changes["nhs_number_status"] = default_nhs_number_status(
-            changes.get("nhs_number", death.nhs_number)
-        ).value
-    current = {name: getattr(death, name) for name in DeathFields.model_fields}
-    merged = {**current, **changes}
-    validate_death(merged, "")
-    merged.update(derived_fields(merged))
-    changed = [name for name, value in merged.items() if getattr(death, name) != value]
-    if changed:
-        for name in changed:
-            setattr(death, name, merged[name])
-        if {"died_on", "specialty_at_death", "admitting_specialty"} & set(changed):
-            await refresh_death_copies(session, death)
-        if "died_on" in changed:
-            await copy_died_on(session, death)
-        if "nhs_number" in changed:
-            await flag_possible_duplicates(session, death)
-        death.version += 1
-        journal.event(
-            Change(
-                "death.updated",
-                "death",
-                death.id,
-                death.id,
-                [name for name in changed if name not in DERIVED],
-            )
-        )
-        screening = await session.scalar(select(Screening).where(Screening.death_id == death.id))
-        if screening is not None:
-            overrides = await _current_overrides(session, screening)
-            reconciled = await reconcile_referrals(
-                session, journal, settings, death, screening, overrides
-            )
-            await follow_referrals(session, death, reconciled.referrals)
-    journal.audit("death.update", "death", death.id, death.id)
-    await journal.write(session)
-    return await detail(session, death)
-
-
-async def copy_died_on(session: AsyncSession, death: Death) -> None:
-    """A corrected local date of death, onto the rows that carry a copy of it so that reports
-    read a period's rows by it (findings: refresh_death_copies)."""
-    for model in (Screening, RouteOverride, Referral, Review):
-        await session.execute(
-            update(model).where(model.death_id == death.id).values(died_on=death.died_on)
-        )
-
-
-async def _current_overrides(session: AsyncSession, screening: Screening) -> dict[Route, str]:
-    rows = (
-        await session.scalars(
-            select(RouteOverride).where(RouteOverride.screening_id == screening.id)
-        )
-    ).all()
-    return {Route(row.route): row.override_reason for row in rows}

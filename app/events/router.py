@@ -5,13 +5,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from app.auth.deps import EventsReader
+from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.errors import BadRequest, Forbidden, Unauthorized, ValidationFailed, problem_responses
 from app.events import feed
 from app.events.schemas import EventPage, EventType, page_json
 from app.events.types import EVENT_TYPES
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/events", tags=["events"])
 
 FEED_MAX_PAGE = 1000
 PREFIXES = {name.split(".", 1)[0] for name in EVENT_TYPES}

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.auth.deps import DeathsReader, ReferralsReader
+from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from app.fhir import service
@@ -41,7 +42,9 @@ def negotiate(
         raise NotAcceptable("This server answers with application/fhir+json only.")
 
 
-router = APIRouter(prefix="/fhir/r4", tags=["fhir"], dependencies=[Depends(negotiate)])
+router = APIRouter(
+    route_class=AuthFirstRoute, prefix="/fhir/r4", tags=["fhir"], dependencies=[Depends(negotiate)]
+)
 AUTH = (Unauthorized, Forbidden, NotAcceptable)
 IfNoneMatch = Annotated[
     str | None,

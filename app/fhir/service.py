@@ -13,12 +13,12 @@ from sqlalchemy import ColumnElement, and_, false, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record_access
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.config import Settings
 from app.errors import BadRequest, NotFound
 from app.fhir import resources
 from app.fhir.search import PatientSearch, PeriodBound, TaskSearch
-from app.kit.cursor import decode_cursor, encode_cursor, encode_row_cursor, row_sort_key
+from app.kit.cursor import encode_row_cursor, open_cursor, row_sort_key, sign_cursor
 from app.kit.time import now
 from app.models import ApiClient, Death, Referral
 from app.privacy.pseudonym import pseudonym_key
@@ -78,8 +78,10 @@ def _task_conditions(search: TaskSearch, at: datetime) -> list[ColumnElement[boo
     return conditions
 
 
-def _queue_key(cursor: str) -> tuple[int, datetime, datetime, uuid.UUID]:
-    priority, due_at, created_at, referral_id = decode_cursor(cursor, 4)
+async def _queue_key(
+    session: AsyncSession, cursor: str
+) -> tuple[int, datetime, datetime, uuid.UUID]:
+    priority, due_at, created_at, referral_id = await open_cursor(session, cursor, 4)
     try:
         return (
             int(priority),
@@ -112,7 +114,7 @@ async def search_tasks(session: AsyncSession, principal: Principal, search: Task
     at = now()
     query = select(Referral).where(*_task_conditions(search, at))
     if search.cursor is not None:
-        query = query.where(tuple_(*_QUEUE_ORDER) > _queue_key(search.cursor))
+        query = query.where(tuple_(*_QUEUE_ORDER) > await _queue_key(session, search.cursor))
     rows = list(
         (await session.scalars(query.order_by(*_QUEUE_ORDER).limit(search.count + 1))).all()
     )
@@ -120,8 +122,9 @@ async def search_tasks(session: AsyncSession, principal: Principal, search: Task
     next_cursor = None
     if more:
         last = page[-1]
-        next_cursor = encode_cursor(
-            [last.priority, last.due_at.isoformat(), last.created_at.isoformat(), str(last.id)]
+        next_cursor = await sign_cursor(
+            session,
+            [last.priority, last.due_at.isoformat(), last.created_at.isoformat(), str(last.id)],
         )
     await record_access(
         session, principal, "referral.list", "referral", [(r.id, r.death_id) for r in page]
@@ -180,7 +183,7 @@ async def search_patients(
     ordered = query.order_by(Death.died_at.desc(), Death.id.desc()).limit(search.count + 1)
     rows = list((await session.scalars(ordered)).all())
     page, more = rows[: search.count], len(rows) > search.count
-    next_cursor = encode_row_cursor(page[-1].id) if more else None
+    next_cursor = await encode_row_cursor(session, page[-1].id) if more else None
     await record_access(session, principal, "death.list", "death", [(d.id, d.id) for d in page])
     key_ = await _key(session, principal, settings)
     patients = [

@@ -7,6 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from app.auth.deps import Administrator, FindingsReader, FindingsWriter
+from app.auth.principal import Principal
+from app.auth.routing import AuthFirstRoute
+from app.auth.scopes import Scope
 from app.db import DatabaseDep
 from app.errors import (
     BadRequest,
@@ -23,7 +26,8 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.findings import service
+from app.findings import pseudonymised, service, themes
+from app.findings.pseudonymised import FindingPseudonymised
 from app.findings.schemas import (
     FindingCreate,
     FindingKind,
@@ -34,21 +38,26 @@ from app.findings.schemas import (
     ThemePatch,
 )
 from app.findings.service import FindingFilters
-from app.idempotency.service import as_response
+from app.idempotency.responses import as_response, create_once, new
 from app.kit.enums import Route
 from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.kit.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
 from app.privacy import views
 from app.privacy.filters import refuse_identifying_filters
-from app.privacy.schemas import FindingPseudonymised
-from app.privacy.writes import Written
+from app.privacy.writes import Written, written
 
-router = APIRouter()
+router = APIRouter(route_class=AuthFirstRoute)
 AUTH = (Unauthorized, Forbidden)
 BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
 UPDATE = (NotFound, PreconditionFailed, PreconditionRequired, *BODY)
 IfMatch = Annotated[str | None, Header(alias="If-Match", description="The resource's ETag.")]
+
+
+def shown_to(principal: Principal, finding: FindingOut) -> FindingOut | Written:
+    """A write's answer: the finding with `findings:read`, else its id, version and link."""
+    link = {"self": f"/v1/findings/{finding.id}"}
+    return written(principal, Scope.findings_read, finding, finding.id, finding.version, link)
 
 
 # --- themes -----------------------------------------------------------------------------------
@@ -75,7 +84,7 @@ async def list_themes(
     Scope: `findings:read`.
     """
     async with database.transaction() as session:
-        items, next_cursor = await service.list_themes(session, include_retired, cursor, limit)
+        items, next_cursor = await themes.list_themes(session, include_retired, cursor, limit)
     return Page[ThemeOut](items=items, next_cursor=next_cursor)
 
 
@@ -95,7 +104,7 @@ async def create_theme(
     Scope: `admin`.
     """
     async with database.transaction() as session:
-        theme = await service.create_theme(session, principal, body)
+        theme = await themes.create_theme(session, principal, body)
     response.headers["ETag"] = etag(theme.id, theme.version)
     response.headers["Location"] = f"/v1/themes/{theme.id}"
     return theme
@@ -115,7 +124,7 @@ async def get_theme(
     Scope: `findings:read`.
     """
     async with database.transaction() as session:
-        theme = await service.read_theme(session, theme_id)
+        theme = await themes.read_theme(session, theme_id)
     return conditional.reply(etag(theme.id, theme.version), theme)
 
 
@@ -142,7 +151,7 @@ async def patch_theme(
     Scope: `admin`.
     """
     async with database.transaction() as session:
-        theme = await service.patch_theme(session, principal, theme_id, patch, if_match)
+        theme = await themes.patch_theme(session, principal, theme_id, patch, if_match)
     response.headers["ETag"] = etag(theme.id, theme.version)
     return theme
 
@@ -181,7 +190,17 @@ async def record_finding(
 
     Scope: `findings:write`.
     """
-    stored = await service.post_finding(database, principal, body, idempotency_key)
+    stored = await create_once(
+        database,
+        principal,
+        idempotency_key,
+        path="/v1/findings",
+        body=body,
+        work=lambda session: new(service.record_finding(session, principal, body)),
+        location=lambda finding: f"/v1/findings/{finding.id}",
+        tag=service.finding_etag,
+        show=lambda finding: shown_to(principal, finding),
+    )
     return as_response(stored)
 
 
@@ -226,7 +245,7 @@ async def list_findings(
         items, next_cursor = await service.list_findings(session, principal, filters, cursor, limit)
     view = await views.view_for(database, principal)
     return Page[FindingOut | FindingPseudonymised](
-        items=view.show_all(items, views.finding), next_cursor=next_cursor
+        items=view.show_all(items, pseudonymised.finding), next_cursor=next_cursor
     )
 
 
@@ -252,7 +271,7 @@ async def get_finding(
     view = await views.view_for(database, principal)
     return conditional.reply(
         service.finding_etag(finding, pseudonymised=view.pseudonymised),
-        view.show(finding, views.finding),
+        view.show(finding, pseudonymised.finding),
         pseudonymised=view.pseudonymised,
     )
 
@@ -282,4 +301,4 @@ async def patch_finding(
     async with database.transaction() as session:
         finding = await service.patch_finding(session, principal, finding_id, patch, if_match)
     response.headers["ETag"] = service.finding_etag(finding)
-    return service.shown_to(principal, finding)
+    return shown_to(principal, finding)

@@ -1,208 +1,40 @@
-"""Themes (an administrator's list: created, renamed, retired, never deleted) and findings (the
-learning recorded against a death and the review it came from)."""
+"""Findings: the learning recorded against a death and the review it came from (under a theme
+of app.findings.themes)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import date
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Select, func, select, tuple_, update
+from sqlalchemy import Select, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
 from app.audit.service import record_access
-from app.auth.deps import Principal
-from app.auth.scopes import Scope
-from app.db import Database
-from app.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from app.auth.principal import Principal
+from app.errors import NotFound, ValidationFailed, field_error
 from app.events.service import Change
 from app.findings.schemas import (
     FindingCreate,
     FindingKind,
     FindingOut,
     FindingPatch,
-    ThemeCreate,
-    ThemeOut,
-    ThemePatch,
     ThemeRef,
 )
-from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent
-from app.kit.cursor import decode_cursor, encode_cursor, encode_row_cursor, row_sort_key
+from app.findings.themes import find_theme
+from app.kit.cursor import encode_row_cursor, row_sort_key
 from app.kit.enums import Route
 from app.kit.etag import check_if_match, etag
 from app.kit.time import now
 from app.models import Death, Finding, Review, Theme
-from app.privacy.writes import Written, written
+from app.privacy.order import by_month
 
 Errors = list[dict[str, Any]]
-
-
-def _error(pointer: str, detail: str, code: str = "value_error") -> dict[str, Any]:
-    return {"pointer": pointer, "code": code, "detail": detail}
-
-
-# --- themes -----------------------------------------------------------------------------------
-
-
-def theme_out(theme: Theme) -> ThemeOut:
-    return ThemeOut.model_validate(
-        {
-            **{name: getattr(theme, name) for name in ThemeOut.model_fields if name != "retired"},
-            "retired": theme.retired_at is not None,
-        }
-    )
-
-
-def code_from_name(name: str) -> str:
-    """`Medication, including anticoagulation` -> `medication_including_anticoagulation`."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")[:60].rstrip("_")
-
-
-async def load_theme(
-    session: AsyncSession, theme_id: uuid.UUID, *, for_update: bool = False
-) -> Theme:
-    query = select(Theme).where(Theme.id == theme_id)
-    if for_update:
-        query = query.with_for_update()
-    theme = await session.scalar(query)
-    if theme is None:
-        raise NotFound("No theme with that id.")
-    return theme
-
-
-async def list_themes(
-    session: AsyncSession, include_retired: bool, cursor: str | None, limit: int
-) -> tuple[list[ThemeOut], str | None]:
-    """Themes by name (keyset on name, id)."""
-    query = select(Theme)
-    if not include_retired:
-        query = query.where(Theme.retired_at.is_(None))
-    if cursor is not None:
-        name, last_id = decode_cursor(cursor, 2)
-        if not isinstance(name, str):
-            raise BadRequest("The cursor is not one this service issued.")
-        query = query.where(tuple_(Theme.name, Theme.id) > tuple_(name, _uuid(last_id)))
-    rows = list(
-        (await session.scalars(query.order_by(Theme.name, Theme.id).limit(limit + 1))).all()
-    )
-    page = rows[:limit]
-    next_cursor = encode_cursor([page[-1].name, str(page[-1].id)]) if len(rows) > limit else None
-    return [theme_out(theme) for theme in page], next_cursor
-
-
-async def _name_taken(
-    session: AsyncSession, name: str, other_than: uuid.UUID | None = None
-) -> Theme | None:
-    query = select(Theme).where(func.lower(Theme.name) == name.lower())
-    if other_than is not None:
-        query = query.where(Theme.id != other_than)
-    return await session.scalar(query.limit(1))
-
-
-def _clash(theme: Theme, pointer: str, what: str) -> Conflict:
-    return Conflict(
-        f"Another theme already has that {what}.",
-        errors=[_error(pointer, f"already the {what} of theme {theme.id}", "duplicate")],
-        extra={"theme": f"/v1/themes/{theme.id}"},
-    )
-
-
-async def create_theme(session: AsyncSession, principal: Principal, body: ThemeCreate) -> ThemeOut:
-    code = body.code or code_from_name(body.name)
-    if not code:
-        raise ValidationFailed(
-            "No code can be made from that name; send a code.",
-            errors=[_error("/code", "required when the name has no letters a-z or digits")],
-        )
-    same_code = await session.scalar(select(Theme).where(Theme.code == code))
-    if same_code is not None:
-        raise _clash(same_code, "/code" if body.code else "/name", "code")
-    same_name = await _name_taken(session, body.name)
-    if same_name is not None:
-        raise _clash(same_name, "/name", "name")
-    moment = now()
-    theme = Theme(
-        id=uuid.uuid4(),
-        code=code,
-        name=body.name,
-        description=body.description,
-        retired_at=None,
-        version=1,
-        created_at=moment,
-        updated_at=moment,
-    )
-    session.add(theme)
-    await session.flush()
-    journal = Journal(principal)
-    journal.event(Change("theme.created", "theme", theme.id, None))
-    await journal.write(session)
-    return theme_out(theme)
-
-
-async def read_theme(session: AsyncSession, theme_id: uuid.UUID) -> ThemeOut:
-    return theme_out(await load_theme(session, theme_id))
-
-
-async def patch_theme(
-    session: AsyncSession,
-    principal: Principal,
-    theme_id: uuid.UUID,
-    patch: ThemePatch,
-    if_match: str | None,
-) -> ThemeOut:
-    """Rename, describe, retire or reopen a theme. Its id and code never change, so every
-    finding under it shows the new name."""
-    theme = await load_theme(session, theme_id, for_update=True)
-    check_if_match(if_match, theme.id, theme.version)
-    changes = patch.model_dump(exclude_unset=True)
-    nulls = [
-        _error(f"/{name}", "this field cannot be cleared", "null_not_allowed")
-        for name in ("name", "retired")
-        if name in changes and changes[name] is None
-    ]
-    if nulls:
-        raise ValidationFailed("Some fields cannot be cleared.", errors=nulls)
-    changed: list[str] = []
-    if "name" in changes and changes["name"] != theme.name:
-        clash = await _name_taken(session, changes["name"], other_than=theme.id)
-        if clash is not None:
-            raise _clash(clash, "/name", "name")
-        theme.name = changes["name"]
-        changed.append("name")
-    if "description" in changes and changes["description"] != theme.description:
-        theme.description = changes["description"]
-        changed.append("description")
-    if "retired" in changes and changes["retired"] != (theme.retired_at is not None):
-        theme.retired_at = now() if changes["retired"] else None
-        changed.append("retired_at")
-    if changed:
-        theme.version += 1
-        theme.updated_at = now()
-        await session.flush()
-        journal = Journal(principal)
-        journal.event(Change("theme.updated", "theme", theme.id, None, changed))
-        await journal.write(session)
-    return theme_out(theme)
-
-
-async def find_theme(session: AsyncSession, reference: str) -> Theme | None:
-    """A theme by its id or its code (the `theme` filters take either)."""
-    try:
-        theme_id = uuid.UUID(reference)
-    except ValueError:
-        return await session.scalar(select(Theme).where(Theme.code == reference))
-    return await session.get(Theme, theme_id)
-
-
-# --- findings ---------------------------------------------------------------------------------
 
 
 def finding_out(finding: Finding, theme: Theme) -> FindingOut:
@@ -245,10 +77,12 @@ async def _theme_for_new_finding(
     """The theme named by id or code, open to new findings (a finding that already has a
     retired theme may keep it: `current`). Problems go to ``errors``."""
     if theme_id is not None and theme_code is not None:
-        errors.append(_error("/theme_code", "give theme_id or theme_code, not both", "exclusive"))
+        errors.append(
+            field_error("/theme_code", "give theme_id or theme_code, not both", "exclusive")
+        )
         return None
     if theme_id is None and theme_code is None:
-        errors.append(_error("/theme_id", "required: theme_id or theme_code", "missing"))
+        errors.append(field_error("/theme_id", "required: theme_id or theme_code", "missing"))
         return None
     if theme_id is not None:
         pointer, theme = "/theme_id", await session.get(Theme, theme_id)
@@ -256,10 +90,12 @@ async def _theme_for_new_finding(
         pointer = "/theme_code"
         theme = await session.scalar(select(Theme).where(Theme.code == theme_code))
     if theme is None:
-        errors.append(_error(pointer, "no theme with that id or code", "unknown_theme"))
+        errors.append(field_error(pointer, "no theme with that id or code", "unknown_theme"))
         return None
     if theme.retired_at is not None and theme.id != current:
-        errors.append(_error(pointer, "the theme is retired: it takes no new findings", "retired"))
+        errors.append(
+            field_error(pointer, "the theme is retired: it takes no new findings", "retired")
+        )
         return None
     return theme
 
@@ -269,10 +105,10 @@ async def _review_of(
 ) -> Review | None:
     review = await session.get(Review, review_id)
     if review is None:
-        errors.append(_error("/review_id", "no review with that id", "unknown_review"))
+        errors.append(field_error("/review_id", "no review with that id", "unknown_review"))
         return None
     if review.death_id != death_id:
-        errors.append(_error("/review_id", "the review is of another death", "wrong_death"))
+        errors.append(field_error("/review_id", "the review is of another death", "wrong_death"))
         return None
     return review
 
@@ -290,7 +126,7 @@ async def record_finding(
         select(Death).where(Death.id == body.death_id).with_for_update(read=True)
     )
     if death is None:
-        errors.append(_error("/death_id", "no death with that id", "unknown_death"))
+        errors.append(field_error("/death_id", "no death with that id", "unknown_death"))
     review = None
     if body.review_id is not None and death is not None:
         review = await _review_of(session, body.review_id, death.id, errors)
@@ -324,33 +160,6 @@ async def record_finding(
     journal.audit("finding.create", "finding", finding.id, death.id)
     await journal.write(session)
     return finding_out(finding, theme)
-
-
-def shown_to(principal: Principal, finding: FindingOut) -> FindingOut | Written:
-    """A write's answer: the finding with `findings:read`, else its id, version and link."""
-    link = {"self": f"/v1/findings/{finding.id}"}
-    return written(principal, Scope.findings_read, finding, finding.id, finding.version, link)
-
-
-async def post_finding(
-    database: Database, principal: Principal, body: FindingCreate, key: str | None
-) -> StoredResponse:
-    """POST /v1/findings, with an optional Idempotency-Key: a retry replays the first answer
-    instead of recording the finding twice."""
-
-    async def work(session: AsyncSession) -> StoredResponse:
-        finding = await record_finding(session, principal, body)
-        return StoredResponse(
-            status=201,
-            body=shown_to(principal, finding).model_dump(mode="json"),
-            headers={"ETag": finding_etag(finding), "Location": f"/v1/findings/{finding.id}"},
-        )
-
-    if key is None:
-        async with database.transaction() as session:
-            return await work(session)
-    print_ = fingerprint("POST", "/v1/findings", body.model_dump(mode="json"))
-    return await run_idempotent(database, principal, check_key(key), print_, work)
 
 
 async def _load_finding(
@@ -388,7 +197,7 @@ async def patch_finding(
     check_if_match(if_match, finding.id, finding.version, finding_etag(finding_out(finding, theme)))
     changes = patch.model_dump(exclude_unset=True)
     errors: Errors = [
-        _error(f"/{name}", "this field cannot be cleared", "null_not_allowed")
+        field_error(f"/{name}", "this field cannot be cleared", "null_not_allowed")
         for name in ("kind", "description", "theme_id", "theme_code")
         if name in changes and changes[name] is None
     ]
@@ -447,14 +256,16 @@ async def _filtered(session: AsyncSession, filters: FindingFilters) -> Select[Fi
     if filters.died_from and filters.died_to and filters.died_from > filters.died_to:
         raise ValidationFailed(
             "died_from is after died_to.",
-            errors=[_error("query:/died_from", "after died_to", "range")],
+            errors=[field_error("query:/died_from", "after died_to", "range")],
         )
     if filters.theme is not None:
         theme = await find_theme(session, filters.theme)
         if theme is None:
             raise ValidationFailed(
                 "No theme has that id or code.",
-                errors=[_error("query:/theme", "no theme with that id or code", "unknown_theme")],
+                errors=[
+                    field_error("query:/theme", "no theme with that id or code", "unknown_theme")
+                ],
             )
         query = query.where(Finding.theme_id == theme.id)
     if filters.kind is not None:
@@ -474,13 +285,6 @@ async def _filtered(session: AsyncSession, filters: FindingFilters) -> Select[Fi
     return query
 
 
-def _uuid(raw: Any) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(raw))
-    except ValueError as error:
-        raise BadRequest("The cursor is not one this service issued.") from error
-
-
 async def list_findings(
     session: AsyncSession,
     principal: Principal,
@@ -488,21 +292,26 @@ async def list_findings(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[FindingOut], str | None]:
-    """Most recent death first (keyset on died_on, id); every finding returned is audited."""
+    """Most recent death first (keyset on died_on, id; for a pseudonymised client on month of
+    death, id); every finding returned is audited."""
     query = await _filtered(session, filters)
+    # A pseudonymised client's in month of death, then id: nothing finer than the month.
+    order = (
+        by_month(Finding.died_on, Finding.id)
+        if principal.pseudonymised
+        else (Finding.died_on, Finding.id)
+    )
     if cursor is not None:
-        key = await row_sort_key(session, cursor, Finding.id, Finding.died_on)
-        query = query.where(tuple_(Finding.died_on, Finding.id) < tuple_(*key))
+        key = await row_sort_key(session, cursor, Finding.id, order[0])
+        query = query.where(tuple_(*order) < tuple_(*key))
     rows = (
-        await session.execute(
-            query.order_by(Finding.died_on.desc(), Finding.id.desc()).limit(limit + 1)
-        )
+        await session.execute(query.order_by(order[0].desc(), Finding.id.desc()).limit(limit + 1))
     ).all()
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
         last = page[-1][0]
-        next_cursor = encode_row_cursor(last.id)
+        next_cursor = await encode_row_cursor(session, last.id)
     await record_access(
         session, principal, "finding.list", "finding", [(f.id, f.death_id) for f, _ in page]
     )

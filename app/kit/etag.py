@@ -5,9 +5,10 @@ versions of their own (a death shows its screening, referrals and reviews). `<co
 HMAC-SHA256 (32 hex digits) of the resource's id and version under the deployment's ETag key,
 and `<state>` one (16 hex digits) of the id, version and state: a tag cannot be made from an id
 alone (a write-only client could otherwise guess `"<id>.1"` and send it in If-Match), and
-reveals nothing of the version or state it stands for (docs/security.md). The key is derived
-from the deployment's pseudonym key (app.privacy.pseudonym) and set for each request when the
-caller is authenticated (app.auth.deps), so every worker and replica makes the same tags.
+reveals nothing of the version or state it stands for (docs/security.md). The key is derived,
+under its own label, from the deployment's cursor key (app.kit.cursor, migration 0010) and set
+for each request when the caller is authenticated (app.auth.deps), so every worker and replica
+makes the same tags.
 `If-Match` guards the resource's own version, so it compares `<core>` only: a claim on one of
 a death's referrals does not make a correction to the death stale. `If-None-Match` compares
 the whole tag, so a reader re-downloads whenever anything it would see has changed.

@@ -13,7 +13,7 @@ import calendar
 from collections.abc import Mapping
 from datetime import date
 
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.errors import BadRequest
 
 

@@ -83,3 +83,13 @@ def postcode_district(postcode: str | None) -> str | None:
     if len(compact) < 5:
         return None
     return compact[:-3]
+
+
+def month(moment: datetime) -> str:
+    """An instant as its month in UK local time, ``YYYY-MM``."""
+    return moment.astimezone(LONDON).strftime("%Y-%m")
+
+
+def raised(text: str | None) -> bool:
+    """Whether a free-text concern was written, without the text."""
+    return text is not None

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from pydantic import Field
 
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.auth.scopes import Scope
 from app.kit.schemas import ResponseModel
 

@@ -11,9 +11,9 @@ from sqlalchemy import Select, and_, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record_access
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.errors import BadRequest
-from app.kit.cursor import decode_cursor, encode_cursor
+from app.kit.cursor import open_cursor, sign_cursor
 from app.kit.enums import OPEN_REFERRAL_STATUSES, ReferralStatus, Route
 from app.kit.time import LONDON, now
 from app.models import Referral
@@ -81,7 +81,7 @@ async def list_referrals(
     """A queue page in (priority, due date, creation) order, by keyset."""
     query = _filtered(filters, now())
     if cursor is not None:
-        priority, due_at, created_at, referral_id = decode_cursor(cursor, 4)
+        priority, due_at, created_at, referral_id = await open_cursor(session, cursor, 4)
         try:
             key = (
                 int(priority),
@@ -97,8 +97,9 @@ async def list_referrals(
     next_cursor = None
     if more:
         last = page[-1]
-        next_cursor = encode_cursor(
-            [last.priority, last.due_at.isoformat(), last.created_at.isoformat(), str(last.id)]
+        next_cursor = await sign_cursor(
+            session,
+            [last.priority, last.due_at.isoformat(), last.created_at.isoformat(), str(last.id)],
         )
     await record_access(
         session, principal, "referral.list", "referral", [(r.id, r.death_id) for r in page]

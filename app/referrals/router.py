@@ -4,14 +4,15 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from app.auth.deps import Principal, ReferralsClaimer, ReferralsReader, ReviewsWriter
+from app.auth.deps import ReferralsClaimer, ReferralsReader
+from app.auth.principal import Principal
+from app.auth.routing import AuthFirstRoute
 from app.auth.scopes import Scope
 from app.db import DatabaseDep
 from app.errors import (
     BadRequest,
-    Conflict,
     Forbidden,
     NotFound,
     PayloadTooLarge,
@@ -20,15 +21,14 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.idempotency.service import as_response
 from app.kit.enums import ReferralStatus, Route
 from app.kit.etag import NOT_MODIFIED, Conditional
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
 from app.privacy import views
-from app.privacy.schemas import ReferralPseudonymised, TransitionPseudonymised
 from app.privacy.writes import Written, written
-from app.referrals import queue, workflow
+from app.referrals import pseudonymised, queue, workflow
+from app.referrals.pseudonymised import ReferralPseudonymised, TransitionPseudonymised
 from app.referrals.queue import ReferralFilters
 from app.referrals.schemas import (
     AssignRequest,
@@ -43,20 +43,19 @@ from app.referrals.schemas import (
     ResumeRequest,
     TransitionOut,
     referral_etag,
+    referral_out,
 )
 from app.referrals.workflow import LeaseConflict, TransitionRefused
-from app.reviews import service as reviews
-from app.reviews.schemas import ReviewOut, ReviewSubmission
 
-router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
+router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/referrals", tags=["referrals"])
 Name = Annotated[str | None, Query(min_length=1, max_length=100)]
 AUTH = (Unauthorized, Forbidden)
 BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
 TRANSITION = (NotFound, TransitionRefused, LeaseConflict, *BODY)
 
 
-def _out(referral: object, response: Response | None = None) -> ReferralOut:
-    out = ReferralOut.model_validate(referral)
+def _out(referral: object, principal: Principal, response: Response | None = None) -> ReferralOut:
+    out = referral_out(referral, principal.client_id)
     if response is not None:
         response.headers["ETag"] = referral_etag(out)
     return out
@@ -65,7 +64,7 @@ def _out(referral: object, response: Response | None = None) -> ReferralOut:
 def _answer(principal: Principal, referral: object, response: Response) -> ReferralOut | Written:
     """A transition's answer: the referral for a client that also holds `referrals:read`,
     else its id, version and link (app.privacy.writes); the ETag either way."""
-    out = _out(referral, response)
+    out = _out(referral, principal, response)
     link = {"self": f"/v1/referrals/{out.id}"}
     return written(principal, Scope.referrals_read, out, out.id, out.version, link, out.death_id)
 
@@ -114,10 +113,10 @@ async def list_referrals(
         referrals, next_cursor = await queue.list_referrals(
             session, principal, filters, cursor, limit
         )
-        items = [ReferralOut.model_validate(referral) for referral in referrals]
+        items = [_out(referral, principal) for referral in referrals]
     view = await views.view_for(database, principal)
     return Page[ReferralOut | ReferralPseudonymised](
-        items=view.show_all(items, views.referral), next_cursor=next_cursor
+        items=view.show_all(items, pseudonymised.referral), next_cursor=next_cursor
     )
 
 
@@ -163,7 +162,7 @@ async def claim_referrals(
             stage=body.stage,
             reviewer=workflow.reviewer_of(principal, body.reviewer),
         )
-        return ClaimResult(items=[_out(referral) for referral in referrals])
+        return ClaimResult(items=[_out(referral, principal) for referral in referrals])
 
 
 @router.get(
@@ -183,11 +182,11 @@ async def get_referral(
     Scope: `referrals:read`.
     """
     async with database.transaction() as session:
-        referral = _out(await queue.read_referral(session, principal, referral_id))
+        referral = _out(await queue.read_referral(session, principal, referral_id), principal)
     view = await views.view_for(database, principal)
     return conditional.reply(
         referral_etag(referral),
-        view.show(referral, views.referral),
+        view.show(referral, pseudonymised.referral),
         pseudonymised=view.pseudonymised,
     )
 
@@ -210,7 +209,7 @@ async def referral_history(
         rows = await workflow.history(session, referral_id)
         history = [TransitionOut.model_validate(row) for row in rows]
     view = await views.view_for(database, principal)
-    return view.show_all(history, views.transition)
+    return view.show_all(history, pseudonymised.transition)
 
 
 @router.post(
@@ -229,7 +228,10 @@ async def renew_lease(
 
     Scope: `referrals:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        workflow.audited_lease_refusals(database, principal),
+        database.transaction() as session,
+    ):
         referral = await workflow.renew(
             session, principal, database.settings, referral_id, body.lease_id, body.lease_seconds
         )
@@ -252,7 +254,10 @@ async def release_lease(
 
     Scope: `referrals:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        workflow.audited_lease_refusals(database, principal),
+        database.transaction() as session,
+    ):
         referral = await workflow.release(session, principal, referral_id, body.lease_id)
         return _answer(principal, referral, response)
 
@@ -295,7 +300,10 @@ async def decline_referral(
 
     Scope: `referrals:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        workflow.audited_lease_refusals(database, principal),
+        database.transaction() as session,
+    ):
         referral = await workflow.close_with(
             session,
             principal,
@@ -326,7 +334,10 @@ async def hold_referral(
 
     Scope: `referrals:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        workflow.audited_lease_refusals(database, principal),
+        database.transaction() as session,
+    ):
         referral = await workflow.close_with(
             session,
             principal,
@@ -357,7 +368,10 @@ async def resume_referral(
 
     Scope: `referrals:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        workflow.audited_lease_refusals(database, principal),
+        database.transaction() as session,
+    ):
         referral = await workflow.close_with(
             session,
             principal,
@@ -388,7 +402,10 @@ async def cancel_referral(
 
     Scope: `referrals:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        workflow.audited_lease_refusals(database, principal),
+        database.transaction() as session,
+    ):
         referral = await workflow.close_with(
             session,
             principal,
@@ -401,42 +418,3 @@ async def cancel_referral(
             needs_lease=False,
         )
         return _answer(principal, referral, response)
-
-
-@router.post(
-    "/{referral_id}/review",
-    response_model=ReviewOut | Written,
-    status_code=201,
-    responses={
-        200: {"description": "An existing draft updated (or submitted)"},
-        **problem_responses(*AUTH, *TRANSITION, Conflict),
-    },
-)
-async def post_review(
-    referral_id: uuid.UUID,
-    body: ReviewSubmission,
-    principal: ReviewsWriter,
-    database: DatabaseDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Optional: a retry with the same key and body replays the first answer.",
-        ),
-    ] = None,
-) -> Response:
-    """Save a draft (`submit: false`) or submit the review of a referral.
-
-    The instrument must be the route's (`sjr`, `mm`, `leder`; `external` for the other
-    routes); present the lease when the referral is claimed. A submitted review completes the
-    referral and raises what it calls for: a stage-1 SJR rating overall care 1-2 or
-    avoidability 1-3 raises a stage-2 SJR that its reviewer cannot take; a stage-2 SJR with
-    avoidability 1-3 raises a PSII; an M&M escalation raises an SJR or a PSII. 201 when the
-    review is new, 200 when a draft is updated. Amend a submitted review with
-    `PUT /v1/reviews/{id}`. The answer is the review for a client that also holds
-    `referrals:read`, else its id, version and links.
-
-    Scope: `reviews:write`.
-    """
-    stored = await reviews.post_review(database, principal, referral_id, body, idempotency_key)
-    return as_response(stored)

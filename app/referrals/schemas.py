@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, model_validator
 
 from app.kit.enums import ReasonCode, ReferralStatus, Route
 from app.kit.etag import etag
@@ -32,7 +32,10 @@ class ReferralOut(ResponseModel):
     due_at: datetime
     overdue: bool
     assigned_to: str | None
-    lease_id: uuid.UUID | None
+    lease_id: uuid.UUID | None = Field(
+        description="The live lease's id, shown only to the client that holds it (null for "
+        "everyone else, and while no lease is live)."
+    )
     leased_to: str | None = Field(description="The reviewer the live lease is for.")
     claimed_at: datetime | None
     lease_expires_at: datetime | None
@@ -47,8 +50,10 @@ class ReferralOut(ResponseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _effective(cls, source: Any) -> Any:
-        """From a stored referral: the lease shows only while it is live."""
+    def _effective(cls, source: Any, info: ValidationInfo) -> Any:
+        """From a stored referral: the lease shows only while it is live, and its id only to
+        the client holding it (``referral_out``; without a viewer in the validation context,
+        to nobody)."""
         if isinstance(source, dict) or not hasattr(source, "lease_live"):
             return source
         live = source.lease_live(utcnow())
@@ -56,7 +61,24 @@ class ReferralOut(ResponseModel):
         values["status"] = source.effective_status
         if not live:
             values.update(lease_id=None, leased_to=None, claimed_at=None, lease_expires_at=None)
+        viewer = (info.context or {}).get(LEASE_VIEWER)
+        if viewer is None or source.leased_by != viewer:
+            values["lease_id"] = None
         return values
+
+
+LEASE_VIEWER = "lease_viewer"
+
+
+def viewing(client_id: uuid.UUID) -> dict[str, Any]:
+    """The validation context in which ``client_id``'s own lease ids show (a ReferralOut, or
+    a response holding some, made from stored referrals)."""
+    return {LEASE_VIEWER: client_id}
+
+
+def referral_out(referral: object, viewer: uuid.UUID) -> ReferralOut:
+    """A stored referral as ``viewer`` (a client id) is shown it."""
+    return ReferralOut.model_validate(referral, context=viewing(viewer))
 
 
 class ClaimRequest(RequestModel):
@@ -132,6 +154,7 @@ class OverdueSummary(ResponseModel):
 
 def referral_etag(referral: ReferralOut) -> str:
     """The referral's tag: its version, and what a reader sees change without one (a lease
-    lapsing, the due date passing)."""
-    state = ("leased" if referral.lease_id else "") + ("overdue" if referral.overdue else "")
+    lapsing, the due date passing; the holder's view, with the lease id, is tagged apart)."""
+    lease = "held" if referral.lease_id else "leased" if referral.lease_expires_at else ""
+    state = lease + ("overdue" if referral.overdue else "")
     return etag(referral.id, referral.version, state or None)

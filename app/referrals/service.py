@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +17,6 @@ from app.events.service import Change
 from app.kit.enums import (
     OPEN_REFERRAL_STATUSES,
     AdmissionMethod,
-    DeathStatus,
     ReasonCode,
     ReferralStatus,
     Route,
@@ -26,7 +24,7 @@ from app.kit.enums import (
 from app.kit.sql import insert_rows, row_of
 from app.kit.time import now
 from app.models import Death, Referral, RouteOverride, Screening
-from app.screenings.rules import (
+from app.referrals.rules import (
     SCREENING_REASONS,
     RuleConfig,
     RuleFacts,
@@ -327,18 +325,3 @@ async def reconcile_referrals(
     """Plan and apply, for a death that already exists."""
     plan = plan_referrals(settings, death, screening, overrides, pointer_prefix=pointer_prefix)
     return await apply_plan(session, journal, settings, death, screening, plan)
-
-
-def death_status(
-    screened: bool, referrals: Sequence[Referral], external_pending: bool = False
-) -> DeathStatus:
-    """A death's status follows its referrals: under review while any is open; once none is
-    open and one was completed, reviewed while an outside process (the ICB's LeDeR review, an
-    external investigation) is still running, closed when everything is final."""
-    if not screened:
-        return DeathStatus.awaiting_screening
-    if any(r.status in OPEN_REFERRAL_STATUSES for r in referrals):
-        return DeathStatus.under_review
-    if any(r.status == ReferralStatus.completed for r in referrals):
-        return DeathStatus.reviewed if external_pending else DeathStatus.closed
-    return DeathStatus.screened

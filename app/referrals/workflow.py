@@ -10,16 +10,19 @@ transaction."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
-from app.auth.deps import Principal
+from app.audit.service import AuditEntry, write_audit
+from app.auth.principal import Principal
 from app.config import Settings
-from app.deaths.service import refresh_death_status
+from app.db import Database
+from app.deaths.status import refresh_death_status
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.events.service import Change
 from app.kit.enums import ReferralStatus, Route
@@ -39,6 +42,10 @@ class TransitionRefused(Conflict):
 class LeaseConflict(Conflict):
     slug, title = "lease-conflict", "The lease is wrong or has expired"
 
+    def __init__(self, detail: str, referral: Referral) -> None:
+        super().__init__(detail, extra={"current_status": referral.effective_status})
+        self.referral_id, self.death_id = referral.id, referral.death_id
+
 
 def refuse(referral: Referral, action: str) -> TransitionRefused:
     status = referral.effective_status
@@ -47,23 +54,82 @@ def refuse(referral: Referral, action: str) -> TransitionRefused:
     )
 
 
-def check_lease(referral: Referral, lease_id: uuid.UUID | None, at: datetime) -> None:
-    """A live lease must be presented; a presented lease must be the live one."""
+def _same_person(one: str | None, other: str | None) -> bool:
+    return one is not None and other is not None and one.lower() == other.lower()
+
+
+async def _claimed_for(session: AsyncSession, referral: Referral) -> str | None:
+    """The person (X-On-Behalf-Of) the live lease's claim was sent for."""
+    person: str | None = await session.scalar(
+        select(ReferralTransition.on_behalf_of)
+        .where(ReferralTransition.referral_id == referral.id, ReferralTransition.action == "claim")
+        .order_by(ReferralTransition.occurred_at.desc(), ReferralTransition.id.desc())
+        .limit(1)
+    )
+    return person
+
+
+async def holds_lease(session: AsyncSession, referral: Referral, principal: Principal) -> bool:
+    """Whether the caller holds the referral's lease (live or not): the client that claimed
+    it, and, when the request names a person (X-On-Behalf-Of) and the lease names a reviewer,
+    that reviewer or the person the claim was sent for. A request that names no person is the
+    client's own system acting for whoever it claimed for."""
+    if referral.leased_by is None or referral.leased_by != principal.client_id:
+        return False
+    person = principal.on_behalf_of
+    if person is None or referral.leased_to is None or _same_person(person, referral.leased_to):
+        return True
+    return _same_person(person, await _claimed_for(session, referral))
+
+
+async def check_lease(
+    session: AsyncSession,
+    principal: Principal,
+    referral: Referral,
+    lease_id: uuid.UUID | None,
+    at: datetime,
+) -> None:
+    """A live lease must be presented, by its holder; a presented lease must be the live one.
+    Another client's lease (or another person's, above) is refused exactly as a wrong lease
+    id is, so a lease id learnt elsewhere is worth nothing and a guess confirms nothing."""
     live = referral.lease_live(at)
     if lease_id is None and not live:
         return
     if lease_id is None:
-        raise LeaseConflict(
-            "The referral is claimed: present its lease_id.",
-            extra={"current_status": referral.effective_status},
-        )
-    if not live or referral.lease_id != lease_id:
-        detail = (
-            "That lease has expired; claim the referral again."
-            if referral.lease_id == lease_id
-            else "That is not the referral's current lease."
-        )
-        raise LeaseConflict(detail, extra={"current_status": referral.effective_status})
+        raise LeaseConflict("The referral is claimed: present its lease_id.", referral)
+    ours = referral.lease_id == lease_id and await holds_lease(session, referral, principal)
+    if ours and live:
+        return
+    if ours:
+        raise LeaseConflict("That lease has expired; claim the referral again.", referral)
+    raise LeaseConflict(
+        "That is not the referral's current lease, or not one this client holds.", referral
+    )
+
+
+@asynccontextmanager
+async def audited_lease_refusals(database: Database, principal: Principal) -> AsyncIterator[None]:
+    """Around a request's transaction: a lease refused (above) rolls the transaction back, and
+    is then recorded in the audit log on its own (outcome `refused`), whose lease it was not
+    being the point of the record."""
+    try:
+        yield
+    except LeaseConflict as refusal:
+        async with database.transaction() as session:
+            await write_audit(
+                session,
+                principal,
+                [
+                    AuditEntry(
+                        "referral.lease_refused",
+                        "referral",
+                        refusal.referral_id,
+                        refusal.death_id,
+                        outcome="refused",
+                    )
+                ],
+            )
+        raise
 
 
 def reviewer_of(principal: Principal, named: str | None) -> str | None:
@@ -245,7 +311,7 @@ async def renew(
     moment = now()
     if referral.status not in CLAIMABLE:
         raise refuse(referral, "renewed")
-    check_lease(referral, lease_id, moment)
+    await check_lease(session, principal, referral, lease_id, moment)
     referral.lease_expires_at = moment + lease_length(settings, lease_seconds)
     transitions = Transitions(Journal(principal))
     status = referral.effective_status
@@ -268,7 +334,7 @@ async def release(
     moment = now()
     if referral.status not in CLAIMABLE:
         raise refuse(referral, "released")
-    check_lease(referral, lease_id, moment)
+    await check_lease(session, principal, referral, lease_id, moment)
     before, reviewer = referral.effective_status, referral.leased_to
     clear_lease(referral)
     transitions = Transitions(Journal(principal))
@@ -342,7 +408,7 @@ async def close_with(
             }[action],
         )
     if needs_lease:
-        check_lease(referral, lease_id, moment)
+        await check_lease(session, principal, referral, lease_id, moment)
     before = referral.effective_status
     clear_lease(referral)
     referral.status = to.value

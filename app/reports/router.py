@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record_access
 from app.auth.deps import ReportsReader
+from app.auth.routing import AuthFirstRoute
 from app.auth.scopes import Scope
 from app.config import Settings
 from app.db import Database, DatabaseDep
@@ -51,7 +52,7 @@ from app.reports.schemas import ReportOut
 from app.reports.themes import build_themes
 from app.reports.timeliness import build_timeliness
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"])
+router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/reports", tags=["reports"])
 
 ERRORS = problem_responses(Unauthorized, Forbidden, BadRequest, ValidationFailed)
 FORMATS: dict[int | str, dict[str, Any]] = {

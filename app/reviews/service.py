@@ -12,14 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
 from app.audit.service import record_access
-from app.auth.deps import Principal
-from app.auth.scopes import Scope
+from app.auth.principal import Principal
 from app.config import Settings
-from app.db import Database
-from app.deaths.service import refresh_death_status
+from app.deaths.status import refresh_death_status
 from app.errors import NotFound, ValidationFailed
 from app.events.service import Change
-from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent
 from app.kit.enums import (
     MmOutcome,
     ReasonCode,
@@ -29,7 +26,7 @@ from app.kit.enums import (
     SjrPhase,
     instrument_for,
 )
-from app.kit.etag import check_if_match, etag
+from app.kit.etag import check_if_match
 from app.kit.sql import insert_rows
 from app.kit.time import LONDON, now
 from app.models import (
@@ -40,7 +37,6 @@ from app.models import (
     ReviewProblem,
     ReviewVersion,
 )
-from app.privacy.writes import Written, written
 from app.referrals.service import FollowOn, raise_follow_ons
 from app.referrals.workflow import (
     CLAIMABLE,
@@ -261,7 +257,7 @@ async def submit_review(
             error.detail = f"{error.detail} Amend its review with PUT /v1/reviews/{existing}."
             error.extra["review"] = f"/v1/reviews/{existing}"
         raise error
-    check_lease(referral, body.lease_id, moment)
+    await check_lease(session, principal, referral, body.lease_id, moment)
     named = body.review.reviewer if isinstance(body.review, SjrReview) else None
     reviewer = named.name if named is not None else principal.on_behalf_of
     if (
@@ -437,51 +433,3 @@ async def review_history(
         session, principal, "review.history", "review", [(review.id, review.death_id)]
     )
     return [ReviewVersionOut.model_validate(row) for row in rows]
-
-
-def shown_to(principal: Principal, review: ReviewOut) -> ReviewOut | Written:
-    """What a write of a review answers: in full to a client that may read reviews
-    (`referrals:read`), else the id, version and links (app.privacy.writes)."""
-    return written(
-        principal,
-        Scope.referrals_read,
-        review,
-        review.id,
-        review.version,
-        {
-            "self": f"/v1/reviews/{review.id}",
-            "referral": f"/v1/referrals/{review.referral_id}",
-        },
-        death_id=review.death_id,
-    )
-
-
-async def post_review(
-    database: Database,
-    principal: Principal,
-    referral_id: uuid.UUID,
-    body: ReviewSubmission,
-    key: str | None,
-) -> StoredResponse:
-    """POST /v1/referrals/{id}/review. With an Idempotency-Key, a retried post replays the
-    first answer instead of meeting the referral it has just completed (a 409)."""
-
-    async def work(session: AsyncSession) -> StoredResponse:
-        review, created = await submit_review(
-            session, principal, database.settings, referral_id, body
-        )
-        return StoredResponse(
-            status=201 if created else 200,
-            body=shown_to(principal, review).model_dump(mode="json"),
-            headers={
-                "ETag": etag(review.id, review.version),
-                "Location": f"/v1/reviews/{review.id}",
-            },
-        )
-
-    if key is None:
-        async with database.transaction() as session:
-            return await work(session)
-    path = f"/v1/referrals/{referral_id}/review"
-    print_ = fingerprint("POST", path, body.model_dump(mode="json"))
-    return await run_idempotent(database, principal, check_key(key), print_, work)

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from app.auth.deps import DeathsReader, ScreeningsWriter
+from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.errors import (
     BadRequest,
@@ -22,16 +23,16 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.idempotency.service import as_response
+from app.idempotency.responses import as_response
 from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.privacy import views
-from app.privacy.schemas import ScreeningPseudonymised
 from app.privacy.writes import Written
-from app.screenings import service
+from app.screenings import pseudonymised, service, submit
 from app.screenings.intake import BatchResult, ScreeningBatch, ScreeningCreate, ScreeningRecorded
+from app.screenings.pseudonymised import ScreeningPseudonymised
 from app.screenings.schemas import ScreeningAmend, ScreeningOut, ScreeningVersionOut
 
-router = APIRouter(prefix="/v1/screenings", tags=["screenings"])
+router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/screenings", tags=["screenings"])
 
 IdempotencyKey = Annotated[
     str | None,
@@ -84,7 +85,7 @@ async def post_screening(
 
     Scope: `screenings:write`.
     """
-    stored = await service.submit_screening(database, principal, idempotency_key, body)
+    stored = await submit.record_once(database, principal, idempotency_key, body)
     return as_response(stored)
 
 
@@ -111,7 +112,7 @@ async def post_screening_batch(
 
     Scope: `screenings:write`.
     """
-    return await service.submit_batch(database, principal, idempotency_key, batch)
+    return await submit.submit_batch(database, principal, idempotency_key, batch)
 
 
 @router.get(
@@ -136,7 +137,7 @@ async def get_screening(
     view = await views.view_for(database, principal)
     return conditional.reply(
         etag(screening.id, screening.version),
-        view.show(screening, views.screening),
+        view.show(screening, pseudonymised.screening),
         pseudonymised=view.pseudonymised,
     )
 
@@ -157,7 +158,7 @@ async def get_screening_versions(
     async with database.transaction() as session:
         versions = await service.screening_versions(session, principal, screening_id)
     view = await views.view_for(database, principal)
-    return view.show_all(versions, views.screening_version)
+    return view.show_all(versions, pseudonymised.screening_version)
 
 
 @router.put(
@@ -197,4 +198,4 @@ async def put_screening(
             session, principal, database.settings, screening_id, body, if_match
         )
     response.headers["ETag"] = etag(amended.id, amended.version)
-    return service.shown_to(principal, amended)
+    return submit.shown_to(principal, amended)

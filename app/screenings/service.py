@@ -8,43 +8,36 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
 from app.audit.service import record_access
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.auth.scopes import Scope
 from app.config import Settings
-from app.db import Database
 from app.deaths.duplicates import flag_possible_duplicates
 from app.deaths.schemas import DeathOut
 from app.deaths.service import (
     death_values,
     derived_fields,
     find_by_source,
-    follow_referrals,
     insert_death,
     validate_death,
 )
+from app.deaths.status import follow_referrals
 from app.deaths.validation import CLOCK_SKEW
 from app.errors import (
     Conflict,
     NotFound,
-    PayloadTooLarge,
-    ProblemError,
     ValidationFailed,
-    validation_errors,
 )
 from app.events.service import Change
-from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent
 from app.kit.enums import DeathStatus, Route
-from app.kit.etag import check_if_match, etag
+from app.kit.etag import check_if_match
 from app.kit.sql import insert_rows, row_of
 from app.kit.time import now
 from app.models import Death, RouteOverride, Screening, ScreeningVersion
-from app.privacy.writes import Written, written
 from app.referrals.service import (
     Reconciled,
     apply_plan,
@@ -52,9 +45,6 @@ from app.referrals.service import (
     reconcile_referrals,
 )
 from app.screenings.intake import (
-    BatchItemResult,
-    BatchResult,
-    ScreeningBatch,
     ScreeningCreate,
     ScreeningRecorded,
 )
@@ -303,107 +293,3 @@ async def amend_screening(
         journal.event(Change("death.updated", "death", death.id, death.id, ["status"]))
     await journal.write(session)
     return _recorded(death, screening, reconciled)
-
-
-def shown_to(principal: Principal, recorded: ScreeningRecorded) -> ScreeningRecorded | Written:
-    """What a write of a screening answers: in full to a client that may read deaths (the
-    screening and its death), else the id, version and links (app.privacy.writes)."""
-    return written(
-        principal,
-        Scope.deaths_read,
-        recorded,
-        recorded.id,
-        recorded.version,
-        {
-            "self": f"/v1/screenings/{recorded.id}",
-            "death": f"/v1/deaths/{recorded.death_id}",
-        },
-        death_id=recorded.death_id,
-    )
-
-
-async def submit_screening(
-    database: Database,
-    principal: Principal,
-    key: str | None,
-    body: ScreeningCreate,
-) -> StoredResponse:
-    """POST /v1/screenings: record once per Idempotency-Key, replay after that."""
-    key = check_key(key)
-    payload = body.model_dump(mode="json")
-    return await run_idempotent(
-        database,
-        principal,
-        key,
-        fingerprint("POST", "/v1/screenings", payload),
-        lambda session: _record_as_response(session, principal, database.settings, body),
-    )
-
-
-async def _record_as_response(
-    session: AsyncSession, principal: Principal, settings: Settings, body: ScreeningCreate
-) -> StoredResponse:
-    recorded = await record_screening(session, principal, settings, body)
-    return StoredResponse(
-        status=201,
-        body=shown_to(principal, recorded).model_dump(mode="json"),
-        headers={
-            "Location": f"/v1/screenings/{recorded.id}",
-            "ETag": etag(recorded.id, recorded.version),
-        },
-    )
-
-
-async def submit_batch(
-    database: Database, principal: Principal, key: str | None, batch: ScreeningBatch
-) -> BatchResult:
-    """Each item on its own: its own idempotency key (the batch key and the item's index), its
-    own transaction. A retried batch replays what was recorded and retries what failed."""
-    key = check_key(key)
-    if len(batch.screenings) > database.settings.batch_max_items:
-        raise PayloadTooLarge(
-            f"A batch holds at most {database.settings.batch_max_items} screenings; split it."
-        )
-    results: list[BatchItemResult] = []
-    for index, raw in enumerate(batch.screenings):
-        results.append(await _batch_item(database, principal, f"{key}#{index}", index, raw))
-    counts = {
-        outcome: sum(1 for r in results if r.outcome == outcome)
-        for outcome in ("created", "replayed", "failed")
-    }
-    return BatchResult(items=results, **counts)
-
-
-async def _batch_item(
-    database: Database, principal: Principal, key: str, index: int, raw: Any
-) -> BatchItemResult:
-    prefix = f"/screenings/{index}"
-    try:
-        body = ScreeningCreate.model_validate(raw)
-    except PydanticValidationError as error:
-        problem = ValidationFailed(
-            "One or more fields are not valid; see errors.",
-            errors=[
-                # An item that is not an object fails as a whole: its pointer is the item's.
-                {**e, "pointer": (prefix + e["pointer"]) if e["pointer"] != "/" else prefix}
-                for e in validation_errors(list(error.errors()))
-            ],
-        )
-        return BatchItemResult(
-            index=index, outcome="failed", status=problem.status, problem=problem.body()
-        )
-    try:
-        stored = await submit_screening(database, principal, key, body)
-    except ProblemError as problem:
-        for field_error in problem.errors or []:
-            field_error["pointer"] = prefix + field_error["pointer"]
-        return BatchItemResult(
-            index=index, outcome="failed", status=problem.status, problem=problem.body()
-        )
-    return BatchItemResult(
-        index=index,
-        outcome="replayed" if stored.replayed else "created",
-        status=stored.status,
-        screening_id=stored.body["id"],
-        death_id=stored.body["death_id"],
-    )

@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.errors import BadRequest, Conflict, NotFound
-from app.kit.cursor import decode_cursor, encode_cursor
+from app.kit.cursor import open_cursor, sign_cursor
 from app.kit.time import now
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.payload import test_event_body
@@ -43,7 +43,7 @@ async def list_deliveries(
     if status is not None:
         query = query.where(WebhookDelivery.status == status.value)
     if cursor is not None:
-        created, last_id = decode_cursor(cursor, 2)
+        created, last_id = await open_cursor(session, cursor, 2)
         try:
             before = (datetime.fromisoformat(str(created)), uuid.UUID(str(last_id)))
         except ValueError:
@@ -56,7 +56,9 @@ async def list_deliveries(
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
-        next_cursor = encode_cursor([page[-1].created_at.isoformat(), str(page[-1].id)])
+        next_cursor = await sign_cursor(
+            session, [page[-1].created_at.isoformat(), str(page[-1].id)]
+        )
     return [delivery_out(delivery) for delivery in page], next_cursor
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from app.auth.deps import WebhooksManager
+from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.errors import (
     BadRequest,
@@ -22,7 +23,7 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.idempotency.service import as_response
+from app.idempotency.responses import as_response, create_once, new
 from app.kit.etag import not_modified
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
@@ -37,7 +38,7 @@ from app.webhooks.schemas import (
     EndpointWithSecret,
 )
 
-router = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"])
+router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/webhook-endpoints", tags=["webhooks"])
 AUTH = (Unauthorized, Forbidden)
 BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
 IfMatch = Annotated[str | None, Header(alias="If-Match", description="The endpoint's ETag.")]
@@ -72,7 +73,17 @@ async def create_endpoint(
 
     Scope: `webhooks:manage`.
     """
-    stored = await service.post_endpoint(database, principal, body, idempotency_key)
+    allowed = database.settings.webhook_allowed_urls
+    stored = await create_once(
+        database,
+        principal,
+        idempotency_key,
+        path="/v1/webhook-endpoints",
+        body=body,
+        work=lambda session: new(service.create_endpoint(session, principal, body, allowed)),
+        location=lambda endpoint: f"/v1/webhook-endpoints/{endpoint.id}",
+        tag=service.endpoint_etag,
+    )
     return as_response(stored)
 
 

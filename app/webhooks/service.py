@@ -14,12 +14,10 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditEntry, write_audit
-from app.auth.deps import Principal
+from app.auth.principal import Principal
 from app.auth.scopes import Scope
-from app.db import Database
 from app.errors import BadRequest, NotFound, ValidationFailed
-from app.idempotency.service import StoredResponse, check_key, fingerprint, run_idempotent
-from app.kit.cursor import decode_cursor, encode_cursor
+from app.kit.cursor import open_cursor, sign_cursor
 from app.kit.etag import check_if_match, etag
 from app.kit.time import now
 from app.models import WebhookEndpoint
@@ -106,31 +104,6 @@ async def create_endpoint(
     return EndpointWithSecret.model_validate(endpoint)
 
 
-async def post_endpoint(
-    database: Database, principal: Principal, body: EndpointCreate, key: str | None
-) -> StoredResponse:
-    """POST /v1/webhook-endpoints with an optional Idempotency-Key: a retry with the same key
-    replays the first answer, secret included (the client lost it with the first response)."""
-    allowed = database.settings.webhook_allowed_urls
-
-    async def work(session: AsyncSession) -> StoredResponse:
-        endpoint = await create_endpoint(session, principal, body, allowed)
-        return StoredResponse(
-            status=201,
-            body=endpoint.model_dump(mode="json"),
-            headers={
-                "ETag": endpoint_etag(endpoint),
-                "Location": f"/v1/webhook-endpoints/{endpoint.id}",
-            },
-        )
-
-    if key is None:
-        async with database.transaction() as session:
-            return await work(session)
-    print_ = fingerprint("POST", "/v1/webhook-endpoints", body.model_dump(mode="json"))
-    return await run_idempotent(database, principal, check_key(key), print_, work)
-
-
 async def list_endpoints(
     session: AsyncSession, principal: Principal, cursor: str | None, limit: int
 ) -> tuple[list[EndpointOut], str | None]:
@@ -139,7 +112,7 @@ async def list_endpoints(
     if not is_admin(principal):
         query = query.where(WebhookEndpoint.created_by_client_id == principal.client_id)
     if cursor is not None:
-        created, last_id = decode_cursor(cursor, 2)
+        created, last_id = await open_cursor(session, cursor, 2)
         try:
             after = (_timestamp(created), uuid.UUID(str(last_id)))
         except ValueError:
@@ -150,7 +123,9 @@ async def list_endpoints(
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
-        next_cursor = encode_cursor([page[-1].created_at.isoformat(), str(page[-1].id)])
+        next_cursor = await sign_cursor(
+            session, [page[-1].created_at.isoformat(), str(page[-1].id)]
+        )
     return [endpoint_out(endpoint) for endpoint in page], next_cursor
 
 
