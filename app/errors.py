@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,6 +20,45 @@ logger = logging.getLogger("app.errors")
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://lfd.example.nhs.uk/problems/"
+
+
+# --- what a problem repeats of the request's path -----------------------------------------------
+#
+# A path segment is whatever the client typed: `GET /v1/deaths/9434765919` puts an NHS number
+# where an id belongs. The access log names the route (`/v1/deaths/{death_id}`), never the path
+# (app.middleware), and a problem's `instance` shows a path parameter only in the canonical form
+# of the id it parsed as (every path parameter of the API is a UUID); a segment that is not one
+# stays `{name}`, and a path that matched no route has no `instance` at all (issue 11).
+
+_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
+
+
+def route_template(scope: Mapping[str, Any]) -> str | None:
+    """The template of the route that took the request (`/v1/deaths/{death_id}`), None when
+    no route did (a 404 of an unknown path, or an answer from before routing)."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    return template if isinstance(template, str) and template.startswith("/") else None
+
+
+def _shown(name: str, params: Mapping[str, Any]) -> str:
+    raw = params.get(name)
+    if isinstance(raw, str):
+        try:
+            return str(uuid.UUID(raw))
+        except ValueError:
+            pass
+    return "{" + name + "}"
+
+
+def shown_path(scope: Mapping[str, Any]) -> str | None:
+    """The path as a problem's `instance` may show it: the route's template with each
+    parameter that is an id filled in (canonically), the others left as `{name}`."""
+    template = route_template(scope)
+    if template is None:
+        return None
+    params: Mapping[str, Any] = scope.get("path_params") or {}
+    return _PARAMETER.sub(lambda match: _shown(match.group(1), params), template)
 
 
 class ProblemError(Exception):
@@ -169,6 +210,9 @@ def validation_errors(raw: list[Any], document: Any = None) -> list[dict[str, An
         message = str(item.get("msg", "invalid value"))
         if message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
+        if item.get("type") == "uuid_parsing":
+            # Pydantic's message quotes a character of the input and where it is.
+            message = "Input should be a valid UUID"
         errors.append(
             {
                 "pointer": pointer(item.get("loc", ()), document),
@@ -210,6 +254,15 @@ def install_error_handlers(
     def respond(
         request: Request, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> Response:
+        if "instance" in body:
+            # Never the raw path: a segment that did not parse as an id may be anything (an
+            # NHS number typed where an id belongs). shown_path decides what is shown.
+            shown = shown_path(request.scope)
+            body = (
+                {**body, "instance": shown}
+                if shown
+                else {key: value for key, value in body.items() if key != "instance"}
+            )
         return render(request.url.path, body, headers)
 
     @app.exception_handler(ProblemError)

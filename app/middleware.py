@@ -23,6 +23,7 @@ from app.errors import (
     UnsupportedMediaType,
     ValidationFailed,
     problem_renderer,
+    route_template,
 )
 from app.kit.query import NAME_SHAPE
 from app.logging import request_id_var
@@ -131,7 +132,9 @@ class RequestContextMiddleware:
                 "request",
                 extra={
                     "method": scope["method"],
-                    "route": scope["path"],
+                    # The route's template, never the path: a path segment may hold anything
+                    # a client typed (an NHS number where an id belongs). None: no route.
+                    "route": route_template(scope),
                     "status": status_holder["status"],
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "client_id": scope["state"].get("client_id"),
@@ -187,7 +190,9 @@ class RequestContextMiddleware:
         return replay
 
     async def _reject(self, error: ProblemError, path: str, send: Send) -> None:
-        response = self.render_problem(path, error.body(path), error.headers)
+        # Before routing: no route, so no `instance` (app.errors.shown_path); the path picks the
+        # renderer (FHIR or problem+json).
+        response = self.render_problem(path, error.body(), error.headers)
         await response({"type": "http"}, _never_receive, send)
 
 

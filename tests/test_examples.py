@@ -67,7 +67,8 @@ async def test_follow_mirrors_referrals_from_the_feed(
     app_and_http: tuple[Any, httpx.AsyncClient], make_api: MakeApi, tmp_path: Path
 ) -> None:
     app, _ = app_and_http
-    writer: Api = await make_api(Scope.screenings_write, Scope.referrals_claim)
+    # deaths:read: a write answers in full only a client that may read what it wrote.
+    writer: Api = await make_api(Scope.screenings_write, Scope.deaths_read, Scope.referrals_claim)
     key = (await make_api(Scope.events_read, Scope.referrals_read)).key
     db = example.open_db(str(tmp_path / "mirror.db"))
     async with httpx.AsyncClient(

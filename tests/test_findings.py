@@ -59,9 +59,11 @@ def pointers(response: Any, status: int) -> list[str]:
 
 
 async def staff(make_api: Any) -> Api:
-    """A reviewer's system: records screenings and reviews, reads and writes findings."""
+    """A reviewer's system: records screenings (and reads them back: a write answers in full
+    only a client that may read what it wrote) and reviews, reads and writes findings."""
     api: Api = await make_api(
         Scope.screenings_write,
+        Scope.deaths_read,
         Scope.reviews_write,
         Scope.findings_read,
         Scope.findings_write,

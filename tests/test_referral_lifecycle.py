@@ -136,7 +136,9 @@ async def test_nothing_claimable_is_an_empty_list(api) -> None:
 
 async def test_the_claim_count_is_bounded_by_configuration(app_factory, make_api, database) -> None:
     _, http = await app_factory(claim_max_count=3)
-    api = await make_api(Scope.screenings_write, Scope.referrals_claim, client=http)
+    api = await make_api(
+        Scope.screenings_write, Scope.deaths_read, Scope.referrals_claim, client=http
+    )
     specialty = unique_specialty()
     referrals = await sjrs(api, specialty, 4)
 

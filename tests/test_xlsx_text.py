@@ -1,6 +1,10 @@
 """Text that a spreadsheet cell cannot hold (C0 control characters pasted into a field) never
 breaks an XLSX export or report: the characters are dropped, the rest of the text is kept, and
-text that starts with '=' stays text. Found by fuzzing the OpenAPI document (a 500 before)."""
+text that starts with '=' stays text. Found by fuzzing the OpenAPI document (a 500 before).
+
+Since issue 11 (defect 12) the API refuses such characters in what it is sent
+(tests/security/test_input_hygiene.py), so the pasted text here is what a row stored before
+then may hold: it is written into the rows directly."""
 
 from __future__ import annotations
 
@@ -9,8 +13,11 @@ import uuid
 from typing import Any
 
 from openpyxl import load_workbook
+from sqlalchemy import update
 
+from app.db import Database
 from app.kit.xlsx import spreadsheet_text
+from app.models import Action, ActionPlan, ActionPlanSection
 from tests.conftest import Api
 
 PASTED = "Escalate\x01 early\x0b warning\x1f scores"
@@ -30,13 +37,13 @@ def cells(content: bytes) -> list[Any]:
     ]
 
 
-async def test_a_plan_with_pasted_control_characters_exports(api: Api) -> None:
+async def test_a_plan_with_pasted_control_characters_exports(api: Api, database: Database) -> None:
     plan = await api.post(
         "/v1/action-plans",
         json={
-            "title": f"Plan {uuid.uuid4().hex[:8]}\x02",
+            "title": f"Plan {uuid.uuid4().hex[:8]}",
             "organisations": ["RR8"],
-            "sections": ["Deteriorating\x07 patient"],
+            "sections": ["Deteriorating patient"],
         },
     )
     assert plan.status_code == 201, plan.text
@@ -46,13 +53,34 @@ async def test_a_plan_with_pasted_control_characters_exports(api: Api) -> None:
             "plan_id": plan.json()["id"],
             "section_id": plan.json()["sections"][0]["id"],
             "reference": "1",
-            "action": PASTED,
-            "comments": '=HYPERLINK("http://example.invalid")\x03',
-            "leads": ["Dr\x0c Lead"],
+            "action": CLEAN,
+            "comments": '=HYPERLINK("http://example.invalid")',
+            "leads": ["Dr Lead"],
             "due_date": "2020-01-31",  # overdue: listed, with its lead, in the actions report
         },
     )
     assert action.status_code == 201, action.text
+    plan_id = uuid.UUID(plan.json()["id"])
+    async with database.transaction() as session:
+        await session.execute(
+            update(ActionPlan)
+            .where(ActionPlan.id == plan_id)
+            .values(title=ActionPlan.title + "\x02")
+        )
+        await session.execute(
+            update(ActionPlanSection)
+            .where(ActionPlanSection.plan_id == plan_id)
+            .values(title="Deteriorating\x07 patient")
+        )
+        await session.execute(
+            update(Action)
+            .where(Action.id == uuid.UUID(action.json()["id"]))
+            .values(
+                action=PASTED,
+                comments='=HYPERLINK("http://example.invalid")\x03',
+                leads=["Dr\x0c Lead"],
+            )
+        )
     exported = await api.get(
         f"/v1/action-plans/{plan.json()['id']}/export", params={"format": "xlsx"}
     )

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import calendar
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from app.actions.rag import STATUS_LABELS, ActionStatus, DuePrecision
 from app.actions.spreadsheets import CellValue, YearMonth
+from app.kit.xlsx import may_be_formula
 
 DUE_NOTE_LIMIT = 100
+_UNSEEN = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2060\ufeff\u202a-\u202e\u2066-\u2069]"
+)
 _NONE = {"-", "--", "\u2013", "\u2014", "n/a", "na", "none", "nil"}  # hyphen, en and em dash
 UNKNOWN_LEADS = {"?", "??", "???", "tbc", "tba", "unknown", "not known", "to be confirmed"}
 _SPLIT = re.compile(r"[\n;,/]+")
@@ -23,7 +28,8 @@ Assumed = tuple[str, str] | None  # (warning code, what was assumed)
 
 
 def text_of(value: CellValue) -> str:
-    """A cell as text: line breaks kept (as \\n), ends trimmed, the CSV formula guard removed."""
+    """A cell as text: line breaks kept (as \\n), ends trimmed, the CSV formula guard removed,
+    control, bidirectional-override and zero-width characters dropped, NFC."""
     if value is None:
         return ""
     if isinstance(value, float):
@@ -32,10 +38,13 @@ def text_of(value: CellValue) -> str:
         return date(value.year, value.month, 1).strftime("%b-%Y")
     if isinstance(value, date):
         return value.strftime("%d/%m/%Y")
-    text = str(value).replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    text = str(value).replace("\r\n", "\n").replace("\r", "\n")
+    # What the API refuses or strips in text (app.kit.text), a spreadsheet cell loses here:
+    # a pasted document is taken as it can be read, not refused for an invisible character.
+    text = unicodedata.normalize("NFC", _UNSEEN.sub("", text))
     text = "\n".join(line.rstrip() for line in text.replace("\xa0", " ").split("\n")).strip()
-    if text.startswith("'") and text[1:2] in {"=", "+", "-", "@"}:
-        text = text[1:]
+    if text.startswith("'") and may_be_formula(text[1:]):
+        text = text[1:]  # the CSV formula guard (app.kit.xlsx)
     return text
 
 

@@ -30,6 +30,7 @@ from app.actions.schemas import (
 )
 from app.auth.deps import ActionsReader, ActionsWriter, FindingsReader, FindingsWriter
 from app.auth.routing import AuthFirstRoute
+from app.auth.scopes import Scope
 from app.db import DatabaseDep
 from app.errors import (
     BadRequest,
@@ -49,6 +50,7 @@ from app.idempotency.responses import as_response, create_once, new
 from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
+from app.privacy.writes import Written, written
 
 router = APIRouter(route_class=AuthFirstRoute, tags=["actions"])
 AUTH = (Unauthorized, Forbidden)
@@ -148,7 +150,7 @@ async def get_plan(
 
 @router.patch(
     "/v1/action-plans/{plan_id}",
-    response_model=PlanDetail,
+    response_model=PlanDetail | Written,
     responses=problem_responses(*UPDATE),
 )
 async def patch_plan(
@@ -158,17 +160,19 @@ async def patch_plan(
     database: DatabaseDep,
     response: Response,
     if_match: IfMatch = None,
-) -> PlanDetail:
+) -> PlanDetail | Written:
     """Change a plan's title, sponsor, organisations or description (only the fields sent;
     `null` clears sponsor or description). Needs `If-Match` (428 without, 412 when stale).
-    Event `action_plan.updated` with the changed field names.
+    Event `action_plan.updated` with the changed field names. The answer is the plan for a
+    client that also holds `actions:read`, else its id, version and link.
 
     Scope: `actions:write`.
     """
     async with database.transaction() as session:
         plan = await service.patch_plan(session, principal, plan_id, patch, if_match)
     response.headers["ETag"] = plan_etag(plan)
-    return plan
+    link = {"self": f"/v1/action-plans/{plan.id}"}
+    return written(principal, Scope.actions_read, plan, plan.id, plan.version, link)
 
 
 @router.post(
@@ -288,7 +292,7 @@ async def list_actions(
 
 @router.get(
     "/v1/actions/{action_id}",
-    response_model=ActionOut,
+    response_model=ActionOut | Written,
     responses={**NOT_MODIFIED, **problem_responses(*AUTH, NotFound, ValidationFailed)},
 )
 async def get_action(
@@ -307,7 +311,7 @@ async def get_action(
 
 @router.patch(
     "/v1/actions/{action_id}",
-    response_model=ActionOut,
+    response_model=ActionOut | Written,
     responses=problem_responses(*UPDATE, DuplicateReference),
 )
 async def patch_action(
@@ -317,21 +321,23 @@ async def patch_action(
     database: DatabaseDep,
     response: Response,
     if_match: IfMatch = None,
-) -> ActionOut:
+) -> ActionOut | Written:
     """Change any of an action's fields (only those sent; `null` clears an optional one).
     Needs `If-Match` (428 without, 412 when stale).
 
     A status change is kept in the history (dated today, by the `X-On-Behalf-Of` person).
     Completing (status 5) without `completed_at` completes today; reopening clears it. The
     same rules as on create apply to the action as changed. Event `action.updated` with the
-    changed field names.
+    changed field names. The answer is the action for a client that also holds
+    `actions:read`, else its id, version and link.
 
     Scope: `actions:write`.
     """
     async with database.transaction() as session:
         action = await service.patch_action(session, principal, action_id, patch, if_match)
     response.headers["ETag"] = action_etag(action)
-    return action
+    link = {"self": f"/v1/actions/{action.id}"}
+    return written(principal, Scope.actions_read, action, action.id, action.version, link)
 
 
 @router.post(
@@ -381,7 +387,7 @@ async def get_history(
 
 @router.get(
     "/v1/actions/{action_id}/findings",
-    response_model=ActionLinks,
+    response_model=ActionLinks | Written,
     responses={**NOT_MODIFIED, **problem_responses(*AUTH, NotFound, ValidationFailed)},
 )
 async def get_finding_links(
@@ -402,7 +408,7 @@ async def get_finding_links(
 
 @router.put(
     "/v1/actions/{action_id}/findings",
-    response_model=ActionLinks,
+    response_model=ActionLinks | Written,
     responses=problem_responses(*UPDATE),
 )
 async def put_finding_links(
@@ -412,13 +418,16 @@ async def put_finding_links(
     database: DatabaseDep,
     response: Response,
     if_match: IfMatch = None,
-) -> ActionLinks:
+) -> ActionLinks | Written:
     """Set the findings linked to an action (the whole set; `[]` unlinks all). Needs the
-    action's `If-Match`. Event `action.updated` (`finding_ids`) when the links changed.
+    action's `If-Match`. Event `action.updated` (`finding_ids`) when the links changed. The
+    answer is the links for a client that also holds `findings:read`, else the action's id,
+    version and the link to read them.
 
     Scope: `findings:write`.
     """
     async with database.transaction() as session:
         links = await service.put_findings(session, principal, action_id, body, if_match)
     response.headers["ETag"] = etag(links.action_id, links.version)
-    return links
+    link = {"self": f"/v1/actions/{links.action_id}/findings"}
+    return written(principal, Scope.findings_read, links, links.action_id, links.version, link)

@@ -29,7 +29,7 @@ from openpyxl.utils import get_column_letter
 
 from app.actions.rag import Rag
 from app.errors import ProblemError, UnsupportedMediaType, ValidationFailed
-from app.kit.xlsx import text_cell
+from app.kit.xlsx import csv_text, text_cell
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_MEDIA_TYPE = "text/csv"
@@ -354,17 +354,12 @@ def layout_description(layout: Layout) -> str:
 
 PROVIDER_TITLES = [column.title for column in COLUMNS[Layout.provider]]
 _WIDTHS = [16, 12, 40, 50, 28, 22, 14, 20, 60]
-_FORMULA_START = ("=", "+", "@", "\t", "\r")
 
 
 def csv_safe(text: str) -> str:
     """A cell that a spreadsheet program would run as a formula is written with a leading
-    apostrophe (OWASP's CSV-injection advice); the importer takes it off again."""
-    if text.startswith(_FORMULA_START) or (
-        text.startswith("-") and len(text) > 1 and not text[1].isspace()
-    ):
-        return "'" + text
-    return text
+    apostrophe (OWASP's CSV-injection advice; app.kit.xlsx); the importer takes it off again."""
+    return csv_text(text)
 
 
 @dataclass(frozen=True)

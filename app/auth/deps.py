@@ -13,6 +13,9 @@ from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
 from app.auth.service import find_active_client
 from app.db import DatabaseDep
 from app.errors import BadRequest, Forbidden, Unauthorized
+from app.kit.cursor import cursor_key
+from app.kit.etag import derive_etag_key, use_etag_key
+from app.kit.json_body import refuse_duplicate_keys
 from app.kit.query import refuse_unknown_query_parameters
 
 bearer_scheme = HTTPBearer(
@@ -41,6 +44,10 @@ async def authenticate(
         raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'.", headers=challenge)
     async with database.autocommit() as session:
         client = await find_active_client(session, credentials.credentials)
+        if client is not None:
+            # The ETags this request makes are keyed by the deployment (app.kit.etag), with a
+            # key derived from its cursor key (read once per process).
+            use_etag_key(derive_etag_key(await cursor_key(session)))
     if client is None:
         raise Unauthorized("The API key is not valid or has been revoked.", headers=challenge)
     if on_behalf_of is not None and (not on_behalf_of.strip() or not on_behalf_of.isprintable()):
@@ -68,6 +75,7 @@ async def authenticate(
         raise Forbidden(f"This endpoint needs the scope {', '.join(missing)}.")
     # After the credential and scope checks, so an anonymous caller learns nothing of a route.
     refuse_unknown_query_parameters(request)
+    await refuse_duplicate_keys(request)
     return principal
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+
+from pydantic import Field
+
 from app.deaths.schemas import DeathOut
 from app.kit.etag import etag
 from app.referrals.schemas import ReferralOut
@@ -15,6 +19,18 @@ class DeathDetail(DeathOut):
     screening: ScreeningOut | None
     referrals: list[ReferralOut]
     reviews: list[ReviewOut]
+    possible_duplicate_of: list[uuid.UUID] = Field(
+        default_factory=list,
+        description="Deaths recorded earlier with the same NHS number (under another source "
+        "reference), not yet reviewed: possibly the same person reported twice. Decide with "
+        "POST /v1/deaths/{id}/duplicate-review; nothing is merged. Not shown to "
+        "pseudonymised clients.",
+    )
+    same_person_as: list[uuid.UUID] = Field(
+        default_factory=list,
+        description="Deaths a review decided are the same person as this one (linked, not "
+        "merged). Not shown to pseudonymised clients.",
+    )
 
 
 def detail_etag(death: DeathDetail) -> str:

@@ -14,6 +14,7 @@ from app.audit.service import record_access
 from app.auth.principal import Principal
 from app.cases.schemas import DeathDetail
 from app.config import Settings
+from app.deaths.duplicates import flag_possible_duplicates, links_of
 from app.deaths.schemas import DeathFields, DeathPatch
 from app.deaths.service import DERIVED, derived_fields, load_death, validate_death
 from app.deaths.status import follow_referrals
@@ -50,12 +51,15 @@ async def detail(session: AsyncSession, death: Death, viewer: uuid.UUID) -> Deat
             .order_by(Referral.created_at, Referral.route)
         )
     ).all()
+    links = await links_of(session, death.id)
     base = DeathDetail.model_validate(
         {
             **{k: getattr(death, k) for k in DeathDetail.model_fields if hasattr(death, k)},
             "screening": screening_out(screening, overrides) if screening else None,
             "referrals": list(referrals),
             "reviews": await reviews_of_death(session, death.id),
+            "possible_duplicate_of": links.possible_duplicate_of,
+            "same_person_as": links.same_person_as,
         },
         context=viewing(viewer),  # the viewer's own lease ids show on its referrals
     )
@@ -130,6 +134,8 @@ async def patch_death(
             await refresh_death_copies(session, death)
         if "died_on" in changed:
             await copy_died_on(session, death)
+        if "nhs_number" in changed:
+            await flag_possible_duplicates(session, death)
         death.version += 1
         journal.event(
             Change(

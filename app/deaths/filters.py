@@ -50,6 +50,13 @@ async def death_list_query(
         str | None,
         Query(max_length=24, description="The service's case reference, e.g. D-2026-000123."),
     ] = None,
+    possible_duplicate: Annotated[
+        bool | None,
+        Query(
+            description="true: only deaths flagged as a possible duplicate person and not yet "
+            "reviewed (`possible_duplicate_of`); false: only the others."
+        ),
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
 ) -> DeathListQuery:
@@ -58,7 +65,11 @@ async def death_list_query(
     period must not end before it starts (422)."""
     refuse_identifying_filters(
         principal,
-        {"nhs_number": nhs_number, "source_reference": source_reference},
+        {
+            "nhs_number": nhs_number,
+            "source_reference": source_reference,
+            "possible_duplicate": possible_duplicate,
+        },
         died_from,
         died_to,
     )
@@ -104,6 +115,7 @@ async def death_list_query(
         source_reference,
         case_number,
         case_year,
+        possible_duplicate,
     )
     return DeathListQuery(filters, cursor, limit)
 

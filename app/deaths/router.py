@@ -41,7 +41,8 @@ async def list_deaths(
     """Deaths, newest first, with filters. Every death returned is recorded in the audit log.
 
     A pseudonymised client gets each death pseudonymised, and may not filter by
-    `nhs_number` or `source_reference`, nor by `died_from`/`died_to` inside a month (400).
+    `nhs_number`, `source_reference` or `possible_duplicate`, nor by `died_from`/`died_to`
+    inside a month (400).
 
     Scope: `deaths:read`.
     """

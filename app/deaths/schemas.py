@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StrictBool, StringConstraints
 
@@ -161,3 +161,13 @@ class DeathOut(ResponseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class DuplicateReview(RequestModel):
+    """A person's decision on a death flagged as a possible duplicate of another."""
+
+    other_death_id: uuid.UUID = Field(description="The other death of the flagged pair.")
+    decision: Literal["same_person", "different_people"] = Field(
+        description="`same_person` links the two deaths (`same_person_as` on both); "
+        "`different_people` clears the flag."
+    )

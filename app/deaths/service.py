@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.searches import audit_searches
 from app.audit.service import record_access
 from app.auth.principal import Principal
+from app.deaths.duplicates import pending_duplicates
 from app.deaths.schemas import DeathFields
 from app.deaths.validation import check_death, default_nhs_number_status
 from app.errors import ValidationFailed
@@ -109,6 +110,7 @@ class DeathFilters:
     source_reference: str | None = None
     case_number: int | None = None
     case_year: int | None = None
+    possible_duplicate: bool | None = None
 
 
 async def list_deaths(
@@ -148,6 +150,9 @@ async def list_deaths(
             Death.died_on >= date(filters.case_year, 1, 1),
             Death.died_on <= date(filters.case_year, 12, 31),
         )
+    if filters.possible_duplicate is not None:
+        flagged = pending_duplicates(Death.id)
+        query = query.where(flagged if filters.possible_duplicate else ~flagged)
     if principal.pseudonymised:
         # Month of death, then the random id: the order says nothing finer than the month.
         order = by_month(Death.died_on, Death.id)

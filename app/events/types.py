@@ -6,6 +6,8 @@ from __future__ import annotations
 EVENT_TYPES: dict[str, str] = {
     "death.created": "A death was recorded (by its first screening).",
     "death.updated": "A death's details were corrected.",
+    "death.duplicate_reviewed": "A death flagged as a possible duplicate person was reviewed "
+    "(same person: linked; different people: the flag cleared). On both deaths.",
     "screening.recorded": "A medical examiner screening was recorded.",
     "screening.amended": "A screening was amended (a new version).",
     "referral.created": "A death was referred for review by a route.",

@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from app.auth.deps import Administrator, FindingsReader, FindingsWriter
+from app.auth.principal import Principal
 from app.auth.routing import AuthFirstRoute
+from app.auth.scopes import Scope
 from app.db import DatabaseDep
 from app.errors import (
     BadRequest,
@@ -43,12 +45,19 @@ from app.kit.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
 from app.privacy import views
 from app.privacy.filters import refuse_identifying_filters
+from app.privacy.writes import Written, written
 
 router = APIRouter(route_class=AuthFirstRoute)
 AUTH = (Unauthorized, Forbidden)
 BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
 UPDATE = (NotFound, PreconditionFailed, PreconditionRequired, *BODY)
 IfMatch = Annotated[str | None, Header(alias="If-Match", description="The resource's ETag.")]
+
+
+def shown_to(principal: Principal, finding: FindingOut) -> FindingOut | Written:
+    """A write's answer: the finding with `findings:read`, else its id, version and link."""
+    link = {"self": f"/v1/findings/{finding.id}"}
+    return written(principal, Scope.findings_read, finding, finding.id, finding.version, link)
 
 
 # --- themes -----------------------------------------------------------------------------------
@@ -153,7 +162,7 @@ async def patch_theme(
 @router.post(
     "/v1/findings",
     tags=["findings"],
-    response_model=FindingOut,
+    response_model=FindingOut | Written,
     status_code=201,
     responses=problem_responses(*AUTH, BadRequest, IdempotencyInFlight, IdempotencyMismatch, *BODY),
 )
@@ -176,7 +185,8 @@ async def record_finding(
     The death's date (UK local) and specialty, and the review's route, are copied onto the
     finding for filters and reports. Refused with a 422 at the field: an unknown death, review
     or theme; a review of another death; a retired theme; both or neither of `theme_id` and
-    `theme_code`. `recorded_by` defaults to `X-On-Behalf-Of`.
+    `theme_code`. `recorded_by` defaults to `X-On-Behalf-Of`. The answer is the finding for a
+    client that also holds `findings:read`, else its id, version and link.
 
     Scope: `findings:write`.
     """
@@ -189,6 +199,7 @@ async def record_finding(
         work=lambda session: new(service.record_finding(session, principal, body)),
         location=lambda finding: f"/v1/findings/{finding.id}",
         tag=service.finding_etag,
+        show=lambda finding: shown_to(principal, finding),
     )
     return as_response(stored)
 
@@ -268,7 +279,7 @@ async def get_finding(
 @router.patch(
     "/v1/findings/{finding_id}",
     tags=["findings"],
-    response_model=FindingOut,
+    response_model=FindingOut | Written,
     responses=problem_responses(*AUTH, *UPDATE),
 )
 async def patch_finding(
@@ -278,15 +289,16 @@ async def patch_finding(
     database: DatabaseDep,
     response: Response,
     if_match: IfMatch = None,
-) -> FindingOut:
+) -> FindingOut | Written:
     """Correct a finding (only the fields sent change; `null` clears an optional one): its
     kind, theme (not to a retired one), phase, description, `recorded_by`, or the review it
     came from (a review of the same death). The death never changes. Needs `If-Match` (428
-    without, 412 when stale).
+    without, 412 when stale). The answer is the finding for a client that also holds
+    `findings:read`, else its id, version and link.
 
     Scope: `findings:write`.
     """
     async with database.transaction() as session:
         finding = await service.patch_finding(session, principal, finding_id, patch, if_match)
     response.headers["ETag"] = service.finding_etag(finding)
-    return finding
+    return shown_to(principal, finding)

@@ -1,15 +1,25 @@
 """ETags from resource versions, and the conditional-request rules.
 
-A tag is `"<id>.<version>"`, or `"<id>.<version>.<state>"` for a representation that also
-shows things with versions of their own (a death shows its screening, referrals and reviews).
-`If-Match` guards the resource's own version, so it compares `<id>.<version>` only: a claim on
-one of a death's referrals does not make a correction to the death stale. `If-None-Match`
-compares the whole tag, so a reader re-downloads whenever anything it would see has changed.
+A tag is `"<core>"`, or `"<core>.<state>"` for a representation that also shows things with
+versions of their own (a death shows its screening, referrals and reviews). `<core>` is an
+HMAC-SHA256 (32 hex digits) of the resource's id and version under the deployment's ETag key,
+and `<state>` one (16 hex digits) of the id, version and state: a tag cannot be made from an id
+alone (a write-only client could otherwise guess `"<id>.1"` and send it in If-Match), and
+reveals nothing of the version or state it stands for (docs/security.md). The key is derived,
+under its own label, from the deployment's cursor key (app.kit.cursor, migration 0010) and set
+for each request when the caller is authenticated (app.auth.deps), so every worker and replica
+makes the same tags.
+`If-Match` guards the resource's own version, so it compares `<core>` only: a claim on one of
+a death's referrals does not make a correction to the death stale. `If-None-Match` compares
+the whole tag, so a reader re-downloads whenever anything it would see has changed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -20,9 +30,32 @@ from app.errors import PreconditionFailed, PreconditionRequired
 T = TypeVar("T")
 
 
+_etag_key: ContextVar[bytes | None] = ContextVar("etag_key", default=None)
+_LABEL = b"lfd etag key v1"
+
+
+def derive_etag_key(secret: bytes) -> bytes:
+    """The ETag key, derived from a deployment secret under its own label (so that it is
+    independent of any other key derived from the same secret)."""
+    return hmac.new(secret, _LABEL, hashlib.sha256).digest()
+
+
+def use_etag_key(key: bytes) -> None:
+    """Make tags with this key for the rest of the current request (its context)."""
+    _etag_key.set(key)
+
+
+def _mac(subject: str, length: int) -> str:
+    key = _etag_key.get()
+    if key is None:
+        raise RuntimeError("no ETag key in this context: tags are made for authenticated calls")
+    return hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()[:length]
+
+
 def etag(resource_id: uuid.UUID, version: int, state: str | None = None) -> str:
-    core = f"{resource_id.hex}.{version}"
-    return f'"{core}.{state}"' if state else f'"{core}"'
+    subject = f"{resource_id.hex}.{version}"
+    core = _mac(subject, 32)
+    return f'"{core}.{_mac(f"{subject}.{state}", 16)}"' if state else f'"{core}"'
 
 
 def _tags(header: str) -> set[str]:
@@ -30,7 +63,7 @@ def _tags(header: str) -> set[str]:
 
 
 def _core(tag: str) -> str:
-    return ".".join(tag.strip('"').split(".")[:2])
+    return tag.strip('"').split(".")[0]
 
 
 def check_if_match(
@@ -38,7 +71,7 @@ def check_if_match(
 ) -> None:
     """428 without If-Match; 412 unless it names the resource's current version. The 412's
     `current_etag` is `shown` (the tag a read answers now, for a resource whose tag carries
-    more than its version), else `"<id>.<version>"`."""
+    more than its version), else the tag of `<id>.<version>`."""
     if if_match is None or not if_match.strip():
         raise PreconditionRequired(
             "Send the resource's ETag in If-Match, so that a stale update cannot overwrite "
@@ -71,7 +104,7 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 def view_tag(tag: str, pseudonymised: bool) -> str:
     """The tag of the pseudonymised representation: the same resource state under another
     name, so that a cache never serves one view to a client entitled to the other. If-Match
-    compares `<id>.<version>` only, so either tag still guards an update."""
+    compares the core only, so either tag still guards an update."""
     return f'{tag[:-1]}.pseudonymised"' if pseudonymised else tag
 
 

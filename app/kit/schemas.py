@@ -5,8 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
+from app.kit.text import clean_text, is_name
 from app.kit.time import LONDON
 
 T = TypeVar("T")
@@ -27,10 +36,14 @@ Timestamp = Annotated[AwareDatetime, AfterValidator(_representable)]
 """A point in time sent by a client: with its UTC offset, and within the representable range."""
 
 
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    return isinstance(value, list | tuple) and any(_has_nul(item) for item in value)
+def _cleaned(value: object, name: bool) -> object:
+    if type(value) is str:  # not an enum member, which is a str too
+        return clean_text(value, name=name)
+    if isinstance(value, list):
+        return [_cleaned(item, name) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_cleaned(item, name) for item in value)
+    return value
 
 
 class RequestModel(BaseModel):
@@ -38,11 +51,10 @@ class RequestModel(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul(cls, value: object) -> object:
-        # PostgreSQL text cannot hold NUL: refuse it here, on its field, not as a 500 later.
-        if _has_nul(value):
-            raise ValueError("text must not contain the NUL character (\\u0000)")
-        return value
+    def _clean_text(cls, value: object, info: ValidationInfo) -> object:
+        # Every string sent: NUL and other controls, bidi overrides refused at their field;
+        # zero-width characters stripped; NFC (app.kit.text).
+        return _cleaned(value, is_name(info.field_name))
 
 
 class ResponseModel(BaseModel):

@@ -5,7 +5,7 @@ from app.models.audit import AuditChainHead, AuditEvent
 from app.models.base import Base
 from app.models.client import ApiClient
 from app.models.counter import Counter
-from app.models.death import Death
+from app.models.death import Death, PossibleDuplicate
 from app.models.event import OutboxEvent
 from app.models.finding import Finding, Theme
 from app.models.idempotency import IdempotencyRecord
@@ -34,6 +34,7 @@ __all__ = [
     "Finding",
     "IdempotencyRecord",
     "OutboxEvent",
+    "PossibleDuplicate",
     "Referral",
     "ReferralTransition",
     "Review",

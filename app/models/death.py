@@ -3,10 +3,10 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, IdMixin, TimestampMixin
+from app.models.base import Base, IdMixin, TimestampMixin, utcnow
 
 
 class Death(IdMixin, TimestampMixin, Base):
@@ -88,3 +88,20 @@ class Death(IdMixin, TimestampMixin, Base):
 
 def case_reference(died_on: date, case_number: int) -> str:
     return f"D-{died_on.year}-{case_number:06d}"
+
+
+class PossibleDuplicate(IdMixin, Base):
+    """A death recorded with the NHS number of a death already held (under another source
+    reference): flagged on the later death for a person to decide whether the two are the same
+    person (one death reported twice) or not. Nothing is merged; the decision is recorded."""
+
+    __tablename__ = "possible_duplicates"
+    __table_args__ = (UniqueConstraint("death_id", "other_death_id"),)
+
+    death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"))
+    other_death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))  # possible, same_person, different_people
+    detected_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+    decided_by_client_id: Mapped[uuid.UUID | None]
+    decided_on_behalf_of: Mapped[str | None] = mapped_column(String(200))

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from app.auth.deps import ReferralsClaimer, ReferralsReader
 from app.auth.principal import Principal
 from app.auth.routing import AuthFirstRoute
+from app.auth.scopes import Scope
 from app.db import DatabaseDep
 from app.errors import (
     BadRequest,
@@ -25,6 +26,7 @@ from app.kit.etag import NOT_MODIFIED, Conditional
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
 from app.privacy import views
+from app.privacy.writes import Written, written
 from app.referrals import pseudonymised, queue, workflow
 from app.referrals.pseudonymised import ReferralPseudonymised, TransitionPseudonymised
 from app.referrals.queue import ReferralFilters
@@ -57,6 +59,14 @@ def _out(referral: object, principal: Principal, response: Response | None = Non
     if response is not None:
         response.headers["ETag"] = referral_etag(out)
     return out
+
+
+def _answer(principal: Principal, referral: object, response: Response) -> ReferralOut | Written:
+    """A transition's answer: the referral for a client that also holds `referrals:read`,
+    else its id, version and link (app.privacy.writes); the ETag either way."""
+    out = _out(referral, principal, response)
+    link = {"self": f"/v1/referrals/{out.id}"}
+    return written(principal, Scope.referrals_read, out, out.id, out.version, link, out.death_id)
 
 
 @router.get(
@@ -204,7 +214,7 @@ async def referral_history(
 
 @router.post(
     "/{referral_id}/renew",
-    response_model=ReferralOut,
+    response_model=ReferralOut | Written,
     responses=problem_responses(*AUTH, *TRANSITION),
 )
 async def renew_lease(
@@ -213,7 +223,7 @@ async def renew_lease(
     principal: ReferralsClaimer,
     database: DatabaseDep,
     response: Response,
-) -> ReferralOut:
+) -> ReferralOut | Written:
     """Extend a live lease (409 if the lease is wrong or has expired).
 
     Scope: `referrals:claim`.
@@ -225,12 +235,12 @@ async def renew_lease(
         referral = await workflow.renew(
             session, principal, database.settings, referral_id, body.lease_id, body.lease_seconds
         )
-        return _out(referral, principal, response)
+        return _answer(principal, referral, response)
 
 
 @router.post(
     "/{referral_id}/release",
-    response_model=ReferralOut,
+    response_model=ReferralOut | Written,
     responses=problem_responses(*AUTH, *TRANSITION),
 )
 async def release_lease(
@@ -239,7 +249,7 @@ async def release_lease(
     principal: ReferralsClaimer,
     database: DatabaseDep,
     response: Response,
-) -> ReferralOut:
+) -> ReferralOut | Written:
     """Give a leased referral back to its queue (409 if the lease is wrong or has expired).
 
     Scope: `referrals:claim`.
@@ -249,12 +259,12 @@ async def release_lease(
         database.transaction() as session,
     ):
         referral = await workflow.release(session, principal, referral_id, body.lease_id)
-        return _out(referral, principal, response)
+        return _answer(principal, referral, response)
 
 
 @router.post(
     "/{referral_id}/assign",
-    response_model=ReferralOut,
+    response_model=ReferralOut | Written,
     responses=problem_responses(*AUTH, *TRANSITION),
 )
 async def assign_referral(
@@ -263,7 +273,7 @@ async def assign_referral(
     principal: ReferralsClaimer,
     database: DatabaseDep,
     response: Response,
-) -> ReferralOut:
+) -> ReferralOut | Written:
     """Assign an open referral to a named reviewer (`null` unassigns): only that reviewer can
     then claim it. A stage-2 SJR cannot be assigned to its stage-1 reviewer.
 
@@ -271,12 +281,12 @@ async def assign_referral(
     """
     async with database.transaction() as session:
         referral = await workflow.assign(session, principal, referral_id, body.assigned_to)
-        return _out(referral, principal, response)
+        return _answer(principal, referral, response)
 
 
 @router.post(
     "/{referral_id}/decline",
-    response_model=ReferralOut,
+    response_model=ReferralOut | Written,
     responses=problem_responses(*AUTH, *TRANSITION),
 )
 async def decline_referral(
@@ -285,7 +295,7 @@ async def decline_referral(
     principal: ReferralsClaimer,
     database: DatabaseDep,
     response: Response,
-) -> ReferralOut:
+) -> ReferralOut | Written:
     """Decline an open referral, with a reason (its lease if it is claimed).
 
     Scope: `referrals:claim`.
@@ -297,12 +307,12 @@ async def decline_referral(
         referral = await workflow.change_status(
             session, principal, referral_id, "decline", reason=body.reason, lease_id=body.lease_id
         )
-        return _out(referral, principal, response)
+        return _answer(principal, referral, response)
 
 
 @router.post(
     "/{referral_id}/hold",
-    response_model=ReferralOut,
+    response_model=ReferralOut | Written,
     responses=problem_responses(*AUTH, *TRANSITION),
 )
 async def hold_referral(
@@ -311,7 +321,7 @@ async def hold_referral(
     principal: ReferralsClaimer,
     database: DatabaseDep,
     response: Response,
-) -> ReferralOut:
+) -> ReferralOut | Written:
     """Put a referral on hold (waiting for an inquest, say), with a reason; any lease ends.
 
     Scope: `referrals:claim`.
@@ -323,12 +333,12 @@ async def hold_referral(
         referral = await workflow.change_status(
             session, principal, referral_id, "hold", reason=body.reason, lease_id=body.lease_id
         )
-        return _out(referral, principal, response)
+        return _answer(principal, referral, response)
 
 
 @router.post(
     "/{referral_id}/resume",
-    response_model=ReferralOut,
+    response_model=ReferralOut | Written,
     responses=problem_responses(*AUTH, *TRANSITION),
 )
 async def resume_referral(
@@ -337,7 +347,7 @@ async def resume_referral(
     principal: ReferralsClaimer,
     database: DatabaseDep,
     response: Response,
-) -> ReferralOut:
+) -> ReferralOut | Written:
     """Take a referral off hold: back to its queue (in progress if a draft review exists).
 
     Scope: `referrals:claim`.
@@ -349,12 +359,12 @@ async def resume_referral(
         referral = await workflow.change_status(
             session, principal, referral_id, "resume", reason=None, lease_id=None
         )
-        return _out(referral, principal, response)
+        return _answer(principal, referral, response)
 
 
 @router.post(
     "/{referral_id}/cancel",
-    response_model=ReferralOut,
+    response_model=ReferralOut | Written,
     responses=problem_responses(*AUTH, *TRANSITION),
 )
 async def cancel_referral(
@@ -363,7 +373,7 @@ async def cancel_referral(
     principal: ReferralsClaimer,
     database: DatabaseDep,
     response: Response,
-) -> ReferralOut:
+) -> ReferralOut | Written:
     """Cancel an open referral, with a reason; any lease ends. Cancelled is final.
 
     Scope: `referrals:claim`.
@@ -375,4 +385,4 @@ async def cancel_referral(
         referral = await workflow.change_status(
             session, principal, referral_id, "cancel", reason=body.reason, lease_id=None
         )
-        return _out(referral, principal, response)
+        return _answer(principal, referral, response)

@@ -12,8 +12,9 @@ data is the SQL, not the rendering.
 - XLSX: one sheet per table: the title and period in row 1, a styled, frozen header in row 2,
   percentages as percent cells (0.455 shown as 45.5%).
 
-Text that a spreadsheet would run as a formula (a site called "=HYPERLINK(...)") is written
-as text: prefixed with an apostrophe in CSV, typed as a string cell in XLSX.
+Text that a spreadsheet would run as a formula (a site called "=HYPERLINK(...)", or one that
+starts with `-`, `+`, `@` or their fullwidth forms) is written as text: prefixed with an
+apostrophe in CSV, typed as a string cell in XLSX (app.kit.xlsx). Numbers are numeric cells.
 """
 
 from __future__ import annotations
@@ -33,14 +34,13 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from app.errors import BadRequest
-from app.kit.xlsx import spreadsheet_text, text_cell
+from app.kit.xlsx import csv_text, spreadsheet_text, text_cell
 from app.reports.filters import ReportFormat
 from app.reports.html import render_html
 from app.reports.model import Column, Report, Table
 
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def _attachment(report: Report, extension: str) -> dict[str, str]:
 
 
 def _safe_text(value: str) -> str:
-    return "'" + value if value.startswith(FORMULA_START) else value
+    return csv_text(value)
 
 
 def _csv_value(value: Any) -> Any:

@@ -6,7 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from app.auth.deps import ReferralsReader, ReviewsWriter
+from app.auth.principal import Principal
 from app.auth.routing import AuthFirstRoute
+from app.auth.scopes import Scope
 from app.db import DatabaseDep
 from app.errors import (
     Conflict,
@@ -23,6 +25,7 @@ from app.errors import (
 from app.idempotency.responses import as_response, create_once
 from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.privacy import views
+from app.privacy.writes import Written, written
 from app.referrals.workflow import LeaseConflict, TransitionRefused, audited_lease_refusals
 from app.reviews import labels, pseudonymised, service
 from app.reviews.pseudonymised import ReviewPseudonymised
@@ -45,9 +48,26 @@ BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
 TRANSITION = (NotFound, TransitionRefused, LeaseConflict, *BODY)
 
 
+def shown_to(principal: Principal, review: ReviewOut) -> ReviewOut | Written:
+    """What a write of a review answers: in full to a client that may read reviews
+    (`referrals:read`), else the id, version and links (app.privacy.writes)."""
+    return written(
+        principal,
+        Scope.referrals_read,
+        review,
+        review.id,
+        review.version,
+        {
+            "self": f"/v1/reviews/{review.id}",
+            "referral": f"/v1/referrals/{review.referral_id}",
+        },
+        death_id=review.death_id,
+    )
+
+
 @referral_review_router.post(
     "/{referral_id}/review",
-    response_model=ReviewOut,
+    response_model=ReviewOut | Written,
     status_code=201,
     responses={
         200: {"description": "An existing draft updated (or submitted)"},
@@ -75,7 +95,8 @@ async def post_review(
     avoidability 1-3 raises a stage-2 SJR that its reviewer cannot take; a stage-2 SJR with
     avoidability 1-3 raises a PSII; an M&M escalation raises an SJR or a PSII. 201 when the
     review is new, 200 when a draft is updated. Amend a submitted review with
-    `PUT /v1/reviews/{id}`.
+    `PUT /v1/reviews/{id}`. The answer is the review for a client that also holds
+    `referrals:read`, else its id, version and links.
 
     Scope: `reviews:write`.
     """
@@ -91,6 +112,7 @@ async def post_review(
             ),
             location=lambda review: f"/v1/reviews/{review.id}",
             tag=lambda review: etag(review.id, review.version),
+            show=lambda review: shown_to(principal, review),
         )
     return as_response(stored)
 
@@ -123,7 +145,7 @@ async def get_review(
 
 @router.put(
     "/v1/reviews/{review_id}",
-    response_model=ReviewOut,
+    response_model=ReviewOut | Written,
     responses=problem_responses(
         *AUTH,
         NotFound,
@@ -144,11 +166,12 @@ async def amend_review(
     if_match: Annotated[
         str | None, Header(alias="If-Match", description="The review's ETag.")
     ] = None,
-) -> ReviewOut:
+) -> ReviewOut | Written:
     """Amend a submitted review: the whole instrument as it should now stand (a LeDeR
     review's progress as the ICB reports it, a corrected SJR). Needs `If-Match`. The previous
     version is kept (`GET .../history`), and what the amended review calls for is raised if it
-    was not already.
+    was not already. The answer is the review for a client that also holds `referrals:read`,
+    else its id, version and links.
 
     Scope: `reviews:write`.
     """
@@ -157,7 +180,7 @@ async def amend_review(
             session, principal, database.settings, review_id, body, if_match
         )
     response.headers["ETag"] = etag(review.id, review.version)
-    return review
+    return shown_to(principal, review)
 
 
 @router.get(

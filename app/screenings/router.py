@@ -26,6 +26,7 @@ from app.errors import (
 from app.idempotency.responses import as_response
 from app.kit.etag import NOT_MODIFIED, Conditional, etag
 from app.privacy import views
+from app.privacy.writes import Written
 from app.screenings import pseudonymised, service, submit
 from app.screenings.intake import BatchResult, ScreeningBatch, ScreeningCreate, ScreeningRecorded
 from app.screenings.pseudonymised import ScreeningPseudonymised
@@ -48,7 +49,7 @@ AUTH = (Unauthorized, Forbidden)
 @router.post(
     "",
     status_code=201,
-    response_model=ScreeningRecorded,
+    response_model=ScreeningRecorded | Written,
     responses=problem_responses(
         *AUTH,
         BadRequest,
@@ -73,7 +74,10 @@ async def post_screening(
     with `PUT /v1/screenings/{id}`). The referral rules run and the required referrals are
     created, each with its reason codes and due date; a required route the ME declines needs
     an entry in `overrides` with a reason. The response lists every required route and whether
-    it was referred or overridden.
+    it was referred or overridden, for a client that also holds `deaths:read`; a client
+    without it gets only the screening's id, version, death id and links (it may not read
+    the death). The 409's `existing` links are shown to the client that reported the death
+    and to clients with `deaths:read`.
 
     Retries: send an `Idempotency-Key`. The same key with the same body replays the first
     response (header `Idempotent-Replayed: true`); with another body it is a 422; while the
@@ -159,7 +163,7 @@ async def get_screening_versions(
 
 @router.put(
     "/{screening_id}",
-    response_model=ScreeningRecorded,
+    response_model=ScreeningRecorded | Written,
     responses=problem_responses(
         *AUTH,
         NotFound,
@@ -177,13 +181,15 @@ async def put_screening(
     database: DatabaseDep,
     response: Response,
     if_match: IfMatch = None,
-) -> ScreeningRecorded:
+) -> ScreeningRecorded | Written:
     """Amend a screening: the body is the whole screening as it should now stand.
 
     Needs `If-Match` with the current ETag (428 without, 412 when stale). The previous version
     is kept (`GET .../versions`). The referral rules run again: newly required routes are
     referred, and referrals still waiting in the queue that nothing requires any more are
     cancelled; work a reviewer holds or finished is never touched.
+
+    The answer is as for `POST`: in full with `deaths:read`, else the id, version and links.
 
     Scope: `screenings:write`.
     """
@@ -192,4 +198,4 @@ async def put_screening(
             session, principal, database.settings, screening_id, body, if_match
         )
     response.headers["ETag"] = etag(amended.id, amended.version)
-    return amended
+    return submit.shown_to(principal, amended)

@@ -14,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.journal import Journal
 from app.audit.service import record_access
 from app.auth.principal import Principal
+from app.auth.scopes import Scope
 from app.config import Settings
+from app.deaths.duplicates import flag_possible_duplicates
 from app.deaths.schemas import DeathOut
 from app.deaths.service import (
     death_values,
@@ -162,10 +164,12 @@ async def record_screening(
     status = DeathStatus.under_review if plan.desired else DeathStatus.screened
     death = await insert_death(session, principal, values, status)
     if death is None:
-        await _raise_duplicate(session, body)
+        await _raise_duplicate(session, principal, body)
         raise AssertionError("unreachable")
     screening.created_at = screening.updated_at = death.created_at
     await insert_rows(session, Screening, [row_of(screening)])
+    # The same NHS number under another source reference: flagged, never merged.
+    await flag_possible_duplicates(session, death)
     journal = Journal(principal)
     reconciled = await apply_plan(
         session, journal, settings, death, screening, plan, new_death=True
@@ -178,11 +182,17 @@ async def record_screening(
     return _recorded(death, screening, reconciled)
 
 
-async def _raise_duplicate(session: AsyncSession, body: ScreeningCreate) -> None:
-    """409 for a death the sender already reported, linking to what exists."""
+async def _raise_duplicate(
+    session: AsyncSession, principal: Principal, body: ScreeningCreate
+) -> None:
+    """409 for a death the sender already reported, linking to what exists: for the client
+    that reported it, or one that may read deaths. Any other client learns only that the
+    reference is taken (the unique key it collided with), not which death holds it."""
     existing = await find_by_source(session, body.death.source_system, body.death.source_reference)
     extra: dict[str, Any] = {}
-    if existing is not None:
+    if existing is not None and (
+        existing.created_by_client_id == principal.client_id or principal.has(Scope.deaths_read)
+    ):
         links: dict[str, str] = {"death_id": str(existing.id), "death": f"/v1/deaths/{existing.id}"}
         screening_id = await session.scalar(
             select(Screening.id).where(Screening.death_id == existing.id)

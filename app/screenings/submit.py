@@ -9,13 +9,38 @@ from typing import Any
 from pydantic import ValidationError as PydanticValidationError
 
 from app.auth.principal import Principal
+from app.auth.scopes import Scope
 from app.db import Database
 from app.errors import PayloadTooLarge, ProblemError, ValidationFailed, validation_errors
 from app.idempotency.responses import create_once, new
 from app.idempotency.service import StoredResponse, check_key
 from app.kit.etag import etag
-from app.screenings.intake import BatchItemResult, BatchResult, ScreeningBatch, ScreeningCreate
-from app.screenings.service import record_screening
+from app.privacy.writes import Written, written
+from app.screenings import service
+from app.screenings.intake import (
+    BatchItemResult,
+    BatchResult,
+    ScreeningBatch,
+    ScreeningCreate,
+    ScreeningRecorded,
+)
+
+
+def shown_to(principal: Principal, recorded: ScreeningRecorded) -> ScreeningRecorded | Written:
+    """What a write of a screening answers: in full to a client that may read deaths (the
+    screening and its death), else the id, version and links (app.privacy.writes)."""
+    return written(
+        principal,
+        Scope.deaths_read,
+        recorded,
+        recorded.id,
+        recorded.version,
+        {
+            "self": f"/v1/screenings/{recorded.id}",
+            "death": f"/v1/deaths/{recorded.death_id}",
+        },
+        death_id=recorded.death_id,
+    )
 
 
 async def record_once(
@@ -28,10 +53,15 @@ async def record_once(
         key,
         path="/v1/screenings",
         body=body,
-        work=lambda session: new(record_screening(session, principal, database.settings, body)),
+        # Through the module, so that a test can hold the intake at this point (the
+        # PostgreSQL race tests in tests/test_idempotency.py patch service.record_screening).
+        work=lambda session: new(
+            service.record_screening(session, principal, database.settings, body)
+        ),
         location=lambda recorded: f"/v1/screenings/{recorded.id}",
         tag=lambda recorded: etag(recorded.id, recorded.version),
         key_required=True,
+        show=lambda recorded: shown_to(principal, recorded),
     )
 
 

@@ -226,7 +226,9 @@ async def test_a_coordinator_claim_for_a_reviewer_binds_both(api, make_api) -> N
 async def test_the_override_paths_still_work_on_a_claimed_referral(api, make_api) -> None:
     """Assign and cancel take no lease (a coordinator's override, as documented); the holder's
     lease ends with the cancellation."""
-    holder, coordinator = await make_api(*WORKER), await make_api(Scope.referrals_claim)
+    # referrals:read too: a transition answers the referral only to a client that may read it.
+    holder = await make_api(*WORKER)
+    coordinator = await make_api(Scope.referrals_claim, Scope.referrals_read)
     item = await claimed_sjr(api, holder)
     url = f"/v1/referrals/{item['id']}"
     assigned = await coordinator.post(f"{url}/assign", json={"assigned_to": "Dr Else"})
