@@ -224,9 +224,12 @@ async def send_due(
                     # Each claim its own name (locked_by): a delivery this pass claims
                     # again after its first claim lapsed is sent by the second only.
                     work.drained = work.refill = False
-                    claimed, work.waiting = await claim(
+                    claimed, waiting = await claim(
                         database, f"{name}/{claims}", clock(), batch, held, work.held
                     )
+                    # An endpoint left waiting stays so while its deliveries are in hand (a
+                    # claim skips a half-open endpoint whose probe this pass is sending).
+                    work.waiting = waiting | (work.waiting & set(work.held))
                     found = bool(claimed)
                     if found:
                         claims += 1
