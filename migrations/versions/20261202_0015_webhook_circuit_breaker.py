@@ -25,7 +25,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("circuit_failures", sa.Integer(), nullable=False, server_default="0")
         )
-        batch_op.add_column(sa.Column("circuit_open_until", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("circuit_open_until", sa.DateTime(timezone=True), nullable=True)
+        )
         batch_op.add_column(
             sa.Column("circuit_trips", sa.Integer(), nullable=False, server_default="0")
         )
