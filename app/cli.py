@@ -160,6 +160,7 @@ def _demo(args: argparse.Namespace) -> int:
 async def _worker(args: argparse.Namespace) -> int:
     import signal
 
+    from app.jobs import BACKGROUND_JOBS
     from app.logging import configure_logging
     from app.webhooks.worker import webhook_worker
     from app.worker import Worker
@@ -167,7 +168,7 @@ async def _worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     database = Database(settings)
-    worker = Worker(database, args.interval or settings.worker_interval_seconds)
+    worker = Worker(database, args.interval or settings.worker_interval_seconds, BACKGROUND_JOBS)
     # Webhook delivery runs in its own, faster loop (LFD_WEBHOOK_WORKER_INTERVAL_SECONDS).
     webhooks = webhook_worker(database)
 

@@ -22,6 +22,7 @@ from app.fhir.outcome import operation_outcome_response
 from app.fhir.router import router as fhir_router
 from app.findings.router import router as findings_router
 from app.health.router import router as health_router
+from app.jobs import BACKGROUND_JOBS
 from app.kit.schemas import Problem
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
@@ -56,7 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The background loop (app.worker), unless it runs as its own `lfd worker` process.
         if settings.run_worker_in_serve:
-            app.state.worker = Worker(app.state.database, settings.worker_interval_seconds)
+            app.state.worker = Worker(
+                app.state.database, settings.worker_interval_seconds, BACKGROUND_JOBS
+            )
             app.state.worker.start()
             app.state.webhook_worker = webhook_worker(app.state.database)
             app.state.webhook_worker.start()

@@ -1,8 +1,9 @@
 """The background loop: the service's periodic jobs, run from the database.
 
-Every job keeps its state in the database and is safe to run in several processes at once (see
-app.actions.overdue), so the loop may run inside each ``lfd serve`` process (the default), in a
-separate ``lfd worker`` process, or both, and any of them may be started or killed at any time.
+The jobs themselves are listed in app.jobs. Every job keeps its state in the database and is
+safe to run in several processes at once (see app.actions.overdue), so the loop may run inside
+each ``lfd serve`` process (the default), in a separate ``lfd worker`` process, or both, and
+any of them may be started or killed at any time.
 
 A failing job is logged (its name and the error's type, nothing from the data) and the loop
 carries on: the next pass tries again.
@@ -16,23 +17,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from app.actions.overdue import raise_overdue
 from app.db import Database
 
 logger = logging.getLogger("app.worker")
 
 Job = Callable[[Database], Awaitable[int]]
 
-# (name, job): each returns how many things it did.
-JOBS: tuple[tuple[str, Job], ...] = (("action_overdue", raise_overdue),)
-
 
 class Worker:
+    """Runs the jobs it is given (``(name, job)`` pairs; each job returns how many things it
+    did). It knows no job of its own: the service's jobs are listed in app.jobs and handed to
+    it by ``main`` and ``cli``, so this generic loop imports no domain."""
+
     def __init__(
         self,
         database: Database,
         interval_seconds: float,
-        jobs: Sequence[tuple[str, Job]] = JOBS,
+        jobs: Sequence[tuple[str, Job]],
     ) -> None:
         self.database = database
         self.interval_seconds = interval_seconds

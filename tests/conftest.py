@@ -43,16 +43,50 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def _worker_postgres_url(url: str, worker: str) -> str:
+    """Under pytest-xdist each worker has a database of its own on the run's server, named
+    after the run's database and the worker (``lfd_test_gw0``), made afresh for the run."""
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+
+    async def remake() -> None:
+        engine = create_async_engine(base, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        try:
+            await drop_scratch_postgres(engine, name)
+            await create_scratch_postgres(engine, name)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(remake())
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The run's database, migrated to head."""
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The run's database, migrated to head: on PostgreSQL the one LFD_TEST_DATABASE_URL
+    names, or, under pytest-xdist, one per worker made beside it (and dropped after the run);
+    on SQLite a temporary file (per worker, as tmp_path_factory is)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if ON_POSTGRES:
-        url = POSTGRES_URL
+        url = _worker_postgres_url(POSTGRES_URL, worker) if worker else POSTGRES_URL
     else:
         path: Path = tmp_path_factory.mktemp("db") / "lfd-test.db"
         url = f"sqlite+aiosqlite:///{path}"
     upgrade(url)
-    return url
+    yield url
+    if ON_POSTGRES and worker:
+        name = make_url(url).database
+
+        async def drop() -> None:
+            engine = create_async_engine(
+                make_url(POSTGRES_URL), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+            )
+            try:
+                await drop_scratch_postgres(engine, str(name))
+            finally:
+                await engine.dispose()
+
+        asyncio.run(drop())
 
 
 @pytest.fixture(scope="session")

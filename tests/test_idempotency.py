@@ -20,10 +20,13 @@ from sqlalchemy import func, select, text, update
 
 from app.auth.scopes import Scope
 from app.db import Database
+from app.idempotency import service as idempotency_service
 from app.idempotency.service import fingerprint
+from app.jobs import BACKGROUND_JOBS
 from app.models import IdempotencyRecord, OutboxEvent
 from app.screenings import service as screening_service
 from app.screenings.intake import ScreeningCreate
+from app.worker import Worker
 from tests.factories import deaths_with_source, idem, screening_body
 
 IN_FLIGHT_TYPE = "/idempotency-in-flight"
@@ -472,3 +475,49 @@ async def test_concurrent_screenings_of_one_death_under_different_keys_record_it
             assert response.json()["existing"]["death_id"] == death_id
     assert [death["id"] for death in await deaths_with_source(api, body)] == [death_id]
     assert await death_created_events(database, death_id) == 1
+
+
+async def _records_for(database: Database, client_id: uuid.UUID) -> set[str]:
+    async with database.transaction() as session:
+        keys = await session.scalars(
+            select(IdempotencyRecord.key).where(IdempotencyRecord.client_id == client_id)
+        )
+        return set(keys)
+
+
+async def test_the_background_runner_purges_expired_records_and_keeps_the_rest(
+    api, database
+) -> None:
+    kept, expired = idem(), idem()
+    for headers in (kept, expired):
+        response = await api.post("/v1/screenings", json=screening_body(), headers=headers)
+        assert response.status_code == 201, response.text
+    await _set_record(
+        database,
+        api.client_id,
+        expired["Idempotency-Key"],
+        expires_at=datetime.now(UTC) - timedelta(seconds=1),
+    )
+
+    worker = Worker(database, 0, BACKGROUND_JOBS)
+    done = await worker.run_once()
+
+    assert done["idempotency_purge"] >= 1
+    assert await _records_for(database, api.client_id) == {kept["Idempotency-Key"]}
+
+
+async def test_a_purge_backlog_is_cleared_in_batches(api, database, monkeypatch) -> None:
+    keys = [idem() for _ in range(5)]
+    for headers in keys:
+        response = await api.post("/v1/screenings", json=screening_body(), headers=headers)
+        assert response.status_code == 201, response.text
+        await _set_record(
+            database,
+            api.client_id,
+            headers["Idempotency-Key"],
+            expires_at=datetime.now(UTC) - timedelta(seconds=1),
+        )
+    monkeypatch.setattr(idempotency_service, "PURGE_BATCH", 2)
+
+    assert await idempotency_service.purge_expired_records(database) >= 5
+    assert await _records_for(database, api.client_id) == set()

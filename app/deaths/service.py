@@ -30,9 +30,9 @@ from app.kit.enums import (
     Route,
 )
 from app.kit.etag import check_if_match
-from app.kit.sql import insert_unless_exists, next_counter
+from app.kit.sql import insert_unless_exists, next_counter, table_of
 from app.kit.time import age_in_years, local_date, now
-from app.models import Death, Referral, Review, RouteOverride, Screening
+from app.models import Counter, Death, Referral, Review, RouteOverride, Screening
 from app.referrals.service import death_status, reconcile_referrals
 from app.reviews.views import reviews_of_death
 from app.screenings.views import screening_out
@@ -87,7 +87,7 @@ async def insert_death(
         "updated_at": moment,
     }
     if session.get_bind().dialect.name != "postgresql":
-        row["case_number"] = await next_counter(session, "case_number")
+        row["case_number"] = await next_counter(session, table_of(Counter), "case_number")
     inserted = await insert_unless_exists(
         session, Death, ("source_system", "source_reference"), row, ("case_number",)
     )

@@ -185,8 +185,36 @@ async def run_idempotent(
         raise
 
 
-async def purge_expired(session: AsyncSession) -> int:
+# One purge transaction deletes at most this many records, so a backlog (a runner that was
+# down for a month) is cleared in short steps that never hold many locks at once.
+PURGE_BATCH = 5_000
+
+
+async def purge_expired(session: AsyncSession, limit: int | None = None) -> int:
+    """Delete up to ``limit`` records whose replay window has ended (``expires_at``, indexed),
+    oldest first; returns how many. A key reused after its record is gone is a new request, as
+    the API documents. Safe in several processes at once: a record deleted twice is counted
+    once (the second DELETE matches nothing)."""
+    expired = (
+        select(IdempotencyRecord.id)
+        .where(IdempotencyRecord.expires_at <= now())
+        .order_by(IdempotencyRecord.expires_at)
+        .limit(limit or PURGE_BATCH)
+        .scalar_subquery()
+    )
     result = await session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= now())
+        delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(expired))
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def purge_expired_records(database: Database) -> int:
+    """The background job: purge expired records batch by batch, each batch its own
+    transaction, until none is left; returns how many were deleted."""
+    total = 0
+    while True:
+        async with database.transaction() as session:
+            deleted = await purge_expired(session)
+        total += deleted
+        if deleted < PURGE_BATCH:
+            return total

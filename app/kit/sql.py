@@ -1,4 +1,8 @@
-"""Small SQL helpers that differ by dialect."""
+"""Small SQL helpers that differ by dialect.
+
+The foundation: these take the ORM classes (or tables) they work on as arguments and import
+none, so that app.kit stays below app.models (the models use kit's enumerations).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,7 @@ from typing import Any
 from sqlalchemy import Row, Table, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from app.models import Base, Counter
+from sqlalchemy.orm import DeclarativeBase
 
 
 def insert_for(session: AsyncSession, model: Any) -> Any:
@@ -19,13 +22,13 @@ def insert_for(session: AsyncSession, model: Any) -> Any:
     return sqlite.insert(model)
 
 
-def table_of(model: type[Base]) -> Table:
+def table_of(model: type[DeclarativeBase]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
 
 
-def row_of(instance: Base) -> dict[str, Any]:
+def row_of(instance: DeclarativeBase) -> dict[str, Any]:
     """A transient ORM object's column values, as an INSERT's parameters."""
     return {
         column.key: getattr(instance, column.key) for column in table_of(type(instance)).columns
@@ -37,7 +40,9 @@ def _insert(table: Table) -> Any:
     return insert(table)
 
 
-async def insert_rows(session: AsyncSession, model: type[Base], rows: list[dict[str, Any]]) -> None:
+async def insert_rows(
+    session: AsyncSession, model: type[DeclarativeBase], rows: list[dict[str, Any]]
+) -> None:
     """A plain Core INSERT of one or many rows (one statement, no RETURNING, no ORM unit of
     work): for the intake's hot path, where every value is known before it is written."""
     if rows:
@@ -58,7 +63,7 @@ def _insert_unless_exists(
 
 async def insert_unless_exists(
     session: AsyncSession,
-    model: type[Base],
+    model: type[DeclarativeBase],
     conflict: tuple[str, ...],
     row: dict[str, Any],
     returning: tuple[str, ...] = ("id",),
@@ -71,14 +76,15 @@ async def insert_unless_exists(
     return (await session.execute(statement, row)).first()
 
 
-async def next_counter(session: AsyncSession, name: str) -> int:
-    """The next number of a named counter row, for SQLite, which has no sequences (it
-    serialises writers, so the row lock costs nothing). PostgreSQL uses real sequences."""
+async def next_counter(session: AsyncSession, counters: Table, name: str) -> int:
+    """The next number of a named counter row of ``counters`` (a table with ``name`` and
+    ``value`` columns: app.models.Counter's), for SQLite, which has no sequences (it serialises
+    writers, so the row lock costs nothing). PostgreSQL uses real sequences."""
     value = await session.scalar(
-        update(Counter)
-        .where(Counter.name == name)
-        .values(value=Counter.value + 1)
-        .returning(Counter.value)
+        update(counters)
+        .where(counters.c.name == name)
+        .values(value=counters.c.value + 1)
+        .returning(counters.c.value)
     )
     if value is None:
         raise RuntimeError(f"counter {name} is missing; run the migrations")

@@ -1,0 +1,21 @@
+"""The service's periodic jobs, handed to the generic background loop (app.worker) by
+``lfd serve`` (app.main) and ``lfd worker`` (app.cli).
+
+Each is ``(name, job)``: the job takes the Database, runs its work in transactions of its own,
+is safe to run in several processes at once, and returns how many things it did (logged when
+not zero). A new periodic job is registered here, not in app.worker, so that the loop stays
+free of domain imports.
+"""
+
+from __future__ import annotations
+
+from app.actions.overdue import raise_overdue
+from app.idempotency.service import purge_expired_records
+from app.worker import Job
+
+BACKGROUND_JOBS: tuple[tuple[str, Job], ...] = (
+    # An open action past its due date raises action.overdue once.
+    ("action_overdue", raise_overdue),
+    # Idempotency records whose replay window (LFD_IDEMPOTENCY_RETENTION_HOURS) has ended.
+    ("idempotency_purge", purge_expired_records),
+)
