@@ -25,6 +25,7 @@ signature's timestamp is always the real time of sending (receivers reject old m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections import Counter
@@ -192,7 +193,8 @@ async def send_due(
     between: Callable[[], Awaitable[object]] | None = None,
 ) -> int:
     """Claim and send what is due: up to ``max_batches`` claims of up to ``batch`` deliveries
-    each, and what they claimed sent and recorded. Returns how many attempts were made.
+    each (and as many again each interval while attempts are still running), and what they
+    claimed sent and recorded. Returns how many attempts were made.
 
     ``at`` stops the worker's clock at that moment (tests drive the retry schedule with it);
     by default the clock is the real time. ``lease`` replaces the claim lease (claim_lease())
@@ -219,6 +221,9 @@ async def send_due(
             bookkeeper = group.create_task(books.run())
             work = _Pass(client, books, group, per)
             found = True  # whether the last claim found anything (or may now)
+            loop = asyncio.get_running_loop()
+            interval = settings.webhook_worker_interval_seconds
+            next_look = loop.time() + interval
             while True:
                 if found and claims < max_batches and work.hungry():
                     # Each claim its own name (locked_by): a delivery this pass claims
@@ -239,19 +244,18 @@ async def send_due(
                 if not work.busy and (not found or claims >= max_batches):
                     break
                 work.ended.clear()
-                try:
-                    await asyncio.wait_for(
-                        work.ended.wait(), settings.webhook_worker_interval_seconds
-                    )
-                except TimeoutError:
-                    # Attempts still running and nothing claimed meanwhile: look again
-                    # (new events, retries come due, circuits half-open).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(work.ended.wait(), max(0.0, next_look - loop.time()))
+                # An endpoint that had more due than its share ran dry: claim again.
+                found = found or work.refill
+                if loop.time() >= next_look:
+                    # Every interval while attempts are still running, whatever else happens:
+                    # look again (new events, retries come due, circuits half-open).
                     if between is not None:
                         await between()
                     found = work.drained = True
-                else:
-                    # An endpoint that had more due than its share ran dry: claim again.
-                    found = found or work.refill
+                    claims = 0  # max_batches bounds the claims between two looks
+                    next_look = loop.time() + interval
             books.close()
             await bookkeeper
     except ExceptionGroup as failed:
