@@ -379,8 +379,10 @@ class Books:
                 await self._wake.wait()
                 self._wake.clear()
                 continue
-            # One turn of the event loop first: attempts whose answers have already arrived
-            # join this round instead of each making one of their own.
+            # Two turns of the event loop first: attempts whose answers have already arrived
+            # join this round instead of each making one of their own, and so do the starts
+            # of the deliveries their slots were handed to (one more turn away).
+            await asyncio.sleep(0)
             await asyncio.sleep(0)
             asked, self._asked = self._asked, []
             booked = await book(
