@@ -212,7 +212,8 @@ async def send_due(
     per, _ = endpoint_share(settings, batch)
     name = worker_name()
     books = Books(database, name, clock, rng, attempt_lease(settings.webhook_timeout_seconds))
-    claims = 0
+    claims = 0  # since the last look
+    made_claims = 0  # in the pass: each claim's name must be its own
     try:
         async with (
             http_client(settings.webhook_timeout_seconds, settings) as client,
@@ -229,8 +230,9 @@ async def send_due(
                     # Each claim its own name (locked_by): a delivery this pass claims
                     # again after its first claim lapsed is sent by the second only.
                     work.drained = work.refill = False
+                    made_claims += 1
                     claimed, waiting = await claim(
-                        database, f"{name}/{claims}", clock(), batch, held, work.held
+                        database, f"{name}/{made_claims}", clock(), batch, held, work.held
                     )
                     # An endpoint left waiting stays so while its deliveries are in hand (a
                     # claim skips a half-open endpoint whose probe this pass is sending).
