@@ -118,6 +118,14 @@ class Settings(BaseSettings):
     # The webhook worker runs far more often than the other jobs (worker_interval_seconds).
     webhook_worker_interval_seconds: float = Field(default=1.0, gt=0, le=300)
     webhook_concurrency: int = Field(default=10, ge=1, le=100)
+    # Isolation (docs/webhooks.md "Isolation"): timeouts per phase within the total above,
+    # requests in flight per endpoint and worker, and the circuit breaker per endpoint.
+    webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_read_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_endpoint_concurrency: int = Field(default=4, ge=1, le=100)
+    webhook_circuit_failures: int = Field(default=5, ge=1, le=100)
+    webhook_circuit_cooldown_seconds: float = Field(default=30.0, gt=0, le=3600)
+    webhook_circuit_max_cooldown_seconds: float = Field(default=600.0, gt=0, le=86400)
 
     @field_validator(
         "mortality_alert_specialties",

@@ -45,6 +45,8 @@ class Receiver:
         self.received: list[Received] = []
         self.script: list[Answer] = []
         self.default = Answer()
+        # Answers by the URL's last path segment (an endpoint), ahead of the script.
+        self.routes: dict[str, Answer] = {}
         self._lock = threading.Lock()
         receiver = self
 
@@ -56,7 +58,9 @@ class Receiver:
                     receiver.received.append(
                         Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                     )
-                    answer = receiver.script.pop(0) if receiver.script else receiver.default
+                    answer = receiver.routes.get(self.path.rsplit("/", 1)[-1]) or (
+                        receiver.script.pop(0) if receiver.script else receiver.default
+                    )
                 if answer.hold is not None:
                     answer.hold.wait(HOLD_LIMIT)
                 if answer.delay:
@@ -97,6 +101,16 @@ class Receiver:
     def messages(self) -> list[dict[str, Any]]:
         with self._lock:
             return [item.message for item in self.received]
+
+    def route(self, url: str, answer: Answer) -> None:
+        """Answer every request to ``url`` (an endpoint's) with ``answer`` from now on."""
+        with self._lock:
+            self.routes[url.rsplit("/", 1)[-1]] = answer
+
+    def to(self, url: str) -> list[Received]:
+        """The requests made to ``url``."""
+        with self._lock:
+            return [item for item in self.received if url.endswith(item.path)]
 
     def of_resource(self, resource_id: object) -> list[Received]:
         with self._lock:

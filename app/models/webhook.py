@@ -42,6 +42,12 @@ class WebhookEndpoint(IdMixin, TimestampMixin, Base):
     disabled_at: Mapped[datetime | None]
     created_by_client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_clients.id"))
     version: Mapped[int] = mapped_column(default=1)
+    # The circuit breaker (app.webhooks.circuit), here so that every worker sees it: failed
+    # attempts in a row; until when nothing more is claimed (open, or a half-open probe in
+    # flight); how many times it has opened (a claim made before the latest opening is not sent).
+    circuit_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    circuit_open_until: Mapped[datetime | None]
+    circuit_trips: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class WebhookDelivery(IdMixin, TimestampMixin, Base):

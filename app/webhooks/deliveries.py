@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
@@ -128,8 +128,22 @@ async def replay_delivery(
     delivery.status = DeliveryStatus.pending.value
     delivery.next_attempt_at = moment
     delivery.updated_at = moment
+    await _end_cooldown(session, endpoint, moment)
     await session.flush()
     return delivery_out(delivery)
+
+
+async def _end_cooldown(session: AsyncSession, endpoint: WebhookEndpoint, moment: datetime) -> None:
+    """A replay or a test message is someone asking to try the endpoint now: if its circuit is
+    open (app.webhooks.circuit), the cool-down ends, so that the next claim sends one delivery
+    of the endpoint (its most overdue) as the half-open probe. Not a change to the endpoint
+    as the API shows it (no new version, the same updated_at)."""
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint.id, WebhookEndpoint.circuit_open_until > moment)
+        .values(circuit_open_until=None, updated_at=WebhookEndpoint.updated_at)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def send_test(
@@ -159,5 +173,6 @@ async def send_test(
         updated_at=moment,
     )
     session.add(delivery)
+    await _end_cooldown(session, endpoint, moment)
     await session.flush()
     return delivery_out(delivery)
