@@ -23,7 +23,7 @@ from app.auth.deps import ReportsReader
 from app.auth.routing import AuthFirstRoute
 from app.auth.scopes import Scope
 from app.config import Settings
-from app.db import Database, DatabaseDep
+from app.db import Database, DatabaseDep, Work
 from app.errors import (
     BadRequest,
     Forbidden,
@@ -74,8 +74,9 @@ Builder = Callable[[AsyncSession, Period, ReportFilters, Settings], Awaitable[Re
 @asynccontextmanager
 async def report_session(database: Database) -> AsyncIterator[AsyncSession]:
     """A read-only transaction; on PostgreSQL a REPEATABLE READ snapshot, so that every table
-    of a report counts the same committed data however many queries build it, without JIT."""
-    async with database.transaction() as session:
+    of a report counts the same committed data however many queries build it, without JIT,
+    with the report timeouts (Work.report)."""
+    async with database.transaction(Work.report) as session:
         if database.dialect == "postgresql":
             await session.execute(
                 text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
