@@ -144,12 +144,14 @@ class Database:
         """One unit of work: commits when the block ends, rolls back if it raises. ``work``
         (else the task's, see doing()) chooses its timeouts on PostgreSQL."""
         async with self.sessionmaker() as session, session.begin():
-            await self._set_timeouts(session, work)
+            await self.set_timeouts(session, work)
             yield session
 
-    async def _set_timeouts(self, session: AsyncSession, work: Work | None) -> None:
+    async def set_timeouts(self, session: AsyncSession, work: Work | None) -> None:
         """Anything but a request sets its own timeouts for the transaction (SET LOCAL: they
-        end with it): one round trip, on the paths that run long anyway."""
+        end with it): one round trip, on the paths that run long anyway. Called by
+        transaction() and snapshot(); call it yourself after a SET TRANSACTION, which must
+        come first."""
         work = work or _current_work.get()
         if work is Work.request or self.dialect != "postgresql":
             return
@@ -194,7 +196,7 @@ class Database:
                 AsyncSession(bind=repeatable, expire_on_commit=False) as session,
                 session.begin(),
             ):
-                await self._set_timeouts(session, work)
+                await self.set_timeouts(session, work)
                 yield session
 
     async def ping(self) -> None:

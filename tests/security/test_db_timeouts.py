@@ -197,6 +197,12 @@ async def test_each_kind_of_work_has_its_own_timeouts(app_factory) -> None:
     async with database.snapshot(Work.report) as session:
         timeout = await session.scalar(text("SELECT current_setting('statement_timeout')"))
     assert timeout == "90s"
+    # The reports' own transaction (REPEATABLE READ, then its timeouts).
+    from app.reports.router import report_session
+
+    async with report_session(database) as session:
+        timeout = await session.scalar(text("SELECT current_setting('statement_timeout')"))
+    assert timeout == "90s"
 
 
 class _FakeDriverError(Exception):
