@@ -18,6 +18,7 @@ from app.db import Database
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.http_guard import guarded_protocol
     from app.migrate import upgrade
 
     settings = get_settings()
@@ -32,6 +33,11 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         log_config=None,
         proxy_headers=True,
+        # Slow clients (app.http_guard, docs/security.md): a deadline and a size cap for the
+        # headers, and the idle keep-alive timeout.
+        http=guarded_protocol(),
+        timeout_keep_alive=settings.keep_alive_timeout_seconds,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
     )
     return 0
 

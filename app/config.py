@@ -44,6 +44,14 @@ DEFAULT_PRIORITIES: dict[Route, int] = {
 }
 
 
+# Routes that cost more than a lookup, with their own bucket per client: [per second, burst].
+DEFAULT_ROUTE_LIMITS: dict[str, tuple[float, int]] = {
+    "GET /v1/reports": (5.0, 100),
+    "POST /v1/action-plans/import": (1.0, 30),
+    "GET /v1/action-plans/{plan_id}/export": (2.0, 60),
+}
+
+
 def _csv(value: object) -> object:
     """Accept ``a,b,c`` from the environment as well as a JSON list."""
     if isinstance(value, str):
@@ -62,6 +70,21 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./lfd.db"
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_max_overflow: int = Field(default=10, ge=0, le=200)
+    # How long a request waits for a free pooled connection before its 503 (docs/security.md).
+    database_pool_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+
+    # PostgreSQL timeouts, in milliseconds (0 turns one off; docs/security.md). Request paths
+    # get the first three as the connection's defaults (no round trip); reports, exports and
+    # imports, and the background loop, set their own at the start of each transaction.
+    database_statement_timeout_ms: int = Field(default=5_000, ge=0)
+    database_lock_timeout_ms: int = Field(default=2_000, ge=0)
+    database_idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=0)
+    database_report_statement_timeout_ms: int = Field(default=120_000, ge=0)
+    database_report_lock_timeout_ms: int = Field(default=5_000, ge=0)
+    database_report_idle_in_transaction_timeout_ms: int = Field(default=300_000, ge=0)
+    database_worker_statement_timeout_ms: int = Field(default=60_000, ge=0)
+    database_worker_lock_timeout_ms: int = Field(default=10_000, ge=0)
+    database_worker_idle_in_transaction_timeout_ms: int = Field(default=120_000, ge=0)
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -85,6 +108,35 @@ class Settings(BaseSettings):
     batch_max_items: int = Field(default=100, ge=1, le=1000)
     idempotency_lock_seconds: int = Field(default=60, ge=1)
     idempotency_retention_hours: int = Field(default=48, ge=1)
+
+    # Rate limits (app.ratelimit, docs/security.md): token buckets held per worker process, so
+    # the service-wide bound is the figure times the number of uvicorn workers. A client gets
+    # `rate_limit_per_second` requests a second, up to `rate_limit_burst` at once; a route
+    # listed in `rate_limit_routes` ("METHOD /path-template-prefix": [per second, burst]) has
+    # its own bucket per client on top. 0 per second turns the client limit off.
+    rate_limit_per_second: float = Field(default=200.0, ge=0)
+    rate_limit_burst: int = Field(default=400, ge=1)
+    rate_limit_routes: dict[str, tuple[float, int]] = Field(
+        default_factory=lambda: dict(DEFAULT_ROUTE_LIMITS)
+    )
+    # Failed authentication: each source address and each key prefix may fail this many times
+    # at once, refilled at so many a minute; a source address over it gets 429 without a
+    # database lookup, a prefix over it answers its failures with 429 (the real key still
+    # works). A key found invalid is remembered for `auth_negative_cache_seconds`.
+    auth_failure_burst: int = Field(default=20, ge=1)
+    auth_failure_refill_per_minute: float = Field(default=10.0, gt=0)
+    auth_negative_cache_seconds: int = Field(default=300, ge=0)
+    auth_negative_cache_size: int = Field(default=10_000, ge=0)
+    rate_limit_max_tracked: int = Field(default=100_000, ge=100)
+
+    # Slow clients (app.http_guard): the request line and headers must arrive within this many
+    # seconds of the connection opening (or of the previous response), and at most this many
+    # bytes of them; the body must arrive within `body_read_timeout_seconds`; an idle
+    # keep-alive connection is closed after `keep_alive_timeout_seconds`.
+    header_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    max_header_bytes: int = Field(default=65_536, ge=4096)
+    body_read_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    keep_alive_timeout_seconds: int = Field(default=5, ge=1, le=300)
 
     # Background work (app.worker): run the loop inside each `lfd serve` process, or set this
     # false and run `lfd worker` on its own. Running both is safe.
@@ -163,6 +215,17 @@ class Settings(BaseSettings):
             if days < 0:
                 raise ValueError(f"{field} for {route.value} must not be negative")
         return merged
+
+    @field_validator("rate_limit_routes", mode="after")
+    @classmethod
+    def _route_limits(cls, value: dict[str, tuple[float, int]]) -> dict[str, tuple[float, int]]:
+        for route, (per_second, burst) in value.items():
+            method, _, path = route.partition(" ")
+            if not (method.isalpha() or method == "*") or not path.startswith("/"):
+                raise ValueError(f"rate_limit_routes: {route!r} is not 'METHOD /path-prefix'")
+            if per_second <= 0 or burst < 1:
+                raise ValueError(f"rate_limit_routes: {route!r} needs a rate > 0 and a burst >= 1")
+        return {f"{k.partition(' ')[0].upper()} {k.partition(' ')[2]}": v for k, v in value.items()}
 
     @field_validator("report_age_bands", mode="after")
     @classmethod

@@ -6,8 +6,11 @@ and the change, its outbox event and its audit row commit together or not at all
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -20,6 +23,71 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
+
+
+class Work(StrEnum):
+    """What a transaction is for, which sets its PostgreSQL timeouts (docs/security.md)."""
+
+    request = "request"  # the connection's defaults: short, a request must not wait long
+    report = "report"  # reports, exports and imports: long statements, still bounded
+    worker = "worker"  # the background loop (app.worker)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    statement_ms: int
+    lock_ms: int
+    idle_in_transaction_ms: int
+
+    def server_settings(self) -> dict[str, str]:
+        return {
+            "statement_timeout": str(self.statement_ms),
+            "lock_timeout": str(self.lock_ms),
+            "idle_in_transaction_session_timeout": str(self.idle_in_transaction_ms),
+        }
+
+
+def timeouts_for(settings: Settings, work: Work) -> Timeouts:
+    if work is Work.report:
+        return Timeouts(
+            settings.database_report_statement_timeout_ms,
+            settings.database_report_lock_timeout_ms,
+            settings.database_report_idle_in_transaction_timeout_ms,
+        )
+    if work is Work.worker:
+        return Timeouts(
+            settings.database_worker_statement_timeout_ms,
+            settings.database_worker_lock_timeout_ms,
+            settings.database_worker_idle_in_transaction_timeout_ms,
+        )
+    return Timeouts(
+        settings.database_statement_timeout_ms,
+        settings.database_lock_timeout_ms,
+        settings.database_idle_in_transaction_timeout_ms,
+    )
+
+
+# The kind of work the current task does when a transaction does not say (the background loop
+# sets it for its own task: app.worker).
+_current_work: ContextVar[Work] = ContextVar("lfd_db_work", default=Work.request)
+
+
+@contextmanager
+def doing(work: Work) -> Iterator[None]:
+    """Transactions opened in this block (by this task) without a `work=` get ``work``'s
+    timeouts."""
+    token = _current_work.set(work)
+    try:
+        yield
+    finally:
+        _current_work.reset(token)
+
+
+_SET_TIMEOUTS = text(
+    "SELECT set_config('statement_timeout', :statement, true),"
+    " set_config('lock_timeout', :lock, true),"
+    " set_config('idle_in_transaction_session_timeout', :idle, true)"
+)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -48,11 +116,16 @@ def create_engine(settings: Settings) -> AsyncEngine:
         return engine
     # No pre-ping: it would cost a round trip on every checkout. A connection that died with the
     # server fails its request with a 503 (app.errors) and is discarded by the pool.
+    # The request timeouts are the connection's own defaults (sent once, when it connects):
+    # a request's transaction costs no extra round trip for them. A request waits at most
+    # database_pool_timeout_seconds for a connection, then gets its 503 (app.errors).
     return create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_seconds,
         pool_recycle=1800,
+        connect_args={"server_settings": timeouts_for(settings, Work.request).server_settings()},
     )
 
 
@@ -67,10 +140,30 @@ class Database:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work: commits when the block ends, rolls back if it raises."""
+    async def transaction(self, work: Work | None = None) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commits when the block ends, rolls back if it raises. ``work``
+        (else the task's, see doing()) chooses its timeouts on PostgreSQL."""
         async with self.sessionmaker() as session, session.begin():
+            await self.set_timeouts(session, work)
             yield session
+
+    async def set_timeouts(self, session: AsyncSession, work: Work | None) -> None:
+        """Anything but a request sets its own timeouts for the transaction (SET LOCAL: they
+        end with it): one round trip, on the paths that run long anyway. Called by
+        transaction() and snapshot(); call it yourself after a SET TRANSACTION, which must
+        come first."""
+        work = work or _current_work.get()
+        if work is Work.request or self.dialect != "postgresql":
+            return
+        timeouts = timeouts_for(self.settings, work)
+        await session.execute(
+            _SET_TIMEOUTS,
+            {
+                "statement": str(timeouts.statement_ms),
+                "lock": str(timeouts.lock_ms),
+                "idle": str(timeouts.idle_in_transaction_ms),
+            },
+        )
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncSession]:
@@ -87,12 +180,12 @@ class Database:
                 yield session
 
     @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+    async def snapshot(self, work: Work | None = None) -> AsyncIterator[AsyncSession]:
         """A read-only transaction whose statements all see one snapshot (REPEATABLE READ on
         PostgreSQL), for reads that must agree with each other, such as the change feed's
         horizon and its page. SQLite transactions see one snapshot anyway."""
         if self.dialect != "postgresql":
-            async with self.transaction() as session:
+            async with self.transaction(work) as session:
                 yield session
             return
         async with self.engine.connect() as connection:
@@ -103,6 +196,7 @@ class Database:
                 AsyncSession(bind=repeatable, expire_on_commit=False) as session,
                 session.begin(),
             ):
+                await self.set_timeouts(session, work)
                 yield session
 
     async def ping(self) -> None:

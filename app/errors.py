@@ -140,6 +140,49 @@ class ServiceUnavailable(ProblemError):
     status, slug, title = 503, "service-unavailable", "Service unavailable"
 
 
+class RecordBusy(ProblemError):
+    status, slug, title = 409, "record-busy", "The record is being changed by another request"
+
+
+class RequestTimeout(ProblemError):
+    status, slug, title = 408, "request-timeout", "The request was not received in time"
+
+
+class TooManyRequests(ProblemError):
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+
+# PostgreSQL SQLSTATEs (app.db sets the timeouts, docs/security.md): a lock wait that ran out
+# is about one record (409, retry); a statement that ran out, or a server that is shutting
+# down, starting or out of connections, is the service being unavailable (503, retry later).
+_LOCK_NOT_AVAILABLE = "55P03"
+_UNAVAILABLE_STATES = frozenset({"57014", "57P01", "57P02", "57P03", "53300", "53400"})
+_UNAVAILABLE_CLASSES = ("08",)  # connection exceptions
+
+
+def database_problem(exc: DBAPIError) -> ProblemError | None:
+    """The problem a database error means for the client, or None when it is a fault."""
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if state == _LOCK_NOT_AVAILABLE:
+        return RecordBusy(
+            "Another request holds this record; retry shortly.", headers={"Retry-After": "1"}
+        )
+    if state == "57014":
+        return ServiceUnavailable(
+            "The database took too long to answer; retry shortly.", headers={"Retry-After": "5"}
+        )
+    if (
+        exc.connection_invalidated
+        or isinstance(exc, OperationalError | InterfaceError)
+        or state in _UNAVAILABLE_STATES
+        or (isinstance(state, str) and state.startswith(_UNAVAILABLE_CLASSES))
+    ):
+        return ServiceUnavailable(
+            "The database is not reachable; retry shortly.", headers={"Retry-After": "5"}
+        )
+    return None
+
+
 def problem_body(
     status: int,
     slug: str,
@@ -320,9 +363,19 @@ def install_error_handlers(
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> Response:
-        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
-            return _unavailable(request, exc)
-        return await _unexpected(request, exc)
+        problem = database_problem(exc)
+        if problem is None:
+            return await _unexpected(request, exc)
+        # The type and SQLSTATE only: the statement and its parameters stay out of the log.
+        logger.warning(
+            "database refused",
+            extra={
+                "error_type": type(exc.orig).__name__,
+                "sqlstate": getattr(exc.orig, "sqlstate", None),
+                "problem": problem.slug,
+            },
+        )
+        return respond(request, problem.body(request.url.path), problem.headers)
 
     @app.exception_handler(PoolTimeout)
     async def _pool_timeout(request: Request, exc: PoolTimeout) -> Response:

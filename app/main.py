@@ -28,6 +28,7 @@ from app.jobs import BACKGROUND_JOBS
 from app.kit.schemas import Problem
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
+from app.ratelimit import AuthThrottle, RateLimiter
 from app.referrals.router import router as referrals_router
 from app.reports.router import router as reports_router
 from app.reviews.router import referral_review_router
@@ -84,6 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = Database(settings)
     app.state.worker = None
+    # Per worker process (app.ratelimit): the bound across the service is times the workers.
+    app.state.rate_limiter = RateLimiter(settings)
+    app.state.auth_throttle = AuthThrottle(settings)
     app.state.webhook_worker = None
     render_problem = install_error_handlers(app, {"/fhir/": operation_outcome_response})
     install_refusal_audit(app)
@@ -92,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         upload_max_bytes=settings.upload_max_bytes,
         render_problem=render_problem,
+        body_read_timeout_seconds=settings.body_read_timeout_seconds,
     )
     for router in (
         health_router,

@@ -1,4 +1,5 @@
-"""ASGI middleware: request id, access log, body size limit and media type check.
+"""ASGI middleware: request id, access log, body size limit and read timeout, media type
+check, and the rate-limit headers (app.ratelimit).
 
 Its own refusals (a NUL in the query: 422; a body too large: 413; not JSON: 415) come before
 routing and before authentication, so an unauthenticated request with a NUL in its query is a
@@ -8,6 +9,7 @@ they are OperationOutcome resources."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -20,6 +22,7 @@ from app.errors import (
     PayloadTooLarge,
     ProblemError,
     ProblemRenderer,
+    RequestTimeout,
     UnsupportedMediaType,
     ValidationFailed,
     problem_renderer,
@@ -86,10 +89,12 @@ class RequestContextMiddleware:
         max_body_bytes: int,
         upload_max_bytes: int,
         render_problem: ProblemRenderer | None = None,
+        body_read_timeout_seconds: float = 30.0,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.upload_max_bytes = upload_max_bytes
+        self.body_read_timeout_seconds = body_read_timeout_seconds
         self.render_problem = render_problem or problem_renderer()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,7 +104,8 @@ class RequestContextMiddleware:
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         started = time.perf_counter()
         status_holder: dict[str, int] = {"status": 500}
 
@@ -108,6 +114,12 @@ class RequestContextMiddleware:
                 status_holder["status"] = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                quota = state.get("rate_limit")
+                if quota is not None and not any(k == b"ratelimit-limit" for k, _ in headers):
+                    headers.extend(
+                        (name.lower().encode(), value.encode())
+                        for name, value in quota.headers().items()
+                    )
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -159,17 +171,30 @@ class RequestContextMiddleware:
         chunks: list[bytes] = []
         size = 0
         more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await self._reject(too_large, path, send)
-                return None
-            chunks.append(chunk)
-            more = message.get("more_body", False)
+        # The whole body within body_read_timeout_seconds: a client trickling it is cut off
+        # with a 408 instead of holding the request open.
+        try:
+            async with asyncio.timeout(self.body_read_timeout_seconds):
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return None
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        break
+                    chunks.append(chunk)
+                    more = message.get("more_body", False)
+        except TimeoutError:
+            timeout = RequestTimeout(
+                f"The body did not arrive within {self.body_read_timeout_seconds:g} s.",
+                headers={"Connection": "close"},
+            )
+            await self._reject(timeout, path, send)
+            return None
+        if size > limit:
+            await self._reject(too_large, path, send)
+            return None
         body = b"".join(chunks)
         content_type = _header(scope, b"content-type")
         if body and not (_is_json(content_type) or (upload and _is_spreadsheet(content_type))):

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from app.db import Database
+from app.db import Database, Work, doing
 
 logger = logging.getLogger("app.worker")
 
@@ -71,7 +71,9 @@ class Worker:
         """Pass after pass, every ``interval_seconds``, until stop() is called."""
         logger.info("worker started", extra={"interval_seconds": self.interval_seconds})
         while not self._stopping.is_set():
-            await self.run_once()
+            # The background loop's own database timeouts (app.db.Work.worker) for its task.
+            with doing(Work.worker):
+                await self.run_once()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.interval_seconds)
         logger.info("worker stopped")

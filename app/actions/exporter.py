@@ -30,7 +30,7 @@ from app.actions import rag
 from app.actions.cells import status_text
 from app.actions.rag import DuePrecision
 from app.actions.spreadsheets import CsvPlanWriter, ExportRow, XlsxPlanWriter, YearMonth
-from app.db import Database
+from app.db import Database, Work
 from app.errors import NotFound
 from app.kit.time import local_date, now
 from app.models import Action, ActionPlan, ActionPlanSection
@@ -170,7 +170,7 @@ async def csv_stream(database: Database, plan_id: uuid.UUID) -> AsyncIterator[by
     """The plan as CSV, sent batch by batch as the query streams. The plan's existence is
     checked by the caller first (a 404 must be sent before the stream starts)."""
     today = local_date(now())
-    async with database.transaction() as session:
+    async with database.transaction(Work.report) as session:
         plan = await load_plan(session, plan_id)
         writer = CsvPlanWriter()
         writer.preamble(plan.preamble())
@@ -187,7 +187,7 @@ async def build_xlsx(database: Database, plan_id: uuid.UUID) -> tuple[ExportPlan
     today = local_date(now())
     target = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the caller or on failure)
     try:
-        async with database.transaction() as session:
+        async with database.transaction(Work.report) as session:
             plan = await load_plan(session, plan_id)
             writer = XlsxPlanWriter()
             writer.preamble(plan.preamble())

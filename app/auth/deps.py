@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
+from app.auth.keys import split_key
 from app.auth.principal import Principal
 from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
 from app.auth.service import find_active_client
@@ -17,6 +18,7 @@ from app.kit.cursor import cursor_key
 from app.kit.etag import derive_etag_key, use_etag_key
 from app.kit.json_body import refuse_duplicate_keys
 from app.kit.query import refuse_unknown_query_parameters
+from app.ratelimit import AuthThrottle, RateLimiter
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -42,14 +44,25 @@ async def authenticate(
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None or not credentials.credentials:
         raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'.", headers=challenge)
+    key = credentials.credentials
+    invalid = Unauthorized("The API key is not valid or has been revoked.", headers=challenge)
+    # Failed authentication is throttled per source address and per key prefix, and a key
+    # already found invalid costs no lookup (app.ratelimit).
+    throttle: AuthThrottle = request.app.state.auth_throttle
+    address = request.client.host if request.client else "-"
+    throttle.refuse_address(address)
+    prefix = split_key(key)
+    if prefix is None or throttle.known_bad(key):
+        raise invalid
     async with database.autocommit() as session:
-        client = await find_active_client(session, credentials.credentials)
+        client = await find_active_client(session, key)
         if client is not None:
             # The ETags this request makes are keyed by the deployment (app.kit.etag), with a
             # key derived from its cursor key (read once per process).
             use_etag_key(derive_etag_key(await cursor_key(session)))
     if client is None:
-        raise Unauthorized("The API key is not valid or has been revoked.", headers=challenge)
+        throttle.failed(address, prefix, key)
+        raise invalid
     if on_behalf_of is not None and (not on_behalf_of.strip() or not on_behalf_of.isprintable()):
         raise BadRequest("X-On-Behalf-Of must be a printable, non-empty name.")
     principal = Principal(
@@ -63,6 +76,10 @@ async def authenticate(
     request.state.client_id = str(client.id)
     # Known from here on: a refusal (403) or a miss (404) is audited in its name (app.audit).
     request.state.principal = principal
+    if not hasattr(request.state, "rate_limit"):  # once per request, however many guards
+        limiter: RateLimiter = request.app.state.rate_limiter
+        route = getattr(request.scope.get("route"), "path", request.url.path)
+        request.state.rate_limit = limiter.check(client.id, request.method, route)
     missing = [scope for scope in security_scopes.scopes if not principal.has(Scope(scope))]
     if missing and principal.pseudonymised:
         refused = [scope for scope in missing if Scope(scope) not in PSEUDONYMISED_SCOPES]

@@ -6,7 +6,10 @@
 2. Do the work in one transaction, and store the response in that same transaction: the
    change and the record of it commit together.
 3. If the work fails, release the claim, so that the client can retry the same key once it has
-   fixed what was wrong (the failure itself is not replayed).
+   fixed what was wrong (the failure itself is not replayed). If the release fails too (the
+   database went away: the work failed for the same reason), the process keeps the claim as
+   pending release and retries it in the background, and before its next claim, so that the
+   client's retry after the outage is not refused as still in flight.
 
 A claim older than ``idempotency_lock_seconds`` is taken to be from a process that died and may
 be taken over.
@@ -14,9 +17,13 @@ be taken over.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,6 +41,60 @@ from app.models import IdempotencyRecord
 
 IN_FLIGHT = "in_flight"
 COMPLETED = "completed"
+
+logger = logging.getLogger("app.idempotency")
+RELEASE_RETRY_SECONDS = 1.0
+
+
+class _PendingReleases:
+    """The claims this process failed to release (per Database): retried in the background
+    every second until released or their lock has run out anyway, and before every claim."""
+
+    def __init__(self) -> None:
+        self.ids: set[uuid.UUID] = set()
+        self.task: asyncio.Task[None] | None = None
+
+
+_pending: weakref.WeakKeyDictionary[Database, _PendingReleases] = weakref.WeakKeyDictionary()
+
+
+async def _release(session: AsyncSession, ids: set[uuid.UUID]) -> None:
+    await session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.id.in_(ids), IdempotencyRecord.state == IN_FLIGHT
+        )
+    )
+
+
+async def _release_pending(database: Database) -> None:
+    """Release what earlier failures left claimed; quietly leave it pending if that fails."""
+    pending = _pending.get(database)
+    if pending is None or not pending.ids:
+        return
+    ids = set(pending.ids)
+    with contextlib.suppress(Exception):
+        async with database.transaction() as session:
+            await _release(session, ids)
+        pending.ids -= ids
+
+
+def _keep_for_release(database: Database, claimed: uuid.UUID) -> None:
+    pending = _pending.setdefault(database, _PendingReleases())
+    pending.ids.add(claimed)
+    if pending.task is None or pending.task.done():
+        pending.task = asyncio.create_task(
+            _retry_releases(database, pending), name="lfd-idempotency-release"
+        )
+
+
+async def _retry_releases(database: Database, pending: _PendingReleases) -> None:
+    # Past the lock, a claim may be taken over anyway: no need to keep trying after that.
+    for _ in range(int(database.settings.idempotency_lock_seconds / RELEASE_RETRY_SECONDS)):
+        await asyncio.sleep(RELEASE_RETRY_SECONDS)
+        await _release_pending(database)
+        if not pending.ids:
+            return
+    pending.ids.clear()
 
 
 @dataclass
@@ -68,6 +129,7 @@ async def _claim(
     database: Database, client_id: uuid.UUID, key: str, print_: str
 ) -> StoredResponse | uuid.UUID:
     settings = database.settings
+    await _release_pending(database)
     moment = now()
     lock = moment + timedelta(seconds=settings.idempotency_lock_seconds)
     expires = moment + timedelta(hours=settings.idempotency_retention_hours)
@@ -167,12 +229,14 @@ async def run_idempotent(
             )
         return response
     except BaseException:
-        async with database.transaction() as session:
-            await session.execute(
-                delete(IdempotencyRecord).where(
-                    IdempotencyRecord.id == claimed, IdempotencyRecord.state == IN_FLIGHT
-                )
-            )
+        try:
+            async with database.transaction() as session:
+                await _release(session, {claimed})
+        except Exception:
+            # The database failed the work and now the release: keep trying in the background,
+            # and answer for the work's own failure (a 503 when the database is down).
+            logger.warning("idempotency release pending", extra={"record_id": str(claimed)})
+            _keep_for_release(database, claimed)
         raise
 
 

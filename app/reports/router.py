@@ -23,7 +23,7 @@ from app.auth.deps import ReportsReader
 from app.auth.routing import AuthFirstRoute
 from app.auth.scopes import Scope
 from app.config import Settings
-from app.db import Database, DatabaseDep
+from app.db import Database, DatabaseDep, Work
 from app.errors import (
     BadRequest,
     Forbidden,
@@ -74,12 +74,14 @@ Builder = Callable[[AsyncSession, Period, ReportFilters, Settings], Awaitable[Re
 @asynccontextmanager
 async def report_session(database: Database) -> AsyncIterator[AsyncSession]:
     """A read-only transaction; on PostgreSQL a REPEATABLE READ snapshot, so that every table
-    of a report counts the same committed data however many queries build it, without JIT."""
-    async with database.transaction() as session:
+    of a report counts the same committed data however many queries build it, without JIT,
+    with the report timeouts (Work.report)."""
+    async with database.transaction(Work.request) as session:
         if database.dialect == "postgresql":
             await session.execute(
                 text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             )
+            await database.set_timeouts(session, Work.report)  # after: SET TRANSACTION is first
             # Plan every report query for its own period: a generic plan (what a prepared
             # statement falls back to after five runs) cannot see how many deaths a period
             # holds, joins the cohort by nested loops and runs for minutes instead of a
