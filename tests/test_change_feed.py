@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -28,13 +27,13 @@ from sqlalchemy import select
 from app.auth.scopes import Scope
 from app.db import Database
 from app.events.feed import MAX_SEQ, Position, decode_position, encode_position
-from app.events.schemas import EventPage
 from app.events.service import Change, emit
 from app.events.types import EVENT_TYPES
 from app.kit.cursor import encode_cursor
 from app.models import OutboxEvent
 from tests.conftest import Api, MakeApi
 from tests.factories import record_unexpected, screening_body, walk_pages
+from tests.kit.feed import drain, drain_until, read
 
 APP = Path(__file__).resolve().parent.parent / "app"
 
@@ -51,41 +50,6 @@ async def head(api: Api) -> str:
     assert response.json()["items"] == []
     cursor: str = response.json()["next_cursor"]
     return cursor
-
-
-async def read(api: Api, cursor: str, **params: Any) -> tuple[list[dict[str, Any]], str]:
-    response = await api.get("/v1/events", params={"cursor": cursor, **params})
-    assert response.status_code == 200, response.text
-    body = response.json()
-    EventPage.model_validate(body)  # the documented shape is the real one
-    return body["items"], body["next_cursor"]
-
-
-async def drain(api: Api, cursor: str, **params: Any) -> tuple[list[dict[str, Any]], str]:
-    """Every event after ``cursor`` the feed can hand out now, page by page."""
-    seen: list[dict[str, Any]] = []
-    while True:
-        items, cursor = await read(api, cursor, **params)
-        seen.extend(items)
-        if not items:
-            return seen, cursor
-
-
-async def drain_until(
-    api: Api, cursor: str, done: Any, deadline: float = 30.0, **params: Any
-) -> tuple[list[dict[str, Any]], str]:
-    """Drain from ``cursor`` until ``done(events so far)``: on PostgreSQL a transaction
-    running anywhere on the server (another database's included) holds the horizon back, so
-    committed events may take a moment to be handed out."""
-    seen: list[dict[str, Any]] = []
-    stop = time.monotonic() + deadline
-    while True:
-        items, cursor = await drain(api, cursor, **params)
-        seen.extend(items)
-        if done(seen):
-            return seen, cursor
-        assert time.monotonic() < stop, "the feed did not hand out the committed events"
-        await asyncio.sleep(0.05)
 
 
 def ids_of(events: list[dict[str, Any]]) -> set[str]:

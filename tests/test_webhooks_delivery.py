@@ -22,19 +22,14 @@ from standardwebhooks import Webhook
 
 from app.auth.scopes import Scope
 from app.db import Database
-from app.events.feed import Position
-from app.events.service import Change, emit
 from app.kit.time import now
 from app.models import (
-    OutboxEvent,
     WebhookAttempt,
     WebhookDelivery,
-    WebhookDispatcher,
     WebhookEndpoint,
 )
 from app.webhooks.addresses import AddressRefused, checked_addresses, is_internal
 from app.webhooks.worker import (
-    DISPATCHER,
     MAX_ATTEMPTS,
     SCHEDULE,
     Finished,
@@ -42,13 +37,13 @@ from app.webhooks.worker import (
     attempt_lease,
     book,
     claim_due,
-    fan_out,
     http_client,
     send_due,
 )
 from tests.conftest import Api, MakeApi, MakeApp
 from tests.factories import idem, screening_body
 from tests.kit.waiting import until
+from tests.kit.webhook_events import drain, emit_events
 from tests.kit.webhooks import forget_endpoints
 from tests.webhook_receiver import Answer, Receiver
 
@@ -114,49 +109,6 @@ async def hooks(
     yield hooks
     # Later tests must not find this test's endpoints (their receiver is gone).
     await forget_endpoints(hooks.database, receiver)
-
-
-async def drain(database: Database) -> None:
-    """Fan out every event committed so far. On PostgreSQL the feed hands out an event only
-    once every older transaction on the server has finished (app.events.feed), and other
-    databases' transactions count too: wait for that, polling, rather than assume it."""
-    async with database.transaction() as session:
-        latest = (
-            await session.execute(
-                select(OutboxEvent.txid, OutboxEvent.seq)
-                .order_by(OutboxEvent.txid.desc(), OutboxEvent.seq.desc())
-                .limit(1)
-            )
-        ).first()
-    target = Position(latest.txid, latest.seq) if latest else Position(0, 0)
-    for _ in range(6000):
-        await fan_out(database, max_pages=100_000)
-        async with database.transaction() as session:
-            reached = await session.get(WebhookDispatcher, DISPATCHER)
-        if reached is not None and reached.txid is not None and reached.seq is not None:
-            done = Position(reached.txid, reached.seq) >= target
-            if done:
-                return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the change feed did not reach the test's events")
-
-
-async def emit_events(database: Database, count: int, *, rollback: bool = False) -> list[uuid.UUID]:
-    ids = [uuid.uuid4() for _ in range(count)]
-
-    class RolledBack(Exception):
-        pass
-
-    try:
-        async with database.transaction() as session:
-            await emit(
-                session, System(), [Change(THEME_UPDATED, "theme", i, None, ["name"]) for i in ids]
-            )
-            if rollback:
-                raise RolledBack
-    except RolledBack:
-        pass
-    return ids
 
 
 async def test_a_change_is_delivered_signed_per_standard_webhooks(hooks: Hooks) -> None:

@@ -29,7 +29,7 @@ from app.models import WebhookDelivery, WebhookEndpoint
 from app.webhooks.circuit import Breaker, Circuit, after, verdict
 from app.webhooks.worker import send_due
 from tests.conftest import MakeApi, MakeApp
-from tests.webhook_events import THEME_UPDATED, drain, emit_events
+from tests.kit.webhook_events import THEME_UPDATED, drain, emit_events
 from tests.webhook_receiver import Answer, Receiver
 
 PATH = "/v1/webhook-endpoints"

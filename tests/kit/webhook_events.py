@@ -26,12 +26,23 @@ class System:
     request_id: str | None = None
 
 
-async def emit_events(database: Database, count: int) -> list[uuid.UUID]:
+class _RolledBack(Exception):
+    pass
+
+
+async def emit_events(database: Database, count: int, *, rollback: bool = False) -> list[uuid.UUID]:
+    """Emit ``count`` events in one transaction; with ``rollback``, a transaction that rolls
+    back (nothing may come of its events)."""
     ids = [uuid.uuid4() for _ in range(count)]
-    async with database.transaction() as session:
-        await emit(
-            session, System(), [Change(THEME_UPDATED, "theme", i, None, ["name"]) for i in ids]
-        )
+    try:
+        async with database.transaction() as session:
+            await emit(
+                session, System(), [Change(THEME_UPDATED, "theme", i, None, ["name"]) for i in ids]
+            )
+            if rollback:
+                raise _RolledBack
+    except _RolledBack:
+        pass
     return ids
 
 
