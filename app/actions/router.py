@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 
 from app.actions import queries, service
 from app.actions.action_rules import DuplicateReference
@@ -47,7 +47,7 @@ from app.errors import (
     problem_responses,
 )
 from app.idempotency.responses import as_response, create_once, new
-from app.kit.etag import NOT_MODIFIED, Conditional, etag
+from app.kit.etag import NOT_MODIFIED, Conditional, Precondition, etag, if_match_header
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
 from app.privacy.writes import Written, written
@@ -64,9 +64,7 @@ IdempotencyKey = Annotated[
         description="Optional: a retry with the same key and body replays the first answer.",
     ),
 ]
-IfMatch = Annotated[
-    str | None, Header(alias="If-Match", description="The ETag from the last read or write.")
-]
+IfMatch = Annotated[Precondition, Depends(if_match_header("The ETag from the last read or write."))]
 Organisation = Annotated[
     OdsCode | None, Query(description="An ODS code, e.g. RR8 (lower case is accepted).")
 ]
@@ -154,12 +152,12 @@ async def get_plan(
     responses=problem_responses(*UPDATE),
 )
 async def patch_plan(
+    if_match: IfMatch,
     plan_id: uuid.UUID,
     patch: PlanPatch,
     principal: ActionsWriter,
     database: DatabaseDep,
     response: Response,
-    if_match: IfMatch = None,
 ) -> PlanDetail | Written:
     """Change a plan's title, sponsor, organisations or description (only the fields sent;
     `null` clears sponsor or description). Needs `If-Match` (428 without, 412 when stale).
@@ -315,12 +313,12 @@ async def get_action(
     responses=problem_responses(*UPDATE, DuplicateReference),
 )
 async def patch_action(
+    if_match: IfMatch,
     action_id: uuid.UUID,
     patch: ActionPatch,
     principal: ActionsWriter,
     database: DatabaseDep,
     response: Response,
-    if_match: IfMatch = None,
 ) -> ActionOut | Written:
     """Change any of an action's fields (only those sent; `null` clears an optional one).
     Needs `If-Match` (428 without, 412 when stale).
@@ -347,12 +345,12 @@ async def patch_action(
     responses=problem_responses(*UPDATE),
 )
 async def add_progress_update(
+    if_match: IfMatch,
     action_id: uuid.UUID,
     body: ProgressUpdateCreate,
     principal: ActionsWriter,
     database: DatabaseDep,
     response: Response,
-    if_match: IfMatch = None,
 ) -> ProgressRecorded:
     """Record progress: a dated narrative (today, or an earlier `update_date`), by `author`
     or else the `X-On-Behalf-Of` person, optionally with the status it now has. Needs the
@@ -412,12 +410,12 @@ async def get_finding_links(
     responses=problem_responses(*UPDATE),
 )
 async def put_finding_links(
+    if_match: IfMatch,
     action_id: uuid.UUID,
     body: FindingLinks,
     principal: FindingsWriter,
     database: DatabaseDep,
     response: Response,
-    if_match: IfMatch = None,
 ) -> ActionLinks | Written:
     """Set the findings linked to an action (the whole set; `[]` unlinks all). Needs the
     action's `If-Match`. Event `action.updated` (`finding_ids`) when the links changed. The

@@ -49,7 +49,7 @@ from app.actions.schemas import (
 from app.audit.journal import Journal
 from app.auth.principal import Principal
 from app.events.service import Change
-from app.kit.etag import check_if_match
+from app.kit.etag import Precondition
 from app.models import Action, ActionPlan, ActionPlanSection, ActionUpdate
 from app.models.action import action_findings
 
@@ -117,10 +117,10 @@ async def update_plan(
     journal: Journal,
     plan_id: uuid.UUID,
     patch: PlanPatch,
-    if_match: str | None,
+    if_match: Precondition,
 ) -> ActionPlan:
     plan = await load_plan(session, plan_id, for_update=True)
-    check_if_match(if_match, plan.id, plan.version)
+    if_match.check(plan.id, plan.version)
     changes = patch.model_dump(exclude_unset=True)
     for name in ("title", "organisations"):
         if name in changes and changes[name] is None:
@@ -208,7 +208,7 @@ async def update_action(
     journal: Journal,
     action_id: uuid.UUID,
     patch: ActionPatch,
-    if_match: str | None,
+    if_match: Precondition,
     *,
     today: date | None = None,
 ) -> Action:
@@ -217,7 +217,7 @@ async def update_action(
     clears the completion date; a new due date may raise action.overdue again."""
     today = today or uk_today()
     action = await load_action(session, action_id, for_update=True)
-    check_if_match(if_match, action.id, action.version)
+    if_match.check(action.id, action.version)
     changes = patch.model_dump(exclude_unset=True)
     refuse(
         [
@@ -314,10 +314,10 @@ async def set_finding_links(
     journal: Journal,
     action_id: uuid.UUID,
     finding_ids: Sequence[uuid.UUID],
-    if_match: str | None,
+    if_match: Precondition,
 ) -> Action:
     action = await load_action(session, action_id, for_update=True)
-    check_if_match(if_match, action.id, action.version)
+    if_match.check(action.id, action.version)
     await check_findings(session, finding_ids)
     if await link_findings(session, action.id, finding_ids):
         action.version += 1
@@ -357,7 +357,7 @@ async def patch_plan(
     principal: Principal,
     plan_id: uuid.UUID,
     patch: PlanPatch,
-    if_match: str | None,
+    if_match: Precondition,
 ) -> PlanDetail:
     journal = Journal(principal)
     plan = await update_plan(session, journal, plan_id, patch, if_match)
@@ -370,7 +370,7 @@ async def patch_action(
     principal: Principal,
     action_id: uuid.UUID,
     patch: ActionPatch,
-    if_match: str | None,
+    if_match: Precondition,
 ) -> ActionOut:
     journal = Journal(principal)
     action = await update_action(session, journal, action_id, patch, if_match)
@@ -383,11 +383,11 @@ async def post_progress(
     principal: Principal,
     action_id: uuid.UUID,
     body: ProgressUpdateCreate,
-    if_match: str | None,
+    if_match: Precondition,
 ) -> ProgressRecorded:
     journal = Journal(principal)
     action = await load_action(session, action_id, for_update=True)
-    check_if_match(if_match, action.id, action.version)
+    if_match.check(action.id, action.version)
     row = await record_update(session, journal, action, body)
     await journal.write(session)
     out = (await queries.actions_out(session, [action]))[0]
@@ -399,7 +399,7 @@ async def put_findings(
     principal: Principal,
     action_id: uuid.UUID,
     body: FindingLinks,
-    if_match: str | None,
+    if_match: Precondition,
 ) -> ActionLinks:
     journal = Journal(principal)
     action = await set_finding_links(session, journal, action_id, body.finding_ids, if_match)

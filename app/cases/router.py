@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Depends, Response
 
 from app.auth.deps import DeathsReader, DeathsWriter
 from app.auth.principal import Principal
@@ -30,12 +30,13 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.kit.etag import NOT_MODIFIED, Conditional
+from app.kit.etag import NOT_MODIFIED, Conditional, Precondition, if_match_header
 from app.privacy import views
 from app.privacy.writes import Written, written
 
 router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/deaths", tags=["deaths"])
 AUTH = (Unauthorized, Forbidden)
+IfMatch = Annotated[Precondition, Depends(if_match_header("The death's ETag."))]
 
 
 @router.get(
@@ -81,14 +82,12 @@ async def get_death(
     ),
 )
 async def patch_death(
+    if_match: IfMatch,
     death_id: uuid.UUID,
     patch: DeathPatch,
     principal: DeathsWriter,
     database: DatabaseDep,
     response: Response,
-    if_match: Annotated[
-        str | None, Header(alias="If-Match", description="The death's ETag.")
-    ] = None,
 ) -> DeathDetail | Written:
     """Correct a death's details (only the fields sent change; `null` clears an optional one).
 
@@ -132,14 +131,12 @@ def _shown(principal: Principal, death: DeathDetail) -> DeathDetail | Written:
     ),
 )
 async def review_duplicate(
+    if_match: IfMatch,
     death_id: uuid.UUID,
     body: DuplicateReview,
     principal: DeathsWriter,
     database: DatabaseDep,
     response: Response,
-    if_match: Annotated[
-        str | None, Header(alias="If-Match", description="The death's ETag.")
-    ] = None,
 ) -> DeathDetail | Written:
     """Decide whether a death flagged as a possible duplicate (`possible_duplicate_of`: the
     same NHS number recorded under another source reference) is the same person as the other

@@ -23,7 +23,7 @@ from app.errors import ValidationFailed
 from app.events.service import Change
 from app.findings.service import refresh_death_copies
 from app.kit.enums import Route
-from app.kit.etag import check_if_match
+from app.kit.etag import Precondition
 from app.models import Death, Referral, Review, RouteOverride, Screening
 from app.referrals.schemas import viewing
 from app.referrals.service import reconcile_referrals
@@ -80,12 +80,12 @@ async def patch_death(
     settings: Settings,
     death_id: uuid.UUID,
     patch: DeathPatch,
-    if_match: str | None,
+    if_match: Precondition,
 ) -> DeathDetail:
     """Correct a death's details. Derived fields follow, and when the correction changes what
     the referral rules see, the referrals follow too."""
     death = await load_death(session, death_id, for_update=True)
-    check_if_match(if_match, death.id, death.version)
+    if_match.check(death.id, death.version)
     journal = Journal(principal)
     changes = patch.model_dump(exclude_unset=True, mode="python")
     required = {

@@ -23,7 +23,7 @@ from app.audit.journal import Journal
 from app.auth.principal import Principal
 from app.errors import NotFound, ValidationFailed
 from app.events.service import Change
-from app.kit.etag import check_if_match
+from app.kit.etag import Precondition
 from app.kit.time import now
 from app.models import Death, PossibleDuplicate
 
@@ -128,7 +128,7 @@ async def review_duplicate(
     death_id: uuid.UUID,
     other_death_id: uuid.UUID,
     decision: DuplicateStatus,
-    if_match: str | None,
+    if_match: Precondition,
 ) -> Death:
     """Record a person's decision on a pair of deaths flagged as one person (either death may
     be the one named in the path). Both deaths get a new version (what their detail shows
@@ -145,7 +145,7 @@ async def review_duplicate(
     death, other = locked[death_id], locked[other_death_id]
     if death is None:
         raise NotFound("No death with that id.")
-    check_if_match(if_match, death.id, death.version)
+    if_match.check(death.id, death.version)
     pair = await session.scalar(
         select(PossibleDuplicate)
         .where(

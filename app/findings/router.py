@@ -4,7 +4,7 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 
 from app.auth.deps import Administrator, FindingsReader, FindingsWriter
 from app.auth.principal import Principal
@@ -40,7 +40,7 @@ from app.findings.schemas import (
 from app.findings.service import FindingFilters
 from app.idempotency.responses import as_response, create_once, new
 from app.kit.enums import Route
-from app.kit.etag import NOT_MODIFIED, Conditional, etag
+from app.kit.etag import NOT_MODIFIED, Conditional, Precondition, etag, if_match_header
 from app.kit.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
 from app.privacy import views
@@ -51,7 +51,7 @@ router = APIRouter(route_class=AuthFirstRoute)
 AUTH = (Unauthorized, Forbidden)
 BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
 UPDATE = (NotFound, PreconditionFailed, PreconditionRequired, *BODY)
-IfMatch = Annotated[str | None, Header(alias="If-Match", description="The resource's ETag.")]
+IfMatch = Annotated[Precondition, Depends(if_match_header("The resource's ETag."))]
 
 
 def shown_to(principal: Principal, finding: FindingOut) -> FindingOut | Written:
@@ -135,12 +135,12 @@ async def get_theme(
     responses=problem_responses(*AUTH, Conflict, *UPDATE),
 )
 async def patch_theme(
+    if_match: IfMatch,
     theme_id: uuid.UUID,
     patch: ThemePatch,
     principal: Administrator,
     database: DatabaseDep,
     response: Response,
-    if_match: IfMatch = None,
 ) -> ThemeOut:
     """Rename, describe, retire (`retired: true`) or reopen (`retired: false`) a theme.
 
@@ -283,12 +283,12 @@ async def get_finding(
     responses=problem_responses(*AUTH, *UPDATE),
 )
 async def patch_finding(
+    if_match: IfMatch,
     finding_id: uuid.UUID,
     patch: FindingPatch,
     principal: FindingsWriter,
     database: DatabaseDep,
     response: Response,
-    if_match: IfMatch = None,
 ) -> FindingOut | Written:
     """Correct a finding (only the fields sent change; `null` clears an optional one): its
     kind, theme (not to a retired one), phase, description, `recorded_by`, or the review it

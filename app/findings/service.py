@@ -29,7 +29,7 @@ from app.findings.schemas import (
 from app.findings.themes import find_theme
 from app.kit.cursor import encode_row_cursor, row_sort_key
 from app.kit.enums import Route
-from app.kit.etag import check_if_match, etag
+from app.kit.etag import Precondition, etag
 from app.kit.sql import load_one
 from app.kit.time import now
 from app.models import Death, Finding, Review, Theme
@@ -185,12 +185,12 @@ async def patch_finding(
     principal: Principal,
     finding_id: uuid.UUID,
     patch: FindingPatch,
-    if_match: str | None,
+    if_match: Precondition,
 ) -> FindingOut:
     """Correct a finding: its kind, theme, phase, description, who recorded it, or the review
     it came from (a review of the same death)."""
     finding, theme = await _load_finding(session, finding_id, for_update=True)
-    check_if_match(if_match, finding.id, finding.version, finding_etag(finding_out(finding, theme)))
+    if_match.check(finding.id, finding.version, finding_etag(finding_out(finding, theme)))
     changes = patch.model_dump(exclude_unset=True)
     errors: Errors = [
         field_error(f"/{name}", "this field cannot be cleared", "null_not_allowed")

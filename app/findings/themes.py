@@ -21,7 +21,7 @@ from app.findings.schemas import (
     ThemePatch,
 )
 from app.kit.cursor import open_cursor, sign_cursor
-from app.kit.etag import check_if_match
+from app.kit.etag import Precondition
 from app.kit.sql import load_one
 from app.kit.time import now
 from app.models import Theme
@@ -128,12 +128,12 @@ async def patch_theme(
     principal: Principal,
     theme_id: uuid.UUID,
     patch: ThemePatch,
-    if_match: str | None,
+    if_match: Precondition,
 ) -> ThemeOut:
     """Rename, describe, retire or reopen a theme. Its id and code never change, so every
     finding under it shows the new name."""
     theme = await load_theme(session, theme_id, for_update=True)
-    check_if_match(if_match, theme.id, theme.version)
+    if_match.check(theme.id, theme.version)
     changes = patch.model_dump(exclude_unset=True)
     nulls = [
         field_error(f"/{name}", "this field cannot be cleared", "null_not_allowed")

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
 import uuid
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -66,25 +68,67 @@ def _core(tag: str) -> str:
     return tag.strip('"').split(".")[0]
 
 
-def check_if_match(
-    if_match: str | None, resource_id: uuid.UUID, version: int, shown: str | None = None
-) -> None:
-    """428 without If-Match; 412 unless it names the resource's current version. The 412's
-    `current_etag` is `shown` (the tag a read answers now, for a resource whose tag carries
-    more than its version), else the tag of `<id>.<version>`."""
-    if if_match is None or not if_match.strip():
-        raise PreconditionRequired(
-            "Send the resource's ETag in If-Match, so that a stale update cannot overwrite "
-            "another change."
+@dataclass(frozen=True)
+class Precondition:
+    """A write's `If-Match`, parsed at the edge (``if_match_header``): the tags it names (`*`
+    for any current version), or None when the header was not sent. The service that loads
+    the resource calls ``check`` with its id and version."""
+
+    tags: frozenset[str] | None
+
+    def check(self, resource_id: uuid.UUID, version: int, shown: str | None = None) -> None:
+        """428 without If-Match; 412 unless it names the resource's current version. The 412's
+        `current_etag` is `shown` (the tag a read answers now, for a resource whose tag carries
+        more than its version), else the tag of `<id>.<version>`."""
+        if self.tags is None:
+            raise PreconditionRequired(
+                "Send the resource's ETag in If-Match, so that a stale update cannot overwrite "
+                "another change."
+            )
+        current = etag(resource_id, version)
+        if "*" in self.tags or _core(current) in {_core(tag) for tag in self.tags}:
+            return
+        raise PreconditionFailed(
+            "The resource has changed since that ETag; read it again and reapply the change.",
+            extra={"current_etag": shown or current},
         )
-    current = etag(resource_id, version)
-    tags = _tags(if_match)
-    if "*" in tags or _core(current) in {_core(tag) for tag in tags}:
-        return
-    raise PreconditionFailed(
-        "The resource has changed since that ETag; read it again and reapply the change.",
-        extra={"current_etag": shown or current},
+
+    @property
+    def sent(self) -> bool:
+        return self.tags is not None
+
+
+def parse_if_match(header: str | None) -> Precondition:
+    """The header's tags (weak or strong, comma-separated); an absent or blank header is
+    None (a write that needs one answers 428 when it checks)."""
+    if header is None or not header.strip():
+        return Precondition(None)
+    return Precondition(frozenset(_tags(header)))
+
+
+def if_match_header(description: str) -> Callable[..., Awaitable[Precondition]]:
+    """The `If-Match` header as a route dependency, parsed into a Precondition, with its
+    description (whose ETag the route wants) for the OpenAPI document:
+    ``IfMatch = Annotated[Precondition, Depends(if_match_header("The death's ETag."))]``."""
+
+    async def precondition(if_match: str | None = None) -> Precondition:
+        return parse_if_match(if_match)
+
+    # The header's description is this route's, so the parameter is declared here rather than
+    # in the annotation (which this module's postponed annotations would leave unresolved).
+    header = Header(alias="If-Match", description=description)
+    parameter = inspect.Parameter(
+        "if_match",
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        default=None,
+        annotation=Annotated[str | None, header],
     )
+    setattr(  # noqa: B010 (the signature FastAPI reads)
+        precondition,
+        "__signature__",
+        inspect.Signature([parameter], return_annotation=Precondition),
+    )
+    return precondition
 
 
 def not_modified(if_none_match: str | None, tag: str) -> bool:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Depends, Header, Response
 
 from app.auth.deps import ReferralsReader, ReviewsWriter
 from app.auth.principal import Principal
@@ -23,7 +23,7 @@ from app.errors import (
     problem_responses,
 )
 from app.idempotency.responses import as_response, create_once
-from app.kit.etag import NOT_MODIFIED, Conditional, etag
+from app.kit.etag import NOT_MODIFIED, Conditional, Precondition, etag, if_match_header
 from app.privacy import views
 from app.privacy.writes import Written, written
 from app.referrals.workflow import LeaseConflict, TransitionRefused, audited_lease_refusals
@@ -44,6 +44,7 @@ referral_review_router = APIRouter(
     route_class=AuthFirstRoute, prefix="/v1/referrals", tags=["referrals"]
 )
 AUTH = (Unauthorized, Forbidden)
+IfMatch = Annotated[Precondition, Depends(if_match_header("The review's ETag."))]
 BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
 TRANSITION = (NotFound, TransitionRefused, LeaseConflict, *BODY)
 
@@ -158,14 +159,12 @@ async def get_review(
     ),
 )
 async def amend_review(
+    if_match: IfMatch,
     review_id: uuid.UUID,
     body: ReviewAmendment,
     principal: ReviewsWriter,
     database: DatabaseDep,
     response: Response,
-    if_match: Annotated[
-        str | None, Header(alias="If-Match", description="The review's ETag.")
-    ] = None,
 ) -> ReviewOut | Written:
     """Amend a submitted review: the whole instrument as it should now stand (a LeDeR
     review's progress as the ICB reports it, a corrected SJR). Needs `If-Match`. The previous

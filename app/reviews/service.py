@@ -26,7 +26,7 @@ from app.kit.enums import (
     SjrPhase,
     instrument_for,
 )
-from app.kit.etag import check_if_match
+from app.kit.etag import Precondition
 from app.kit.sql import insert_rows, load_one
 from app.kit.time import LONDON, now
 from app.models import (
@@ -357,12 +357,12 @@ async def amend_review(
     settings: Settings,
     review_id: uuid.UUID,
     body: ReviewAmendment,
-    if_match: str | None,
+    if_match: Precondition,
 ) -> ReviewOut:
     """Amend a submitted review (a LeDeR review's progress, a corrected SJR score): the old
     version is kept, and what the amended review calls for is raised if not raised already."""
     review = await load_review(session, review_id, for_update=True)
-    check_if_match(if_match, review.id, review.version)
+    if_match.check(review.id, review.version)
     if review.status != ReviewStatus.submitted:
         raise TransitionRefused(
             "A draft is saved with POST /v1/referrals/{id}/review, not amended.",

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Depends, Header, Response
 
 from app.auth.deps import DeathsReader, ScreeningsWriter
 from app.auth.routing import AuthFirstRoute
@@ -24,7 +24,7 @@ from app.errors import (
     problem_responses,
 )
 from app.idempotency.responses import as_response
-from app.kit.etag import NOT_MODIFIED, Conditional, etag
+from app.kit.etag import NOT_MODIFIED, Conditional, Precondition, etag, if_match_header
 from app.privacy import views
 from app.privacy.writes import Written
 from app.screenings import pseudonymised, service, submit
@@ -42,7 +42,7 @@ IdempotencyKey = Annotated[
         "the same key and body replays the first response.",
     ),
 ]
-IfMatch = Annotated[str | None, Header(alias="If-Match", description="The screening's ETag.")]
+IfMatch = Annotated[Precondition, Depends(if_match_header("The screening's ETag."))]
 AUTH = (Unauthorized, Forbidden)
 
 
@@ -175,12 +175,12 @@ async def get_screening_versions(
     ),
 )
 async def put_screening(
+    if_match: IfMatch,
     screening_id: uuid.UUID,
     body: ScreeningAmend,
     principal: ScreeningsWriter,
     database: DatabaseDep,
     response: Response,
-    if_match: IfMatch = None,
 ) -> ScreeningRecorded | Written:
     """Amend a screening: the body is the whole screening as it should now stand.
 

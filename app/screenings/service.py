@@ -33,7 +33,7 @@ from app.errors import (
 )
 from app.events.service import Change
 from app.kit.enums import DeathStatus, Route
-from app.kit.etag import check_if_match
+from app.kit.etag import Precondition
 from app.kit.sql import insert_rows, load_one, row_of
 from app.kit.time import now
 from app.models import Death, RouteOverride, Screening, ScreeningVersion
@@ -247,12 +247,12 @@ async def amend_screening(
     settings: Settings,
     screening_id: uuid.UUID,
     fields: ScreeningFields,
-    if_match: str | None,
+    if_match: Precondition,
 ) -> ScreeningRecorded:
     """Replace a screening with its amended version, keep the old one, and bring the referrals
     in line with what the rules now require."""
     screening = await _load(session, screening_id, for_update=True)
-    check_if_match(if_match, screening.id, screening.version)
+    if_match.check(screening.id, screening.version)
     death = await session.get_one(Death, screening.death_id)
     check_screening(fields, death.died_at, "")
     before = screening_snapshot(screening, await _overrides(session, screening.id))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 
 from app.auth.deps import WebhooksManager
 from app.auth.routing import AuthFirstRoute
@@ -24,7 +24,7 @@ from app.errors import (
     problem_responses,
 )
 from app.idempotency.responses import as_response, create_once, new
-from app.kit.etag import not_modified
+from app.kit.etag import Precondition, if_match_header, not_modified
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
 from app.webhooks import deliveries, service
@@ -41,7 +41,7 @@ from app.webhooks.schemas import (
 router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/webhook-endpoints", tags=["webhooks"])
 AUTH = (Unauthorized, Forbidden)
 BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
-IfMatch = Annotated[str | None, Header(alias="If-Match", description="The endpoint's ETag.")]
+IfMatch = Annotated[Precondition, Depends(if_match_header("The endpoint's ETag."))]
 
 
 @router.post(
@@ -145,12 +145,12 @@ async def get_endpoint(
     responses=problem_responses(*AUTH, NotFound, PreconditionFailed, PreconditionRequired, *BODY),
 )
 async def patch_endpoint(
+    if_match: IfMatch,
     endpoint_id: uuid.UUID,
     patch: EndpointPatch,
     principal: WebhooksManager,
     database: DatabaseDep,
     response: Response,
-    if_match: IfMatch = None,
 ) -> EndpointOut:
     """Change the URL (checked against the allow-list again), the description or the event
     types, or disable (`enabled: false`) and re-enable the endpoint. While disabled, nothing
@@ -178,10 +178,10 @@ async def patch_endpoint(
     responses=problem_responses(*AUTH, NotFound, PreconditionFailed, ValidationFailed),
 )
 async def delete_endpoint(
+    if_match: IfMatch,
     endpoint_id: uuid.UUID,
     principal: WebhooksManager,
     database: DatabaseDep,
-    if_match: IfMatch = None,
 ) -> Response:
     """Delete the endpoint and its delivery log (to keep the log, disable it instead).
     `If-Match` is optional; when sent it must be current (412 otherwise).

@@ -18,7 +18,7 @@ from app.auth.principal import Principal
 from app.auth.scopes import Scope
 from app.errors import BadRequest, ValidationFailed
 from app.kit.cursor import open_cursor, sign_cursor
-from app.kit.etag import check_if_match, etag
+from app.kit.etag import Precondition, etag
 from app.kit.sql import load_one
 from app.kit.time import now
 from app.models import WebhookEndpoint
@@ -140,11 +140,11 @@ async def patch_endpoint(
     principal: Principal,
     endpoint_id: uuid.UUID,
     patch: EndpointPatch,
-    if_match: str | None,
+    if_match: Precondition,
     allowed: list[str],
 ) -> EndpointOut:
     endpoint = await load_endpoint(session, principal, endpoint_id, for_update=True)
-    check_if_match(if_match, endpoint.id, endpoint.version)
+    if_match.check(endpoint.id, endpoint.version)
     changes = patch.model_dump(exclude_unset=True)
     for name in ("url", "event_types", "enabled"):
         if name in changes and changes[name] is None:
@@ -182,13 +182,13 @@ def set_enabled(endpoint: WebhookEndpoint, enabled: bool, reason: str) -> None:
 
 
 async def delete_endpoint(
-    session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID, if_match: str | None
+    session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID, if_match: Precondition
 ) -> None:
     """Delete the endpoint with its delivery log. If-Match is optional here: when sent, it
     must be current."""
     endpoint = await load_endpoint(session, principal, endpoint_id, for_update=True)
-    if if_match is not None:
-        check_if_match(if_match, endpoint.id, endpoint.version)
+    if if_match.sent:
+        if_match.check(endpoint.id, endpoint.version)
     await session.delete(endpoint)
     await session.flush()
     await _audit(session, principal, "webhook_endpoint.delete", endpoint_id)
