@@ -25,6 +25,8 @@ from app.health.router import router as health_router
 from app.kit.schemas import Problem
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
+from app.oauth.errors import install_oauth_error_handler
+from app.oauth.router import router as oauth_router
 from app.referrals.router import router as referrals_router
 from app.reports.router import router as reports_router
 from app.reviews.router import router as reviews_router
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.worker = None
     app.state.webhook_worker = None
     render_problem = install_error_handlers(app, {"/fhir/": operation_outcome_response})
+    install_oauth_error_handler(app)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events_router,
         reports_router,
         audit_router,
+        oauth_router,
     ):
         app.include_router(router)
 

@@ -11,15 +11,18 @@ from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
 from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
-from app.auth.service import find_active_client
 from app.db import DatabaseDep
-from app.errors import BadRequest, Forbidden, Unauthorized
+from app.errors import Forbidden, Unauthorized
 from app.kit.query import refuse_unknown_query_parameters
+from app.oauth.bearer import resolve_credential
+from app.oauth.state import oauth_state
+from app.oauth.users import resolve_on_behalf_of
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="ApiKey",
-    description="An API key from `lfd clients create`, sent as `Authorization: Bearer <key>`.",
+    description="An API key from `lfd clients create`, or an access token from "
+    "`POST /oauth2/token`, sent as `Authorization: Bearer <credential>`.",
 )
 
 
@@ -31,6 +34,11 @@ class Principal:
     pseudonymised: bool
     on_behalf_of: str | None
     request_id: str | None
+    # Whether on_behalf_of came from a verified user assertion (None: no one named), and the
+    # user's role from it (app.oauth.users); how the client authenticated.
+    on_behalf_of_verified: bool | None = None
+    on_behalf_of_role: str | None = None
+    auth_method: str = "api_key"
 
     def has(self, scope: Scope) -> bool:
         if self.pseudonymised:
@@ -52,23 +60,35 @@ async def authenticate(
             description="The person the calling system acts for; kept in the audit log.",
         ),
     ] = None,
+    user_assertion: Annotated[
+        str | None,
+        Header(
+            alias="X-User-Assertion",
+            description="A JWT from the trust's identity provider (e.g. NHS CIS2) naming the "
+            "user the system acts for; verified, and its user and role kept in the audit log. "
+            "Required for clients configured so (docs/authentication.md).",
+        ),
+    ] = None,
 ) -> Principal:
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None or not credentials.credentials:
-        raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'.", headers=challenge)
-    async with database.autocommit() as session:
-        client = await find_active_client(session, credentials.credentials)
-    if client is None:
-        raise Unauthorized("The API key is not valid or has been revoked.", headers=challenge)
-    if on_behalf_of is not None and (not on_behalf_of.strip() or not on_behalf_of.isprintable()):
-        raise BadRequest("X-On-Behalf-Of must be a printable, non-empty name.")
+        raise Unauthorized(
+            "Send an API key or an access token as 'Authorization: Bearer <credential>'.",
+            headers=challenge,
+        )
+    resolved = await resolve_credential(request, database, credentials.credentials)
+    client = resolved.client
+    user = await resolve_on_behalf_of(oauth_state(request), client, on_behalf_of, user_assertion)
     principal = Principal(
         client_id=client.id,
         client_name=client.name,
-        scopes=frozenset(client.scopes),
+        scopes=resolved.scopes,
         pseudonymised=client.pseudonymised,
-        on_behalf_of=on_behalf_of.strip() if on_behalf_of else None,
+        on_behalf_of=user.name,
         request_id=getattr(request.state, "request_id", None),
+        on_behalf_of_verified=user.verified,
+        on_behalf_of_role=user.role,
+        auth_method=resolved.method,
     )
     request.state.client_id = str(client.id)
     missing = [scope for scope in security_scopes.scopes if not principal.has(Scope(scope))]
@@ -105,3 +125,4 @@ EventsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.events_
 WebhooksManager = Annotated[Principal, Security(authenticate, scopes=[Scope.webhooks_manage.value])]
 AuditReader = Annotated[Principal, Security(authenticate, scopes=[Scope.audit_read.value])]
 Administrator = Annotated[Principal, Security(authenticate, scopes=[Scope.admin.value])]
+MetricsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.metrics_read.value])]
