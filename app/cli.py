@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.auth.scopes import SCOPE_DESCRIPTIONS, Scope
+from app.clients.cli import add_client_commands, add_signing_key_commands
 from app.config import get_settings
 from app.db import Database
 
@@ -217,11 +218,22 @@ def build_parser() -> argparse.ArgumentParser:
     clients = sub.add_parser("clients", help="manage API clients").add_subparsers(
         dest="action", required=True
     )
-    scope_help = "; ".join(f"{s.value}: {d}" for s, d in SCOPE_DESCRIPTIONS.items())
-    create = clients.add_parser("create", help="create a client and print its key once")
+    width = max(len(scope.value) for scope in SCOPE_DESCRIPTIONS)
+    scope_lines = "\n".join(
+        f"  {scope.value:<{width}}  {text}" for scope, text in SCOPE_DESCRIPTIONS.items()
+    )
+    create = clients.add_parser(
+        "create",
+        help="create a client and print its key once",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"scopes:\n{scope_lines}",
+    )
     create.add_argument("--name", required=True)
     create.add_argument(
-        "--scope", action="append", required=True, help=f"repeat or comma-separate. {scope_help}"
+        "--scope",
+        action="append",
+        required=True,
+        help="a scope (listed below); repeat the option or comma-separate",
     )
     create.add_argument(
         "--pseudonymised",
@@ -239,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = clients.add_parser("revoke", help="revoke a client's key")
     revoke.add_argument("client_id")
     revoke.set_defaults(func=lambda a: asyncio.run(_clients_revoke(a)))
+    add_client_commands(clients)
+
+    add_signing_key_commands(sub)
 
     demo = sub.add_parser("demo", help="fill the database with a synthetic data set")
     demo.add_argument("--deaths", type=int, default=3000)

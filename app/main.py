@@ -13,6 +13,7 @@ from app import __version__
 from app.actions.io_router import router as action_spreadsheets_router
 from app.actions.router import router as actions_router
 from app.audit.router import router as audit_router
+from app.clients.router import router as clients_router
 from app.config import Settings, get_settings
 from app.db import Database
 from app.deaths.router import router as deaths_router
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reports_router,
         audit_router,
         oauth_router,
+        clients_router,
     ):
         app.include_router(router)
 

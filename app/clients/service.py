@@ -27,6 +27,10 @@ class ClientNotFound(LookupError):
     pass
 
 
+class ClientRevoked(ValueError):
+    pass
+
+
 @dataclass(frozen=True)
 class RotatedKey:
     client: ApiClient
@@ -42,7 +46,7 @@ async def get_client(session: AsyncSession, client_id: uuid.UUID) -> ApiClient:
 
 def _live(client: ApiClient) -> None:
     if client.revoked_at is not None:
-        raise ValueError("the client is revoked")
+        raise ClientRevoked("the client is revoked")
 
 
 async def expire_client(
