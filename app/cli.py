@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
+import tempfile
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +26,9 @@ def _serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     if not args.no_migrate:
         upgrade(settings.database_url)
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker counts its requests in files here, and a scrape sums them (app.metrics).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lfd-metrics-")
     uvicorn.run(
         "app.main:app_factory",
         factory=True,

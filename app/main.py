@@ -25,6 +25,8 @@ from app.findings.router import router as findings_router
 from app.health.router import router as health_router
 from app.kit.schemas import Problem
 from app.logging import configure_logging
+from app.metrics import MetricsMiddleware
+from app.metrics import router as metrics_router
 from app.middleware import RequestContextMiddleware
 from app.oauth.errors import install_oauth_error_handler
 from app.oauth.router import router as oauth_router
@@ -90,6 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_max_bytes=settings.upload_max_bytes,
         render_problem=render_problem,
     )
+    if settings.metrics_enabled:
+        app.add_middleware(MetricsMiddleware)
+        app.include_router(metrics_router)
     for router in (
         health_router,
         screenings_router,
