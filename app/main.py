@@ -34,6 +34,7 @@ from app.referrals.router import router as referrals_router
 from app.reports.router import router as reports_router
 from app.reviews.router import router as reviews_router
 from app.screenings.router import router as screenings_router
+from app.tracing import configure_tracing
 from app.webhooks.router import router as webhooks_router
 from app.webhooks.worker import webhook_worker
 from app.worker import Worker
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.metrics_enabled:
         app.add_middleware(MetricsMiddleware)
         app.include_router(metrics_router)
+    configure_tracing(app, settings, app.state.database)
     for router in (
         health_router,
         screenings_router,
