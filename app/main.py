@@ -17,6 +17,7 @@ from app.clients.router import router as clients_router
 from app.config import Settings, get_settings
 from app.db import Database
 from app.deaths.router import router as deaths_router
+from app.docs_assets import install_docs
 from app.errors import install_error_handlers
 from app.events.router import router as events_router
 from app.fhir.outcome import operation_outcome_response
@@ -80,6 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served from packaged assets, no CDN (app.docs_assets).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = Database(settings)
@@ -97,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(MetricsMiddleware)
         app.include_router(metrics_router)
     configure_tracing(app, settings, app.state.database)
+    install_docs(app)
     for router in (
         health_router,
         screenings_router,
