@@ -281,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in {"clients", "worker", "overdue", "signing-keys"}:
+        from app.cli_database import require_existing_database
+
+        require_existing_database(get_settings())
     result: int = args.func(args)
     return result
 

@@ -140,6 +140,7 @@ class Settings(BaseSettings):
 
     # Base URIs of the problem types (app.errors) and of the FHIR view's own code systems.
     problem_base_uri: str = "https://lfd.example.nhs.uk/problems/"
+    fhir_system_base: str = "https://lfd.example.nhs.uk/fhir"
 
     @field_validator(
         "mortality_alert_specialties",

@@ -18,7 +18,7 @@ from app.config import Settings, get_settings
 from app.db import Database
 from app.deaths.router import router as deaths_router
 from app.docs_assets import install_docs
-from app.errors import install_error_handlers
+from app.errors import install_error_handlers, set_problem_base
 from app.events.router import router as events_router
 from app.fhir.outcome import operation_outcome_response
 from app.fhir.router import router as fhir_router
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    set_problem_base(settings.problem_base_uri)
     app.state.database = Database(settings)
     app.state.worker = None
     app.state.webhook_worker = None
