@@ -374,6 +374,14 @@ async def send(
                         retry_after = _retry_after(response.headers.get("retry-after"), at)
         except AddressRefused:
             error_kind = "internal_address"
+            # Each refusal, so that an endpoint that can never be reached is seen at once.
+            logger.warning(
+                "webhook attempt refused: the host resolves to an internal address",
+                extra={
+                    "endpoint_id": str(claimed.endpoint_id),
+                    "delivery_id": str(claimed.delivery_id),
+                },
+            )
         except TimeoutError:
             error_kind = "timeout"
         except httpx.TimeoutException:
