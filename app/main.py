@@ -31,6 +31,7 @@ from app.metrics import router as metrics_router
 from app.middleware import RequestContextMiddleware
 from app.oauth.errors import install_oauth_error_handler
 from app.oauth.router import router as oauth_router
+from app.openapi_extras import enrich
 from app.referrals.router import router as referrals_router
 from app.reports.router import router as reports_router
 from app.reviews.router import router as reviews_router
@@ -130,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
                 Problem.model_json_schema()
             )
-            app.openapi_schema = schema
+            app.openapi_schema = enrich(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
