@@ -17,6 +17,7 @@ import copy
 from typing import Any
 
 from app.events.types import EVENT_TYPES
+from app.openapi_examples import add_examples
 from app.webhooks.schemas import TEST_EVENT_TYPE
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -176,6 +177,7 @@ def enrich(document: dict[str, Any]) -> dict[str, Any]:
                 described = str(parameter.get("description", ""))
                 if parameter.get("in") == "header" and described.startswith("Required."):
                     parameter["required"] = True
+    add_examples(document)
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas["WebhookEvent"] = WEBHOOK_EVENT
