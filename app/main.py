@@ -45,10 +45,13 @@ DESCRIPTION = """
 The system of record for how an NHS trust learns from patients' deaths: medical examiner
 screenings, referrals for review (SJR, M&M, LeDeR and the other routes), and everything after.
 
-**Credentials.** Every endpoint except `/healthz` and `/readyz` needs an API key
-(`Authorization: Bearer <key>`) from `lfd clients create`. Each operation lists the scope it
-needs; a missing or invalid key is a 401, a missing scope a 403. `X-On-Behalf-Of` names the
-person a system acts for and is kept in the audit log.
+**Credentials.** Every endpoint except `/healthz`, `/readyz`, the token endpoint and the JWKS
+needs an API key (`lfd clients create`, `POST /v1/clients`) or an access token from
+`POST /oauth2/token` (OAuth 2.0 client credentials with a signed JWT, RFC 7523), sent as
+`Authorization: Bearer <credential>`. Each operation lists the scope it needs; a missing or
+invalid credential is a 401, a missing scope a 403. `X-User-Assertion` carries the signed
+identity of the user a system acts for (verified; its user and role kept in the audit log);
+`X-On-Behalf-Of` names them in free text (kept, marked unverified).
 
 **Errors** are RFC 9457 problem details (`application/problem+json`) with `errors[].pointer`
 naming the field; a query parameter the operation does not list is a 400 (a misspelled filter is
