@@ -17,6 +17,7 @@ import copy
 from typing import Any
 
 from app.events.types import EVENT_TYPES
+from app.openapi_descriptions import describe_properties
 from app.openapi_examples import add_examples
 from app.webhooks.schemas import TEST_EVENT_TYPE
 
@@ -178,6 +179,7 @@ def enrich(document: dict[str, Any]) -> dict[str, Any]:
                 if parameter.get("in") == "header" and described.startswith("Required."):
                     parameter["required"] = True
     add_examples(document)
+    describe_properties(document)
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas["WebhookEvent"] = WEBHOOK_EVENT
