@@ -205,8 +205,142 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 
+_ACTION = "What is to be done."
+_PLAN_TITLE = "The action plan's title."
+_PLAN_TEXT = "What the plan is for."
+_SECTION_TITLE = "The section's title."
+_THEME_NAME = "The theme's name."
+_THEME_TEXT = "What the theme covers."
+_FINDING_KIND = "The kind of finding (problem in care, good practice, learning point, concern)."
+_FINDING_TEXT = "The finding, in the reviewer's words."
+_ENDPOINT_TEXT = "What the endpoint is for (free text, for the administrators)."
+_REVIEW = "The review instrument's content; `instrument` says which (sjr, mm, leder, external)."
+_REASON = "Why (free text, kept with the referral's history)."
+_DEATH_STATUS = "Where the death is in the pipeline (screened, under review, reviewed, ...)."
+_REVIEW_STATUS = "`draft` or `submitted`."
+_DELIVERY_STATUS = "`pending`, `failed` (retrying), `delivered` or `dead` (given up)."
+_ACTION_STATUS = "The action's status, 1 (not started) to 5 (completed and assured)."
+
+BY_SCHEMA: dict[tuple[str, str], str] = {
+    ("ActionCreate", "action"): _ACTION,
+    ("ActionOut", "action"): _ACTION,
+    ("ActionPatch", "action"): _ACTION,
+    ("ImportedAction", "action"): _ACTION,
+    ("ActionOut", "section"): "The plan section the action is in.",
+    ("ActionOut", "status"): _ACTION_STATUS,
+    ("ActionPatch", "status"): _ACTION_STATUS,
+    ("ImportedAction", "status"): _ACTION_STATUS,
+    ("StatusCount", "status"): _ACTION_STATUS,
+    ("AuditEventOut", "outcome"): "`success`, or what stopped the request.",
+    ("BatchItemResult", "outcome"): "`created`, `replayed` (an earlier answer) or `failed`.",
+    ("BatchResult", "created"): "How many items were recorded now.",
+    ("BatchResult", "replayed"): "How many items had been recorded before (replayed).",
+    ("BatchResult", "failed"): "How many items failed (each with its problem).",
+    ("BatchResult", "items"): "One result per item sent, in the same order.",
+    ("CancelRequest", "reason"): _REASON,
+    ("ReasonRequest", "reason"): _REASON,
+    ("TransitionOut", "reason"): "The reason given for the transition, if any.",
+    ("TransitionOut", "action"): "The transition (claim, release, complete, decline, ...).",
+    ("TransitionPseudonymised", "action"): "The transition (claim, release, complete, ...).",
+    ("ColumnOut", "key"): "The column's key in each row.",
+    ("ColumnOut", "label"): "The column's heading.",
+    ("PeriodOut", "label"): "The period in words (e.g. 2025/26).",
+    ("DeathDetail", "status"): _DEATH_STATUS,
+    ("DeathDetailPseudonymised", "status"): _DEATH_STATUS,
+    ("DeathOut", "status"): _DEATH_STATUS,
+    ("DeathPseudonymised", "status"): _DEATH_STATUS,
+    ("DeathDetail", "screening"): "The death's medical examiner screening.",
+    ("DeathDetailPseudonymised", "screening"): "The death's screening, without free text.",
+    ("DeathDetail", "referrals"): "The death's referrals, every route.",
+    ("DeathDetailPseudonymised", "referrals"): "The death's referrals, every route.",
+    ("ScreeningRecorded", "referrals"): "The referrals the screening created.",
+    ("DeathDetail", "reviews"): "The death's reviews.",
+    ("DeathDetailPseudonymised", "reviews"): "The death's reviews.",
+    ("ScreeningCreate", "death"): "The death: the patient and the circumstances.",
+    ("ScreeningRecorded", "death"): "The death the screening is for.",
+    ("ScreeningCreate", "screening"): "The medical examiner's scrutiny.",
+    ("DeliveryDetail", "status"): _DELIVERY_STATUS,
+    ("DeliveryOut", "status"): _DELIVERY_STATUS,
+    ("EndpointCreate", "description"): _ENDPOINT_TEXT,
+    ("EndpointOut", "description"): _ENDPOINT_TEXT,
+    ("EndpointPatch", "description"): _ENDPOINT_TEXT,
+    ("EndpointWithSecret", "description"): _ENDPOINT_TEXT,
+    ("EventOut", "type"): "The event type (see GET /v1/events/types).",
+    ("EventOut", "resource"): "The resource that changed.",
+    ("EventType", "type"): "The event type.",
+    ("EventType", "description"): "What the event means.",
+    ("Examiner", "name"): "The medical examiner's name.",
+    ("ExaminerOut", "name"): "The medical examiner's name.",
+    ("ReviewerIn", "name"): "The reviewer's name.",
+    ("ExternalReview", "organisation"): "The body that reviews (e.g. the coroner, MNSI).",
+    ("ExternalReview", "status"): "Where the external review stands.",
+    ("ExternalReview", "outcome"): "The external review's outcome, when known.",
+    ("LederReview", "status"): "Where the LeDeR review stands.",
+    ("MmReview", "outcome"): "What the meeting decided (no further action, escalate, ...).",
+    ("FindingCreate", "kind"): _FINDING_KIND,
+    ("FindingOut", "kind"): _FINDING_KIND,
+    ("FindingPatch", "kind"): _FINDING_KIND,
+    ("FindingPseudonymised", "kind"): _FINDING_KIND,
+    ("FindingCreate", "description"): _FINDING_TEXT,
+    ("FindingOut", "description"): _FINDING_TEXT,
+    ("FindingPatch", "description"): _FINDING_TEXT,
+    ("FindingOut", "theme"): "The theme the finding is filed under.",
+    ("FindingPseudonymised", "theme"): "The theme the finding is filed under.",
+    ("ImportReport", "layout"): "The spreadsheet layout recognised.",
+    ("ImportReport", "title"): _PLAN_TITLE,
+    ("ImportReport", "description"): _PLAN_TEXT,
+    ("ImportReport", "sections"): "The sections found, with their actions.",
+    ("ImportedSection", "title"): _SECTION_TITLE,
+    ("PlanCreate", "title"): _PLAN_TITLE,
+    ("PlanDetail", "title"): _PLAN_TITLE,
+    ("PlanOut", "title"): _PLAN_TITLE,
+    ("PlanPatch", "title"): _PLAN_TITLE,
+    ("PlanCreate", "description"): _PLAN_TEXT,
+    ("PlanDetail", "description"): _PLAN_TEXT,
+    ("PlanOut", "description"): _PLAN_TEXT,
+    ("PlanPatch", "description"): _PLAN_TEXT,
+    ("PlanDetail", "sections"): "The plan's sections, with their action counts.",
+    ("PlanOut", "sections"): "The plan's sections, in order.",
+    ("SectionCreate", "title"): _SECTION_TITLE,
+    ("SectionOut", "title"): _SECTION_TITLE,
+    ("SectionRef", "title"): _SECTION_TITLE,
+    ("SectionWithCount", "title"): _SECTION_TITLE,
+    ("OverdueGroup", "overdue"): "How many referrals of the group are overdue.",
+    ("ReferralOut", "overdue"): "Whether the referral is open and past its due date.",
+    ("ReferralPseudonymised", "overdue"): "Whether the referral is open and past its due date.",
+    ("ReferralPseudonymised", "status"): "The referral's status.",
+    ("ProblemInCare", "type"): "The kind of problem (assessment, monitoring, treatment, ...).",
+    ("ProblemInCare", "description"): "The problem, in the reviewer's words.",
+    ("ReportOut", "key"): "The report's key (as in its URL).",
+    ("ReportOut", "title"): "The report's title.",
+    ("TableOut", "key"): "The table's key (`table=` chooses it in a CSV).",
+    ("TableOut", "title"): "The table's title.",
+    ("ReviewAmendment", "review"): _REVIEW,
+    ("ReviewSubmission", "review"): _REVIEW,
+    ("ReviewOut", "status"): _REVIEW_STATUS,
+    ("ReviewPseudonymised", "status"): _REVIEW_STATUS,
+    ("ScaleValue", "label"): "The value's label.",
+    ("ScaleValue", "description"): "What the value means.",
+    ("ThemeCreate", "description"): _THEME_TEXT,
+    ("ThemeOut", "description"): _THEME_TEXT,
+    ("ThemeOut", "name"): _THEME_NAME,
+    ("ThemePatch", "name"): _THEME_NAME,
+    ("ThemeRef", "name"): _THEME_NAME,
+    ("Problem", "type"): "A URI naming the kind of problem (LFD_PROBLEM_BASE_URI + a slug).",
+    ("Problem", "title"): "The kind of problem, in words.",
+    ("Problem", "status"): "The HTTP status.",
+}
+
+
 def describe_properties(document: dict[str, Any]) -> None:
-    for schema in document.get("components", {}).get("schemas", {}).values():
+    for schema_name, schema in document.get("components", {}).get("schemas", {}).items():
         for name, prop in (schema.get("properties") or {}).items():
-            if isinstance(prop, dict) and "description" not in prop and name in DESCRIPTIONS:
-                prop["description"] = DESCRIPTIONS[name]
+            if not isinstance(prop, dict) or "description" in prop:
+                continue
+            text = BY_SCHEMA.get((schema_name, name)) or DESCRIPTIONS.get(name)
+            if text is None and name == "items" and schema_name.startswith(("Page", "EventPage")):
+                text = "The page's items; follow next_cursor for more."
+            if text is None and name == "items" and schema_name == "ClaimResult":
+                text = "The referrals leased, each with its lease_id."
+            if text is not None:
+                prop["description"] = text

@@ -118,24 +118,12 @@ async def test_every_request_body_has_a_valid_example(http) -> None:
     assert checked >= 30
 
 
-# Property names whose meaning depends on their schema, so that app/openapi_descriptions.py
-# cannot describe them once for all: each model still owes its own description of these
-# (issue 18 asks for every property; the count left is in the report). Any other property
-# without a description fails the test below.
-CONTEXT_NAMES = {
-    "description", "status", "title", "items", "action", "name", "outcome", "type", "kind",
-    "reason", "key", "label", "screening", "referrals", "sections", "overdue", "reviews",
-    "theme", "review", "death", "section", "created", "replayed", "failed", "resource",
-    "organisation", "layout",
-}  # fmt: skip
-
-
-async def test_every_other_schema_property_is_described(http) -> None:
+async def test_every_schema_property_is_described(http) -> None:
     doc = await document(http)
     missing = sorted(
         f"{schema}.{name}"
         for schema, body in doc["components"]["schemas"].items()
         for name, prop in (body.get("properties") or {}).items()
-        if "description" not in prop and name not in CONTEXT_NAMES
+        if "description" not in prop
     )
     assert missing == []
