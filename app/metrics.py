@@ -57,6 +57,9 @@ JOB_ERRORS = Counter(
     "lfd_job_errors", "Background job runs that failed.", ["job"], registry=REGISTRY
 )
 UNMATCHED = "<unmatched>"
+# A client can send any method name: anything else is counted as OTHER, so that no caller can
+# grow the number of series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -84,7 +87,7 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or UNMATCHED
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
             REQUESTS.labels(method, template, str(status)).inc()
             LATENCY.labels(method, template).observe(time.perf_counter() - started)
 

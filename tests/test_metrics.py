@@ -78,10 +78,12 @@ async def test_metrics_need_their_scope(make_api, http):
 
 async def test_unmatched_paths_share_one_label(make_api, http):
     await http.get(f"/no/such/{uuid.uuid4()}")
+    await http.request("X-MADE-UP", "/healthz")
     reader = await make_api(Scope.metrics_read)
     text = (await reader.get("/metrics")).text
     assert 'route="<unmatched>"' in text
     assert not re.search(r'route="/no/such', text)
+    assert "X-MADE-UP" not in text and 'method="OTHER"' in text
 
 
 async def test_job_runs_and_errors_are_counted(database, make_api):
