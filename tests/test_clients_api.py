@@ -39,6 +39,11 @@ async def test_admin_manages_a_client_and_every_change_is_audited(api, http):
     use = {"Authorization": f"Bearer {key}"}
     assert (await http.get("/v1/deaths", headers=use)).status_code == 200
 
+    read = await api.get(f"/v1/clients/{client_id}")
+    tag = read.headers["ETag"]
+    unchanged = await api.get(f"/v1/clients/{client_id}", headers={"If-None-Match": tag})
+    assert unchanged.status_code == 304 and unchanged.content == b""
+
     listed = (await api.get("/v1/clients")).json()["items"]
     assert client_id in {c["id"] for c in listed}
     assert all("key" not in c and "key_hash" not in c for c in listed)
@@ -46,6 +51,8 @@ async def test_admin_manages_a_client_and_every_change_is_audited(api, http):
     rotated = await api.post(f"/v1/clients/{client_id}/rotate-key", json={"grace_seconds": 3600})
     assert rotated.status_code == 200
     new_key = rotated.json()["key"]
+    changed = await api.get(f"/v1/clients/{client_id}", headers={"If-None-Match": tag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != tag
     # Both keys work during the grace period.
     assert (await http.get("/v1/deaths", headers=use)).status_code == 200
     new_use = {"Authorization": f"Bearer {new_key}"}

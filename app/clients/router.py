@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditEntry, write_audit
@@ -37,6 +39,7 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
+from app.kit.etag import NOT_MODIFIED, not_modified
 from app.models import ApiClient
 
 router = APIRouter(prefix="/v1/clients", tags=["clients"])
@@ -102,16 +105,38 @@ async def list_all(
     return ClientList(items=[ClientOut.model_validate(client) for client in clients])
 
 
-@router.get("/{client_id}", response_model=ClientOut, responses=problem_responses(*AUTH, NotFound))
-async def read(client_id: uuid.UUID, principal: Administrator, database: DatabaseDep) -> ClientOut:
-    """One client.
+def client_etag(out: ClientOut) -> str:
+    """A client row has no version column: its tag is a digest of what the API shows of it,
+    so any change (rotation, expiry, revocation, users) changes the tag."""
+    digest = hashlib.sha256(out.model_dump_json().encode()).hexdigest()[:20]
+    return f'"{out.id.hex}.{digest}"'
+
+
+@router.get(
+    "/{client_id}",
+    response_model=ClientOut,
+    responses={**NOT_MODIFIED, **problem_responses(*AUTH, NotFound)},
+)
+async def read(
+    client_id: uuid.UUID,
+    principal: Administrator,
+    database: DatabaseDep,
+    response: Response,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+) -> ClientOut | Response:
+    """One client, with its `ETag` (`If-None-Match` answers 304 while it is unchanged).
 
     Scope: `admin`."""
     async with database.transaction() as session:
         client = await session.get(ApiClient, client_id)
     if client is None:
         raise NotFound("No such client.")
-    return _out(client)
+    out = _out(client)
+    tag = client_etag(out)
+    if not_modified(if_none_match, tag):
+        return Response(status_code=304, headers={"ETag": tag})
+    response.headers["ETag"] = tag
+    return out
 
 
 @router.post(
