@@ -10,6 +10,10 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/venv
+# The dependencies first, at the lockfile's versions and hashes (the same as ./scripts/serve
+# and CI install), then the service's own wheel without resolving anything again.
+COPY requirements/serve.txt ./requirements/serve.txt
+RUN /opt/venv/bin/pip install --require-hashes --no-deps -r requirements/serve.txt
 # The source the wheel needs: the project file, the README it names, the app and migrations.
 COPY pyproject.toml README.md ./
 COPY app ./app
@@ -17,7 +21,8 @@ COPY migrations ./migrations
 # Every dependency has a manylinux wheel, so no compiler is needed. The last step checks that
 # the installed package (-I: not the source in /src) carries its migrations.
 RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
-    && /opt/venv/bin/pip install /wheels/*.whl \
+    && /opt/venv/bin/pip install --no-deps /wheels/*.whl \
+    && /opt/venv/bin/pip check \
     && /opt/venv/bin/python -I -c "import app.migrate as m; assert (m.MIGRATIONS / 'env.py').is_file()"
 
 FROM ${PYTHON_IMAGE} AS runtime

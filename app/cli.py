@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
+import tempfile
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from app.auth.scopes import SCOPE_DESCRIPTIONS, Scope
+from app.clients.cli import add_client_commands, add_signing_key_commands
 from app.config import get_settings
 from app.db import Database
 
@@ -24,6 +27,9 @@ def _serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     if not args.no_migrate:
         upgrade(settings.database_url)
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker counts its requests in files here, and a scrape sums them (app.metrics).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lfd-metrics-")
     uvicorn.run(
         "app.main:app_factory",
         factory=True,
@@ -271,11 +277,22 @@ def build_parser() -> argparse.ArgumentParser:
     clients = sub.add_parser("clients", help="manage API clients").add_subparsers(
         dest="action", required=True
     )
-    scope_help = "; ".join(f"{s.value}: {d}" for s, d in SCOPE_DESCRIPTIONS.items())
-    create = clients.add_parser("create", help="create a client and print its key once")
+    width = max(len(scope.value) for scope in SCOPE_DESCRIPTIONS)
+    scope_lines = "\n".join(
+        f"  {scope.value:<{width}}  {text}" for scope, text in SCOPE_DESCRIPTIONS.items()
+    )
+    create = clients.add_parser(
+        "create",
+        help="create a client and print its key once",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"scopes:\n{scope_lines}",
+    )
     create.add_argument("--name", required=True)
     create.add_argument(
-        "--scope", action="append", required=True, help=f"repeat or comma-separate. {scope_help}"
+        "--scope",
+        action="append",
+        required=True,
+        help="a scope (listed below); repeat the option or comma-separate",
     )
     create.add_argument(
         "--pseudonymised",
@@ -293,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = clients.add_parser("revoke", help="revoke a client's key")
     revoke.add_argument("client_id")
     revoke.set_defaults(func=lambda a: asyncio.run(_clients_revoke(a)))
+    add_client_commands(clients)
+
+    add_signing_key_commands(sub)
 
     demo = sub.add_parser("demo", help="fill the database with a synthetic data set")
     demo.add_argument("--deaths", type=int, default=3000)
@@ -330,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in {"clients", "worker", "overdue", "signing-keys"}:
+        from app.cli_database import require_existing_database
+
+        require_existing_database(get_settings())
     result: int = args.func(args)
     return result
 

@@ -179,6 +179,35 @@ class Settings(BaseSettings):
     webhook_circuit_cooldown_seconds: float = Field(default=30.0, gt=0, le=3600)
     webhook_circuit_max_cooldown_seconds: float = Field(default=600.0, gt=0, le=86400)
 
+    # Credentials (app.auth.oauth, docs/authentication.md): API keys and OAuth 2.0 access tokens
+    # (client credentials with a signed JWT, RFC 7523), each of which a deployment may turn off.
+    auth_api_keys_enabled: bool = True
+    auth_access_tokens_enabled: bool = True
+    # The `aud` a client assertion must name: this service's token URL as the integrator calls
+    # it (behind a proxy, its public address). Unset: the URL the request arrived at.
+    oauth_token_url: str | None = None
+    # `iss` and `aud` of the access tokens the service issues.
+    oauth_issuer: str = "urn:nhs:lfd-service"
+    oauth_access_token_seconds: int = Field(default=600, ge=60, le=3600)
+    oauth_assertion_max_seconds: int = Field(default=300, ge=30, le=3600)
+    oauth_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # A PEM RSA private key to sign access tokens with (kid: its thumbprint); unset, the
+    # service makes and keeps its keys in the database (`lfd signing-keys rotate`).
+    oauth_signing_key_pem: str | None = None
+    # How long fetched JWKS documents (clients' and identity providers' keys) are kept.
+    oauth_jwks_cache_seconds: int = Field(default=300, ge=0, le=86400)
+    oauth_jwks_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+
+    # Operations (app.metrics, app.tracing, docs/operations.md).
+    metrics_enabled: bool = True
+    # OpenTelemetry traces, exported over OTLP/HTTP to this endpoint; unset: no tracing.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "lfd-service"
+
+    # Base URIs of the problem types (app.errors) and of the FHIR view's own code systems.
+    problem_base_uri: str = "https://lfd.example.nhs.uk/problems/"
+    fhir_system_base: str = "https://lfd.example.nhs.uk/fhir"
+
     @field_validator(
         "mortality_alert_specialties",
         "mortality_alert_diagnosis_groups",

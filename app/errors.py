@@ -20,6 +20,12 @@ logger = logging.getLogger("app.errors")
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://lfd.example.nhs.uk/problems/"
+_problem_base = [PROBLEM_BASE]
+
+
+def set_problem_base(uri: str) -> None:
+    """The base of the problem `type` URIs (LFD_PROBLEM_BASE_URI), set by create_app."""
+    _problem_base[0] = uri if uri.endswith("/") else uri + "/"
 
 
 # --- what a problem repeats of the request's path -----------------------------------------------
@@ -192,7 +198,7 @@ def problem_body(
     extra: dict[str, Any] | None = None,
     instance: str | None = None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status}
+    body: dict[str, Any] = {"type": _problem_base[0] + slug, "title": title, "status": status}
     if detail:
         body["detail"] = detail
     if instance:

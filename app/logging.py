@@ -12,7 +12,13 @@ from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# uvicorn adds `color_message` (its message with ANSI colour codes) to its records: not a field
+# a JSON log wants.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 # Database drivers log each statement with its parameters (patient data) at DEBUG: hold them
 # at WARNING whatever the root level, as SQLAlchemy does for its own loggers. Importing this

@@ -14,11 +14,15 @@ from app.actions.io_router import router as action_spreadsheets_router
 from app.actions.router import router as actions_router
 from app.audit.refusals import install_refusal_audit
 from app.audit.router import router as audit_router
+from app.auth.oauth.errors import install_oauth_error_handler
+from app.auth.oauth.router import router as oauth_router
 from app.cases.router import router as cases_router
+from app.clients.router import router as clients_router
 from app.config import Settings, get_settings
 from app.db import Database
 from app.deaths.router import router as deaths_router
-from app.errors import install_error_handlers
+from app.docs_assets import install_docs
+from app.errors import install_error_handlers, set_problem_base
 from app.events.router import router as events_router
 from app.fhir.outcome import operation_outcome_response
 from app.fhir.router import router as fhir_router
@@ -27,13 +31,17 @@ from app.health.router import router as health_router
 from app.jobs import BACKGROUND_JOBS
 from app.kit.schemas import Problem
 from app.logging import configure_logging
+from app.metrics import MetricsMiddleware
+from app.metrics import router as metrics_router
 from app.middleware import RequestContextMiddleware
+from app.openapi_extras import enrich
 from app.ratelimit import AuthThrottle, RateLimiter
 from app.referrals.router import router as referrals_router
 from app.reports.router import router as reports_router
 from app.reviews.router import referral_review_router
 from app.reviews.router import router as reviews_router
 from app.screenings.router import router as screenings_router
+from app.tracing import configure_tracing
 from app.webhooks.router import router as webhooks_router
 from app.webhooks.worker import webhook_worker
 from app.worker import Worker
@@ -42,10 +50,13 @@ DESCRIPTION = """
 The system of record for how an NHS trust learns from patients' deaths: medical examiner
 screenings, referrals for review (SJR, M&M, LeDeR and the other routes), and everything after.
 
-**Credentials.** Every endpoint except `/healthz` and `/readyz` needs an API key
-(`Authorization: Bearer <key>`) from `lfd clients create`. Each operation lists the scope it
-needs; a missing or invalid key is a 401, a missing scope a 403. `X-On-Behalf-Of` names the
-person a system acts for and is kept in the audit log.
+**Credentials.** Every endpoint except `/healthz`, `/readyz`, the token endpoint and the JWKS
+needs an API key (`lfd clients create`, `POST /v1/clients`) or an access token from
+`POST /oauth2/token` (OAuth 2.0 client credentials with a signed JWT, RFC 7523), sent as
+`Authorization: Bearer <credential>`. Each operation lists the scope it needs; a missing or
+invalid credential is a 401, a missing scope a 403. `X-User-Assertion` carries the signed
+identity of the user a system acts for (verified; its user and role kept in the audit log);
+`X-On-Behalf-Of` names them in free text (kept, marked unverified).
 
 **Errors** are RFC 9457 problem details (`application/problem+json`) with `errors[].pointer`
 naming the field; a query parameter the operation does not list is a 400 (a misspelled filter is
@@ -81,8 +92,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served from packaged assets, no CDN (app.docs_assets).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
+    set_problem_base(settings.problem_base_uri)
     app.state.database = Database(settings)
     app.state.worker = None
     # Per worker process (app.ratelimit): the bound across the service is times the workers.
@@ -91,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.webhook_worker = None
     render_problem = install_error_handlers(app, {"/fhir/": operation_outcome_response})
     install_refusal_audit(app)
+    install_oauth_error_handler(app)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
@@ -98,6 +114,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         render_problem=render_problem,
         body_read_timeout_seconds=settings.body_read_timeout_seconds,
     )
+    if settings.metrics_enabled:
+        app.add_middleware(MetricsMiddleware)
+        app.include_router(metrics_router)
+    configure_tracing(app, settings, app.state.database)
+    install_docs(app)
     for router in (
         health_router,
         screenings_router,
@@ -114,6 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events_router,
         reports_router,
         audit_router,
+        oauth_router,
+        clients_router,
     ):
         app.include_router(router)
 
@@ -125,7 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
                 Problem.model_json_schema()
             )
-            app.openapi_schema = schema
+            app.openapi_schema = enrich(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

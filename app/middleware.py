@@ -76,6 +76,11 @@ def _is_spreadsheet(content_type: str | None) -> bool:
     return content_type.split(";", 1)[0].strip().lower() in SPREADSHEET_TYPES
 
 
+def _is_form(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/x-www-form-urlencoded"
+
+
 def _nul_pointer(name: str) -> str:
     # Only a name that looks like a parameter is repeated (app.kit.query's rule): a name that
     # holds the NUL, or anything else a client pasted into it, is not.
@@ -197,7 +202,11 @@ class RequestContextMiddleware:
             return None
         body = b"".join(chunks)
         content_type = _header(scope, b"content-type")
-        if body and not (_is_json(content_type) or (upload and _is_spreadsheet(content_type))):
+        # The OAuth token endpoint takes a form (RFC 6749); app.auth.oauth.router parses it.
+        form = path == "/oauth2/token" and _is_form(content_type)
+        if body and not (
+            _is_json(content_type) or (upload and _is_spreadsheet(content_type)) or form
+        ):
             expected = "JSON, CSV (text/csv) or XLSX" if upload else "JSON"
             await self._reject(
                 UnsupportedMediaType(f"Send {expected} with the matching Content-Type."), path, send

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from app.db import Database, Work, doing
+from app.telemetry import JOB_ERRORS, JOB_RUNS
 
 logger = logging.getLogger("app.worker")
 
@@ -49,9 +50,11 @@ class Worker:
         done: dict[str, int] = {}
         for name, job in self.jobs:
             started = time.perf_counter()
+            JOB_RUNS.labels(name).inc()
             try:
                 done[name] = await job(self.database)
             except Exception:
+                JOB_ERRORS.labels(name).inc()
                 logger.exception("worker job failed", extra={"job": name})
                 continue
             if done[name]:

@@ -84,3 +84,22 @@ def test_no_test_module_imports_another() -> None:
         "a test module imports another; move what they share to tests/factories.py or "
         "tests/kit/ (fixtures to tests/conftest.py)"
     )
+
+
+def test_every_package_of_the_app_is_in_the_layers_contract() -> None:
+    """A package or module of app/ left out of import-linter's layers escapes the rule that
+    imports go one way (docs/architecture.md): every one must be on a line of the contract."""
+    import tomllib
+
+    config = tomllib.loads((TESTS.parent / "pyproject.toml").read_text())
+    contracts = config["tool"]["importlinter"]["contracts"]
+    layers = next(c["layers"] for c in contracts if c["type"] == "layers")
+    listed = {name.strip() for line in layers for name in line.split("|")}
+    app = TESTS.parent / "app"
+    children = {
+        path.stem if path.is_file() else path.name
+        for path in app.iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__")
+        or (path.is_dir() and (path / "__init__.py").exists())
+    }
+    assert children - listed == set(), "add these to [tool.importlinter] in pyproject.toml"

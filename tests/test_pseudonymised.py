@@ -47,6 +47,7 @@ PATH_VALUES = {
     "patient_id": "death_id",  # FHIR Patient = death
     "endpoint_id": "endpoint_id",  # the pseudonymised client's own webhook endpoint
     "delivery_id": "delivery_id",  # its test delivery
+    "client_id": "client_id",  # the client administration routes (admin only: a 403 here)
 }
 # Query parameters that make a list show the seeded patient (lists are newest first), and the
 # seeded id the answer must then hold.
@@ -142,6 +143,7 @@ async def test_no_get_route_shows_a_pseudonymised_client_a_patient_identifier(
     test = await commissioner.post(f"/v1/webhook-endpoints/{values['endpoint_id']}/test")
     assert test.status_code == 202, test.text
     values["delivery_id"] = test.json()["id"]
+    values["client_id"] = str(commissioner.client_id)
 
     # The full client sees the identifiers (so the walk below proves something).
     death = (await full.get(f"/v1/deaths/{seeded.ids['death_id']}")).text

@@ -68,6 +68,10 @@ async def test_sjr_stage_one_to_stage_two_to_psii(make_api) -> None:
     assert stage_two["excluded_reviewer"] == "Dr One"
     assert death["status"] == "under_review"
     assert [r["id"] for r in death["reviews"]] == [review["id"]]
+    # The answer names the referral it raised (issue 18).
+    assert [
+        (r["id"], r["route"], r["stage"], r["reasons"]) for r in review["follow_on_referrals"]
+    ] == [(stage_two["id"], "sjr", 2, ["second_stage"])]
 
     # The stage-1 reviewer cannot take the second review; another reviewer can.
     assert stage_two["id"] not in {
@@ -90,6 +94,10 @@ async def test_sjr_stage_one_to_stage_two_to_psii(make_api) -> None:
     death = (await api.get(f"/v1/deaths/{recorded['death_id']}")).json()
     psii = [r for r in death["referrals"] if r["route"] == "psii"]
     assert [r["reasons"] for r in psii] == [["more_likely_than_not_avoidable"]]
+    assert [r["id"] for r in second.json()["follow_on_referrals"]] == [psii[0]["id"]]
+    # A read names none: the field is about what a request raised.
+    read = await api.get(f"/v1/reviews/{review['id']}")
+    assert read.status_code == 200 and read.json()["follow_on_referrals"] == []
     assert death["status"] == "under_review"
 
 

@@ -287,12 +287,26 @@ async def test_a_url_no_longer_allowed_is_not_called(hooks: Hooks, base_settings
 
 
 async def test_a_host_name_that_resolves_to_an_internal_address_is_not_called(
-    app_factory: MakeApp, make_api: MakeApi, receiver: Receiver
+    app_factory: MakeApp,
+    make_api: MakeApi,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """`localhost` is allowed by name, but resolves to loopback: the worker connects nowhere
-    and logs why. (The other tests allow the receiver by its IP address, 127.0.0.1, which an
-    administrator may do on purpose.)"""
-    by_name = f"http://localhost:{receiver.port}/hooks/"
+    """A name is allowed, but resolves to loopback: the worker connects nowhere, records why
+    and logs each refused attempt (issue 18). (The other tests allow the receiver by its IP
+    address, 127.0.0.1, which an administrator may do on purpose; `localhost` itself is
+    refused at registration, below.)"""
+    loop = asyncio.get_running_loop()
+    real = loop.getaddrinfo
+
+    async def resolver(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "hooks.internal.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return await real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", resolver)
+    by_name = f"http://hooks.internal.example:{receiver.port}/hooks/"
     app, http = await app_factory(webhook_allowed_urls=[by_name])
     api = await make_api(Scope.admin, client=http)
     try:
@@ -310,11 +324,31 @@ async def test_a_host_name_that_resolves_to_an_internal_address_is_not_called(
         detail = (await api.get(f"{PATH}/{endpoint['id']}/deliveries/{delivery['id']}")).json()
         [attempt] = detail["attempt_log"]
         assert attempt["error_kind"] == "internal_address" and attempt["status_code"] is None
+        refused = [r for r in caplog.records if "internal address" in r.getMessage()]
+        assert [getattr(r, "endpoint_id", None) for r in refused] == [endpoint["id"]]
     finally:
         async with app.state.database.transaction() as session:
             await session.execute(
                 delete(WebhookEndpoint).where(WebhookEndpoint.url.startswith(by_name))
             )
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST.", "hooks.localhost"])
+async def test_localhost_is_refused_at_registration(
+    app_factory: MakeApp, make_api: MakeApi, host: str
+) -> None:
+    """`http://localhost:...` always resolves to this machine, which the worker never
+    connects to by name: a 422 at registration that says to write the address (issue 18),
+    not an endpoint that is accepted and then never delivered to."""
+    allowed = f"http://{host}:9000/hooks/"
+    _, http = await app_factory(webhook_allowed_urls=[allowed])
+    api = await make_api(Scope.admin, client=http)
+    answer = await api.post(PATH, json={"url": f"{allowed}x", "event_types": [THEME_UPDATED]})
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["errors"]
+    assert error["pointer"] == "/url" and error["code"] == "internal_address"
+    assert "127.0.0.1" in error["detail"]
+    assert (await api.get(PATH)).json()["items"] == []
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,14 @@ class AuditEventOut(ResponseModel):
     client_id: uuid.UUID | None
     client_name: str | None
     on_behalf_of: str | None = Field(description="The person the client said it acted for.")
+    on_behalf_of_verified: bool | None = Field(
+        default=None,
+        description="True: on_behalf_of is the user of a verified X-User-Assertion; false: "
+        "free text from X-On-Behalf-Of; null: no one named.",
+    )
+    on_behalf_of_role: str | None = Field(
+        default=None, description="The verified user's role, from their assertion."
+    )
     action: str = Field(description="`<resource>.<verb>`, e.g. `death.read`, `referral.claim`.")
     resource_type: str
     resource_id: uuid.UUID | None

@@ -51,6 +51,8 @@ async def write_audit(
             "client_id": principal.client_id,
             "client_name": principal.client_name,
             "on_behalf_of": principal.on_behalf_of,
+            "on_behalf_of_verified": principal.on_behalf_of_verified,
+            "on_behalf_of_role": principal.on_behalf_of_role,
             "action": entry.action,
             "resource_type": entry.resource_type,
             "resource_id": entry.resource_id,

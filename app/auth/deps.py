@@ -9,11 +9,14 @@ from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
 from app.auth.keys import split_key
+from app.auth.oauth.bearer import resolve_credential
+from app.auth.oauth.state import oauth_state
+from app.auth.oauth.tokens import looks_like_jwt
+from app.auth.oauth.users import resolve_on_behalf_of
 from app.auth.principal import Principal
 from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
-from app.auth.service import find_active_client
 from app.db import DatabaseDep
-from app.errors import BadRequest, Forbidden, Unauthorized
+from app.errors import Forbidden, Unauthorized
 from app.kit.cursor import cursor_key
 from app.kit.etag import derive_etag_key, use_etag_key
 from app.kit.json_body import refuse_duplicate_keys
@@ -23,7 +26,8 @@ from app.ratelimit import AuthThrottle, RateLimiter
 bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="ApiKey",
-    description="An API key from `lfd clients create`, sent as `Authorization: Bearer <key>`.",
+    description="An API key from `lfd clients create`, or an access token from "
+    "`POST /oauth2/token`, sent as `Authorization: Bearer <credential>`.",
 )
 
 
@@ -40,38 +44,54 @@ async def authenticate(
             description="The person the calling system acts for; kept in the audit log.",
         ),
     ] = None,
+    user_assertion: Annotated[
+        str | None,
+        Header(
+            alias="X-User-Assertion",
+            description="A JWT from the trust's identity provider (e.g. NHS CIS2) naming the "
+            "user the system acts for; verified, and its user and role kept in the audit log. "
+            "Required for clients configured so (docs/authentication.md).",
+        ),
+    ] = None,
 ) -> Principal:
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None or not credentials.credentials:
-        raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'.", headers=challenge)
-    key = credentials.credentials
-    invalid = Unauthorized("The API key is not valid or has been revoked.", headers=challenge)
-    # Failed authentication is throttled per source address and per key prefix, and a key
-    # already found invalid costs no lookup (app.ratelimit).
+        raise Unauthorized(
+            "Send an API key or an access token as 'Authorization: Bearer <credential>'.",
+            headers=challenge,
+        )
+    credential = credentials.credentials
+    # Failed authentication is throttled per source address and per key prefix, and an API
+    # key already found invalid costs no lookup (app.ratelimit). Access tokens are verified
+    # without the database (app.auth.oauth); a refused one counts against its address.
     throttle: AuthThrottle = request.app.state.auth_throttle
     address = request.client.host if request.client else "-"
     throttle.refuse_address(address)
-    prefix = split_key(key)
-    if prefix is None or throttle.known_bad(key):
-        raise invalid
+    token = looks_like_jwt(credential)
+    prefix = "access-token" if token else split_key(credential)
+    if prefix is None or throttle.known_bad(credential):
+        raise Unauthorized("The API key is not valid or has been revoked.", headers=challenge)
+    try:
+        resolved = await resolve_credential(request, database, credential)
+    except Unauthorized:
+        throttle.failed(address, prefix, credential)
+        raise
+    client = resolved.client
     async with database.autocommit() as session:
-        client = await find_active_client(session, key)
-        if client is not None:
-            # The ETags this request makes are keyed by the deployment (app.kit.etag), with a
-            # key derived from its cursor key (read once per process).
-            use_etag_key(derive_etag_key(await cursor_key(session)))
-    if client is None:
-        throttle.failed(address, prefix, key)
-        raise invalid
-    if on_behalf_of is not None and (not on_behalf_of.strip() or not on_behalf_of.isprintable()):
-        raise BadRequest("X-On-Behalf-Of must be a printable, non-empty name.")
+        # The ETags this request makes are keyed by the deployment (app.kit.etag), with a key
+        # derived from its cursor key (read once per process).
+        use_etag_key(derive_etag_key(await cursor_key(session)))
+    user = await resolve_on_behalf_of(oauth_state(request), client, on_behalf_of, user_assertion)
     principal = Principal(
         client_id=client.id,
         client_name=client.name,
-        scopes=frozenset(client.scopes),
+        scopes=resolved.scopes,
         pseudonymised=client.pseudonymised,
-        on_behalf_of=on_behalf_of.strip() if on_behalf_of else None,
+        on_behalf_of=user.name,
         request_id=getattr(request.state, "request_id", None),
+        on_behalf_of_verified=user.verified,
+        on_behalf_of_role=user.role,
+        auth_method=resolved.method,
     )
     request.state.client_id = str(client.id)
     # Known from here on: a refusal (403) or a miss (404) is audited in its name (app.audit).
@@ -115,3 +135,4 @@ EventsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.events_
 WebhooksManager = Annotated[Principal, Security(authenticate, scopes=[Scope.webhooks_manage.value])]
 AuditReader = Annotated[Principal, Security(authenticate, scopes=[Scope.audit_read.value])]
 Administrator = Annotated[Principal, Security(authenticate, scopes=[Scope.admin.value])]
+MetricsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.metrics_read.value])]

@@ -20,6 +20,11 @@ class Principal:
     pseudonymised: bool
     on_behalf_of: str | None
     request_id: str | None
+    # Whether on_behalf_of came from a verified user assertion (None: no one named), and the
+    # user's role from it (app.auth.oauth.users); how the client authenticated.
+    on_behalf_of_verified: bool | None = None
+    on_behalf_of_role: str | None = None
+    auth_method: str = "api_key"
 
     def has(self, scope: Scope) -> bool:
         if self.pseudonymised:

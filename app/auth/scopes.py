@@ -20,6 +20,7 @@ class Scope(StrEnum):
     events_read = "events:read"
     webhooks_manage = "webhooks:manage"
     audit_read = "audit:read"
+    metrics_read = "metrics:read"
     admin = "admin"
 
 
@@ -38,6 +39,7 @@ SCOPE_DESCRIPTIONS: dict[Scope, str] = {
     Scope.events_read: "Read the change feed.",
     Scope.webhooks_manage: "Manage webhook endpoints.",
     Scope.audit_read: "Read the audit log.",
+    Scope.metrics_read: "Read the Prometheus metrics at /metrics (no patient data).",
     Scope.admin: "Administer the service (implies every other scope).",
 }
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.keys import generate_key, hash_key, matches, split_key
@@ -69,8 +69,19 @@ async def find_active_client(session: AsyncSession, key: str) -> ApiClient | Non
     if prefix is None:
         return None
     client = await session.scalar(
-        select(ApiClient).where(ApiClient.key_prefix == prefix, ApiClient.revoked_at.is_(None))
+        select(ApiClient).where(
+            or_(ApiClient.key_prefix == prefix, ApiClient.previous_key_prefix == prefix),
+            ApiClient.revoked_at.is_(None),
+        )
     )
     if client is None:
         return None
-    return client if matches(key, client.key_hash) else None
+    now = utcnow()
+    if client.expires_at is not None and client.expires_at <= now:
+        return None
+    if client.key_prefix == prefix:
+        return client if matches(key, client.key_hash) else None
+    # A rotated key, during its grace period (app.clients.service.rotate_key).
+    in_grace = client.previous_key_expires_at is not None and client.previous_key_expires_at > now
+    previous = client.previous_key_hash
+    return client if in_grace and previous is not None and matches(key, previous) else None

@@ -6,9 +6,12 @@ NHS number, UK Core's verification status) are NHS England's and HL7 UK's own.
 
 from __future__ import annotations
 
+from app.config import get_settings
 from app.kit.enums import NhsNumberStatus, ReasonCode, ReferralStatus, Route, Sex
 
-FHIR_BASE = "https://lfd.example.nhs.uk/fhir"
+# LFD_FHIR_SYSTEM_BASE, read once when the service starts: the code systems and identifiers
+# are part of the data exchanged, so a deployment sets it once, to a URL the trust owns.
+FHIR_BASE = get_settings().fhir_system_base.rstrip("/")
 FHIR_VERSION = "4.0.1"
 FHIR_JSON = "application/fhir+json"
 

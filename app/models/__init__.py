@@ -9,6 +9,7 @@ from app.models.death import Death, PossibleDuplicate
 from app.models.event import OutboxEvent
 from app.models.finding import Finding, Theme
 from app.models.idempotency import IdempotencyRecord
+from app.models.oauth import ClientPublicKey, SigningKey, UsedAssertion
 from app.models.referral import Referral, ReferralTransition
 from app.models.review import Review, ReviewPhaseRating, ReviewProblem, ReviewVersion, ScaleLabel
 from app.models.screening import RouteOverride, Screening, ScreeningVersion
@@ -29,6 +30,7 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "Base",
+    "ClientPublicKey",
     "Counter",
     "Death",
     "Finding",
@@ -46,7 +48,9 @@ __all__ = [
     "Screening",
     "ScreeningVersion",
     "ServiceSecret",
+    "SigningKey",
     "Theme",
+    "UsedAssertion",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookDispatcher",

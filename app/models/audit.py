@@ -49,6 +49,10 @@ class AuditEvent(IdMixin, Base):
     client_id: Mapped[uuid.UUID | None]
     client_name: Mapped[str | None] = mapped_column(String(200))
     on_behalf_of: Mapped[str | None] = mapped_column(String(200))
+    # True: on_behalf_of is the subject of a verified user assertion; False: free text the
+    # client sent; None: no one named (app.auth.oauth.users).
+    on_behalf_of_verified: Mapped[bool | None]
+    on_behalf_of_role: Mapped[str | None] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(60))
     resource_type: Mapped[str] = mapped_column(String(40))
     resource_id: Mapped[uuid.UUID | None]

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, IdMixin, JSONType, utcnow
@@ -20,3 +21,14 @@ class ApiClient(IdMixin, Base):
     pseudonymised: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    # After `expires_at` the client's key and tokens stop working (app.clients).
+    expires_at: Mapped[datetime | None]
+    # A rotated API key stays valid until `previous_key_expires_at` (the grace period).
+    previous_key_prefix: Mapped[str | None] = mapped_column(String(32), unique=True)
+    previous_key_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_key_expires_at: Mapped[datetime | None]
+    # The identity provider whose signed user assertions the client sends (app.auth.oauth.users):
+    # {"issuer", "audience", "jwks_url" | "pem", "user_claim", "role_claim"}; None: none.
+    user_assertion: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Whether the free-text X-On-Behalf-Of is accepted (recorded as unverified in the audit).
+    allow_unverified_on_behalf_of: Mapped[bool] = mapped_column(default=True, server_default=true())

@@ -147,6 +147,17 @@ class ReviewAmendment(RequestModel):
     review: InstrumentIn
 
 
+class FollowOnReferral(ResponseModel):
+    """A referral a submitted review raised."""
+
+    id: uuid.UUID = Field(description="The new referral's id.")
+    route: Route = Field(description="Its route: `sjr` (stage 2) or `psii`.")
+    stage: int | None = Field(description="2 for a second-stage SJR; null otherwise.")
+    status: str = Field(description="Its status (`ready`).")
+    reasons: list[str] = Field(description="Why it was raised (reason codes).")
+    due_at: datetime = Field(description="When it is due.")
+
+
 class ReviewOut(ResponseModel):
     id: uuid.UUID
     referral_id: uuid.UUID
@@ -165,6 +176,11 @@ class ReviewOut(ResponseModel):
     )
     created_at: datetime
     updated_at: datetime
+    follow_on_referrals: list[FollowOnReferral] = Field(
+        default_factory=list,
+        description="The referrals this request raised (a second-stage SJR, a PSII): in the "
+        "answer to a submission or amendment that raised them; empty otherwise.",
+    )
 
 
 class ReviewVersionOut(ResponseModel):

@@ -49,6 +49,7 @@ from app.referrals.workflow import (
 )
 from app.reviews.schemas import (
     ExternalReview,
+    FollowOnReferral,
     LederReview,
     MmReview,
     ReviewAmendment,
@@ -271,6 +272,7 @@ async def submit_review(
             extra={"current_status": referral.effective_status},
         )
     death = await session.get_one(Death, referral.death_id)
+    raised: list[Referral] = []
     _check_instrument(Route(referral.route), body.review, death, body.submit)
 
     review = await session.scalar(select(Review).where(Review.referral_id == referral.id))
@@ -325,7 +327,9 @@ async def submit_review(
             reviewer=review.reviewer,
         )
         journal.event(Change("review.submitted", "review", review.id, death.id))
-        await raise_follow_ons(session, journal, settings, death, follow_ons(referral, body.review))
+        raised = await raise_follow_ons(
+            session, journal, settings, death, follow_ons(referral, body.review)
+        )
     else:
         if referral.status != ReferralStatus.in_progress:
             referral.status = ReferralStatus.in_progress.value
@@ -342,7 +346,26 @@ async def submit_review(
     await session.flush()
     await refresh_death_status(session, journal, death.id)
     await transitions.write(session)
-    return await review_out(session, review), created
+    return _with_follow_ons(await review_out(session, review), raised), created
+
+
+def _with_follow_ons(out: ReviewOut, raised: Sequence[Referral]) -> ReviewOut:
+    """The answer naming the referrals the request raised (issue 18: the reviewer's system
+    learns at once that a stage-2 SJR or a PSII now waits)."""
+    if not raised:
+        return out
+    follow = [
+        FollowOnReferral(
+            id=r.id,
+            route=Route(r.route),
+            stage=r.stage,
+            status=r.status,
+            reasons=list(r.reasons),
+            due_at=r.due_at,
+        )
+        for r in raised
+    ]
+    return out.model_copy(update={"follow_on_referrals": follow})
 
 
 async def load_review(
@@ -373,6 +396,7 @@ async def amend_review(
     _check_instrument(Route(review.route), body.review, death, True)
     detail = body.review.model_dump(mode="json")
     journal = Journal(principal)
+    raised: list[Referral] = []
     if detail != review.detail:
         session.add(
             ReviewVersion(
@@ -395,13 +419,15 @@ async def amend_review(
             Change("review.amended", "review", review.id, death.id, changed or ["detail"])
         )
         journal.audit("review.amend", "review", review.id, death.id)
-        await raise_follow_ons(session, journal, settings, death, follow_ons(referral, body.review))
+        raised = await raise_follow_ons(
+            session, journal, settings, death, follow_ons(referral, body.review)
+        )
         await session.flush()
         await refresh_death_status(session, journal, death.id)
     else:
         journal.audit("review.read", "review", review.id, death.id)
     await journal.write(session)
-    return await review_out(session, review)
+    return _with_follow_ons(await review_out(session, review), raised)
 
 
 async def read_review(

@@ -16,7 +16,11 @@ async def review_out(session: AsyncSession, review: Review) -> ReviewOut:
     labels = await label_table(session)
     return ReviewOut.model_validate(
         {
-            **{name: getattr(review, name) for name in ReviewOut.model_fields if name != "review"},
+            **{
+                name: getattr(review, name)
+                for name in ReviewOut.model_fields
+                if name not in {"review", "follow_on_referrals"}
+            },
             "review": labelled(review.detail, labels),
         }
     )

@@ -11,6 +11,7 @@ counted from the attempt's end, then dead.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ SCHEDULE: tuple[timedelta, ...] = (
     timedelta(hours=10),
 )
 MAX_ATTEMPTS = len(SCHEDULE) + 1
+logger = logging.getLogger("app.webhooks")
+
 JITTER = 0.1  # each wait is stretched or shrunk by up to 10%
 MAX_RETRY_AFTER = timedelta(hours=24)
 
@@ -111,6 +114,11 @@ async def send(
                         retry_after = _retry_after(response.headers.get("retry-after"), at)
         except AddressRefused:
             error_kind = "internal_address"
+            # Each refusal, so that an endpoint that can never be reached is seen at once.
+            logger.warning(
+                "webhook attempt refused: the host resolves to an internal address",
+                extra={"message_id": claimed.message_id},
+            )
         except TimeoutError:
             error_kind = "timeout"
         except httpx.TimeoutException:

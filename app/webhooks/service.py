@@ -22,6 +22,7 @@ from app.kit.etag import Precondition, etag
 from app.kit.sql import load_one
 from app.kit.time import now
 from app.models import WebhookEndpoint
+from app.webhooks.local_names import local_name_problem
 from app.webhooks.schemas import EndpointCreate, EndpointOut, EndpointPatch, EndpointWithSecret
 from app.webhooks.signing import new_secret
 from app.webhooks.urls import UrlRefused, check_url
@@ -52,6 +53,12 @@ def _checked_url(url: str, allowed: list[str]) -> str:
             "The URL cannot receive webhooks; see errors.",
             errors=[{"pointer": "/url", "code": "url_not_allowed", "detail": str(refused)}],
         ) from None
+    local = local_name_problem(url)
+    if local is not None:
+        raise ValidationFailed(
+            "The URL cannot receive webhooks; see errors.",
+            errors=[{"pointer": "/url", "code": "internal_address", "detail": local}],
+        )
     return url
 
 

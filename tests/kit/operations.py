@@ -12,7 +12,9 @@ import httpx
 
 from tests.factories import idem
 
-PUBLIC_PATHS = {"/healthz", "/readyz"}
+# The OAuth token endpoint authenticates with the client assertion in its body, and the
+# service's public keys are public (issue 18, docs/authentication.md).
+PUBLIC_PATHS = {"/healthz", "/readyz", "/oauth2/token", "/.well-known/jwks.json"}
 
 
 BODY_METHODS = {"post", "put", "patch"}

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from app.auth.scopes import Scope
+from tests.kit.operations import PUBLIC_PATHS
 
 SOME_ID = "00000000-0000-4000-8000-000000000001"
 BROKEN = {
@@ -25,7 +26,8 @@ def operations_with_a_body(app: Any) -> list[tuple[str, str]]:
         (method.upper(), re.sub(r"\{[^}]+\}", SOME_ID, path))
         for path, item in app.openapi()["paths"].items()
         for method, operation in item.items()
-        if "requestBody" in operation
+        # The token endpoint authenticates with the assertion in its body (issue 18).
+        if "requestBody" in operation and path not in PUBLIC_PATHS
     ]
     assert len(found) >= 28, found  # every body route the service has (a walk of nothing passes)
     return found

@@ -116,7 +116,7 @@ async def test_failed_keys_throttle_the_source_not_the_real_key_holder(
 
 
 async def test_a_bad_key_does_not_always_cost_a_lookup(app_factory, make_api, monkeypatch) -> None:
-    from app.auth import deps
+    from app.auth.oauth import bearer as deps
 
     _, http = await app_factory()
     real = await make_api(Scope.admin, client=http)

@@ -1,0 +1,284 @@
+"""Client administration over the API (scope `admin`): the same service code as
+`lfd clients`, and every change audited (resource type `api_client`)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.service import AuditEntry, write_audit
+from app.auth.deps import Administrator
+from app.auth.principal import Principal
+from app.auth.routing import AuthFirstRoute
+from app.auth.service import create_client, list_clients, revoke_client
+from app.clients import service
+from app.clients.schemas import (
+    ClientCreate,
+    ClientList,
+    ClientOut,
+    ClientWithKey,
+    Expiry,
+    PublicKeyCreate,
+    PublicKeyList,
+    PublicKeyOut,
+    Rotation,
+    UsersPolicy,
+)
+from app.db import Database, DatabaseDep
+from app.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+    problem_responses,
+)
+from app.kit.etag import NOT_MODIFIED, not_modified
+from app.models import ApiClient
+
+router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/clients", tags=["clients"])
+AUTH = (Unauthorized, Forbidden)
+BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
+
+
+@asynccontextmanager
+async def _change(
+    database: Database, principal: Principal, action: str, client_id: uuid.UUID | None
+) -> AsyncIterator[AsyncSession]:
+    """One transaction for the change and its audit row; the service's refusals as problems."""
+    try:
+        async with database.transaction() as session:
+            yield session
+            if client_id is not None:
+                entry = AuditEntry(f"client.{action}", "api_client", client_id, None)
+                await write_audit(session, principal, [entry])
+    except service.ClientNotFound:
+        raise NotFound("No such client (or key).") from None
+    except service.ClientRevoked:
+        raise Conflict("The client is revoked.") from None
+    except ValueError as error:
+        raise ValidationFailed(str(error)) from None
+
+
+def _out(client: ApiClient, key: str | None = None) -> ClientOut:
+    out = ClientOut.model_validate(client)
+    return ClientWithKey(**out.model_dump(), key=key) if key is not None else out
+
+
+@router.post(
+    "",
+    response_model=ClientWithKey,
+    status_code=201,
+    responses=problem_responses(*AUTH, *BODY),
+)
+async def create(body: ClientCreate, principal: Administrator, database: DatabaseDep) -> ClientOut:
+    """Create a client; the answer holds its API key, shown this once. Register public keys
+    for signed-JWT client credentials with `POST /v1/clients/{id}/public-keys`.
+
+    Scope: `admin`."""
+    async with _change(database, principal, "create", None) as session:
+        created = await create_client(session, body.name, body.scopes, body.pseudonymised)
+        created.client.expires_at = body.expires_at
+        await session.flush()
+        entry = AuditEntry("client.create", "api_client", created.client.id, None)
+        await write_audit(session, principal, [entry])
+    return _out(created.client, created.key)
+
+
+@router.get("", response_model=ClientList, responses=problem_responses(*AUTH))
+async def list_all(
+    principal: Administrator,
+    database: DatabaseDep,
+    include_revoked: bool = Query(default=False, description="Include revoked clients."),
+) -> ClientList:
+    """The clients (never their keys).
+
+    Scope: `admin`."""
+    async with database.transaction() as session:
+        clients = await list_clients(session, include_revoked=include_revoked)
+    return ClientList(items=[ClientOut.model_validate(client) for client in clients])
+
+
+def client_etag(out: ClientOut) -> str:
+    """A client row has no version column: its tag is a digest of what the API shows of it,
+    so any change (rotation, expiry, revocation, users) changes the tag."""
+    digest = hashlib.sha256(out.model_dump_json().encode()).hexdigest()[:20]
+    return f'"{out.id.hex}.{digest}"'
+
+
+@router.get(
+    "/{client_id}",
+    response_model=ClientOut,
+    responses={**NOT_MODIFIED, **problem_responses(*AUTH, NotFound)},
+)
+async def read(
+    client_id: uuid.UUID,
+    principal: Administrator,
+    database: DatabaseDep,
+    response: Response,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+) -> ClientOut | Response:
+    """One client, with its `ETag` (`If-None-Match` answers 304 while it is unchanged).
+
+    Scope: `admin`."""
+    async with database.transaction() as session:
+        client = await session.get(ApiClient, client_id)
+    if client is None:
+        raise NotFound("No such client.")
+    out = _out(client)
+    tag = client_etag(out)
+    if not_modified(if_none_match, tag):
+        return Response(status_code=304, headers={"ETag": tag})
+    response.headers["ETag"] = tag
+    return out
+
+
+@router.post(
+    "/{client_id}/revoke",
+    response_model=ClientOut,
+    responses=problem_responses(*AUTH, NotFound),
+)
+async def revoke(
+    client_id: uuid.UUID, principal: Administrator, database: DatabaseDep
+) -> ClientOut:
+    """Revoke the client: its API keys and access tokens stop working at once.
+
+    Scope: `admin`."""
+    async with _change(database, principal, "revoke", client_id) as session:
+        client = await revoke_client(session, client_id)
+        if client is None:
+            raise service.ClientNotFound(str(client_id))
+    return _out(client)
+
+
+@router.post(
+    "/{client_id}/expire",
+    response_model=ClientOut,
+    responses=problem_responses(*AUTH, NotFound, Conflict, *BODY),
+)
+async def expire(
+    client_id: uuid.UUID, body: Expiry, principal: Administrator, database: DatabaseDep
+) -> ClientOut:
+    """Set when the client's credentials stop working (null: never).
+
+    Scope: `admin`."""
+    async with _change(database, principal, "expire", client_id) as session:
+        client = await service.expire_client(session, client_id, body.expires_at)
+    return _out(client)
+
+
+@router.post(
+    "/{client_id}/rotate-key",
+    response_model=ClientWithKey,
+    responses=problem_responses(*AUTH, NotFound, Conflict, *BODY),
+)
+async def rotate_key(
+    client_id: uuid.UUID, body: Rotation, principal: Administrator, database: DatabaseDep
+) -> ClientOut:
+    """A new API key, shown this once; the old key keeps working for `grace_seconds`.
+
+    Scope: `admin`."""
+    async with _change(database, principal, "rotate_key", client_id) as session:
+        rotated = await service.rotate_key(session, client_id, body.grace_seconds)
+    return _out(rotated.client, rotated.key)
+
+
+@router.get(
+    "/{client_id}/public-keys",
+    response_model=PublicKeyList,
+    responses=problem_responses(*AUTH, NotFound),
+)
+async def public_keys(
+    client_id: uuid.UUID, principal: Administrator, database: DatabaseDep
+) -> PublicKeyList:
+    """The public keys that verify the client's assertions, retired ones included.
+
+    Scope: `admin`."""
+    try:
+        async with database.transaction() as session:
+            keys = await service.list_public_keys(session, client_id)
+    except service.ClientNotFound:
+        raise NotFound("No such client.") from None
+    return PublicKeyList(items=[PublicKeyOut.model_validate(key) for key in keys])
+
+
+@router.post(
+    "/{client_id}/public-keys",
+    response_model=PublicKeyOut,
+    status_code=201,
+    responses=problem_responses(*AUTH, NotFound, Conflict, *BODY),
+)
+async def add_public_key(
+    client_id: uuid.UUID, body: PublicKeyCreate, principal: Administrator, database: DatabaseDep
+) -> PublicKeyOut:
+    """Register a public key (PEM) or a JWKS URL for the client's signed assertions at
+    `POST /oauth2/token`. Several may be current at once, for rotation.
+
+    Scope: `admin`."""
+    async with _change(database, principal, "add_public_key", client_id) as session:
+        key = await service.add_public_key(
+            session, client_id, pem=body.pem, jwks_url=body.jwks_url, kid=body.kid
+        )
+    return PublicKeyOut.model_validate(key)
+
+
+@router.post(
+    "/{client_id}/public-keys/{key_id}/retire",
+    response_model=PublicKeyOut,
+    responses=problem_responses(*AUTH, NotFound, *BODY),
+)
+async def retire_public_key(
+    client_id: uuid.UUID,
+    key_id: uuid.UUID,
+    body: Rotation,
+    principal: Administrator,
+    database: DatabaseDep,
+) -> PublicKeyOut:
+    """The key stops verifying assertions after `grace_seconds`.
+
+    Scope: `admin`."""
+    async with _change(database, principal, "retire_public_key", client_id) as session:
+        key = await service.retire_public_key(session, client_id, key_id, body.grace_seconds)
+    return PublicKeyOut.model_validate(key)
+
+
+@router.post(
+    "/{client_id}/users",
+    response_model=ClientOut,
+    responses=problem_responses(*AUTH, NotFound, Conflict, *BODY),
+)
+async def users(
+    client_id: uuid.UUID, body: UsersPolicy, principal: Administrator, database: DatabaseDep
+) -> ClientOut:
+    """How the client names the people it acts for: the identity provider whose signed
+    `X-User-Assertion` it sends (verified users, recorded with their role in the audit), and
+    whether free-text `X-On-Behalf-Of` is still accepted (recorded as unverified).
+
+    Scope: `admin`."""
+    provider = body.identity_provider
+    async with _change(database, principal, "configure_users", client_id) as session:
+        config = (
+            service.user_assertion_config(
+                provider.issuer,
+                provider.audience,
+                jwks_url=provider.jwks_url,
+                pem=provider.pem,
+                user_claim=provider.user_claim,
+                role_claim=provider.role_claim,
+                required=provider.required,
+            )
+            if provider is not None
+            else None
+        )
+        client = await service.configure_users(
+            session, client_id, config, body.allow_unverified_on_behalf_of
+        )
+    return _out(client)

@@ -1,0 +1,138 @@
+"""An example for every JSON request body that has none in its model (issue 18), by the
+component schema's name. tests/test_openapi_document.py validates each against its model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_UUID = "6f1c3e0a-4a1b-4f7e-9a55-0c1d2e3f4a5b"
+_LEASE = "0d9f2b7c-3e4a-4c1d-9b8e-5f6a7b8c9d0e"
+_DEATH = "0b7e9c1e-2f7d-4c59-8a0e-3d4c5b6a7f80"
+
+_SCREENING_PART: dict[str, Any] = {
+    "examiner": {"name": "Dr A Examiner", "gmc_number": "1234567"},
+    "screened_at": "2026-11-21T09:00:00+00:00",
+    "records_reviewed": True,
+    "qap_discussed": True,
+    "bereaved_contacted": True,
+    "bereaved_concerns": "Family felt pain relief was delayed.",
+    "coroner_notified": False,
+    "death_expected": True,
+    "overrides": [],
+}
+_SCREENING: dict[str, Any] = {
+    "death": {
+        "source_system": "me-office",
+        "source_reference": "ME-2026-0042",
+        "nhs_number": "943 476 5919",
+        "nhs_number_status": "01",
+        "given_name": "Test",
+        "family_name": "Patient",
+        "date_of_birth": "1948-06-01",
+        "sex": "female",
+        "postcode": "LS1 4AP",
+        "died_at": "2026-11-20T03:10:00+00:00",
+        "place_of_death": "inpatient",
+        "site": "General Infirmary",
+        "admitting_specialty": "General Medicine",
+        "specialty_at_death": "General Medicine",
+        "admission_method": "elective",
+        "admitted_at": "2026-11-12T10:00:00+00:00",
+        "learning_disability": True,
+    },
+    "screening": _SCREENING_PART,
+}
+_SJR: dict[str, Any] = {
+    "instrument": "sjr",
+    "reviewer": {"name": "Dr B Reviewer"},
+    "phases": [
+        {"phase": "admission_initial", "rating": 3},
+        {"phase": "overall", "rating": 2, "narrative": "Delayed escalation."},
+    ],
+    "quality_of_records": 3,
+    "avoidability": 4,
+    "problems_in_care": [{"type": "monitoring", "phase": "ongoing", "harm": "probably"}],
+}
+
+EXAMPLES: dict[str, Any] = {
+    "ScreeningCreate": _SCREENING,
+    "ScreeningBatch": {"screenings": [_SCREENING]},
+    "ScreeningAmend": {**_SCREENING_PART, "staff_concerns": "Handover notes were incomplete."},
+    "DeathPatch": {"ward": "Ward 12", "consultant": "Dr C Consultant"},
+    "DuplicateReview": {"other_death_id": _DEATH, "decision": "same_person"},
+    "ClaimRequest": {"route": "sjr", "specialty": "General Medicine", "count": 1},
+    "LeaseRequest": {"lease_id": _LEASE, "lease_seconds": 3600},
+    "ReleaseRequest": {"lease_id": _LEASE},
+    "AssignRequest": {"assigned_to": "Dr B Reviewer"},
+    "ReasonRequest": {"reason": "Awaiting the coroner's inquest.", "lease_id": _LEASE},
+    "ResumeRequest": {},
+    "CancelRequest": {"reason": "Referred in error: the death was recorded twice."},
+    "ReviewSubmission": {"lease_id": _LEASE, "review": _SJR},
+    "ReviewAmendment": {"review": {**_SJR, "avoidability": 5}},
+    "ThemeCreate": {
+        "code": "escalation",
+        "name": "Escalation of the deteriorating patient",
+        "description": "Recognising and escalating deterioration (NEWS2).",
+    },
+    "ThemePatch": {"description": "Recognising, escalating and responding to deterioration."},
+    "FindingCreate": {
+        "death_id": _DEATH,
+        "kind": "problem_in_care",
+        "theme_code": "escalation",
+        "phase": "ongoing",
+        "description": "NEWS2 of 7 not escalated for four hours overnight.",
+        "recorded_by": "Dr B Reviewer",
+    },
+    "FindingPatch": {"description": "NEWS2 of 7 not escalated for five hours overnight."},
+    "PlanCreate": {
+        "title": "Learning from Deaths improvement plan 2026/27",
+        "sponsor": "Medical Director",
+        "organisations": ["RGI"],
+        "sections": ["Deteriorating patient", "Communication with families"],
+    },
+    "PlanPatch": {"sponsor": "Chief Nurse"},
+    "SectionCreate": {"title": "End of life care"},
+    "ActionCreate": {
+        "plan_id": _UUID,
+        "section_id": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+        "reference": "1.1",
+        "action": "Audit NEWS2 escalation on the medical wards monthly.",
+        "leads": ["Deputy Chief Nurse"],
+        "due_date": "2027-03-31",
+        "status": 2,
+    },
+    "ActionPatch": {"status": 3, "comments": "First two audits done."},
+    "ProgressUpdateCreate": {
+        "narrative": "Audit of October: 82% escalated within an hour.",
+        "status": 3,
+    },
+    "FindingLinks": {"finding_ids": ["2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f"]},
+    "EndpointCreate": {
+        "url": "https://icb.example.nhs.uk/lfd-hooks",
+        "description": "ICB quality team",
+        "event_types": ["referral.*"],
+    },
+    "EndpointPatch": {"event_types": ["referral.*", "review.submitted"]},
+}
+
+
+def add_examples(document: dict[str, Any]) -> None:
+    """Put the example on each JSON request body whose schema has none."""
+    schemas = document.get("components", {}).get("schemas", {})
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            content = operation.get("requestBody", {}).get("content", {})
+            for media, body in content.items():
+                name = str(body.get("schema", {}).get("$ref", "")).rsplit("/", 1)[-1]
+                if "example" in body or "examples" in body:
+                    continue
+                if name in EXAMPLES and "examples" not in schemas.get(name, {}):
+                    body["example"] = EXAMPLES[name]
+                elif media == "text/csv":
+                    body["example"] = (
+                        "Learning from Deaths improvement plan 2026/27\n"
+                        "Ref,Action,Lead,Due date,Status\n"
+                        "1.1,Audit NEWS2 escalation monthly,Deputy Chief Nurse,31/03/2027,2\n"
+                    )
