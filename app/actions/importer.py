@@ -28,6 +28,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions.cells import one_line, text_of
+from app.actions.limits import SpreadsheetLimits
 from app.actions.rows import LIMITS, ImportWarning, PlannedAction, PlannedSection, RowReader
 from app.actions.schemas import PlanCreate
 from app.actions.service import PlanSource, create_plan
@@ -105,10 +106,11 @@ def interpret(
     title: str | None,
     filename: str | None,
     today: date,
+    limits: SpreadsheetLimits | None = None,
 ) -> PlannedPlan:
     """The plan the file describes, and what was assumed. Raises a 4xx problem for a file that
     cannot be read, a header row that is not a known layout, or rows that cannot be imported."""
-    sheet = open_sheet(data)
+    sheet = open_sheet(data, limits)
     rows = iter(sheet.rows)
     preamble: list[tuple[int, Row]] = []
     header = _find_header(rows, layout, preamble)
@@ -342,7 +344,13 @@ async def import_file(
     today = local_date(now())
     plan = await anyio.to_thread.run_sync(
         functools.partial(
-            interpret, data, layout=layout, title=title, filename=filename, today=today
+            interpret,
+            data,
+            layout=layout,
+            title=title,
+            filename=filename,
+            today=today,
+            limits=SpreadsheetLimits.from_settings(database.settings),
         )
     )
     async with database.transaction() as session:

@@ -27,6 +27,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
+from app.actions.limits import CsvBudget, SpreadsheetLimits, check_xlsx, zip_entries_allowed
 from app.actions.rag import Rag
 from app.errors import ProblemError, UnsupportedMediaType, ValidationFailed
 from app.kit.xlsx import text_cell
@@ -35,7 +36,6 @@ XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.s
 CSV_MEDIA_TYPE = "text/csv"
 
 HEADER_SEARCH_ROWS = 30  # title and notes above the header row: real plans have a few
-MAX_COLUMNS = 60  # cells further right are never read (a sheet formatted to column XFD)
 MAX_BLANK_RUN = 1000  # trailing rows that hold only formatting end the sheet
 
 
@@ -172,18 +172,21 @@ def is_blank(value: CellValue) -> bool:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def open_sheet(data: bytes) -> Sheet:
-    """The file's rows. XLSX is recognised by its content (a ZIP), not by its Content-Type."""
+def open_sheet(data: bytes, limits: SpreadsheetLimits | None = None) -> Sheet:
+    """The file's rows. XLSX is recognised by its content (a ZIP), not by its Content-Type.
+    Columns right of ``limits.max_columns`` are never read (a sheet formatted to column XFD);
+    a file over the other limits is refused (app.actions.limits) before it is parsed."""
+    limits = limits or SpreadsheetLimits()
     if not data.strip():
         raise UnreadableSpreadsheet("The file is empty.")
     if data.startswith(b"\xd0\xcf\x11\xe0"):
         raise LegacyExcelFile("Save the workbook as .xlsx (Excel Workbook) or as CSV, and retry.")
     if data.startswith(b"PK\x03\x04"):
-        return _open_xlsx(data)
-    return _open_csv(data)
+        return _open_xlsx(data, limits)
+    return _open_csv(data, limits)
 
 
-def _open_csv(data: bytes) -> Sheet:
+def _open_csv(data: bytes, limits: SpreadsheetLimits) -> Sheet:
     if b"\x00" in data:
         raise UnreadableSpreadsheet("The file is not text: it is neither CSV nor XLSX.")
     notes = []
@@ -202,23 +205,30 @@ def _open_csv(data: bytes) -> Sheet:
         raise UnreadableSpreadsheet("The file holds control characters: it is not a CSV file.")
     first_line = text[: text.find("\n")] if "\n" in text else text
     delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
-    return Sheet(kind="csv", rows=_csv_rows(text, delimiter), notes=notes)
+    return Sheet(kind="csv", rows=_csv_rows(text, delimiter, limits), notes=notes)
 
 
-def _csv_rows(text: str, delimiter: str) -> Iterator[tuple[int, Row]]:
+def _csv_rows(text: str, delimiter: str, limits: SpreadsheetLimits) -> Iterator[tuple[int, Row]]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    budget = CsvBudget(limits)
     number = 0
     try:
         for record in reader:
             number += 1
-            yield number, list(record[:MAX_COLUMNS])
+            budget.record(number, record)
+            yield number, list(record[: limits.max_columns])
     except csv.Error as error:
         raise UnreadableSpreadsheet(f"Row {number + 1} is not valid CSV: {error}.") from None
 
 
-def _open_xlsx(data: bytes) -> Sheet:
+def _open_xlsx(data: bytes, limits: SpreadsheetLimits) -> Sheet:
+    zip_entries_allowed(data, limits)
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            check_xlsx(archive, limits)
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except ProblemError:
+        raise
     except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as error:
         raise UnreadableSpreadsheet(
             "The file looks like a ZIP but is not a readable XLSX workbook."
@@ -235,18 +245,18 @@ def _open_xlsx(data: bytes) -> Sheet:
         notes.append(f"the workbook has {len(worksheets)} sheets: read '{chosen.title}' only")
     return Sheet(
         kind="xlsx",
-        rows=_xlsx_rows(workbook, chosen),
+        rows=_xlsx_rows(workbook, chosen, limits.max_columns),
         excel_epoch=workbook.epoch.date(),
         notes=notes,
     )
 
 
-def _xlsx_rows(workbook: Any, worksheet: Any) -> Iterator[tuple[int, Row]]:
+def _xlsx_rows(workbook: Any, worksheet: Any, max_columns: int) -> Iterator[tuple[int, Row]]:
     worksheet.reset_dimensions()  # a saved dimension can be wrong; read what is there
     blank_run = 0
     try:
         # Rows come one per sheet row from row 1, gaps filled with empty rows.
-        for number, cells in enumerate(worksheet.iter_rows(max_col=MAX_COLUMNS), start=1):
+        for number, cells in enumerate(worksheet.iter_rows(max_col=max_columns), start=1):
             row = [_xlsx_value(cell) for cell in cells]
             if all(is_blank(value) for value in row):
                 blank_run += 1
