@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.actions.organisations import DEFAULT_ALIASES as DEFAULT_ORGANISATION_ALIASES
 from app.kit.enums import PlaceOfDeath, Route
 
 DEFAULT_DUE_DAYS: dict[Route, int] = {
@@ -96,6 +97,13 @@ class Settings(BaseSettings):
     spreadsheet_max_cells: int = Field(default=2_000_000, ge=100)
     spreadsheet_max_cell_chars: int = Field(default=32_767, ge=100)
     spreadsheet_max_text_chars: int = Field(default=20_000_000, ge=10_000)
+    # Organisations written as names in imported plans (app.actions.organisations): name or
+    # abbreviation -> [ODS code, full name], as JSON. Unset: a few common ones ("UHL" -> RWE).
+    organisation_aliases: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            alias: list(pair) for alias, pair in DEFAULT_ORGANISATION_ALIASES.items()
+        }
+    )
     batch_max_items: int = Field(default=100, ge=1, le=1000)
     idempotency_lock_seconds: int = Field(default=60, ge=1)
     idempotency_retention_hours: int = Field(default=48, ge=1)

@@ -4,6 +4,7 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import (
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -26,6 +28,8 @@ class ActionPlan(IdMixin, TimestampMixin, Base):
     title: Mapped[str] = mapped_column(String(300))
     sponsor: Mapped[str | None] = mapped_column(String(200))
     organisations: Mapped[list[str]] = mapped_column(JSONType)  # ODS codes
+    # As an imported file wrote them ("UHL", "Healthwatch"), codes resolved into organisations.
+    organisation_names: Mapped[list[str] | None] = mapped_column(JSONType)
     description: Mapped[str | None] = mapped_column(Text)
     # An imported plan remembers the file it came from, so the same file is not imported twice.
     source_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -76,6 +80,13 @@ class Action(IdMixin, TimestampMixin, Base):
     leads: Mapped[list[str]] = mapped_column(JSONType)
     organisations: Mapped[list[str]] = mapped_column(JSONType)
     workstream: Mapped[str | None] = mapped_column(Text)
+    recommendation: Mapped[str | None] = mapped_column(String(20))  # a system review's "A"
+    # As written ("UHL", "Healthwatch"); ``organisations`` holds the ODS codes resolved.
+    organisation_names: Mapped[list[str] | None] = mapped_column(JSONType)
+    lead_history: Mapped[list[str] | None] = mapped_column(JSONType)  # earlier leads, oldest first
+    # Other actions of the plan named in the text: [{"action_id", "reference", "kind"}].
+    links: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
+    due_text: Mapped[str | None] = mapped_column(String(200))  # "By the end of March"
     start_date: Mapped[date | None]
     due_date: Mapped[date | None]
     due_precision: Mapped[str | None] = mapped_column(String(5))  # day | month
@@ -84,8 +95,17 @@ class Action(IdMixin, TimestampMixin, Base):
     # the due date or the end of its month, so that "overdue" is a plain indexed comparison.
     falls_due_on: Mapped[date | None]
     status: Mapped[int] = mapped_column(SmallInteger)  # 1 not started .. 5 complete
+    # False: the imported file left the status blank (status then holds 1 for ordering only).
+    status_recorded: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # A RAG written in a file: a judgement made by people on a date (day or month), kept
+    # beside the RAG the service derives.
+    reported_rag: Mapped[str | None] = mapped_column(String(10))
+    reported_rag_on: Mapped[date | None]
+    reported_rag_precision: Mapped[str | None] = mapped_column(String(5))
     comments: Mapped[str | None] = mapped_column(Text)
     completed_at: Mapped[date | None]
+    # "on_or_before": imported as complete, so completed on or before ``completed_at``.
+    completed_precision: Mapped[str | None] = mapped_column(String(12))
     evidence: Mapped[str | None] = mapped_column(Text)
     assured_at: Mapped[date | None]
     assured_by: Mapped[str | None] = mapped_column(String(200))
