@@ -410,3 +410,9 @@ async def test_both_rags_are_shown_on_the_action_and_in_the_export(api: Any) -> 
     first_row = next(line for line in lines if len(line) > 2 and line[2].startswith("20. "))
     assert first_row[5] == "Amber (Sep 2019)" and first_row[8] == "now Red: overdue"
     assert date.fromisoformat(first["due_date"]) == date(2019, 3, 1)
+    # The actions report's overdue list shows both too.
+    report = await api.get("/v1/reports/actions", params={"plan_id": made.json()["plan_id"]})
+    assert report.status_code == 200, report.text
+    (overdue,) = [table for table in report.json()["tables"] if table["key"] == "overdue"]
+    shown = {(row["reference"], row["rag"], row["status"]) for row in overdue["rows"]}
+    assert ("20", "reported Amber (Sep 2019); now Red: overdue", "Not recorded") in shown

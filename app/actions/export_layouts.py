@@ -125,7 +125,7 @@ WIDTHS = {
     Layout.provider: [16, 12, 40, 50, 28, 22, 14, 20, 60, 16, 18, 24],
     Layout.system_review: [8, 40, 60, 36, 60, 18, 20, 40, 24],
 }
-RAG_COLUMN = {Layout.provider: 11, Layout.system_review: 8}
+RAG_COLUMNS = {Layout.provider: (7, 11), Layout.system_review: (6, 8)}  # status, RAG now
 
 
 def provider_cells(action: ExportAction, today: date) -> tuple[list[Cell], Rag]:

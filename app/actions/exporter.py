@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions.export_layouts import (
     NONE,
-    RAG_COLUMN,
+    RAG_COLUMNS,
     WIDTHS,
     ExportAction,
     provider_cells,
@@ -254,7 +254,7 @@ async def build_xlsx(
             writer = XlsxPlanWriter(
                 titles(layout, plan.progress_on, plan.plan_year),
                 WIDTHS[layout],
-                RAG_COLUMN[layout],
+                RAG_COLUMNS[layout],
             )
             writer.preamble(plan.preamble())
             writer.header()

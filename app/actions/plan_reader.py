@@ -248,8 +248,16 @@ def _missing_columns(row: Row, wanted: list[Layout]) -> list[tuple[str, str]]:
     return best or []
 
 
+# Columns only this service's exports write: not warned about when a file lacks them.
+_QUIET = {Field.rag, Field.recommendation, Field.rag_now, Field.status, Field.comments}
+
+
 def _header_warnings(reader: RowReader, header: HeaderMatch) -> None:
     for column in header.missing:
+        if column.field in _QUIET and not (
+            header.layout is Layout.provider and column.field in (Field.status, Field.comments)
+        ):
+            continue
         reader.warnings.append(
             ImportWarning(header.row, column.title, "missing_column", "not in the file: left empty")
         )

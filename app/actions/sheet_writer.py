@@ -121,18 +121,18 @@ def _named_styles() -> dict[str, NamedStyle]:
 
 class XlsxPlanWriter:
     """A workbook: a title block, a styled and frozen header row, section rows shaded, dates
-    as real dates ("Jul-15" months stay months), the ``rag_column`` coloured by RAG.
+    as real dates ("Jul-15" months stay months), the ``rag_columns`` coloured by RAG.
     Write-only mode: rows go to a temporary file as they are added."""
 
     def __init__(
         self,
         titles: Sequence[str],
         widths: Sequence[int],
-        rag_column: int,
+        rag_columns: tuple[int, ...],
         sheet_title: str = "Action plan",
     ) -> None:
         self.titles = list(titles)
-        self.rag_column = rag_column
+        self.rag_columns = rag_columns
         self._workbook = Workbook(write_only=True)
         self._sheet: Any = self._workbook.create_sheet(sheet_title)
         for index, width in enumerate(widths, start=1):
@@ -172,7 +172,7 @@ class XlsxPlanWriter:
                 out.append(self._cell(date(value.year, value.month, 1), "LfD month"))
             elif isinstance(value, date):
                 out.append(self._cell(value, "LfD day"))
-            elif index == self.rag_column and rag is not None:
+            elif index in self.rag_columns and rag is not None:
                 out.append(self._cell(value or None, f"LfD status {rag.value}"))
             else:
                 out.append(self._cell(value or None, "LfD text"))

@@ -252,7 +252,9 @@ def meaning(text: str, layout: Layout) -> Field | None:
          Field.recommendation),
         ("recommendation" in norm or "requirement" in norm or "improvement" in words,
          Field.improvement_requirement),
-        (bool(words & {"reference", "ref", "number", "no", "#"}), Field.reference),
+        (bool(words & {"reference", "ref"})
+         or bool(words & {"number", "no"} and words & {"action", "item", "recommendation"}),
+         Field.reference),
         (bool(words & {"organisation", "organisations", "organization", "provider", "trust"}),
          Field.organisation),
         (bool(words & {"action", "actions"}), Field.action),
