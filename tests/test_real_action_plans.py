@@ -410,6 +410,14 @@ async def test_both_rags_are_shown_on_the_action_and_in_the_export(api: Any) -> 
     first_row = next(line for line in lines if len(line) > 2 and line[2].startswith("20. "))
     assert first_row[5] == "Amber (Sep 2019)" and first_row[8] == "now Red: overdue"
     assert date.fromisoformat(first["due_date"]) == date(2019, 3, 1)
+    # The dated progress is in the action's history (number 19 has "Progress on 19").
+    history = await api.get(f"/v1/actions/{actions[18]['id']}/history")
+    assert history.status_code == 200, history.text
+    entries = history.json()
+    entries = entries.get("items", entries) if isinstance(entries, dict) else entries
+    assert [(e["update_date"], e["narrative"]) for e in entries] == [
+        ("2019-09-01", "Progress on 19")
+    ]
     # The actions report's overdue list shows both too.
     report = await api.get("/v1/reports/actions", params={"plan_id": made.json()["plan_id"]})
     assert report.status_code == 200, report.text

@@ -103,6 +103,7 @@ def interpret(
     for note in sheet.notes:
         reader.warn(None, None, "file", note)
     plan_fields = _read_preamble(reader, preamble)
+    _as_at_warning(reader, dates)
     _header_warnings(reader, header)
     for number, row in rows:
         reader.read(number, row)
@@ -140,6 +141,30 @@ def interpret(
     )
     plan.warnings.sort(key=_in_sheet_order(header))
     return plan
+
+
+def _as_at_warning(reader: RowReader, dates: FileDates) -> None:
+    """The line above the header that gave the as-at date is read, not ignored."""
+    if dates.as_at is None or not dates.as_at_from.startswith("row "):
+        return
+    row = int(dates.as_at_from.split()[1])
+    shown = (
+        f"{dates.as_at.day:%B %Y} (to the month)"
+        if dates.as_at.precision == "month"
+        else f"{dates.as_at.day:%d/%m/%Y}"
+    )
+    reader.warnings[:] = [
+        warning
+        for warning in reader.warnings
+        if not (warning.row == row and warning.code == "preamble_ignored")
+    ]
+    reader.warn(
+        row,
+        None,
+        "as_at",
+        f"the file's as-at date: {shown}; completions and reported RAGs without a date of "
+        "their own are dated by it",
+    )
 
 
 _YEAR = re.compile(r"\b(19[89]\d|20\d\d)\b")
