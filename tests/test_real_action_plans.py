@@ -202,6 +202,11 @@ def check_provider(report: dict[str, Any]) -> None:
     assert actions[0]["organisations"] == ["04V", "03W", "RT5", "RWE"]
     assert actions[4]["organisation_names"] == ["Healthwatch"] and actions[4]["organisations"] == []
     assert "UHL" not in report["organisations"]
+    assert report["organisations"] == ["04V", "03W", "RT5", "RWE"]
+    assert report["organisation_names"] == [*ORGS.replace(" & ", ", ").split(", "), "Healthwatch"]
+    assert sum(1 for a in actions if a["organisation_names"]) == 26  # merged cells carried
+    assert sum(1 for a in actions if a["leads"]) == 26
+    assert len({lead for a in actions for lead in a["leads"]}) == 27  # 25 + Tim Ryley + LCC
     complete = [a for a in actions if a["status"] == 5]
     assert {(a["completed_at"], a["completed_precision"]) for a in complete} == {
         ("2015-09-30", "on_or_before")
@@ -250,6 +255,12 @@ def check_system(report: dict[str, Any]) -> None:
         "Hannah Davies"
     ]
     assert actions[10]["action"].endswith("\u2022 review monthly at the board")
+    assert (
+        sum(1 for a in actions if a["leads"]) == 31
+        and sum(1 for a in actions if a["workstream"]) == 31
+    )
+    assert {lead for a in actions for lead in a["leads"]} == {"Hannah Davies", "Tim Ryley"}
+    assert not any(a["comments"] for a in actions)  # the progress is dated, not comments
     assert actions[19]["action"].endswith("and the rest of the text cut by the page break")
     assert [
         (a["reference"], link["reference"], link["kind"]) for a in actions for link in a["links"]

@@ -46,19 +46,12 @@ class ExportAction:
     progress_on: date | None
 
     def derived(self, today: date) -> tuple[Rag, str]:
+        """The RAG derived today, and "now Red: overdue" as the "RAG now" column says it."""
+        overdue = rag.is_overdue(self.status, self.due_date, self.due_precision, today)
         derived = rag.derived_rag(
             self.status, self.status_recorded, self.due_date, self.due_precision, today
         )
-        overdue = rag.is_overdue(self.status, self.due_date, self.due_precision, today)
-        summary = rag.rag_summary(
-            derived,
-            overdue,
-            self.status_recorded,
-            self.reported_rag,
-            self.reported_rag_on,
-            self.reported_rag_precision,
-        )
-        return derived, summary.split("; ")[-1]
+        return derived, rag.rag_summary(derived, overdue, self.status_recorded, None, None, None)
 
     def leads_text(self) -> str:
         if not self.leads:

@@ -25,7 +25,7 @@ from datetime import date
 from typing import IO, Any
 
 import anyio
-from sqlalchemy import func, select
+from sqlalchemy import func, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions.export_layouts import (
@@ -136,8 +136,8 @@ _COLUMNS = (
 )
 
 
-def _latest_progress() -> Any:
-    """Each action's latest dated progress update (narrative and date), as a subquery."""
+def _latest_progress(plan_id: uuid.UUID) -> Any:
+    """Each of the plan's actions' latest dated progress update (narrative, date)."""
     ranked = select(
         ActionUpdate.action_id,
         ActionUpdate.narrative,
@@ -148,17 +148,24 @@ def _latest_progress() -> Any:
             order_by=(ActionUpdate.update_date.desc(), ActionUpdate.recorded_at.desc()),
         )
         .label("rank"),
-    ).where(ActionUpdate.narrative.is_not(None))
+    ).where(
+        ActionUpdate.narrative.is_not(None),
+        ActionUpdate.action_id.in_(select(Action.id).where(Action.plan_id == plan_id)),
+    )
     return ranked.subquery()
 
 
 async def entries(session: AsyncSession, plan: ExportPlan) -> AsyncIterator[list[Entry]]:
     """The rows after the header, in batches: each section's title, then its actions."""
-    latest = _latest_progress()
+    if plan.progress_on is None:  # no dated progress in the plan: no join for it
+        query = select(*_COLUMNS, null(), null())
+    else:
+        latest = _latest_progress(plan.id)
+        query = select(*_COLUMNS, latest.c.narrative, latest.c.update_date).outerjoin(
+            latest, (latest.c.action_id == Action.id) & (latest.c.rank == 1)
+        )
     query = (
-        select(*_COLUMNS, latest.c.narrative, latest.c.update_date)
-        .join(ActionPlanSection, ActionPlanSection.id == Action.section_id)
-        .outerjoin(latest, (latest.c.action_id == Action.id) & (latest.c.rank == 1))
+        query.join(ActionPlanSection, ActionPlanSection.id == Action.section_id)
         .where(Action.plan_id == plan.id)
         .order_by(ActionPlanSection.position, Action.position)
         .execution_options(yield_per=BATCH)

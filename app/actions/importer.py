@@ -215,12 +215,16 @@ def _action_row(
         "organisations": planned.organisations,
         "workstream": planned.workstream,
         "recommendation": planned.recommendation,
-        "organisation_names": planned.organisation_names,
-        "lead_history": planned.lead_history,
+        # None when there is nothing to add: the names are the codes, no earlier lead, no link.
+        "organisation_names": None
+        if planned.organisation_names == planned.organisations
+        else planned.organisation_names,
+        "lead_history": planned.lead_history or None,
         "links": [
             {"action_id": link["id"], "reference": link["reference"], "kind": link["kind"]}
             for link in planned.links
-        ],
+        ]
+        or None,
         "due_text": planned.due_text,
         "start_date": planned.start_date,
         "due_date": planned.due_date,

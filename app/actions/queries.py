@@ -248,7 +248,7 @@ async def actions_out(
                         action.reported_rag_precision,
                     ),
                     "status_recorded": action.status_recorded is not False,
-                    "organisation_names": action.organisation_names or [],
+                    "organisation_names": action.organisation_names or list(action.organisations),
                     "lead_history": action.lead_history or [],
                     "links": action.links or [],
                     "finding_ids": links[action.id],

@@ -38,7 +38,6 @@ from app.actions.spreadsheets import (
     Layout,
     Row,
     is_blank,
-    match_header,
     normalise_header,
 )
 
@@ -105,6 +104,8 @@ class RowReader(FieldReading):
         self.actions = 0
         self.recommendation: str | None = None
         self.numbered_in_text = False  # a system review numbering its actions in their text
+        self.header_texts = {normalise_header(title) for title in header.titles.values()}
+        self.header_texts |= {normalise_header(title) for _, title in header.ignored}
 
     def warn(self, row: int | None, column: Field | None, code: str, detail: str) -> None:
         self.warnings.append(ImportWarning(row, self.column(column), code, detail))
@@ -132,7 +133,7 @@ class RowReader(FieldReading):
         filled = [index for index, value in enumerate(row) if not is_blank(value)]
         if not filled:
             return
-        if match_header(number, row, self.layout, self.options.columns) is not None:
+        if self.header_again(row, filled):
             self.warn(number, None, "repeated_header", "the header row again: skipped")
         elif len(filled) == 1 and normalise_header(text_of(row[filled[0]])) in self.page_lines:
             self.warn(number, None, "repeated_title", "the page title again: skipped")
@@ -142,6 +143,18 @@ class RowReader(FieldReading):
             self.merge(number, row, merged)
         else:
             self.action(number, row)
+
+    def header_again(self, row: Row, filled: list[int]) -> bool:
+        """The header row repeated at a page break: most of the row's cells are the header's
+        own (compared as headers are, without case or punctuation)."""
+        if len(filled) < 3:
+            return False
+        same = 0
+        for index in filled:
+            value = row[index]
+            if isinstance(value, str) and len(value) <= 300:
+                same += normalise_header(value) in self.header_texts
+        return same >= max(3, 0.6 * len(filled))
 
     def section(self, number: int | None, title: str) -> None:
         if len(title) > LIMITS["section"]:

@@ -263,7 +263,9 @@ class ActionOut(ResponseModel):
     reported_rag_precision: DuePrecision | None
     rag_summary: str = Field(description='"reported Amber (Sep 2019); now Red: overdue".')
     recommendation: str | None = Field(description="A system review's recommendation, `A`.")
-    organisation_names: list[str] = Field(description="Organisations as written.")
+    organisation_names: list[str] = Field(
+        description="Organisations as written (names kept); the codes when written as codes."
+    )
     lead_history: list[str] = Field(description="Earlier leads, oldest first.")
     links: list[dict[str, str]] = Field(description="Other actions named in the text.")
     due_text: str | None = Field(description="The words the due date was read from.")

@@ -63,7 +63,9 @@ class CsvPlanWriter:
         self._writer.writerow([csv_safe(title)])
 
     def row(self, cells: Sequence[Cell], rag: Rag | None = None) -> None:
-        self._writer.writerow([_csv_text(cell) for cell in cells])
+        self._writer.writerow(
+            [csv_safe(cell) if isinstance(cell, str) else _csv_text(cell) for cell in cells]
+        )
 
     def drain(self) -> bytes:
         text = self._buffer.getvalue()
