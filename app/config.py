@@ -148,6 +148,14 @@ class Settings(BaseSettings):
     def _split_lists(cls, value: object) -> object:
         return _csv(value)
 
+    @field_validator("organisation_aliases", mode="after")
+    @classmethod
+    def _aliases_are_code_and_name(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for alias, pair in value.items():
+            if len(pair) != 2 or not all(part.strip() for part in pair):
+                raise ValueError(f"alias {alias!r}: give [ODS code, full name]")
+        return value
+
     @field_validator("webhook_allowed_urls", mode="after")
     @classmethod
     def _allowed_url_prefixes(cls, value: list[str]) -> list[str]:

@@ -435,3 +435,27 @@ async def test_both_rags_are_shown_on_the_action_and_in_the_export(api: Any) -> 
     (overdue,) = [table for table in report.json()["tables"] if table["key"] == "overdue"]
     shown = {(row["reference"], row["rag"], row["status"]) for row in overdue["rows"]}
     assert ("20", "reported Amber (Sep 2019); now Red: overdue", "Not recorded") in shown
+
+
+async def test_a_refusal_never_echoes_cells_read_by_their_words(api: Any) -> None:
+    """A wrong file (here a list of patients) is refused without its cells in the problem,
+    even those whose words would name a column ("Actions for Jane Doe")."""
+    data = b"Name,Actions for Jane Doe,NHS number\nJane Doe,Review 9434765919,9434765919\n"
+    response = await post(api, data, dry_run=True)
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "Jane" not in response.text and "9434765919" not in response.text
+
+
+async def test_the_alias_table_is_configurable(app_factory: Any, make_api: Any) -> None:
+    _, http = await app_factory(organisation_aliases={"Healthwatch": ["RZZ", "Healthwatch Z"]})
+    api = await make_api(client=http)
+    response = await post(api, as_csv(provider_rows(uuid.uuid4().hex)), dry_run=True)
+    assert response.status_code == 200, response.text
+    healthwatch = actions_of(response.json())[4]
+    assert (healthwatch["organisation_names"], healthwatch["organisations"]) == (
+        ["Healthwatch"],
+        ["RZZ"],
+    )
+    uhl = actions_of(response.json())[0]  # the default table is replaced: UHL is a name now
+    assert uhl["organisations"] == []

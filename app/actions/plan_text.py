@@ -20,7 +20,7 @@ MONTHS |= {name.lower(): n for n, name in enumerate(calendar.month_name) if name
 MONTHS["sept"] = 9
 _MONTH = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"  # noqa: E501
 
-_NUMBERED = re.compile(r"^\s*(\d{1,3})\s*[.):]\s*(?=\S)(.*)$", re.S)
+_NUMBERED = re.compile(r"^\s*(\d{1,4})\s*[.):]\s*(?=\S)(.*)$", re.S)
 _LETTER = re.compile(r"^\s*\(?([A-Z]{1,2})\s*[.):]?\s*$")
 _BULLET = re.compile(r"^\s*[\u2022\u00b7\u25aa\u25cf\u2013*\-o]\s+")
 
@@ -81,7 +81,7 @@ def due_in_words(text: str, year: int) -> DueInWords | None:
 
 _LINK = re.compile(
     r"\b(linked (?:to|with)|links? (?:to|with)|also covered (?:by|in|under)|covered (?:by|in)|"
-    r"see(?: also)?)\s+((?:actions?\s*)?\d{1,3}(?:\s*(?:,|and|&|or)\s*(?:actions?\s*)?\d{1,3})*)",
+    r"see(?: also)?)\s+((?:actions?\s*)?\d{1,4}(?:\s*(?:,|and|&|or)\s*(?:actions?\s*)?\d{1,4})*)",
     re.I,
 )
 
@@ -91,7 +91,7 @@ def links_in(text: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for match in _LINK.finditer(text):
         kind = "covered_by" if "covered" in match.group(1).lower() else "linked_to"
-        for number in re.findall(r"\d{1,3}", match.group(2)):
+        for number in re.findall(r"\d{1,4}", match.group(2)):
             if (number, kind) not in found:
                 found.append((number, kind))
     return found

@@ -312,13 +312,15 @@ def match_header(
 
 
 def known_headers(cells: Sequence[CellValue]) -> list[str]:
-    """The cells of a row that name a column of either layout, as written."""
+    """The cells of a row that are a column's name in either layout, as written. Only exact
+    names: a refusal names these, and a cell read by its words might be anything (a wrong
+    file may hold patient data, which a problem never echoes)."""
     return [
         " ".join(value.split())
         for value in cells
         if isinstance(value, str)
         and not is_blank(value)
-        and any(meaning(value, layout) is not None for layout in Layout)
+        and any(normalise_header(value) in _LOOKUP[layout] for layout in Layout)
     ]
 
 
