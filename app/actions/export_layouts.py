@@ -8,6 +8,7 @@ a system review's recommendation letter in "#" and its action number before the 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date
 
@@ -51,7 +52,7 @@ class ExportAction:
         derived = rag.derived_rag(
             self.status, self.status_recorded, self.due_date, self.due_precision, today
         )
-        return derived, rag.rag_summary(derived, overdue, self.status_recorded, None, None, None)
+        return derived, _now_text(derived, overdue, self.status_recorded)
 
     def leads_text(self) -> str:
         if not self.leads:
@@ -79,6 +80,11 @@ class ExportAction:
         if self.due_precision == DuePrecision.month:
             return YearMonth(self.due_date.year, self.due_date.month)
         return self.due_date
+
+
+@functools.cache
+def _now_text(derived: Rag, overdue: bool, recorded: bool) -> str:
+    return rag.rag_summary(derived, overdue, recorded, None, None, None)
 
 
 def titles(layout: Layout, progress_on: date | None, plan_year: int | None) -> list[str]:

@@ -4,6 +4,7 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Column,
     ForeignKey,
@@ -15,9 +16,13 @@ from sqlalchemy import (
     UniqueConstraint,
     true,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
+
+# The issue 13 columns: None is SQL NULL (nothing to decode when read), not JSON null.
+NullableJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class ActionPlan(IdMixin, TimestampMixin, Base):
@@ -29,7 +34,7 @@ class ActionPlan(IdMixin, TimestampMixin, Base):
     sponsor: Mapped[str | None] = mapped_column(String(200))
     organisations: Mapped[list[str]] = mapped_column(JSONType)  # ODS codes
     # As an imported file wrote them ("UHL", "Healthwatch"), codes resolved into organisations.
-    organisation_names: Mapped[list[str] | None] = mapped_column(JSONType)
+    organisation_names: Mapped[list[str] | None] = mapped_column(NullableJSON)
     description: Mapped[str | None] = mapped_column(Text)
     # An imported plan remembers the file it came from, so the same file is not imported twice.
     source_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -82,10 +87,12 @@ class Action(IdMixin, TimestampMixin, Base):
     workstream: Mapped[str | None] = mapped_column(Text)
     recommendation: Mapped[str | None] = mapped_column(String(20))  # a system review's "A"
     # As written ("UHL", "Healthwatch"); ``organisations`` holds the ODS codes resolved.
-    organisation_names: Mapped[list[str] | None] = mapped_column(JSONType)
-    lead_history: Mapped[list[str] | None] = mapped_column(JSONType)  # earlier leads, oldest first
+    organisation_names: Mapped[list[str] | None] = mapped_column(NullableJSON)
+    lead_history: Mapped[list[str] | None] = mapped_column(
+        NullableJSON
+    )  # earlier leads, oldest first
     # Other actions of the plan named in the text: [{"action_id", "reference", "kind"}].
-    links: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
+    links: Mapped[list[dict[str, str]] | None] = mapped_column(NullableJSON)
     due_text: Mapped[str | None] = mapped_column(String(200))  # "By the end of March"
     start_date: Mapped[date | None]
     due_date: Mapped[date | None]
