@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.kit.enums import PlaceOfDeath, Route
+from app.kit.ods import DEFAULT_ALIASES as DEFAULT_ORGANISATION_ALIASES
 
 DEFAULT_DUE_DAYS: dict[Route, int] = {
     Route.sjr: 56,
@@ -105,6 +106,27 @@ class Settings(BaseSettings):
     # Limits.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     upload_max_bytes: int = Field(default=20_971_520, ge=1024)  # spreadsheet imports
+    # What one uploaded spreadsheet may make the service read (app.actions.limits,
+    # docs/security.md "Spreadsheet uploads"): an XLSX's parts unzipped, the compression of a
+    # part over 1 MiB, each XML part parsed whole (styles, workbook...), the ZIP's parts; and
+    # for XLSX and CSV alike rows, columns read, cells (and shared strings), one cell's
+    # characters, all the text's characters.
+    spreadsheet_max_uncompressed_bytes: int = Field(default=104_857_600, ge=1_048_576)
+    spreadsheet_max_compression_ratio: int = Field(default=100, ge=10)
+    spreadsheet_max_part_bytes: int = Field(default=4_194_304, ge=65_536)
+    spreadsheet_max_entries: int = Field(default=1_000, ge=10)
+    spreadsheet_max_rows: int = Field(default=100_000, ge=10)
+    spreadsheet_max_columns: int = Field(default=60, ge=10, le=16_384)
+    spreadsheet_max_cells: int = Field(default=2_000_000, ge=100)
+    spreadsheet_max_cell_chars: int = Field(default=32_767, ge=100)
+    spreadsheet_max_text_chars: int = Field(default=20_000_000, ge=10_000)
+    # Organisations written as names in imported plans (app.actions.organisations): name or
+    # abbreviation -> [ODS code, full name], as JSON. Unset: a few common ones ("UHL" -> RWE).
+    organisation_aliases: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            alias: list(pair) for alias, pair in DEFAULT_ORGANISATION_ALIASES.items()
+        }
+    )
     batch_max_items: int = Field(default=100, ge=1, le=1000)
     idempotency_lock_seconds: int = Field(default=60, ge=1)
     idempotency_retention_hours: int = Field(default=48, ge=1)
@@ -220,6 +242,14 @@ class Settings(BaseSettings):
     @classmethod
     def _split_lists(cls, value: object) -> object:
         return _csv(value)
+
+    @field_validator("organisation_aliases", mode="after")
+    @classmethod
+    def _aliases_are_code_and_name(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for alias, pair in value.items():
+            if len(pair) != 2 or not all(part.strip() for part in pair):
+                raise ValueError(f"alias {alias!r}: give [ODS code, full name]")
+        return value
 
     @field_validator("webhook_allowed_urls", mode="after")
     @classmethod

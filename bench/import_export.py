@@ -14,6 +14,10 @@ three lines), as CSV and as XLSX. Then, for each:
 - ``POST /v1/action-plans/import`` (a real import: every action written, with its event);
 - ``GET /v1/action-plans/{id}/export?format=csv`` and ``?format=xlsx``, read as a stream.
 
+``--layout system_review`` generates a system-review plan instead (recommendations A, B, ...
+with their actions numbered in the text, dates in words, a dated progress column, a RAG,
+a continuation row every 20 actions) and exports it in that layout.
+
 Each is timed ``--repeat`` times (median and worst reported; each import is a new file, since
 the same file imports once); then each is run once more under ``tracemalloc`` for the peak of
 Python memory it allocated (the server and this client share the process; the client reads
@@ -162,6 +166,58 @@ def plan_rows(actions: int, seed: int, token: str) -> list[list[Any]]:
     return rows
 
 
+SYSTEM_HEADER = [
+    "#",
+    "CQC system wide recommendation",
+    "Leeds comments and actions to be completed in 2019",
+    "Alignment with a current work stream, group or Board, including Lead",
+    "Progress made Sept 2019",
+    "RAG",
+]
+
+
+def letters(index: int) -> str:
+    """A, B, ... Z, AA, AB, ...: a recommendation's letters."""
+    first, second = divmod(index, 26)
+    return (chr(64 + first) if first else "") + chr(65 + second)
+
+
+def system_rows(actions: int, seed: int, token: str) -> list[list[Any]]:
+    """A system-review plan as a partnership keeps it (issue 13): recommendations A, B, ...
+    with their actions numbered in the text ("12. By June ..."), dates in words, alignments
+    with leads in brackets, a dated progress column and a RAG; a continuation row (a lead
+    only) every 20 actions."""
+    rng = random.Random(seed)
+    recommendations = max(1, min(100, actions // 50))
+    rows: list[list[Any]] = [
+        [f"Benchmark system review plan {token}"],
+        ["Progress Update September 2019"],
+        [],
+        SYSTEM_HEADER,
+    ]
+    per = [actions // recommendations + (1 if i < actions % recommendations else 0)
+           for i in range(recommendations)]  # fmt: skip
+    number = 0
+    for index, count in enumerate(per):
+        for position in range(count):
+            number += 1
+            text = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(6, 16)))
+            when = rng.choice(["By the end of March", "By June", "From January 2019", ""])
+            rows.append(
+                [
+                    f"{letters(index)}." if position == 0 else "",
+                    f"Recommendation {letters(index)}: {text[:60]}" if position == 0 else "",
+                    f"{number}. {when} {text}".replace("  ", " "),
+                    rng.choice(["People's Voices Group (Hannah Davies)", "SRAB / ORG (Tim Ryley)"]),
+                    " ".join(rng.choice(WORDS) for _ in range(rng.randrange(0, 20))),
+                    rng.choice(["A", "G", "R", ""]),
+                ]
+            )
+            if number % 20 == 0:
+                rows.append(["", "", "", "Lead: Phil Corrigan", "", ""])
+    return rows
+
+
 def as_csv(rows: list[list[Any]]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -246,8 +302,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
         async def do_export(plan_id: str, fmt: str) -> int:
             received = 0
+            params = {"format": fmt}
+            if args.layout != "provider":
+                params["layout"] = args.layout
             async with http.stream(
-                "GET", f"/v1/action-plans/{plan_id}/export", params={"format": fmt}
+                "GET", f"/v1/action-plans/{plan_id}/export", params=params
             ) as response:
                 if response.status_code != 200:
                     raise SystemExit(f"export failed: {response.status_code}")
@@ -255,12 +314,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     received += len(chunk)
             return received
 
+        make_rows = plan_rows if args.layout == "provider" else system_rows
         for size in args.sizes:
-            entry: dict[str, Any] = {"actions": size}
+            entry: dict[str, Any] = {"actions": size, "layout": args.layout}
             files = {}
             for kind in ("csv", "xlsx"):
                 token = uuid.uuid4().hex
-                rows = plan_rows(size, args.seed, token)
+                rows = make_rows(size, args.seed, token)
                 files[kind] = (as_csv if kind == "csv" else as_xlsx)(rows)
                 entry[f"{kind}_file_bytes"] = len(files[kind])
             plan_id = ""
@@ -268,7 +328,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 times = []
                 for _ in range(args.repeat):
                     # A new title each time: the same file imports once.
-                    rows = plan_rows(size, args.seed, uuid.uuid4().hex)
+                    rows = make_rows(size, args.seed, uuid.uuid4().hex)
                     fresh = as_csv(rows) if kind == "csv" else as_xlsx(rows)
                     elapsed, plan_id = await measure(lambda data=fresh, m=media: do_import(data, m))
                     times.append(elapsed)
@@ -323,6 +383,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--layout",
+        choices=["provider", "system_review"],
+        default="provider",
+        help="the plan generated, imported and exported (system_review: issue 13)",
+    )
     args = parser.parse_args()
     upgrade(args.database_url)
     results = asyncio.run(main_async(args))

@@ -778,7 +778,7 @@ async def test_actions_page_in_plan_order(api) -> None:
 
 
 async def test_plans_page_newest_first(api) -> None:
-    organisation = "Z" + uuid.uuid4().hex[:4].upper()
+    organisation = "R" + uuid.uuid4().hex[:4].upper()  # an NHS trust site code (R + 4)
     made = [await new_plan(api, organisations=[organisation]) for _ in range(3)]
     items, pages = await walk_pages(
         api, "/v1/action-plans", {"organisation": organisation, "limit": 2}

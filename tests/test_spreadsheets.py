@@ -106,10 +106,30 @@ def completed(row: int, column: str) -> tuple[Any, ...]:
     return (
         row,
         column,
-        "completed_at",
-        f"complete, and the file has no completion date: completed {today_text()} (the day "
-        "of the import) assumed",
+        "completed_on_or_before",
+        f"complete, with no completion date: completed on or before {today_text()} (the day "
+        "of the import: the file has no as-at date)",
     )
+
+
+def rag_in_status(row: int, column: str, written: str) -> list[tuple[Any, ...]]:
+    """A RAG in a status column (issue 13): the reported RAG, the status not recorded."""
+    return [
+        (
+            row,
+            column,
+            "rag_in_status",
+            f"'{written}' is a RAG, not a status: kept as the reported RAG; the status is not "
+            "recorded",
+        ),
+        (
+            row,
+            column,
+            "reported_rag",
+            f"'{written}' kept as the reported RAG, judged {today_text()} (no date in the file: "
+            "the day of the import); the service derives its own beside it",
+        ),
+    ]
 
 
 def same(row: int, column: str, origin: int) -> tuple[Any, ...]:
@@ -127,7 +147,7 @@ PROVIDER_WARNINGS = [
         None,
         "plan_organisations",
         "no 'Organisations:' line above the header row: the plan's organisations are its "
-        "actions' (RR8, 15F)",
+        "actions' (RR8, 15F, Leeds Community Healthcare)",
     ),
     (
         3,
@@ -151,7 +171,7 @@ PROVIDER_WARNINGS = [
     (8, LEAD, "lead_unknown", "lead not known ('?'): no lead"),
     same(9, ORG, 7),
     same(9, REQ, 7),
-    (9, STATUS, "status_from_rag", "RAG 'G' read as 4 On track"),
+    *rag_in_status(9, STATUS, "G"),
     (
         10,
         "Comments",
@@ -160,7 +180,7 @@ PROVIDER_WARNINGS = [
     ),
     completed(11, STATUS),
     (14, DUE, "excel_serial_date", "the number 42186 read as an Excel date: 1 July 2015"),
-    (14, STATUS, "status_from_rag", "RAG 'A' read as 3 At risk"),
+    *rag_in_status(14, STATUS, "A"),
     same(15, REF, 14),
     (
         15,
@@ -171,12 +191,13 @@ PROVIDER_WARNINGS = [
     same(15, REQ, 14),
     same(15, SRC, 14),
     same(15, LEAD, 14),
-    (15, STATUS, "status_blank", "blank: assumed 1 Not yet commenced"),
+    (15, STATUS, "status_not_recorded", "blank: the status is not recorded"),
     (
         16,
         ORG,
-        "not_ods_code",
-        "'Leeds Community Healthcare' is not an ODS code (3 to 5 letters or digits): left out",
+        "organisation_name",
+        "'Leeds Community Healthcare' is not an ODS code and not in the alias table: kept as "
+        "a name",
     ),
     same(16, REQ, 14),
     (16, STATUS, "status_synonym", "'Completed' read as 5 Complete"),
@@ -186,14 +207,13 @@ PROVIDER_WARNINGS = [
     same(17, SRC, 16),
     same(17, LEAD, 16),
     (17, DUE, "due_note", "not a date: kept as the due note 'next spring'"),
-    (17, STATUS, "status_from_rag", "RAG 'R' read as 2 Off track"),
+    *rag_in_status(17, STATUS, "R"),
     same(18, ORG, 16),
     same(18, REQ, 14),
     same(18, SRC, 16),
     same(18, LEAD, 16),
     (18, DUE, "due_note", "not a valid date: kept as the due note '31/02/2016'"),
-    (18, STATUS, "status_from_rag", "RAG 'B' read as 5 Complete"),
-    completed(18, STATUS),
+    *rag_in_status(18, STATUS, "B"),
     (19, None, "repeated_header", "the header row again: skipped"),
     (20, None, "empty_section", "a section with no actions: kept"),
 ]
@@ -228,13 +248,13 @@ def check_provider_plan(report: dict[str, Any], run: str) -> None:
     assert got == [
         (7, "1", ["RR8"], ["AB"], "2015-07-01", "month", None, "2015-07-31", 4, None),
         (8, "1 (2)", ["RR8"], [], None, "day", "TBC", None, 4, None),
-        (9, "2", ["RR8"], ["CD", "EF"], "2016-03-31", "day", None, "2016-03-31", 4, None),
+        (9, "2", ["RR8"], ["CD", "EF"], "2016-03-31", "day", None, "2016-03-31", None, None),
         (11, "3", ["RR8"], ["Dr Jane Smith"], "2016-04-30", "day", None, "2016-04-30", 5, today),
-        (14, "1", ["RR8"], ["GH"], "2015-07-01", "day", None, "2015-07-01", 3, None),
-        (15, "1 (2)", ["15F"], ["GH"], None, "day", "Ongoing", None, 1, None),
+        (14, "1", ["RR8"], ["GH"], "2015-07-01", "day", None, "2015-07-01", None, None),
+        (15, "1 (2)", ["15F"], ["GH"], None, "day", "Ongoing", None, None, None),
         (16, "2", ["RR8"], ["IJ", "KL"], "2016-03-01", "month", None, "2016-03-31", 5, today),
-        (17, "3", ["RR8"], ["IJ", "KL"], None, "day", "next spring", None, 2, None),
-        (18, "4", ["RR8"], ["IJ", "KL"], None, "day", "31/02/2016", None, 5, today),
+        (17, "3", ["RR8"], ["IJ", "KL"], None, "day", "next spring", None, None, None),
+        (18, "4", ["RR8"], ["IJ", "KL"], None, "day", "31/02/2016", None, None, None),
     ]
     first, second, third, fourth = actions_of(report)[:4]
     assert first["comments"] == (
@@ -352,14 +372,34 @@ async def test_xlsx_cells_typed_as_excel_types_them(api: Any) -> None:
 # --- the system-review layout -----------------------------------------------------------------
 
 ALIGN = "Alignment with a work stream/board including Lead"
+
+
+def reported(row: int, written: str) -> tuple[Any, ...]:
+    return (
+        row,
+        "RAG",
+        "reported_rag",
+        f"'{written}' kept as the reported RAG, judged {today_text()} (no date in the file: the "
+        "day of the import); the service derives its own beside it",
+    )
+
+
+def not_recorded(row: int) -> tuple[Any, ...]:
+    return (row, None, "status_not_recorded", "no status column: not recorded")
+
+
+# Issue 13: the RAG column is the reported RAG (not a status); with no status column every
+# action's status is not recorded; 'Leeds CCG' is kept as a name.
 SYSTEM_REVIEW_WARNINGS = [
     (
         2,
         None,
-        "not_ods_code",
-        "'Leeds CCG' is not an ODS code (3 to 5 letters or digits): left out",
+        "organisation_name",
+        "'Leeds CCG' is not an ODS code and not in the alias table: kept as a name",
     ),
-    (6, "RAG", "status_from_rag", "RAG 'G' read as 4 On track"),
+    not_recorded(6),
+    reported(6, "G"),
+    not_recorded(7),
     same(7, "#", 6),
     (
         7,
@@ -369,14 +409,15 @@ SYSTEM_REVIEW_WARNINGS = [
     ),
     same(7, "Recommendation", 6),
     same(7, ALIGN, 6),
-    (7, "RAG", "status_from_rag", "RAG 'A' read as 3 At risk"),
+    reported(7, "A"),
+    not_recorded(8),
     (
         8,
         ALIGN,
         "lead_assumed",
         "the lead taken from the brackets: work stream 'Resuscitation Committee', lead CD",
     ),
-    (8, "RAG", "status_blank", "blank: assumed 1 Not yet commenced"),
+    not_recorded(10),
     (
         10,
         ALIGN,
@@ -384,14 +425,15 @@ SYSTEM_REVIEW_WARNINGS = [
         "the first line taken as the work stream, the rest as the lead: work stream "
         "'Deteriorating Patient Group', lead EF, GH",
     ),
-    (10, "RAG", "status_from_rag", "RAG 'Blue' read as 5 Complete"),
-    completed(10, "RAG"),
+    reported(10, "Blue"),
+    not_recorded(11),
     same(11, "Recommendation", 10),
     (11, ALIGN, "no_lead", "no 'Lead:' named: all taken as the work stream, no lead recorded"),
-    (11, "RAG", "status_from_rag", "RAG 'R' read as 2 Off track"),
+    reported(11, "R"),
+    not_recorded(12),
     same(12, "Recommendation", 10),
     (12, ALIGN, "lead_unknown", "lead not known ('?'): no lead"),
-    (12, "RAG", "status_from_rag", "RAG 'Amber' read as 3 At risk"),
+    reported(12, "Amber"),
 ]
 
 
@@ -404,16 +446,16 @@ def check_system_review_plan(report: dict[str, Any], run: str) -> None:
         "B. Recognising deterioration",
     ]
     got = [
-        (a["row"], a["reference"], a["workstream"], a["leads"], a["status"], a["due_date"])
+        (a["row"], a["reference"], a["workstream"], a["leads"], a["status"], a["reported_rag"])
         for a in actions_of(report)
     ]
     assert got == [
-        (6, "1", "End of Life Board", ["AB"], 4, None),
-        (7, "1 (2)", "End of Life Board", ["AB"], 3, None),
-        (8, "2", "Resuscitation Committee", ["CD"], 1, None),
-        (10, "1", "Deteriorating Patient Group", ["EF", "GH"], 5, None),
-        (11, "2", "Patient Safety Board", [], 2, None),
-        (12, "3", None, [], 3, None),
+        (6, "1", "End of Life Board", ["AB"], None, "green"),
+        (7, "1 (2)", "End of Life Board", ["AB"], None, "amber"),
+        (8, "2", "Resuscitation Committee", ["CD"], None, None),
+        (10, "1", "Deteriorating Patient Group", ["EF", "GH"], None, "blue"),
+        (11, "2", "Patient Safety Board", [], None, "red"),
+        (12, "3", None, [], None, "amber"),
     ]
     first, second = actions_of(report)[:2]
     assert (
@@ -486,13 +528,18 @@ async def test_an_import_makes_a_plan_like_the_api_makes(api: Any, database: Any
     assert [a["position"] for a in shown["actions"]] == list(range(1, 10))
     for imported in actions_of(report):
         action = by_id[imported["id"]]
-        for name in ("reference", "action", "leads", "organisations", "due_date", "status"):
+        for name in ("reference", "action", "leads", "organisations", "due_date", "reported_rag"):
             assert action[name] == imported[name], name
+        # Issue 13: a blank status (or a RAG in the status column) is not recorded.
+        assert action["status_recorded"] is (imported["status"] is not None)
+        assert action["status"] == (imported["status"] or 1)
         assert action["version"] == 1 and action["finding_ids"] == []
-    # The fluid balance action (off track, no date) is red; the NEWS training (due July 2015,
-    # at risk) is overdue, so red too.
-    assert by_id[actions_of(report)[7]["id"]]["rag"] == Rag.red
+    # The fluid balance action (reported R, no status, no date): reported red, derived grey;
+    # the NEWS training (due July 2015, reported A) is overdue, so red.
+    fluid = by_id[actions_of(report)[7]["id"]]
+    assert (fluid["reported_rag"], fluid["rag"]) == (Rag.red, Rag.grey)
     assert by_id[actions_of(report)[4]["id"]]["overdue"] is True
+    assert by_id[actions_of(report)[4]["id"]]["rag"] == Rag.red
     # One event for the plan, one per action (the same as the API would write).
     async with database.transaction() as session:
         events = (
@@ -598,17 +645,16 @@ async def test_wrong_columns_are_refused_naming_what_is_missing(api: Any, databa
     assert problem["detail"].startswith("No header row in the first 30 rows: expected the")
     assert "Jane" not in response.text and "9434765919" not in response.text
     assert "errors" not in problem
-    # A header that is nearly the provider layout: the missing columns are named.
-    near = b"Plan\n\nOrganisation,Action reference number,Actions,Comments\nRR8,1,Do it,\n"
+    # A header that is nearly the provider layout: the missing columns are named. (Since
+    # issue 13 a header with the actions and their references is enough: the rest missing
+    # is warned about, not refused.)
+    near = b"Plan\n\nOrganisation,Delivery date,Comments\nRR8,Jul-15,\n"
     problem = (await post_file(api, near)).json()
     assert problem["status"] == 422
-    assert (
-        "Row 3 names the columns Organisation, Action reference number, Actions, Comments"
-        in (problem["detail"])
-    )
+    assert "Row 3 names the columns Organisation, Delivery date, Comments" in problem["detail"]
     assert [(e["row"], e["column"], e["code"]) for e in problem["errors"]] == [
-        (3, "Delivery date", "missing_column"),
-        (3, "Delivery Status", "missing_column"),
+        (3, "Action reference number", "missing_column"),
+        (3, "Actions", "missing_column"),
     ]
     # The right file named as the other layout: the detail says which layout it is.
     run = uuid.uuid4().hex
@@ -616,9 +662,8 @@ async def test_wrong_columns_are_refused_naming_what_is_missing(api: Any, databa
         await post_file(api, fixture("system_review_messy.csv", run), layout="provider")
     ).json()
     assert problem["status"] == 422
-    assert problem["detail"].endswith(
-        "They are the system_review layout: send layout=system_review."
-    )
+    assert "They are the system_review layout: send layout=system_review." in problem["detail"]
+    assert problem["detail"].endswith("rag, recommendation).")  # or name the columns
     assert await counts(database) == before
 
 
@@ -630,7 +675,7 @@ async def test_rows_that_cannot_be_imported_are_all_listed_and_nothing_is_writte
         "Plan {run}\n"
         "Organisation,Action reference number,Improvement Requirement,Actions,Source of Action,"
         "Action lead within the organisation,Delivery date,Delivery Status,Comments\n"
-        "RR8,1,Something,,,AB,Jul-15,G,\n"
+        "RR8,1,,,,AB,Jul-15,G,\n"
         f"RR8,{'9' * 51},Something,An action,,AB,Jul-15,G,\n"
         "RR8,2,Something,Fine,,AB,Jul-15,G,\n"
     ).replace("{run}", uuid.uuid4().hex)
@@ -741,8 +786,10 @@ async def test_import_export_import_gives_the_same_plan(api: Any, fmt: str) -> N
     # ("next spring") is a note.
     assert {code for _, _, code, _ in warnings_of(report)} == {
         "empty_section",
-        "completed_at",
+        "completed_on_or_before",
         "due_note",
+        "status_not_recorded",
+        "organisation_name",
     }
     original = plan_fields(await plan_as_api_shows_it(api, first_id))
     again = plan_fields(await plan_as_api_shows_it(api, report["plan_id"]))
@@ -775,7 +822,7 @@ async def test_the_xlsx_export_is_a_proper_spreadsheet(api: Any) -> None:
     assert sheet["A1"].font.bold
     assert [sheet["A2"].value, sheet["A3"].value] == [
         "Sponsor: Director of Nursing",
-        "Organisations: RR8, 15F",
+        "Organisations: RR8, 15F, Leeds Community Healthcare",  # names kept (issue 13)
     ]
     header = [cell.value for cell in sheet[5]]
     assert header == [
@@ -788,6 +835,9 @@ async def test_the_xlsx_export_is_a_proper_spreadsheet(api: Any) -> None:
         "Delivery date",
         "Delivery Status",
         "Comments",
+        "Recommendation reference",
+        "Reported RAG",
+        "RAG now",
     ]
     assert all(cell.font.bold and cell.fill.fgColor.rgb.endswith("005EB8") for cell in sheet[5])
     assert sheet.freeze_panes == "A6"
@@ -818,7 +868,7 @@ async def test_the_csv_export_reads_as_the_provider_layout(api: Any) -> None:
     rows = csv_rows(response.content)
     assert rows[:5] == [
         [f"System-wide mortality review: recommendations ({run})"],
-        ["Organisations: RR8, RGD"],
+        ["Organisations: RR8, rgd, Leeds CCG"],  # as written (issue 13)
         [],
         [
             "Organisation",
@@ -830,6 +880,9 @@ async def test_the_csv_export_reads_as_the_provider_layout(api: Any) -> None:
             "Delivery date",
             "Delivery Status",
             "Comments",
+            "Recommendation reference",
+            "Reported RAG",
+            "RAG now",
         ],
         ["A. Care at the end of life"],
     ]
@@ -841,8 +894,11 @@ async def test_the_csv_export_reads_as_the_provider_layout(api: Any) -> None:
         "-",
         "AB",
         "-",
-        "4. On track",
+        "",  # the file had a RAG, not a status: not recorded (issue 13)
         "Template agreed in principle.\nIT build in the autumn.",
+        "-",
+        f"Green ({today_text()})",  # the reported RAG, dated the day of the import
+        "now Grey: status not recorded",
     ]
     assert [row[:2] for row in rows[6:9]] == [
         ["-", "1 (2)"],

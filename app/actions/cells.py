@@ -202,15 +202,15 @@ def _named(status: int) -> str:
     return f"{status} {STATUS_LABELS[ActionStatus(status)]}"
 
 
-def read_status(value: CellValue) -> tuple[int, Assumed]:
+def read_status(value: CellValue) -> tuple[int | None, Assumed]:
     """A status cell: "4. On track", "4", "On Track", "Complete" as they are; synonyms
-    ("Completed", "In progress"), RAG letters and colours ("G", "Amber") and blanks with a
-    warning. RAG to status: red 2 Off track, amber 3 At risk, green 4 On track, blue 5 Complete,
-    grey 1 Not yet commenced. Blank or unknown: 1 Not yet commenced."""
+    ("Completed", "In progress") with a warning. Blank: None, the status is not recorded. A RAG
+    letter or colour ("G", "Amber") is a judgement, not a status: None too (the row reader
+    keeps it as the reported RAG). Unknown words: 1 Not yet commenced, warned."""
     raw = one_line(text_of(value))
     text = raw.lower().rstrip(".")
     if not text:
-        return 1, ("status_blank", "blank: assumed 1 Not yet commenced")
+        return None, ("status_not_recorded", "blank: the status is not recorded")
     if match := _NUMBERED.match(text):
         number, words = int(match.group(1)), match.group(2).strip()
         named = _LABELS.get(words) or _SYNONYMS.get(words)
@@ -225,9 +225,9 @@ def read_status(value: CellValue) -> tuple[int, Assumed]:
     if text in _SYNONYMS:
         return _SYNONYMS[text], ("status_synonym", f"'{raw}' read as {_named(_SYNONYMS[text])}")
     if text in _RAG_WORDS:
-        return _RAG_WORDS[text], (
-            "status_from_rag",
-            f"RAG '{raw}' read as {_named(_RAG_WORDS[text])}",
+        return None, (
+            "rag_in_status",
+            f"'{raw}' is a RAG, not a status: kept as the reported RAG; the status is not recorded",
         )
     return 1, ("status_unknown", f"'{raw}' is not a status: assumed 1 Not yet commenced")
 

@@ -1,4 +1,5 @@
-"""Exporting a plan in the provider layout (DESIGN.md section 6), as CSV or XLSX.
+"""Exporting a plan (DESIGN.md section 6) in the provider layout or the system-review layout
+(app.actions.export_layouts), as CSV or XLSX.
 
 The file has the plan's title, sponsor, organisations and description above the header row,
 then each section as a header row followed by its actions. Every action row is written out in
@@ -6,9 +7,10 @@ full (no merged cells), and an empty value is written as "-", so that the import
 take it for a merged blank meaning "same as above": import, export and import again gives the
 same plan.
 
-Actions are read with one streaming query (in the section's order, then the plan's), in
-batches: CSV is sent as it is made; XLSX is written to a temporary file by openpyxl's
-write-only mode and sent from there. Neither holds the whole plan in memory.
+Actions are read with one streaming query (in the section's order, then the plan's), with
+each action's latest dated progress update, in batches: CSV is sent as it is made; XLSX is
+written to a temporary file by openpyxl's write-only mode and sent from there. Neither holds
+the whole plan in memory.
 """
 
 from __future__ import annotations
@@ -20,26 +22,33 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date
-from typing import IO
+from typing import IO, Any
 
 import anyio
-from sqlalchemy import select
+from sqlalchemy import func, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.actions import rag
-from app.actions.cells import status_text
+from app.actions.export_layouts import (
+    NONE,
+    RAG_COLUMNS,
+    WIDTHS,
+    ExportAction,
+    provider_cells,
+    system_cells,
+    titles,
+)
 from app.actions.rag import DuePrecision
-from app.actions.spreadsheets import CsvPlanWriter, ExportRow, XlsxPlanWriter, YearMonth
+from app.actions.sheet_writer import CsvPlanWriter, XlsxPlanWriter
+from app.actions.spreadsheets import Layout
 from app.db import Database, Work
 from app.errors import NotFound
 from app.kit.time import local_date, now
-from app.models import Action, ActionPlan, ActionPlanSection
+from app.models import Action, ActionPlan, ActionPlanSection, ActionUpdate
 
 BATCH = 500
 CHUNK = 64 * 1024
-NONE = "-"
 
-Entry = str | ExportRow  # a section's title, or an action
+Entry = str | ExportAction  # a section's title, or an action
 
 
 @dataclass(frozen=True)
@@ -48,8 +57,11 @@ class ExportPlan:
     title: str
     sponsor: str | None
     organisations: list[str]
+    organisation_names: list[str]
     description: str | None
     sections: list[tuple[uuid.UUID, str]]  # in order
+    progress_on: date | None  # the latest dated progress update
+    plan_year: int | None  # the year due dates in words fall in
 
     @property
     def filename_stem(self) -> str:
@@ -59,7 +71,8 @@ class ExportPlan:
         lines = [self.title]
         if self.sponsor:
             lines.append(f"Sponsor: {self.sponsor}")
-        lines.append(f"Organisations: {', '.join(self.organisations) or NONE}")
+        names = self.organisation_names or self.organisations
+        lines.append(f"Organisations: {', '.join(names) or NONE}")
         if self.description:
             lines.append(f"Description: {self.description}")
         return lines
@@ -76,39 +89,83 @@ async def load_plan(session: AsyncSession, plan_id: uuid.UUID) -> ExportPlan:
             .order_by(ActionPlanSection.position)
         )
     ).all()
+    progress_on = await session.scalar(
+        select(func.max(ActionUpdate.update_date))
+        .join(Action, Action.id == ActionUpdate.action_id)
+        .where(Action.plan_id == plan_id, ActionUpdate.narrative.is_not(None))
+    )
+    plan_year = await session.scalar(
+        select(func.min(Action.due_date)).where(
+            Action.plan_id == plan_id, Action.due_text.is_not(None)
+        )
+    )
     return ExportPlan(
         plan.id,
         plan.title,
         plan.sponsor,
         list(plan.organisations),
+        list(plan.organisation_names or []),
         plan.description,
         [(section_id, title) for section_id, title in sections],
+        progress_on,
+        plan_year.year if plan_year is not None else None,
     )
 
 
 _COLUMNS = (
     Action.section_id,
-    Action.organisations,
     Action.reference,
+    Action.recommendation,
     Action.improvement_requirement,
     Action.action,
     Action.source,
     Action.leads,
+    Action.lead_history,
+    Action.organisations,
+    Action.organisation_names,
+    Action.workstream,
     Action.due_date,
     Action.due_precision,
     Action.due_note,
     Action.status,
+    Action.status_recorded,
+    Action.reported_rag,
+    Action.reported_rag_on,
+    Action.reported_rag_precision,
     Action.comments,
 )
 
 
-async def entries(
-    session: AsyncSession, plan: ExportPlan, today: date
-) -> AsyncIterator[list[Entry]]:
+def _latest_progress(plan_id: uuid.UUID) -> Any:
+    """Each of the plan's actions' latest dated progress update (narrative, date)."""
+    ranked = select(
+        ActionUpdate.action_id,
+        ActionUpdate.narrative,
+        ActionUpdate.update_date,
+        func.row_number()
+        .over(
+            partition_by=ActionUpdate.action_id,
+            order_by=(ActionUpdate.update_date.desc(), ActionUpdate.recorded_at.desc()),
+        )
+        .label("rank"),
+    ).where(
+        ActionUpdate.narrative.is_not(None),
+        ActionUpdate.action_id.in_(select(Action.id).where(Action.plan_id == plan_id)),
+    )
+    return ranked.subquery()
+
+
+async def entries(session: AsyncSession, plan: ExportPlan) -> AsyncIterator[list[Entry]]:
     """The rows after the header, in batches: each section's title, then its actions."""
+    if plan.progress_on is None:  # no dated progress in the plan: no join for it
+        query = select(*_COLUMNS, null(), null())
+    else:
+        latest = _latest_progress(plan.id)
+        query = select(*_COLUMNS, latest.c.narrative, latest.c.update_date).outerjoin(
+            latest, (latest.c.action_id == Action.id) & (latest.c.rank == 1)
+        )
     query = (
-        select(*_COLUMNS)
-        .join(ActionPlanSection, ActionPlanSection.id == Action.section_id)
+        query.join(ActionPlanSection, ActionPlanSection.id == Action.section_id)
         .where(Action.plan_id == plan.id)
         .order_by(ActionPlanSection.position, Action.position)
         .execution_options(yield_per=BATCH)
@@ -123,65 +180,77 @@ async def entries(
                 # Sections before this one that have no actions still get their header row.
                 current, title = next(sections)
                 batch.append(title)
-            batch.append(_export_row(row, today))
+            batch.append(_export_action(row))
         yield batch
     yield [title for _, title in sections]
-
-
-def _export_row(row: Sequence[object], today: date) -> ExportRow:
-    (_, organisations, reference, requirement, action, source, leads) = row[:7]
-    due_date, precision, due_note, status, comments = row[7:]
-    assert isinstance(status, int)
-    assert due_date is None or isinstance(due_date, date)
-    precision_text = str(precision or DuePrecision.day.value)
-    if due_date is None:
-        due: date | YearMonth | str = str(due_note) if due_note else NONE
-    elif precision_text == DuePrecision.month:
-        due = YearMonth(due_date.year, due_date.month)
-    else:
-        due = due_date
-    return ExportRow(
-        organisation=", ".join(_strings(organisations)) or NONE,
-        reference=str(reference),
-        improvement_requirement=str(requirement) if requirement else NONE,
-        action=str(action),
-        source=str(source) if source else NONE,
-        leads=", ".join(_strings(leads)) or NONE,
-        due=due,
-        status=status_text(status),
-        comments=str(comments) if comments else "",
-        rag=rag.rag(status, due_date, precision_text, today),
-    )
 
 
 def _strings(values: object) -> list[str]:
     return [str(value) for value in values] if isinstance(values, list) else []
 
 
-def _write(writer: CsvPlanWriter | XlsxPlanWriter, batch: list[Entry]) -> None:
+def _export_action(row: Sequence[Any]) -> ExportAction:
+    (_, reference, recommendation, requirement, action, source, leads, history) = row[:8]
+    (organisations, names, workstream, due_date, precision, due_note, status) = row[8:15]
+    (recorded, reported, reported_on, reported_precision, comments, progress) = row[15:21]
+    return ExportAction(
+        reference=str(reference),
+        recommendation=recommendation,
+        improvement_requirement=requirement,
+        action=str(action),
+        source=source,
+        leads=_strings(leads),
+        lead_history=_strings(history),
+        organisations=_strings(organisations),
+        organisation_names=_strings(names),
+        workstream=workstream,
+        due_date=due_date,
+        due_precision=str(precision or DuePrecision.day.value),
+        due_note=due_note,
+        status=int(status),
+        status_recorded=bool(recorded),
+        reported_rag=reported,
+        reported_rag_on=reported_on,
+        reported_rag_precision=reported_precision,
+        comments=comments,
+        progress=progress,
+        progress_on=row[21],
+    )
+
+
+Writer = CsvPlanWriter | XlsxPlanWriter
+
+
+def _write(writer: Writer, layout: Layout, batch: list[Entry], today: date) -> None:
+    cells_of = provider_cells if layout is Layout.provider else system_cells
     for entry in batch:
         if isinstance(entry, str):
             writer.section(entry)
         else:
-            writer.action(entry)
+            cells, derived = cells_of(entry, today)
+            writer.row(cells, derived)
 
 
-async def csv_stream(database: Database, plan_id: uuid.UUID) -> AsyncIterator[bytes]:
+async def csv_stream(
+    database: Database, plan_id: uuid.UUID, layout: Layout = Layout.provider
+) -> AsyncIterator[bytes]:
     """The plan as CSV, sent batch by batch as the query streams. The plan's existence is
     checked by the caller first (a 404 must be sent before the stream starts)."""
     today = local_date(now())
     async with database.transaction(Work.report) as session:
         plan = await load_plan(session, plan_id)
-        writer = CsvPlanWriter()
+        writer = CsvPlanWriter(titles(layout, plan.progress_on, plan.plan_year))
         writer.preamble(plan.preamble())
         writer.header()
         yield writer.drain()
-        async for batch in entries(session, plan, today):
-            _write(writer, batch)
+        async for batch in entries(session, plan):
+            _write(writer, layout, batch, today)
             yield writer.drain()
 
 
-async def build_xlsx(database: Database, plan_id: uuid.UUID) -> tuple[ExportPlan, IO[bytes]]:
+async def build_xlsx(
+    database: Database, plan_id: uuid.UUID, layout: Layout = Layout.provider
+) -> tuple[ExportPlan, IO[bytes]]:
     """The plan as an XLSX workbook in a temporary file (positioned at its start; the caller
     closes it). openpyxl runs in a worker thread, so the event loop stays free."""
     today = local_date(now())
@@ -189,11 +258,15 @@ async def build_xlsx(database: Database, plan_id: uuid.UUID) -> tuple[ExportPlan
     try:
         async with database.transaction(Work.report) as session:
             plan = await load_plan(session, plan_id)
-            writer = XlsxPlanWriter()
+            writer = XlsxPlanWriter(
+                titles(layout, plan.progress_on, plan.plan_year),
+                WIDTHS[layout],
+                RAG_COLUMNS[layout],
+            )
             writer.preamble(plan.preamble())
             writer.header()
-            async for batch in entries(session, plan, today):
-                await anyio.to_thread.run_sync(_write, writer, batch)
+            async for batch in entries(session, plan):
+                await anyio.to_thread.run_sync(_write, writer, layout, batch, today)
         await anyio.to_thread.run_sync(writer.save, target)
         target.seek(0)
     except BaseException:

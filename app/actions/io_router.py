@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pydantic import Field, TypeAdapter
 
 from app.actions import exporter, importer
 from app.actions.importer import AlreadyImported, PlannedPlan, SpreadsheetRowsInvalid
+from app.actions.limits import SpreadsheetCellTooLong, SpreadsheetTooLarge
 from app.actions.rows import ImportWarning, PlannedSection
 from app.actions.spreadsheets import (
     CSV_MEDIA_TYPE,
@@ -22,6 +24,10 @@ from app.actions.spreadsheets import (
     LegacyExcelFile,
     SpreadsheetLayoutError,
     UnreadableSpreadsheet,
+    normalise_header,
+)
+from app.actions.spreadsheets import (
+    Field as SheetField,
 )
 from app.auth.deps import ActionsReader, ActionsWriter
 from app.auth.routing import AuthFirstRoute
@@ -48,24 +54,51 @@ class ImportWarningOut(ResponseModel):
     detail: str = Field(description="What was assumed.")
 
 
+class ImportedLink(ResponseModel):
+    reference: str = Field(description="The action number named in the text.")
+    kind: str = Field(description="`linked_to` or `covered_by`.")
+    row: int = Field(description="The row of the action linked to.")
+    id: uuid.UUID | None = Field(description="The linked action's id; null in a dry run.")
+
+
 class ImportedAction(ResponseModel):
     row: int = Field(description="The spreadsheet row the action comes from.")
     id: uuid.UUID | None = Field(description="The new action's id; null in a dry run.")
-    reference: str
+    reference: str = Field(description="The action's number or reference.")
+    recommendation: str | None = Field(description="A system review's recommendation, `A`.")
     improvement_requirement: str | None
     action: str
     source: str | None
-    leads: list[str]
-    organisations: list[str]
+    leads: list[str] = Field(description="The current leads.")
+    lead_history: list[str] = Field(description="Earlier leads, `(A > B)`: A.")
+    organisations: list[str] = Field(description="ODS codes, written or resolved.")
+    organisation_names: list[str] = Field(description="Every organisation, as written.")
     workstream: str | None
+    start_date: date | None
     due_date: date | None
     due_precision: str
     due_note: str | None
+    due_text: str | None = Field(description="The words a due date came from.")
     falls_due_on: date | None
-    status: int
+    status: int | None = Field(description="Null: the file left the status blank.")
     status_label: str
+    reported_rag: str | None = Field(description="The RAG written in the file.")
+    reported_rag_on: date | None = Field(description="When that RAG was judged.")
+    reported_rag_precision: str | None = Field(description="`day` or `month`.")
+    rag: str = Field(description="The RAG the service derives today.")
+    rag_summary: str = Field(description='Both: "reported Amber (Sep 2019); now Red: overdue".')
     completed_at: date | None
+    completed_precision: str | None = Field(description="`on_or_before` the as-at date.")
     comments: str | None
+    progress: str | None = Field(description="A dated progress update's text.")
+    progress_on: date | None = Field(description="Its date (a month: its first day).")
+    links: list[ImportedLink] = Field(description="Other actions named in the text.")
+
+
+class ColumnReading(ResponseModel):
+    header: str = Field(description="The header as written.")
+    read_as: str = Field(description="What the column was read as.")
+    by: str = Field(description="`name` (a known header), `words` (by its words) or `columns map`.")
 
 
 class ImportedSection(ResponseModel):
@@ -87,9 +120,16 @@ class ImportReport(ResponseModel):
     title: str
     sponsor: str | None
     organisations: list[str]
+    organisation_names: list[str] = Field(
+        description="Every organisation the plan names, as written (resolved ones also appear "
+        "in `organisations` by ODS code)."
+    )
     description: str | None
     source_sha256: str = Field(description="SHA-256 of the file: the same file is imported once.")
     source_filename: str | None
+    plan_year: int = Field(description="The year due dates in words were read in.")
+    as_at: date | None = Field(description="The file's as-at date, if it has one.")
+    columns: list[ColumnReading] = Field(description="How each column was read.")
     section_count: int
     action_count: int
     sections: list[ImportedSection]
@@ -111,9 +151,13 @@ class _ReportBody:
     title: str
     sponsor: str | None
     organisations: list[str]
+    organisation_names: list[str]
     description: str | None
     source_sha256: str
     source_filename: str | None
+    plan_year: int
+    as_at: date | None
+    columns: list[dict[str, str]]
     section_count: int
     action_count: int
     sections: list[PlannedSection]
@@ -133,9 +177,13 @@ def _report_json(plan: PlannedPlan, dry_run: bool) -> bytes:
             title=plan.title,
             sponsor=plan.sponsor,
             organisations=plan.organisations,
+            organisation_names=plan.organisation_names,
             description=plan.description,
             source_sha256=plan.source_sha256,
             source_filename=plan.source_filename,
+            plan_year=plan.plan_year,
+            as_at=plan.as_at,
+            columns=plan.columns,
             section_count=len(plan.sections),
             action_count=plan.action_count,
             sections=plan.sections,
@@ -178,6 +226,8 @@ _UPLOAD = {
             LegacyExcelFile,
             SpreadsheetLayoutError,
             SpreadsheetRowsInvalid,
+            SpreadsheetTooLarge,
+            SpreadsheetCellTooLong,
             ValidationFailed,
         ),
     },
@@ -206,6 +256,30 @@ async def import_plan(
         str | None,
         Header(description='`attachment; filename="plan.xlsx"`: the file name, kept.'),
     ] = None,
+    as_of: Annotated[
+        date | None,
+        Query(
+            description="The file's as-at date (completions and reported RAGs are dated by "
+            "it); else the first date above the header row."
+        ),
+    ] = None,
+    plan_year: Annotated[
+        int | None,
+        Query(
+            ge=1990,
+            le=2100,
+            description='The year "By the end of March" falls in; else a year in the headers '
+            "or above them.",
+        ),
+    ] = None,
+    columns: Annotated[
+        str | None,
+        Query(
+            max_length=4000,
+            description='What columns hold, as JSON: `{"Their header": "comments", ...}`; '
+            "fields: " + ", ".join(f"`{f.value}`" for f in SheetField),
+        ),
+    ] = None,
 ) -> Response:
     """Import an action plan from a spreadsheet: the body is the file itself, CSV
     (`text/csv`) or XLSX, in the provider layout (Organisation, Action reference number,
@@ -229,10 +303,14 @@ async def import_plan(
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type == "application/json" or content_type.endswith("+json"):
         raise UnsupportedMediaType("Send the spreadsheet itself: text/csv or XLSX.")
+    options = importer.read_options(
+        database.settings, as_of=as_of, plan_year=plan_year, columns=_columns(columns)
+    )
     plan = await importer.import_file(
         database,
         principal,
         await request.body(),
+        options=options,
         dry_run=dry_run,
         layout=None if layout == "auto" else Layout(layout),
         title=title,
@@ -249,6 +327,29 @@ async def import_plan(
         media_type="application/json",
         headers={"Location": f"/v1/action-plans/{plan_id}"},
     )
+
+
+def _columns(text: str | None) -> dict[str, SheetField] | None:
+    """The `columns` map: header as written -> field. A 422 naming what is wrong."""
+    if text is None:
+        return None
+    try:
+        given = json.loads(text)
+    except ValueError:
+        raise ValidationFailed(
+            '`columns` is not JSON: send {"Their header": "comments"}.'
+        ) from None
+    if not isinstance(given, dict) or not given:
+        raise ValidationFailed("`columns` must be a JSON object of header -> field.")
+    known = {field.value: field for field in SheetField}
+    found: dict[str, SheetField] = {}
+    for header, name in given.items():
+        if not isinstance(name, str) or name not in known:
+            raise ValidationFailed(
+                f"`columns`: a column may be read as {', '.join(known)}; not {name!r}."
+            )
+        found[normalise_header(str(header))] = known[name]
+    return found
 
 
 _MEDIA = {"csv": CSV_MEDIA_TYPE, "xlsx": XLSX_MEDIA_TYPE}
@@ -275,6 +376,10 @@ async def export_plan(
     format: Annotated[
         Literal["csv", "xlsx"], Query(description="`csv` (UTF-8) or `xlsx`.")
     ] = "csv",
+    layout: Annotated[
+        Literal["provider", "system_review"],
+        Query(description="`provider` or `system_review` (recommendations and actions)."),
+    ] = "provider",
 ) -> StreamingResponse:
     """The plan as a spreadsheet in the provider layout: its title, sponsor and organisations
     above the header row, each section as a header row followed by its actions, every value
@@ -286,12 +391,12 @@ async def export_plan(
     Scope: `actions:read`.
     """
     if format == "xlsx":
-        plan, workbook = await exporter.build_xlsx(database, plan_id)
+        plan, workbook = await exporter.build_xlsx(database, plan_id, Layout(layout))
         body = exporter.file_chunks(workbook)
     else:
         async with database.transaction() as session:
             plan = await exporter.load_plan(session, plan_id)
-        body = exporter.csv_stream(database, plan_id)
+        body = exporter.csv_stream(database, plan_id, Layout(layout))
     filename = f"{plan.filename_stem}.{format}"
     return StreamingResponse(
         body,

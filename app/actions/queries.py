@@ -219,15 +219,32 @@ async def actions_out(
     for action in actions:
         values = {name: getattr(action, name) for name in columns}
         precision = action.due_precision or rag.DuePrecision.day
+        recorded = action.status_recorded is not False
+        derived = rag.derived_rag(action.status, recorded, action.due_date, precision, today)
+        overdue = rag.is_overdue(action.status, action.due_date, precision, today)
         out.append(
             ActionOut.model_validate(
                 {
                     **values,
                     "due_precision": precision,
                     "section": SectionRef(id=action.section_id, title=titles[action.section_id]),
-                    "status_label": status_label(action.status),
-                    "rag": rag.rag(action.status, action.due_date, precision, today),
-                    "overdue": rag.is_overdue(action.status, action.due_date, precision, today),
+                    "status_label": status_label(action.status)
+                    if action.status_recorded is not False
+                    else "Not recorded",
+                    "rag": derived,
+                    "overdue": overdue,
+                    "rag_summary": rag.rag_summary(
+                        derived,
+                        overdue,
+                        action.status_recorded is not False,
+                        action.reported_rag,
+                        action.reported_rag_on,
+                        action.reported_rag_precision,
+                    ),
+                    "status_recorded": action.status_recorded is not False,
+                    "organisation_names": action.organisation_names or list(action.organisations),
+                    "lead_history": action.lead_history or [],
+                    "links": action.links or [],
                     "finding_ids": links[action.id],
                 }
             )

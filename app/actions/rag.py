@@ -76,3 +76,52 @@ def rag(
     if is_overdue(status, due_date, precision, today):
         return Rag.red
     return _BY_STATUS[ActionStatus(status)]
+
+
+RAG_NAMES = {rag: rag.value.capitalize() for rag in Rag}
+_WHY = {
+    Rag.grey: "not yet commenced",
+    Rag.red: "off track",
+    Rag.amber: "at risk",
+    Rag.green: "on track",
+    Rag.blue: "complete",
+}
+
+
+def derived_rag(
+    status: int,
+    status_recorded: bool,
+    due_date: date | None,
+    precision: DuePrecision | str | None,
+    today: date,
+) -> Rag:
+    """The RAG the service derives: red when overdue, else by status; grey when the status
+    was not recorded."""
+    if is_overdue(status, due_date, precision, today):
+        return Rag.red
+    return _BY_STATUS[ActionStatus(status)] if status_recorded else Rag.grey
+
+
+def rag_summary(
+    derived: Rag,
+    overdue: bool,
+    status_recorded: bool,
+    reported: str | None,
+    reported_on: date | None,
+    reported_precision: str | None,
+) -> str:
+    """Both RAGs in words: "reported Amber (Sep 2019); now Red: overdue"."""
+    why = "overdue" if overdue else _WHY[derived] if status_recorded else "status not recorded"
+    now_text = f"now {RAG_NAMES[derived]}: {why}"
+    if reported is None:
+        return now_text
+    values = {rag.value: rag for rag in Rag}
+    name = RAG_NAMES[values[reported]] if reported in values else reported
+    when = ""
+    if reported_on is not None:
+        when = (
+            f" ({reported_on:%b %Y})"
+            if reported_precision == DuePrecision.month
+            else f" ({reported_on:%d/%m/%Y})"
+        )
+    return f"reported {name}{when}; {now_text}"

@@ -1,36 +1,36 @@
 """What the rows after a spreadsheet's header row mean, one at a time, and every assumption
 made reading them (docs/spreadsheets.md, "How a sheet is read").
 
-A row is blank (skipped), the header again (skipped), a section header (text in the table's
-first column only), the continuation of the comments above (text in the comments column
-only), or an action. Merged cells arrive as blanks: in the columns that describe a block of
-actions (provider: organisation, reference, improvement requirement, actions, source, lead,
-delivery date; system review: #, recommendation, actions, alignment) a blank means "same as
-above", within the section. A blank status means 1 Not yet commenced; a blank comment, no
-comment; "-" or "N/A", nothing. A reference already used in the section is numbered "3 (2)".
+A row is blank (skipped), the header or the page title again (page breaks: skipped), a
+section header (text in the table's first column only), the **continuation** of the action
+above (a row with no reference, number, status, RAG or date of its own holding only a lead,
+an alignment, a comment, a bullet point, "Also covered by action 5." or the rest of a cell a
+page break split: merged into that action), or an action. Merged cells arrive as blanks: in
+the columns that describe a block of actions (provider: organisation, reference, improvement
+requirement, actions, source, lead, delivery date; system review: #, recommendation,
+actions, alignment) a blank means "same as above", within the section. A blank status is not
+recorded. A reference already used in the section is numbered "3 (2)". A system review's
+recommendations (A-Q) and its actions (1-36) are numbered separately: the letter is the
+action's recommendation, the number its reference.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from app.actions import rag
-from app.actions.cells import (
-    UNKNOWN_LEADS,
-    Due,
-    is_none,
-    one_line,
-    read_alignment,
-    read_due,
-    read_status,
-    split_names,
-    text_of,
+from app.actions.cells import is_none, one_line, text_of
+from app.actions.plan_text import is_bullet, is_only_link, letter, links_in, numbered
+from app.actions.row_fields import (
+    LIMITS,
+    FieldReading,
+    FileDates,
+    ImportWarning,
+    PlannedAction,
+    ReadOptions,
 )
-from app.actions.rag import STATUS_LABELS, ActionStatus, DuePrecision
 from app.actions.spreadsheets import (
     CellValue,
     Field,
@@ -38,15 +38,15 @@ from app.actions.spreadsheets import (
     Layout,
     Row,
     is_blank,
-    match_header,
+    normalise_header,
 )
+
+__all__ = ["LIMITS", "ImportWarning", "PlannedAction", "PlannedSection", "RowReader"]
 
 MAX_ACTIONS = 50_000
 MAX_SECTIONS = 200  # as POST /v1/action-plans allows
 MAX_ERRORS = 100
-MAX_NAMES = 50  # leads or organisations in one cell, as the API allows
 DEFAULT_SECTION = "General"
-LIMITS = {"title": 300, "section": 500, "name": 200, "reference": 50, "text": 20_000}
 _CARRIED: dict[Layout, frozenset[Field]] = {
     Layout.provider: frozenset(
         {
@@ -63,44 +63,8 @@ _CARRIED: dict[Layout, frozenset[Field]] = {
         {Field.reference, Field.improvement_requirement, Field.action, Field.workstream}
     ),
 }
-_ODS = re.compile(r"^[A-Z0-9]{3,5}$")
-_ODS = re.compile(r"^[A-Z0-9]{3,5}$")
-
-
-@dataclass(frozen=True, slots=True)
-class ImportWarning:
-    row: int | None  # as the spreadsheet program numbers it; None for the whole file
-    column: str | None  # the column's header as written in the file
-    code: str
-    detail: str
-
-
-@dataclass(slots=True)
-class PlannedAction:
-    """One action as read (the import report serialises these fields as they are)."""
-
-    row: int
-    reference: str
-    action: str
-    improvement_requirement: str | None = None
-    source: str | None = None
-    leads: list[str] = field(default_factory=list)
-    organisations: list[str] = field(default_factory=list)
-    workstream: str | None = None
-    due_date: date | None = None
-    due_precision: DuePrecision = DuePrecision.day
-    due_note: str | None = None
-    status: int = ActionStatus.not_yet_commenced
-    comments: str | None = None
-    completed_at: date | None = None
-    id: uuid.UUID | None = None
-    # Derived once the row is read (``settle``).
-    status_label: str = ""
-    falls_due_on: date | None = None
-
-    def settle(self) -> None:
-        self.status_label = STATUS_LABELS[ActionStatus(self.status)]
-        self.falls_due_on = rag.falls_due(self.due_date, self.due_precision)
+# A continuation row has none of these of its own.
+_OWN = (Field.reference, Field.status, Field.rag, Field.due, Field.recommendation)
 
 
 @dataclass(slots=True)
@@ -112,14 +76,25 @@ class PlannedSection:
     id: uuid.UUID | None = None
 
 
-class RowReader:
+class RowReader(FieldReading):
     """One pass over the rows after the header: sections, actions, and what was assumed."""
 
-    def __init__(self, header: HeaderMatch, epoch: date, today: date) -> None:
+    def __init__(
+        self,
+        header: HeaderMatch,
+        epoch: date,
+        today: date,
+        options: ReadOptions,
+        dates: FileDates,
+        page_lines: set[str],
+    ) -> None:
         self.layout = header.layout
         self.header = header
         self.epoch = epoch
         self.today = today
+        self.options = options
+        self.dates = dates
+        self.page_lines = page_lines
         self.sections: list[PlannedSection] = []
         self.warnings: list[ImportWarning] = []
         self.errors: list[dict[str, Any]] = []
@@ -127,6 +102,10 @@ class RowReader:
         self.references: dict[str, int] = {}
         self.first_column = min(header.positions.values())
         self.actions = 0
+        self.recommendation: str | None = None
+        self.numbered_in_text = False  # a system review numbering its actions in their text
+        self.header_texts = {normalise_header(title) for title in header.titles.values()}
+        self.header_texts |= {normalise_header(title) for _, title in header.ignored}
 
     def warn(self, row: int | None, column: Field | None, code: str, detail: str) -> None:
         self.warnings.append(ImportWarning(row, self.column(column), code, detail))
@@ -144,20 +123,40 @@ class RowReader:
         index = self.header.positions.get(column)
         return None if index is None or index >= len(row) else row[index]
 
+    def filled(self, row: Row, column: Field) -> str:
+        text = text_of(self.cell(row, column))
+        return "" if is_none(text) else text
+
+    # --- what a row is -----------------------------------------------------------------
+
     def read(self, number: int, row: Row) -> None:
         filled = [index for index, value in enumerate(row) if not is_blank(value)]
         if not filled:
             return
-        if match_header(number, row, self.layout) is not None:
+        if self.header_again(row, filled):
             self.warn(number, None, "repeated_header", "the header row again: skipped")
+        elif len(filled) == 1 and normalise_header(text_of(row[filled[0]])) in self.page_lines:
+            self.warn(number, None, "repeated_title", "the page title again: skipped")
         elif len(filled) == 1 and filled[0] <= self.first_column:
             self.section(number, one_line(text_of(row[filled[0]])))
-        elif filled == [self.header.positions.get(Field.comments)]:
-            self.continued_comment(number, text_of(row[filled[0]]))
+        elif (merged := self.continuation(number, row)) is not None:
+            self.merge(number, row, merged)
         else:
             self.action(number, row)
 
-    def section(self, number: int, title: str) -> None:
+    def header_again(self, row: Row, filled: list[int]) -> bool:
+        """The header row repeated at a page break: most of the row's cells are the header's
+        own (compared as headers are, without case or punctuation)."""
+        if len(filled) < 3:
+            return False
+        same = 0
+        for index in filled:
+            value = row[index]
+            if isinstance(value, str) and len(value) <= 300:
+                same += normalise_header(value) in self.header_texts
+        return same >= max(3, 0.6 * len(filled))
+
+    def section(self, number: int | None, title: str) -> None:
         if len(title) > LIMITS["section"]:
             self.fail(number, None, "too_long", f"a section title longer than {LIMITS['section']}")
         if len(self.sections) == MAX_SECTIONS:
@@ -166,24 +165,71 @@ class RowReader:
         self.above = {}
         self.references = {}
 
-    def continued_comment(self, number: int, text: str) -> None:
+    def continuation(self, number: int, row: Row) -> PlannedAction | None:
+        """The action this row continues, or None if the row is an action of its own."""
         section = self.sections[-1] if self.sections else None
         if section is None or not section.actions:
+            return None
+        if any(self.filled(row, column) for column in _OWN):
+            return None
+        action_text = self.filled(row, Field.action)
+        requirement = self.filled(row, Field.improvement_requirement)
+        if self.layout is Layout.provider and requirement and not action_text:
+            return None  # an action whose text is its requirement (``action``)
+        if action_text and not (
+            is_bullet(action_text)
+            or is_only_link(action_text)
+            or (self.numbered_in_text and numbered(action_text)[0] is None)
+        ):
+            return None
+        return section.actions[-1]
+
+    def merge(self, number: int, row: Row, previous: PlannedAction) -> None:
+        parts: list[str] = []
+        for column in (Field.action, Field.improvement_requirement, Field.source):
+            if text := self.filled(row, column):
+                old = getattr(previous, column.value)
+                setattr(previous, column.value, f"{old}\n{text}" if old else text)
+                parts.append(self.column(column) or column.value)
+        if text := self.filled(row, Field.comments):
+            previous.comments = f"{previous.comments}\n{text}" if previous.comments else text
+            parts.append(self.column(Field.comments) or "comments")
+        if text := self.filled(row, Field.progress):
+            self.progress(number, text, previous)
+            parts.append(self.column(Field.progress) or "progress")
+        if text := self.filled(row, Field.leads):
+            leads, history = self.leads(number, Field.leads, text)
+            previous.leads += [lead for lead in leads if lead not in previous.leads]
+            previous.lead_history += [n for n in history if n not in previous.lead_history]
+            parts.append(self.column(Field.leads) or "leads")
+        if text := self.filled(row, Field.workstream):
+            self.alignment(number, text, previous)
+            parts.append(self.column(Field.workstream) or "alignment")
+        if text := self.filled(row, Field.organisation):
+            codes, names = self.organisations(number, Field.organisation, text)
+            previous.organisations += [code for code in codes if code not in previous.organisations]
+            previous.organisation_names += names
+            parts.append(self.column(Field.organisation) or "organisation")
+        if parts == [self.column(Field.comments) or "comments"]:
             self.warn(
                 number,
                 Field.comments,
-                "comment_without_action",
-                "only a comment, with no action above it in the section: not imported",
+                "comment_continued",
+                f"only a comment: added to the comments of the action above (row {previous.row})",
             )
-            return
-        previous = section.actions[-1]
-        previous.comments = f"{previous.comments}\n{text}" if previous.comments else text
-        self.warn(
-            number,
-            Field.comments,
-            "comment_continued",
-            f"only a comment: added to the comments of the action above (row {previous.row})",
-        )
+        elif parts:
+            self.warn(
+                number,
+                None,
+                "continuation",
+                f"no action of its own ({', '.join(parts)} only): added to the action above "
+                f"(row {previous.row})",
+            )
+        else:
+            self.warn(number, None, "ignored_row", "nothing in a known column: not imported")
+        previous.settle(self.today)
+
+    # --- "same as above" ---------------------------------------------------------------
 
     def carried(self, number: int, row: Row, column: Field) -> tuple[bool, Any]:
         """(whether the cell is a merged blank that takes the value above, that value)."""
@@ -211,40 +257,7 @@ class RowReader:
             self.remember(number, column, result)
         return result
 
-    def names(self, number: int, row: Row, column: Field, ods: bool) -> list[str]:
-        was_carried, value = self.carried(number, row, column)
-        if was_carried:
-            return list(value)
-        raw = text_of(self.cell(row, column))
-        found = self.split(number, column, raw, ods)
-        if raw:
-            self.remember(number, column, found)
-        return found
-
-    def split(self, number: int | None, column: Field | None, raw: str, ods: bool) -> list[str]:
-        found: list[str] = []
-        for name in split_names(raw):
-            if is_none(name):
-                continue
-            if not ods and name.lower() in UNKNOWN_LEADS:
-                self.warn(number, column, "lead_unknown", f"lead not known ('{name}'): no lead")
-                continue
-            if ods and not _ODS.match(name.upper()):
-                self.warn(
-                    number,
-                    column,
-                    "not_ods_code",
-                    f"'{name}' is not an ODS code (3 to 5 letters or digits): left out",
-                )
-                continue
-            name = name.upper() if ods else name
-            if len(name) > LIMITS["name"]:
-                self.fail(number, column, "too_long", f"a name longer than {LIMITS['name']}")
-            if name.casefold() not in {kept.casefold() for kept in found}:
-                found.append(name)
-        if len(found) > MAX_NAMES:
-            self.fail(number, column, "too_many_names", f"more than {MAX_NAMES} names")
-        return found
+    # --- an action -----------------------------------------------------------------------
 
     def action(self, number: int, row: Row) -> None:
         self.actions += 1
@@ -252,6 +265,10 @@ class RowReader:
             if self.actions == MAX_ACTIONS + 1:
                 self.fail(number, None, "too_many_rows", f"more than {MAX_ACTIONS} actions")
             return
+        mark = self.filled(row, Field.reference) if self.layout is Layout.system_review else ""
+        letter_found = letter(mark) if mark else None
+        if letter_found is not None:
+            self.new_recommendation(number, row, letter_found)
         if not self.sections:
             self.sections.append(PlannedSection(None, DEFAULT_SECTION, 1))
             self.warn(
@@ -262,43 +279,101 @@ class RowReader:
                 f"'{DEFAULT_SECTION}'",
             )
         section = self.sections[-1]
-        reference = self.reference(number, row, section)
-        action_text = self.text(number, row, Field.action)
-        if action_text is None:
-            self.fail(number, Field.action, "missing_action", "no action text, and none above")
-        planned = PlannedAction(number, reference, action_text or "")
-        planned.improvement_requirement = self.text(number, row, Field.improvement_requirement)
-        planned.organisations = self.names(number, row, Field.organisation, ods=True)
-        planned.source = self.text(number, row, Field.source)
-        if self.layout is Layout.system_review:
-            self.alignment(number, row, planned)
-        else:
-            planned.leads = self.names(number, row, Field.leads, ods=False)
-        self.due(number, row, planned)
-        planned.status, assumed = read_status(self.cell(row, Field.status))
-        if assumed:
-            self.warn(number, Field.status, *assumed)
-        if planned.status == ActionStatus.complete:
-            planned.completed_at = self.today
+        requirement = self.text(number, row, Field.improvement_requirement)
+        action_text = self.filled(row, Field.action)
+        number_in_text = None
+        if self.layout is Layout.system_review and action_text:
+            number_in_text, action_text = numbered(action_text)
+            if number_in_text is not None and (letter_found or self.numbered_in_text or not mark):
+                self.numbered_in_text = True
+        if action_text:
+            self.remember(number, Field.action, action_text)
+            if len(action_text) > LIMITS["text"]:
+                self.fail(number, Field.action, "too_long", f"longer than {LIMITS['text']}")
+        elif self.cell(row, Field.action) is not None and not is_blank(
+            self.cell(row, Field.action)
+        ):
+            action_text = ""  # "-": nothing
+        elif self.layout is Layout.provider and self.filled(row, Field.improvement_requirement):
+            action_text = requirement or ""
             self.warn(
                 number,
-                Field.status,
-                "completed_at",
-                f"complete, and the file has no completion date: completed "
-                f"{self.today:%d/%m/%Y} (the day of the import) assumed",
+                Field.action,
+                "action_from_requirement",
+                "blank, beside an improvement requirement: the requirement is the action",
             )
-        planned.comments = text_of(self.cell(row, Field.comments)) or None
-        if planned.comments and len(planned.comments) > LIMITS["text"]:
-            self.fail(number, Field.comments, "too_long", f"longer than {LIMITS['text']}")
-        planned.settle()
+        else:
+            was_carried, value = self.carried(number, row, Field.action)
+            action_text = value if was_carried and isinstance(value, str) else ""
+        if not action_text:
+            self.fail(number, Field.action, "missing_action", "no action text, and none above")
+        planned = PlannedAction(number, "", action_text)
+        planned.reference = self.reference(number, row, section, number_in_text, letter_found)
+        planned.recommendation = self.recommendation
+        if self.layout is Layout.provider and (given := self.filled(row, Field.recommendation)):
+            planned.recommendation = letter(given) or given[:20]
+        planned.improvement_requirement = requirement
+        planned.source = self.text(number, row, Field.source)
+        self.organisations_of(number, row, planned)
+        if self.layout is Layout.system_review:
+            self.alignment_of(number, row, planned)
+        else:
+            self.leads_of(number, row, planned)
+        self.due(number, row, planned)
+        self.status_and_rag(number, row, planned)
+        comments = text_of(self.cell(row, Field.comments)) or None
+        planned.comments = None if comments is None or is_none(comments) else comments
+        if progress := self.filled(row, Field.progress):
+            self.progress(number, progress, planned)
+        for text in (planned.comments, planned.progress):
+            if text and len(text) > LIMITS["text"]:
+                self.fail(number, Field.comments, "too_long", f"longer than {LIMITS['text']}")
+        planned.settle(self.today)
         section.actions.append(planned)
 
-    def reference(self, number: int, row: Row, section: PlannedSection) -> str:
-        was_carried, given = self.carried(number, row, Field.reference)
-        if not was_carried:
-            given = one_line(text_of(self.cell(row, Field.reference))) or None
-            if given is not None:
+    def new_recommendation(self, number: int, row: Row, found: str) -> None:
+        """A letter in "#": a recommendation; a new one starts its own section (unless the
+        sheet's own section row for it is the current section)."""
+        if found == self.recommendation:
+            return
+        self.recommendation = found
+        text = one_line(self.filled(row, Field.improvement_requirement))
+        current = self.sections[-1].title if self.sections else ""
+        if self.sections and letter(current.split(" ", 1)[0]) == found:
+            return
+        title = f"{found}. {text}" if text else f"Recommendation {found}"
+        if len(title) > LIMITS["section"]:
+            title = title[: LIMITS["section"] - 1].rstrip() + "\u2026"
+        self.section(None, title)
+        self.sections[-1].row = number
+        self.warn(
+            number,
+            Field.reference,
+            "recommendation",
+            f"recommendation {found}: its actions are a section, '{title[:60]}'",
+        )
+
+    def reference(
+        self,
+        number: int,
+        row: Row,
+        section: PlannedSection,
+        number_in_text: str | None,
+        letter_found: str | None,
+    ) -> str:
+        given: str | None
+        if letter_found is not None or (
+            self.layout is Layout.system_review and number_in_text is not None
+        ):
+            given = number_in_text  # the action's own number; the letter is its recommendation
+            if given is not None and not self.filled(row, Field.reference):
                 self.remember(number, Field.reference, given)
+        else:
+            was_carried, given = self.carried(number, row, Field.reference)
+            if not was_carried:
+                given = one_line(text_of(self.cell(row, Field.reference))) or None
+                if given is not None:
+                    self.remember(number, Field.reference, given)
         if given is None:
             reference = self.unused(str(len(section.actions) + 1))
             self.warn(
@@ -326,50 +401,92 @@ class RowReader:
             candidate, suffix = f"{reference} ({suffix})", suffix + 1
         return candidate
 
-    def alignment(self, number: int, row: Row, planned: PlannedAction) -> None:
+    def organisations_of(self, number: int, row: Row, planned: PlannedAction) -> None:
+        was_carried, value = self.carried(number, row, Field.organisation)
+        if was_carried:
+            planned.organisations, planned.organisation_names = list(value[0]), list(value[1])
+            return
+        raw = self.filled(row, Field.organisation)
+        planned.organisations, planned.organisation_names = self.organisations(
+            number, Field.organisation, raw
+        )
+        if not is_blank(self.cell(row, Field.organisation)):
+            self.remember(
+                number, Field.organisation, (planned.organisations, planned.organisation_names)
+            )
+
+    def leads_of(self, number: int, row: Row, planned: PlannedAction) -> None:
+        was_carried, value = self.carried(number, row, Field.leads)
+        if was_carried:
+            planned.leads, planned.lead_history = list(value[0]), list(value[1])
+            return
+        raw = text_of(self.cell(row, Field.leads))
+        planned.leads, planned.lead_history = self.leads(number, Field.leads, raw)
+        if raw:
+            self.remember(number, Field.leads, (planned.leads, planned.lead_history))
+
+    def alignment_of(self, number: int, row: Row, planned: PlannedAction) -> None:
         was_carried, value = self.carried(number, row, Field.workstream)
         if was_carried:
-            planned.workstream, leads = value
-            planned.leads = list(leads)
+            planned.workstream, leads, history = value
+            planned.leads, planned.lead_history = list(leads), list(history)
             return
         raw = text_of(self.cell(row, Field.workstream))
         if not raw:
             return
-        if not is_none(raw):
-            workstream, lead_text, assumed = read_alignment(raw)
-            planned.workstream = workstream
-            planned.leads = self.split(number, Field.workstream, lead_text, ods=False)
-            if not lead_text:
-                self.warn(
-                    number,
-                    Field.workstream,
-                    "no_lead",
-                    "no 'Lead:' named: all taken as the work stream, no lead recorded",
-                )
-            elif assumed and planned.leads:
-                self.warn(
-                    number,
-                    Field.workstream,
-                    "lead_assumed",
-                    f"{assumed}: work stream '{workstream}', lead {', '.join(planned.leads)}",
-                )
-        self.remember(number, Field.workstream, (planned.workstream, planned.leads))
-
-    def due(self, number: int, row: Row, planned: PlannedAction) -> None:
-        if Field.due not in self.header.positions:
-            return
-        was_carried, due = self.carried(number, row, Field.due)
-        if not was_carried:
-            cell = self.cell(row, Field.due)
-            if is_blank(cell):
-                return
-            due, assumed = read_due(cell, self.epoch)
-            if assumed:
-                self.warn(number, Field.due, *assumed)
-            self.remember(number, Field.due, due)
-        assert isinstance(due, Due)
-        planned.due_date, planned.due_precision, planned.due_note = (
-            due.due_date,
-            due.precision,
-            due.note,
+        self.alignment(number, raw, planned)
+        self.remember(
+            number, Field.workstream, (planned.workstream, planned.leads, planned.lead_history)
         )
+
+    def progress(self, number: int, text: str, planned: PlannedAction) -> None:
+        """ "Progress made Sept 2019": a progress update dated by its header; undated, the
+        text is the action's comments."""
+        stamp = self.header.dates.get(Field.progress)
+        if stamp is None or stamp.month is None:
+            planned.comments = f"{planned.comments}\n{text}" if planned.comments else text
+            return
+        first = planned.progress is None
+        planned.progress = f"{planned.progress}\n{text}" if planned.progress else text
+        planned.progress_on = date(stamp.year, stamp.month, 1)
+        if first:
+            self.warn(
+                number,
+                Field.progress,
+                "progress_dated",
+                f"a progress update dated {planned.progress_on:%B %Y} (from the header)",
+            )
+
+    # --- after the last row ----------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Links named in the text ("Linked to action 7", "Also covered by action 5") become
+        links to those actions; sections with no actions are kept."""
+        by_reference: dict[str, PlannedAction] = {}
+        for section in self.sections:
+            if not section.actions:
+                self.warn(section.row, None, "empty_section", "a section with no actions: kept")
+            for planned in section.actions:
+                by_reference.setdefault(planned.reference, planned)
+        for section in self.sections:
+            for planned in section.actions:
+                for reference, kind in links_in(planned.action):
+                    target = by_reference.get(reference)
+                    if target is None or target is planned:
+                        self.warn(
+                            planned.row,
+                            Field.action,
+                            "link_unresolved",
+                            f"'action {reference}' is not an action of this plan: no link",
+                        )
+                        continue
+                    planned.links.append(
+                        {"reference": reference, "kind": kind, "row": target.row, "id": None}
+                    )
+                    self.warn(
+                        planned.row,
+                        Field.action,
+                        "link",
+                        f"'action {reference}' read as a link ({kind.replace('_', ' ')}) to "
+                        f"the action on row {target.row}",
+                    )

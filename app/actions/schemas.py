@@ -7,7 +7,6 @@ Field rules live here; the rules between fields (completion, assurance, dates in
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from datetime import date, datetime
 from typing import Annotated
@@ -16,15 +15,14 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from app.actions.rag import STATUS_LABELS, ActionStatus, DuePrecision, Rag
 from app.kit.etag import etag
+from app.kit.ods import ODS_DESCRIPTION, is_ods_code
 from app.kit.schemas import RequestModel, ResponseModel
-
-_ODS_CODE = re.compile(r"^[A-Z0-9]{3,5}$")
 
 
 def _ods_code(value: str) -> str:
-    code = value.upper()
-    if not _ODS_CODE.match(code):
-        raise ValueError("an ODS code is 3 to 5 letters or digits, e.g. RR8 or 15F")
+    code = value.strip().upper()
+    if not is_ods_code(code):
+        raise ValueError(f"not an ODS code: {ODS_DESCRIPTION}")
     return code
 
 
@@ -256,11 +254,26 @@ class ActionOut(ResponseModel):
         description="The last day the action is on time: the due date, or its month's end."
     )
     status: int
+    status_recorded: bool = Field(description="False: imported with a blank status.")
     status_label: str
     rag: Rag = Field(description="Derived: red when overdue, else by status.")
     overdue: bool = Field(description="Past `falls_due_on` (UK local today) and not complete.")
+    reported_rag: Rag | None = Field(description="A RAG written in an imported file.")
+    reported_rag_on: date | None = Field(description="When that RAG was judged.")
+    reported_rag_precision: DuePrecision | None = Field(
+        description="`day` or `month`: how precisely the file dated that RAG."
+    )
+    rag_summary: str = Field(description='"reported Amber (Sep 2019); now Red: overdue".')
+    recommendation: str | None = Field(description="A system review's recommendation, `A`.")
+    organisation_names: list[str] = Field(
+        description="Organisations as written (names kept); the codes when written as codes."
+    )
+    lead_history: list[str] = Field(description="Earlier leads, oldest first.")
+    links: list[dict[str, str]] = Field(description="Other actions named in the text.")
+    due_text: str | None = Field(description="The words the due date was read from.")
     comments: str | None
     completed_at: date | None
+    completed_precision: str | None = Field(description="`on_or_before`: imported complete.")
     evidence: str | None
     assured_at: date | None
     assured_by: str | None

@@ -241,6 +241,9 @@ async def update_action(
     if (merged["section_id"], merged["reference"]) != (action.section_id, action.reference):
         await check_reference_free(session, merged["section_id"], merged["reference"], action.id)
     changed = [name for name in FIELDS if getattr(action, name) != merged[name]]
+    if "status" in changes and not action.status_recorded:
+        action.status_recorded = True  # an imported blank status, now set
+        changed += [] if "status" in changed else ["status"]
     status_before = action.status
     falls_due_on = rag.falls_due(merged["due_date"], merged["due_precision"])
     for name in changed:
@@ -284,6 +287,8 @@ async def record_update(
         refuse([problem("update_date", "future", "the update is dated in the future")])
     changed = ["updates"]
     status_before = None
+    if body.status is not None and not action.status_recorded:
+        action.status_recorded = True  # an imported blank status, now set
     if body.status is not None and body.status != action.status:
         status_before = action.status
         action.status = body.status

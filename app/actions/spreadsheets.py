@@ -1,41 +1,26 @@
-"""Action plan spreadsheets as rows of cells: the two layouts of DESIGN.md section 6, reading
-CSV and XLSX files into rows, finding the header row, and writing the provider layout back out.
+"""Action plan spreadsheets as rows of cells: the two layouts of DESIGN.md section 6 and
+finding the header row by what its columns mean (docs/spreadsheets.md).
 
-What the cells *mean* (sections, "same as above", dates, statuses, leads) is the importer's
-business (app.actions.importer); this module only knows files, rows and columns.
-
-Reading is lazy: CSV rows come from ``csv.reader`` over the decoded text and XLSX rows from
-openpyxl's read-only mode, which parses the sheet's XML as it is iterated, so memory stays at
-what the file itself needs. Writing uses ``csv`` for CSV and openpyxl's write-only mode for
-XLSX, which spools rows to a temporary file rather than holding the workbook in memory.
+Reading files into rows is app.actions.sheet_reader's business, writing them
+app.actions.sheet_writer's; what the cells *mean* (sections, "same as above", dates,
+statuses, leads) the importer's (app.actions.rows, app.actions.cells).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
-from typing import IO, Any
 
-from openpyxl import Workbook, load_workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
-from openpyxl.utils import get_column_letter
-
-from app.actions.rag import Rag
 from app.errors import ProblemError, UnsupportedMediaType, ValidationFailed
-from app.kit.xlsx import csv_text, text_cell
+from app.kit.xlsx import csv_text
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_MEDIA_TYPE = "text/csv"
 
 HEADER_SEARCH_ROWS = 30  # title and notes above the header row: real plans have a few
-MAX_COLUMNS = 60  # cells further right are never read (a sheet formatted to column XFD)
 MAX_BLANK_RUN = 1000  # trailing rows that hold only formatting end the sheet
 
 
@@ -61,7 +46,7 @@ class Field(StrEnum):
 
     organisation = "organisation"
     reference = "reference"
-    improvement_requirement = "improvement_requirement"
+    improvement_requirement = "improvement_requirement"  # system review: the recommendation
     action = "action"
     source = "source"
     leads = "leads"
@@ -69,6 +54,10 @@ class Field(StrEnum):
     status = "status"
     comments = "comments"
     workstream = "workstream"  # system review: "Alignment with a work stream/board including Lead"
+    progress = "progress"  # system review: "Progress made Sept 2019", a dated update
+    rag = "rag"  # a RAG written by people: the reported RAG, never a status
+    recommendation = "recommendation"  # the recommendation's letter, in the provider layout
+    rag_now = "rag_now"  # the export's derived RAG: not read back
 
 
 @dataclass(frozen=True)
@@ -79,6 +68,7 @@ class Column:
     required: bool = False
 
 
+_RAG = ("rag status", "rag rating", "reported rag", "rag reported")
 COLUMNS: dict[Layout, tuple[Column, ...]] = {
     Layout.provider: (
         Column(Field.organisation, "Organisation", ("organisations", "organization", "org")),
@@ -117,12 +107,15 @@ COLUMNS: dict[Layout, tuple[Column, ...]] = {
                 "responsible lead",
             ),
         ),
-        Column(Field.due, "Delivery date", ("due date", "target date", "deadline"), True),
-        Column(Field.status, "Delivery Status", ("status", "progress status"), True),
+        Column(Field.due, "Delivery date", ("due date", "target date", "deadline")),
+        Column(Field.status, "Delivery Status", ("status", "progress status")),
         Column(Field.comments, "Comments", ("comment", "progress update", "update", "notes")),
+        Column(Field.rag, "Reported RAG", ("rag", *_RAG)),
+        Column(Field.recommendation, "Recommendation reference", ("recommendation ref",)),
+        Column(Field.rag_now, "RAG now", ("derived rag",)),
     ),
     Layout.system_review: (
-        Column(Field.reference, "#", ("no", "number", "ref", "reference"), required=True),
+        Column(Field.reference, "#", ("no", "number", "ref", "reference")),
         Column(Field.improvement_requirement, "Recommendation", ("recommendations",), True),
         Column(Field.action, "Actions", ("action",), required=True),
         Column(
@@ -137,8 +130,11 @@ COLUMNS: dict[Layout, tuple[Column, ...]] = {
                 "work stream",
             ),
         ),
-        Column(Field.comments, "Progress made", ("progress",)),
-        Column(Field.status, "RAG", ("rag status", "rag rating", "status"), required=True),
+        Column(Field.progress, "Progress made", ("progress",)),
+        Column(Field.rag, "RAG", _RAG),
+        Column(Field.status, "Status", ("delivery status",)),
+        Column(Field.comments, "Comments", ("comment", "notes")),
+        Column(Field.rag_now, "RAG now", ("derived rag",)),
     ),
 }
 
@@ -169,123 +165,20 @@ def is_blank(value: CellValue) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-# --- reading ---------------------------------------------------------------------------------
-
-
-def open_sheet(data: bytes) -> Sheet:
-    """The file's rows. XLSX is recognised by its content (a ZIP), not by its Content-Type."""
-    if not data.strip():
-        raise UnreadableSpreadsheet("The file is empty.")
-    if data.startswith(b"\xd0\xcf\x11\xe0"):
-        raise LegacyExcelFile("Save the workbook as .xlsx (Excel Workbook) or as CSV, and retry.")
-    if data.startswith(b"PK\x03\x04"):
-        return _open_xlsx(data)
-    return _open_csv(data)
-
-
-def _open_csv(data: bytes) -> Sheet:
-    if b"\x00" in data:
-        raise UnreadableSpreadsheet("The file is not text: it is neither CSV nor XLSX.")
-    notes = []
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Excel on Windows saves "CSV" in the ANSI code page, Windows-1252 for UK English.
-        try:
-            text = data.decode("cp1252")
-        except UnicodeDecodeError:
-            raise UnreadableSpreadsheet(
-                "The file is not text: it is neither CSV nor XLSX."
-            ) from None
-        notes.append("the file is not UTF-8: read as Windows-1252 (Excel's 'CSV' encoding)")
-    if any(ord(char) < 32 and char not in "\t\r\n" for char in text):
-        raise UnreadableSpreadsheet("The file holds control characters: it is not a CSV file.")
-    first_line = text[: text.find("\n")] if "\n" in text else text
-    delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
-    return Sheet(kind="csv", rows=_csv_rows(text, delimiter), notes=notes)
-
-
-def _csv_rows(text: str, delimiter: str) -> Iterator[tuple[int, Row]]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    number = 0
-    try:
-        for record in reader:
-            number += 1
-            yield number, list(record[:MAX_COLUMNS])
-    except csv.Error as error:
-        raise UnreadableSpreadsheet(f"Row {number + 1} is not valid CSV: {error}.") from None
-
-
-def _open_xlsx(data: bytes) -> Sheet:
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as error:
-        raise UnreadableSpreadsheet(
-            "The file looks like a ZIP but is not a readable XLSX workbook."
-        ) from error
-    except Exception as error:  # openpyxl raises a variety of parse errors on a damaged file
-        raise UnreadableSpreadsheet("The XLSX workbook is damaged and cannot be read.") from error
-    worksheets = [sheet for sheet in workbook.worksheets if hasattr(sheet, "iter_rows")]
-    if not worksheets:
-        raise UnreadableSpreadsheet("The workbook has no worksheet.")
-    active = workbook.active
-    chosen = active if active in worksheets else worksheets[0]
-    notes = []
-    if len(worksheets) > 1:
-        notes.append(f"the workbook has {len(worksheets)} sheets: read '{chosen.title}' only")
-    return Sheet(
-        kind="xlsx",
-        rows=_xlsx_rows(workbook, chosen),
-        excel_epoch=workbook.epoch.date(),
-        notes=notes,
-    )
-
-
-def _xlsx_rows(workbook: Any, worksheet: Any) -> Iterator[tuple[int, Row]]:
-    worksheet.reset_dimensions()  # a saved dimension can be wrong; read what is there
-    blank_run = 0
-    try:
-        # Rows come one per sheet row from row 1, gaps filled with empty rows.
-        for number, cells in enumerate(worksheet.iter_rows(max_col=MAX_COLUMNS), start=1):
-            row = [_xlsx_value(cell) for cell in cells]
-            if all(is_blank(value) for value in row):
-                blank_run += 1
-                if blank_run >= MAX_BLANK_RUN:
-                    return
-                continue
-            blank_run = 0
-            yield number, row
-    except UnreadableSpreadsheet:
-        raise
-    except Exception as error:
-        raise UnreadableSpreadsheet("The XLSX workbook is damaged and cannot be read.") from error
-    finally:
-        workbook.close()
-
-
-def _xlsx_value(cell: Any) -> CellValue:
-    value = cell.value
-    if value is None or isinstance(value, str | int | float):
-        if isinstance(value, bool):
-            return "TRUE" if value else "FALSE"
-        return value
-    if isinstance(value, datetime | date):
-        moment = value.date() if isinstance(value, datetime) else value
-        number_format = str(getattr(cell, "number_format", "") or "")
-        # A format with no day in it ("mmm-yy", "mmmm yyyy") shows a month.
-        shown = re.sub(r'"[^"]*"|\\.|\[[^\]]*\]', "", number_format)  # literals, [$-809]
-        if "d" not in shown.lower() and ("m" in shown.lower() or "y" in shown.lower()):
-            return YearMonth(moment.year, moment.month)
-        return moment
-    return str(value)  # a time or a duration: kept as it reads
-
-
-# --- the header row --------------------------------------------------------------------------
+# --- the header row: columns by meaning --------------------------------------------------------
 
 
 def normalise_header(text: str) -> str:
     text = text.replace("&", " and ").lower()
     return " ".join(re.sub(r"[^a-z0-9#]+", " ", text).split())
+
+
+@dataclass(frozen=True)
+class HeaderDate:
+    """A year, and maybe a month, written in a header: "Progress made Sept 2019"."""
+
+    year: int
+    month: int | None = None
 
 
 @dataclass
@@ -296,6 +189,8 @@ class HeaderMatch:
     titles: dict[Field, str]  # field -> the header as written
     ignored: list[tuple[int, str]]  # columns of no known meaning: (index, header as written)
     missing: list[Column]  # optional columns the sheet does not have
+    dates: dict[Field, HeaderDate] = field(default_factory=dict)  # dates in the headers
+    readings: list[tuple[str, Field, str]] = field(default_factory=list)  # (written, field, how)
 
 
 def _lookup(layout: Layout) -> dict[str, Column]:
@@ -307,234 +202,139 @@ def _lookup(layout: Layout) -> dict[str, Column]:
 
 
 _LOOKUP = {layout: _lookup(layout) for layout in Layout}
+_MONTH_WORDS = {
+    name: number
+    for number, names in enumerate(
+        [(), ("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"),
+         ("may",), ("jun", "june"), ("jul", "july"), ("aug", "august"),
+         ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
+         ("dec", "december")]
+    )
+    for name in names
+}  # fmt: skip
+_YEAR = re.compile(r"\b(19[89]\d|20\d\d)\b")
 
 
-def match_header(number: int, cells: Sequence[CellValue], layout: Layout) -> HeaderMatch | None:
-    """The row as a header of the layout, or None unless every required column is there."""
-    lookup = _LOOKUP[layout]
+def header_date(text: str) -> HeaderDate | None:
+    """The year (and month) a header names: "Progress made Sept 2019", "... in 2019"."""
+    found = _YEAR.search(text)
+    if found is None:
+        return None
+    words = normalise_header(text[: found.start()]).split()
+    month = _MONTH_WORDS.get(words[-1]) if words else None
+    return HeaderDate(int(found.group(1)), month)
+
+
+def meaning(text: str, layout: Layout) -> Field | None:
+    """What a header means, by its words: the layout's names first, then keywords ("Comments
+    on delivery of the action, ..." is comments, "Leeds comments and actions to be completed
+    in 2019" the actions, "Alignment with a current work stream, ... including Lead" the work
+    stream and leads)."""
+    norm = normalise_header(text)
+    exact = _LOOKUP[layout].get(norm) or _LOOKUP[layout].get(_YEAR.sub("", norm).strip())
+    if exact is not None:
+        return exact.field
+    words = set(norm.split())
+    system = layout is Layout.system_review
+    rules: list[tuple[bool, Field]] = [
+        (norm.startswith(("comment", "notes", "note ")), Field.comments),
+        ("progress" in words, Field.progress if system else Field.comments),
+        ("rag" in words and "now" in words, Field.rag_now),
+        ("rag" in words, Field.rag),
+        ("alignment" in words or "workstream" in words or "work stream" in norm,
+         Field.workstream),
+        (bool(words & {"lead", "leads", "owner", "responsible"}),
+         Field.workstream if system else Field.leads),
+        ("source" in words, Field.source),
+        ("status" in words, Field.status),
+        (bool(words & {"date", "due", "deadline", "timescale", "timescales", "when"}),
+         Field.due),
+        ("recommendation" in norm and bool(words & {"ref", "reference", "letter"}),
+         Field.recommendation),
+        ("recommendation" in norm or "requirement" in norm or "improvement" in words,
+         Field.improvement_requirement),
+        (bool(words & {"reference", "ref"})
+         or bool(words & {"number", "no"} and words & {"action", "item", "recommendation"}),
+         Field.reference),
+        (bool(words & {"organisation", "organisations", "organization", "provider", "trust"}),
+         Field.organisation),
+        (bool(words & {"action", "actions"}), Field.action),
+    ]  # fmt: skip
+    wanted = {column.field for column in COLUMNS[layout]}
+    for matches, found in rules:
+        if matches:
+            return found if found in wanted else None
+    return None
+
+
+def match_header(
+    number: int,
+    cells: Sequence[CellValue],
+    layout: Layout,
+    explicit: dict[str, Field] | None = None,
+) -> HeaderMatch | None:
+    """The row as a header of the layout, or None unless every required column is there and
+    at least three columns are understood. ``explicit`` maps headers as written (compared
+    without case or punctuation) to fields: the user's own reading, first."""
     positions: dict[Field, int] = {}
     titles: dict[Field, str] = {}
     ignored: list[tuple[int, str]] = []
+    readings: list[tuple[str, Field, str]] = []
+    dates: dict[Field, HeaderDate] = {}
     for index, value in enumerate(cells):
-        if is_blank(value):
+        if is_blank(value) or not isinstance(value, str):
+            if not is_blank(value):
+                ignored.append((index, str(value)))
             continue
-        written = str(value).strip()
-        found = lookup.get(normalise_header(written))
-        if found is None or found.field in positions:
-            ignored.append((index, " ".join(written.split())))
+        written = " ".join(value.split())
+        given = (explicit or {}).get(normalise_header(written))
+        found = given or meaning(written, layout)
+        if found is None or found in positions:
+            ignored.append((index, written))
             continue
-        positions[found.field] = index
-        titles[found.field] = " ".join(written.split())
-    if any(column.required and column.field not in positions for column in COLUMNS[layout]):
+        positions[found] = index
+        titles[found] = written
+        exact = normalise_header(written) in _LOOKUP[layout]
+        readings.append((written, found, "columns map" if given else "name" if exact else "words"))
+        if (when := header_date(written)) is not None:
+            dates[found] = when
+    # Most of a header's cells name columns; a row of text that happens to say "action" or
+    # "progress" in three cells does not.
+    if len(positions) < max(3, 0.6 * (len(positions) + len(ignored))) or any(
+        column.required and column.field not in positions for column in COLUMNS[layout]
+    ):
         return None
-    missing = [column for column in COLUMNS[layout] if column.field not in positions]
-    return HeaderMatch(layout, number, positions, titles, ignored, missing)
+    missing = [
+        column
+        for column in COLUMNS[layout]
+        if column.field not in positions and column.field is not Field.rag_now
+    ]
+    return HeaderMatch(layout, number, positions, titles, ignored, missing, dates, readings)
 
 
 def known_headers(cells: Sequence[CellValue]) -> list[str]:
-    """The cells of a row that name a column of either layout, as written."""
-    names = {
-        normalise_header(name)
-        for columns in COLUMNS.values()
-        for column in columns
-        for name in (column.title, *column.aliases)
-    }
+    """The cells of a row that are a column's name in either layout, as written. Only exact
+    names: a refusal names these, and a cell read by its words might be anything (a wrong
+    file may hold patient data, which a problem never echoes)."""
     return [
-        " ".join(str(value).split())
+        " ".join(value.split())
         for value in cells
-        if not is_blank(value) and normalise_header(str(value)) in names
+        if isinstance(value, str)
+        and not is_blank(value)
+        and any(normalise_header(value) in _LOOKUP[layout] for layout in Layout)
     ]
 
 
 def layout_description(layout: Layout) -> str:
-    return ", ".join(column.title for column in COLUMNS[layout])
+    return ", ".join(
+        column.title for column in COLUMNS[layout] if column.field is not Field.rag_now
+    )
 
 
-# --- writing the provider layout -------------------------------------------------------------
-
-PROVIDER_TITLES = [column.title for column in COLUMNS[Layout.provider]]
-_WIDTHS = [16, 12, 40, 50, 28, 22, 14, 20, 60]
+# --- writing -------------------------------------------------------------------------------
 
 
 def csv_safe(text: str) -> str:
     """A cell that a spreadsheet program would run as a formula is written with a leading
     apostrophe (OWASP's CSV-injection advice; app.kit.xlsx); the importer takes it off again."""
     return csv_text(text)
-
-
-@dataclass(frozen=True)
-class ExportRow:
-    """One action as the provider layout shows it. ``due`` is a date (a day), a YearMonth
-    (a month), or text (a due note, or "-" for none)."""
-
-    organisation: str
-    reference: str
-    improvement_requirement: str
-    action: str
-    source: str
-    leads: str
-    due: date | YearMonth | str
-    status: str
-    comments: str
-    rag: Rag
-
-
-def month_text(value: YearMonth) -> str:
-    return date(value.year, value.month, 1).strftime("%b-%Y")
-
-
-class CsvPlanWriter:
-    """Rows of the provider layout as CSV text, handed out in pieces with ``drain()``. UTF-8
-    with a byte order mark, so that Excel opens it as UTF-8; dates as dd/mm/yyyy or Mon-YYYY."""
-
-    def __init__(self) -> None:
-        self._buffer = io.StringIO()
-        self._buffer.write("\ufeff")
-        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
-
-    def preamble(self, lines: Sequence[str]) -> None:
-        for line in lines:
-            self._writer.writerow([csv_safe(line)])
-        self._writer.writerow([])
-
-    def header(self) -> None:
-        self._writer.writerow(PROVIDER_TITLES)
-
-    def section(self, title: str) -> None:
-        self._writer.writerow([csv_safe(title)])
-
-    def action(self, row: ExportRow) -> None:
-        if isinstance(row.due, YearMonth):
-            due = month_text(row.due)
-        elif isinstance(row.due, date):
-            due = row.due.strftime("%d/%m/%Y")
-        else:
-            due = row.due
-        cells = [
-            row.organisation,
-            row.reference,
-            row.improvement_requirement,
-            row.action,
-            row.source,
-            row.leads,
-            due,
-            row.status,
-            row.comments,
-        ]
-        self._writer.writerow([csv_safe(cell) for cell in cells])
-
-    def drain(self) -> bytes:
-        text = self._buffer.getvalue()
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        return text.encode("utf-8")
-
-
-_THIN = Side(style="thin", color="B1B4B6")
-_BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
-_WRAP = Alignment(wrap_text=True, vertical="top")
-# NHS identity colours; white text on the dark ones.
-_RAG_STYLES: dict[Rag, tuple[str, str]] = {
-    Rag.red: ("D5281B", "FFFFFF"),
-    Rag.amber: ("FFB81C", "000000"),
-    Rag.green: ("007F3B", "FFFFFF"),
-    Rag.blue: ("005EB8", "FFFFFF"),
-    Rag.grey: ("D8DDE0", "000000"),
-}
-
-
-def _named_styles() -> dict[str, NamedStyle]:
-    """The workbook's cell styles, by name (Excel lists them in its style gallery). Named
-    styles are registered once and copied onto each cell: setting a font, fill and border on
-    every cell would make openpyxl hash each of them again, cell by cell."""
-
-    def cell(name: str, **style: Any) -> NamedStyle:
-        return NamedStyle(name, border=_BORDER, alignment=_WRAP, **style)
-
-    styles = [
-        NamedStyle("LfD title", font=Font(bold=True, size=14)),
-        NamedStyle("LfD plan detail", font=Font(bold=True), alignment=Alignment(vertical="top")),
-        cell(
-            "LfD header",
-            font=Font(bold=True, color="FFFFFF"),
-            fill=PatternFill("solid", fgColor="005EB8"),
-        ),
-        NamedStyle(
-            "LfD section", font=Font(bold=True), fill=PatternFill("solid", fgColor="E8EDEE")
-        ),
-        cell("LfD text"),
-        cell("LfD day", number_format="dd/mm/yyyy"),
-        cell("LfD month", number_format="mmm-yy"),
-    ]
-    styles += [
-        cell(
-            f"LfD status {rag.value}",
-            font=Font(bold=True, color=text),
-            fill=PatternFill("solid", fgColor=fill),
-        )
-        for rag, (fill, text) in _RAG_STYLES.items()
-    ]
-    return {style.name: style for style in styles}
-
-
-class XlsxPlanWriter:
-    """The provider layout as a workbook: a title block, a styled and frozen header row,
-    section rows shaded, dates as real dates ("Jul-15" months stay months), status cells
-    coloured by RAG. Write-only mode: rows go to a temporary file as they are added."""
-
-    def __init__(self, sheet_title: str = "Action plan") -> None:
-        self._workbook = Workbook(write_only=True)
-        self._sheet: Any = self._workbook.create_sheet(sheet_title)
-        for index, width in enumerate(_WIDTHS, start=1):
-            self._sheet.column_dimensions[get_column_letter(index)].width = width
-        for style in _named_styles().values():
-            self._workbook.add_named_style(style)
-
-    def _cell(self, value: Any, style: str) -> Any:
-        cell: Any = (
-            text_cell(self._sheet, value)  # text, never a formula
-            if isinstance(value, str)
-            else WriteOnlyCell(self._sheet, value=value)
-        )
-        cell.style = style
-        return cell
-
-    def preamble(self, lines: Sequence[str]) -> None:
-        """The lines above the header row. Call first: the frozen rows (down to the header)
-        are set here, since write-only mode writes the sheet's view before its first row."""
-        self._sheet.freeze_panes = f"A{len(lines) + 3}"
-        for index, line in enumerate(lines):
-            self._sheet.append([self._cell(line, "LfD title" if index == 0 else "LfD plan detail")])
-        self._sheet.append([])
-
-    def header(self) -> None:
-        self._sheet.append([self._cell(title, "LfD header") for title in PROVIDER_TITLES])
-
-    def section(self, title: str) -> None:
-        cells = [self._cell(title, "LfD section")]
-        cells += [self._cell(None, "LfD section") for _ in PROVIDER_TITLES[1:]]
-        self._sheet.append(cells)
-
-    def action(self, row: ExportRow) -> None:
-        if isinstance(row.due, YearMonth):
-            due = self._cell(date(row.due.year, row.due.month, 1), "LfD month")
-        elif isinstance(row.due, date):
-            due = self._cell(row.due, "LfD day")
-        else:
-            due = self._cell(row.due, "LfD text")
-        texts = [
-            row.organisation,
-            row.reference,
-            row.improvement_requirement,
-            row.action,
-            row.source,
-            row.leads,
-        ]
-        cells = [self._cell(text, "LfD text") for text in texts]
-        cells.append(due)
-        cells.append(self._cell(row.status, f"LfD status {row.rag.value}"))
-        cells.append(self._cell(row.comments or None, "LfD text"))
-        self._sheet.append(cells)
-
-    def save(self, target: IO[bytes]) -> None:
-        self._workbook.save(target)

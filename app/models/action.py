@@ -4,6 +4,8 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import (
+    JSON,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -12,10 +14,15 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
+
+# The issue 13 columns: None is SQL NULL (nothing to decode when read), not JSON null.
+NullableJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class ActionPlan(IdMixin, TimestampMixin, Base):
@@ -26,6 +33,8 @@ class ActionPlan(IdMixin, TimestampMixin, Base):
     title: Mapped[str] = mapped_column(String(300))
     sponsor: Mapped[str | None] = mapped_column(String(200))
     organisations: Mapped[list[str]] = mapped_column(JSONType)  # ODS codes
+    # As an imported file wrote them ("UHL", "Healthwatch"), codes resolved into organisations.
+    organisation_names: Mapped[list[str] | None] = mapped_column(NullableJSON)
     description: Mapped[str | None] = mapped_column(Text)
     # An imported plan remembers the file it came from, so the same file is not imported twice.
     source_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -76,6 +85,15 @@ class Action(IdMixin, TimestampMixin, Base):
     leads: Mapped[list[str]] = mapped_column(JSONType)
     organisations: Mapped[list[str]] = mapped_column(JSONType)
     workstream: Mapped[str | None] = mapped_column(Text)
+    recommendation: Mapped[str | None] = mapped_column(String(20))  # a system review's "A"
+    # As written ("UHL", "Healthwatch"); ``organisations`` holds the ODS codes resolved.
+    organisation_names: Mapped[list[str] | None] = mapped_column(NullableJSON)
+    lead_history: Mapped[list[str] | None] = mapped_column(
+        NullableJSON
+    )  # earlier leads, oldest first
+    # Other actions of the plan named in the text: [{"action_id", "reference", "kind"}].
+    links: Mapped[list[dict[str, str]] | None] = mapped_column(NullableJSON)
+    due_text: Mapped[str | None] = mapped_column(String(200))  # "By the end of March"
     start_date: Mapped[date | None]
     due_date: Mapped[date | None]
     due_precision: Mapped[str | None] = mapped_column(String(5))  # day | month
@@ -84,8 +102,17 @@ class Action(IdMixin, TimestampMixin, Base):
     # the due date or the end of its month, so that "overdue" is a plain indexed comparison.
     falls_due_on: Mapped[date | None]
     status: Mapped[int] = mapped_column(SmallInteger)  # 1 not started .. 5 complete
+    # False: the imported file left the status blank (status then holds 1 for ordering only).
+    status_recorded: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # A RAG written in a file: a judgement made by people on a date (day or month), kept
+    # beside the RAG the service derives.
+    reported_rag: Mapped[str | None] = mapped_column(String(10))
+    reported_rag_on: Mapped[date | None]
+    reported_rag_precision: Mapped[str | None] = mapped_column(String(5))
     comments: Mapped[str | None] = mapped_column(Text)
     completed_at: Mapped[date | None]
+    # "on_or_before": imported as complete, so completed on or before ``completed_at``.
+    completed_precision: Mapped[str | None] = mapped_column(String(12))
     evidence: Mapped[str | None] = mapped_column(Text)
     assured_at: Mapped[date | None]
     assured_by: Mapped[str | None] = mapped_column(String(200))

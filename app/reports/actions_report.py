@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions.queries import belongs_to_organisation, overdue_clause, rag_clause, uk_today
-from app.actions.rag import STATUS_LABELS, ActionStatus, Rag
+from app.actions.rag import STATUS_LABELS, ActionStatus, Rag, rag_summary
 from app.config import Settings
 from app.errors import NotFound
 from app.kit.time import now
@@ -209,6 +209,10 @@ async def _overdue_list(session: AsyncSession, scope: _Scope, today: date) -> Ta
             Action.leads,
             effective_organisations(scope.dialect).label("organisations"),
             Action.status,
+            Action.status_recorded,
+            Action.reported_rag,
+            Action.reported_rag_on,
+            Action.reported_rag_precision,
             Action.falls_due_on,
         )
         .select_from(Action)
@@ -247,6 +251,13 @@ async def _overdue_list(session: AsyncSession, scope: _Scope, today: date) -> Ta
                 "The last on-time day: the due date, or the last day of a due month.",
             ),
             Column("days_overdue", "Days overdue", "int", "Days since the last on-time day."),
+            Column(
+                "rag",
+                "RAG",
+                "text",
+                "The RAG a person reported in an imported plan, with its date, beside the RAG "
+                "the service derives today (red: overdue).",
+            ),
         ],
         rows=[
             {
@@ -256,9 +267,19 @@ async def _overdue_list(session: AsyncSession, scope: _Scope, today: date) -> Ta
                 "action": row.action,
                 "leads": ", ".join(row.leads),
                 "organisations": ", ".join(row.organisations or []),
-                "status": STATUS_LABELS[ActionStatus(row.status)],
+                "status": STATUS_LABELS[ActionStatus(row.status)]
+                if row.status_recorded is not False
+                else "Not recorded",
                 "due": row.falls_due_on,
                 "days_overdue": (today - row.falls_due_on).days,
+                "rag": rag_summary(
+                    Rag.red,
+                    True,
+                    row.status_recorded is not False,
+                    row.reported_rag,
+                    row.reported_rag_on,
+                    row.reported_rag_precision,
+                ),
             }
             for row in found
         ],

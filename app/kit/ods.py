@@ -1,0 +1,34 @@
+"""ODS codes (the NHS Organisation Data Service's) by their real formats, and the default
+alias table of organisations written as names or abbreviations (``LFD_ORGANISATION_ALIASES``
+replaces it; app.actions.organisations resolves names through it)."""
+
+from __future__ import annotations
+
+import re
+
+# The formats of the NHS Organisation Data Service's codes that own or commission care.
+ODS_FORMATS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^R[A-Z0-9]{2}$"), "NHS trust (R + 2, e.g. RR8)"),
+    (re.compile(r"^R[A-Z0-9]{4}$"), "NHS trust site (R + 4, e.g. RR801)"),
+    (re.compile(r"^T[A-Z0-9]{2}$"), "care trust (T + 2, e.g. TAD)"),
+    (re.compile(r"^\d{2}[A-Z]$"), "CCG or sub-ICB location (2 digits + letter, e.g. 15F)"),
+    (re.compile(r"^Q[A-Z0-9]{2}$"), "ICB or commissioning region (Q + 2, e.g. QWO)"),
+    (re.compile(r"^[A-Z]\d{5}$"), "GP practice (letter + 5 digits, e.g. B86001)"),
+    (re.compile(r"^N[A-Z0-9]{2}(?:[A-Z0-9]{2})?$"), "independent provider (N + 2 or 4, e.g. NT4)"),
+)
+ODS_DESCRIPTION = "; ".join(description for _, description in ODS_FORMATS)
+
+# A default table, so the service resolves the commonest abbreviations out of the box. Each
+# key is matched without regard to case, spacing or punctuation; the full name resolves too.
+DEFAULT_ALIASES: dict[str, tuple[str, str]] = {
+    "UHL": ("RWE", "University Hospitals of Leicester NHS Trust"),
+    "LPT": ("RT5", "Leicestershire Partnership NHS Trust"),
+    "LTHT": ("RR8", "Leeds Teaching Hospitals NHS Trust"),
+    "West Leicestershire CCG": ("04V", "NHS West Leicestershire CCG"),
+    "East Leicestershire and Rutland CCG": ("03W", "NHS East Leicestershire and Rutland CCG"),
+}
+
+
+def is_ods_code(text: str) -> bool:
+    code = text.strip().upper()
+    return any(pattern.match(code) for pattern, _ in ODS_FORMATS)

@@ -1,0 +1,461 @@
+"""Issue 13: action plans as trusts really keep them, over HTTP. Mimics of the two real plans
+(an LLR admission-avoidance provider plan, 26 actions, long local headers and comments; a CQC
+local system review plan, 36 actions under recommendations A-Q numbered in their text) are
+written here, row by row, as a person would have typed them: titles and blank lines above the
+header, page titles and headers repeated at page breaks, continuation rows, dates in words,
+RAGs, organisations as names, leads handed over. Each is sent as supplied (tab-separated with
+a page title above the header, semicolons in Windows-1252, XLSX), every count is held, and
+both layouts export and re-import unchanged."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import date
+from typing import Any
+
+import pytest
+from openpyxl import Workbook
+
+IMPORT = "/v1/action-plans/import"
+CSV = "text/csv"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+# --- the provider plan (26 actions) ----------------------------------------------------------
+
+P_HEADER = [
+    "Organisation",
+    "Action reference number",
+    "Improvement Requirement",
+    "Actions",
+    "Source of Action",
+    "Action lead within the organisation",
+    "Delivery date",
+    "Delivery Status",
+    "Comments on delivery of the action, where closed what follow up actions are required",
+]
+ORGS = "West Leicestershire CCG & East Leicestershire and Rutland CCG, LPT, UHL"
+
+
+def provider_rows(run: str) -> list[list[str]]:
+    title = f"LLR Admission Avoidance Workshop \u2013 Action Plan ({run})"
+    rows: list[list[str]] = [[title], ["Progress Update"], ["30/09/2015"], [], P_HEADER]
+    statuses = ["Complete", "On track", "", "G", "At risk", "A"]
+    dues = ["Jul-15", "31/03/2016", "TBC", "Mar-16"]
+    for section in (1, 2):
+        rows.append([f"{section}. {'Admission avoidance' if section == 1 else 'Discharge'}"])
+        for index in range(1, 14):
+            number = (section - 1) * 13 + index
+            org = ORGS if index == 1 else ("Healthwatch" if index == 5 else "")
+            lead = "(Phil Corrigan > Tim Ryley)" if number == 3 else f"Lead {number}"
+            comment = (
+                "" if number == 26 else f"Comment \u2018{number}\u2019: \u00a3{number}0k agreed"
+            )
+            action = "" if number == 8 else f"Action {number}: review pathway {number}"
+            if number == 12:
+                action = "Joint audit of frailty pathway. Linked to action 7 and action 2"
+            rows.append(
+                [
+                    org,
+                    str(index),
+                    f"Requirement {number}",
+                    action,
+                    "LLR workshop" if index == 1 else "",
+                    lead,
+                    dues[number % 4],
+                    statuses[number % 6],
+                    comment,
+                ]
+            )
+            if number == 4:
+                rows.append(["", "", "", "", "", "LCC", "", "", ""])  # only a lead: continues
+            if number == 10:
+                rows.append([title])  # the page title, repeated at a page break
+                rows.append(P_HEADER)
+    return rows
+
+
+# --- the system review plan (36 actions, recommendations A-Q) ------------------------------
+
+S_HEADER = [
+    "#",
+    "CQC system wide recommendation",
+    "Leeds comments and actions to be completed in 2019",
+    "Alignment with a current work stream, group or Board, including Lead",
+    "Progress made Sept 2019",
+    "RAG",
+]
+LETTERS = "ABCDEFGHIJKLMNOPQ"
+PER_LETTER = [3, 3] + [2] * 15  # 36
+WHEN = ["By the end of March", "By June", "By July ensure", "From January 2019", "Within year"]
+
+
+def system_rows(run: str) -> list[list[str]]:
+    title = f"Leeds Health and Care Partnership: CQC Local System Review Action Plan ({run})"
+    rows: list[list[str]] = [[title], ["Progress Update September 2019"], [], S_HEADER]
+    number = 0
+    for letter, count in zip(LETTERS, PER_LETTER, strict=True):
+        for index in range(count):
+            number += 1
+            words = WHEN[number % 5]
+            text = f"{number}. {words} to have completed step {number} of the plan"
+            if number == 9:
+                text += ". Linked to action 7 and action 27"
+            alignment = (
+                "People's Voices Group (Hannah Davies)"
+                if number % 3 == 0
+                else "SRAB / ORG (Tim Ryley)"
+                if number % 3 == 1
+                else ""
+            )
+            rag = ["A", "G", "R", ""][number % 4]
+            rows.append(
+                [
+                    f"{letter}." if index == 0 else "",
+                    f"Recommendation {letter}: the system should do {letter}" if index == 0 else "",
+                    text,
+                    alignment,
+                    f"Progress on {number}" if number % 2 else "",
+                    rag,
+                ]
+            )
+            if number == 5:
+                rows.append(["", "", "", "SRAB / ORG (Phil Corrigan > Tim Ryley)", "", ""])
+            if number == 11:
+                rows.append(["", "", "\u2022 review monthly at the board", "", "", ""])
+            if number == 14:
+                rows.append(["", "", "Also covered by action 5.", "", "", ""])
+            if number == 20:
+                rows.append([title])
+                rows.append(S_HEADER)
+                rows.append(["", "", "and the rest of the text cut by the page break", "", "", ""])
+            if number == 30:
+                rows.append(["", "", "", "", "more progress, page two", ""])
+    return rows
+
+
+# --- files as supplied ----------------------------------------------------------------------
+
+
+def as_csv(rows: list[list[str]], delimiter: str = ",", encoding: str = "utf-8-sig") -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue().encode(encoding)
+
+
+def tab_export(rows: list[list[str]]) -> bytes:
+    """Tab-separated, two blank lines and the page title above everything."""
+    return b"\r\n\r\n" + as_csv(rows, "\t", "utf-8")
+
+
+def as_xlsx(rows: list[list[str]]) -> bytes:
+    workbook = Workbook()
+    sheet = workbook.active
+    for row in rows:
+        sheet.append([value or None for value in row])
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+async def post(api: Any, data: bytes, media: str = CSV, **params: Any) -> Any:
+    query = {k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()}
+    return await api.post(IMPORT, content=data, headers={"Content-Type": media}, params=query)
+
+
+def actions_of(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [action for section in report["sections"] for action in section["actions"]]
+
+
+def codes(report: dict[str, Any]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for warning in report["warnings"]:
+        found[warning["code"]] = found.get(warning["code"], 0) + 1
+    return found
+
+
+def check_provider(report: dict[str, Any]) -> None:
+    actions = actions_of(report)
+    assert (report["layout"], report["section_count"], report["action_count"]) == (
+        "provider",
+        2,
+        26,
+    )
+    assert sum(1 for a in actions if a["comments"]) == 25
+    assert [a["reference"] for a in actions] == [str(i) for i in range(1, 14)] * 2
+    assert sum(1 for a in actions if a["status"] is None) == 13  # blank (5) and RAGs (8)
+    assert sum(1 for a in actions if a["status"] == 5) == 4
+    assert sum(1 for a in actions if a["reported_rag"]) == 8
+    assert {a["reported_rag_on"] for a in actions if a["reported_rag"]} == {"2015-09-30"}
+    assert sum(1 for a in actions if a["due_date"]) == 19
+    assert sum(1 for a in actions if a["due_note"] == "TBC") == 7
+    assert actions[2]["leads"] == ["Tim Ryley"] and actions[2]["lead_history"] == ["Phil Corrigan"]
+    assert actions[3]["leads"] == ["Lead 4", "LCC"]  # the continuation row's lead
+    assert actions[7]["action"] == "Requirement 8"  # blank Actions: the requirement
+    assert actions[0]["organisation_names"] == [
+        "West Leicestershire CCG",
+        "East Leicestershire and Rutland CCG",
+        "LPT",
+        "UHL",
+    ]
+    assert actions[0]["organisations"] == ["04V", "03W", "RT5", "RWE"]
+    assert actions[4]["organisation_names"] == ["Healthwatch"] and actions[4]["organisations"] == []
+    assert "UHL" not in report["organisations"]
+    assert report["organisations"] == ["04V", "03W", "RT5", "RWE"]
+    assert report["organisation_names"] == [*ORGS.replace(" & ", ", ").split(", "), "Healthwatch"]
+    assert sum(1 for a in actions if a["organisation_names"]) == 26  # merged cells carried
+    assert sum(1 for a in actions if a["leads"]) == 26
+    assert len({lead for a in actions for lead in a["leads"]}) == 27  # 25 + Tim Ryley + LCC
+    complete = [a for a in actions if a["status"] == 5]
+    assert {(a["completed_at"], a["completed_precision"]) for a in complete} == {
+        ("2015-09-30", "on_or_before")
+    }
+    linked = actions[11]
+    assert [(link["reference"], link["kind"]) for link in linked["links"]] == [
+        ("7", "linked_to"),
+        ("2", "linked_to"),
+    ]
+    assert "\u00a3" in actions[0]["comments"] and "\u2018" in actions[0]["comments"]
+    found = codes(report)
+    assert found["repeated_title"] == 1 and found["repeated_header"] == 1
+    assert found["continuation"] == 1 and found["action_from_requirement"] == 1
+    assert found["lead_handover"] == 1 and found["organisation_name"] == 2
+    assert found["status_not_recorded"] == 5 and found["rag_in_status"] == 8
+
+
+def check_system(report: dict[str, Any]) -> None:
+    actions = actions_of(report)
+    assert (report["layout"], report["action_count"], report["section_count"]) == (
+        "system_review",
+        36,
+        17,
+    )
+    assert report["plan_year"] == 2019 and report["as_at"] == "2019-09-01"
+    assert [a["reference"] for a in actions] == [str(i) for i in range(1, 37)]
+    assert [a["recommendation"] for a in actions] == [
+        letter for letter, count in zip(LETTERS, PER_LETTER, strict=True) for _ in range(count)
+    ]
+    assert report["sections"][0]["title"] == "A. Recommendation A: the system should do A"
+    assert actions[0]["action"] == "By June to have completed step 1 of the plan"
+    assert sum(1 for a in actions if a["reported_rag"]) == 27
+    assert {a["reported_rag_on"] for a in actions if a["reported_rag"]} == {"2019-09-01"}
+    assert all(a["status"] is None for a in actions)
+    assert sum(1 for a in actions if a["due_text"]) == 22
+    assert actions[4]["due_date"] == "2019-03-01" and actions[4]["due_text"] == (
+        "By the end of March"
+    )
+    assert actions[0]["due_date"] == "2019-06-01" and actions[0]["due_text"] == "By June"
+    assert actions[2]["start_date"] == "2019-01-01" and actions[2]["due_date"] is None
+    assert sum(1 for a in actions if a["progress"]) == 19  # odd numbers, and 30 from a row below
+    assert actions[29]["progress"] == "more progress, page two"
+    assert actions[28]["progress_on"] == "2019-09-01"
+    assert actions[4]["leads"] == ["Tim Ryley"] and actions[4]["lead_history"] == ["Phil Corrigan"]
+    assert actions[2]["workstream"] == "People's Voices Group" and actions[2]["leads"] == [
+        "Hannah Davies"
+    ]
+    assert actions[10]["action"].endswith("\u2022 review monthly at the board")
+    assert (
+        sum(1 for a in actions if a["leads"]) == 31
+        and sum(1 for a in actions if a["workstream"]) == 31
+    )
+    assert {lead for a in actions for lead in a["leads"]} == {"Hannah Davies", "Tim Ryley"}
+    assert not any(a["comments"] for a in actions)  # the progress is dated, not comments
+    assert actions[19]["action"].endswith("and the rest of the text cut by the page break")
+    assert [
+        (a["reference"], link["reference"], link["kind"]) for a in actions for link in a["links"]
+    ] == [
+        ("9", "7", "linked_to"),
+        ("9", "27", "linked_to"),
+        ("14", "5", "covered_by"),
+    ]
+    found = codes(report)
+    assert found["continuation"] == 5
+    assert found["repeated_title"] == 1 and found["repeated_header"] == 1
+    assert found["due_from_text"] == 22 and found["start_from_text"] == 7
+
+
+# --- the tests -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["tabs", "semicolons-cp1252", "xlsx"])
+async def test_the_provider_plan_imports_as_supplied(api: Any, shape: str) -> None:
+    rows = provider_rows(uuid.uuid4().hex)
+    if shape == "tabs":
+        data, media = tab_export(rows), CSV
+    elif shape == "xlsx":
+        data, media = as_xlsx(rows), XLSX
+    else:
+        data, media = as_csv(rows, ";", "cp1252"), CSV
+    response = await post(api, data, media, dry_run=True)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    check_provider(report)
+    columns = {c["header"]: c["read_as"] for c in report["columns"]}
+    assert columns[P_HEADER[-1]] == "comments"
+    if shape != "xlsx":
+        file_notes = [w["detail"] for w in report["warnings"] if w["code"] == "file"]
+        assert any("tabs" in n or "semicolons" in n for n in file_notes), file_notes
+
+
+@pytest.mark.parametrize("shape", ["tabs", "xlsx"])
+async def test_the_system_review_plan_imports_as_supplied(api: Any, shape: str) -> None:
+    rows = system_rows(uuid.uuid4().hex)
+    data, media = (tab_export(rows), CSV) if shape == "tabs" else (as_xlsx(rows), XLSX)
+    response = await post(api, data, media, dry_run=True)
+    assert response.status_code == 200, response.text
+    check_system(response.json())
+
+
+async def test_an_unknown_header_is_read_through_a_columns_map(api: Any) -> None:
+    rows = provider_rows(uuid.uuid4().hex)
+    rows[4] = [*P_HEADER[:-1], "Board's view"]
+    response = await post(api, as_csv(rows), dry_run=True)
+    report = response.json()
+    assert response.status_code == 200 and not any(a["comments"] for a in actions_of(report))
+    assert ("Board's view", "ignored_column") in [
+        (w["column"], w["code"]) for w in report["warnings"]
+    ]
+    response = await post(api, as_csv(rows), dry_run=True, columns='{"Board\'s view": "comments"}')
+    assert response.status_code == 200, response.text
+    check_provider(response.json())
+    bad = await post(api, as_csv(rows), dry_run=True, columns='{"x": "nonsense"}')
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith(
+        "application/problem+json"
+    )
+
+
+async def test_plan_year_and_as_of_given_by_the_user(api: Any) -> None:
+    rows = system_rows(uuid.uuid4().hex)
+    rows[1] = ["Progress Update"]
+    rows[3][2] = "Leeds comments and actions"
+    response = await post(api, as_csv(rows), dry_run=True, plan_year=2020, as_of="2020-10-15")
+    report = response.json()
+    assert (report["plan_year"], report["as_at"]) == (2020, "2020-10-15")
+    assert actions_of(report)[0]["due_date"] == "2020-06-01"
+
+
+COMPARED = [
+    "reference",
+    "recommendation",
+    "improvement_requirement",
+    "action",
+    "source",
+    "leads",
+    "lead_history",
+    "organisations",
+    "organisation_names",
+    "workstream",
+    "due_date",
+    "due_precision",
+    "due_note",
+    "status",
+    "status_recorded",
+    "reported_rag",
+    "reported_rag_on",
+    "reported_rag_precision",
+    "comments",
+    "links",
+]
+
+
+async def plan_actions(api: Any, plan_id: str) -> list[dict[str, Any]]:
+    response = await api.get("/v1/actions", params={"plan_id": plan_id, "limit": 200})
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+def comparable(actions: list[dict[str, Any]], layout: str) -> list[tuple[Any, ...]]:
+    fields = list(COMPARED)
+    if layout == "provider":
+        fields.remove("workstream")  # the provider layout has no column for it
+    out = []
+    for action in actions:
+        values = dict(action)
+        values["links"] = [(link["reference"], link["kind"]) for link in action["links"]]
+        out.append(tuple((name, values[name]) for name in fields))
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+@pytest.mark.parametrize(
+    ("plan", "layout"), [("provider", "provider"), ("system", "system_review")]
+)
+async def test_export_then_import_gives_the_same_plan(
+    api: Any, fmt: str, plan: str, layout: str
+) -> None:
+    rows = provider_rows(uuid.uuid4().hex) if plan == "provider" else system_rows(uuid.uuid4().hex)
+    first = await post(api, as_xlsx(rows), XLSX)
+    assert first.status_code == 201, first.text
+    plan_id = first.json()["plan_id"]
+    before = await plan_actions(api, plan_id)
+    assert len(before) == (26 if plan == "provider" else 36)
+    exported = await api.get(
+        f"/v1/action-plans/{plan_id}/export", params={"format": fmt, "layout": layout}
+    )
+    assert exported.status_code == 200, exported.text
+    again = await post(api, exported.content, XLSX if fmt == "xlsx" else CSV)
+    assert again.status_code == 201, again.text
+    after = await plan_actions(api, again.json()["plan_id"])
+    assert comparable(after, layout) == comparable(before, layout)
+    sections = [s["title"] for s in first.json()["sections"]]
+    assert [s["title"] for s in again.json()["sections"]] == sections
+
+
+async def test_both_rags_are_shown_on_the_action_and_in_the_export(api: Any) -> None:
+    rows = system_rows(uuid.uuid4().hex)
+    made = await post(api, as_csv(rows))
+    assert made.status_code == 201, made.text
+    actions = await plan_actions(api, made.json()["plan_id"])
+    first = actions[19]  # "By the end of March" 2019, reported Amber in September 2019
+    assert (first["reported_rag"], first["reported_rag_on"]) == ("amber", "2019-09-01")
+    assert first["rag"] == "red" and first["overdue"] is True
+    assert first["rag_summary"] == "reported Amber (Sep 2019); now Red: overdue"
+    assert first["status_recorded"] is False and first["status_label"] == "Not recorded"
+    exported = await api.get(
+        f"/v1/action-plans/{made.json()['plan_id']}/export", params={"layout": "system_review"}
+    )
+    lines = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    header = next(line for line in lines if line and line[0] == "#")
+    assert header[4] == "Progress made Sep 2019" and header[5] == "RAG"
+    first_row = next(line for line in lines if len(line) > 2 and line[2].startswith("20. "))
+    assert first_row[5] == "Amber (Sep 2019)" and first_row[8] == "now Red: overdue"
+    assert date.fromisoformat(first["due_date"]) == date(2019, 3, 1)
+    # The dated progress is in the action's history (number 19 has "Progress on 19").
+    history = await api.get(f"/v1/actions/{actions[18]['id']}/history")
+    assert history.status_code == 200, history.text
+    entries = history.json()
+    entries = entries.get("items", entries) if isinstance(entries, dict) else entries
+    assert [(e["update_date"], e["narrative"]) for e in entries] == [
+        ("2019-09-01", "Progress on 19")
+    ]
+    # The actions report's overdue list shows both too.
+    report = await api.get("/v1/reports/actions", params={"plan_id": made.json()["plan_id"]})
+    assert report.status_code == 200, report.text
+    (overdue,) = [table for table in report.json()["tables"] if table["key"] == "overdue"]
+    shown = {(row["reference"], row["rag"], row["status"]) for row in overdue["rows"]}
+    assert ("20", "reported Amber (Sep 2019); now Red: overdue", "Not recorded") in shown
+
+
+async def test_a_refusal_never_echoes_cells_read_by_their_words(api: Any) -> None:
+    """A wrong file (here a list of patients) is refused without its cells in the problem,
+    even those whose words would name a column ("Actions for Jane Doe")."""
+    data = b"Name,Actions for Jane Doe,NHS number\nJane Doe,Review 9434765919,9434765919\n"
+    response = await post(api, data, dry_run=True)
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "Jane" not in response.text and "9434765919" not in response.text
+
+
+async def test_the_alias_table_is_configurable(app_factory: Any, make_api: Any) -> None:
+    _, http = await app_factory(organisation_aliases={"Healthwatch": ["RZZ", "Healthwatch Z"]})
+    api = await make_api(client=http)
+    response = await post(api, as_csv(provider_rows(uuid.uuid4().hex)), dry_run=True)
+    assert response.status_code == 200, response.text
+    healthwatch = actions_of(response.json())[4]
+    assert (healthwatch["organisation_names"], healthwatch["organisations"]) == (
+        ["Healthwatch"],
+        ["RZZ"],
+    )
+    uhl = actions_of(response.json())[0]  # the default table is replaced: UHL is a name now
+    assert uhl["organisations"] == []
