@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     idempotency_lock_seconds: int = Field(default=60, ge=1)
     idempotency_retention_hours: int = Field(default=48, ge=1)
 
+    # History imports (app.history, docs/history.md): records per committed batch, where an
+    # uploaded bundle waits while it is imported (empty: the system's temporary directory; a
+    # shared directory when several hosts serve the API), and the largest bundle accepted.
+    history_batch_size: int = Field(default=2000, ge=1, le=50_000)
+    history_spool_dir: str | None = None
+    history_max_bytes: int = Field(default=10 * 1024**3, ge=1024)
+
     # Background work (app.worker): run the loop inside each `lfd serve` process, or set this
     # false and run `lfd worker` on its own. Running both is safe.
     run_worker_in_serve: bool = True

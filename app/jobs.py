@@ -10,6 +10,7 @@ free of domain imports.
 from __future__ import annotations
 
 from app.actions.overdue import raise_overdue
+from app.history.runner import resume_pending_imports
 from app.idempotency.service import purge_expired_records
 from app.worker import Job
 
@@ -18,4 +19,7 @@ BACKGROUND_JOBS: tuple[tuple[str, Job], ...] = (
     ("action_overdue", raise_overdue),
     # Idempotency records whose replay window (LFD_IDEMPOTENCY_RETENTION_HOURS) has ended.
     ("idempotency_purge", purge_expired_records),
+    # History imports posted over HTTP that no process is running (queued, or whose runner
+    # died): resumed from their checkpoint.
+    ("history_imports", resume_pending_imports),
 )

@@ -8,6 +8,7 @@ from app.models.counter import Counter
 from app.models.death import Death
 from app.models.event import OutboxEvent
 from app.models.finding import Finding, Theme
+from app.models.history import HistoryImport, HistoryImportProblem, HistoryRecord
 from app.models.idempotency import IdempotencyRecord
 from app.models.referral import Referral, ReferralTransition
 from app.models.review import Review, ReviewPhaseRating, ReviewProblem, ReviewVersion, ScaleLabel
@@ -31,6 +32,9 @@ __all__ = [
     "Counter",
     "Death",
     "Finding",
+    "HistoryImport",
+    "HistoryImportProblem",
+    "HistoryRecord",
     "IdempotencyRecord",
     "OutboxEvent",
     "Referral",
