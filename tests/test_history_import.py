@@ -5,18 +5,18 @@ event per batch and the one audit row, missed referrals."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import uuid
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy import func, select
 
 from app.auth.scopes import Scope
 from app.db import Database
-from app.models import AuditEvent, Death, OutboxEvent, Referral, Review, Screening
+from app.models import AuditEvent, Death, OutboxEvent, Referral, Review, ReviewVersion, Screening
 from tests.conftest import Api, MakeApi
-from tests.history_records import bundle, history_record, sjr_form, sjr_referral, utc
+from tests.history_records import bundle, history_record, sjr_referral, utc
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
@@ -88,3 +88,294 @@ async def test_a_bundle_goes_in_with_its_own_dates(api: Api, database: Database)
             .where(Death.source_reference.in_([reference, second]))
         )
         assert count == 1
+
+
+async def counts(database: Database, system: str) -> dict[str, int]:
+    async with database.transaction() as session:
+        return {
+            name: int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(model)
+                    .join(Death, Death.id == model.death_id)
+                    .where(Death.source_system == system)
+                )
+                or 0
+            )
+            for name, model in (
+                ("screenings", Screening),
+                ("referrals", Referral),
+                ("reviews", Review),
+            )
+        } | {
+            "deaths": int(
+                await session.scalar(
+                    select(func.count()).select_from(Death).where(Death.source_system == system)
+                )
+                or 0
+            )
+        }
+
+
+async def test_the_same_bundle_twice_changes_nothing_and_a_correction_keeps_versions(
+    api: Api, database: Database
+) -> None:
+    system = f"sys-{uuid.uuid4().hex[:8]}"
+    records = cohort()
+    for record in records:
+        record["death"]["source_system"] = system
+    first = await run(api, records)
+    assert (first["created"], first["updated"], first["unchanged"]) == (2, 0, 0)
+    before = await counts(database, system)
+    again = await run(api, records)
+    assert again["status"] == "completed"
+    assert (again["created"], again["updated"], again["unchanged"], again["refused"]) == (
+        0,
+        0,
+        2,
+        0,
+    )
+    assert again["batches"][0].get("event") is None  # nothing written, nothing announced
+    assert await counts(database, system) == before
+
+    # A corrected bundle: the SJR's avoidability was mis-keyed; the second death gained an SJR.
+    corrected = copy.deepcopy(records)
+    corrected[0]["referrals"][0]["review"]["form"]["avoidability"] = 2
+    died = utc(2017, 6, 10, 9, 30)
+    corrected[1]["referrals"] = [sjr_referral(died + timedelta(days=3), died + timedelta(days=30))]
+    fixed = await run(api, corrected)
+    assert (fixed["created"], fixed["updated"], fixed["unchanged"]) == (0, 2, 0), fixed
+    after = await counts(database, system)
+    assert after == {
+        **before,
+        "referrals": before["referrals"] + 1,
+        "reviews": before["reviews"] + 1,
+    }
+    async with database.transaction() as session:
+        review = await session.scalar(
+            select(Review)
+            .join(Death, Death.id == Review.death_id)
+            .where(Death.source_reference == records[0]["death"]["source_reference"])
+        )
+        assert review is not None and review.avoidability == 2 and review.version == 2
+        versions = await session.scalar(
+            select(func.count())
+            .select_from(ReviewVersion)
+            .where(ReviewVersion.review_id == review.id)
+        )
+        assert versions == 1
+    # And the corrected bundle again changes nothing.
+    assert (await run(api, corrected))["unchanged"] == 2
+
+
+async def test_a_bad_record_is_refused_with_a_pointer_and_the_rest_go_in(
+    api: Api, database: Database
+) -> None:
+    system = f"sys-{uuid.uuid4().hex[:8]}"
+    died = utc(2018, 2, 1, 8, 0)
+    good = history_record(died, system=system)
+    # A review submitted before its referral was created.
+    early = history_record(
+        died,
+        system=system,
+        referrals=[sjr_referral(died + timedelta(days=5), died + timedelta(days=3))],
+    )
+    # Closed before it was created.
+    closed = history_record(
+        died, system=system, referrals=[sjr_referral(died + timedelta(days=5), None)]
+    )
+    closed["referrals"][0].update(
+        status="cancelled", closed_at=(died + timedelta(days=4)).isoformat(), due_at=None
+    )
+    # A death after its import, and an NHS number that fails its check digit.
+    future = history_record(utc(2099, 1, 1), system=system)
+    bad_number = history_record(died, system=system, death={"nhs_number": "9434765918"})
+    job = await run(api, [good, early, closed, future, bad_number])
+    assert job["status"] == "completed"
+    assert (job["created"], job["refused"]) == (1, 4)
+    problems = {p["line"]: p for p in job["problems"]}
+    assert set(problems) == {2, 3, 4, 5}
+    pointers = {line: {e["pointer"] for e in p["errors"]} for line, p in problems.items()}
+    assert "/referrals/0/review/submitted_at" in pointers[2]
+    assert "/referrals/0/closed_at" in pointers[3]
+    assert "/death/died_at" in pointers[4]
+    assert "/death/nhs_number" in pointers[5]
+    assert problems[2]["source_reference"] == early["death"]["source_reference"]
+    # No submitted value is echoed back.
+    assert bad_number["death"]["nhs_number"] not in str(job)
+    assert (await counts(database, system))["deaths"] == 1
+
+
+async def test_all_or_nothing_refuses_the_whole_bundle(api: Api, database: Database) -> None:
+    system = f"sys-{uuid.uuid4().hex[:8]}"
+    died = utc(2018, 3, 1, 8, 0)
+    good = history_record(died, system=system)
+    bad = history_record(died, system=system, death={"sex": "unknown-value"})
+    job = await run(api, [good, bad], all_or_nothing="true")
+    assert job["status"] == "refused"
+    assert (job["created"], job["refused"]) == (0, 1)
+    assert job["problems"][0]["errors"][0]["pointer"] == "/death/sex"
+    assert (await counts(database, system))["deaths"] == 0
+    fine = await run(api, [good], all_or_nothing="true")
+    assert (fine["status"], fine["created"]) == ("completed", 1)
+
+
+async def test_one_summary_event_per_batch_and_one_audit_row(
+    app_factory: Any, make_api: MakeApi, database: Database
+) -> None:
+    _, http = await app_factory(history_batch_size=2)
+    api = await make_api(Scope.admin, client=http)
+    system = f"sys-{uuid.uuid4().hex[:8]}"
+    died = utc(2019, 1, 10, 12, 0)
+    records = [history_record(died, system=system) for _ in range(5)]
+    job = await run(api, records)
+    assert job["created"] == 5 and len(job["batches"]) == 3
+    assert [b["created"] for b in job["batches"]] == [2, 2, 1]
+    numbers = [b["case_numbers"] for b in job["batches"]]
+    assert all(low <= high for low, high in numbers)
+    async with database.transaction() as session:
+        events = (
+            await session.scalars(
+                select(OutboxEvent).where(
+                    OutboxEvent.resource_id == uuid.UUID(job["id"]),
+                )
+            )
+        ).all()
+        assert [e.type for e in events] == ["history.imported"] * 3
+        assert {str(e.id) for e in events} == {b["event"] for b in job["batches"]}
+        per_death = await session.scalar(
+            select(func.count())
+            .select_from(OutboxEvent)
+            .join(Death, Death.id == OutboxEvent.death_id)
+            .where(Death.source_system == system)
+        )
+        assert per_death == 0  # no storm of past events
+        audit = (
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.resource_id == uuid.UUID(job["id"]))
+            )
+        ).all()
+        assert [(a.action, a.client_id) for a in audit] == [
+            ("history.import.completed", api.client_id)
+        ]
+        reads = await session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .join(Death, Death.id == AuditEvent.death_id)
+            .where(Death.source_system == system)
+        )
+        assert reads == 0  # no invented reads
+    # The feed shows the events with a link to the import.
+    ours: list[dict[str, Any]] = []
+    params = {"types": "history.imported", "limit": "200"}
+    # On PostgreSQL the feed hands an event out once every older transaction on the server
+    # has ended (other databases' too): poll.
+    for _ in range(3000):
+        page = (await api.get("/v1/events", params=params)).json()
+        ours += [e for e in page["items"] if e["resource"]["id"] == job["id"]]
+        if len(ours) == 3:
+            break
+        params["cursor"] = page["next_cursor"]
+        await asyncio.sleep(0.02)
+    assert len(ours) == 3
+    assert ours[0]["resource"]["path"] == f"/v1/history/imports/{job['id']}"
+
+
+async def test_missed_referrals_are_flagged(api: Api, make_api: MakeApi) -> None:
+    died = utc(2016, 4, 12, 10, 0)  # April 2016: a month only this test imports into
+    referred = history_record(
+        died,
+        screening={"death_expected": False},
+        referrals=[sjr_referral(died + timedelta(days=2), died + timedelta(days=20))],
+    )
+    missed = history_record(died, screening={"death_expected": False})
+    # A child's death: CDR required; declined in writing by the ME.
+    child = history_record(
+        died,
+        death={"date_of_birth": "2010-01-01"},
+        screening={
+            "overrides": [
+                {
+                    "route": "cdr",
+                    "reason": "Notified by the paediatric team",
+                    "recorded_at": (died + timedelta(days=1)).isoformat(),
+                }
+            ]
+        },
+    )
+    nothing = history_record(died)
+    job = await run(api, [referred, missed, child, nothing])
+    assert job["created"] == 4, job
+    figures = (
+        await api.get(
+            "/v1/history/missed-referrals", params={"from": "2016-04-01", "to": "2016-04-30"}
+        )
+    ).json()
+    assert figures["deaths"] == 4
+    assert figures["meeting_a_criterion"] == 3
+    assert figures["with_a_missed_referral"] == 1
+    routes = {r["route"]: r for r in figures["routes"]}
+    assert routes["sjr"] == {
+        "route": "sjr",
+        "required": 2,
+        "referred": 1,
+        "overridden": 0,
+        "missed": 1,
+    }
+    assert routes["cdr"] == {
+        "route": "cdr",
+        "required": 1,
+        "referred": 0,
+        "overridden": 1,
+        "missed": 0,
+    }
+    # A commissioner sees the figures for whole months, not for a day.
+    commissioner = await make_api(pseudonymised=True)
+    assert (
+        await commissioner.get(
+            "/v1/history/missed-referrals", params={"from": "2016-04-01", "to": "2016-04-30"}
+        )
+    ).status_code == 200
+    assert (
+        await commissioner.get(
+            "/v1/history/missed-referrals", params={"from": "2016-04-12", "to": "2016-04-12"}
+        )
+    ).status_code == 400
+
+
+async def test_only_an_administrator_imports_and_only_ndjson(make_api: MakeApi, api: Api) -> None:
+    writer = await make_api(Scope.screenings_write)
+    body = bundle([history_record(utc(2019, 1, 1))])
+    assert (
+        await writer.post("/v1/history/imports", content=body, headers=NDJSON)
+    ).status_code == 403
+    commissioner = await make_api(pseudonymised=True)
+    assert (
+        await commissioner.post("/v1/history/imports", content=body, headers=NDJSON)
+    ).status_code == 403
+    wrong = await api.post(
+        "/v1/history/imports", content=body, headers={"Content-Type": "text/plain"}
+    )
+    assert wrong.status_code == 415
+    assert wrong.headers["content-type"].startswith("application/problem+json")
+    empty = await api.post("/v1/history/imports", content=b"", headers=NDJSON)
+    assert empty.status_code == 400
+    missing = await api.get(f"/v1/history/imports/{uuid.uuid4()}")
+    assert missing.status_code == 404
+
+
+async def test_a_line_that_is_not_json_is_refused_on_its_own(api: Api) -> None:
+    good = history_record(utc(2019, 2, 1, 10, 0))
+    body = b"{not json\n\n" + bundle([good]) + b"[1, 2]\n"
+    response = await api.post("/v1/history/imports", content=body, headers=NDJSON)
+    job_url = response.headers["Location"]
+    for _ in range(2000):
+        job = (await api.get(job_url)).json()
+        if job["status"] == "completed":
+            break
+        await asyncio.sleep(0.01)
+    assert (job["created"], job["refused"]) == (1, 2)
+    assert [(p["line"], p["errors"][0]["code"]) for p in job["problems"]] == [
+        (1, "json_invalid"),
+        (4, "type_error"),
+    ]

@@ -29,7 +29,7 @@ from app.events.service import Change, emit
 from app.history.validation import Checked, parse_line
 from app.history.writer import BatchOutcome, write_batch
 from app.kit.time import now
-from app.models import HistoryImport, HistoryImportProblem
+from app.models import HistoryImport, HistoryImportProblem, OutboxEvent
 
 logger = logging.getLogger("app.history")
 
@@ -148,7 +148,6 @@ async def _record_batch(
     if outcome.refused:
         await session.execute(insert(HistoryImportProblem), problem_rows(job.id, outcome.refused))
     number = len(job.batches) + 1
-    event_id = uuid.uuid4()
     first_line = chunk.items[0].line if chunk.items else chunk.end_line
     batch = {
         "number": number,
@@ -168,6 +167,12 @@ async def _record_batch(
             principal,
             [Change("history.imported", "history_import", job.id, None, sorted(outcome.kinds))],
             at=moment,
+        )
+        event_id = await session.scalar(
+            select(OutboxEvent.id)
+            .where(OutboxEvent.resource_type == "history_import", OutboxEvent.resource_id == job.id)
+            .order_by(OutboxEvent.txid.desc(), OutboxEvent.seq.desc())
+            .limit(1)
         )
         batch["event"] = str(event_id)
     job.batches = [*job.batches, batch]
