@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from app.config import Settings
 from app.deaths.service import death_values, derived_fields
@@ -28,6 +28,11 @@ from app.screenings.service import _screening_values
 
 Row = dict[str, Any]
 Links = dict[str, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class _Status:
+    status: str
 
 
 @dataclass
@@ -187,7 +192,9 @@ def plan_record(
     referred = {row["route"] for row in planned.referrals}
     overridden = {row["route"] for row in planned.overrides}
     planned.missed = [r for r in planned.required if r not in referred and r not in overridden]
-    statuses = [Referral(status=row["status"]) for row in planned.referrals]
+    # death_status reads only each referral's status: a light stand-in for the ORM object (an
+    # ORM instance costs more to make than the rest of the record's plan).
+    statuses = cast(list[Referral], [_Status(row["status"]) for row in planned.referrals])
     pending = _external_pending(planned.referrals, planned.reviews)
     death["status"] = death_status(True, statuses, pending).value
     return planned

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, tuple_, update
+import orjson
+from sqlalchemy import JSON, Table, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
@@ -272,8 +273,30 @@ async def _insert_new(
             [_history_row(p, c, import_id, moment) for c, p in plans],
         ),
     ]
+    copy = session.get_bind().dialect.name == "postgresql"
     for kind, model, rows in tables:
         if rows and kind in {"deaths", "screenings", "referrals", "reviews", "findings"}:
             outcome.kinds.add(kind)
+        if copy:
+            await copy_rows(session, table_of(model), rows)
+            continue
         for start in range(0, len(rows), 5000):
             await insert_rows(session, model, rows[start : start + 5000])
+
+
+async def copy_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL's bulk path: the rows by binary COPY through the session's own asyncpg
+    connection (in its transaction). Every column is given; JSON as the text the connection's
+    codec takes (SQLAlchemy's asyncpg dialect sends JSON pre-serialised)."""
+    if not rows:
+        return
+    columns = [column.key for column in table.columns]
+    json = {column.key for column in table.columns if isinstance(column.type, JSON)}
+    records = [
+        tuple(orjson.dumps(row[name]).decode() if name in json else row[name] for name in columns)
+        for row in rows
+    ]
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None
+    await raw.copy_records_to_table(table.name, records=records, columns=columns)
