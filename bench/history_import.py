@@ -1,7 +1,7 @@
 """History import and export (issue 14): deaths per second and peak memory.
 
     python bench/history_import.py --database-url postgresql+asyncpg://postgres@127.0.0.1/lfd_hb
-        [--sizes 10000,1000000] [--batch-size 2000] [--keep-files DIR]
+        [--sizes 10000,1000000] [--batch-size 2000] [--workers 2] [--keep-files DIR]
 
 For each size: writes a bundle of that many deaths (streamed to a file: three financial years
 of deaths, each with its screening; about 60 % with an SJR referral and its submitted review,
@@ -172,6 +172,14 @@ def write_bundle(path: Path, size: int) -> int:
     return path.stat().st_size
 
 
+def cpu_seconds() -> float:
+    """User and system CPU of this process and its finished children (the workers): the
+    importer's own cost, whatever else the machine runs (PostgreSQL's is not in it)."""
+    mine = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
+
+
 def maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -188,13 +196,19 @@ async def fresh_schema(url: str) -> None:
     await asyncio.to_thread(upgrade, url)
 
 
-async def bench(url: str, size: int, batch_size: int, folder: Path) -> dict[str, Any]:
+async def bench(url: str, size: int, batch_size: int, workers: int, folder: Path) -> dict[str, Any]:
     bundle = folder / f"history-{size}.jsonl"
     started = time.perf_counter()
     size_bytes = write_bundle(bundle, size)
     generated = time.perf_counter() - started
     await fresh_schema(url)
-    settings = Settings(database_url=url, history_batch_size=batch_size, log_level="WARNING")
+    settings = Settings(
+        database_url=url,
+        history_batch_size=batch_size,
+        history_workers=workers,
+        history_parallel_from=1,
+        log_level="WARNING",
+    )
     database = Database(settings)
     async with database.transaction() as session:
         client = (await create_client(session, "bench", [Scope.admin])).client
@@ -210,9 +224,11 @@ async def bench(url: str, size: int, batch_size: int, folder: Path) -> dict[str,
             all_or_nothing=False,
         )
     load_before = os.getloadavg()
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     done = await run_import(database, job.id)
     imported = time.perf_counter() - started
+    import_cpu = cpu_seconds() - cpu_before
     assert done is not None and done.status == "completed", done and done.error
     import_rss = maxrss_mb()
     async with database.transaction() as session:
@@ -232,11 +248,14 @@ async def bench(url: str, size: int, batch_size: int, folder: Path) -> dict[str,
     await database.dispose()
     return {
         "deaths": size,
+        "workers": workers,
+        "batch_size": batch_size,
         "bundle_mb": round(size_bytes / 1e6, 1),
         "generate_s": round(generated, 1),
         "import_s": round(imported, 1),
         "import_deaths_per_s": round(size / imported),
         "rows": counts,
+        "import_cpu_s": round(import_cpu, 1),
         "import_maxrss_mb": round(import_rss),
         "export_s": round(export_seconds, 1),
         "export_deaths_per_s": round(exported / export_seconds),
@@ -252,11 +271,14 @@ async def main() -> None:
     parser.add_argument("--sizes", default="10000")
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--keep-files", metavar="DIR")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processes checking and planning (0: none)"
+    )
     args = parser.parse_args()
     folder = Path(args.keep_files or tempfile.mkdtemp(prefix="lfd-history-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     for size in (int(s) for s in args.sizes.split(",")):
-        result = await bench(args.database_url, size, args.batch_size, folder)
+        result = await bench(args.database_url, size, args.batch_size, args.workers, folder)
         print(orjson.dumps(result).decode(), flush=True)
         if not args.keep_files:
             for file in folder.glob(f"*-{size}.jsonl"):

@@ -414,3 +414,32 @@ async def test_pseudonymised_clients_never_see_identifiers_of_imported_records(
             assert secret not in response.text
     # The import itself (its problems name the sender's references) is the administrator's.
     assert (await commissioner.get(f"/v1/history/imports/{job['id']}")).status_code == 403
+
+
+async def test_worker_processes_give_the_same_outcome(
+    app_factory: Any, make_api: MakeApi, database: Database
+) -> None:
+    """LFD_HISTORY_WORKERS: the records checked and planned in another process."""
+    _, http = await app_factory(history_workers=1, history_parallel_from=1, history_batch_size=2)
+    api = await make_api(Scope.admin, client=http)
+    system = f"sys-{uuid.uuid4().hex[:8]}"
+    died = utc(2019, 3, 4, 5, 6)
+    records = [
+        history_record(
+            died,
+            system=system,
+            screening={"death_expected": False},
+            referrals=[sjr_referral(died + timedelta(days=1), died + timedelta(days=8))],
+        )
+        for _ in range(4)
+    ]
+    records.append(history_record(died, system=system, death={"given_name": "Nul\u0000"}))
+    job = await run(api, records)
+    assert (job["status"], job["created"], job["refused"]) == ("completed", 4, 1), job
+    assert job["problems"][0]["errors"][0]["pointer"] == "/death/given_name"
+    assert await counts(database, system) == {
+        "deaths": 4,
+        "screenings": 4,
+        "referrals": 4,
+        "reviews": 4,
+    }

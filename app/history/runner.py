@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,7 +27,8 @@ from app.auth.principal import Principal
 from app.config import Settings
 from app.db import Database
 from app.events.service import Change, emit
-from app.history.validation import Checked, parse_line
+from app.history.prepare import Lines, prepare, worker_pool
+from app.history.validation import Checked
 from app.history.writer import BatchOutcome, write_batch
 from app.kit.time import now
 from app.models import HistoryImport, HistoryImportProblem, OutboxEvent
@@ -50,20 +52,70 @@ class Chunk:
     end_line: int
 
 
-def chunks(handle: IO[bytes], line: int, size: int, moment: datetime) -> Iterator[Chunk]:
-    """Checked records of the bundle from the handle's position, ``size`` at a time; blank
-    lines count as lines (so that problems name the line an editor shows) but are skipped."""
-    items: list[Checked] = []
+@dataclass
+class RawChunk:
+    lines: Lines
+    end_offset: int
+    end_line: int
+
+
+def raw_chunks(handle: IO[bytes], line: int, size: int) -> Iterator[RawChunk]:
+    """The bundle's lines from the handle's position, ``size`` records at a time; blank lines
+    count as lines (so that problems name the line an editor shows) but are skipped."""
+    lines: Lines = []
     offset = handle.tell()
     for raw in handle:
         line += 1
         offset += len(raw)
         if raw.strip():
-            items.append(parse_line(raw, line, moment))
-        if len(items) >= size:
-            yield Chunk(items, offset, line)
-            items = []
-    yield Chunk(items, offset, line)
+            lines.append((line, raw))
+        if len(lines) >= size:
+            yield RawChunk(lines, offset, line)
+            lines = []
+    yield RawChunk(lines, offset, line)
+
+
+async def chunks(
+    handle: IO[bytes], line: int, size: int, job: HistoryImport, settings: Settings
+) -> AsyncIterator[Chunk]:
+    """The chunks checked and planned, in order: in this process, or, for a large bundle
+    (LFD_HISTORY_PARALLEL_FROM records or more left), in LFD_HISTORY_WORKERS processes, a few
+    chunks ahead of the one being written."""
+    assert job.client_id is not None
+    client, moment = job.client_id, job.created_at
+    json_text = database_dialect(settings) == "postgresql"
+    left = (job.records_total or 0) - job.records_done
+    if settings.history_workers == 0 or left < settings.history_parallel_from:
+        for raw in raw_chunks(handle, line, size):
+            items = prepare(raw.lines, moment, settings, client, json_text)
+            yield Chunk(items, raw.end_offset, raw.end_line)
+        return
+    loop = asyncio.get_running_loop()
+    pool = worker_pool(settings.history_workers)
+    try:
+        pending: deque[tuple[RawChunk, asyncio.Future[list[Checked]]]] = deque()
+        source = raw_chunks(handle, line, size)
+        for raw in source:
+            pending.append(
+                (
+                    raw,
+                    loop.run_in_executor(
+                        pool, prepare, raw.lines, moment, settings, client, json_text
+                    ),
+                )
+            )
+            if len(pending) > settings.history_workers:
+                done, future = pending.popleft()
+                yield Chunk(await future, done.end_offset, done.end_line)
+        while pending:
+            done, future = pending.popleft()
+            yield Chunk(await future, done.end_offset, done.end_line)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def database_dialect(settings: Settings) -> str:
+    return "postgresql" if settings.database_url.startswith("postgresql") else "sqlite"
 
 
 def open_bundle(path: str) -> IO[bytes]:
@@ -231,7 +283,7 @@ async def _run_batches(
     moment = job.created_at  # "now" for validation: nothing may be after the import began
     with open_bundle(job.spool_path) as handle:
         handle.seek(job.offset_done)
-        for chunk in chunks(handle, job.records_done, size, moment):
+        async for chunk in chunks(handle, job.records_done, size, job, settings):
             if not chunk.items and chunk.end_offset == job.offset_done:
                 break
             for attempt in range(RETRIES):
@@ -279,7 +331,7 @@ async def _run_atomic(
             current.created = current.updated = current.unchanged = current.refused = 0
             current.batches = []
             with open_bundle(job.spool_path) as handle:
-                for chunk in chunks(handle, 0, size, moment):
+                async for chunk in chunks(handle, 0, size, job, settings):
                     outcome = await write_batch(
                         session, principal, settings, job.id, chunk.items, moment
                     )

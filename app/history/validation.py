@@ -17,6 +17,7 @@ from app.deaths.service import death_values
 from app.deaths.validation import CLOCK_SKEW, check_death
 from app.errors import ValidationFailed, field_error, validation_errors
 from app.history.bundle import OPEN_HISTORIC, HistoricReferral, HistoricStatus, HistoryRecordIn
+from app.history.plan import Planned
 from app.kit.enums import ReviewStatus, Route
 from app.kit.schemas import NUL_FREE
 from app.models import Death
@@ -39,11 +40,10 @@ class Checked:
     record: HistoryRecordIn | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
     sha256: str = ""
-
-    @property
-    def key(self) -> tuple[str, str]:
-        assert self.record is not None
-        return (self.record.death.source_system, self.record.death.source_reference)
+    # Set by app.history.prepare for a valid record: its death's key, its rows, its line.
+    key: tuple[str, str] = ("", "")
+    planned: Planned | None = None
+    raw: bytes = b""
 
 
 def _reference_of(document: Any) -> str | None:
