@@ -285,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
         "import",
         help="import a history bundle (JSON Lines) with its own dates; run again to resume",
     )
-    importing.add_argument("file", help="the bundle (.jsonl)")
+    importing.add_argument(
+        "file", help="the bundle (.jsonl), or a folder holding a CSV set (deaths.csv, ...)"
+    )
     importing.add_argument(
         "--all-or-nothing", action="store_true", help="refuse the whole bundle if any record is"
     )

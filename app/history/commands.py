@@ -21,9 +21,10 @@ from app.auth.scopes import Scope
 from app.auth.service import create_client
 from app.config import Settings
 from app.db import Database
+from app.history.csvset import csv_to_bundle
 from app.history.export import export_records
 from app.history.runner import RUNNING, run_import
-from app.history.service import create_import
+from app.history.service import create_import, spool_dir
 from app.kit.time import now
 from app.models import ApiClient, HistoryImport, HistoryImportProblem
 
@@ -45,8 +46,14 @@ def _digest(path: Path) -> tuple[str, int, int]:
     return digest.hexdigest(), size, lines + (0 if last == b"\n" else 1)
 
 
-def _inspect(file: Path) -> tuple[str, str, int, int] | None:
-    """The bundle's absolute path, sha256, size and lines (None: no such file)."""
+def _inspect(file: Path, settings: Settings) -> tuple[str, str, int, int] | None:
+    """The bundle's absolute path, sha256, size and lines (None: no such file). A folder is a
+    CSV set, turned into its bundle first (app.history.csvset)."""
+    if file.is_dir():
+        try:
+            file = csv_to_bundle(file, spool_dir(settings))
+        except FileNotFoundError:
+            return None
     if not file.is_file():
         return None
     return (str(file.resolve()), *_digest(file))
@@ -105,9 +112,12 @@ async def import_command(
 ) -> int:
     database = Database(settings)
     try:
-        facts = _inspect(file)
+        facts = _inspect(file, settings)
         if facts is None:
-            print(f"lfd history import: no such file: {file}", file=sys.stderr)
+            print(
+                f"lfd history import: no bundle and no CSV set (deaths.csv) at {file}",
+                file=sys.stderr,
+            )
             return 2
         path, sha256, size, lines = facts
         principal = await _principal(database)
