@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -14,7 +15,16 @@ from sqlalchemy import func, select
 
 from app.auth.scopes import Scope
 from app.db import Database
-from app.models import AuditEvent, Death, OutboxEvent, Referral, Review, ReviewVersion, Screening
+from app.models import (
+    AuditEvent,
+    Death,
+    HistoryImport,
+    OutboxEvent,
+    Referral,
+    Review,
+    ReviewVersion,
+    Screening,
+)
 from tests.conftest import Api, MakeApi
 from tests.history_records import bundle, history_record, sjr_referral, utc
 
@@ -66,6 +76,9 @@ async def test_a_bundle_goes_in_with_its_own_dates(api: Api, database: Database)
     assert (job["created"], job["updated"], job["unchanged"], job["refused"]) == (2, 0, 0, 0)
     reference = records[0]["death"]["source_reference"]
     async with database.transaction() as session:
+        spooled = await session.get_one(HistoryImport, uuid.UUID(job["id"]))
+        # The upload's copy is gone once the job is done.
+        assert not await asyncio.to_thread(os.path.exists, spooled.spool_path)
         death = await session.scalar(select(Death).where(Death.source_reference == reference))
         assert death is not None
         assert death.status == "closed"

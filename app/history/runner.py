@@ -265,15 +265,28 @@ async def run_import(
         return None
     try:
         if job.all_or_nothing:
-            return await _run_atomic(database, settings, job, size, progress)
-        return await _run_batches(database, settings, job, size, progress)
+            finished = await _run_atomic(database, settings, job, size, progress)
+        else:
+            finished = await _run_batches(database, settings, job, size, progress)
     except Exception as error:  # the job ends as failed, with the error's kind, not a value
-        logger.exception("history import failed", extra={"import_id": str(job.id)})
+        # Only the kind is logged: a database error's message may quote a record's values.
+        logger.error(
+            "history import failed",
+            extra={"import_id": str(job.id), "error": type(error).__name__},
+        )
         async with database.transaction() as session:
-            job = await session.get_one(HistoryImport, import_id)
-            job.error = type(error).__name__
-            await _finish(session, job, "failed", now())
-        return job
+            finished = await session.get_one(HistoryImport, import_id)
+            finished.error = type(error).__name__
+            await _finish(session, finished, "failed", now())
+    if finished.origin == "api":
+        # The upload's spooled copy is not kept once its job has ended (the command line's is
+        # the user's own file).
+        remove_spool(finished.spool_path)
+    return finished
+
+
+def remove_spool(path: str) -> None:
+    Path(path).unlink(missing_ok=True)
 
 
 async def _run_batches(
