@@ -17,6 +17,7 @@ import re
 import uuid
 import zipfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from app.auth.service import create_client
 from app.models import ApiClient, AuditEvent
 from app.privacy.pseudonym import pseudonym, pseudonym_key
 from tests.factories import idem, screening_body, test_nhs_number
+from tests.history_records import bundle, history_record
 
 DIED_AT = "2019-02-13T04:17:00+00:00"
 SEEDED_YEAR = "2018-19"  # the financial year of DIED_AT
@@ -245,6 +247,7 @@ PATH_VALUES = {
     "patient_id": "death_id",  # FHIR Patient = death
     "endpoint_id": "endpoint_id",  # the pseudonymised client's own webhook endpoint
     "delivery_id": "delivery_id",  # its test delivery
+    "import_id": "import_id",  # a history import (administrators only)
 }
 # Query parameters that make a list show the seeded patient (lists are newest first), and the
 # seeded id the answer must then hold.
@@ -340,6 +343,13 @@ async def test_no_get_route_shows_a_pseudonymised_client_a_patient_identifier(
     test = await commissioner.post(f"/v1/webhook-endpoints/{values['endpoint_id']}/test")
     assert test.status_code == 202, test.text
     values["delivery_id"] = test.json()["id"]
+    imported = await full.post(
+        "/v1/history/imports",
+        content=bundle([history_record(datetime(2019, 2, 13, 4, 17, tzinfo=UTC))]),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert imported.status_code == 202, imported.text
+    values["import_id"] = imported.json()["id"]
 
     # The full client sees the identifiers (so the walk below proves something).
     death = (await full.get(f"/v1/deaths/{seeded.ids['death_id']}")).text

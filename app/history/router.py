@@ -73,6 +73,17 @@ async def post_import(
         bool, Query(description="Refuse the whole bundle if any record is refused.")
     ] = False,
 ) -> ImportOut:
+    """Import a trust's history: a bundle of JSON Lines, one record per death with its
+    screening, referrals, reviews and findings, each with its own original times
+    (docs/history.md). The body is streamed to disk as it arrives and imported as a job:
+    `202` with `Location` to poll. Each record is validated as live intake is, plus history's
+    own rules; a refused record is listed with JSON pointers and the rest go in, unless
+    `all_or_nothing`. Re-importing is idempotent by `source_system` + `source_reference`: the
+    same record again is unchanged, a corrected one updated with versions kept. No referral
+    is created by today's rules, no stage 2 raised, no lease or due date invented. One
+    `history.imported` event per committed batch; one audit row for the import.
+
+    Scope: `admin`."""
     media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if media not in NDJSON:
         raise UnsupportedMediaType("Send the bundle as application/x-ndjson (JSON Lines).")
@@ -106,6 +117,11 @@ async def post_import(
 async def get_import(
     import_id: uuid.UUID, principal: Administrator, database: DatabaseDep
 ) -> ImportOut:
+    """The import's status, its checkpoint (`records_done` of `records_total`), its counts
+    (created, updated, unchanged, refused), each committed batch with its case-number range
+    and event, and the refused records with their problems (JSON pointers, never values).
+
+    Scope: `admin`."""
     async with database.autocommit() as session:
         return await import_out(session, import_id)
 
@@ -122,6 +138,13 @@ async def get_missed_referrals(
     died_from: Annotated[date | None, Query(alias="from")] = None,
     died_to: Annotated[date | None, Query(alias="to")] = None,
 ) -> MissedReferrals:
+    """Over the deaths imported as history that died in the period (UK local dates, both
+    optional): how many met one of today's referral criteria, and per route how many today's
+    rules would require, how many were referred at the time, how many the medical examiner
+    declined in writing, and how many were missed (never referred, not declined). Figures
+    only; a pseudonymised client gives whole months.
+
+    Scope: `reports:read`."""
     # Figures only, but a pseudonymised client's period is whole months, as on the reports.
     refuse_identifying_filters(principal, {}, died_from, died_to, names=("from", "to"))
     async with database.snapshot() as session:
