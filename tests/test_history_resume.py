@@ -6,6 +6,9 @@ transaction as a killed process's are, after two batches were committed. Over th
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -31,16 +34,19 @@ class Killed(BaseException):
 
 
 def records(system: str, count: int = 7) -> list[dict[str, Any]]:
-    died = utc(2015, 3, 2, 10, 0)
-    return [
-        history_record(
-            died + timedelta(hours=index),
-            system=system,
-            screening={"death_expected": False},
-            referrals=[sjr_referral(died + timedelta(days=2), died + timedelta(days=30))],
+    first = utc(2015, 3, 2, 10, 0)
+    made = []
+    for index in range(count):
+        died = first + timedelta(minutes=index)
+        made.append(
+            history_record(
+                died,
+                system=system,
+                screening={"death_expected": False},
+                referrals=[sjr_referral(died + timedelta(days=2), died + timedelta(days=30))],
+            )
         )
-        for index in range(count)
-    ]
+    return made
 
 
 async def rows(database: Database, system: str) -> dict[str, int]:
@@ -170,3 +176,53 @@ async def test_the_background_runner_resumes_an_import_posted_over_http(
     assert await rows(database, system) == dict.fromkeys(
         ("deaths", "screenings", "referrals", "reviews"), 5
     )
+
+
+async def test_a_command_line_import_killed_with_sigkill_resumes(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    """A real kill: the command runs in its own process and gets SIGKILL mid-import."""
+    system = f"killed-{uuid.uuid4().hex[:8]}"
+    file = tmp_path / f"{system}.jsonl"
+    file.write_bytes(bundle(records(system, 600)))
+    command = [sys.executable, "-m", "app.cli", "history", "import", str(file)]
+    environment = {**os.environ, "LFD_DATABASE_URL": database_url}
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        "--batch-size",
+        "3",
+        env=environment,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(6000):
+            async with database.transaction() as session:
+                done = await session.scalar(
+                    select(HistoryImport.records_done).where(
+                        HistoryImport.spool_path.contains(system)
+                    )
+                )
+            if done:
+                break
+            await asyncio.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        await process.wait()
+    job = await the_job(database, system)
+    assert job.status == "running" and 0 < job.records_done < 600, job.records_done
+    committed = job.records_done
+    assert (await rows(database, system))["deaths"] == job.created
+
+    await lease_runs_out(database, job.id)
+    resumed = await asyncio.create_subprocess_exec(
+        *command, "--batch-size", "200", env=environment, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await resumed.communicate()
+    assert resumed.returncode == 0, err.decode()
+    assert f"after line {committed:,}." in err.decode()
+    assert await rows(database, system) == dict.fromkeys(
+        ("deaths", "screenings", "referrals", "reviews"), 600
+    )
+    job = await the_job(database, system)
+    assert (job.status, job.created, job.refused) == ("completed", 600, 0)
