@@ -10,6 +10,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from app.auth.scopes import SCOPE_DESCRIPTIONS, Scope
@@ -258,6 +259,25 @@ async def _audit_verify(args: argparse.Namespace) -> int:
     return 0 if report.intact else 1
 
 
+def _history_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.history.commands import import_command
+
+    return asyncio.run(
+        import_command(get_settings(), Path(args.file), args.all_or_nothing, args.batch_size)
+    )
+
+
+def _history_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.history.commands import export_command
+
+    out = Path(args.output) if args.output and args.output != "-" else None
+    return asyncio.run(export_command(get_settings(), out, args.died_from, args.died_to))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lfd", description="Learning from Deaths service.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -345,6 +365,27 @@ def build_parser() -> argparse.ArgumentParser:
         "seal", help="place the audit rows written since the last seal in the chain, and exit"
     )
     seal.set_defaults(func=lambda a: asyncio.run(_audit_seal(a)))
+
+    history = sub.add_parser(
+        "history", help="import or export a trust's history (docs/history.md)"
+    ).add_subparsers(dest="action", required=True)
+    importing = history.add_parser(
+        "import",
+        help="import a history bundle (JSON Lines) with its own dates; run again to resume",
+    )
+    importing.add_argument(
+        "file", help="the bundle (.jsonl), or a folder holding a CSV set (deaths.csv, ...)"
+    )
+    importing.add_argument(
+        "--all-or-nothing", action="store_true", help="refuse the whole bundle if any record is"
+    )
+    importing.add_argument("--batch-size", type=int, metavar="N", help="records per commit")
+    importing.set_defaults(func=_history_import)
+    exporting = history.add_parser("export", help="write every death as a history bundle")
+    exporting.add_argument("--from", dest="died_from", type=date.fromisoformat, metavar="DATE")
+    exporting.add_argument("--to", dest="died_to", type=date.fromisoformat, metavar="DATE")
+    exporting.add_argument("--output", "-o", metavar="FILE", help="default: standard output")
+    exporting.set_defaults(func=_history_export)
     return parser
 
 

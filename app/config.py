@@ -160,6 +160,19 @@ class Settings(BaseSettings):
     body_read_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     keep_alive_timeout_seconds: int = Field(default=5, ge=1, le=300)
 
+    # History imports (app.history, docs/history.md): records per committed batch, where an
+    # uploaded bundle waits while it is imported (empty: the system's temporary directory; a
+    # shared directory when several hosts serve the API), and the largest bundle accepted.
+    history_batch_size: int = Field(default=2000, ge=1, le=50_000)
+    history_spool_dir: str | None = None
+    history_max_bytes: int = Field(default=10 * 1024**3, ge=1024)
+    # A bundle of this many records or more is checked and planned in this many worker
+    # processes while the importing process writes; 0 (the default): always in the importing
+    # process (on a 2-core machine that also runs the database, workers only compete with it:
+    # docs/benchmarks.md).
+    history_workers: int = Field(default=0, ge=0, le=32)
+    history_parallel_from: int = Field(default=20_000, ge=1)
+
     # Background work (app.worker): run the loop inside each `lfd serve` process, or set this
     # false and run `lfd worker` on its own. Running both is safe.
     run_worker_in_serve: bool = True

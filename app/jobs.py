@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from app.actions.overdue import raise_overdue
 from app.audit.chain import seal_audit
+from app.history.runner import resume_pending_imports
 from app.idempotency.service import purge_expired_records
 from app.worker import Job
 
@@ -21,4 +22,7 @@ BACKGROUND_JOBS: tuple[tuple[str, Job], ...] = (
     ("idempotency_purge", purge_expired_records),
     # Places the audit rows written since the last pass in the hash chain (app.audit.chain).
     ("audit_seal", seal_audit),
+    # History imports posted over HTTP that no process is running (queued, or whose runner
+    # died): resumed from their checkpoint.
+    ("history_imports", resume_pending_imports),
 )

@@ -28,6 +28,7 @@ from app.fhir.outcome import operation_outcome_response
 from app.fhir.router import router as fhir_router
 from app.findings.router import router as findings_router
 from app.health.router import router as health_router
+from app.history.router import router as history_router
 from app.jobs import BACKGROUND_JOBS
 from app.kit.schemas import Problem
 from app.logging import configure_logging
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_router,
         oauth_router,
         clients_router,
+        history_router,
     ):
         app.include_router(router)
 

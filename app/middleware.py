@@ -34,6 +34,9 @@ from app.logging import request_id_var
 logger = logging.getLogger("app.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+# Bodies the route reads as a stream (a history bundle may be gigabytes): not buffered here;
+# the route checks their media type and size as they arrive (app.history.router).
+STREAMED_PATHS = frozenset({"/v1/history/imports"})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -163,7 +166,7 @@ class RequestContextMiddleware:
         """Read the body up front (bounded), answer 413/415 here, and hand the app a receive
         that replays it. None when this middleware has already answered. Spreadsheet uploads
         (paths ending in /import) may be CSV or XLSX and larger; everything else is JSON."""
-        if scope["method"] not in _BODY_METHODS:
+        if scope["method"] not in _BODY_METHODS or scope["path"] in STREAMED_PATHS:
             return receive
         path = scope["path"]
         upload = path.endswith("/import")

@@ -16,6 +16,7 @@ import json
 import re
 import uuid
 import zipfile
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from app.auth.service import create_client
 from app.models import ApiClient, AuditEvent
 from app.privacy.pseudonym import pseudonym, pseudonym_key
 from tests.factories import idem, screening_body
+from tests.history_records import bundle, history_record
 from tests.kit.pseudonymised import DIED_AT, seed
 
 SEEDED_YEAR = "2018-19"  # the financial year of DIED_AT
@@ -48,6 +50,7 @@ PATH_VALUES = {
     "endpoint_id": "endpoint_id",  # the pseudonymised client's own webhook endpoint
     "delivery_id": "delivery_id",  # its test delivery
     "client_id": "client_id",  # the client administration routes (admin only: a 403 here)
+    "import_id": "import_id",  # a history import (administrators only)
 }
 # Query parameters that make a list show the seeded patient (lists are newest first), and the
 # seeded id the answer must then hold.
@@ -144,6 +147,13 @@ async def test_no_get_route_shows_a_pseudonymised_client_a_patient_identifier(
     assert test.status_code == 202, test.text
     values["delivery_id"] = test.json()["id"]
     values["client_id"] = str(commissioner.client_id)
+    imported = await full.post(
+        "/v1/history/imports",
+        content=bundle([history_record(datetime(2019, 2, 13, 4, 17, tzinfo=UTC))]),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert imported.status_code == 202, imported.text
+    values["import_id"] = imported.json()["id"]
 
     # The full client sees the identifiers (so the walk below proves something).
     death = (await full.get(f"/v1/deaths/{seeded.ids['death_id']}")).text

@@ -21,6 +21,7 @@ RESOURCE_PATHS: dict[str, str] = {
     "theme": "/v1/themes/{id}",
     "action_plan": "/v1/action-plans/{id}",
     "action": "/v1/actions/{id}",
+    "history_import": "/v1/history/imports/{id}",
 }
 
 

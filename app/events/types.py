@@ -34,4 +34,6 @@ EVENT_TYPES: dict[str, str] = {
     "action.created": "An action was added to a plan.",
     "action.updated": "An action's status, progress, dates or lead changed.",
     "action.overdue": "An open action passed its due date (raised once per due date).",
+    "history.imported": "A batch of a history import was committed: one event per batch, "
+    "not one per record (its counts and case-number range: GET the import).",
 }

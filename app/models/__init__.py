@@ -8,6 +8,7 @@ from app.models.counter import Counter
 from app.models.death import Death, PossibleDuplicate
 from app.models.event import OutboxEvent
 from app.models.finding import Finding, Theme
+from app.models.history import HistoryImport, HistoryImportProblem, HistoryRecord
 from app.models.idempotency import IdempotencyRecord
 from app.models.oauth import ClientPublicKey, SigningKey, UsedAssertion
 from app.models.referral import Referral, ReferralTransition
@@ -34,6 +35,9 @@ __all__ = [
     "Counter",
     "Death",
     "Finding",
+    "HistoryImport",
+    "HistoryImportProblem",
+    "HistoryRecord",
     "IdempotencyRecord",
     "OutboxEvent",
     "PossibleDuplicate",
