@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
-from app.errors import NotFound
+from app.errors import NotFound, RecordBusy
 
 
 def insert_for(session: AsyncSession, model: Any) -> Any:
@@ -95,6 +95,13 @@ async def next_counter(session: AsyncSession, counters: Table, name: str) -> int
 
 Model = TypeVar("Model", bound=DeclarativeBase)
 
+# How many requests of one process may wait at once for the lock of one row (a hot record):
+# more are answered 409 record-busy at once, without a connection, so that clients hammering
+# one locked row cannot take the pool from everyone else (docs/security.md). Each waiter
+# holds a connection for at most the lock timeout.
+ROW_LOCK_WAITERS = 2
+_waiting: dict[tuple[str, Any], int] = {}
+
 
 async def load_one(
     session: AsyncSession,
@@ -109,11 +116,27 @@ async def load_one(
     """The row of ``model`` with this id (and the extra ``where`` conditions, such as "the
     caller's own"), locked FOR UPDATE if asked; a 404 ``detail`` (by default "No <what> with
     that id.") when there is none. Every "load by id, optionally locked, else 404" of the
-    services is this."""
+    services is this. A lock is waited for by at most ``ROW_LOCK_WAITERS`` requests of this
+    process at once; the next is a 409 record-busy straight away."""
     query = select(model).where(model.id == row_id, *where)  # type: ignore[attr-defined]
-    if for_update:
-        query = query.with_for_update()
-    found = await session.scalar(query)
+    if not for_update:
+        found = await session.scalar(query)
+    else:
+        key = (model.__tablename__, row_id)
+        if _waiting.get(key, 0) >= ROW_LOCK_WAITERS:
+            raise RecordBusy(
+                "Other requests are already waiting for this record; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+        _waiting[key] = _waiting.get(key, 0) + 1
+        try:
+            found = await session.scalar(query.with_for_update())
+        finally:
+            left = _waiting[key] - 1
+            if left:
+                _waiting[key] = left
+            else:
+                del _waiting[key]
     if found is None:
         raise NotFound(detail or f"No {what} with that id.")
     return found

@@ -28,6 +28,7 @@ from sqlalchemy.pool import NullPool
 
 from app.auth.scopes import Scope
 from app.deaths import service as deaths_service
+from app.kit.sql import ROW_LOCK_WAITERS
 from tests.factories import idem, screening_body
 
 PROBLEM_JSON = "application/problem+json"
@@ -121,6 +122,46 @@ async def test_a_locked_record_is_409_and_unrelated_reads_go_on(
     assert death["ward"] == "Ward 7"
     done = await api.patch(f"/v1/deaths/{hot}", json={"ward": "Ward 9"}, headers={"If-Match": etag})
     assert done.status_code == 200, done.text
+
+
+@pytest.mark.postgres_only
+async def test_a_hot_row_cannot_take_the_pool_from_unrelated_reads(
+    app_factory, make_api, database_url
+) -> None:
+    """The reviewer's scenario at the default lock timeout (2 s): many clients hammer one
+    locked record while others read other deaths. Only ROW_LOCK_WAITERS of them may wait for
+    the lock at once (each holding a connection); the rest are a 409 at once, so the small pool
+    stays free for the reads."""
+    http = await small_pool_app(app_factory, database_pool_size=4, database_lock_timeout_ms=2000)
+    api = await make_api(Scope.admin, client=http)
+    hot, other = await record_death(api), await record_death(api)
+    etag = (await api.get(f"/v1/deaths/{hot}")).headers["etag"]
+
+    async with row_locked(database_url, hot):
+
+        async def write(n: int) -> httpx.Response:
+            return await api.patch(
+                f"/v1/deaths/{hot}", json={"ward": f"Ward {n}"}, headers={"If-Match": etag}
+            )
+
+        async def read() -> httpx.Response:
+            return await api.get(f"/v1/deaths/{other}")
+
+        writes, reads = await asyncio.wait_for(
+            asyncio.gather(
+                asyncio.gather(*(write(n) for n in range(20))),
+                asyncio.gather(*(read() for _ in range(8))),
+            ),
+            SCENARIO_BOUND_SECONDS,
+        )
+
+    assert [r.status_code for r in reads] == [200] * 8
+    assert {r.status_code for r in writes} == {409}
+    turned_away = [r for r in writes if "already waiting" in r.json()["detail"]]
+    assert len(turned_away) >= 20 - ROW_LOCK_WAITERS
+    for response in writes:
+        assert_clean_problem(response)
+        assert response.headers["retry-after"] == "1"
 
 
 @pytest.mark.postgres_only
