@@ -16,13 +16,14 @@ from app.audit.searches import audit_searches
 from app.audit.service import record_access
 from app.auth.principal import Principal
 from app.config import Settings
-from app.errors import BadRequest, NotFound
+from app.errors import NotFound
 from app.fhir import resources
 from app.fhir.search import PatientSearch, PeriodBound, TaskSearch
-from app.kit.cursor import encode_row_cursor, open_cursor, row_sort_key, sign_cursor
+from app.kit.cursor import encode_row_cursor, row_sort_key
 from app.kit.time import now
 from app.models import ApiClient, Death, Referral
 from app.privacy.pseudonym import pseudonym_key
+from app.referrals.queue import queue_key
 from app.referrals.workflow import effective_status_filter
 
 _QUEUE_ORDER = (Referral.priority, Referral.due_at, Referral.created_at, Referral.id)
@@ -79,21 +80,6 @@ def _task_conditions(search: TaskSearch, at: datetime) -> list[ColumnElement[boo
     return conditions
 
 
-async def _queue_key(
-    session: AsyncSession, cursor: str
-) -> tuple[int, datetime, datetime, uuid.UUID]:
-    priority, due_at, created_at, referral_id = await open_cursor(session, cursor, 4)
-    try:
-        return (
-            int(priority),
-            datetime.fromisoformat(due_at),
-            datetime.fromisoformat(created_at),
-            uuid.UUID(referral_id),
-        )
-    except (TypeError, ValueError) as error:
-        raise BadRequest("The cursor is not one this service issued.") from error
-
-
 async def _lease_holders(
     session: AsyncSession, referrals: Sequence[Referral], at: datetime
 ) -> dict[uuid.UUID, str]:
@@ -115,18 +101,14 @@ async def search_tasks(session: AsyncSession, principal: Principal, search: Task
     at = now()
     query = select(Referral).where(*_task_conditions(search, at))
     if search.cursor is not None:
-        query = query.where(tuple_(*_QUEUE_ORDER) > await _queue_key(session, search.cursor))
+        query = query.where(tuple_(*_QUEUE_ORDER) > await queue_key(session, search.cursor))
     rows = list(
         (await session.scalars(query.order_by(*_QUEUE_ORDER).limit(search.count + 1))).all()
     )
     page, more = rows[: search.count], len(rows) > search.count
     next_cursor = None
     if more:
-        last = page[-1]
-        next_cursor = await sign_cursor(
-            session,
-            [last.priority, last.due_at.isoformat(), last.created_at.isoformat(), str(last.id)],
-        )
+        next_cursor = await encode_row_cursor(session, page[-1].id)
     await record_access(
         session, principal, "referral.list", "referral", [(r.id, r.death_id) for r in page]
     )

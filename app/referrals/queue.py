@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record_access
 from app.auth.principal import Principal
-from app.errors import BadRequest
-from app.kit.cursor import open_cursor, sign_cursor
+from app.kit.cursor import encode_row_cursor, row_sort_key
 from app.kit.enums import OPEN_REFERRAL_STATUSES, ReferralStatus, Route
 from app.kit.time import LONDON, now
 from app.models import Referral
@@ -71,6 +70,15 @@ def _filtered(filters: ReferralFilters, at: datetime) -> Select[Referral]:
     return query
 
 
+async def queue_key(session: AsyncSession, cursor: str) -> tuple[Any, ...]:
+    """The queue position (priority, due date, creation, id) of the referral a page's cursor
+    names. The cursor names the row only (signed, app.kit.cursor): its dates are read back from
+    the row, so a cursor tells a client (a commissioner's included) no date."""
+    return await row_sort_key(
+        session, cursor, Referral.id, Referral.priority, Referral.due_at, Referral.created_at
+    )
+
+
 async def list_referrals(
     session: AsyncSession,
     principal: Principal,
@@ -81,26 +89,13 @@ async def list_referrals(
     """A queue page in (priority, due date, creation) order, by keyset."""
     query = _filtered(filters, now())
     if cursor is not None:
-        priority, due_at, created_at, referral_id = await open_cursor(session, cursor, 4)
-        try:
-            key = (
-                int(priority),
-                datetime.fromisoformat(due_at),
-                datetime.fromisoformat(created_at),
-                uuid.UUID(referral_id),
-            )
-        except (TypeError, ValueError) as error:
-            raise BadRequest("The cursor is not one this service issued.") from error
+        key = await queue_key(session, cursor)
         query = query.where(_after(key))
     rows = list((await session.scalars(query.order_by(*_QUEUE_ORDER).limit(limit + 1))).all())
     page, more = rows[:limit], len(rows) > limit
     next_cursor = None
     if more:
-        last = page[-1]
-        next_cursor = await sign_cursor(
-            session,
-            [last.priority, last.due_at.isoformat(), last.created_at.isoformat(), str(last.id)],
-        )
+        next_cursor = await encode_row_cursor(session, page[-1].id)
     await record_access(
         session, principal, "referral.list", "referral", [(r.id, r.death_id) for r in page]
     )

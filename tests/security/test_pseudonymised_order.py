@@ -194,3 +194,30 @@ async def test_a_webhook_delivery_and_endpoint_cursor_is_signed_too(make_api) ->
     forged = encode([datetime.now(UTC).isoformat(), str(uuid.uuid4())])
     response = await manager.get("/v1/webhook-endpoints", params={"cursor": forged})
     assert response.status_code == 400, response.text
+
+
+async def test_queue_cursors_carry_no_date(api, make_api) -> None:
+    """A queue page's cursor (referrals and the FHIR Task search) names its last row only: the
+    due and creation times it sorts by are read back from the row, never written into the
+    cursor, where a commissioner could read them (review of issue 11, defect 10)."""
+    for _ in range(3):
+        body = screening_body()
+        body["death"]["learning_disability"] = True
+        response = await api.post("/v1/screenings", json=body, headers=idem())
+        assert response.status_code == 201, response.text
+    commissioner = await make_api(pseudonymised=True)
+    page = await commissioner.get("/v1/referrals", params={"limit": "1"})
+    assert page.status_code == 200, page.text
+    cursors = [page.json()["next_cursor"]]
+    bundle = await commissioner.get("/fhir/r4/Task", params={"_count": "1"})
+    assert bundle.status_code == 200, bundle.text
+    following = [link["url"] for link in bundle.json()["link"] if link["relation"] == "next"]
+    assert following, bundle.json()["link"]
+    cursors.append(following[0].split("_cursor=")[1].split("&")[0])
+    for cursor in cursors:
+        assert cursor is not None
+        values = decode(cursor)
+        assert not any(isinstance(v, str) and v[:4].isdigit() and "-" in v for v in values), values
+    second = await commissioner.get("/v1/referrals", params={"limit": "1", "cursor": cursors[0]})
+    assert second.status_code == 200, second.text
+    assert second.json()["items"][0]["id"] != page.json()["items"][0]["id"]
