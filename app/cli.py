@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     worker = sub.add_parser(
-        "worker", help="run the background jobs (overdue actions, webhooks) until stopped"
+        "worker", help="run the background jobs (app/jobs.py, and webhook delivery) until stopped"
     )
     worker.add_argument(
         "--interval", type=int, metavar="SECONDS", help="seconds between passes (default: setting)"

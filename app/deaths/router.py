@@ -1,9 +1,8 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from app.auth.deps import DeathsReader
 from app.auth.routing import AuthFirstRoute
@@ -25,7 +24,6 @@ from app.privacy import views
 router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/deaths", tags=["deaths"])
 CASE_REFERENCE = re.compile(r"^D-([0-9]{4})-([0-9]{1,12})$")
 AUTH = (Unauthorized, Forbidden)
-Name = Annotated[str | None, Query(min_length=1, max_length=100)]
 
 
 @router.get(

@@ -16,10 +16,10 @@ from app.audit.searches import audit_searches
 from app.audit.service import record_access
 from app.auth.principal import Principal
 from app.config import Settings
-from app.errors import NotFound
 from app.fhir import resources
 from app.fhir.search import PatientSearch, PeriodBound, TaskSearch
 from app.kit.cursor import encode_row_cursor, row_sort_key
+from app.kit.sql import load_one
 from app.kit.time import now
 from app.models import ApiClient, Death, Referral
 from app.privacy.pseudonym import pseudonym_key
@@ -123,9 +123,7 @@ async def search_tasks(session: AsyncSession, principal: Principal, search: Task
 async def read_task(
     session: AsyncSession, principal: Principal, referral_id: uuid.UUID
 ) -> dict[str, Any]:
-    referral = await session.scalar(select(Referral).where(Referral.id == referral_id))
-    if referral is None:
-        raise NotFound("No Task with that id.")
+    referral = await load_one(session, Referral, referral_id, "Task")
     await record_access(
         session, principal, "referral.read", "referral", [(referral.id, referral.death_id)]
     )
@@ -145,9 +143,7 @@ async def _key(session: AsyncSession, principal: Principal, settings: Settings) 
 async def read_patient(
     session: AsyncSession, principal: Principal, settings: Settings, death_id: uuid.UUID
 ) -> dict[str, Any]:
-    death = await session.scalar(select(Death).where(Death.id == death_id))
-    if death is None:
-        raise NotFound("No Patient with that id.")
+    death = await load_one(session, Death, death_id, "Patient")
     await record_access(session, principal, "death.read", "death", [(death.id, death.id)])
     key = await _key(session, principal, settings)
     return resources.patient(death, pseudonymised=principal.pseudonymised, key=key)
