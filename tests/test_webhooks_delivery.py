@@ -421,9 +421,14 @@ async def test_a_name_is_resolved_once_and_checked_before_connecting(
 async def test_a_timeout_is_a_failed_attempt(hooks: Hooks) -> None:
     endpoint = await hooks.register(event_types=[THEME_UPDATED])
     await emit_events(hooks.database, 1)
-    hooks.receiver.answer(Answer(200, delay=3))
-    await drain(hooks.database)
-    await send_due(hooks.database)
+    # The receiver answers only when the test lets it, long after the attempt's timeout.
+    released = threading.Event()
+    hooks.receiver.answer(Answer(200, hold=released))
+    try:
+        await drain(hooks.database)
+        await send_due(hooks.database)
+    finally:
+        released.set()
     [delivery] = await hooks.deliveries(endpoint["id"])
     assert delivery["status"] == "failed" and delivery["last_error"] == "timeout"
 
