@@ -14,6 +14,7 @@ import asyncio
 import logging
 import random
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -49,6 +50,10 @@ class Message(Protocol):
 
     @property
     def message_id(self) -> str: ...
+    @property
+    def delivery_id(self) -> uuid.UUID: ...
+    @property
+    def endpoint_id(self) -> uuid.UUID: ...
     @property
     def body(self) -> str: ...
     @property
@@ -117,7 +122,10 @@ async def send(
             # Each refusal, so that an endpoint that can never be reached is seen at once.
             logger.warning(
                 "webhook attempt refused: the host resolves to an internal address",
-                extra={"message_id": claimed.message_id},
+                extra={
+                    "endpoint_id": str(claimed.endpoint_id),
+                    "delivery_id": str(claimed.delivery_id),
+                },
             )
         except TimeoutError:
             error_kind = "timeout"
