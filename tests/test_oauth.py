@@ -12,10 +12,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from sqlalchemy import func, select
 
 from app.auth.oauth.signing import rotate_signing_key
 from app.auth.scopes import Scope
 from app.clients.service import add_public_key, list_public_keys, retire_public_key
+from app.models import UsedAssertion
 from tests.conftest import new_client
 
 TOKEN_URL = "http://testserver/oauth2/token"
@@ -275,3 +277,40 @@ async def test_configured_token_url_is_the_audience(database, app_factory):
     _, http = await app_factory(oauth_token_url=public)
     assert (await token_for(http, assertion(key, client_id))).status_code == 401
     assert (await token_for(http, assertion(key, client_id, aud=public))).status_code == 200
+
+
+async def test_a_spent_jti_is_kept_while_the_leeway_still_accepts_its_assertion(database, http):
+    """An assertion past its exp is still accepted within the clock leeway (30 s), so its spent
+    jti must be kept that long: a later token request that clears expired jtis must not let
+    it be replayed (review of issue 18)."""
+    client_id, key = await registered(database)
+    signed = assertion(key, client_id, exp=int(time.time()) + 2)
+    assert (await token_for(http, signed)).status_code == 200
+    async with database.transaction() as session:
+        spent = await session.scalar(
+            select(UsedAssertion.expires_at).where(UsedAssertion.client_id == client_id)
+        )
+    assert spent is not None and spent.timestamp() >= time.time() + 25
+    other_id, other_key = await registered(database)
+    assert (await token_for(http, assertion(other_key, other_id))).status_code == 200
+    again = await token_for(http, signed)
+    assert again.status_code == 401 and "replay" in again.json()["error_description"]
+
+
+async def test_a_refused_request_spends_nothing(database, http):
+    """A request refused after the assertion was checked (another client's id, a scope the
+    client does not hold) leaves the jti unspent: the same assertion then works."""
+    client_id, key = await registered(database, Scope.deaths_read)
+    signed = assertion(key, client_id)
+    wrong_client = await token_for(http, signed, client_id=str(uuid.uuid4()))
+    assert wrong_client.status_code == 401, wrong_client.text
+    wrong_scope = await token_for(http, signed, scope="audit:read")
+    assert wrong_scope.status_code == 400 and wrong_scope.json()["error"] == "invalid_scope"
+    async with database.transaction() as session:
+        stored = await session.scalar(
+            select(func.count())
+            .select_from(UsedAssertion)
+            .where(UsedAssertion.client_id == client_id)
+        )
+    assert stored == 0
+    assert (await token_for(http, signed)).status_code == 200

@@ -30,7 +30,14 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.integrity import CONTENT, AuditKeys, audit_keys, chain_hash, row_hash
+from app.audit.integrity import (
+    CONTENT,
+    LATER_CONTENT,
+    AuditKeys,
+    audit_keys,
+    chain_hash,
+    row_hash,
+)
 from app.db import Database
 from app.models import AuditChainHead, AuditEvent
 from app.models.base import utcnow
@@ -39,7 +46,10 @@ logger = logging.getLogger("app.audit")
 
 CHAIN = "main"
 SEAL_BATCH = 2000
-_COLUMNS = [getattr(AuditEvent, name) for name in (*CONTENT, "row_hash", "chain_seq", "chain_hash")]
+_COLUMNS = [
+    getattr(AuditEvent, name)
+    for name in (*CONTENT, *LATER_CONTENT, "row_hash", "chain_seq", "chain_hash")
+]
 
 
 async def seal_batch(session: AsyncSession, keys: AuditKeys, limit: int = SEAL_BATCH) -> int:

@@ -49,6 +49,10 @@ CONTENT = (
     "outcome",
     "query_hash",
 )
+# Columns added after the first rows were hashed (migration 0016: who the request was for, as a
+# verified user assertion said): covered, name and value, whenever they hold a value, so that a
+# row written before them keeps its hash and a row that has them cannot be edited unseen.
+LATER_CONTENT = ("on_behalf_of_verified", "on_behalf_of_role")
 
 
 @dataclass(frozen=True)
@@ -95,9 +99,9 @@ def _canonical(value: Any) -> Any:
 
 def row_hash(keys: AuditKeys, row: dict[str, Any]) -> str:
     """HMAC of the row's content: its columns in a fixed order as one JSON array."""
-    content = json.dumps(
-        [_canonical(row.get(name)) for name in CONTENT], separators=(",", ":"), ensure_ascii=True
-    )
+    values: list[Any] = [_canonical(row.get(name)) for name in CONTENT]
+    values += [[name, row[name]] for name in LATER_CONTENT if row.get(name) is not None]
+    content = json.dumps(values, separators=(",", ":"), ensure_ascii=True)
     return hmac.new(keys.row, content.encode(), hashlib.sha256).hexdigest()
 
 

@@ -333,3 +333,25 @@ async def test_rows_written_before_the_migration_are_hashed_by_it(
     )
     report = await verify_audit(database)
     assert where(report) == [("row altered", str(old[1]), 2)]
+
+
+async def test_who_a_request_was_for_is_covered_by_the_hash(audited: tuple[Database, Api]) -> None:
+    """The verified-user columns (issue 18) are part of what a row's hash covers: marking an
+    unverified on-behalf-of as verified, or giving a verified one another role, is found
+    (review of issue 18); rows without them keep the hash they were written with."""
+    database, api = audited
+    named = await api.get("/v1/deaths", headers={"X-On-Behalf-Of": "Dr A Reader"})
+    assert named.status_code == 200
+    await seal_audit(database)
+    rows = await audit_rows(database)
+    unverified = next(row for row in rows if row.on_behalf_of_verified is False)
+    assert (await verify_audit(database)).intact
+    await tamper(
+        database,
+        "UPDATE audit_events SET on_behalf_of_verified = :yes, on_behalf_of_role = 'R8000' "
+        "WHERE id = :id",
+        yes=True,
+        id=unverified.id if database.dialect == "postgresql" else unverified.id.hex,
+    )
+    report = await verify_audit(database)
+    assert where(report) == [("row altered", str(unverified.id), unverified.chain_seq)]

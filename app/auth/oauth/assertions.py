@@ -5,6 +5,7 @@ the service accepts once only."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,9 +37,15 @@ def _refused(description: str) -> OAuthError:
 
 
 async def authenticate_client(
-    state: OAuthState, database: Database, assertion: str, token_url: str
+    state: OAuthState,
+    database: Database,
+    assertion: str,
+    token_url: str,
+    accept: Callable[[ApiClient], None] | None = None,
 ) -> ApiClient:
-    """The client the assertion authenticates, its `jti` now spent; OAuthError otherwise."""
+    """The client the assertion authenticates, its `jti` now spent; OAuthError otherwise.
+    ``accept`` checks the rest of the request against the client (it raises OAuthError) before
+    the jti is spent, so that a refused request spends nothing."""
     if len(assertion) > MAX_ASSERTION_BYTES:
         raise _refused("The client assertion is too large.")
     try:
@@ -100,6 +107,8 @@ async def authenticate_client(
     except jwt.PyJWTError:
         raise _refused("The client assertion's claims are not valid.") from None
     expires = _expiry(claims, settings.oauth_assertion_max_seconds, settings.oauth_leeway_seconds)
+    if accept is not None:
+        accept(client)
     await _spend(database, client_id, claims["jti"], expires)
     return client
 
@@ -113,7 +122,9 @@ def _expiry(claims: dict[str, Any], max_seconds: int, leeway: int) -> datetime:
         raise _refused(f"The assertion's exp is more than {max_seconds} seconds ahead.")
     if isinstance(iat, int | float) and exp - iat > max_seconds + leeway:
         raise _refused(f"The assertion lives longer than {max_seconds} seconds (exp - iat).")
-    return datetime.fromtimestamp(exp, UTC)
+    # Kept while the assertion could still be accepted: its exp plus the clock leeway granted
+    # when checking it (a jti forgotten at exp could be replayed within the leeway).
+    return datetime.fromtimestamp(exp + leeway, UTC)
 
 
 async def _spend(database: Database, client_id: uuid.UUID, jti: str, expires: datetime) -> None:

@@ -16,6 +16,7 @@ from app.auth.oauth.errors import OAuthError, oauth_responses
 from app.auth.oauth.state import OAuthState, oauth_state
 from app.auth.oauth.tokens import issue_access_token
 from app.db import DatabaseDep
+from app.models import ApiClient
 
 logger = logging.getLogger("app.auth.oauth")
 router = APIRouter(tags=["authentication"])
@@ -137,15 +138,18 @@ async def token(request: Request, database: DatabaseDep, state: State) -> JSONRe
     assertion = form.get("client_assertion", "")
     if not assertion:
         raise OAuthError("invalid_request", "client_assertion is missing.")
+    asked = form.get("scope", "").strip()
+
+    def accept(client: ApiClient) -> None:
+        if "client_id" in form and form["client_id"] != str(client.id):
+            raise OAuthError("invalid_client", "client_id does not match the assertion's iss.")
+        if asked and not set(asked.split()) <= set(client.scopes):
+            raise OAuthError("invalid_scope", "The client does not hold every scope asked for.")
+
     client = await authenticate_client(
-        state, database, assertion, _token_url(request, settings.oauth_token_url)
+        state, database, assertion, _token_url(request, settings.oauth_token_url), accept
     )
-    if "client_id" in form and form["client_id"] != str(client.id):
-        raise OAuthError("invalid_client", "client_id does not match the assertion's iss.")
-    held = set(client.scopes)
-    wanted = set(form["scope"].split()) if form.get("scope", "").strip() else held
-    if not wanted <= held:
-        raise OAuthError("invalid_scope", "The client does not hold every scope asked for.")
+    wanted = set(asked.split()) if asked else set(client.scopes)
     issued = await issue_access_token(state, str(client.id), sorted(wanted))
     logger.info("access token issued", extra={"client_id": str(client.id)})
     return JSONResponse(
