@@ -389,11 +389,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The commands that make the database when it is missing (they migrate it first); every other
+# command needs the database the service uses, and stops with its absolute path if it is
+# missing rather than make an empty one (SQLite would).
+CREATES_DATABASE = frozenset({"serve", "migrate", "demo"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in {"clients", "worker", "overdue", "signing-keys"}:
-        from app.cli_database import require_existing_database
+    from app.cli_database import announce_new_database, require_existing_database
 
+    if args.command in CREATES_DATABASE:
+        announce_new_database(get_settings())
+    else:
         require_existing_database(get_settings())
     result: int = args.func(args)
     return result

@@ -1,10 +1,12 @@
 """The command line's check that it is about to use the database the service uses: a SQLite
 URL with a relative path names a different file in every directory, and SQLite would silently
-make a new, empty one. Commands that expect a database (clients, worker, overdue,
-signing-keys) refuse with the absolute path they looked at instead."""
+make a new, empty one. Commands that expect a database (every one but serve, migrate and
+demo) refuse with the absolute path they looked at instead; the three that make one say where
+when they do."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -30,4 +32,16 @@ def require_existing_database(settings: Settings) -> None:
             "from the current directory. Run this from the directory `lfd serve` runs in, or set "
             "LFD_DATABASE_URL to an absolute path (sqlite+aiosqlite:////abs/path/lfd.db) or to "
             "PostgreSQL; `lfd migrate` makes a new database."
+        )
+
+
+def announce_new_database(settings: Settings) -> None:
+    """Say, on standard error, where a new SQLite database is about to be made (never
+    silently in whatever directory the command happens to run in)."""
+    path = sqlite_path(settings)
+    if path is not None and not path.is_file():
+        print(
+            f"lfd: no database at {path}; making a new one there (LFD_DATABASE_URL is "
+            f"{settings.database_url}; set it to an absolute path to use another)",
+            file=sys.stderr,
         )

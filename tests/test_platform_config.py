@@ -15,7 +15,19 @@ from app.errors import PROBLEM_BASE, set_problem_base
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_cli_refuses_a_missing_sqlite_database(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["clients", "list"],
+        ["audit", "verify"],
+        ["history", "export", "-o", "out.jsonl"],
+        ["worker"],
+        ["overdue"],
+    ],
+)
+def test_cli_refuses_a_missing_sqlite_database(tmp_path, monkeypatch, command):
+    """Every command that needs the service's database stops with the absolute path it looked
+    at, and makes no empty file there (review of issue 18: audit and history made one)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LFD_DATABASE_URL", "sqlite+aiosqlite:///./lfd.db")
     from app.config import get_settings
@@ -23,11 +35,25 @@ def test_cli_refuses_a_missing_sqlite_database(tmp_path, monkeypatch, capsys):
     get_settings.cache_clear()
     try:
         with pytest.raises(SystemExit) as stopped:
-            main(["clients", "list"])
+            main(command)
     finally:
         get_settings.cache_clear()
     assert str(tmp_path / "lfd.db") in str(stopped.value)
     assert not (tmp_path / "lfd.db").exists()
+
+
+def test_cli_says_where_it_makes_a_new_database(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LFD_DATABASE_URL", "sqlite+aiosqlite:///./lfd.db")
+    from app.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        assert main(["migrate"]) == 0
+    finally:
+        get_settings.cache_clear()
+    assert f"no database at {tmp_path / 'lfd.db'}; making a new one" in capsys.readouterr().err
+    assert (tmp_path / "lfd.db").is_file()
 
 
 async def test_problem_type_base_is_configurable(app_factory):
