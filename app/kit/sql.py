@@ -6,6 +6,7 @@ none, so that app.kit stays below app.models (the models use kit's enumerations)
 
 from __future__ import annotations
 
+import asyncio
 from functools import cache
 from typing import Any, TypeVar
 
@@ -95,12 +96,23 @@ async def next_counter(session: AsyncSession, counters: Table, name: str) -> int
 
 Model = TypeVar("Model", bound=DeclarativeBase)
 
-# How many requests of one process may wait at once for the lock of one row (a hot record):
-# more are answered 409 record-busy at once, without a connection, so that clients hammering
-# one locked row cannot take the pool from everyone else (docs/security.md). Each waiter
-# holds a connection for at most the lock timeout.
+# How many requests of one process may wait at once for the lock of one row (a hot record),
+# each holding a database connection while it waits; the others queue for their turn in the
+# process, holding no connection, for at most ROW_QUEUE_SECONDS, and are then a 409
+# record-busy. So clients hammering one locked row cannot take the
+# pool from everyone else, while honest concurrent writes to one record still take turns
+# (docs/security.md).
 ROW_LOCK_WAITERS = 2
-_waiting: dict[tuple[str, Any], int] = {}
+ROW_QUEUE_SECONDS = 10.0
+
+
+class _Gate:
+    def __init__(self) -> None:
+        self.turns = asyncio.Semaphore(ROW_LOCK_WAITERS)
+        self.users = 0
+
+
+_gates: dict[tuple[str, Any], _Gate] = {}
 
 
 async def load_one(
@@ -117,26 +129,31 @@ async def load_one(
     caller's own"), locked FOR UPDATE if asked; a 404 ``detail`` (by default "No <what> with
     that id.") when there is none. Every "load by id, optionally locked, else 404" of the
     services is this. A lock is waited for by at most ``ROW_LOCK_WAITERS`` requests of this
-    process at once; the next is a 409 record-busy straight away."""
+    process at once; the others take their turn in the process (holding no connection) for at
+    most ``ROW_QUEUE_SECONDS``, then are a 409 record-busy."""
     query = select(model).where(model.id == row_id, *where)  # type: ignore[attr-defined]
     if not for_update:
         found = await session.scalar(query)
     else:
         key = (model.__tablename__, row_id)
-        if _waiting.get(key, 0) >= ROW_LOCK_WAITERS:
-            raise RecordBusy(
-                "Other requests are already waiting for this record; retry shortly.",
-                headers={"Retry-After": "1"},
-            )
-        _waiting[key] = _waiting.get(key, 0) + 1
+        gate = _gates.get(key) or _gates.setdefault(key, _Gate())
+        gate.users += 1
         try:
-            found = await session.scalar(query.with_for_update())
+            try:
+                await asyncio.wait_for(gate.turns.acquire(), ROW_QUEUE_SECONDS)
+            except TimeoutError:
+                raise RecordBusy(
+                    "Other requests are already waiting for this record; retry shortly.",
+                    headers={"Retry-After": "1"},
+                ) from None
+            try:
+                found = await session.scalar(query.with_for_update())
+            finally:
+                gate.turns.release()
         finally:
-            left = _waiting[key] - 1
-            if left:
-                _waiting[key] = left
-            else:
-                del _waiting[key]
+            gate.users -= 1
+            if not gate.users:
+                _gates.pop(key, None)
     if found is None:
         raise NotFound(detail or f"No {what} with that id.")
     return found

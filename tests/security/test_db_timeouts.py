@@ -28,7 +28,6 @@ from sqlalchemy.pool import NullPool
 
 from app.auth.scopes import Scope
 from app.deaths import service as deaths_service
-from app.kit.sql import ROW_LOCK_WAITERS
 from tests.factories import idem, screening_body
 
 PROBLEM_JSON = "application/problem+json"
@@ -129,9 +128,9 @@ async def test_a_hot_row_cannot_take_the_pool_from_unrelated_reads(
     app_factory, make_api, database_url
 ) -> None:
     """The reviewer's scenario at the default lock timeout (2 s): many clients hammer one
-    locked record while others read other deaths. Only ROW_LOCK_WAITERS of them may wait for
-    the lock at once (each holding a connection); the rest are a 409 at once, so the small pool
-    stays free for the reads."""
+    locked record while others read other deaths. Only ROW_LOCK_WAITERS of them wait for the
+    lock at once (each holding a connection); the rest queue in the process without one (and
+    are a 409 after ROW_QUEUE_SECONDS), so the small pool stays free for the reads."""
     http = await small_pool_app(app_factory, database_pool_size=4, database_lock_timeout_ms=2000)
     api = await make_api(Scope.admin, client=http)
     hot, other = await record_death(api), await record_death(api)
@@ -157,8 +156,6 @@ async def test_a_hot_row_cannot_take_the_pool_from_unrelated_reads(
 
     assert [r.status_code for r in reads] == [200] * 8
     assert {r.status_code for r in writes} == {409}
-    turned_away = [r for r in writes if "already waiting" in r.json()["detail"]]
-    assert len(turned_away) >= 20 - ROW_LOCK_WAITERS
     for response in writes:
         assert_clean_problem(response)
         assert response.headers["retry-after"] == "1"
