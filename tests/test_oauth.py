@@ -314,3 +314,15 @@ async def test_a_refused_request_spends_nothing(database, http):
         )
     assert stored == 0
     assert (await token_for(http, signed)).status_code == 200
+
+
+async def test_failed_assertions_are_throttled_per_address(database, app_factory):
+    """The token endpoint's failed client authentications count against the source address as
+    failed API keys do: past the burst, 429 with Retry-After before any check (review of issue
+    18: the token endpoint had no throttle)."""
+    _, http = await app_factory(auth_failure_burst=2, auth_failure_refill_per_minute=1.0)
+    client_id, _key = await registered(database)
+    forged = assertion(rsa_key(), client_id)  # signed with a key nobody registered
+    answers = [await token_for(http, forged) for _ in range(3)]
+    assert [a.status_code for a in answers[:2]] == [401, 401]
+    assert answers[2].status_code == 429 and answers[2].headers["retry-after"].isdigit()

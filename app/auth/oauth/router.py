@@ -17,6 +17,7 @@ from app.auth.oauth.state import OAuthState, oauth_state
 from app.auth.oauth.tokens import issue_access_token
 from app.db import DatabaseDep
 from app.models import ApiClient
+from app.ratelimit import AuthThrottle
 
 logger = logging.getLogger("app.auth.oauth")
 router = APIRouter(tags=["authentication"])
@@ -146,9 +147,19 @@ async def token(request: Request, database: DatabaseDep, state: State) -> JSONRe
         if asked and not set(asked.split()) <= set(client.scopes):
             raise OAuthError("invalid_scope", "The client does not hold every scope asked for.")
 
-    client = await authenticate_client(
-        state, database, assertion, _token_url(request, settings.oauth_token_url), accept
-    )
+    # Failed client authentication is throttled as failed API keys are (app.ratelimit): per
+    # source address, and for the token endpoint as a whole only its failures.
+    throttle: AuthThrottle = request.app.state.auth_throttle
+    address = request.client.host if request.client else "-"
+    throttle.refuse_address(address)
+    try:
+        client = await authenticate_client(
+            state, database, assertion, _token_url(request, settings.oauth_token_url), accept
+        )
+    except OAuthError as refused:
+        if refused.error == "invalid_client":
+            throttle.failed(address, "oauth2-token", assertion)
+        raise
     wanted = set(asked.split()) if asked else set(client.scopes)
     issued = await issue_access_token(state, str(client.id), sorted(wanted))
     logger.info("access token issued", extra={"client_id": str(client.id)})
