@@ -459,3 +459,27 @@ async def test_the_alias_table_is_configurable(app_factory: Any, make_api: Any) 
     )
     uhl = actions_of(response.json())[0]  # the default table is replaced: UHL is a name now
     assert uhl["organisations"] == []
+
+
+async def test_an_actions_cell_split_by_a_page_break_continues_the_action(api: Any) -> None:
+    """Review of issue 13: the rest of an Actions cell, after the repeated header, is the
+    action above continued, not a new action copied from the row above."""
+    title = f"Split cell plan {uuid.uuid4().hex}"
+    rows = [
+        [title],
+        [],
+        P_HEADER,
+        ["1. Section"],
+        ["RT5", "1", "Req 1", "Action 1 first half", "CQC", "Lead 1", "31/03/2016", "On track"],
+        [title],
+        P_HEADER,
+        ["", "", "", "and its second half", "", "", "", ""],
+        ["RT5", "2", "Req 2", "Action 2", "CQC", "Lead 2", "31/03/2016", "On track"],
+    ]
+    response = await post(api, as_csv(rows), dry_run=True)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    actions = actions_of(report)
+    assert [a["reference"] for a in actions] == ["1", "2"]
+    assert actions[0]["action"] == "Action 1 first half\nand its second half"
+    assert codes(report).get("continuation") == 1
