@@ -483,3 +483,19 @@ async def test_an_actions_cell_split_by_a_page_break_continues_the_action(api: A
     assert [a["reference"] for a in actions] == ["1", "2"]
     assert actions[0]["action"] == "Action 1 first half\nand its second half"
     assert codes(report).get("continuation") == 1
+
+
+async def test_a_gp_practice_code_passes_the_dry_run_and_the_import(api: Any) -> None:
+    """Review of issue 13: a GP practice code (letter + 5 digits) is a valid ODS code; the dry
+    run and the real import agree on it."""
+    rows = [
+        [f"GP plan {uuid.uuid4().hex}"],
+        P_HEADER,
+        ["1. Section"],
+        ["B86001", "1", "Req 1", "Action 1", "CQC", "Lead 1", "31/03/2016", "On track"],
+    ]
+    dry = await post(api, as_csv(rows), dry_run=True)
+    assert dry.status_code == 200, dry.text
+    assert actions_of(dry.json())[0]["organisations"] == ["B86001"]
+    real = await post(api, as_csv(rows))
+    assert real.status_code == 201, real.text
