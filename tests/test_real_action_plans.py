@@ -499,3 +499,14 @@ async def test_a_gp_practice_code_passes_the_dry_run_and_the_import(api: Any) ->
     assert actions_of(dry.json())[0]["organisations"] == ["B86001"]
     real = await post(api, as_csv(rows))
     assert real.status_code == 201, real.text
+
+
+async def test_the_import_and_export_docs_name_their_parameters(api: Any) -> None:
+    """Review of issue 13: the import documents columns, as_of, plan_year, layout and title;
+    the export says both layouts."""
+    paths = (await api.get("/openapi.json")).json()["paths"]
+    text = paths[IMPORT]["post"]["description"]
+    for name in ("`columns`", "`as_of`", "`plan_year`", "`layout`", "`title`"):
+        assert name in text
+    export = next(p for p in paths if p.endswith("/export"))
+    assert "either layout" in paths[export]["get"]["description"]
