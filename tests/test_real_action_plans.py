@@ -510,3 +510,18 @@ async def test_the_import_and_export_docs_name_their_parameters(api: Any) -> Non
         assert name in text
     export = next(p for p in paths if p.endswith("/export"))
     assert "either layout" in paths[export]["get"]["description"]
+
+
+async def test_a_bracketed_alignment_cell_is_read_as_leads(api: Any) -> None:
+    """Review of issue 13: "(Phil Corrigan > Tim Ryley)" alone in the Alignment column is the
+    lead (handed over), not the work stream."""
+    rows = [
+        [f"Review {uuid.uuid4().hex}"],
+        S_HEADER,
+        ["A", "Recommendation A", "1. Do it", "(Phil Corrigan > Tim Ryley)", "", "G"],
+    ]
+    response = await post(api, as_csv(rows), dry_run=True, layout="system_review")
+    assert response.status_code == 200, response.text
+    action = actions_of(response.json())[0]
+    assert action["leads"] == ["Tim Ryley"] and action["lead_history"] == ["Phil Corrigan"]
+    assert not action["workstream"]
