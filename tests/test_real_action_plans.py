@@ -459,3 +459,69 @@ async def test_the_alias_table_is_configurable(app_factory: Any, make_api: Any) 
     )
     uhl = actions_of(response.json())[0]  # the default table is replaced: UHL is a name now
     assert uhl["organisations"] == []
+
+
+async def test_an_actions_cell_split_by_a_page_break_continues_the_action(api: Any) -> None:
+    """Review of issue 13: the rest of an Actions cell, after the repeated header, is the
+    action above continued, not a new action copied from the row above."""
+    title = f"Split cell plan {uuid.uuid4().hex}"
+    rows = [
+        [title],
+        [],
+        P_HEADER,
+        ["1. Section"],
+        ["RT5", "1", "Req 1", "Action 1 first half", "CQC", "Lead 1", "31/03/2016", "On track"],
+        [title],
+        P_HEADER,
+        ["", "", "", "and its second half", "", "", "", ""],
+        ["RT5", "2", "Req 2", "Action 2", "CQC", "Lead 2", "31/03/2016", "On track"],
+    ]
+    response = await post(api, as_csv(rows), dry_run=True)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    actions = actions_of(report)
+    assert [a["reference"] for a in actions] == ["1", "2"]
+    assert actions[0]["action"] == "Action 1 first half\nand its second half"
+    assert codes(report).get("continuation") == 1
+
+
+async def test_a_gp_practice_code_passes_the_dry_run_and_the_import(api: Any) -> None:
+    """Review of issue 13: a GP practice code (letter + 5 digits) is a valid ODS code; the dry
+    run and the real import agree on it."""
+    rows = [
+        [f"GP plan {uuid.uuid4().hex}"],
+        P_HEADER,
+        ["1. Section"],
+        ["B86001", "1", "Req 1", "Action 1", "CQC", "Lead 1", "31/03/2016", "On track"],
+    ]
+    dry = await post(api, as_csv(rows), dry_run=True)
+    assert dry.status_code == 200, dry.text
+    assert actions_of(dry.json())[0]["organisations"] == ["B86001"]
+    real = await post(api, as_csv(rows))
+    assert real.status_code == 201, real.text
+
+
+async def test_the_import_and_export_docs_name_their_parameters(api: Any) -> None:
+    """Review of issue 13: the import documents columns, as_of, plan_year, layout and title;
+    the export says both layouts."""
+    paths = (await api.get("/openapi.json")).json()["paths"]
+    text = paths[IMPORT]["post"]["description"]
+    for name in ("`columns`", "`as_of`", "`plan_year`", "`layout`", "`title`"):
+        assert name in text
+    export = next(p for p in paths if p.endswith("/export"))
+    assert "either layout" in paths[export]["get"]["description"]
+
+
+async def test_a_bracketed_alignment_cell_is_read_as_leads(api: Any) -> None:
+    """Review of issue 13: "(Phil Corrigan > Tim Ryley)" alone in the Alignment column is the
+    lead (handed over), not the work stream."""
+    rows = [
+        [f"Review {uuid.uuid4().hex}"],
+        S_HEADER,
+        ["A", "Recommendation A", "1. Do it", "(Phil Corrigan > Tim Ryley)", "", "G"],
+    ]
+    response = await post(api, as_csv(rows), dry_run=True, layout="system_review")
+    assert response.status_code == 200, response.text
+    action = actions_of(response.json())[0]
+    assert action["leads"] == ["Tim Ryley"] and action["lead_history"] == ["Phil Corrigan"]
+    assert not action["workstream"]

@@ -243,7 +243,7 @@ def split_names(text: str) -> list[str]:
 _LEAD_LABEL = re.compile(
     r"^(.*?)[\s,;.(\-\u2013\u2014]*\bleads?\b\s*[:\-\u2013\u2014]\s*(.+?)\)?$", re.I | re.S
 )
-_BRACKETS = re.compile(r"^(.+?)\s*\(([^()]{1,60})\)$", re.S)
+_BRACKETS = re.compile(r"^(.*?)\s*\(([^()]{1,60})\)$", re.S)
 
 
 def read_alignment(text: str) -> tuple[str | None, str, str | None]:
@@ -252,7 +252,7 @@ def read_alignment(text: str) -> tuple[str | None, str, str | None]:
     if match := _LEAD_LABEL.match(text):
         return one_line(match.group(1)) or None, match.group(2), None
     if match := _BRACKETS.match(text):
-        return one_line(match.group(1)), match.group(2), "the lead taken from the brackets"
+        return one_line(match.group(1)) or None, match.group(2), "the lead taken from the brackets"
     lines = [line for line in text.split("\n") if line.strip()]
     if len(lines) > 1:
         return (

@@ -298,6 +298,13 @@ async def import_plan(
     it is a 409 naming the plan it made. A file that cannot be read is a 400; columns of no
     known layout, or rows that cannot be imported, a 422 listing every such row.
 
+    Parameters: `layout` (`auto`, `provider` or `system_review`) says which layout the file
+    is in; `title` names the plan (else the first line above the header row); `as_of` is the
+    file's as-at date, which dates completions and reported RAGs (else the first date above
+    the header row); `plan_year` is the year a bare "By the end of March" falls in (else a
+    year in the headers or above them); `columns` maps headers the service does not know to
+    fields, as JSON (`{"Their header": "comments"}`).
+
     Scope: `actions:write`.
     """
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
@@ -381,7 +388,8 @@ async def export_plan(
         Query(description="`provider` or `system_review` (recommendations and actions)."),
     ] = "provider",
 ) -> StreamingResponse:
-    """The plan as a spreadsheet in the provider layout: its title, sponsor and organisations
+    """The plan as a spreadsheet in either layout (`layout=provider`, the default, or
+    `layout=system_review`: recommendations and their actions): its title, sponsor and organisations
     above the header row, each section as a header row followed by its actions, every value
     written out (an empty one as `-`), statuses as `4. On track`. The XLSX has a styled,
     frozen header row, column widths, dates as dates (a month due date shows as `Jul-15`) and

@@ -104,6 +104,7 @@ class RowReader(FieldReading):
         self.actions = 0
         self.recommendation: str | None = None
         self.numbered_in_text = False  # a system review numbering its actions in their text
+        self.after_break = False  # the last row read was the header or page title again
         self.header_texts = {normalise_header(title) for title in header.titles.values()}
         self.header_texts |= {normalise_header(title) for _, title in header.ignored}
 
@@ -133,10 +134,15 @@ class RowReader(FieldReading):
         filled = [index for index, value in enumerate(row) if not is_blank(value)]
         if not filled:
             return
+        after_break, self.after_break = self.after_break, False
         if self.header_again(row, filled):
             self.warn(number, None, "repeated_header", "the header row again: skipped")
+            self.after_break = True
         elif len(filled) == 1 and normalise_header(text_of(row[filled[0]])) in self.page_lines:
             self.warn(number, None, "repeated_title", "the page title again: skipped")
+            self.after_break = True
+        elif after_break and self.split_cell(row, filled):
+            self.merge(number, row, self.sections[-1].actions[-1])
         elif len(filled) == 1 and filled[0] <= self.first_column:
             self.section(number, one_line(text_of(row[filled[0]])))
         elif (merged := self.continuation(number, row)) is not None:
@@ -155,6 +161,18 @@ class RowReader(FieldReading):
             if isinstance(value, str) and len(value) <= 300:
                 same += normalise_header(value) in self.header_texts
         return same >= max(3, 0.6 * len(filled))
+
+    def split_cell(self, row: Row, filled: list[int]) -> bool:
+        """The rest of an Actions cell a page break split: just after the repeated header or
+        page title, a row whose only filled cell is the Actions column."""
+        index = self.header.positions.get(Field.action)
+        section = self.sections[-1] if self.sections else None
+        return (
+            index is not None
+            and filled == [index]
+            and section is not None
+            and bool(section.actions)
+        )
 
     def section(self, number: int | None, title: str) -> None:
         if len(title) > LIMITS["section"]:

@@ -41,7 +41,7 @@ def _unique_ids(values: list[uuid.UUID]) -> list[uuid.UUID]:
     return list(dict.fromkeys(values))
 
 
-OdsCode = Annotated[str, StringConstraints(min_length=1, max_length=5), AfterValidator(_ods_code)]
+OdsCode = Annotated[str, StringConstraints(min_length=1, max_length=6), AfterValidator(_ods_code)]
 OdsCodes = Annotated[list[OdsCode], Field(max_length=50), AfterValidator(_unique)]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=300)]
 SectionTitle = Annotated[str, StringConstraints(min_length=1, max_length=500)]
