@@ -28,6 +28,8 @@ from app.jobs import BACKGROUND_JOBS
 from app.kit.schemas import Problem
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
+from app.notifications.router import router as notifications_router
+from app.notifications.worklist_router import router as worklist_router
 from app.ratelimit import AuthThrottle, RateLimiter
 from app.referrals.router import router as referrals_router
 from app.reports.router import router as reports_router
@@ -100,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in (
         health_router,
+        notifications_router,
+        worklist_router,
         screenings_router,
         deaths_router,
         cases_router,

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 EVENT_TYPES: dict[str, str] = {
     "death.created": "A death was recorded (by its first screening).",
+    "death.notified": "A trust system notified a death (JSON, HL7 v2 ADT or FHIR); the "
+    "resource is the notification. A first notification also raises death.created.",
+    "death.claimed": "A death awaiting screening was claimed (leased) on the ME worklist.",
+    "death.released": "A claim on the ME worklist was released.",
     "death.updated": "A death's details were corrected.",
     "death.duplicate_reviewed": "A death flagged as a possible duplicate person was reviewed "
     "(same person: linked; different people: the flag cleared). On both deaths.",

@@ -9,6 +9,7 @@ from app.models.death import Death, PossibleDuplicate
 from app.models.event import OutboxEvent
 from app.models.finding import Finding, Theme
 from app.models.idempotency import IdempotencyRecord
+from app.models.notification import DeathNotification, WorklistClaim
 from app.models.referral import Referral, ReferralTransition
 from app.models.review import Review, ReviewPhaseRating, ReviewProblem, ReviewVersion, ScaleLabel
 from app.models.screening import RouteOverride, Screening, ScreeningVersion
@@ -31,6 +32,7 @@ __all__ = [
     "Base",
     "Counter",
     "Death",
+    "DeathNotification",
     "Finding",
     "IdempotencyRecord",
     "OutboxEvent",
@@ -51,5 +53,6 @@ __all__ = [
     "WebhookDelivery",
     "WebhookDispatcher",
     "WebhookEndpoint",
+    "WorklistClaim",
     "action_findings",
 ]

@@ -37,12 +37,14 @@ from app.kit.etag import check_if_match
 from app.kit.sql import insert_rows, load_one, row_of
 from app.kit.time import now
 from app.models import Death, RouteOverride, Screening, ScreeningVersion
+from app.notifications.service import notified_death
 from app.referrals.service import (
     Reconciled,
     apply_plan,
     plan_referrals,
     reconcile_referrals,
 )
+from app.screenings.attach import screen_notified
 from app.screenings.intake import (
     ScreeningCreate,
     ScreeningRecorded,
@@ -148,6 +150,21 @@ async def record_screening(
     validate_death(values, "/death")
     check_screening(body.screening, body.death.died_at, "/screening")
     values.update(derived_fields(values), id=uuid.uuid4())
+    notified = await notified_death(
+        session,
+        body.death.source_system,
+        body.death.source_reference,
+        values.get("nhs_number"),
+        values["died_on"],
+    )
+    if notified is not None:
+        if notified.status != DeathStatus.awaiting_screening:
+            await _raise_duplicate(session, principal, body, notified)
+        del values["id"]
+        screened, done, reconciled = await screen_notified(
+            session, principal, settings, body, notified, values, _screening_values(body.screening)
+        )
+        return _recorded(screened, done, reconciled)
     planned_death = Death(**values)
     screening = Screening(
         id=uuid.uuid4(),
@@ -183,12 +200,14 @@ async def record_screening(
 
 
 async def _raise_duplicate(
-    session: AsyncSession, principal: Principal, body: ScreeningCreate
+    session: AsyncSession, principal: Principal, body: ScreeningCreate, known: Death | None = None
 ) -> None:
     """409 for a death the sender already reported, linking to what exists: for the client
     that reported it, or one that may read deaths. Any other client learns only that the
     reference is taken (the unique key it collided with), not which death holds it."""
-    existing = await find_by_source(session, body.death.source_system, body.death.source_reference)
+    existing = known or await find_by_source(
+        session, body.death.source_system, body.death.source_reference
+    )
     extra: dict[str, Any] = {}
     if existing is not None and (
         existing.created_by_client_id == principal.client_id or principal.has(Scope.deaths_read)

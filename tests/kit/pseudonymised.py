@@ -94,6 +94,19 @@ async def seed(api: Any) -> Seeded:
     referrals = {r["route"]: r for r in recorded["referrals"]}
     assert {"sjr", "leder"} <= set(referrals)
 
+    # The same death notified by the PAS afterwards: the notification names the same death.
+    notified = await api.post(
+        "/v1/death-notifications",
+        json={
+            **{k: v for k, v in body["death"].items()},
+            "source_system": "test-pas",
+            "source_reference": f"PAS-{source_reference}",
+        },
+    )
+    assert notified.status_code == 201, notified.text
+    assert notified.json()["death_id"] == death_id
+    notification_id = notified.json()["id"]
+
     # An amended screening: its earlier version (a snapshot) holds the identifiers.
     current = await api.get(f"/v1/screenings/{screening_id}")
     amended = dict(body["screening"], clinical_governance_concern=f"{given}: DOB {DATE_OF_BIRTH}")
@@ -197,6 +210,7 @@ async def seed(api: Any) -> Seeded:
         leder_reference=leder_reference,
         ids={
             "death_id": death_id,
+            "notification_id": notification_id,
             "case_reference": recorded["death"]["case_reference"],
             "screening_id": screening_id,
             "referral_id": sjr,
