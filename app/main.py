@@ -24,6 +24,7 @@ from app.fhir.outcome import operation_outcome_response
 from app.fhir.router import router as fhir_router
 from app.findings.router import router as findings_router
 from app.health.router import router as health_router
+from app.hl7v2.router import router as hl7v2_router
 from app.jobs import BACKGROUND_JOBS
 from app.kit.schemas import Problem
 from app.logging import configure_logging
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health_router,
         notifications_router,
         worklist_router,
+        hl7v2_router,
         screenings_router,
         deaths_router,
         cases_router,

@@ -70,6 +70,16 @@ SPREADSHEET_TYPES = frozenset(
 )
 
 
+HL7_PATHS = frozenset({"/v1/hl7v2/adt"})
+HL7_TYPES = frozenset({"application/hl7-v2", "text/plain"})
+
+
+def _is_hl7(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    return content_type.split(";", 1)[0].strip().lower() in HL7_TYPES
+
+
 def _is_spreadsheet(content_type: str | None) -> bool:
     if content_type is None:
         return False
@@ -197,8 +207,14 @@ class RequestContextMiddleware:
             return None
         body = b"".join(chunks)
         content_type = _header(scope, b"content-type")
-        if body and not (_is_json(content_type) or (upload and _is_spreadsheet(content_type))):
+        hl7 = path in HL7_PATHS
+        if body and not (
+            (_is_json(content_type) and not hl7)
+            or (upload and _is_spreadsheet(content_type))
+            or (hl7 and _is_hl7(content_type))
+        ):
             expected = "JSON, CSV (text/csv) or XLSX" if upload else "JSON"
+            expected = "HL7 v2 (application/hl7-v2 or text/plain)" if hl7 else expected
             await self._reject(
                 UnsupportedMediaType(f"Send {expected} with the matching Content-Type."), path, send
             )
