@@ -42,6 +42,12 @@ class Screening(IdMixin, TimestampMixin, Base):
     death_expected: Mapped[bool]
     patient_safety_concern: Mapped[str | None] = mapped_column(Text)
     routes_requested: Mapped[list[str]] = mapped_column(JSONType)
+    # The scrutiny in full (app.screenings.scrutiny): the times the ME reports range over, in
+    # columns; QAP, proposed and coded causes, registrar rejections, urgent release and the
+    # contact log with the bereaved, as JSON (null for screenings recorded before it existed).
+    notes_received_at: Mapped[datetime | None]
+    scrutiny_completed_at: Mapped[datetime | None]
+    scrutiny: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     version: Mapped[int] = mapped_column(default=1)
     recorded_by_client_id: Mapped[uuid.UUID | None]
 

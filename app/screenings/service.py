@@ -50,6 +50,7 @@ from app.screenings.intake import (
     ScreeningRecorded,
 )
 from app.screenings.schemas import ScreeningFields, ScreeningOut, ScreeningVersionOut
+from app.screenings.scrutiny import check_scrutiny, scrutiny_json
 from app.screenings.views import screening_out, screening_snapshot
 
 
@@ -74,6 +75,9 @@ def _screening_values(fields: ScreeningFields) -> dict[str, Any]:
         "death_expected": fields.death_expected,
         "patient_safety_concern": fields.patient_safety_concern,
         "routes_requested": [route.value for route in fields.routes_requested],
+        "notes_received_at": fields.notes_received_at,
+        "scrutiny_completed_at": fields.scrutiny_completed_at,
+        "scrutiny": scrutiny_json(fields),
     }
 
 
@@ -95,6 +99,9 @@ def check_screening(fields: ScreeningFields, died_at: datetime, prefix: str) -> 
             fail("/mccd_issued_at", "the MCCD was issued before the death")
         if fields.mccd_issued_at > moment + CLOCK_SKEW:
             fail("/mccd_issued_at", "the MCCD issue time is in the future")
+    check_scrutiny(fields, died_at, moment + CLOCK_SKEW, fail)
+    if fields.bereaved_contacts and not fields.bereaved_contacted:
+        fail("/bereaved_contacted", "contacts with the bereaved are logged: this must be true")
     if fields.coroner_notified and fields.coroner_reason is None:
         fail("/coroner_reason", "give the reason the coroner was notified")
     if not fields.coroner_notified and fields.coroner_reason is not None:

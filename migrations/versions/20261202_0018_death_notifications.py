@@ -1,7 +1,8 @@
 """Death notifications: a trust system's word that a patient died (JSON, HL7 v2 ADT, FHIR)
 creates the death awaiting screening; each notification's key (source system and reference)
 names the death it created or found. The death remembers when it was first notified, and the
-medical examiner office's worklist leases a death to the ME who takes it.
+medical examiner office's worklist leases a death to the ME who takes it. The screening gains
+the scrutiny in full: notes received and scrutiny completed times, and the rest as JSON.
 
 Revision ID: 0018
 Revises: 0015
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0018"
 down_revision: str | None = "0015"
@@ -19,11 +21,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 TIMESTAMP = sa.DateTime(timezone=True)
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def upgrade() -> None:
     with op.batch_alter_table("deaths") as batch:
         batch.add_column(sa.Column("notified_at", TIMESTAMP, nullable=True))
+    with op.batch_alter_table("screenings") as batch:
+        batch.add_column(sa.Column("notes_received_at", TIMESTAMP, nullable=True))
+        batch.add_column(sa.Column("scrutiny_completed_at", TIMESTAMP, nullable=True))
+        batch.add_column(sa.Column("scrutiny", JSON, nullable=True))
     op.create_table(
         "death_notifications",
         sa.Column("death_id", sa.Uuid(), nullable=False),
@@ -67,5 +74,9 @@ def downgrade() -> None:
     op.drop_table("worklist_claims")
     op.drop_index(op.f("ix_death_notifications_death_id"), table_name="death_notifications")
     op.drop_table("death_notifications")
+    with op.batch_alter_table("screenings") as batch:
+        batch.drop_column("scrutiny")
+        batch.drop_column("scrutiny_completed_at")
+        batch.drop_column("notes_received_at")
     with op.batch_alter_table("deaths") as batch:
         batch.drop_column("notified_at")
