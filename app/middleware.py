@@ -208,8 +208,10 @@ class RequestContextMiddleware:
         body = b"".join(chunks)
         content_type = _header(scope, b"content-type")
         hl7 = path in HL7_PATHS
+        # The HL7 route takes JSON this far too, so that its credentials are checked first;
+        # it refuses anything but HL7 itself (415) once they are.
         if body and not (
-            (_is_json(content_type) and not hl7)
+            _is_json(content_type)
             or (upload and _is_spreadsheet(content_type))
             or (hl7 and _is_hl7(content_type))
         ):

@@ -14,6 +14,9 @@ EVENT_TYPES: dict[str, str] = {
     "(same person: linked; different people: the flag cleared). On both deaths.",
     "screening.recorded": "A medical examiner screening was recorded.",
     "screening.amended": "A screening was amended (a new version).",
+    "screening.referral_judged": "A governance reviewer judged the medical examiner's referral "
+    "decision on a screening (appropriate, possibly missed, should have been referred): the "
+    "feedback for the ME office.",
     "referral.created": "A death was referred for review by a route.",
     "referral.updated": "A referral's reasons changed (after an amended screening).",
     "referral.claimed": "A referral was claimed (leased) by a reviewer's system.",

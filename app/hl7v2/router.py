@@ -16,6 +16,7 @@ from app.hl7v2 import service
 
 router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/hl7v2", tags=["HL7 v2"])
 HL7 = "application/hl7-v2"
+HL7_TYPES = frozenset({HL7, "text/plain"})
 STATUS = {"AA": 200, "AE": 422, "AR": 400}
 
 
@@ -54,6 +55,9 @@ async def post_adt(
 
     Scope: `notifications:write`.
     """
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media not in HL7_TYPES:
+        raise UnsupportedMediaType("Send HL7 v2 as application/hl7-v2 or text/plain.")
     raw = await request.body()
     try:
         text = raw.decode("utf-8")

@@ -12,7 +12,7 @@ from app.models.idempotency import IdempotencyRecord
 from app.models.notification import DeathNotification, WorklistClaim
 from app.models.referral import Referral, ReferralTransition
 from app.models.review import Review, ReviewPhaseRating, ReviewProblem, ReviewVersion, ScaleLabel
-from app.models.screening import RouteOverride, Screening, ScreeningVersion
+from app.models.screening import ReferralJudgement, RouteOverride, Screening, ScreeningVersion
 from app.models.secret import ServiceSecret
 from app.models.webhook import (
     WebhookAttempt,
@@ -38,6 +38,7 @@ __all__ = [
     "OutboxEvent",
     "PossibleDuplicate",
     "Referral",
+    "ReferralJudgement",
     "ReferralTransition",
     "Review",
     "ReviewPhaseRating",

@@ -2,7 +2,8 @@
 creates the death awaiting screening; each notification's key (source system and reference)
 names the death it created or found. The death remembers when it was first notified, and the
 medical examiner office's worklist leases a death to the ME who takes it. The screening gains
-the scrutiny in full: notes received and scrutiny completed times, and the rest as JSON.
+the scrutiny in full: notes received and scrutiny completed times, and the rest as JSON; a
+governance reviewer's retrospective judgement of the ME's referral decision is a row of its own.
 
 Revision ID: 0018
 Revises: 0015
@@ -56,6 +57,33 @@ def upgrade() -> None:
         op.f("ix_death_notifications_death_id"), "death_notifications", ["death_id"], unique=False
     )
     op.create_table(
+        "referral_judgements",
+        sa.Column("screening_id", sa.Uuid(), nullable=False),
+        sa.Column("death_id", sa.Uuid(), nullable=False),
+        sa.Column("died_on", sa.Date(), nullable=False),
+        sa.Column("judgement", sa.String(length=30), nullable=False),
+        sa.Column("criterion", sa.String(length=40), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("judged_at", TIMESTAMP, nullable=False),
+        sa.Column("judged_by_client_id", sa.Uuid(), nullable=True),
+        sa.Column("judged_by", sa.String(length=200), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["death_id"], ["deaths.id"], name=op.f("fk_referral_judgements_death_id_deaths")
+        ),
+        sa.ForeignKeyConstraint(
+            ["screening_id"],
+            ["screenings.id"],
+            name=op.f("fk_referral_judgements_screening_id_screenings"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_referral_judgements")),
+        sa.UniqueConstraint("screening_id", name=op.f("uq_referral_judgements_screening_id")),
+    )
+    op.create_index(
+        op.f("ix_referral_judgements_died_on"), "referral_judgements", ["died_on"], unique=False
+    )
+    op.create_table(
         "worklist_claims",
         sa.Column("death_id", sa.Uuid(), nullable=False),
         sa.Column("lease_id", sa.Uuid(), nullable=False),
@@ -72,6 +100,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("worklist_claims")
+    op.drop_index(op.f("ix_referral_judgements_died_on"), table_name="referral_judgements")
+    op.drop_table("referral_judgements")
     op.drop_index(op.f("ix_death_notifications_death_id"), table_name="death_notifications")
     op.drop_table("death_notifications")
     with op.batch_alter_table("screenings") as batch:

@@ -107,6 +107,13 @@ async def seed(api: Any) -> Seeded:
     assert notified.json()["death_id"] == death_id
     notification_id = notified.json()["id"]
 
+    # A governance reviewer's judgement of the ME's referral decision, with the patient in it.
+    judged = await api.put(
+        f"/v1/screenings/{screening_id}/referral-judgement",
+        json={"judgement": "appropriate", "reason": f"{family}'s SJR was right"},
+    )
+    assert judged.status_code == 201, judged.text
+
     # An amended screening: its earlier version (a snapshot) holds the identifiers.
     current = await api.get(f"/v1/screenings/{screening_id}")
     amended = dict(body["screening"], clinical_governance_concern=f"{given}: DOB {DATE_OF_BIRTH}")
