@@ -81,6 +81,22 @@ async def seed(api: Any) -> Seeded:
             "staff_concerns": f"Born 29/06/1931, {family} waited six hours",
             "cause_of_death": {"part_1a": f"Aspiration pneumonia ({family})"},
             "death_expected": False,
+            # The scrutiny in full (issue 15): names and words everywhere.
+            "bereaved_contacted": True,
+            "notes_received_at": "2019-02-13T10:00:00+00:00",
+            "qap": {"name": f"Dr {family} Qap", "gmc_number": "7000001"},
+            "proposed_cause_of_death": {"part_1a": f"Pneumonia in {given}"},
+            "registrar_rejections": [
+                {"rejected_at": "2019-02-15T10:00:00+00:00", "reason": f"{family} misspelt"}
+            ],
+            "bereaved_contacts": [
+                {
+                    "contacted_at": "2019-02-14T12:00:00+00:00",
+                    "contact": f"{given}'s daughter",
+                    "method": "phone",
+                    "concerns": f"NHS number {formatted} on the wrong notes",
+                }
+            ],
         },
         died_at=None,
     )
