@@ -192,3 +192,25 @@ async def test_a_pseudonymised_client_sees_no_reference(api, make_api):
     assert body["source_reference"] not in read.text
     assert body["nhs_number"] not in read.text
     assert shown["death"]["pseudonym"].startswith("P-")
+
+
+async def test_a_writer_without_deaths_read_learns_only_how_many_deaths_match(api, make_api):
+    first = notification_body()
+    await notify(api, first)
+    b = await notify(api, notification_body(nhs_number=None, nhs_number_status="03"))
+    etag = (await api.get(f"/v1/deaths/{b['death_id']}")).headers["ETag"]
+    fields = {k: first[k] for k in ("died_at", "date_of_birth")}
+    patched = await api.patch(
+        f"/v1/deaths/{b['death_id']}",
+        json={"nhs_number": first["nhs_number"], "nhs_number_status": "01", **fields},
+        headers={"If-Match": etag},
+    )
+    assert patched.status_code == 200, patched.text
+    writer = await make_api(Scope.notifications_write)
+    again = await writer.post(
+        PATH, json=notification_body(nhs_number=first["nhs_number"], **fields)
+    )
+    assert again.status_code == 409
+    assert again.json()["candidate_count"] == 2
+    assert "candidates" not in again.json()
+    assert b["death_id"] not in again.text

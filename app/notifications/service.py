@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.journal import Journal
 from app.audit.service import record_access
 from app.auth.principal import Principal
+from app.auth.scopes import Scope
 from app.deaths.duplicates import flag_possible_duplicates
 from app.deaths.schemas import DeathOut
 from app.deaths.service import (
@@ -44,16 +45,16 @@ MESSAGE_FIELDS = ("sent_at", "message_id")
 class AmbiguousDeath(Conflict):
     slug, title = "ambiguous-death", "More than one death matches"
 
-    def __init__(self, detail: str, candidates: list[uuid.UUID]) -> None:
-        super().__init__(
-            detail,
-            extra={
-                "candidates": [
-                    {"death_id": str(death_id), "death": f"/v1/deaths/{death_id}"}
-                    for death_id in candidates
-                ]
-            },
-        )
+    def __init__(self, detail: str, candidates: list[uuid.UUID], principal: Principal) -> None:
+        # The candidates' links for a client that may read deaths; their number for any other
+        # (it sent the NHS number, and learns only that the match is not one).
+        extra: dict[str, Any] = {"candidate_count": len(candidates)}
+        if principal.has(Scope.deaths_read):
+            extra["candidates"] = [
+                {"death_id": str(death_id), "death": f"/v1/deaths/{death_id}"}
+                for death_id in candidates
+            ]
+        super().__init__(detail, extra=extra)
 
 
 async def by_source(session: AsyncSession, system: str, reference: str) -> DeathNotification | None:
@@ -169,6 +170,7 @@ async def _death_for(
                 "More than one death is held for this NHS number and date of death; resolve "
                 "the possible duplicate (POST /v1/deaths/{id}/duplicate-review) first.",
                 [death.id for death in matches],
+                principal,
             )
     values = {**values, "id": uuid.uuid4(), "notified_at": now()}
     death = await insert_death(session, principal, values, DeathStatus.awaiting_screening)
@@ -190,7 +192,12 @@ async def read_notification(
 
 
 async def notified_death(
-    session: AsyncSession, system: str, reference: str, nhs_number: str | None, died_on: date
+    session: AsyncSession,
+    principal: Principal,
+    system: str,
+    reference: str,
+    nhs_number: str | None,
+    died_on: date,
 ) -> Death | None:
     """The death a screening sent under this key is of, when a notification came first: the
     death a notification of the same key names, or else the one death awaiting screening with
@@ -212,6 +219,7 @@ async def notified_death(
             "death; send the screening under the source_system + source_reference of the "
             "notification it belongs to.",
             [death.id for death in matches],
+            principal,
         )
     if not matches:
         return None

@@ -159,6 +159,7 @@ async def record_screening(
     values.update(derived_fields(values), id=uuid.uuid4())
     notified = await notified_death(
         session,
+        principal,
         body.death.source_system,
         body.death.source_reference,
         values.get("nhs_number"),
