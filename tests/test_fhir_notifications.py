@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from app.auth.scopes import Scope
@@ -156,3 +157,9 @@ async def test_the_transaction_needs_the_scope(make_api):
     response = await reader.post(PATH, json=transaction(), headers=FHIR)
     assert response.status_code == 403
     OperationOutcome.model_validate(response.json())
+
+
+async def test_the_capability_statement_offers_the_transaction(api):
+    response = await api.get(f"{PATH}/metadata", headers=FHIR)
+    statement = CapabilityStatement.model_validate(response.json())
+    assert [i.code for i in statement.rest[0].interaction] == ["transaction"]
