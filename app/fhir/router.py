@@ -7,20 +7,31 @@ import uuid
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.auth.deps import DeathsReader, ReferralsReader
+from app.auth.deps import DeathsReader, NotificationsWriter, ReferralsReader
 from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
-from app.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from app.fhir import service
+from app.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from app.fhir import ingest, service
 from app.fhir.capability import capability_statement
 from app.fhir.mapping import FHIR_JSON
 from app.fhir.outcome import NotAcceptable, outcome_responses
 from app.fhir.resources import bundle, weak_etag
 from app.fhir.search import Params, patient_search, task_search
 from app.kit.etag import not_modified
+from app.notifications.schemas import Channel
+from app.notifications.submit import notify_once
 
 ACCEPTABLE = frozenset(
     {"*/*", "application/*", "application/json", FHIR_JSON, "application/json+fhir"}
@@ -218,3 +229,42 @@ async def read_patient(
     async with database.transaction() as session:
         resource = await service.read_patient(session, principal, database.settings, death_id)
     return _read(resource, if_none_match, principal.pseudonymised)
+
+
+@router.post(
+    "",
+    responses={
+        **FHIR_200,
+        **outcome_responses(
+            *AUTH, Conflict, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+        ),
+    },
+)
+async def post_transaction(
+    principal: NotificationsWriter,
+    database: DatabaseDep,
+    bundle: Annotated[dict[str, Any], Body(description="A FHIR R4 transaction Bundle.")],
+) -> Response:
+    """A death notification as a FHIR R4 transaction `Bundle`: one `Patient` with
+    `deceasedDateTime` (the NHS number as the UK Core identifier
+    `https://fhir.nhs.uk/Id/nhs-number`, `birthDate`, `gender`, `name`, `address.postalCode`,
+    the UK Core ethnic category extension) and, where the death ended an admission, one
+    `Encounter` (`class` IMP or EMER, `period`, `priority`, `location`, `serviceProvider`,
+    `serviceType`). The Bundle's `identifier` (system and value) is the sender's key.
+
+    Recorded exactly as `POST /v1/death-notifications` records one; the answer is a
+    `transaction-response` Bundle whose Patient entry's `location` is `Patient/<death id>`
+    (`201 Created`, or `200 OK` when the key or the patient was known). A refusal is an
+    OperationOutcome naming the element (422), a match of two deaths a 409.
+
+    Scope: `notifications:write`.
+    """
+    notification = ingest.notification_body(bundle)
+    try:
+        stored = await notify_once(
+            database, principal, None, notification, Channel.fhir, "/fhir/r4"
+        )
+    except ValidationFailed as error:
+        raise ingest.mapped(error) from None
+    created = stored.status == 201
+    return fhir_response(ingest.transaction_response(bundle, str(stored.body["death_id"]), created))

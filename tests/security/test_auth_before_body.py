@@ -14,6 +14,8 @@ from app.auth.scopes import Scope
 from tests.kit.operations import PUBLIC_PATHS
 
 SOME_ID = "00000000-0000-4000-8000-000000000001"
+PROBLEM = "application/problem+json"
+HL7_ROUTE = "POST /v1/hl7v2/adt"
 BROKEN = {
     "truncated JSON": b'{"route": "sjr", ',
     "not JSON at all": b"not json",
@@ -45,7 +47,9 @@ async def walk(app: Any, http: Any, body: bytes, headers: dict[str, str]) -> dic
             content=body,
             headers={"Content-Type": "application/json", **headers},
         )
-        assert response.headers["content-type"].startswith("application/problem+json"), path
+        # Under /fhir/ every error is an OperationOutcome (application/fhir+json) instead.
+        expected = "application/fhir+json" if path.startswith("/fhir/") else PROBLEM
+        assert response.headers["content-type"].startswith(expected), path
         statuses[f"{method} {path}"] = response.status_code
     return statuses
 
@@ -72,6 +76,8 @@ async def test_an_authorised_caller_still_learns_the_body_is_broken(app_and_http
     statuses = await walk(app, http, BROKEN["truncated JSON"], api.headers)
     wrong = {route: status for route, status in statuses.items() if status in (401, 403)}
     assert wrong == {}
-    # The JSON routes answer 400; the spreadsheet import refuses a JSON body on its own terms.
+    # The JSON routes answer 400; the spreadsheet import refuses a JSON body on its own terms,
+    # and the HL7 v2 route, which takes HL7 only, refuses it as a 415 (once authorised).
+    assert statuses.pop(HL7_ROUTE) == 415
     json_routes = {route: s for route, s in statuses.items() if not route.endswith("/import")}
     assert set(json_routes.values()) == {400}, json_routes
