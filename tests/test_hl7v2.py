@@ -125,3 +125,25 @@ async def test_hl7_needs_the_scope_and_an_hl7_media_type(make_api, api):
     # and a JSON route does not take HL7
     elsewhere = await api.post("/v1/death-notifications", content=adt().encode(), headers=HL7)
     assert elsewhere.status_code == 415
+
+
+async def test_the_declared_error_bodies_are_sent(api):
+    """The document declares an ACK for AR (400) and AE (422), and a problem for the 400 of a
+    query parameter the route does not take (tests/test_openapi_document.py)."""
+    unknown = await api.post(PATH + "?stray=1", content=adt().encode(), headers=HL7)
+    assert unknown.status_code == 400
+    assert unknown.headers["content-type"].startswith("application/problem+json")
+    unreadable = await send(api, "not an HL7 message")
+    assert unreadable.status_code == 400
+    assert unreadable.headers["content-type"].startswith("application/hl7-v2")
+
+
+async def test_the_documented_example_is_a_message_the_route_reads(api):
+    from app.hl7v2.router import EXAMPLE
+
+    example = EXAMPLE.replace("9434765919", test_nhs_number()).replace(
+        "V2026112001", "VEX" + datetime.now(UTC).strftime("%H%M%S%f")
+    )
+    response = await send(api, example, "text/plain")
+    assert response.status_code == 200, response.text
+    assert ack_fields(response.text)["MSA"][1] == "AA"

@@ -231,8 +231,59 @@ async def read_patient(
     return _read(resource, if_none_match, principal.pseudonymised)
 
 
+_PATIENT = "urn:uuid:5d0b1c2e-7a3f-4e8d-9b6c-1f2a3b4c5d6e"
+TRANSACTION_EXAMPLE: dict[str, Any] = {
+    "resourceType": "Bundle",
+    "type": "transaction",
+    "identifier": {"system": "https://trust.example.nhs.uk/epr", "value": "ENC-2026-118842"},
+    "timestamp": "2026-11-20T03:25:00+00:00",
+    "entry": [
+        {
+            "fullUrl": _PATIENT,
+            "resource": {
+                "resourceType": "Patient",
+                "identifier": [
+                    {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765919"},
+                    {"system": "https://trust.example.nhs.uk/Id/mrn", "value": "RX1204518"},
+                ],
+                "name": [{"family": "Patient", "given": ["Test"]}],
+                "gender": "female",
+                "birthDate": "1948-06-01",
+                "address": [{"postalCode": "LS1 4AP"}],
+                "deceasedDateTime": "2026-11-20T03:10:00+00:00",
+            },
+            "request": {"method": "POST", "url": "Patient"},
+        },
+        {
+            "fullUrl": "urn:uuid:8e4f2a1b-3c5d-4e6f-8a9b-0c1d2e3f4a5b",
+            "resource": {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "class": {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "IMP",
+                },
+                "subject": {"reference": _PATIENT},
+                "priority": {"coding": [{"code": "EM"}]},
+                "period": {
+                    "start": "2026-11-16T22:40:00+00:00",
+                    "end": "2026-11-20T03:10:00+00:00",
+                },
+                "serviceType": {"coding": [{"code": "300"}]},
+                "location": [{"location": {"display": "Ward 7"}}],
+                "serviceProvider": {"display": "General Infirmary"},
+            },
+            "request": {"method": "POST", "url": "Encounter"},
+        },
+    ],
+}
+
+
 @router.post(
     "",
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"example": TRANSACTION_EXAMPLE}}}
+    },
     responses={
         **FHIR_200,
         **outcome_responses(

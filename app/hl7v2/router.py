@@ -18,20 +18,45 @@ router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/hl7v2", tags=["HL7 v2
 HL7 = "application/hl7-v2"
 HL7_TYPES = frozenset({HL7, "text/plain"})
 STATUS = {"AA": 200, "AE": 422, "AR": 400}
+# A discharge on death (PV1-36 discharge method 4) of a synthetic patient, as a PAS sends it.
+EXAMPLE = (
+    "MSH|^~\\&|PAS|RX1|LFD|RX1|20261120032500+0000||ADT^A03^ADT_A03|MSG000123456|P|2.5.1|||"
+    "AL|NE|GBR|UNICODE UTF-8\r"
+    "EVN|A03|20261120031000+0000\r"
+    "PID|1||9434765919^^^NHS^NH~RX1204518^^^RX1^MR||Patient^Test^^^Mrs||19480601|F|||"
+    "1 Test Street^^Leeds^^LS1 4AP^GBR||||||||||||A||||||20261120031000+0000|Y\r"
+    "PV1|1|I|WARD7^BED3^^RX1SJ||||C1234567^Consultant^Test|||300|||||||||V2026112001|||||||||"
+    "||||||||4|||||||20261116224000+0000|20261120031000+0000\r"
+)
+ACK_EXAMPLE = (
+    "MSH|^~\\&|LFD|RX1|PAS|RX1|20261120032501+0000||ACK^A03^ACK|7f3a9c2e01b44d6e8a15|P|2.5.1\r"
+    "MSA|AA|MSG000123456|\r"
+)
+PROBLEM = {"schema": {"$ref": "#/components/schemas/Problem"}}
 
 
 @router.post(
     "/adt",
     responses={
-        200: {"description": "AA: accepted.", "content": {HL7: {"schema": {"type": "string"}}}},
-        400: {"description": "AR: rejected.", "content": {HL7: {"schema": {"type": "string"}}}},
+        200: {
+            "description": "AA: accepted.",
+            "content": {HL7: {"schema": {"type": "string"}, "example": ACK_EXAMPLE}},
+        },
+        400: {
+            "description": "AR (an HL7 ACK): the message cannot be read; or a problem: a query "
+            "parameter the operation does not take.",
+            "content": {HL7: {"schema": {"type": "string"}}, "application/problem+json": PROBLEM},
+        },
         422: {"description": "AE: refused.", "content": {HL7: {"schema": {"type": "string"}}}},
         **problem_responses(Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType),
     },
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {HL7: {"schema": {"type": "string"}}, "text/plain": {}},
+            "content": {
+                HL7: {"schema": {"type": "string"}, "example": EXAMPLE},
+                "text/plain": {"schema": {"type": "string"}, "example": EXAMPLE},
+            },
         }
     },
 )

@@ -10,7 +10,14 @@ from pydantic import Field
 
 from app.deaths import pseudonymised as deaths
 from app.deaths.pseudonymised import DeathPseudonymised
-from app.notifications.schemas import Channel, NotificationRecorded, WorklistItem
+from app.notifications.schemas import (
+    CHANNEL,
+    DEATH,
+    MCCD_OVERDUE,
+    Channel,
+    NotificationRecorded,
+    WorklistItem,
+)
 from app.privacy.pseudonym import month
 from app.privacy.schemas import MONTH, PseudonymisedModel
 
@@ -19,10 +26,12 @@ class NotificationPseudonymised(PseudonymisedModel):
     id: uuid.UUID
     death_id: uuid.UUID
     source_system: str
-    channel: Channel
+    channel: Channel = Field(description=CHANNEL)
     received_month: str = Field(description=MONTH)
-    death_created: bool
-    death: DeathPseudonymised
+    death_created: bool = Field(
+        description="true when this notification created the death; false when it was known."
+    )
+    death: DeathPseudonymised = Field(description=DEATH)
 
 
 def notification(key: bytes, full: NotificationRecorded) -> NotificationPseudonymised:
@@ -40,10 +49,10 @@ def notification(key: bytes, full: NotificationRecorded) -> NotificationPseudony
 class WorklistItemPseudonymised(PseudonymisedModel):
     """A worklist entry without exact times (which would give the time of death)."""
 
-    death: DeathPseudonymised
+    death: DeathPseudonymised = Field(description="The death awaiting scrutiny.")
     waiting_days: int = Field(description="Whole days since the death was notified.")
-    mccd_overdue: bool
-    claimed: bool
+    mccd_overdue: bool = Field(description=MCCD_OVERDUE)
+    claimed: bool = Field(description="Whether an ME office has a live claim on the death.")
 
 
 def worklist_item(key: bytes, full: WorklistItem) -> WorklistItemPseudonymised:

@@ -12,6 +12,12 @@ from pydantic import Field
 from app.deaths.schemas import DeathCreate, DeathOut, Text100
 from app.kit.schemas import RequestModel, ResponseModel, Timestamp
 
+CHANNEL = (
+    "How the notification came: `json`, `hl7v2` (an ADT message), `fhir` or `screening` "
+    "(a screening of a death not notified before)."
+)
+DEATH = "The death the notification created or found."
+
 
 class Channel(StrEnum):
     json = "json"
@@ -39,10 +45,12 @@ class NotificationOut(ResponseModel):
     death_id: uuid.UUID
     source_system: str
     source_reference: str
-    channel: Channel
-    received_at: datetime
-    sent_at: datetime | None
-    message_id: str | None
+    channel: Channel = Field(description=CHANNEL)
+    received_at: datetime = Field(description="When the service received the notification.")
+    sent_at: datetime | None = Field(
+        description="When the sending system sent or recorded it, if it said."
+    )
+    message_id: str | None = Field(description="The sender's id for the message, if it gave one.")
 
 
 class NotificationRecorded(NotificationOut):
@@ -52,10 +60,10 @@ class NotificationRecorded(NotificationOut):
         description="true when this notification created the death; false when the death was "
         "already known (the same patient and date of death, notified before or screened)."
     )
-    death: DeathOut
+    death: DeathOut = Field(description=DEATH)
 
 
-class ClaimRequest(RequestModel):
+class WorklistClaimRequest(RequestModel):
     lease_seconds: int | None = Field(
         default=None,
         ge=60,
@@ -81,23 +89,26 @@ class ClaimOut(ResponseModel):
     leased_to: str | None = Field(description="The person the claim was made for, if named.")
     claimed_at: datetime
     lease_expires_at: datetime
-    held_by_you: bool
+    held_by_you: bool = Field(description="Whether the calling client holds the lease.")
+
+
+MCCD_OVERDUE = "Whether the MCCD is past its due time (`mccd_due_at`) and not yet issued."
 
 
 class WorklistItem(ResponseModel):
     """A death awaiting the medical examiner's scrutiny, with its waiting time and targets."""
 
-    death: DeathOut
+    death: DeathOut = Field(description="The death awaiting scrutiny.")
     notified_at: datetime | None = Field(
         description="When the first notification arrived (the death's creation otherwise)."
     )
     waiting_hours: float = Field(description="Hours since the death was notified.")
-    hours_since_death: float
+    hours_since_death: float = Field(description="Hours since the time of death.")
     mccd_due_at: datetime = Field(
         description="When the MCCD is due under the death-to-MCCD target "
         "(LFD_ME_MCCD_TARGET_DAYS, default 3 days after the death)."
     )
-    mccd_overdue: bool
+    mccd_overdue: bool = Field(description=MCCD_OVERDUE)
     claim: ClaimOut | None = Field(description="The live claim on the death, if any.")
 
 

@@ -24,9 +24,9 @@ from app.notifications import pseudonymised, worklist
 from app.notifications.pseudonymised import WorklistItemPseudonymised
 from app.notifications.schemas import (
     ClaimOut,
-    ClaimRequest,
     LeaseRequest,
     ReleaseRequest,
+    WorklistClaimRequest,
     WorklistItem,
 )
 from app.notifications.worklist import WorklistConflict
@@ -83,7 +83,7 @@ async def claim_death(
     death_id: uuid.UUID,
     principal: WorklistClaimer,
     database: DatabaseDep,
-    body: ClaimRequest | None = None,
+    body: WorklistClaimRequest | None = None,
 ) -> ClaimOut:
     """Take a death awaiting screening: a lease for the calling client (and the person named
     in `X-On-Behalf-Of`), so that two MEs do not scrutinise the same death. 409 while another

@@ -34,26 +34,32 @@ class Judgement(StrEnum):
     should_have_been_referred = "should_have_been_referred"
 
 
+JUDGEMENT = (
+    "`appropriate`, `possibly_missed` (a possible missed opportunity) or "
+    "`should_have_been_referred`."
+)
+CRITERION = "The referral criterion the judgement is about, if one."
+
+
 class JudgementIn(RequestModel):
-    judgement: Judgement = Field(
-        description="`appropriate`, `possibly_missed` (a possible missed opportunity) or "
-        "`should_have_been_referred`."
+    judgement: Judgement = Field(description=JUDGEMENT)
+    criterion: ReasonCode | None = Field(default=None, description=CRITERION)
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=5000)] = Field(
+        description="Why, in the reviewer's words (sent to the ME office as feedback)."
     )
-    criterion: ReasonCode | None = Field(
-        default=None, description="The referral criterion the judgement is about, if one."
-    )
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=5000)]
 
 
 class JudgementOut(ResponseModel):
     id: uuid.UUID
     screening_id: uuid.UUID
     death_id: uuid.UUID
-    judgement: Judgement
-    criterion: ReasonCode | None
-    reason: str
-    judged_at: datetime
-    judged_by: str | None
+    judgement: Judgement = Field(description=JUDGEMENT)
+    criterion: ReasonCode | None = Field(description=CRITERION)
+    reason: str = Field(description="Why, in the reviewer's words.")
+    judged_at: datetime = Field(description="When the referral decision was judged.")
+    judged_by: str | None = Field(
+        description="Who judged it (the person the client acted for), if named."
+    )
     version: int
 
 
@@ -63,8 +69,8 @@ class JudgementPseudonymised(PseudonymisedModel):
     id: uuid.UUID
     screening_id: uuid.UUID
     death_id: uuid.UUID
-    judgement: Judgement
-    criterion: ReasonCode | None
+    judgement: Judgement = Field(description=JUDGEMENT)
+    criterion: ReasonCode | None = Field(description=CRITERION)
     version: int
 
 

@@ -24,10 +24,12 @@ class BereavedContactPseudonymised(PseudonymisedModel):
     """A contact with the bereaved without who was spoken to or what was said."""
 
     contacted_month: str = Field(description=MONTH)
-    method: ContactMethod
-    concerns_raised: bool
-    compliments_given: bool
-    wants_involvement: bool | None
+    method: ContactMethod = Field(description="How the bereaved were contacted.")
+    concerns_raised: bool = Field(description="Whether they raised concerns (never shown).")
+    compliments_given: bool = Field(description="Whether they gave compliments (never shown).")
+    wants_involvement: bool | None = Field(
+        description="Whether they want to be involved in a review; null if not asked."
+    )
 
 
 class ScreeningPseudonymised(PseudonymisedModel):
@@ -60,11 +62,19 @@ class ScreeningPseudonymised(PseudonymisedModel):
     cause_of_death_codes: CauseCodes | None = Field(
         default=None, description="The agreed cause's codes (shared; its text never is)."
     )
-    proposed_cause_of_death_codes: CauseCodes | None = None
+    proposed_cause_of_death_codes: CauseCodes | None = Field(
+        default=None, description="The codes of the cause of death the QAP proposed."
+    )
     registrar_rejections: int = Field(default=0, description="How many times rejected.")
-    mccd_reissued: bool = False
-    urgent_release_reason: UrgentReleaseReason | None = None
-    bereaved_contacts: list[BereavedContactPseudonymised] = Field(default_factory=list)
+    mccd_reissued: bool = Field(
+        default=False, description="Whether the MCCD was reissued after a rejection."
+    )
+    urgent_release_reason: UrgentReleaseReason | None = Field(
+        default=None, description="Why urgent release of the body was asked for, if it was."
+    )
+    bereaved_contacts: list[BereavedContactPseudonymised] = Field(
+        default_factory=list, description="The contacts with the bereaved, oldest first."
+    )
     version: int
     created_at: datetime
     updated_at: datetime

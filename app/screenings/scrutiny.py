@@ -23,6 +23,17 @@ Note = Annotated[str, StringConstraints(min_length=1, max_length=5000)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 CAUSE_PARTS = ("part_1a", "part_1b", "part_1c", "part_2")
 
+NOTES_RECEIVED = "When the ME office received the notes (the 24-hour scrutiny target runs from it)."
+SCRUTINY_COMPLETED = "When the medical examiner completed the scrutiny."
+QAP = "The qualified attending practitioner (QAP) who proposed the cause of death."
+PROPOSED_CAUSE = (
+    "The cause of death the QAP proposed, before scrutiny (the agreed one is `cause_of_death`)."
+)
+CAUSE_CODES = "The codes of the agreed cause of death (`cause_of_death`)."
+REJECTIONS = "Each time the registrar rejected the MCCD, oldest first."
+URGENT_RELEASE = "A request for the urgent release of the body, if one was made."
+BEREAVED_CONTACTS = "The ME office's contacts with the bereaved, oldest first."
+
 
 class CauseCode(RequestModel):
     """A coded part of the cause of death: ICD-10 and/or a SNOMED CT concept."""
@@ -52,21 +63,25 @@ class ProposedCause(RequestModel):
     part_1b: CauseText | None = None
     part_1c: CauseText | None = None
     part_2: CauseText | None = None
-    codes: CauseCodes | None = None
+    codes: CauseCodes | None = Field(
+        default=None, description="The codes of the proposed cause, part by part."
+    )
 
 
 class Qap(RequestModel):
     """The qualified attending practitioner who proposed the cause of death."""
 
-    name: Name
+    name: Name = Field(description="The QAP's name, e.g. `Dr C Consultant`.")
     gmc_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{7}$")] = Field(
         description="Seven-digit GMC reference number."
     )
 
 
 class RegistrarRejection(RequestModel):
-    rejected_at: Timestamp
-    reason: Reason
+    """The registrar's rejection of the MCCD, and its reissue."""
+
+    rejected_at: Timestamp = Field(description="When the registrar rejected the MCCD.")
+    reason: Reason = Field(description="Why the registrar rejected it, in the registrar's words.")
     reissued_at: Timestamp | None = Field(
         default=None, description="When the MCCD was reissued after the rejection."
     )
@@ -79,9 +94,15 @@ class UrgentReleaseReason(StrEnum):
 
 
 class UrgentRelease(RequestModel):
-    requested_at: Timestamp
-    reason: UrgentReleaseReason
-    granted: StrictBool | None = None
+    """A request for the urgent release of the body."""
+
+    requested_at: Timestamp = Field(description="When the family asked for urgent release.")
+    reason: UrgentReleaseReason = Field(
+        description="Why: `faith` (a faith requirement), `organ_donation` or `other`."
+    )
+    granted: StrictBool | None = Field(
+        default=None, description="Whether the release was granted; null while undecided."
+    )
 
 
 class ContactMethod(StrEnum):
@@ -95,15 +116,19 @@ class ContactMethod(StrEnum):
 class BereavedContact(RequestModel):
     """One contact with the bereaved: the relatives' view, shown to the SJR reviewer."""
 
-    contacted_at: Timestamp
+    contacted_at: Timestamp = Field(description="When the bereaved were contacted.")
     contact: Name = Field(description="Who was spoken to, e.g. `Daughter (next of kin)`.")
-    method: ContactMethod
+    method: ContactMethod = Field(
+        description="How: `phone`, `in_person`, `letter`, `email` or `video`."
+    )
     concerns: Note | None = Field(
         default=None,
         description="Concerns raised (any contact's concerns trigger the "
         "bereaved-concern referral rule).",
     )
-    compliments: Note | None = None
+    compliments: Note | None = Field(
+        default=None, description="Compliments about the care, in their words."
+    )
     wants_involvement: StrictBool | None = Field(
         default=None, description="Whether they want to be involved in a review."
     )
@@ -112,20 +137,18 @@ class BereavedContact(RequestModel):
 class ScrutinyFields(RequestModel):
     """The optional additions to a screening (mixed into ScreeningFields)."""
 
-    notes_received_at: Timestamp | None = Field(
-        default=None,
-        description="When the ME office received the notes (the 24-hour "
-        "scrutiny target runs from it).",
+    notes_received_at: Timestamp | None = Field(default=None, description=NOTES_RECEIVED)
+    scrutiny_completed_at: Timestamp | None = Field(default=None, description=SCRUTINY_COMPLETED)
+    qap: Qap | None = Field(default=None, description=QAP)
+    proposed_cause_of_death: ProposedCause | None = Field(default=None, description=PROPOSED_CAUSE)
+    cause_of_death_codes: CauseCodes | None = Field(default=None, description=CAUSE_CODES)
+    registrar_rejections: list[RegistrarRejection] = Field(
+        default_factory=list, max_length=20, description=REJECTIONS
     )
-    scrutiny_completed_at: Timestamp | None = None
-    qap: Qap | None = None
-    proposed_cause_of_death: ProposedCause | None = None
-    cause_of_death_codes: CauseCodes | None = Field(
-        default=None, description="The codes of the agreed cause of death (`cause_of_death`)."
+    urgent_release: UrgentRelease | None = Field(default=None, description=URGENT_RELEASE)
+    bereaved_contacts: list[BereavedContact] = Field(
+        default_factory=list, max_length=50, description=BEREAVED_CONTACTS
     )
-    registrar_rejections: list[RegistrarRejection] = Field(default_factory=list, max_length=20)
-    urgent_release: UrgentRelease | None = None
-    bereaved_contacts: list[BereavedContact] = Field(default_factory=list, max_length=50)
 
 
 def scrutiny_json(fields: ScrutinyFields) -> dict[str, Any]:
@@ -196,11 +219,15 @@ def check_scrutiny(fields: ScrutinyFields, died_at: datetime, latest: datetime, 
 class ScrutinyOut(ResponseModel):
     """The scrutiny in full as returned (empty for screenings recorded before it existed)."""
 
-    notes_received_at: datetime | None = None
-    scrutiny_completed_at: datetime | None = None
-    qap: Qap | None = None
-    proposed_cause_of_death: ProposedCause | None = None
-    cause_of_death_codes: CauseCodes | None = None
-    registrar_rejections: list[RegistrarRejection] = Field(default_factory=list)
-    urgent_release: UrgentRelease | None = None
-    bereaved_contacts: list[BereavedContact] = Field(default_factory=list)
+    notes_received_at: datetime | None = Field(default=None, description=NOTES_RECEIVED)
+    scrutiny_completed_at: datetime | None = Field(default=None, description=SCRUTINY_COMPLETED)
+    qap: Qap | None = Field(default=None, description=QAP)
+    proposed_cause_of_death: ProposedCause | None = Field(default=None, description=PROPOSED_CAUSE)
+    cause_of_death_codes: CauseCodes | None = Field(default=None, description=CAUSE_CODES)
+    registrar_rejections: list[RegistrarRejection] = Field(
+        default_factory=list, description=REJECTIONS
+    )
+    urgent_release: UrgentRelease | None = Field(default=None, description=URGENT_RELEASE)
+    bereaved_contacts: list[BereavedContact] = Field(
+        default_factory=list, description=BEREAVED_CONTACTS
+    )
