@@ -200,6 +200,36 @@ async def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _mllp(args: argparse.Namespace) -> int:
+    import os
+    import signal
+
+    from app.hl7v2.mllp import mllp_principal, serve_mllp
+    from app.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    key = os.environ.get("LFD_MLLP_API_KEY", "")
+    database = Database(settings)
+    try:
+        principal = await mllp_principal(database, key)
+    except ValueError as error:
+        print(f"lfd mllp: {error}", file=sys.stderr)
+        await database.dispose()
+        return 2
+    server = await serve_mllp(database, principal, args.host, args.port)
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(stop_signal, stopped.set)
+    try:
+        async with server:
+            await stopped.wait()
+    finally:
+        await database.dispose()
+    return 0
+
+
 async def _overdue(args: argparse.Namespace) -> int:
     from app.actions.overdue import raise_overdue
 
@@ -346,6 +376,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=int, metavar="SECONDS", help="seconds between passes (default: setting)"
     )
     worker.set_defaults(func=lambda a: asyncio.run(_worker(a)))
+    mllp = sub.add_parser(
+        "mllp",
+        help="listen for HL7 v2 ADT death notifications over MLLP (key in LFD_MLLP_API_KEY)",
+    )
+    mllp.add_argument("--host", default="127.0.0.1")
+    mllp.add_argument("--port", type=int, default=2575)
+    mllp.set_defaults(func=lambda a: asyncio.run(_mllp(a)))
     overdue = sub.add_parser(
         "overdue", help="raise action.overdue for actions that became overdue, once, and exit"
     )

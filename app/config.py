@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     claim_max_count: int = Field(default=50, ge=1, le=500)
     lease_default_seconds: int = Field(default=1800, ge=60)
     lease_max_seconds: int = Field(default=86400, ge=60)
+    # The medical examiner office's targets (GET /v1/me/worklist, the ME reports).
+    me_mccd_target_days: int = Field(default=3, ge=1, le=30)
     leder_review_months: int = Field(default=6, ge=1, le=24)
 
     # Limits.

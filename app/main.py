@@ -29,12 +29,15 @@ from app.fhir.router import router as fhir_router
 from app.findings.router import router as findings_router
 from app.health.router import router as health_router
 from app.history.router import router as history_router
+from app.hl7v2.router import router as hl7v2_router
 from app.jobs import BACKGROUND_JOBS
 from app.kit.schemas import Problem
 from app.logging import configure_logging
 from app.metrics import MetricsMiddleware
 from app.metrics import router as metrics_router
 from app.middleware import RequestContextMiddleware
+from app.notifications.router import router as notifications_router
+from app.notifications.worklist_router import router as worklist_router
 from app.openapi_extras import enrich
 from app.ratelimit import AuthThrottle, RateLimiter
 from app.referrals.router import router as referrals_router
@@ -122,6 +125,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     for router in (
         health_router,
+        notifications_router,
+        worklist_router,
+        hl7v2_router,
         screenings_router,
         deaths_router,
         cases_router,

@@ -73,6 +73,16 @@ SPREADSHEET_TYPES = frozenset(
 )
 
 
+HL7_PATHS = frozenset({"/v1/hl7v2/adt"})
+HL7_TYPES = frozenset({"application/hl7-v2", "text/plain"})
+
+
+def _is_hl7(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    return content_type.split(";", 1)[0].strip().lower() in HL7_TYPES
+
+
 def _is_spreadsheet(content_type: str | None) -> bool:
     if content_type is None:
         return False
@@ -207,10 +217,17 @@ class RequestContextMiddleware:
         content_type = _header(scope, b"content-type")
         # The OAuth token endpoint takes a form (RFC 6749); app.auth.oauth.router parses it.
         form = path == "/oauth2/token" and _is_form(content_type)
+        hl7 = path in HL7_PATHS
+        # The HL7 route takes JSON this far too, so that its credentials are checked first;
+        # it refuses anything but HL7 itself (415) once they are.
         if body and not (
-            _is_json(content_type) or (upload and _is_spreadsheet(content_type)) or form
+            _is_json(content_type)
+            or (upload and _is_spreadsheet(content_type))
+            or form
+            or (hl7 and _is_hl7(content_type))
         ):
             expected = "JSON, CSV (text/csv) or XLSX" if upload else "JSON"
+            expected = "HL7 v2 (application/hl7-v2 or text/plain)" if hl7 else expected
             await self._reject(
                 UnsupportedMediaType(f"Send {expected} with the matching Content-Type."), path, send
             )

@@ -46,7 +46,11 @@ _SJR: dict[str, Any] = {
     "instrument": "sjr",
     "reviewer": {"name": "Dr B Reviewer"},
     "phases": [
-        {"phase": "admission_initial", "rating": 3},
+        {
+            "phase": "admission_initial",
+            "rating": 3,
+            "narrative": "Prompt assessment and a clear plan on admission.",
+        },
         {"phase": "overall", "rating": 2, "narrative": "Delayed escalation."},
     ],
     "quality_of_records": 3,
@@ -54,7 +58,38 @@ _SJR: dict[str, Any] = {
     "problems_in_care": [{"type": "monitoring", "phase": "ongoing", "harm": "probably"}],
 }
 
+_NOTIFICATION: dict[str, Any] = {
+    "source_system": "epr",
+    "source_reference": "ENC-2026-118842",
+    "nhs_number": "943 476 5919",
+    "nhs_number_status": "01",
+    "local_patient_id": "RX1204518",
+    "given_name": "Test",
+    "family_name": "Patient",
+    "date_of_birth": "1948-06-01",
+    "sex": "female",
+    "postcode": "LS1 4AP",
+    "died_at": "2026-11-20T03:10:00+00:00",
+    "place_of_death": "inpatient",
+    "site": "General Infirmary",
+    "ward": "Ward 7",
+    "admitting_specialty": "General Medicine",
+    "specialty_at_death": "General Medicine",
+    "admission_method": "emergency",
+    "admitted_at": "2026-11-16T22:40:00+00:00",
+    "sent_at": "2026-11-20T03:25:00+00:00",
+    "message_id": "MSG000123456",
+}
+
 EXAMPLES: dict[str, Any] = {
+    "NotificationCreate": _NOTIFICATION,
+    "WorklistClaimRequest": {"lease_seconds": 3600},
+    "JudgementIn": {
+        "judgement": "possibly_missed",
+        "criterion": "bereaved_concern",
+        "reason": "The family's concern about pain relief met the referral criterion; "
+        "a structured judgement review should have been considered.",
+    },
     "ScreeningCreate": _SCREENING,
     "ScreeningBatch": {"screenings": [_SCREENING]},
     "ScreeningAmend": {**_SCREENING_PART, "staff_concerns": "Handover notes were incomplete."},
@@ -125,7 +160,11 @@ def add_examples(document: dict[str, Any]) -> None:
                 continue
             content = operation.get("requestBody", {}).get("content", {})
             for media, body in content.items():
-                name = str(body.get("schema", {}).get("$ref", "")).rsplit("/", 1)[-1]
+                schema = body.get("schema", {})
+                # An optional body (`Model | None`) is an anyOf of the model and null.
+                refs = [s["$ref"] for s in schema.get("anyOf", []) if "$ref" in s]
+                ref = schema.get("$ref") or (refs[0] if len(refs) == 1 else "")
+                name = str(ref).rsplit("/", 1)[-1]
                 if "example" in body or "examples" in body:
                     continue
                 if name in EXAMPLES and "examples" not in schemas.get(name, {}):

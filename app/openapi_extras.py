@@ -5,6 +5,8 @@
   /fhir; every authenticated operation can answer 400 (a query parameter it does not take,
   app.kit.query) and an operation with a JSON body 400 for a body that is not JSON; the token
   endpoint and the JWKS answer no 422 (they validate nothing FastAPI would);
+- a route that answers in a message standard of its own (the HL7 v2 route's ACK, AE as a
+  422) keeps the error bodies it declares: they are what it sends;
 - a header whose description starts "Required." is marked required (the Idempotency-Key of
   the screening endpoints: app.idempotency.check_key answers its absence with a 400, which a
   FastAPI-required header would have turned into a 422);
@@ -150,6 +152,12 @@ def _error_content(path: str, document: dict[str, Any], operation: dict[str, Any
     return {PROBLEM_JSON: {"schema": dict(PROBLEM_REF)}}
 
 
+def _own_error_media(response: dict[str, Any]) -> bool:
+    """Whether the route declared an error body of its own that is not JSON (the HL7 v2 route's
+    ACK): that is what it sends, not a problem, so it is kept as declared."""
+    return any("json" not in media for media in response.get("content", {}))
+
+
 def enrich(document: dict[str, Any]) -> dict[str, Any]:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for path, item in document.get("paths", {}).items():
@@ -161,7 +169,7 @@ def enrich(document: dict[str, Any]) -> dict[str, Any]:
                 responses.pop("422", None)
                 continue
             content = _error_content(path, document, operation)
-            if "422" in responses:
+            if "422" in responses and not _own_error_media(responses["422"]):
                 responses["422"] = {
                     "description": responses["422"]
                     .get("description", "Validation error")

@@ -76,11 +76,11 @@ def sjr_body(rng: random.Random) -> dict[str, Any]:
         "reviewer": {"name": f"Dr Reviewer {rng.randrange(1, 25)}", "role": "Consultant"},
         "phases": [
             *(
-                {"phase": phase, "rating": pick(rng, RATING)}
+                {"phase": phase, "rating": pick(rng, RATING), "narrative": f"The {phase} phase."}
                 for phase in PHASES
                 if rng.random() < 0.9
             ),
-            {"phase": "overall", "rating": overall},
+            {"phase": "overall", "rating": overall, "narrative": "Overall."},
         ],
         "quality_of_records": pick(rng, RATING),
         "avoidability": avoidability,

@@ -93,7 +93,10 @@ async def _amend_review(api: Any, seeded: Seeded, tag: str) -> Any:
     kept = {
         "instrument": "sjr",
         "reviewer": review["reviewer"],
-        "phases": [{"phase": p["phase"], "rating": p["rating"]} for p in review["phases"]],
+        "phases": [
+            {"phase": p["phase"], "rating": p["rating"], "narrative": p["narrative"]}
+            for p in review["phases"]
+        ],
         "quality_of_records": review["quality_of_records"],
         "avoidability": 6,
         "problems_in_care": [],

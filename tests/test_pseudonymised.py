@@ -38,6 +38,7 @@ WEBHOOK_PREFIX = "http://127.0.0.1:9/hooks/"
 # with another parameter fails the walk until it is added here (or in PATH_OVERRIDES).
 PATH_VALUES = {
     "death_id": "death_id",
+    "notification_id": "notification_id",
     "screening_id": "screening_id",
     "referral_id": "referral_id",
     "review_id": "review_id",

@@ -272,7 +272,10 @@ async def test_a_submitted_sjr_must_be_complete_but_a_draft_need_not_be(api, dat
 
 async def test_a_submitted_sjr_without_its_overall_rating_names_the_phases(api, database) -> None:
     _, referral = await refer(api, "sjr")
-    phases = [{"phase": "ongoing", "rating": 3}, {"phase": "end_of_life", "rating": 4}]
+    phases = [
+        {"phase": "ongoing", "rating": 3, "narrative": "Seen daily."},
+        {"phase": "end_of_life", "rating": 4, "narrative": "Comfortable."},
+    ]
     await refused(
         api, database, referral, {"review": complete_sjr(phases=phases)}, 422, "/review/phases"
     )
@@ -488,3 +491,20 @@ async def test_a_review_of_an_unknown_referral_is_not_found(api) -> None:
     not_an_id = await api.post("/v1/referrals/not-an-id/review", json={"review": complete_sjr()})
     assert not_an_id.status_code in (404, 422)
     assert not_an_id.headers["content-type"].startswith(PROBLEM_JSON)
+
+
+async def test_a_submitted_sjr_phase_needs_its_narrative(api, database) -> None:
+    # Issue 15: a phase that applies needs both its rating and its narrative on submission.
+    _, referral = await refer(api, "sjr")
+    phases = [
+        {"phase": "ongoing", "rating": 3},
+        {"phase": "overall", "rating": 3, "narrative": "Adequate."},
+    ]
+    await refused(
+        api,
+        database,
+        referral,
+        {"review": complete_sjr(phases=phases)},
+        422,
+        "/review/phases/0/narrative",
+    )

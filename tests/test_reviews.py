@@ -291,10 +291,10 @@ async def test_phase_ratings_and_problems_are_rows_replaced_on_amendment(api, da
     _, referral = await refer(api, "sjr")
     review = complete_sjr(
         phases=[
-            {"phase": "pre_admission", "rating": 3},
-            {"phase": "admission_initial", "rating": 4},
-            {"phase": "ongoing", "rating": 3},
-            {"phase": "overall", "rating": 4},
+            {"phase": "pre_admission", "rating": 3, "narrative": "Seen by the GP."},
+            {"phase": "admission_initial", "rating": 4, "narrative": "Seen promptly."},
+            {"phase": "ongoing", "rating": 3, "narrative": "NEWS late once."},
+            {"phase": "overall", "rating": 4, "narrative": "Good care."},
         ],
         problems_in_care=[
             {"type": "monitoring", "phase": "ongoing", "harm": "no", "description": "NEWS late"},
@@ -311,9 +311,9 @@ async def test_phase_ratings_and_problems_are_rows_replaced_on_amendment(api, da
 
     corrected = complete_sjr(
         phases=[
-            {"phase": "ongoing", "rating": 2},
-            {"phase": "discharge", "rating": 3},
-            {"phase": "overall", "rating": 3},
+            {"phase": "ongoing", "rating": 2, "narrative": "NEWS late."},
+            {"phase": "discharge", "rating": 3, "narrative": "Planned late."},
+            {"phase": "overall", "rating": 3, "narrative": "Adequate."},
         ],
         problems_in_care=[{"type": "other", "phase": "discharge", "harm": "yes"}],
     )
@@ -374,7 +374,7 @@ async def test_the_scales_list_the_rcp_wording(api) -> None:
 async def test_every_score_has_its_label_beside_it(api) -> None:
     death, referral = await refer(api, "sjr")
     phases = [
-        {"phase": phase, "rating": rating}
+        {"phase": phase, "rating": rating, "narrative": f"The {phase} phase."}
         for phase, rating in [
             ("pre_admission", 1),
             ("admission_initial", 2),

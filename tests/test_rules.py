@@ -114,10 +114,16 @@ def test_only_an_elective_admission_is_a_reason(method: AdmissionMethod) -> None
     assert required_routes(facts(admission_method=method), CONFIG) == {}
 
 
-def test_learning_disability_is_leder_and_sjr_from_18_not_at_17() -> None:
+def test_learning_disability_is_leder_from_4_and_sjr_from_18() -> None:
+    # LeDeR's remit is people with a learning disability aged 4 and over (issue 15): a child
+    # of 4-17 goes to LeDeR as well as to child death review; the SJR is for adults.
+    at_3 = required_routes(aged(3, learning_disability=True), CONFIG)
+    at_4 = required_routes(aged(4, learning_disability=True), CONFIG)
     at_17 = required_routes(aged(17, learning_disability=True), CONFIG)
     at_18 = required_routes(aged(18, learning_disability=True), CONFIG)
-    assert routes(at_17) == {"cdr": ["child_death"]}
+    assert routes(at_3) == {"cdr": ["child_death"]}
+    assert routes(at_4) == {"leder": ["learning_disability"], "cdr": ["child_death"]}
+    assert routes(at_17) == {"leder": ["learning_disability"], "cdr": ["child_death"]}
     assert routes(at_18) == {"leder": ["learning_disability"], "sjr": ["learning_disability"]}
 
 
@@ -305,8 +311,13 @@ TABLE: list[Rule] = [
     (lambda c: c.facts.staff_concern, (R.sjr,), C.staff_concern),
     (lambda c: c.facts.me_concern, (R.sjr,), C.me_concern),
     (
+        lambda c: c.facts.learning_disability and c.facts.age_years >= 4,
+        (R.leder,),
+        C.learning_disability,
+    ),
+    (
         lambda c: c.facts.learning_disability and c.facts.age_years >= 18,
-        (R.leder, R.sjr),
+        (R.sjr,),
         C.learning_disability,
     ),
     (lambda c: c.facts.autism and c.facts.age_years >= 18, (R.leder,), C.autism),

@@ -231,8 +231,9 @@ async def test_configured_due_days_set_the_due_date(app_factory, make_api) -> No
     ("flags", "at_17", "at_18"),
     [
         (
+            # LeDeR from 4 (issue 15): at 17 LeDeR as well as child death review.
             {"learning_disability": True},
-            {"cdr": ["child_death"]},
+            {"leder": ["learning_disability"], "cdr": ["child_death"]},
             {"leder": ["learning_disability"], "sjr": ["learning_disability"]},
         ),
         ({"autism": True}, {"cdr": ["child_death"]}, {"leder": ["autism"]}),

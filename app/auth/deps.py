@@ -119,6 +119,10 @@ async def authenticate(
 ScreeningsWriter = Annotated[
     Principal, Security(authenticate, scopes=[Scope.screenings_write.value])
 ]
+NotificationsWriter = Annotated[
+    Principal, Security(authenticate, scopes=[Scope.notifications_write.value])
+]
+WorklistClaimer = Annotated[Principal, Security(authenticate, scopes=[Scope.worklist_claim.value])]
 DeathsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.deaths_read.value])]
 DeathsWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.deaths_write.value])]
 ReferralsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.referrals_read.value])]

@@ -7,6 +7,8 @@ from enum import StrEnum
 
 class Scope(StrEnum):
     screenings_write = "screenings:write"
+    notifications_write = "notifications:write"
+    worklist_claim = "worklist:claim"
     deaths_read = "deaths:read"
     deaths_write = "deaths:write"
     referrals_read = "referrals:read"
@@ -26,6 +28,9 @@ class Scope(StrEnum):
 
 SCOPE_DESCRIPTIONS: dict[Scope, str] = {
     Scope.screenings_write: "Post and amend medical examiner screenings (creates deaths).",
+    Scope.notifications_write: "Notify deaths from trust systems (JSON, HL7 v2, FHIR; creates "
+    "deaths awaiting screening).",
+    Scope.worklist_claim: "Claim, renew and release deaths on the medical examiner worklist.",
     Scope.deaths_read: "Read deaths with their screening and referrals.",
     Scope.deaths_write: "Correct a death's details.",
     Scope.referrals_read: "Read the referral queues.",

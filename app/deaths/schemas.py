@@ -158,6 +158,12 @@ class DeathOut(ResponseModel):
     age_at_death: int = Field(description="Completed years at the date of death.")
     within_30_days_of_discharge: bool
     status: DeathStatus
+    notified_at: datetime | None = Field(
+        default=None,
+        description="When a trust system first notified the death (POST "
+        "/v1/death-notifications, HL7 v2, FHIR); null for a death first recorded by its "
+        "screening.",
+    )
     version: int
     created_at: datetime
     updated_at: datetime

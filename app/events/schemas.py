@@ -14,6 +14,7 @@ from app.kit.schemas import ResponseModel
 # Where a consumer reads the resource an event names, with its own scopes (the read is audited).
 RESOURCE_PATHS: dict[str, str] = {
     "death": "/v1/deaths/{id}",
+    "death_notification": "/v1/death-notifications/{id}",
     "screening": "/v1/screenings/{id}",
     "referral": "/v1/referrals/{id}",
     "review": "/v1/reviews/{id}",

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 EVENT_TYPES: dict[str, str] = {
     "death.created": "A death was recorded (by its first screening).",
+    "death.notified": "A trust system notified a death (JSON, HL7 v2 ADT or FHIR); the "
+    "resource is the notification. A first notification also raises death.created.",
+    "death.claimed": "A death awaiting screening was claimed (leased) on the ME worklist.",
+    "death.released": "A claim on the ME worklist was released.",
     "death.updated": "A death's details were corrected.",
     "death.duplicate_reviewed": "A death flagged as a possible duplicate person was reviewed "
     "(same person: linked; different people: the flag cleared). On both deaths.",
     "screening.recorded": "A medical examiner screening was recorded.",
     "screening.amended": "A screening was amended (a new version).",
+    "screening.referral_judged": "A governance reviewer judged the medical examiner's referral "
+    "decision on a screening (appropriate, possibly missed, should have been referred): the "
+    "feedback for the ME office.",
     "referral.created": "A death was referred for review by a route.",
     "referral.updated": "A referral's reasons changed (after an amended screening).",
     "referral.claimed": "A referral was claimed (leased) by a reviewer's system.",

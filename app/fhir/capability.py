@@ -39,7 +39,7 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                 "security": {
                     "description": (
                         "An API key as 'Authorization: Bearer <key>'. Task needs the scope "
-                        "referrals:read, Patient deaths:read."
+                        "referrals:read, Patient deaths:read, a transaction notifications:write."
                     )
                 },
                 "resource": [
@@ -77,6 +77,15 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                             _param("_count", "number", "Page size, 1 to 200."),
                         ],
                     },
+                ],
+                # A death notification: a transaction of a Patient (deceasedDateTime) and an
+                # optional Encounter (docs/notifications.md); notifications:write.
+                "interaction": [
+                    {
+                        "code": "transaction",
+                        "documentation": "A death notification: one Patient with "
+                        "deceasedDateTime and an optional Encounter; scope notifications:write.",
+                    }
                 ],
             }
         ],

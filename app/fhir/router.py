@@ -7,20 +7,31 @@ import uuid
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.auth.deps import DeathsReader, ReferralsReader
+from app.auth.deps import DeathsReader, NotificationsWriter, ReferralsReader
 from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
-from app.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from app.fhir import service
+from app.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from app.fhir import ingest, service
 from app.fhir.capability import capability_statement
 from app.fhir.mapping import FHIR_JSON
 from app.fhir.outcome import NotAcceptable, outcome_responses
 from app.fhir.resources import bundle, weak_etag
 from app.fhir.search import Params, patient_search, task_search
 from app.kit.etag import not_modified
+from app.notifications.schemas import Channel
+from app.notifications.submit import notify_once
 
 ACCEPTABLE = frozenset(
     {"*/*", "application/*", "application/json", FHIR_JSON, "application/json+fhir"}
@@ -218,3 +229,93 @@ async def read_patient(
     async with database.transaction() as session:
         resource = await service.read_patient(session, principal, database.settings, death_id)
     return _read(resource, if_none_match, principal.pseudonymised)
+
+
+_PATIENT = "urn:uuid:5d0b1c2e-7a3f-4e8d-9b6c-1f2a3b4c5d6e"
+TRANSACTION_EXAMPLE: dict[str, Any] = {
+    "resourceType": "Bundle",
+    "type": "transaction",
+    "identifier": {"system": "https://trust.example.nhs.uk/epr", "value": "ENC-2026-118842"},
+    "timestamp": "2026-11-20T03:25:00+00:00",
+    "entry": [
+        {
+            "fullUrl": _PATIENT,
+            "resource": {
+                "resourceType": "Patient",
+                "identifier": [
+                    {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765919"},
+                    {"system": "https://trust.example.nhs.uk/Id/mrn", "value": "RX1204518"},
+                ],
+                "name": [{"family": "Patient", "given": ["Test"]}],
+                "gender": "female",
+                "birthDate": "1948-06-01",
+                "address": [{"postalCode": "LS1 4AP"}],
+                "deceasedDateTime": "2026-11-20T03:10:00+00:00",
+            },
+            "request": {"method": "POST", "url": "Patient"},
+        },
+        {
+            "fullUrl": "urn:uuid:8e4f2a1b-3c5d-4e6f-8a9b-0c1d2e3f4a5b",
+            "resource": {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "class": {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "IMP",
+                },
+                "subject": {"reference": _PATIENT},
+                "priority": {"coding": [{"code": "EM"}]},
+                "period": {
+                    "start": "2026-11-16T22:40:00+00:00",
+                    "end": "2026-11-20T03:10:00+00:00",
+                },
+                "serviceType": {"coding": [{"code": "300"}]},
+                "location": [{"location": {"display": "Ward 7"}}],
+                "serviceProvider": {"display": "General Infirmary"},
+            },
+            "request": {"method": "POST", "url": "Encounter"},
+        },
+    ],
+}
+
+
+@router.post(
+    "",
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"example": TRANSACTION_EXAMPLE}}}
+    },
+    responses={
+        **FHIR_200,
+        **outcome_responses(
+            *AUTH, Conflict, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+        ),
+    },
+)
+async def post_transaction(
+    principal: NotificationsWriter,
+    database: DatabaseDep,
+    bundle: Annotated[dict[str, Any], Body(description="A FHIR R4 transaction Bundle.")],
+) -> Response:
+    """A death notification as a FHIR R4 transaction `Bundle`: one `Patient` with
+    `deceasedDateTime` (the NHS number as the UK Core identifier
+    `https://fhir.nhs.uk/Id/nhs-number`, `birthDate`, `gender`, `name`, `address.postalCode`,
+    the UK Core ethnic category extension) and, where the death ended an admission, one
+    `Encounter` (`class` IMP or EMER, `period`, `priority`, `location`, `serviceProvider`,
+    `serviceType`). The Bundle's `identifier` (system and value) is the sender's key.
+
+    Recorded exactly as `POST /v1/death-notifications` records one; the answer is a
+    `transaction-response` Bundle whose Patient entry's `location` is `Patient/<death id>`
+    (`201 Created`, or `200 OK` when the key or the patient was known). A refusal is an
+    OperationOutcome naming the element (422), a match of two deaths a 409.
+
+    Scope: `notifications:write`.
+    """
+    notification = ingest.notification_body(bundle)
+    try:
+        stored = await notify_once(
+            database, principal, None, notification, Channel.fhir, "/fhir/r4"
+        )
+    except ValidationFailed as error:
+        raise ingest.mapped(error) from None
+    created = stored.status == 201
+    return fhir_response(ingest.transaction_response(bundle, str(stored.body["death_id"]), created))

@@ -10,10 +10,11 @@ from app.models.event import OutboxEvent
 from app.models.finding import Finding, Theme
 from app.models.history import HistoryImport, HistoryImportProblem, HistoryRecord
 from app.models.idempotency import IdempotencyRecord
+from app.models.notification import DeathNotification, WorklistClaim
 from app.models.oauth import ClientPublicKey, SigningKey, UsedAssertion
 from app.models.referral import Referral, ReferralTransition
 from app.models.review import Review, ReviewPhaseRating, ReviewProblem, ReviewVersion, ScaleLabel
-from app.models.screening import RouteOverride, Screening, ScreeningVersion
+from app.models.screening import ReferralJudgement, RouteOverride, Screening, ScreeningVersion
 from app.models.secret import ServiceSecret
 from app.models.webhook import (
     WebhookAttempt,
@@ -34,6 +35,7 @@ __all__ = [
     "ClientPublicKey",
     "Counter",
     "Death",
+    "DeathNotification",
     "Finding",
     "HistoryImport",
     "HistoryImportProblem",
@@ -42,6 +44,7 @@ __all__ = [
     "OutboxEvent",
     "PossibleDuplicate",
     "Referral",
+    "ReferralJudgement",
     "ReferralTransition",
     "Review",
     "ReviewPhaseRating",
@@ -59,5 +62,6 @@ __all__ = [
     "WebhookDelivery",
     "WebhookDispatcher",
     "WebhookEndpoint",
+    "WorklistClaim",
     "action_findings",
 ]

@@ -76,6 +76,9 @@ class Death(IdMixin, TimestampMixin, Base):
     within_30_days_of_discharge: Mapped[bool]
 
     status: Mapped[str] = mapped_column(String(20))
+    # When the first notification of the death arrived (None for a death first recorded by
+    # its screening): the medical examiner office's worklist measures waiting from it.
+    notified_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(default=1)
     created_by_client_id: Mapped[uuid.UUID | None]
 

@@ -42,6 +42,12 @@ class Screening(IdMixin, TimestampMixin, Base):
     death_expected: Mapped[bool]
     patient_safety_concern: Mapped[str | None] = mapped_column(Text)
     routes_requested: Mapped[list[str]] = mapped_column(JSONType)
+    # The scrutiny in full (app.screenings.scrutiny): the times the ME reports range over, in
+    # columns; QAP, proposed and coded causes, registrar rejections, urgent release and the
+    # contact log with the bereaved, as JSON (null for screenings recorded before it existed).
+    notes_received_at: Mapped[datetime | None]
+    scrutiny_completed_at: Mapped[datetime | None]
+    scrutiny: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     version: Mapped[int] = mapped_column(default=1)
     recorded_by_client_id: Mapped[uuid.UUID | None]
 
@@ -75,3 +81,23 @@ class ScreeningVersion(IdMixin, Base):
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSONType)
     superseded_at: Mapped[datetime] = mapped_column(default=utcnow)
     superseded_by_client_id: Mapped[uuid.UUID | None]
+
+
+class ReferralJudgement(IdMixin, Base):
+    """A governance reviewer's retrospective judgement of the medical examiner's referral
+    decision on one screened death (one per screening; a later judgement replaces it)."""
+
+    __tablename__ = "referral_judgements"
+    __table_args__ = (Index("ix_referral_judgements_died_on", "died_on"),)
+
+    screening_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("screenings.id"), unique=True)
+    death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"))
+    died_on: Mapped[date]  # the death's, copied (as on screenings)
+    # appropriate | possibly_missed | should_have_been_referred
+    judgement: Mapped[str] = mapped_column(String(30))
+    criterion: Mapped[str | None] = mapped_column(String(40))  # a referral reason code
+    reason: Mapped[str] = mapped_column(Text)
+    judged_at: Mapped[datetime] = mapped_column(default=utcnow)
+    judged_by_client_id: Mapped[uuid.UUID | None]
+    judged_by: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(default=1)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from app.kit.enums import AdmissionMethod, ReasonCode, Route
 
 ADULT_AGE = 18
+# LeDeR's remit: people with a learning disability aged 4 and over, and autistic adults.
+LEDER_LEARNING_DISABILITY_MIN_AGE = 4
 PERINATAL_DAYS = 28  # a neonatal death: within the first 28 days of life (days 0-27)
 
 
@@ -90,8 +92,11 @@ def required_routes(facts: RuleFacts, config: RuleConfig) -> dict[Route, list[Re
         add(ReasonCode.staff_concern, Route.sjr)
     if facts.me_concern:
         add(ReasonCode.me_concern, Route.sjr)
-    if facts.learning_disability and adult:
-        add(ReasonCode.learning_disability, Route.leder, Route.sjr)
+    if facts.learning_disability and facts.age_years >= LEDER_LEARNING_DISABILITY_MIN_AGE:
+        # A child of 4-17 is notified to LeDeR as well as referred to child death review.
+        add(ReasonCode.learning_disability, Route.leder)
+        if adult:
+            add(ReasonCode.learning_disability, Route.sjr)
     if facts.autism and adult:
         add(ReasonCode.autism, Route.leder)
     if facts.serious_mental_illness:

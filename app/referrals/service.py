@@ -55,7 +55,9 @@ def rule_facts(death: Death, screening: Screening) -> RuleFacts:
         admission_method=AdmissionMethod(death.admission_method),
         specialties=tuple(s for s in (death.admitting_specialty, death.specialty_at_death) if s),
         diagnosis_group=death.diagnosis_group,
-        bereaved_concern=screening.bereaved_concerns is not None,
+        # A concern raised in any logged contact with the bereaved counts as one raised.
+        bereaved_concern=screening.bereaved_concerns is not None
+        or any(c.get("concerns") for c in (screening.scrutiny or {}).get("bereaved_contacts", [])),
         staff_concern=screening.staff_concerns is not None,
         me_concern=screening.clinical_governance_concern is not None,
         death_expected=screening.death_expected,

@@ -46,6 +46,7 @@ from app.reports.filters import (
     TableParam,
 )
 from app.reports.filters import today as report_today
+from app.reports.me_office import build_me_office
 from app.reports.model import Period, Report, parse_period
 from app.reports.render import CSV_TYPE, XLSX_TYPE, render
 from app.reports.schemas import ReportOut
@@ -251,6 +252,30 @@ async def timeliness(
         async with database.transaction() as session:
             await record_access(session, principal, "route_override.read", "route_override", shown)
     return response
+
+
+@router.get("/me-office", response_model=None, responses=RESPONSES)
+async def me_office(
+    principal: ReportsReader,
+    database: DatabaseDep,
+    settings: ReportSettings,
+    period: PeriodParam,
+    filters: Filters,
+    output: FormatParam = ReportFormat.json,
+    table: TableParam = None,
+) -> Response:
+    """The medical examiner office's report for the deaths in the period (UK local date of
+    death): notification to scrutiny (median hours), scrutiny within 24 hours of the notes,
+    death to MCCD within `LFD_ME_MCCD_TARGET_DAYS` (3) days, coroner referrals by reason,
+    registrar rejections and reissues, contacts with the bereaved (concerns, compliments, by
+    method), and the governance judgements of the ME's referral decisions by examiner and
+    criterion. Definitions: docs/notifications.md.
+
+    Filters: `site`, `specialty`, `age_band`.
+
+    Scope: `reports:read`.
+    """
+    return await respond(database, build_me_office, period, filters, settings, output, table)
 
 
 NOT_A_PERIOD = "The actions report is a snapshot as of today; it takes no period, start or end."

@@ -54,7 +54,8 @@ class ProblemInCare(RequestModel):
 
 class SjrReview(RequestModel):
     """Structured Judgement Review (RCP). A draft may be partial; a submitted SJR needs the
-    reviewer, the overall phase rating, the quality of records and the avoidability."""
+    reviewer, the overall phase rating, the quality of records and the avoidability, and each
+    phase that applies (each phase given) both its rating and its narrative."""
 
     instrument: Literal["sjr"]
     reviewer: ReviewerIn | None = None
@@ -86,6 +87,15 @@ class SjrReview(RequestModel):
             missing.append(("/review/reviewer", "a submitted SJR names its reviewer"))
         if self.rating(SjrPhase.overall) is None:
             missing.append(("/review/phases", "a submitted SJR rates the `overall` phase"))
+        # A phase that applies (one the review gives) is judged in words as well as scored.
+        for index, phase in enumerate(self.phases):
+            if phase.narrative is None:
+                missing.append(
+                    (
+                        f"/review/phases/{index}/narrative",
+                        "a submitted SJR gives each phase it rates its narrative",
+                    )
+                )
         if self.quality_of_records is None:
             missing.append(("/review/quality_of_records", "a submitted SJR rates the records"))
         if self.avoidability is None:

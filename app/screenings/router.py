@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Response
 
-from app.auth.deps import DeathsReader, ScreeningsWriter
+from app.auth.deps import DeathsReader, ReviewsWriter, ScreeningsWriter
 from app.auth.routing import AuthFirstRoute
 from app.db import DatabaseDep
 from app.errors import (
@@ -27,7 +27,7 @@ from app.idempotency.responses import as_response
 from app.kit.etag import NOT_MODIFIED, Conditional, Precondition, etag, if_match_header
 from app.privacy import views
 from app.privacy.writes import Written
-from app.screenings import pseudonymised, service, submit
+from app.screenings import judgements, pseudonymised, service, submit
 from app.screenings.intake import BatchResult, ScreeningBatch, ScreeningCreate, ScreeningRecorded
 from app.screenings.pseudonymised import ScreeningPseudonymised
 from app.screenings.schemas import ScreeningAmend, ScreeningOut, ScreeningVersionOut
@@ -199,3 +199,49 @@ async def put_screening(
         )
     response.headers["ETag"] = etag(amended.id, amended.version)
     return submit.shown_to(principal, amended)
+
+
+@router.put(
+    "/{screening_id}/referral-judgement",
+    response_model=judgements.JudgementOut,
+    responses=problem_responses(
+        *AUTH, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+    ),
+)
+async def put_referral_judgement(
+    screening_id: uuid.UUID,
+    body: judgements.JudgementIn,
+    principal: ReviewsWriter,
+    database: DatabaseDep,
+    response: Response,
+) -> judgements.JudgementOut:
+    """Judge the medical examiner's referral decision on this screened death, in retrospect:
+    `appropriate`, `possibly_missed` or `should_have_been_referred`, with the referral
+    criterion it concerns and the reason. Recording again replaces the judgement (201 the
+    first time, 200 after). Raises `screening.referral_judged`, the ME office's feedback.
+
+    Scope: `reviews:write`.
+    """
+    async with database.transaction() as session:
+        judged, created = await judgements.judge(session, principal, screening_id, body)
+    response.status_code = 201 if created else 200
+    return judged
+
+
+@router.get(
+    "/{screening_id}/referral-judgement",
+    response_model=judgements.JudgementOut | judgements.JudgementPseudonymised,
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+)
+async def get_referral_judgement(
+    screening_id: uuid.UUID, principal: DeathsReader, database: DatabaseDep
+) -> judgements.JudgementOut | judgements.JudgementPseudonymised:
+    """The retrospective judgement of the ME's referral decision (404 when none). A
+    pseudonymised client gets it without the written reason or who judged.
+
+    Scope: `deaths:read`.
+    """
+    async with database.transaction() as session:
+        judged = await judgements.read_judgement(session, principal, screening_id)
+    view = await views.view_for(database, principal)
+    return view.show(judged, judgements.pseudonymised)

@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, Field, StrictBool, StringConstraints, mode
 
 from app.kit.enums import CoronerReason, ReasonCode, Route
 from app.kit.schemas import RequestModel, ResponseModel, Timestamp
+from app.screenings.scrutiny import ScrutinyFields, ScrutinyOut
 
 
 def _blank_to_none(value: object) -> object:
@@ -49,7 +50,7 @@ class RouteOverrideIn(RequestModel):
     )
 
 
-class ScreeningFields(RequestModel):
+class ScreeningFields(ScrutinyFields):
     examiner: Examiner
     screened_at: Timestamp
     records_reviewed: StrictBool
@@ -124,7 +125,7 @@ class CauseOfDeathOut(ResponseModel):
     part_2: str | None
 
 
-class ScreeningOut(ResponseModel):
+class ScreeningOut(ScrutinyOut):
     id: uuid.UUID
     death_id: uuid.UUID
     examiner: ExaminerOut

@@ -37,17 +37,20 @@ from app.kit.etag import Precondition
 from app.kit.sql import insert_rows, load_one, row_of
 from app.kit.time import now
 from app.models import Death, RouteOverride, Screening, ScreeningVersion
+from app.notifications.service import notified_death
 from app.referrals.service import (
     Reconciled,
     apply_plan,
     plan_referrals,
     reconcile_referrals,
 )
+from app.screenings.attach import screen_notified
 from app.screenings.intake import (
     ScreeningCreate,
     ScreeningRecorded,
 )
 from app.screenings.schemas import ScreeningFields, ScreeningOut, ScreeningVersionOut
+from app.screenings.scrutiny import check_scrutiny, scrutiny_json
 from app.screenings.views import screening_out, screening_snapshot
 
 
@@ -72,6 +75,9 @@ def _screening_values(fields: ScreeningFields) -> dict[str, Any]:
         "death_expected": fields.death_expected,
         "patient_safety_concern": fields.patient_safety_concern,
         "routes_requested": [route.value for route in fields.routes_requested],
+        "notes_received_at": fields.notes_received_at,
+        "scrutiny_completed_at": fields.scrutiny_completed_at,
+        "scrutiny": scrutiny_json(fields),
     }
 
 
@@ -93,6 +99,9 @@ def check_screening(fields: ScreeningFields, died_at: datetime, prefix: str) -> 
             fail("/mccd_issued_at", "the MCCD was issued before the death")
         if fields.mccd_issued_at > moment + CLOCK_SKEW:
             fail("/mccd_issued_at", "the MCCD issue time is in the future")
+    check_scrutiny(fields, died_at, moment + CLOCK_SKEW, fail)
+    if fields.bereaved_contacts and not fields.bereaved_contacted:
+        fail("/bereaved_contacted", "contacts with the bereaved are logged: this must be true")
     if fields.coroner_notified and fields.coroner_reason is None:
         fail("/coroner_reason", "give the reason the coroner was notified")
     if not fields.coroner_notified and fields.coroner_reason is not None:
@@ -148,6 +157,22 @@ async def record_screening(
     validate_death(values, "/death")
     check_screening(body.screening, body.death.died_at, "/screening")
     values.update(derived_fields(values), id=uuid.uuid4())
+    notified = await notified_death(
+        session,
+        principal,
+        body.death.source_system,
+        body.death.source_reference,
+        values.get("nhs_number"),
+        values["died_on"],
+    )
+    if notified is not None:
+        if notified.status != DeathStatus.awaiting_screening:
+            await _raise_duplicate(session, principal, body, notified)
+        del values["id"]
+        screened, done, reconciled = await screen_notified(
+            session, principal, settings, body, notified, values, _screening_values(body.screening)
+        )
+        return _recorded(screened, done, reconciled)
     planned_death = Death(**values)
     screening = Screening(
         id=uuid.uuid4(),
@@ -183,12 +208,14 @@ async def record_screening(
 
 
 async def _raise_duplicate(
-    session: AsyncSession, principal: Principal, body: ScreeningCreate
+    session: AsyncSession, principal: Principal, body: ScreeningCreate, known: Death | None = None
 ) -> None:
     """409 for a death the sender already reported, linking to what exists: for the client
     that reported it, or one that may read deaths. Any other client learns only that the
     reference is taken (the unique key it collided with), not which death holds it."""
-    existing = await find_by_source(session, body.death.source_system, body.death.source_reference)
+    existing = known or await find_by_source(
+        session, body.death.source_system, body.death.source_reference
+    )
     extra: dict[str, Any] = {}
     if existing is not None and (
         existing.created_by_client_id == principal.client_id or principal.has(Scope.deaths_read)

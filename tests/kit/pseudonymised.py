@@ -81,6 +81,22 @@ async def seed(api: Any) -> Seeded:
             "staff_concerns": f"Born 29/06/1931, {family} waited six hours",
             "cause_of_death": {"part_1a": f"Aspiration pneumonia ({family})"},
             "death_expected": False,
+            # The scrutiny in full (issue 15): names and words everywhere.
+            "bereaved_contacted": True,
+            "notes_received_at": "2019-02-13T10:00:00+00:00",
+            "qap": {"name": f"Dr {family} Qap", "gmc_number": "7000001"},
+            "proposed_cause_of_death": {"part_1a": f"Pneumonia in {given}"},
+            "registrar_rejections": [
+                {"rejected_at": "2019-02-15T10:00:00+00:00", "reason": f"{family} misspelt"}
+            ],
+            "bereaved_contacts": [
+                {
+                    "contacted_at": "2019-02-14T12:00:00+00:00",
+                    "contact": f"{given}'s daughter",
+                    "method": "phone",
+                    "concerns": f"NHS number {formatted} on the wrong notes",
+                }
+            ],
         },
         died_at=None,
     )
@@ -93,6 +109,26 @@ async def seed(api: Any) -> Seeded:
     screening_id = recorded["id"]
     referrals = {r["route"]: r for r in recorded["referrals"]}
     assert {"sjr", "leder"} <= set(referrals)
+
+    # The same death notified by the PAS afterwards: the notification names the same death.
+    notified = await api.post(
+        "/v1/death-notifications",
+        json={
+            **{k: v for k, v in body["death"].items()},
+            "source_system": "test-pas",
+            "source_reference": f"PAS-{source_reference}",
+        },
+    )
+    assert notified.status_code == 201, notified.text
+    assert notified.json()["death_id"] == death_id
+    notification_id = notified.json()["id"]
+
+    # A governance reviewer's judgement of the ME's referral decision, with the patient in it.
+    judged = await api.put(
+        f"/v1/screenings/{screening_id}/referral-judgement",
+        json={"judgement": "appropriate", "reason": f"{family}'s SJR was right"},
+    )
+    assert judged.status_code == 201, judged.text
 
     # An amended screening: its earlier version (a snapshot) holds the identifiers.
     current = await api.get(f"/v1/screenings/{screening_id}")
@@ -197,6 +233,7 @@ async def seed(api: Any) -> Seeded:
         leder_reference=leder_reference,
         ids={
             "death_id": death_id,
+            "notification_id": notification_id,
             "case_reference": recorded["death"]["case_reference"],
             "screening_id": screening_id,
             "referral_id": sjr,

@@ -1,0 +1,69 @@
+"""An HL7 v2 ADT message in, its ACK out: parsed (app.hl7v2.adt), checked as a notification
+body, recorded through the same service as POST /v1/death-notifications. Used by the HTTP
+route and the MLLP listener alike."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pydantic import ValidationError as PydanticValidationError
+
+from app.auth.principal import Principal
+from app.db import Database
+from app.errors import Conflict, ValidationFailed, validation_errors
+from app.hl7v2.ack import Sender, ack
+from app.hl7v2.adt import Adt, Hl7Problem, location_of, parse_adt
+from app.notifications.schemas import Channel, NotificationCreate
+from app.notifications.submit import notify_once
+
+logger = logging.getLogger("lfd.hl7v2")
+PATH = "/v1/hl7v2/adt"
+
+
+@dataclass(frozen=True)
+class Answer:
+    code: str  # AA, AE, AR
+    ack: str
+    created: bool = False
+
+
+def _sender(adt: Adt | None, raw: str) -> Sender:
+    if adt is None:
+        # What can be read of an MSH the parser refused, for MSA-2 (never patient data).
+        fields = raw.replace("\n", "\r").split("\r", 1)[0].split("|")
+        return Sender(control_id=fields[9] if len(fields) > 9 and raw.startswith("MSH|") else "")
+    msh = adt.message.segment("MSH")
+
+    def part(number: int) -> str:
+        try:
+            return str(msh[number]).split("^")[0]
+        except IndexError:
+            return ""
+
+    return Sender(part(3), part(4), part(6), adt.control_id, adt.trigger)
+
+
+async def receive(database: Database, principal: Principal, raw: str) -> Answer:
+    """Accept (AA), refuse the content (AE) or reject the message (AR); nothing is stored
+    unless it is accepted. Errors of the service itself (the database down) propagate, so
+    that the sender retries."""
+    adt: Adt | None = None
+    try:
+        adt = parse_adt(raw)
+        try:
+            body = NotificationCreate.model_validate(adt.body)
+        except PydanticValidationError as error:
+            first = validation_errors(list(error.errors()))[0]
+            raise Hl7Problem("AE", location_of(first["pointer"]), first["detail"]) from None
+        try:
+            stored = await notify_once(database, principal, None, body, Channel.hl7v2, PATH)
+        except ValidationFailed as refused:
+            first = (refused.errors or [{"pointer": "/", "detail": refused.detail}])[0]
+            raise Hl7Problem("AE", location_of(first["pointer"]), first["detail"]) from None
+        except Conflict as conflict:
+            raise Hl7Problem("AE", "PID-3", conflict.detail or "conflict") from None
+    except Hl7Problem as problem:
+        logger.info("hl7v2 refused", extra={"ack": problem.code, "location": problem.location})
+        return Answer(problem.code, ack(_sender(adt, raw), problem))
+    return Answer("AA", ack(_sender(adt, raw), None), created=stored.status == 201)

@@ -1,0 +1,117 @@
+"""Death notification bodies: the death as the sending system knows it (the same fields, and
+the same validation, as a screening's death), with the sender's key and message time."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from app.deaths.schemas import DeathCreate, DeathOut, Text100
+from app.kit.schemas import RequestModel, ResponseModel, Timestamp
+
+CHANNEL = (
+    "How the notification came: `json`, `hl7v2` (an ADT message), `fhir` or `screening` "
+    "(a screening of a death not notified before)."
+)
+DEATH = "The death the notification created or found."
+
+
+class Channel(StrEnum):
+    json = "json"
+    hl7v2 = "hl7v2"
+    fhir = "fhir"
+    screening = "screening"
+
+
+class NotificationCreate(DeathCreate):
+    """A trust system's notification of a death: the patient, the time and place of death,
+    site and ward, specialty, the admission (and, for a death in the community, the discharge
+    before it). `source_system` + `source_reference` are the sender's key for the notification:
+    sent again, it finds what the first one made."""
+
+    sent_at: Timestamp | None = Field(
+        default=None, description="When the sending system sent or recorded the notification."
+    )
+    message_id: Text100 | None = Field(
+        default=None, description="The sender's id for the message (e.g. HL7 MSH-10)."
+    )
+
+
+class NotificationOut(ResponseModel):
+    id: uuid.UUID
+    death_id: uuid.UUID
+    source_system: str
+    source_reference: str
+    channel: Channel = Field(description=CHANNEL)
+    received_at: datetime = Field(description="When the service received the notification.")
+    sent_at: datetime | None = Field(
+        description="When the sending system sent or recorded it, if it said."
+    )
+    message_id: str | None = Field(description="The sender's id for the message, if it gave one.")
+
+
+class NotificationRecorded(NotificationOut):
+    """The notification with the death it created or found."""
+
+    death_created: bool = Field(
+        description="true when this notification created the death; false when the death was "
+        "already known (the same patient and date of death, notified before or screened)."
+    )
+    death: DeathOut = Field(description=DEATH)
+
+
+class WorklistClaimRequest(RequestModel):
+    lease_seconds: int | None = Field(
+        default=None,
+        ge=60,
+        description="How long the lease lasts; LFD_LEASE_DEFAULT_SECONDS (1800) when absent, "
+        "at most LFD_LEASE_MAX_SECONDS (86400).",
+    )
+
+
+class LeaseRequest(RequestModel):
+    lease_id: uuid.UUID
+    lease_seconds: int | None = Field(default=None, ge=60)
+
+
+class ReleaseRequest(RequestModel):
+    lease_id: uuid.UUID
+
+
+class ClaimOut(ResponseModel):
+    death_id: uuid.UUID
+    lease_id: uuid.UUID | None = Field(
+        description="Shown only to the client that holds the lease; present it to renew or release."
+    )
+    leased_to: str | None = Field(description="The person the claim was made for, if named.")
+    claimed_at: datetime
+    lease_expires_at: datetime
+    held_by_you: bool = Field(description="Whether the calling client holds the lease.")
+
+
+MCCD_OVERDUE = "Whether the MCCD is past its due time (`mccd_due_at`) and not yet issued."
+
+
+class WorklistItem(ResponseModel):
+    """A death awaiting the medical examiner's scrutiny, with its waiting time and targets."""
+
+    death: DeathOut = Field(description="The death awaiting scrutiny.")
+    notified_at: datetime | None = Field(
+        description="When the first notification arrived (the death's creation otherwise)."
+    )
+    waiting_hours: float = Field(description="Hours since the death was notified.")
+    hours_since_death: float = Field(description="Hours since the time of death.")
+    mccd_due_at: datetime = Field(
+        description="When the MCCD is due under the death-to-MCCD target "
+        "(LFD_ME_MCCD_TARGET_DAYS, default 3 days after the death)."
+    )
+    mccd_overdue: bool = Field(description=MCCD_OVERDUE)
+    claim: ClaimOut | None = Field(description="The live claim on the death, if any.")
+
+
+class WorklistPage(ResponseModel):
+    items: list[WorklistItem]
+    next_cursor: str | None

@@ -1,0 +1,165 @@
+"""Death notifications as FHIR R4 transaction Bundles at POST /fhir/r4 (issue 15): the Bundle
+and the answers validated with fhir.resources; refusals are OperationOutcomes naming the
+element, with nothing stored."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+
+from app.auth.scopes import Scope
+from tests.factories import test_nhs_number
+
+PATH = "/fhir/r4"
+NHS = "https://fhir.nhs.uk/Id/nhs-number"
+MRN = "https://trust.example.nhs.uk/Id/mrn"
+FHIR = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+
+
+def transaction(
+    *, nhs_number: str | None = None, died: datetime | None = None, encounter: bool = True
+) -> dict[str, Any]:
+    died = died or datetime.now(UTC) - timedelta(hours=5)
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [
+            {
+                "system": "https://fhir.nhs.uk/Id/nhs-number",
+                "value": nhs_number or test_nhs_number(),
+            },
+            {
+                "system": "https://trust.example.nhs.uk/Id/mrn",
+                "value": "RX1" + uuid.uuid4().hex[:6],
+            },
+        ],
+        "name": [{"family": "Testfamily", "given": ["Testgiven"]}],
+        "gender": "male",
+        "birthDate": "1936-07-01",
+        "address": [{"postalCode": "LS1 4AP"}],
+        "deceasedDateTime": died.isoformat(),
+    }
+    entries: list[dict[str, Any]] = [
+        {
+            "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+            "resource": patient,
+            "request": {"method": "POST", "url": "Patient"},
+        }
+    ]
+    if encounter:
+        entries.append(
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": {
+                    "resourceType": "Encounter",
+                    "status": "finished",
+                    "class": {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                        "code": "IMP",
+                    },
+                    "subject": {"reference": entries[0]["fullUrl"]},
+                    "priority": {"coding": [{"code": "EM"}]},
+                    "period": {
+                        "start": (died - timedelta(days=3)).isoformat(),
+                        "end": died.isoformat(),
+                    },
+                    "serviceType": {"coding": [{"code": "300"}]},
+                    "location": [{"location": {"display": "Ward 4"}}],
+                    "serviceProvider": {"display": "St Elsewhere"},
+                },
+                "request": {"method": "POST", "url": "Encounter"},
+            }
+        )
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "identifier": {"system": "https://trust.example.nhs.uk/epr", "value": uuid.uuid4().hex},
+        "timestamp": datetime.now(UTC).isoformat(),
+        "entry": entries,
+    }
+    Bundle.model_validate(bundle)  # a valid R4 transaction, as an EPR would send
+    return bundle
+
+
+async def test_a_transaction_notifies_the_death(api):
+    number = test_nhs_number()
+    bundle = transaction(nhs_number=number)
+    response = await api.post(PATH, json=bundle, headers=FHIR)
+    assert response.status_code == 200, response.text
+    answer = Bundle.model_validate(response.json())
+    assert answer.type == "transaction-response"
+    assert [e.response.status for e in answer.entry] == ["201 Created", "201 Created"]
+    death_id = answer.entry[0].response.location.removeprefix("Patient/")
+    death = (await api.get(f"/v1/deaths/{death_id}")).json()
+    assert death["status"] == "awaiting_screening"
+    assert death["nhs_number"] == number
+    assert (death["ward"], death["site"], death["place_of_death"]) == (
+        "Ward 4",
+        "St Elsewhere",
+        "inpatient",
+    )
+    assert death["admission_method"] == "emergency"
+    # Sent again: the same death, nothing new.
+    again = await api.post(PATH, json=bundle, headers=FHIR)
+    assert [e["response"]["status"] for e in again.json()["entry"]] == ["200 OK", "200 OK"]
+    assert again.json()["entry"][0]["response"]["location"] == f"Patient/{death_id}"
+    # And the read view shows it as a Patient.
+    patient = await api.get(f"{PATH}/Patient/{death_id}", headers=FHIR)
+    assert patient.status_code == 200
+
+
+async def test_a_patient_alone_is_a_death_outside_hospital(api):
+    response = await api.post(PATH, json=transaction(encounter=False), headers=FHIR)
+    assert response.status_code == 200, response.text
+    death_id = response.json()["entry"][0]["response"]["location"].removeprefix("Patient/")
+    death = (await api.get(f"/v1/deaths/{death_id}")).json()
+    assert (death["place_of_death"], death["admission_method"]) == ("other", "not_admitted")
+
+
+async def outcome(api, bundle: dict[str, Any], status: int) -> list[str]:
+    response = await api.post(PATH, json=bundle, headers=FHIR)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    parsed = OperationOutcome.model_validate(response.json())
+    return [issue.diagnostics or "" for issue in parsed.issue]
+
+
+async def test_refusals_are_operation_outcomes_naming_the_element(api):
+    number = test_nhs_number()
+    future = transaction(nhs_number=number, died=datetime.now(UTC) + timedelta(days=1))
+    issues = await outcome(api, future, 422)
+    assert any(i.startswith("Patient.deceasedDateTime:") for i in issues), issues
+    no_death = transaction(nhs_number=number)
+    del no_death["entry"][0]["resource"]["deceasedDateTime"]
+    assert any(i.startswith("Patient.deceasedDateTime:") for i in await outcome(api, no_death, 422))
+    no_key = transaction(nhs_number=number)
+    del no_key["identifier"]
+    assert any(i.startswith("Bundle.identifier:") for i in await outcome(api, no_key, 422))
+    batch = {**transaction(nhs_number=number), "type": "batch"}
+    assert any(i.startswith("Bundle.type:") for i in await outcome(api, batch, 422))
+    bad_gender = transaction(nhs_number=number)
+    bad_gender["entry"][0]["resource"]["gender"] = "robot"
+    assert any(i.startswith("Patient.gender:") for i in await outcome(api, bad_gender, 422))
+    bad_number = transaction(nhs_number="9999999990")
+    issues = await outcome(api, bad_number, 422)
+    assert any(i.startswith("Patient.identifier:") for i in issues)
+    assert "9999999990" not in str(issues)
+    listed = await api.get("/v1/deaths", params={"nhs_number": number})
+    assert listed.json()["items"] == []
+
+
+async def test_the_transaction_needs_the_scope(make_api):
+    reader = await make_api(Scope.deaths_read)
+    response = await reader.post(PATH, json=transaction(), headers=FHIR)
+    assert response.status_code == 403
+    OperationOutcome.model_validate(response.json())
+
+
+async def test_the_capability_statement_offers_the_transaction(api):
+    response = await api.get(f"{PATH}/metadata", headers=FHIR)
+    statement = CapabilityStatement.model_validate(response.json())
+    assert [i.code for i in statement.rest[0].interaction] == ["transaction"]

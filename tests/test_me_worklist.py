@@ -1,0 +1,132 @@
+"""The ME office's worklist (issue 15): deaths awaiting screening, oldest death first, with
+waiting times against the targets, filterable by site, and a lease bound to the client."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+
+from app.auth.scopes import Scope
+from app.models import WorklistClaim
+from tests.factories import idem
+from tests.kit.notifications import died, notification_body, screening_of
+
+PATH = "/v1/me/worklist"
+
+
+async def notified(api: Any, **death: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    body = notification_body(**death)
+    response = await api.post("/v1/death-notifications", json=body)
+    assert response.status_code == 201, response.text
+    return body, response.json()
+
+
+async def test_the_status_filter_lists_deaths_awaiting_screening(api):
+    _, made = await notified(api, site=f"Site {uuid.uuid4().hex[:6]}")
+    listed = await api.get(
+        "/v1/deaths", params={"status": "awaiting_screening", "site": made["death"]["site"]}
+    )
+    assert listed.status_code == 200
+    assert [item["id"] for item in listed.json()["items"]] == [made["death_id"]]
+
+
+async def test_the_worklist_is_oldest_death_first_with_its_targets(api):
+    site = f"Site {uuid.uuid4().hex[:6]}"
+    _, recent = await notified(api, site=site, died_at=died(0.5))
+    _, old = await notified(api, site=site, died_at=died(4))
+    await notified(api, site="Another site", died_at=died(5))
+    response = await api.get(PATH, params={"site": site})
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert [item["death"]["id"] for item in items] == [old["death_id"], recent["death_id"]]
+    assert items[0]["mccd_overdue"] is True  # 4 days > the 3-day target
+    assert items[1]["mccd_overdue"] is False
+    assert 95 < items[0]["hours_since_death"] < 97
+    assert items[0]["waiting_hours"] >= 0
+    assert items[0]["claim"] is None
+
+
+async def test_pages_follow_the_cursor(api):
+    site = f"Site {uuid.uuid4().hex[:6]}"
+    made = [(await notified(api, site=site, died_at=died(1 + n / 10)))[1] for n in range(3)]
+    first = (await api.get(PATH, params={"site": site, "limit": 2})).json()
+    second = (await api.get(PATH, params={"site": site, "cursor": first["next_cursor"]})).json()
+    seen = [item["death"]["id"] for item in first["items"] + second["items"]]
+    assert seen == [m["death_id"] for m in reversed(made)]
+    assert second["next_cursor"] is None
+
+
+async def test_a_screened_death_leaves_the_worklist(api):
+    site = f"Site {uuid.uuid4().hex[:6]}"
+    body, _ = await notified(api, site=site)
+    screened = await api.post("/v1/screenings", json=screening_of(body, site=site), headers=idem())
+    assert screened.status_code == 201, screened.text
+    assert (await api.get(PATH, params={"site": site})).json()["items"] == []
+
+
+async def test_a_claim_is_a_lease_bound_to_its_client(make_api):
+    api = await make_api(Scope.notifications_write, Scope.deaths_read, Scope.worklist_claim)
+    other = await make_api(Scope.worklist_claim, Scope.deaths_read)
+    site = f"Site {uuid.uuid4().hex[:6]}"
+    _, made = await notified(api, site=site)
+    death_id = made["death_id"]
+    claimed = await api.post(f"{PATH}/{death_id}/claim", json={"lease_seconds": 600})
+    assert claimed.status_code == 200, claimed.text
+    lease = claimed.json()
+    assert lease["held_by_you"] is True and lease["lease_id"]
+    # Another ME cannot take it, nor use the lease id.
+    assert (await other.post(f"{PATH}/{death_id}/claim")).status_code == 409
+    stolen = await other.post(f"{PATH}/{death_id}/release", json={"lease_id": lease["lease_id"]})
+    assert stolen.status_code == 409
+    # The other sees it claimed, without the lease id.
+    seen = (await other.get(PATH, params={"site": site})).json()["items"][0]["claim"]
+    assert seen["held_by_you"] is False and seen["lease_id"] is None
+    unclaimed = await other.get(PATH, params={"site": site, "unclaimed": "true"})
+    assert unclaimed.json()["items"] == []
+    renewed = await api.post(
+        f"{PATH}/{death_id}/renew", json={"lease_id": lease["lease_id"], "lease_seconds": 900}
+    )
+    assert renewed.status_code == 200
+    assert renewed.json()["lease_expires_at"] > lease["lease_expires_at"]
+    released = await api.post(f"{PATH}/{death_id}/release", json={"lease_id": lease["lease_id"]})
+    assert released.status_code == 204
+    assert (await other.post(f"{PATH}/{death_id}/claim")).status_code == 200
+
+
+async def test_an_expired_claim_frees_the_death(api, database):
+    _, made = await notified(api)
+    death_id = made["death_id"]
+    lease = (await api.post(f"{PATH}/{death_id}/claim")).json()
+    async with database.transaction() as session:
+        await session.execute(
+            update(WorklistClaim)
+            .where(WorklistClaim.death_id == uuid.UUID(death_id))
+            .values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    late = await api.post(f"{PATH}/{death_id}/renew", json={"lease_id": lease["lease_id"]})
+    assert late.status_code == 409
+    assert (await api.post(f"{PATH}/{death_id}/claim")).status_code == 200
+
+
+async def test_a_screened_death_cannot_be_claimed(api):
+    body, made = await notified(api)
+    await api.post("/v1/screenings", json=screening_of(body), headers=idem())
+    refused = await api.post(f"{PATH}/{made['death_id']}/claim")
+    assert refused.status_code == 409
+    missing = await api.post(f"{PATH}/{uuid.uuid4()}/claim")
+    assert missing.status_code == 404
+
+
+async def test_a_pseudonymised_client_sees_no_exact_times(api, make_api):
+    site = f"Site {uuid.uuid4().hex[:6]}"
+    body, _ = await notified(api, site=site)
+    commissioner = await make_api(pseudonymised=True)
+    response = await commissioner.get(PATH, params={"site": site})
+    assert response.status_code == 200, response.text
+    item = response.json()["items"][0]
+    assert set(item) == {"death", "waiting_days", "mccd_overdue", "claimed"}
+    assert body["died_at"][:10] not in response.text
+    assert body["nhs_number"] not in response.text
