@@ -4,7 +4,10 @@ a later screening attaches to the notified death."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import pytest
 
 from app.auth.scopes import Scope
 from tests.factories import idem, screening_body
@@ -218,3 +221,13 @@ async def test_a_writer_without_deaths_read_learns_only_how_many_deaths_match(ap
     assert again.json()["candidate_count"] == 2
     assert "candidates" not in again.json()
     assert b["death_id"] not in again.text
+
+
+@pytest.mark.postgres_only
+async def test_racing_retries_of_one_notification_make_one_death(api):
+    body = notification_body()
+    answers = await asyncio.gather(*(api.post(PATH, json=body) for _ in range(6)))
+    assert sorted(a.status_code for a in answers) == [200] * 5 + [201], [a.text for a in answers]
+    assert len({a.json()["death_id"] for a in answers}) == 1
+    listed = await api.get("/v1/deaths", params={"nhs_number": body["nhs_number"]})
+    assert len(listed.json()["items"]) == 1
