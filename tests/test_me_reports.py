@@ -10,6 +10,7 @@ from typing import Any
 
 from app.auth.scopes import Scope
 from tests.factories import idem, screening_body
+from tests.kit.feed import drain_until, head
 from tests.kit.notifications import notification_body
 
 # A month of its own (deaths from other tests land near today), well in the past.
@@ -30,6 +31,7 @@ async def screened(api, site: str, **screening: Any) -> dict[str, Any]:
 
 async def test_a_referral_decision_is_judged_replaced_and_announced(api, make_api):
     recorded = await screened(api, "Judged site")
+    cursor = await head(api)
     url = f"/v1/screenings/{recorded['id']}/referral-judgement"
     assert (await api.get(url)).status_code == 404
     first = await api.put(
@@ -43,9 +45,14 @@ async def test_a_referral_decision_is_judged_replaced_and_announced(api, make_ap
     assert second.status_code == 200 and second.json()["version"] == 2
     read = (await api.get(url)).json()
     assert read["judgement"] == "should_have_been_referred" and read["criterion"] is None
-    feed = await api.get("/v1/events", params={"types": "screening.referral_judged"})
-    mine = [e for e in feed.json()["items"] if e["resource"]["id"] == recorded["id"]]
-    assert len(mine) == 2
+
+    def mine(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in events if e["resource"]["id"] == recorded["id"]]
+
+    seen, _ = await drain_until(
+        api, cursor, lambda events: len(mine(events)) >= 2, types="screening.referral_judged"
+    )
+    assert len(mine(seen)) == 2
     commissioner = await make_api(pseudonymised=True)
     hidden = (await commissioner.get(url)).json()
     assert "reason" not in hidden and "judged_by" not in hidden

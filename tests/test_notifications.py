@@ -4,10 +4,14 @@ a later screening attaches to the notified death."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import pytest
 
 from app.auth.scopes import Scope
 from tests.factories import idem, screening_body
+from tests.kit.feed import drain_until, head
 from tests.kit.notifications import notification_body, screening_of
 
 PATH = "/v1/death-notifications"
@@ -170,11 +174,14 @@ async def test_a_screening_matching_two_notified_deaths_is_a_409_listing_both(ap
 
 
 async def test_notified_events_and_audit(api):
+    cursor = await head(api)
     made = await notify(api, notification_body())
-    feed = await api.get("/v1/events", params={"types": "death.notified"})
-    assert feed.status_code == 200, feed.text
-    mine = [e for e in feed.json()["items"] if e["death_id"] == made["death_id"]]
-    assert [e["resource"]["path"] for e in mine] == [f"{PATH}/{made['id']}"]
+
+    def arrived(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in events if e["death_id"] == made["death_id"]]
+
+    seen, _ = await drain_until(api, cursor, arrived, types="death.notified")
+    assert [e["resource"]["path"] for e in arrived(seen)] == [f"{PATH}/{made['id']}"]
     audit = await api.get("/v1/audit-events", params={"death_id": made["death_id"]})
     assert audit.status_code == 200, audit.text
     actions = {row["action"] for row in audit.json()["items"]}
@@ -214,3 +221,13 @@ async def test_a_writer_without_deaths_read_learns_only_how_many_deaths_match(ap
     assert again.json()["candidate_count"] == 2
     assert "candidates" not in again.json()
     assert b["death_id"] not in again.text
+
+
+@pytest.mark.postgres_only
+async def test_racing_retries_of_one_notification_make_one_death(api):
+    body = notification_body()
+    answers = await asyncio.gather(*(api.post(PATH, json=body) for _ in range(6)))
+    assert sorted(a.status_code for a in answers) == [200] * 5 + [201], [a.text for a in answers]
+    assert len({a.json()["death_id"] for a in answers}) == 1
+    listed = await api.get("/v1/deaths", params={"nhs_number": body["nhs_number"]})
+    assert len(listed.json()["items"]) == 1

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.factories import idem, screening_body
+from tests.kit.feed import drain_until, head
 
 DIED = datetime.now(UTC) - timedelta(days=3)
 
@@ -180,3 +181,30 @@ async def test_an_amendment_keeps_the_earlier_scrutiny_as_a_version(api):
     assert put.json()["bereaved_contacts"] == []
     versions = (await api.get(f"{url}/versions")).json()
     assert versions[0]["snapshot"]["bereaved_contacts"][0]["contact"] == "Daughter Bereavedname"
+
+
+async def test_the_scrutiny_raises_its_events(api):
+    cursor = await head(api)
+    recorded = (await post(api, full_scrutiny())).json()
+    url = f"/v1/screenings/{recorded['id']}"
+    types = (
+        "screening.mccd_rejected,screening.bereaved_contact_logged,"
+        "screening.bereaved_concern_raised"
+    )
+
+    def kinds(events: list[dict[str, Any]]) -> list[str]:
+        return sorted(e["type"] for e in events if e["resource"]["id"] == recorded["id"])
+
+    seen, cursor = await drain_until(api, cursor, lambda e: len(kinds(e)) >= 2, types=types)
+    assert kinds(seen) == ["screening.bereaved_contact_logged", "screening.mccd_rejected"]
+    screening = full_scrutiny()
+    screening["bereaved_contacts"].append(
+        {"contacted_at": at(30), "contact": "Son", "method": "letter", "concerns": "No call back"}
+    )
+    body = screening_body(died_at=DIED, screening=screening)["screening"]
+    current = await api.get(url)
+    put = await api.put(url, json=body, headers={"If-Match": current.headers["ETag"]})
+    assert put.status_code == 200, put.text
+    # The amendment added a contact, with a concern; the rejections stayed as they were.
+    seen, _ = await drain_until(api, cursor, lambda e: len(kinds(e)) >= 2, types=types)
+    assert kinds(seen) == ["screening.bereaved_concern_raised", "screening.bereaved_contact_logged"]

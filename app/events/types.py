@@ -14,6 +14,12 @@ EVENT_TYPES: dict[str, str] = {
     "(same person: linked; different people: the flag cleared). On both deaths.",
     "screening.recorded": "A medical examiner screening was recorded.",
     "screening.amended": "A screening was amended (a new version).",
+    "screening.mccd_rejected": "The registrar rejected a screening's MCCD (a rejection was "
+    "added to the scrutiny).",
+    "screening.bereaved_contact_logged": "A contact with the bereaved was added to a "
+    "screening's contact log.",
+    "screening.bereaved_concern_raised": "The bereaved raised a concern in a logged contact "
+    "(the bereaved-concern referral rule applies).",
     "screening.referral_judged": "A governance reviewer judged the medical examiner's referral "
     "decision on a screening (appropriate, possibly missed, should have been referred): the "
     "feedback for the ME office.",

@@ -28,6 +28,7 @@ from app.notifications.service import remember_key
 from app.notifications.worklist import end_claim
 from app.referrals.service import apply_plan, plan_referrals
 from app.screenings.intake import ScreeningCreate
+from app.screenings.scrutiny import scrutiny_events
 
 FLAGS = ("learning_disability", "autism", "serious_mental_illness", "pregnant_or_recently_pregnant")
 KEYS = ("source_system", "source_reference")
@@ -93,6 +94,8 @@ async def screen_notified(
     )
     journal.event(Change("death.updated", "death", death.id, death.id, [*changed, "status"]))
     journal.event(Change("screening.recorded", "screening", screening.id, death.id))
+    for kind in scrutiny_events(None, screening.scrutiny):
+        journal.event(Change(kind, "screening", screening.id, death.id))
     journal.audit("death.update", "death", death.id, death.id)
     journal.audit("screening.create", "screening", screening.id, death.id)
     await journal.write(session)

@@ -231,3 +231,25 @@ class ScrutinyOut(ResponseModel):
     bereaved_contacts: list[BereavedContact] = Field(
         default_factory=list, description=BEREAVED_CONTACTS
     )
+
+
+def scrutiny_events(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    """The scrutiny events a recording or amendment raises: an MCCD rejected by the registrar,
+    a contact with the bereaved logged, a concern raised by them (each when there are more
+    than before). The change feed and webhooks carry them beside screening.recorded/amended."""
+    old, new = before or {}, after or {}
+
+    def count(scrutiny: dict[str, Any], name: str) -> int:
+        return len(scrutiny.get(name) or [])
+
+    def concerns(scrutiny: dict[str, Any]) -> int:
+        return sum(1 for c in scrutiny.get("bereaved_contacts") or [] if c.get("concerns"))
+
+    found = []
+    if count(new, "registrar_rejections") > count(old, "registrar_rejections"):
+        found.append("screening.mccd_rejected")
+    if count(new, "bereaved_contacts") > count(old, "bereaved_contacts"):
+        found.append("screening.bereaved_contact_logged")
+    if concerns(new) > concerns(old):
+        found.append("screening.bereaved_concern_raised")
+    return found

@@ -50,7 +50,7 @@ from app.screenings.intake import (
     ScreeningRecorded,
 )
 from app.screenings.schemas import ScreeningFields, ScreeningOut, ScreeningVersionOut
-from app.screenings.scrutiny import check_scrutiny, scrutiny_json
+from app.screenings.scrutiny import check_scrutiny, scrutiny_events, scrutiny_json
 from app.screenings.views import screening_out, screening_snapshot
 
 
@@ -201,6 +201,8 @@ async def record_screening(
     )
     journal.event(Change("death.created", "death", death.id, death.id))
     journal.event(Change("screening.recorded", "screening", screening.id, death.id))
+    for kind in scrutiny_events(None, screening.scrutiny):
+        journal.event(Change(kind, "screening", screening.id, death.id))
     journal.audit("death.create", "death", death.id, death.id)
     journal.audit("screening.create", "screening", screening.id, death.id)
     await journal.write(session)
@@ -283,6 +285,7 @@ async def amend_screening(
     death = await session.get_one(Death, screening.death_id)
     check_screening(fields, death.died_at, "")
     before = screening_snapshot(screening, await _overrides(session, screening.id))
+    before_scrutiny = screening.scrutiny
     values = _screening_values(fields)
     changed = [name for name, value in values.items() if getattr(screening, name) != value]
     overrides = {override.route: override.reason for override in fields.overrides}
@@ -303,6 +306,8 @@ async def amend_screening(
             setattr(screening, name, value)
         screening.version += 1
         journal.event(Change("screening.amended", "screening", screening.id, death.id, changed))
+        for kind in scrutiny_events(before_scrutiny, screening.scrutiny):
+            journal.event(Change(kind, "screening", screening.id, death.id))
         journal.audit("screening.amend", "screening", screening.id, death.id)
     else:
         # Nothing to amend: no new version; reconciling below changes nothing either.

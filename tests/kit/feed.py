@@ -45,3 +45,11 @@ async def drain_until(
             return seen, cursor
         assert time.monotonic() < stop, "the feed did not hand out the committed events"
         await asyncio.sleep(0.05)
+
+
+async def head(api: Api) -> str:
+    """A cursor at the feed's head: what is committed after it is what a test reads."""
+    response = await api.get("/v1/events", params={"start": "now"})
+    assert response.status_code == 200, response.text
+    cursor: str = response.json()["next_cursor"]
+    return cursor
