@@ -166,7 +166,7 @@ def _check_referral(
         # The instrument check reads only the death's time: a light stand-in for the ORM object
         # (an ORM instance costs more to make than the rest of the record's checks).
         died = cast(Death, _Died(record.death.died_at))
-        _check_instrument(referral.route, review.form, died, submitted)
+        _check_instrument(referral.route, review.form, died, submitted, historical=True)
     except ValidationFailed as failed:
         for error in failed.errors or []:
             inner = str(error["pointer"]).removeprefix("/review")

@@ -81,7 +81,9 @@ class SjrReview(RequestModel):
     def rating(self, phase: SjrPhase) -> int | None:
         return next((r.rating for r in self.phases if r.phase is phase), None)
 
-    def missing_for_submission(self) -> list[tuple[str, str]]:
+    def missing_for_submission(self, narratives: bool = True) -> list[tuple[str, str]]:
+        """What a submitted SJR lacks. ``narratives``: each rated phase needs its narrative
+        (live submissions; a historical SJR recorded before that rule is taken as it was)."""
         missing = []
         if self.reviewer is None:
             missing.append(("/review/reviewer", "a submitted SJR names its reviewer"))
@@ -89,7 +91,7 @@ class SjrReview(RequestModel):
             missing.append(("/review/phases", "a submitted SJR rates the `overall` phase"))
         # A phase that applies (one the review gives) is judged in words as well as scored.
         for index, phase in enumerate(self.phases):
-            if phase.narrative is None:
+            if narratives and phase.narrative is None:
                 missing.append(
                     (
                         f"/review/phases/{index}/narrative",

@@ -66,9 +66,12 @@ POOR_CARE = 2  # overall care rated 1-2: very poor or poor
 Instrumented = SjrReview | MmReview | LederReview | ExternalReview
 
 
-def _check_instrument(route: Route, review: Instrumented, death: Death, submit: bool) -> None:
+def _check_instrument(
+    route: Route, review: Instrumented, death: Death, submit: bool, historical: bool = False
+) -> None:
     """The instrument must be the route's; its dates must be possible; a submitted SJR must
-    be complete. Problems point into the body (`/review/...`)."""
+    be complete (a historical one, imported as it was recorded, need not give each rated
+    phase a narrative: that rule is live submissions'). Problems point into the body."""
     expected = instrument_for(route)
     errors: list[dict[str, Any]] = []
 
@@ -85,7 +88,7 @@ def _check_instrument(route: Route, review: Instrumented, death: Death, submit: 
     moment = now()
     died = death.died_at
     if isinstance(review, SjrReview) and submit:
-        for pointer, detail in review.missing_for_submission():
+        for pointer, detail in review.missing_for_submission(narratives=not historical):
             fail(pointer, detail, "required_for_submission")
     if isinstance(review, MmReview):
         meeting = datetime.combine(review.meeting_date, time(23, 59), LONDON)
