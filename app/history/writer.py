@@ -308,9 +308,13 @@ async def copy_rows(session: AsyncSession, table: Table, rows: list[dict[str, An
         return
     columns, json, values = _copy_shape(table)
     for row in rows:
+        # A nullable column the history rows do not name (one added later, such as the
+        # scrutiny in full's) is NULL, as a Core INSERT would leave it.
+        for name in columns:
+            row.setdefault(name, None)
         for name in json:
             value = row[name]
-            if not isinstance(value, str):
+            if value is not None and not isinstance(value, str):
                 row[name] = orjson.dumps(value).decode()
     records = list(map(values, rows))
     connection = await session.connection()
