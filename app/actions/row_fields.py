@@ -148,6 +148,67 @@ class FieldReading:
     def remember(self, number: int, column: Field, value: Any) -> None:
         raise NotImplementedError
 
+    def filled(self, row: Row, column: Field) -> str:
+        raise NotImplementedError
+
+    # --- the cells that are carried down a page: organisations, leads, the work stream ------
+
+    def organisations_of(self, number: int, row: Row, planned: PlannedAction) -> None:
+        was_carried, value = self.carried(number, row, Field.organisation)
+        if was_carried:
+            planned.organisations, planned.organisation_names = list(value[0]), list(value[1])
+            return
+        raw = self.filled(row, Field.organisation)
+        planned.organisations, planned.organisation_names = self.organisations(
+            number, Field.organisation, raw
+        )
+        if not is_blank(self.cell(row, Field.organisation)):
+            self.remember(
+                number, Field.organisation, (planned.organisations, planned.organisation_names)
+            )
+
+    def leads_of(self, number: int, row: Row, planned: PlannedAction) -> None:
+        was_carried, value = self.carried(number, row, Field.leads)
+        if was_carried:
+            planned.leads, planned.lead_history = list(value[0]), list(value[1])
+            return
+        raw = text_of(self.cell(row, Field.leads))
+        planned.leads, planned.lead_history = self.leads(number, Field.leads, raw)
+        if raw:
+            self.remember(number, Field.leads, (planned.leads, planned.lead_history))
+
+    def alignment_of(self, number: int, row: Row, planned: PlannedAction) -> None:
+        was_carried, value = self.carried(number, row, Field.workstream)
+        if was_carried:
+            planned.workstream, leads, history = value
+            planned.leads, planned.lead_history = list(leads), list(history)
+            return
+        raw = text_of(self.cell(row, Field.workstream))
+        if not raw:
+            return
+        self.alignment(number, raw, planned)
+        self.remember(
+            number, Field.workstream, (planned.workstream, planned.leads, planned.lead_history)
+        )
+
+    def progress(self, number: int, text: str, planned: PlannedAction) -> None:
+        """ "Progress made Sept 2019": a progress update dated by its header; undated, the
+        text is the action's comments."""
+        stamp = self.header.dates.get(Field.progress)
+        if stamp is None or stamp.month is None:
+            planned.comments = f"{planned.comments}\n{text}" if planned.comments else text
+            return
+        first = planned.progress is None
+        planned.progress = f"{planned.progress}\n{text}" if planned.progress else text
+        planned.progress_on = date(stamp.year, stamp.month, 1)
+        if first:
+            self.warn(
+                number,
+                Field.progress,
+                "progress_dated",
+                f"a progress update dated {planned.progress_on:%B %Y} (from the header)",
+            )
+
     # --- names ---------------------------------------------------------------------------
 
     def leads(self, number: int, column: Field, raw: str) -> tuple[list[str], list[str]]:

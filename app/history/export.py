@@ -16,6 +16,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.history.bundle import FORMAT
+from app.history.csvset import DEATH_COLUMNS, DEATH_FLAGS
 from app.kit.enums import ReferralStatus
 from app.models import (
     Death,
@@ -29,34 +30,8 @@ from app.models import (
 )
 
 PAGE = 2000
-DEATH_FIELDS = (
-    "source_system",
-    "source_reference",
-    "nhs_number",
-    "nhs_number_status",
-    "local_patient_id",
-    "given_name",
-    "family_name",
-    "date_of_birth",
-    "sex",
-    "postcode",
-    "ethnicity",
-    "died_at",
-    "place_of_death",
-    "site",
-    "ward",
-    "admitting_specialty",
-    "specialty_at_death",
-    "diagnosis_group",
-    "consultant",
-    "admission_method",
-    "admitted_at",
-    "discharged_at",
-    "learning_disability",
-    "autism",
-    "serious_mental_illness",
-    "pregnant_or_recently_pregnant",
-)
+# The death as a bundle holds it: its source and the columns and flags a CSV set has too.
+DEATH_FIELDS = ("source_system", "source_reference", *DEATH_COLUMNS, *DEATH_FLAGS)
 
 
 def _by_death(rows: Any) -> dict[uuid.UUID, list[Any]]:
