@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
+from app.scoping import SET_SCOPE_SQL, current_scope, install, scope_settings
 
 
 class Work(StrEnum):
@@ -83,11 +84,13 @@ def doing(work: Work) -> Iterator[None]:
         _current_work.reset(token)
 
 
-_SET_TIMEOUTS = text(
-    "SELECT set_config('statement_timeout', :statement, true),"
+_TIMEOUTS_SQL = (
+    "set_config('statement_timeout', :statement, true),"
     " set_config('lock_timeout', :lock, true),"
     " set_config('idle_in_transaction_session_timeout', :idle, true)"
 )
+_SET_SCOPE = text(SET_SCOPE_SQL)
+_SET_SCOPE_AND_TIMEOUTS = text(f"{SET_SCOPE_SQL}, {_TIMEOUTS_SQL}")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -131,6 +134,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 class Database:
     def __init__(self, settings: Settings) -> None:
+        install()  # the organisation scope's criteria on every ORM statement (app.scoping)
         self.settings = settings
         self.engine = create_engine(settings)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -144,21 +148,26 @@ class Database:
         """One unit of work: commits when the block ends, rolls back if it raises. ``work``
         (else the task's, see doing()) chooses its timeouts on PostgreSQL."""
         async with self.sessionmaker() as session, session.begin():
-            await self.set_timeouts(session, work)
+            await self.prepare_transaction(session, work)
             yield session
 
-    async def set_timeouts(self, session: AsyncSession, work: Work | None) -> None:
-        """Anything but a request sets its own timeouts for the transaction (SET LOCAL: they
-        end with it): one round trip, on the paths that run long anyway. Called by
-        transaction() and snapshot(); call it yourself after a SET TRANSACTION, which must
-        come first."""
+    async def prepare_transaction(self, session: AsyncSession, work: Work | None) -> None:
+        """On PostgreSQL, the transaction's settings in one round trip (SET LOCAL: they end
+        with it): the data scope the row-level security policies read (app.scoping), and, for
+        anything but a request, its own timeouts. Called by transaction() and snapshot(); call
+        it yourself after a SET TRANSACTION, which must come first."""
+        if self.dialect != "postgresql":
+            return
         work = work or _current_work.get()
-        if work is Work.request or self.dialect != "postgresql":
+        values = scope_settings(current_scope())
+        if work is Work.request:
+            await session.execute(_SET_SCOPE, values)
             return
         timeouts = timeouts_for(self.settings, work)
         await session.execute(
-            _SET_TIMEOUTS,
+            _SET_SCOPE_AND_TIMEOUTS,
             {
+                **values,
                 "statement": str(timeouts.statement_ms),
                 "lock": str(timeouts.lock_ms),
                 "idle": str(timeouts.idle_in_transaction_ms),
@@ -169,7 +178,9 @@ class Database:
     async def autocommit(self) -> AsyncIterator[AsyncSession]:
         """A session whose statements each commit on their own, for a lone lookup or a lone
         atomic write (the credential check, the idempotency claim): on PostgreSQL this saves
-        the BEGIN and COMMIT round trips. SQLite gets an ordinary transaction."""
+        the BEGIN and COMMIT round trips. SQLite gets an ordinary transaction. No data scope is
+        set: on PostgreSQL the row-level security policies show such a session no patient data
+        (only the clients, secrets and idempotency records it is for)."""
         if self.dialect != "postgresql":
             async with self.transaction() as session:
                 yield session
@@ -196,7 +207,7 @@ class Database:
                 AsyncSession(bind=repeatable, expire_on_commit=False) as session,
                 session.begin(),
             ):
-                await self.set_timeouts(session, work)
+                await self.prepare_transaction(session, work)
                 yield session
 
     async def ping(self) -> None:

@@ -30,6 +30,7 @@ from app.errors import (
 )
 from app.kit.query import NAME_SHAPE
 from app.logging import request_id_var
+from app.scoping import NOTHING, reset_scope, use_scope
 
 logger = logging.getLogger("app.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -122,6 +123,8 @@ class RequestContextMiddleware:
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        # A request sees no patient data until the guard sets its client's scope (app.scoping).
+        scope_token = use_scope(NOTHING)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         started = time.perf_counter()
@@ -171,6 +174,7 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+            reset_scope(scope_token)
 
     async def _checked_body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """Read the body up front (bounded), answer 413/415 here, and hand the app a receive

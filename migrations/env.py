@@ -50,6 +50,10 @@ def do_run_migrations(connection: Connection) -> None:
         render_as_batch=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # A migration works on the whole deployment: past the row-level security policies,
+            # which apply to the tables' owner too (FORCE; app.scoping).
+            connection.exec_driver_sql("SELECT set_config('lfd.scope', 'all', false)")
         context.run_migrations()
 
 

@@ -52,6 +52,7 @@ from app.events.service import Change
 from app.kit.etag import Precondition
 from app.models import Action, ActionPlan, ActionPlanSection, ActionUpdate
 from app.models.action import action_findings
+from app.organisations.service import recording_organisation
 
 Error = dict[str, str]
 
@@ -74,6 +75,7 @@ async def create_plan(
     plan = ActionPlan(
         id=uuid.uuid4(),
         title=body.title,
+        organisation_id=await recording_organisation(session, journal.principal),
         sponsor=body.sponsor,
         organisations=list(body.organisations),
         description=body.description,

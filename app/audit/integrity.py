@@ -52,7 +52,7 @@ CONTENT = (
 # Columns added after the first rows were hashed (migration 0016: who the request was for, as a
 # verified user assertion said): covered, name and value, whenever they hold a value, so that a
 # row written before them keeps its hash and a row that has them cannot be edited unseen.
-LATER_CONTENT = ("on_behalf_of_verified", "on_behalf_of_role")
+LATER_CONTENT = ("on_behalf_of_verified", "on_behalf_of_role", "organisation_id")
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def _canonical(value: Any) -> Any:
 def row_hash(keys: AuditKeys, row: dict[str, Any]) -> str:
     """HMAC of the row's content: its columns in a fixed order as one JSON array."""
     values: list[Any] = [_canonical(row.get(name)) for name in CONTENT]
-    values += [[name, row[name]] for name in LATER_CONTENT if row.get(name) is not None]
+    values += [[name, _canonical(row[name])] for name in LATER_CONTENT if row.get(name) is not None]
     content = json.dumps(values, separators=(",", ":"), ensure_ascii=True)
     return hmac.new(keys.row, content.encode(), hashlib.sha256).hexdigest()
 

@@ -58,6 +58,7 @@ async def write_audit(
             "resource_id": entry.resource_id,
             "death_id": entry.death_id,
             "request_id": principal.request_id,
+            "organisation_id": principal.organisation_id,
             "outcome": entry.outcome,
             "query_hash": entry.query_hash,
         }

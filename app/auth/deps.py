@@ -22,6 +22,7 @@ from app.kit.etag import derive_etag_key, use_etag_key
 from app.kit.json_body import refuse_duplicate_keys
 from app.kit.query import refuse_unknown_query_parameters
 from app.ratelimit import AuthThrottle, RateLimiter
+from app.scoping import reach_of, use_scope
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -81,6 +82,9 @@ async def authenticate(
         # The ETags this request makes are keyed by the deployment (app.kit.etag), with a key
         # derived from its cursor key (read once per process).
         use_etag_key(derive_etag_key(await cursor_key(session)))
+        # Whose data the rest of the request may see (app.scoping): every query from here on
+        # is confined to it, and on PostgreSQL so is every row by row-level security.
+        use_scope(await reach_of(session, client.organisation_id, members=client.pseudonymised))
     user = await resolve_on_behalf_of(oauth_state(request), client, on_behalf_of, user_assertion)
     principal = Principal(
         client_id=client.id,
@@ -92,6 +96,7 @@ async def authenticate(
         on_behalf_of_verified=user.verified,
         on_behalf_of_role=user.role,
         auth_method=resolved.method,
+        organisation_id=client.organisation_id,
     )
     request.state.client_id = str(client.id)
     # Known from here on: a refusal (403) or a miss (404) is audited in its name (app.audit).

@@ -13,6 +13,7 @@ from app.auth.keys import generate_key, hash_key, matches, split_key
 from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
 from app.models import ApiClient
 from app.models.base import utcnow
+from app.scoping import default_organisation_id
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,16 @@ class CreatedClient:
 
 
 async def create_client(
-    session: AsyncSession, name: str, scopes: Sequence[Scope], pseudonymised: bool = False
+    session: AsyncSession,
+    name: str,
+    scopes: Sequence[Scope],
+    pseudonymised: bool = False,
+    organisation_id: uuid.UUID | None = None,
+    deployment_level: bool = False,
 ) -> CreatedClient:
+    """A new client of ``organisation_id`` (the default organisation when none is given), or,
+    with ``deployment_level``, of none: such a client may manage organisations but reads and
+    records no patient data (app.scoping)."""
     if not name.strip():
         raise ValueError("a client needs a name")
     if not scopes:
@@ -41,6 +50,9 @@ async def create_client(
         key_hash=hash_key(key),
         scopes=sorted({scope.value for scope in scopes}),
         pseudonymised=pseudonymised,
+        organisation_id=None
+        if deployment_level
+        else organisation_id or await default_organisation_id(session),
     )
     session.add(client)
     await session.flush()

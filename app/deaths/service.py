@@ -24,6 +24,7 @@ from app.kit.enums import (
 from app.kit.sql import insert_unless_exists, load_one, next_counter, table_of
 from app.kit.time import age_in_years, local_date, now
 from app.models import Counter, Death
+from app.organisations.service import recording_organisation
 from app.privacy.order import by_month
 
 DERIVED = ("died_on", "age_at_death", "age_in_days_at_death", "within_30_days_of_discharge")
@@ -69,6 +70,8 @@ async def insert_death(
     moment = now()
     row = {
         **values,
+        "organisation_id": values.get("organisation_id")
+        or await recording_organisation(session, principal),
         "status": status.value,
         "version": 1,
         "created_by_client_id": principal.client_id,

@@ -47,14 +47,7 @@ async def _demo_principal(database: Database) -> Principal:
         )
         if client is None:
             client = (await create_client(session, CLIENT_NAME, [Scope.screenings_write])).client
-    return Principal(
-        client_id=client.id,
-        client_name=client.name,
-        scopes=frozenset(client.scopes),
-        pseudonymised=False,
-        on_behalf_of=None,
-        request_id=None,
-    )
+    return Principal.of_client(client)
 
 
 async def _existing(session: AsyncSession, references: list[str]) -> set[str]:

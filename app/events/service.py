@@ -9,7 +9,7 @@ from typing import Protocol
 from sqlalchemy import ColumnClause, func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import OutboxEvent
+from app.models import Action, ActionPlan, Death, OutboxEvent
 from app.models.base import utcnow
 
 CURRENT_TXID: ColumnClause[int] = literal_column("pg_current_xact_id()::text::bigint")
@@ -25,6 +25,9 @@ class Change:
     resource_id: uuid.UUID
     death_id: uuid.UUID | None
     changed: list[str] = field(default_factory=list)
+    # Whose record changed (issue 16). None: derived from the death, the plan or the action;
+    # an event with neither (a theme, a history import) is the deployment's own.
+    organisation_id: uuid.UUID | None = None
 
 
 class Actor(Protocol):
@@ -36,6 +39,34 @@ class Actor(Protocol):
 
     @property
     def request_id(self) -> str | None: ...
+
+
+_DEATHS, _PLANS, _ACTIONS = Death.__table__, ActionPlan.__table__, Action.__table__
+
+
+def _organisation_of(change: Change) -> object:
+    """The organisation whose record changed, read in the INSERT itself (no extra round trip):
+    the death's; else the plan's (of an action, its plan's); else None."""
+    if change.death_id is not None:
+        return (
+            select(_DEATHS.c.organisation_id)
+            .where(_DEATHS.c.id == change.death_id)
+            .scalar_subquery()
+        )
+    if change.resource_type == "action_plan":
+        return (
+            select(_PLANS.c.organisation_id)
+            .where(_PLANS.c.id == change.resource_id)
+            .scalar_subquery()
+        )
+    if change.resource_type == "action":
+        return (
+            select(_PLANS.c.organisation_id)
+            .join(_ACTIONS, _ACTIONS.c.plan_id == _PLANS.c.id)
+            .where(_ACTIONS.c.id == change.resource_id)
+            .scalar_subquery()
+        )
+    return None
 
 
 async def emit(
@@ -52,6 +83,7 @@ async def emit(
             "resource_type": change.resource_type,
             "resource_id": change.resource_id,
             "death_id": change.death_id,
+            "organisation_id": change.organisation_id or _organisation_of(change),
             "changed": sorted(change.changed),
             "occurred_at": now,
             "client_id": principal.client_id,

@@ -71,14 +71,7 @@ async def _principal(database: Database) -> Principal:
         )
         if client is None:
             client = (await create_client(session, CLIENT_NAME, [Scope.admin])).client
-    return Principal(
-        client_id=client.id,
-        client_name=client.name,
-        scopes=frozenset(client.scopes),
-        pseudonymised=False,
-        on_behalf_of=getpass.getuser(),
-        request_id=None,
-    )
+    return Principal.of_client(client, getpass.getuser())
 
 
 class Bar:

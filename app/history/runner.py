@@ -32,6 +32,7 @@ from app.history.validation import Checked
 from app.history.writer import BatchOutcome, write_batch
 from app.kit.time import now
 from app.models import HistoryImport, HistoryImportProblem, OutboxEvent
+from app.scoping import reach_of, scoped
 
 logger = logging.getLogger("app.history")
 
@@ -133,6 +134,7 @@ def principal_of(job: HistoryImport) -> Principal:
         pseudonymised=False,
         on_behalf_of=job.on_behalf_of,
         request_id=None,
+        organisation_id=job.organisation_id,
     )
 
 
@@ -263,6 +265,21 @@ async def run_import(
     job = await claim(database, import_id, now())
     if job is None:
         return None
+    async with database.autocommit() as session:
+        scope = await reach_of(session, job.organisation_id, members=False)
+    # The job sees and writes what its client's organisation may (app.scoping), so a record
+    # whose source reference another organisation holds is refused, never merged into it.
+    with scoped(scope):
+        return await _run_claimed(database, settings, job, size, progress)
+
+
+async def _run_claimed(
+    database: Database,
+    settings: Settings,
+    job: HistoryImport,
+    size: int,
+    progress: Progress | None,
+) -> HistoryImport:
     try:
         if job.all_or_nothing:
             finished = await _run_atomic(database, settings, job, size, progress)
@@ -275,7 +292,7 @@ async def run_import(
             extra={"import_id": str(job.id), "error": type(error).__name__},
         )
         async with database.transaction() as session:
-            finished = await session.get_one(HistoryImport, import_id)
+            finished = await session.get_one(HistoryImport, job.id)
             finished.error = type(error).__name__
             await _finish(session, finished, "failed", now())
     if finished.origin == "api":

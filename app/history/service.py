@@ -22,6 +22,7 @@ from app.errors import NotFound, PayloadTooLarge
 from app.kit.schemas import ResponseModel
 from app.kit.time import now
 from app.models import HistoryImport, HistoryImportProblem, HistoryRecord, RouteOverride
+from app.organisations.service import recording_organisation
 
 PROBLEMS_SHOWN = 1000
 
@@ -160,6 +161,7 @@ async def create_import(
         refused=0,
         batches=[],
         client_id=principal.client_id,
+        organisation_id=await recording_organisation(session, principal),
         client_name=principal.client_name,
         on_behalf_of=principal.on_behalf_of,
         created_at=moment,

@@ -40,6 +40,7 @@ from app.models import (
     Screening,
     Theme,
 )
+from app.organisations.service import recording_organisation
 from app.referrals.service import rule_config
 
 
@@ -219,7 +220,7 @@ async def write_batch(
         for (_, planned), number in zip(plans, numbers, strict=True):
             planned.death["case_number"] = number
         outcome.case_numbers.extend(numbers)
-        await _insert_new(session, plans, themes, import_id, moment, outcome)
+        await _insert_new(session, principal, plans, themes, import_id, moment, outcome)
         outcome.created += len(plans)
     for checked, found in corrections:
         if checked.errors:
@@ -258,14 +259,19 @@ async def write_batch(
 
 async def _insert_new(
     session: AsyncSession,
+    principal: Principal,
     plans: list[tuple[Checked, Planned]],
     themes: dict[str, uuid.UUID],
     import_id: uuid.UUID,
     moment: datetime,
     outcome: BatchOutcome,
 ) -> None:
-    """Every table's rows of the new records, one multi-row INSERT each, parents first."""
+    """Every table's rows of the new records, one multi-row INSERT each, parents first. The
+    deaths belong to the organisation the import runs for (the scope's, app.history.runner)."""
     planned = [p for _, p in plans]
+    organisation_id = await recording_organisation(session, principal, system=True)
+    for p in planned:
+        p.death["organisation_id"] = organisation_id
     tables: list[tuple[str, type[Any], list[dict[str, Any]]]] = [
         ("deaths", Death, [p.death for p in planned]),
         ("screenings", Screening, [p.screening for p in planned]),

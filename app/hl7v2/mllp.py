@@ -26,6 +26,7 @@ from app.hl7v2.adt import Hl7Problem
 from app.hl7v2.service import receive
 from app.kit.cursor import cursor_key
 from app.kit.etag import derive_etag_key, use_etag_key
+from app.scoping import reach_of, scoped
 
 START, END = b"\x0b", b"\x1c\x0d"
 logger = logging.getLogger("lfd.mllp")
@@ -36,14 +37,7 @@ async def mllp_principal(database: Database, key: str) -> Principal:
         client = await find_active_client(session, key)
     if client is None or client.pseudonymised:
         raise ValueError("LFD_MLLP_API_KEY is not the key of an active, non-pseudonymised client")
-    principal = Principal(
-        client_id=client.id,
-        client_name=client.name,
-        scopes=frozenset(client.scopes),
-        pseudonymised=False,
-        on_behalf_of=None,
-        request_id=None,
-    )
+    principal = Principal.of_client(client)
     if not principal.has(Scope.notifications_write):
         raise ValueError("the MLLP client needs the scope notifications:write")
     return principal
@@ -113,7 +107,11 @@ class MllpHandler:
                 text = payload.decode("utf-8")
             except UnicodeDecodeError:
                 text = payload.decode("latin-1")
-            answer = await receive(self.database, self.principal, text)
+            # Each message sees what its client's organisation may see (app.scoping).
+            async with self.database.autocommit() as session:
+                scope = await reach_of(session, self.principal.organisation_id, members=False)
+            with scoped(scope):
+                answer = await receive(self.database, self.principal, text)
             writer.write(frame(answer.ack))
             await writer.drain()
 

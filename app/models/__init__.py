@@ -12,6 +12,7 @@ from app.models.history import HistoryImport, HistoryImportProblem, HistoryRecor
 from app.models.idempotency import IdempotencyRecord
 from app.models.notification import DeathNotification, WorklistClaim
 from app.models.oauth import ClientPublicKey, SigningKey, UsedAssertion
+from app.models.organisation import CaseShare, Organisation
 from app.models.referral import Referral, ReferralTransition
 from app.models.review import Review, ReviewPhaseRating, ReviewProblem, ReviewVersion, ScaleLabel
 from app.models.screening import ReferralJudgement, RouteOverride, Screening, ScreeningVersion
@@ -32,6 +33,7 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "Base",
+    "CaseShare",
     "ClientPublicKey",
     "Counter",
     "Death",
@@ -41,6 +43,7 @@ __all__ = [
     "HistoryImportProblem",
     "HistoryRecord",
     "IdempotencyRecord",
+    "Organisation",
     "OutboxEvent",
     "PossibleDuplicate",
     "Referral",

@@ -31,6 +31,9 @@ class ActionPlan(IdMixin, TimestampMixin, Base):
     __tablename__ = "action_plans"
 
     title: Mapped[str] = mapped_column(String(300))
+    # The organisation that owns the plan in the registry (issue 16): its clients (and its
+    # parents') see it. `organisations` keeps every organisation the plan names.
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
     sponsor: Mapped[str | None] = mapped_column(String(200))
     organisations: Mapped[list[str]] = mapped_column(JSONType)  # ODS codes
     # As an imported file wrote them ("UHL", "Healthwatch"), codes resolved into organisations.

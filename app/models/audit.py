@@ -27,6 +27,7 @@ class AuditEvent(IdMixin, Base):
         Index("ix_audit_events_death_id_occurred_at", "death_id", "occurred_at"),
         Index("ix_audit_events_occurred_at", "occurred_at"),
         Index("ix_audit_events_client_id_occurred_at", "client_id", "occurred_at"),
+        Index("ix_audit_events_organisation_id_occurred_at", "organisation_id", "occurred_at"),
         Index("ix_audit_events_resource_id_occurred_at", "resource_id", "occurred_at"),
         Index("ix_audit_events_chain_seq", "chain_seq", unique=True),
         Index(
@@ -57,6 +58,9 @@ class AuditEvent(IdMixin, Base):
     resource_type: Mapped[str] = mapped_column(String(40))
     resource_id: Mapped[uuid.UUID | None]
     death_id: Mapped[uuid.UUID | None]
+    # The organisation the acting client belongs to (issue 16): access through a share is
+    # audited under the organisation that was given it.
+    organisation_id: Mapped[uuid.UUID | None]
     request_id: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(20), default="success")
     # A keyed hash of the NHS number a search looked for (never the number itself).

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, true
+from sqlalchemy import ForeignKey, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, IdMixin, JSONType, utcnow
@@ -19,6 +20,10 @@ class ApiClient(IdMixin, Base):
     key_hash: Mapped[str] = mapped_column(String(64))
     scopes: Mapped[list[str]] = mapped_column(JSONType)
     pseudonymised: Mapped[bool] = mapped_column(default=False)
+    # The organisation the client acts for (issue 16; app.organisations.scope): it sees that
+    # organisation's deaths (and, pseudonymised, its members'), and what is shared with it.
+    # None: a deployment-level client, which may manage organisations but reads no patient data.
+    organisation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organisations.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
     # After `expires_at` the client's key and tokens stop working (app.clients).

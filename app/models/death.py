@@ -19,6 +19,7 @@ class Death(IdMixin, TimestampMixin, Base):
         Index("ix_deaths_status_died_at", "status", "died_at"),
         Index("ix_deaths_specialty_at_death_died_at", "specialty_at_death", "died_at"),
         Index("ix_deaths_nhs_number", "nhs_number"),
+        Index("ix_deaths_organisation_id_died_on", "organisation_id", "died_on"),
         # The reports' cohort: a period's deaths by local date, read from the index alone.
         Index(
             "ix_deaths_died_on_report",
@@ -41,6 +42,15 @@ class Death(IdMixin, TimestampMixin, Base):
     )
     source_system: Mapped[str] = mapped_column(String(100))
     source_reference: Mapped[str] = mapped_column(String(100))
+    # The organisation that records the death (issue 16): the posting client's, or the trust of
+    # the site's ODS code. Its clients see the death; others only through a share or a parent.
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    # The site of death by ODS site code where known (`site` keeps free text), and, for a death
+    # in the community, the registered GP practice.
+    site_organisation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organisations.id"))
+    gp_practice_organisation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("organisations.id")
+    )
 
     nhs_number: Mapped[str | None] = mapped_column(String(10))
     nhs_number_status: Mapped[str] = mapped_column(String(2))

@@ -31,6 +31,9 @@ class OutboxEvent(IdMixin, Base):
     resource_type: Mapped[str] = mapped_column(String(40))
     resource_id: Mapped[uuid.UUID]
     death_id: Mapped[uuid.UUID | None]
+    # The organisation whose record changed (the death's, the plan's): the feed and webhooks
+    # show an event only to those who may see that record (issue 16).
+    organisation_id: Mapped[uuid.UUID | None]
     changed: Mapped[list[str]] = mapped_column(JSONType)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     client_id: Mapped[uuid.UUID | None]

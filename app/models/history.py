@@ -38,6 +38,8 @@ class HistoryImport(IdMixin, TimestampMixin, Base):
     batches: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
     error: Mapped[str | None] = mapped_column(String(500))
     client_id: Mapped[uuid.UUID | None]
+    # The organisation the imported deaths belong to: the importing client's (issue 16).
+    organisation_id: Mapped[uuid.UUID | None]
     client_name: Mapped[str | None] = mapped_column(String(200))
     on_behalf_of: Mapped[str | None] = mapped_column(String(200))
     # The runner holding the job renews this; a job whose lease ran out is taken over.

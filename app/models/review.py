@@ -82,6 +82,8 @@ class ReviewPhaseRating(IdMixin, Base):
     review_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reviews.id"))
     phase: Mapped[str] = mapped_column(String(20))
     rating: Mapped[int] = mapped_column(SmallInteger)
+    # The organisation that gave the care this phase judges (issue 16: cross-system SJR).
+    care_organisation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organisations.id"))
 
 
 class ReviewProblem(IdMixin, Base):
@@ -94,6 +96,7 @@ class ReviewProblem(IdMixin, Base):
     problem_type: Mapped[str] = mapped_column(String(20))
     phase: Mapped[str] = mapped_column(String(20))
     harm: Mapped[str] = mapped_column(String(10))
+    care_organisation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organisations.id"))
 
 
 class ReviewVersion(IdMixin, Base):

@@ -82,7 +82,9 @@ async def report_session(database: Database) -> AsyncIterator[AsyncSession]:
             await session.execute(
                 text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             )
-            await database.set_timeouts(session, Work.report)  # after: SET TRANSACTION is first
+            await database.prepare_transaction(
+                session, Work.report
+            )  # after: SET TRANSACTION is first
             # Plan every report query for its own period: a generic plan (what a prepared
             # statement falls back to after five runs) cannot see how many deaths a period
             # holds, joins the cohort by nested loops and runs for minutes instead of a

@@ -1,0 +1,342 @@
+"""Whose data a unit of work may see (issue 16), enforced twice: in every ORM query, and on
+PostgreSQL by row-level security.
+
+A request's scope is set by the guard (app.auth.deps) from the calling client's organisation:
+the deaths that organisation records (a pseudonymised client's also those of its member
+organisations, transitively; an identifiable client's also those of its sites), and the deaths
+shared with it for a purpose that is still open (app.organisations.shares). Before the guard a
+request sees nothing (app.middleware); the service's own work (the background runner, the CLI)
+runs with the whole deployment in scope.
+
+1. **The query layer.** Every ORM SELECT, UPDATE and DELETE on a table that holds patient data
+   (or a plan) gets the scope's criteria (``with_loader_criteria``), wherever the statement
+   names the model: the select itself, its joins and its subqueries. SQLite relies on this
+   alone. Statements on ``Model.__table__`` (Core) are not covered: the house rule is to name
+   the mapped class (tests/test_house_rules.py).
+2. **Row-level security** (PostgreSQL; migration 0019). The same rules as policies keyed on
+   ``lfd.scope``, ``lfd.organisations`` and ``lfd.shared_deaths``, which the Database sets for
+   each transaction (``set_config(..., true)``: they end with it). The service connects as a
+   role that does not own the tables and cannot bypass the policies (``lfd database
+   service-role``), and the tables FORCE row-level security, so a forgotten filter fails closed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, event, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from app.models import (
+    Action,
+    ActionPlan,
+    ActionPlanSection,
+    ActionUpdate,
+    AuditEvent,
+    CaseShare,
+    Death,
+    DeathNotification,
+    Finding,
+    HistoryRecord,
+    Organisation,
+    OutboxEvent,
+    PossibleDuplicate,
+    Referral,
+    ReferralJudgement,
+    ReferralTransition,
+    Review,
+    ReviewPhaseRating,
+    ReviewProblem,
+    ReviewVersion,
+    RouteOverride,
+    Screening,
+    ScreeningVersion,
+    WorklistClaim,
+)
+from app.models.base import utcnow
+
+# Execution option that lifts the criteria for one statement: only for the guard's own lookups
+# of organisations and shares, made before any scope exists. Grep for it.
+UNSCOPED = "lfd_unscoped"
+
+
+@dataclass(frozen=True)
+class DataScope:
+    """``everything``: the whole deployment (the service's own work, or a client whose reach
+    covers every organisation there is). Otherwise the organisations whose deaths and plans are
+    in reach, and the deaths shared with the client's organisation."""
+
+    everything: bool
+    organisations: frozenset[uuid.UUID] = frozenset()
+    shared_deaths: frozenset[uuid.UUID] = frozenset()
+
+    def sees_organisation(self, organisation_id: uuid.UUID | None) -> bool:
+        return self.everything or organisation_id in self.organisations
+
+    def sees_death(self, organisation_id: uuid.UUID | None, death_id: uuid.UUID) -> bool:
+        return self.sees_organisation(organisation_id) or death_id in self.shared_deaths
+
+
+SYSTEM = DataScope(everything=True)
+NOTHING = DataScope(everything=False)
+
+_current: ContextVar[DataScope] = ContextVar("lfd_data_scope", default=SYSTEM)
+
+
+def current_scope() -> DataScope:
+    return _current.get()
+
+
+def use_scope(scope: DataScope) -> Token[DataScope]:
+    """Set the scope for the rest of this task (the guard and the request middleware)."""
+    return _current.set(scope)
+
+
+def reset_scope(token: Token[DataScope]) -> None:
+    _current.reset(token)
+
+
+@contextmanager
+def scoped(scope: DataScope) -> Iterator[None]:
+    token = _current.set(scope)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+# --- the criteria -----------------------------------------------------------------------------
+
+_DEATHS = Death.__table__
+_REVIEWS = Review.__table__
+_SCREENINGS = Screening.__table__
+_PLANS = ActionPlan.__table__
+_ACTIONS = Action.__table__
+
+# Tables that name their death: each row is visible when its death is.
+_DEATH_KEYED: tuple[Any, ...] = (
+    Screening,
+    RouteOverride,
+    ReferralJudgement,
+    Referral,
+    ReferralTransition,
+    Review,
+    Finding,
+    DeathNotification,
+    WorklistClaim,
+    HistoryRecord,
+    PossibleDuplicate,
+    CaseShare,
+)
+
+
+def _death_visible(column: Any, scope: DataScope) -> ColumnElement[bool]:
+    owned: ColumnElement[bool] = column.in_(
+        select(_DEATHS.c.id).where(_DEATHS.c.organisation_id.in_(sorted(scope.organisations)))
+    )
+    if not scope.shared_deaths:
+        return owned
+    return or_(owned, column.in_(sorted(scope.shared_deaths)))
+
+
+def criteria(scope: DataScope) -> list[Any]:
+    """The loader criteria that confine a statement to ``scope`` (none for everything)."""
+    if scope.everything:
+        return []
+    organisations = sorted(scope.organisations)
+    options: list[Any] = []
+    death_rule: ColumnElement[bool] = _DEATHS.c.organisation_id.in_(organisations)
+    if scope.shared_deaths:
+        death_rule = or_(death_rule, _DEATHS.c.id.in_(sorted(scope.shared_deaths)))
+    options.append(with_loader_criteria(Death, death_rule, include_aliases=True))
+    for model in _DEATH_KEYED:
+        options.append(
+            with_loader_criteria(
+                model, _death_visible(model.__table__.c.death_id, scope), include_aliases=True
+            )
+        )
+    visible_reviews = select(_REVIEWS.c.id).where(_death_visible(_REVIEWS.c.death_id, scope))
+    for model in (ReviewPhaseRating, ReviewProblem, ReviewVersion):
+        options.append(
+            with_loader_criteria(
+                model, model.__table__.c.review_id.in_(visible_reviews), include_aliases=True
+            )
+        )
+    visible_screenings = select(_SCREENINGS.c.id).where(
+        _death_visible(_SCREENINGS.c.death_id, scope)
+    )
+    options.append(
+        with_loader_criteria(
+            ScreeningVersion,
+            ScreeningVersion.__table__.c.screening_id.in_(visible_screenings),
+            include_aliases=True,
+        )
+    )
+    plan_rule = _PLANS.c.organisation_id.in_(organisations)
+    options.append(with_loader_criteria(ActionPlan, plan_rule, include_aliases=True))
+    visible_plans = select(_PLANS.c.id).where(plan_rule)
+    for model in (Action, ActionPlanSection):
+        options.append(
+            with_loader_criteria(
+                model, model.__table__.c.plan_id.in_(visible_plans), include_aliases=True
+            )
+        )
+    visible_actions = select(_ACTIONS.c.id).where(_ACTIONS.c.plan_id.in_(visible_plans))
+    options.append(
+        with_loader_criteria(ActionUpdate, ActionUpdate.__table__.c.action_id.in_(visible_actions))
+    )
+    events = OutboxEvent.__table__
+    options.append(
+        with_loader_criteria(
+            OutboxEvent,
+            or_(
+                and_(
+                    events.c.death_id.is_(None),
+                    or_(
+                        events.c.organisation_id.is_(None),
+                        events.c.organisation_id.in_(organisations),
+                    ),
+                ),
+                _death_visible(events.c.death_id, scope),
+            ),
+        )
+    )
+    audit = AuditEvent.__table__
+    options.append(
+        with_loader_criteria(
+            AuditEvent,
+            or_(
+                audit.c.organisation_id.in_(organisations), _death_visible(audit.c.death_id, scope)
+            ),
+        )
+    )
+    return options
+
+
+def _apply(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.execution_options.get(UNSCOPED) or state.is_column_load or state.is_relationship_load:
+        return
+    options = criteria(_current.get())
+    if options:
+        state.statement = state.statement.options(*options)
+
+
+def install() -> None:
+    """Apply the criteria to every ORM statement of every session (once per process)."""
+    if not event.contains(Session, "do_orm_execute", _apply):
+        event.listen(Session, "do_orm_execute", _apply)
+
+
+# --- PostgreSQL row-level security -------------------------------------------------------------
+
+SET_SCOPE_SQL = (
+    "SELECT set_config('lfd.scope', :scope, true),"
+    " set_config('lfd.organisations', :organisations, true),"
+    " set_config('lfd.shared_deaths', :shared, true)"
+)
+
+
+def _array(ids: frozenset[uuid.UUID]) -> str:
+    return "{" + ",".join(str(value) for value in sorted(ids)) + "}"
+
+
+def scope_settings(scope: DataScope) -> dict[str, str]:
+    """The values of the transaction's settings the policies read (migration 0019)."""
+    return {
+        "scope": "all" if scope.everything else "some",
+        "organisations": _array(scope.organisations),
+        "shared": _array(scope.shared_deaths),
+    }
+
+
+async def default_organisation_id(session: AsyncSession) -> uuid.UUID:
+    """The deployment's default organisation (migration 0019 makes it; `lfd organisations
+    adopt` names it): it owns what was recorded before organisations, and the clients made
+    without one."""
+    found = await session.scalar(
+        select(Organisation.id).where(Organisation.is_default.is_(True)),
+        execution_options={UNSCOPED: True},
+    )
+    if found is None:
+        raise RuntimeError("no default organisation: run `lfd migrate` (migration 0019)")
+    return found
+
+
+# --- the reach of an organisation ----------------------------------------------------------------
+
+
+async def reach_of(
+    session: AsyncSession,
+    organisation_id: uuid.UUID | None,
+    members: bool,
+    at: datetime | None = None,
+) -> DataScope:
+    """The scope of a client of ``organisation_id``: the organisation, its sites, and with
+    ``members`` (a pseudonymised client) every organisation below it; the deaths shared with it
+    and open at ``at``. A client of no organisation (deployment level) sees nothing."""
+    if organisation_id is None:
+        return NOTHING
+    unscoped = {UNSCOPED: True}
+    tree = (
+        await session.execute(
+            select(Organisation.id, Organisation.parent_id, Organisation.kind),
+            execution_options=unscoped,
+        )
+    ).all()
+    children: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {}
+    for row_id, parent_id, kind in tree:
+        if parent_id is not None:
+            children.setdefault(parent_id, []).append((row_id, kind))
+    reach = {organisation_id}
+    pending: Sequence[uuid.UUID] = [organisation_id]
+    while pending:
+        found = [
+            child
+            for parent in pending
+            for child, kind in children.get(parent, [])
+            if child not in reach and (members or kind == "site")
+        ]
+        reach.update(found)
+        pending = found
+    if len(reach) >= len(tree) and all(row_id in reach for row_id, _, _ in tree):
+        return SYSTEM
+    now = at or utcnow()
+    shared = (
+        await session.scalars(
+            select(CaseShare.death_id).where(
+                CaseShare.organisation_id == organisation_id,
+                CaseShare.revoked_at.is_(None),
+                CaseShare.starts_at <= now,
+                or_(CaseShare.ends_at.is_(None), CaseShare.ends_at > now),
+            ),
+            execution_options=unscoped,
+        )
+    ).all()
+    return DataScope(False, frozenset(reach), frozenset(shared))
+
+
+__all__ = [
+    "NOTHING",
+    "SET_SCOPE_SQL",
+    "SYSTEM",
+    "UNSCOPED",
+    "DataScope",
+    "criteria",
+    "current_scope",
+    "default_organisation_id",
+    "install",
+    "reach_of",
+    "reset_scope",
+    "scope_settings",
+    "scoped",
+    "use_scope",
+]
