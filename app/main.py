@@ -39,6 +39,7 @@ from app.middleware import RequestContextMiddleware
 from app.notifications.router import router as notifications_router
 from app.notifications.worklist_router import router as worklist_router
 from app.openapi_extras import enrich
+from app.organisations.shares_router import router as shares_router
 from app.ratelimit import AuthThrottle, RateLimiter
 from app.referrals.router import router as referrals_router
 from app.reports.router import router as reports_router
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         screenings_router,
         deaths_router,
         cases_router,
+        shares_router,
         referrals_router,
         referral_review_router,
         reviews_router,

@@ -175,9 +175,18 @@ async def new_client(
     scopes: list[Scope],
     name: str = "test client",
     pseudonymised: bool = False,
+    organisation_id: uuid.UUID | None = None,
+    deployment_level: bool = False,
 ) -> tuple[str, uuid.UUID]:
     async with database.transaction() as session:
-        created = await create_client(session, name, scopes, pseudonymised=pseudonymised)
+        created = await create_client(
+            session,
+            name,
+            scopes,
+            pseudonymised=pseudonymised,
+            organisation_id=organisation_id,
+            deployment_level=deployment_level,
+        )
     return created.key, created.client.id
 
 
@@ -187,14 +196,23 @@ MakeApi = Callable[..., Awaitable[Api]]
 @pytest.fixture
 def make_api(database: Database, http: httpx.AsyncClient) -> MakeApi:
     async def make(
-        *scopes: Scope, client: httpx.AsyncClient | None = None, pseudonymised: bool = False
+        *scopes: Scope,
+        client: httpx.AsyncClient | None = None,
+        pseudonymised: bool = False,
+        organisation_id: uuid.UUID | None = None,
+        deployment_level: bool = False,
     ) -> Api:
         """A client with these scopes (admin when none); `pseudonymised=True` makes it a
         commissioner's client that must never see patient identifiers (every scope such a
-        client can hold when none are given)."""
+        client can hold when none are given). It belongs to `organisation_id` (the default
+        organisation when not given), or to none with `deployment_level`."""
         default = sorted(PSEUDONYMISED_SCOPES) if pseudonymised else [Scope.admin]
         key, client_id = await new_client(
-            database, list(scopes) or default, pseudonymised=pseudonymised
+            database,
+            list(scopes) or default,
+            pseudonymised=pseudonymised,
+            organisation_id=organisation_id,
+            deployment_level=deployment_level,
         )
         return Api(client or http, key, client_id)
 

@@ -12,6 +12,9 @@ EVENT_TYPES: dict[str, str] = {
     "death.updated": "A death's details were corrected.",
     "death.duplicate_reviewed": "A death flagged as a possible duplicate person was reviewed "
     "(same person: linked; different people: the flag cleared). On both deaths.",
+    "death.shared": "A death was shared with another organisation for a purpose and period "
+    "(the resource is the share); its clients see the death until the share ends.",
+    "death.share_revoked": "A share of a death with another organisation was ended early.",
     "screening.recorded": "A medical examiner screening was recorded.",
     "screening.amended": "A screening was amended (a new version).",
     "screening.mccd_rejected": "The registrar rejected a screening's MCCD (a rejection was "

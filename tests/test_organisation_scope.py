@@ -1,0 +1,229 @@
+"""Organisations confine what each client sees (issue 16): a trust sees its own deaths, an
+ICB's pseudonymised client its members', a practice what was shared with it, a
+deployment-level client nothing; shares open one death for a purpose and period."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from app.auth.scopes import Scope
+from app.db import Database
+from app.models import AuditEvent, Organisation
+from tests.conftest import Api, MakeApi
+from tests.factories import idem, record, record_unexpected
+
+
+@dataclass
+class Region:
+    icb: uuid.UUID
+    trust_a: uuid.UUID
+    trust_b: uuid.UUID
+    practice: uuid.UUID
+    a: Api
+    b: Api
+    icb_pseudonymised: Api
+    icb_identifiable: Api
+    practice_api: Api
+    deployment: Api
+
+
+async def _organisation(
+    database: Database, name: str, kind: str, parent: uuid.UUID | None = None
+) -> uuid.UUID:
+    async with database.transaction() as session:
+        made = Organisation(
+            id=uuid.uuid4(), name=name, kind=kind, parent_id=parent, aliases=[], settings={}
+        )
+        session.add(made)
+    return made.id
+
+
+@pytest.fixture
+async def region(database: Database, make_api: MakeApi) -> Region:
+    icb = await _organisation(database, "Test ICB", "icb")
+    trust_a = await _organisation(database, "Trust A", "trust", icb)
+    trust_b = await _organisation(database, "Trust B", "trust", icb)
+    practice = await _organisation(database, "Practice P", "gp_practice", icb)
+    return Region(
+        icb=icb,
+        trust_a=trust_a,
+        trust_b=trust_b,
+        practice=practice,
+        a=await make_api(organisation_id=trust_a),
+        b=await make_api(organisation_id=trust_b),
+        icb_pseudonymised=await make_api(pseudonymised=True, organisation_id=icb),
+        icb_identifiable=await make_api(
+            Scope.deaths_read, Scope.referrals_read, organisation_id=icb
+        ),
+        practice_api=await make_api(
+            Scope.deaths_read,
+            Scope.findings_read,
+            Scope.findings_write,
+            Scope.referrals_read,
+            organisation_id=practice,
+        ),
+        deployment=await make_api(deployment_level=True),
+    )
+
+
+async def _death_ids(api: Api, source_reference: str) -> list[str]:
+    response = await api.get("/v1/deaths", params={"source_reference": source_reference})
+    if response.status_code == 400:  # a pseudonymised client may not filter by reference
+        response = await api.get("/v1/deaths", params={"limit": 200})
+    assert response.status_code == 200, response.text
+    return [item["id"] for item in response.json()["items"]]
+
+
+async def test_each_organisation_sees_its_own_deaths_only(region: Region) -> None:
+    in_a = await record(region.a)
+    in_b = await record(region.b)
+    death_a, death_b = in_a["death"]["id"], in_b["death"]["id"]
+    reference_a = in_a["death"]["source_reference"]
+
+    assert (await region.a.get(f"/v1/deaths/{death_a}")).status_code == 200
+    assert (await region.b.get(f"/v1/deaths/{death_a}")).status_code == 404
+    assert (await region.a.get(f"/v1/deaths/{death_b}")).status_code == 404
+    assert await _death_ids(region.a, reference_a) == [death_a]
+    assert await _death_ids(region.b, reference_a) == []
+    # The ICB's identifiable client reaches no member's deaths without a share; its
+    # pseudonymised client reaches every member's, as pseudonyms.
+    assert (await region.icb_identifiable.get(f"/v1/deaths/{death_a}")).status_code == 404
+    for death in (death_a, death_b):
+        seen = await region.icb_pseudonymised.get(f"/v1/deaths/{death}")
+        assert seen.status_code == 200, seen.text
+        assert "nhs_number" not in seen.json()
+        assert "family_name" not in seen.json()
+    # A deployment-level client manages organisations but reads no patient data.
+    assert (await region.deployment.get(f"/v1/deaths/{death_a}")).status_code == 404
+    listed = await region.deployment.get("/v1/deaths", params={"limit": 200})
+    assert listed.status_code == 200 and listed.json()["items"] == []
+
+
+async def test_a_deployment_level_client_records_no_deaths(region: Region) -> None:
+    from tests.factories import screening_body
+
+    response = await region.deployment.post(
+        "/v1/screenings", json=screening_body(), headers=idem()
+    )
+    assert response.status_code == 403, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_the_feed_and_queues_hold_only_what_the_client_may_see(region: Region) -> None:
+    in_a = await record_unexpected(region.a)
+    death_a = in_a["death"]["id"]
+    events_b = await region.b.get("/v1/events", params={"limit": 1000})
+    assert events_b.status_code == 200, events_b.text
+    assert all(event.get("death_id") != death_a for event in events_b.json()["items"])
+    events_a = await region.a.get("/v1/events", params={"limit": 1000})
+    assert any(event.get("death_id") == death_a for event in events_a.json()["items"])
+    referrals_b = await region.b.get("/v1/referrals", params={"route": "sjr", "limit": 200})
+    assert referrals_b.status_code == 200, referrals_b.text
+    assert all(item["death_id"] != death_a for item in referrals_b.json()["items"])
+    claimed = await region.b.post("/v1/referrals/claim", json={"route": "sjr", "count": 50})
+    assert claimed.status_code == 200, claimed.text
+    assert all(item["death_id"] != death_a for item in claimed.json()["items"])
+
+
+async def test_a_share_opens_one_death_for_its_purpose_until_revoked(
+    region: Region, database: Database
+) -> None:
+    shared = (await record_unexpected(region.a))["death"]["id"]
+    other = (await record(region.a))["death"]["id"]
+    assert (await region.practice_api.get(f"/v1/deaths/{shared}")).status_code == 404
+
+    made = await region.a.post(
+        f"/v1/deaths/{shared}/shares",
+        json={"organisation": str(region.practice), "purpose": "review", "note": "GP care"},
+        headers=idem(),
+    )
+    assert made.status_code == 201, made.text
+    share = made.json()
+    assert share["active"] is True
+    assert share["organisation"]["id"] == str(region.practice)
+    ends = datetime.fromisoformat(share["ends_at"])
+    assert timedelta(days=89) < ends - datetime.now(UTC) <= timedelta(days=90)
+
+    seen = await region.practice_api.get(f"/v1/deaths/{shared}")
+    assert seen.status_code == 200, seen.text
+    assert seen.json()["family_name"] == "Testfamily"  # identifiable: shared for review
+    assert (await region.practice_api.get(f"/v1/deaths/{other}")).status_code == 404
+    assert (await region.b.get(f"/v1/deaths/{shared}")).status_code == 404
+    listed = await region.practice_api.get("/v1/deaths", params={"limit": 200})
+    assert [item["id"] for item in listed.json()["items"]] == [shared]
+    # The recipient may post its findings on the shared death.
+    finding = await region.practice_api.post(
+        "/v1/findings",
+        json={
+            "death_id": shared,
+            "kind": "learning_point",
+            "theme_code": "communication",
+            "summary": "Discharge letter reached the practice late.",
+        },
+        headers=idem(),
+    )
+    assert finding.status_code in (201, 422), finding.text
+    # ... but cannot pass the death on, and another trust cannot share what it cannot see.
+    passed_on = await region.practice_api.post(
+        f"/v1/deaths/{shared}/shares",
+        json={"organisation": str(region.trust_b), "purpose": "review"},
+    )
+    assert passed_on.status_code == 403, passed_on.text
+    not_seen = await region.b.post(
+        f"/v1/deaths/{shared}/shares",
+        json={"organisation": str(region.trust_b), "purpose": "review"},
+    )
+    assert not_seen.status_code == 404, not_seen.text
+    # Its accesses are audited under its organisation.
+    async with database.transaction() as session:
+        rows = (
+            await session.scalars(
+                select(AuditEvent).where(
+                    AuditEvent.death_id == uuid.UUID(shared),
+                    AuditEvent.client_id == region.practice_api.client_id,
+                )
+            )
+        ).all()
+    assert rows and {row.organisation_id for row in rows} == {region.practice}
+
+    revoked = await region.a.post(f"/v1/deaths/{shared}/shares/{share['id']}/revoke")
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["active"] is False
+    assert (await region.practice_api.get(f"/v1/deaths/{shared}")).status_code == 404
+
+
+async def test_a_share_is_refused_clearly_when_it_cannot_be_made(region: Region) -> None:
+    death = (await record(region.a))["death"]["id"]
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"organisation": "Q99", "purpose": "review"}, "/organisation"),
+        ({"organisation": str(region.trust_a), "purpose": "review"}, "/organisation"),
+        (
+            {
+                "organisation": str(region.practice),
+                "purpose": "review",
+                "ends_at": "2020-01-01T00:00:00Z",
+            },
+            "/ends_at",
+        ),
+        (
+            {
+                "organisation": str(region.practice),
+                "purpose": "review",
+                "referral_id": str(uuid.uuid4()),
+            },
+            "/referral_id",
+        ),
+        ({"organisation": str(region.practice), "purpose": "gossip"}, "/purpose"),
+    ]
+    for body, pointer in cases:
+        response = await region.a.post(f"/v1/deaths/{death}/shares", json=body)
+        assert response.status_code == 422, response.text
+        assert pointer in [error["pointer"] for error in response.json()["errors"]]
+    listed = await region.a.get(f"/v1/deaths/{death}/shares")
+    assert listed.status_code == 200 and listed.json()["items"] == []
