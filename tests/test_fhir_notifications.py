@@ -163,3 +163,22 @@ async def test_the_capability_statement_offers_the_transaction(api):
     response = await api.get(f"{PATH}/metadata", headers=FHIR)
     statement = CapabilityStatement.model_validate(response.json())
     assert [i.code for i in statement.rest[0].interaction] == ["transaction"]
+
+
+async def test_a_repeating_element_that_is_not_an_array_is_an_operation_outcome(api):
+    # Patient.identifier and Patient.extension are arrays in FHIR; an object or a number there
+    # was a 500 before the fix.
+    for element, value in (("identifier", 5), ("identifier", {"value": "x"}), ("extension", 7)):
+        number = test_nhs_number()
+        bundle = transaction(nhs_number=number)
+        bundle["entry"][0]["resource"][element] = value
+        response = await api.post(PATH, json=bundle, headers=FHIR)
+        assert response.status_code == 422, response.text
+        outcome = OperationOutcome.model_validate(response.json())
+        assert any(
+            (issue.diagnostics or "").startswith(f"Patient.{element}:") for issue in outcome.issue
+        ), response.text
+        stored = await api.get(
+            "/v1/deaths", params={"source_reference": bundle["identifier"]["value"]}
+        )
+        assert stored.json()["items"] == []
