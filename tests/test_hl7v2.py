@@ -4,6 +4,7 @@ naming the segment and field, and nothing stored."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import hl7
@@ -213,3 +214,15 @@ async def test_escape_sequences_and_subcomponents_are_read_as_hl7_means_them(api
     [death] = await deaths_of(api, number)
     assert (death["ward"], death["site"]) == ("A&E", "RX1SJ")
     assert death["family_name"] == "Test^family"
+
+
+async def test_an_escape_sequence_that_cannot_be_decoded_is_never_logged(api, caplog):
+    # python-hl7 logs the whole field it fails to unescape (here a family name) at ERROR.
+    caplog.set_level(logging.DEBUG)
+    number = test_nhs_number()
+    message = adt(nhs_number=number).replace("Testfamily^", "Secretname\\XZZ\\\\H\\x^", 1)
+    response = await send(api, message)
+    assert ack_fields(response.text)["MSA"][1] == "AA", response.text
+    [death] = await deaths_of(api, number)
+    assert death["family_name"] == "Secretnamex"
+    assert not [r for r in caplog.records if "Secretname" in r.getMessage()]

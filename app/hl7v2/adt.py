@@ -18,12 +18,14 @@ UK local time.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import hl7
+import hl7.util
 
 from app.kit.time import LONDON
 
@@ -42,8 +44,12 @@ ADMISSION = {
     "N": "maternity",
 }
 # The separators are always the standard ones (parse_adt refuses others): a parsed MSH of
-# them unescapes any field's text.
+# them unescapes any field's text. Highlighting (\H\, \N\) is dropped, not turned into "_".
 _UNESCAPER = hl7.parse("MSH|^~\\&|LFD")
+_NO_HIGHLIGHT = {"H": "", "N": ""}
+# python-hl7 logs the whole field it could not unescape (a name, an address: patient data) at
+# ERROR, under a logger named after its file: silenced, the sequence is dropped all the same.
+hl7.util.logger.setLevel(logging.CRITICAL + 1)
 _TS = re.compile(
     r"^(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})(?:(\d{2})(?:\.\d{1,4})?)?)?([+-]\d{4})?$"
 )
@@ -89,7 +95,7 @@ def _component(field: Any, component: int) -> str:
     parts = first.split("^")
     if len(parts) < component:
         return ""
-    return str(_UNESCAPER.unescape(parts[component - 1].split("&", 1)[0])).strip()
+    return str(_UNESCAPER.unescape(parts[component - 1].split("&", 1)[0], _NO_HIGHLIGHT)).strip()
 
 
 def timestamp(value: str, location: str, *, day_only: bool = False) -> datetime | date | None:
