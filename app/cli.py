@@ -204,7 +204,7 @@ async def _mllp(args: argparse.Namespace) -> int:
     import os
     import signal
 
-    from app.hl7v2.mllp import mllp_principal, serve_mllp
+    from app.hl7v2.mllp import serve_mllp
     from app.logging import configure_logging
 
     settings = get_settings()
@@ -212,12 +212,11 @@ async def _mllp(args: argparse.Namespace) -> int:
     key = os.environ.get("LFD_MLLP_API_KEY", "")
     database = Database(settings)
     try:
-        principal = await mllp_principal(database, key)
+        server = await serve_mllp(database, key, args.host, args.port)
     except ValueError as error:
         print(f"lfd mllp: {error}", file=sys.stderr)
         await database.dispose()
         return 2
-    server = await serve_mllp(database, principal, args.host, args.port)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for stop_signal in (signal.SIGINT, signal.SIGTERM):

@@ -163,3 +163,43 @@ async def test_the_capability_statement_offers_the_transaction(api):
     response = await api.get(f"{PATH}/metadata", headers=FHIR)
     statement = CapabilityStatement.model_validate(response.json())
     assert [i.code for i in statement.rest[0].interaction] == ["transaction"]
+
+
+async def test_a_repeating_element_that_is_not_an_array_is_an_operation_outcome(api):
+    # Patient.identifier and Patient.extension are arrays in FHIR; an object or a number there
+    # was a 500 before the fix.
+    for element, value in (("identifier", 5), ("identifier", {"value": "x"}), ("extension", 7)):
+        number = test_nhs_number()
+        bundle = transaction(nhs_number=number)
+        bundle["entry"][0]["resource"][element] = value
+        response = await api.post(PATH, json=bundle, headers=FHIR)
+        assert response.status_code == 422, response.text
+        outcome = OperationOutcome.model_validate(response.json())
+        assert any(
+            (issue.diagnostics or "").startswith(f"Patient.{element}:") for issue in outcome.issue
+        ), response.text
+        stored = await api.get(
+            "/v1/deaths", params={"source_reference": bundle["identifier"]["value"]}
+        )
+        assert stored.json()["items"] == []
+
+
+async def test_an_ambiguous_match_is_a_409_listing_the_candidate_patients(api):
+    # Two deaths held for one NHS number and date (a possible duplicate not yet resolved): the
+    # OperationOutcome lists both as Patient/<death id> (the problem+json's candidates).
+    number = test_nhs_number()
+    died = datetime.now(UTC) - timedelta(hours=5)
+    first = await api.post(PATH, json=transaction(nhs_number=number, died=died), headers=FHIR)
+    second = await api.post(PATH, json=transaction(died=died), headers=FHIR)
+    ids = [r.json()["entry"][0]["response"]["location"] for r in (first, second)]
+    other = ids[1].removeprefix("Patient/")
+    etag = (await api.get(f"/v1/deaths/{other}")).headers["ETag"]
+    patched = await api.patch(
+        f"/v1/deaths/{other}",
+        json={"nhs_number": number, "date_of_birth": "1936-07-01"},
+        headers={"If-Match": etag},
+    )
+    assert patched.status_code == 200, patched.text
+    issues = await outcome(api, transaction(nhs_number=number, died=died), 409)
+    assert sorted(i for i in issues if i.startswith("Patient/")) == sorted(ids)
+    assert number not in str(issues)

@@ -4,6 +4,7 @@ naming the segment and field, and nothing stored."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import hl7
@@ -28,7 +29,8 @@ async def deaths_of(api, nhs_number: str) -> list[dict]:
 
 async def test_an_a03_with_a_death_disposition_is_accepted_and_notifies_the_death(api):
     number = test_nhs_number()
-    message = adt("A03", nhs_number=number, ward="WARD9", site="RX1LG")
+    died = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
+    message = adt("A03", nhs_number=number, ward="WARD9", site="RX1LG", died=died)
     response = await send(api, message)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/hl7-v2")
@@ -44,6 +46,20 @@ async def test_an_a03_with_a_death_disposition_is_accepted_and_notifies_the_deat
     assert death["place_of_death"] == "inpatient"
     assert death["sex"] == "female" and death["date_of_birth"] == "1940-03-12"
     assert death["specialty_at_death"] == "300"
+    # PV1-44 is the admission (four days before), PV1-45 the discharge on death.
+    admitted = datetime.fromisoformat(death["admitted_at"].replace("Z", "+00:00"))
+    assert admitted == died - timedelta(days=4)
+    assert death["admission_method"] == "elective" and death["discharged_at"] is None
+
+
+async def test_an_a03_without_pid_29_takes_the_time_of_death_from_pv1_45(api):
+    number = test_nhs_number()
+    died = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    message = with_pid_29(adt(nhs_number=number, died=died), "")
+    response = await send(api, message)
+    assert ack_fields(response.text)["MSA"][1] == "AA", response.text
+    [death] = await deaths_of(api, number)
+    assert datetime.fromisoformat(death["died_at"].replace("Z", "+00:00")) == died
 
 
 async def test_an_a08_with_a_date_of_death_is_accepted_as_text_plain(api):
@@ -91,7 +107,14 @@ async def test_malformed_messages_are_refused_naming_the_field_and_nothing_is_st
         line if not line.startswith("PID") else "PID|1||" + number + "^^^NHS^NH"
         for line in good.split("\r")
     )
-    await refused(api, truncated, "AE", "PID-29", 422)
+    # An A03 discharged on death has its time in PV1-45: the first field missing is PID-7.
+    await refused(api, truncated, "AE", "PID-7", 422)
+    update = adt("A08", nhs_number=number, disposition="")
+    truncated_update = "\r".join(
+        line if not line.startswith("PID") else "PID|1||" + number + "^^^NHS^NH"
+        for line in update.split("\r")
+    )
+    await refused(api, truncated_update, "AE", "PID-29", 422)
     no_pid = "\r".join(line for line in good.split("\r") if not line.startswith("PID"))
     await refused(api, no_pid, "AR", "PID", 400)
     future = adt(nhs_number=number, died=datetime.now(UTC) + timedelta(days=2))
@@ -147,3 +170,59 @@ async def test_the_documented_example_is_a_message_the_route_reads(api):
     response = await send(api, example, "text/plain")
     assert response.status_code == 200, response.text
     assert ack_fields(response.text)["MSA"][1] == "AA"
+
+
+def with_pid_29(message: str, value: str) -> str:
+    pid = next(line for line in message.split("\r") if line.startswith("PID"))
+    fields = pid.split("|")
+    fields[29] = value
+    return message.replace(pid, "|".join(fields))
+
+
+async def test_a_time_zone_offset_that_is_not_an_offset_is_refused_not_a_500(api):
+    # The regex takes any four digits; an offset of 24 hours or more (or 60 minutes) is not a
+    # time zone (Python refuses it: a 500 before the fix), and it must be the sender's AE.
+    number = test_nhs_number()
+    for offset in ("+2400", "+9999", "-0060"):
+        message = with_pid_29(adt(nhs_number=number), "20240101101000" + offset)
+        await refused(api, message, "AE", "PID-29", 422)
+    assert await deaths_of(api, number) == []
+
+
+async def test_a_date_of_death_without_its_time_is_refused(api):
+    # A date alone would be recorded as midnight, moving the hours since death and the MCCD due.
+    number = test_nhs_number()
+    day = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y%m%d")
+    await refused(api, with_pid_29(adt(nhs_number=number), day), "AE", "PID-29", 422)
+    # An A03 whose death time is its discharge time (PV1-45) is held to the same rule.
+    message = with_pid_29(adt(nhs_number=number), "")
+    pv1 = next(line for line in message.split("\r") if line.startswith("PV1"))
+    fields = pv1.split("|")
+    fields[45] = day
+    await refused(api, message.replace(pv1, "|".join(fields)), "AE", "PV1-45", 422)
+    assert await deaths_of(api, number) == []
+
+
+async def test_escape_sequences_and_subcomponents_are_read_as_hl7_means_them(api):
+    # "A&E" travels as A\T\E; a facility is an HD (namespace&universal id&type): the site is
+    # its namespace id, the ward the unescaped text, as python-hl7 reads them.
+    number = test_nhs_number()
+    message = adt(nhs_number=number, ward="A\\T\\E", site="RX1SJ&2.16.840.1.113883.2.1.3.2&ISO")
+    message = message.replace("Testfamily^", "Test\\S\\family^", 1)
+    response = await send(api, message)
+    assert ack_fields(response.text)["MSA"][1] == "AA", response.text
+    [death] = await deaths_of(api, number)
+    assert (death["ward"], death["site"]) == ("A&E", "RX1SJ")
+    assert death["family_name"] == "Test^family"
+
+
+async def test_an_escape_sequence_that_cannot_be_decoded_is_never_logged(api, caplog):
+    # python-hl7 logs the whole field it fails to unescape (here a family name) at ERROR.
+    caplog.set_level(logging.DEBUG)
+    number = test_nhs_number()
+    message = adt(nhs_number=number).replace("Testfamily^", "Secretname\\XZZ\\\\H\\x^", 1)
+    response = await send(api, message)
+    assert ack_fields(response.text)["MSA"][1] == "AA", response.text
+    [death] = await deaths_of(api, number)
+    assert death["family_name"] == "Secretnamex"
+    assert not [r for r in caplog.records if "Secretname" in r.getMessage()]

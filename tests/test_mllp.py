@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from app.auth.scopes import Scope
+from app.auth.service import revoke_client
 from app.hl7v2.mllp import END, START, mllp_principal, serve_mllp
 from tests.conftest import new_client
 from tests.factories import test_nhs_number
@@ -17,11 +18,11 @@ from tests.kit.hl7 import ack_fields, adt
 
 @asynccontextmanager
 async def listener(database):
-    key, _ = await new_client(database, [Scope.notifications_write])
-    server = await serve_mllp(database, await mllp_principal(database, key), "127.0.0.1", 0)
+    key, client_id = await new_client(database, [Scope.notifications_write])
+    server = await serve_mllp(database, key, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        yield port
+        yield port, client_id
     finally:
         server.close()
         await server.wait_closed()
@@ -40,7 +41,7 @@ async def deaths_of(api, nhs_number: str) -> list[dict]:
 
 async def test_messages_in_frames_are_answered_in_order(database, api):
     numbers = [test_nhs_number() for _ in range(2)]
-    async with listener(database) as port:
+    async with listener(database) as (port, _):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         first, second = (adt(nhs_number=n) for n in numbers)
         # Two frames in one write, the second split across writes, with noise between.
@@ -59,7 +60,7 @@ async def test_messages_in_frames_are_answered_in_order(database, api):
 
 async def test_a_malformed_message_is_answered_ar_and_the_connection_goes_on(database, api):
     number = test_nhs_number()
-    async with listener(database) as port:
+    async with listener(database) as (port, _):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(START + b"PID|1||garbage" + END)
         assert ack_fields(await read_frame(reader))["MSA"][1] == "AR"
@@ -72,7 +73,7 @@ async def test_a_malformed_message_is_answered_ar_and_the_connection_goes_on(dat
 
 async def test_a_peer_that_disconnects_mid_message_stores_nothing(database, api):
     lost, kept = test_nhs_number(), test_nhs_number()
-    async with listener(database) as port:
+    async with listener(database) as (port, _):
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         message = adt(nhs_number=lost).encode()
         writer.write(START + message[: len(message) // 2])
@@ -95,3 +96,21 @@ async def test_the_listener_needs_a_key_with_the_scope(database):
         await mllp_principal(database, key)
     with pytest.raises(ValueError):
         await mllp_principal(database, "not-a-key")
+
+
+async def test_a_revoked_client_is_no_longer_acknowledged(database, api):
+    # The key is checked for every message: revoking the listener's client stops it at once
+    # (before, the listener went on accepting as the revoked client until restarted).
+    number = test_nhs_number()
+    async with listener(database) as (port, client_id):
+        async with database.transaction() as session:
+            await revoke_client(session, client_id)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(START + adt(nhs_number=number).encode() + END)
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 30) == b""  # closed, no ACK
+        writer.close()
+        await writer.wait_closed()
+    assert await deaths_of(api, number) == []
+    with pytest.raises(ValueError):
+        await serve_mllp(database, "not-a-key", "127.0.0.1", 0)

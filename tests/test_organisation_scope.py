@@ -108,9 +108,7 @@ async def test_each_organisation_sees_its_own_deaths_only(region: Region) -> Non
 async def test_a_deployment_level_client_records_no_deaths(region: Region) -> None:
     from tests.factories import screening_body
 
-    response = await region.deployment.post(
-        "/v1/screenings", json=screening_body(), headers=idem()
-    )
+    response = await region.deployment.post("/v1/screenings", json=screening_body(), headers=idem())
     assert response.status_code == 403, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
 

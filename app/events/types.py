@@ -4,7 +4,7 @@ subscriptions. tests/test_change_feed.py proves that every type the code emits i
 from __future__ import annotations
 
 EVENT_TYPES: dict[str, str] = {
-    "death.created": "A death was recorded (by its first screening).",
+    "death.created": "A death was recorded (by its first notification or screening).",
     "death.notified": "A trust system notified a death (JSON, HL7 v2 ADT or FHIR); the "
     "resource is the notification. A first notification also raises death.created.",
     "death.claimed": "A death awaiting screening was claimed (leased) on the ME worklist.",

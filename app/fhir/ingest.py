@@ -73,6 +73,15 @@ def _first(items: Any) -> dict[str, Any]:
     return {}
 
 
+def _list(items: Any, element: str) -> list[Any]:
+    """A repeating element's items (absent: none); anything but an array is refused."""
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise refused(element, "must be an array")
+    return items
+
+
 def _code(concept: Any) -> str | None:
     coding = _first(concept.get("coding")) if isinstance(concept, dict) else {}
     code = coding.get("code")
@@ -106,7 +115,7 @@ def _resources(bundle: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] |
 
 def _identifiers(patient: dict[str, Any]) -> tuple[str | None, str | None]:
     nhs_number = local = None
-    for identifier in patient.get("identifier") or []:
+    for identifier in _list(patient.get("identifier"), "Patient.identifier"):
         if not isinstance(identifier, dict) or not isinstance(identifier.get("value"), str):
             raise refused("Patient.identifier", "each identifier needs a value")
         if identifier.get("system") == NHS_NUMBER_SYSTEM:
@@ -128,7 +137,7 @@ def notification_body(bundle: dict[str, Any]) -> NotificationCreate:
     name = _first(patient.get("name"))
     given = name.get("given")
     ethnicity = None
-    for extension in patient.get("extension") or []:
+    for extension in _list(patient.get("extension"), "Patient.extension"):
         if isinstance(extension, dict) and extension.get("url") == ETHNIC_CATEGORY_EXTENSION:
             ethnicity = _code(extension.get("valueCodeableConcept"))
     gender = patient.get("gender")

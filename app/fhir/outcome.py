@@ -53,6 +53,17 @@ def operation_outcome(body: dict[str, Any]) -> dict[str, Any]:
                 "diagnostics": f"{where}: {detail}" if where else detail,
             }
         )
+    # An ambiguous match's candidates (shown only to a client that may read deaths), each as
+    # the Patient the read view names it: the caller chooses, the service never guesses.
+    for candidate in body.get("candidates") or []:
+        if isinstance(candidate, dict) and candidate.get("death_id"):
+            issues.append(
+                {
+                    "severity": "error",
+                    "code": "multiple-matches",
+                    "diagnostics": f"Patient/{candidate['death_id']}",
+                }
+            )
     return {"resourceType": "OperationOutcome", "issue": issues}
 
 

@@ -18,12 +18,14 @@ UK local time.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import hl7
+import hl7.util
 
 from app.kit.time import LONDON
 
@@ -41,6 +43,13 @@ ADMISSION = {
     "L": "maternity",
     "N": "maternity",
 }
+# The separators are always the standard ones (parse_adt refuses others): a parsed MSH of
+# them unescapes any field's text. Highlighting (\H\, \N\) is dropped, not turned into "_".
+_UNESCAPER = hl7.parse("MSH|^~\\&|LFD")
+_NO_HIGHLIGHT = {"H": "", "N": ""}
+# python-hl7 logs the whole field it could not unescape (a name, an address: patient data) at
+# ERROR, under a logger named after its file: silenced, the sequence is dropped all the same.
+hl7.util.logger.setLevel(logging.CRITICAL + 1)
 _TS = re.compile(
     r"^(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})(?:(\d{2})(?:\.\d{1,4})?)?)?([+-]\d{4})?$"
 )
@@ -76,13 +85,17 @@ def _text(value: Any) -> str:
 
 
 def _component(field: Any, component: int) -> str:
-    """Component ``component`` (1-based) of the first repetition of a field."""
+    """Component ``component`` (1-based) of the first repetition of a field: its first
+    subcomponent (a facility's namespace id, a family name's surname), with the HL7 escape
+    sequences (``\\T\\`` for ``&`` in "A&E", ``\\S\\`` ...) turned back into their characters."""
     text = _text(field)
     if not text:
         return ""
     first = text.split("~", 1)[0]
     parts = first.split("^")
-    return parts[component - 1].strip() if len(parts) >= component else ""
+    if len(parts) < component:
+        return ""
+    return str(_UNESCAPER.unescape(parts[component - 1].split("&", 1)[0], _NO_HIGHLIGHT)).strip()
 
 
 def timestamp(value: str, location: str, *, day_only: bool = False) -> datetime | date | None:
@@ -103,9 +116,17 @@ def timestamp(value: str, location: str, *, day_only: bool = False) -> datetime 
         raise Hl7Problem("AE", location, "not a real date/time") from None
     if offset is None:
         return moment.replace(tzinfo=LONDON)
+    hours, minutes = int(offset[1:3]), int(offset[3:5])
+    if hours > 23 or minutes > 59:
+        raise Hl7Problem("AE", location, "the time zone offset is not a real offset")
     sign = 1 if offset[0] == "+" else -1
-    minutes = sign * (int(offset[1:3]) * 60 + int(offset[3:5]))
-    return moment.replace(tzinfo=timezone(timedelta(minutes=minutes)))
+    return moment.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
+
+
+def _has_time(value: str) -> bool:
+    """Whether an HL7 date/time gives the time of day (HHMM at least), not only the date."""
+    match = _TS.match(value.strip())
+    return match is not None and match.group(4) is not None
 
 
 def _segments(text: str) -> str:
@@ -173,18 +194,21 @@ def _body(
     pv1_field = (lambda n: _field(pv1, n)) if pv1 is not None else (lambda n: "")
     indicator = _text(_field(pid, 30)).upper()
     disposition = _component(pv1_field(36), 1)
-    died_at = timestamp(_text(_field(pid, 29)), "PID-29")
-    discharged_at = timestamp(_component(pv1_field(45), 1), "PV1-45")
+    died_text, died_location = _text(_field(pid, 29)), "PID-29"
+    died_at = timestamp(died_text, died_location)
+    discharged_text = _component(pv1_field(45), 1)
+    discharged_at = timestamp(discharged_text, "PV1-45")
     if indicator == "N":
         raise Hl7Problem("AE", "PID-30", "the death indicator says the patient is alive")
     if trigger == "A03" and disposition not in DIED and indicator != "Y":
         raise Hl7Problem("AE", "PV1-36", "the discharge disposition is not a death")
     if died_at is None and trigger == "A03" and disposition in DIED:
-        died_at = discharged_at
+        died_at, died_text, died_location = discharged_at, discharged_text, "PV1-45"
     if died_at is None:
         raise Hl7Problem("AE", "PID-29", "the date and time of death is missing")
-    if not isinstance(died_at, datetime):
-        raise Hl7Problem("AE", "PID-29", "the date of death needs a time")
+    # A date alone would read as midnight: hours since death and the MCCD's due time wrong.
+    if not isinstance(died_at, datetime) or not _has_time(died_text):
+        raise Hl7Problem("AE", died_location, "the date of death needs a time")
     born = timestamp(_text(_field(pid, 7))[:8], "PID-7", day_only=True)
     if born is None:
         raise Hl7Problem("AE", "PID-7", "the date of birth is missing")

@@ -9,7 +9,11 @@ LFD_MAX_BODY_BYTES is answered AR and the connection closed; a connection idle f
 
 MLLP carries no credentials: the listener acts as one API client, whose key it reads from
 the environment (LFD_MLLP_API_KEY), never the command line; the client needs
-`notifications:write`. Put the listener on the interface engine's private network only."""
+`notifications:write`. The key is checked again for every message, as an HTTP request's is:
+once the client is revoked, expires, loses the scope or its key is rotated past its grace
+period, messages are no longer acknowledged (the connection is closed without an ACK, so the
+engine keeps them to resend) and the listener logs an error. Put the listener on the interface
+engine's private network only."""
 
 from __future__ import annotations
 
@@ -51,14 +55,14 @@ class MllpHandler:
     def __init__(
         self,
         database: Database,
-        principal: Principal,
+        key: str,
         etag_key: bytes,
         *,
         idle_seconds: float = 300.0,
     ) -> None:
         self.database = database
         self.etag_key = etag_key
-        self.principal = principal
+        self.key = key
         self.max_bytes = database.settings.max_body_bytes
         self.idle_seconds = idle_seconds
 
@@ -107,18 +111,23 @@ class MllpHandler:
                 text = payload.decode("utf-8")
             except UnicodeDecodeError:
                 text = payload.decode("latin-1")
+            try:
+                principal = await mllp_principal(self.database, self.key)
+            except ValueError:
+                logger.error("mllp client no longer authorised; message not acknowledged")
+                return b"", False
             # Each message sees what its client's organisation may see (app.scoping).
             async with self.database.autocommit() as session:
-                scope = await reach_of(session, self.principal.organisation_id, members=False)
+                scope = await reach_of(session, principal.organisation_id, members=False)
             with scoped(scope):
-                answer = await receive(self.database, self.principal, text)
+                answer = await receive(self.database, principal, text)
             writer.write(frame(answer.ack))
             await writer.drain()
 
 
-async def serve_mllp(
-    database: Database, principal: Principal, host: str, port: int
-) -> asyncio.Server:
+async def serve_mllp(database: Database, key: str, host: str, port: int) -> asyncio.Server:
+    """Listen as the client of ``key`` (ValueError at once when it may not notify deaths)."""
+    await mllp_principal(database, key)
     async with database.autocommit() as session:
         etag_key = derive_etag_key(await cursor_key(session))
-    return await asyncio.start_server(MllpHandler(database, principal, etag_key), host, port)
+    return await asyncio.start_server(MllpHandler(database, key, etag_key), host, port)

@@ -45,7 +45,7 @@ def adt(
     )
     pv1 = (
         f"PV1|1|I|{ward}^BED3^^{site}||||C1234567^Consultant^Test|||300|||||||||"
-        f"{visit}|||||||||||||||||{disposition}|||||||{hl7_time(admitted)}|{hl7_time(died)}"
+        f"{visit}|||||||||||||||||{disposition}||||||||{hl7_time(admitted)}|{hl7_time(died)}"
     )
     parts = {"MSH": msh, "EVN": evn, "PID": pid, "PV1": pv1, **(segments or {})}
     return "\r".join(value for value in parts.values() if value) + "\r"
