@@ -27,7 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     if not args.no_migrate:
-        upgrade(settings.database_url)
+        upgrade(settings.owner_database_url)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker counts its requests in files here, and a scrape sums them (app.metrics).
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lfd-metrics-")
@@ -52,11 +52,29 @@ def _serve(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     from app.migrate import downgrade, upgrade
 
-    url = get_settings().database_url
+    url = get_settings().owner_database_url
     if args.downgrade:
         downgrade(url, args.downgrade)
     else:
         upgrade(url, args.revision)
+    return 0
+
+
+def _service_role(args: argparse.Namespace) -> int:
+    from app.migrate import grant_service_role
+
+    password = os.environ.get(args.password_env) if args.password_env else None
+    if args.password_env and password is None:
+        raise SystemExit(f"lfd database service-role: {args.password_env} is not set")
+    try:
+        grant_service_role(get_settings().owner_database_url, args.role, password)
+    except ValueError as error:
+        raise SystemExit(f"lfd database service-role: {error}") from None
+    print(
+        f"role {args.role}: may log in, read and write rows; owns nothing; row-level "
+        "security applies to it. Connect the service as it (LFD_DATABASE_URL) and migrate "
+        "as the owner (LFD_MIGRATION_DATABASE_URL)."
+    )
     return 0
 
 
@@ -166,7 +184,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     # Before the event loop: Alembic's env runs its own asyncio.run.
-    upgrade(settings.database_url)
+    upgrade(settings.owner_database_url)
     return asyncio.run(run_demo(settings, deaths=args.deaths, seed=args.seed))
 
 
@@ -401,6 +419,20 @@ def build_parser() -> argparse.ArgumentParser:
         "seal", help="place the audit rows written since the last seal in the chain, and exit"
     )
     seal.set_defaults(func=lambda a: asyncio.run(_audit_seal(a)))
+
+    database = sub.add_parser(
+        "database", help="PostgreSQL administration (docs/organisations.md)"
+    ).add_subparsers(dest="action", required=True)
+    role = database.add_parser(
+        "service-role",
+        help="make the role the service connects as: reads and writes rows, owns nothing, "
+        "cannot bypass row-level security (run as the tables' owner, after migrate)",
+    )
+    role.add_argument("role", help="the role's name, e.g. lfd_service")
+    role.add_argument(
+        "--password-env", metavar="VAR", help="set its password from this environment variable"
+    )
+    role.set_defaults(func=_service_role)
 
     history = sub.add_parser(
         "history", help="import or export a trust's history (docs/history.md)"

@@ -25,11 +25,12 @@ from app.auth.service import create_client
 from app.config import Settings
 from app.db import Database
 from app.main import create_app
-from app.migrate import upgrade
+from app.migrate import grant_service_role, upgrade
 from tests.webhook_receiver import Receiver, running_receiver
 
 POSTGRES_URL = os.environ.get("LFD_TEST_DATABASE_URL", "")
 ON_POSTGRES = POSTGRES_URL.startswith("postgresql")
+SERVICE_ROLE = "lfd_test_service"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -73,7 +74,14 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         path: Path = tmp_path_factory.mktemp("db") / "lfd-test.db"
         url = f"sqlite+aiosqlite:///{path}"
     upgrade(url)
-    yield url
+    if ON_POSTGRES:
+        # The service connects as a role that owns nothing and cannot bypass row-level
+        # security, as a deployment should (docs/organisations.md): every PostgreSQL test runs
+        # through the policies, and the owner's URL (the test's own) migrates.
+        grant_service_role(url, SERVICE_ROLE)
+        yield make_url(url).set(username=SERVICE_ROLE).render_as_string(hide_password=False)
+    else:
+        yield url
     if ON_POSTGRES and worker:
         name = make_url(url).database
 
