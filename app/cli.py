@@ -381,9 +381,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_signing_key_commands(sub)
 
-    demo = sub.add_parser("demo", help="fill the database with a synthetic data set")
-    demo.add_argument("--deaths", type=int, default=3000)
-    demo.add_argument("--seed", type=int, default=2026)
+    demo = sub.add_parser(
+        "demo",
+        help="fill the database with three financial years of synthetic history (through the "
+        "history importer) and an action plan",
+    )
+    demo.add_argument("--deaths", type=int, default=3000, help="how many deaths (default 3000)")
+    demo.add_argument(
+        "--seed", type=int, default=2026, help="the same seed gives the same history (2026)"
+    )
     demo.set_defaults(func=_demo)
 
     worker = sub.add_parser(
