@@ -52,6 +52,9 @@ PATH_VALUES = {
     "delivery_id": "delivery_id",  # its test delivery
     "client_id": "client_id",  # the client administration routes (admin only: a 403 here)
     "import_id": "import_id",  # a history import (administrators only)
+    # Only in paths the walk of every operation calls (tests/test_organisation_walk.py):
+    "share_id": "share_id",  # a share of the death with another organisation (issue 16)
+    "key_id": "key_id",  # a client's public key
 }
 # Query parameters that make a list show the seeded patient (lists are newest first), and the
 # seeded id the answer must then hold.
