@@ -33,6 +33,16 @@ ON_POSTGRES = POSTGRES_URL.startswith("postgresql")
 SERVICE_ROLE = "lfd_test_service"
 
 
+def owner_url(url: str) -> str:
+    """The same database as the tables' owner (the run's own user): for a test that works
+    beside the service on the database itself (locks it, makes databases), past the
+    row-level security the service's role is held to."""
+    if not url.startswith("postgresql"):
+        return url
+    owner = make_url(POSTGRES_URL).username
+    return make_url(url).set(username=owner).render_as_string(hide_password=False)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if ON_POSTGRES:
         return
@@ -267,7 +277,7 @@ async def scratch_url(
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
         return
-    url = make_url(database_url)
+    url = make_url(owner_url(database_url))
     name = f"lfd_scratch_{uuid.uuid4().hex[:12]}"
     admin = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:

@@ -114,12 +114,17 @@ async def test_a_deployment_level_client_records_no_deaths(region: Region) -> No
 
 
 async def test_the_feed_and_queues_hold_only_what_the_client_may_see(region: Region) -> None:
+    cursors = {}
+    for name, api in (("a", region.a), ("b", region.b)):
+        now = await api.get("/v1/events", params={"start": "now"})
+        assert now.status_code == 200, now.text
+        cursors[name] = now.json()["next_cursor"]
     in_a = await record_unexpected(region.a)
     death_a = in_a["death"]["id"]
-    events_b = await region.b.get("/v1/events", params={"limit": 1000})
+    events_b = await region.b.get("/v1/events", params={"cursor": cursors["b"], "limit": 1000})
     assert events_b.status_code == 200, events_b.text
     assert all(event.get("death_id") != death_a for event in events_b.json()["items"])
-    events_a = await region.a.get("/v1/events", params={"limit": 1000})
+    events_a = await region.a.get("/v1/events", params={"cursor": cursors["a"], "limit": 1000})
     assert any(event.get("death_id") == death_a for event in events_a.json()["items"])
     referrals_b = await region.b.get("/v1/referrals", params={"route": "sjr", "limit": 200})
     assert referrals_b.status_code == 200, referrals_b.text
