@@ -711,3 +711,45 @@ async def test_a_bracketed_name_alone_continues_the_lead_of_the_action_above(
     continued = [(w["row"], w["detail"]) for w in report["warnings"] if w["code"] == "continuation"]
     assert len(continued) == 1 and continued[0][0] == row
     assert continued[0][1].endswith(f"added to the action above (row {above})")
+
+
+async def test_a_completed_column_is_read_as_written(api: Any) -> None:
+    """The "Completed" column (exports write it; a real plan may have "Date completed"): a day
+    is the completion day, "on or before" keeps its precision, a month is on or before its
+    last day; a future date or one on an open action is not taken, each warned about."""
+    header = [*P_HEADER, "Date completed"]
+    base = ["RT5", "", "Req", "Action", "CQC", "Lead", "31/03/2016"]
+    rows = [
+        [f"Completed plan {uuid.uuid4().hex}"],
+        ["As at 30/09/2016"],
+        header,
+        ["1. Section"],
+        [*base[:1], "1", *base[2:], "Complete", "", "15/01/2016"],
+        [*base[:1], "2", *base[2:], "Complete", "", "on or before 31/03/2016"],
+        [*base[:1], "3", *base[2:], "Complete", "", "Feb-2016"],
+        [*base[:1], "4", *base[2:], "Complete", "", "01/01/2099"],
+        [*base[:1], "5", *base[2:], "On track", "", "15/01/2016"],
+        [*base[:1], "6", *base[2:], "Complete", "", ""],
+    ]
+    response = await post(api, as_csv(rows), dry_run=True)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    columns = {c["header"]: c["read_as"] for c in report["columns"]}
+    assert columns["Date completed"] == "completed"
+    got = [(a["completed_at"], a["completed_precision"]) for a in actions_of(report)]
+    assert got == [
+        ("2016-01-15", None),
+        ("2016-03-31", "on_or_before"),
+        ("2016-02-29", "on_or_before"),
+        ("2016-09-30", "on_or_before"),  # the future date not taken: the as-at date's rule
+        (None, None),
+        ("2016-09-30", "on_or_before"),
+    ]
+    found = [(w["row"], w["code"]) for w in report["warnings"] if "complet" in w["code"]]
+    assert found == [
+        (7, "completed_month"),
+        (8, "completed_on_or_before"),  # on the status column, left of the completion
+        (8, "completed_future"),
+        (9, "completed_not_complete"),
+        (10, "completed_on_or_before"),
+    ]
