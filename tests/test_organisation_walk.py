@@ -24,7 +24,7 @@ from app.models import Organisation, WebhookDelivery
 from app.webhooks.fanout import fan_out
 from tests.factories import idem
 from tests.kit.pseudonymised import seed
-from tests.test_pseudonymised import (
+from tests.kit.walk import (
     LIST_FILTERS,
     PATH_VALUES,
     SEEDED_YEAR,

@@ -295,7 +295,6 @@ async def captured_claim(
     with captured(database.engine) as seen:
         async with database.sessionmaker() as session:
             await session.begin()
-            await database.prepare_transaction(session, None)
             claimed = await workflow.claim(
                 session,
                 principal,
