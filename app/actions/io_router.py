@@ -42,6 +42,7 @@ from app.errors import (
     problem_responses,
 )
 from app.kit.schemas import ResponseModel
+from app.organisations.aliases import registry_aliases
 
 router = APIRouter(route_class=AuthFirstRoute, tags=["action plan spreadsheets"])
 AUTH = (Unauthorized, Forbidden)
@@ -314,7 +315,11 @@ async def import_plan(
     if content_type == "application/json" or content_type.endswith("+json"):
         raise UnsupportedMediaType("Send the spreadsheet itself: text/csv or XLSX.")
     options = importer.read_options(
-        database.settings, as_of=as_of, plan_year=plan_year, columns=_columns(columns)
+        database.settings,
+        as_of=as_of,
+        plan_year=plan_year,
+        columns=_columns(columns),
+        registry=await registry_aliases(database),
     )
     plan = await importer.import_file(
         database,
