@@ -52,7 +52,7 @@ async def _site(
         errors.append(
             field_error(
                 pointer,
-                f"this code names a {site.kind.replace('_', ' ')}, not a site or a trust",
+                f"this code names an organisation of kind `{site.kind}`, not a site or a trust",
                 "wrong_kind",
             )
         )
@@ -91,7 +91,7 @@ async def resolve_death_codes(
             errors.append(
                 field_error(
                     pointer,
-                    f"this code names a {practice.kind.replace('_', ' ')}, not a GP practice",
+                    f"this code names an organisation of kind `{practice.kind}`, not a GP practice",
                     "wrong_kind",
                 )
             )

@@ -32,11 +32,11 @@ def _references(planned: Planned) -> set[str]:
 
 
 def _kind_error(code: str, organisation: Organisation) -> str | None:
-    kind = organisation.kind.replace("_", " ")
+    kind = f"this code names an organisation of kind `{organisation.kind}`"
     if code == "site_ods_code" and organisation.kind in NOT_A_SITE:
-        return f"this code names a {kind}, not a site or a trust"
+        return f"{kind}, not a site or a trust"
     if code == "registered_gp_practice_ods_code" and organisation.kind != "gp_practice":
-        return f"this code names a {kind}, not a GP practice"
+        return f"{kind}, not a GP practice"
     return None
 
 
