@@ -77,14 +77,11 @@ async def report_session(database: Database) -> AsyncIterator[AsyncSession]:
     """A read-only transaction; on PostgreSQL a REPEATABLE READ snapshot, so that every table
     of a report counts the same committed data however many queries build it, without JIT,
     with the report timeouts (Work.report)."""
-    async with database.transaction(Work.request) as session:
+    # snapshot(): the isolation level is the connection's, set before the transaction begins;
+    # a SET TRANSACTION inside transaction() came after the data scope's settings and failed
+    # ("must be called before any query") once the scope was set per transaction.
+    async with database.snapshot(Work.report) as session:
         if database.dialect == "postgresql":
-            await session.execute(
-                text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            )
-            await database.prepare_transaction(
-                session, Work.report
-            )  # after: SET TRANSACTION is first
             # Plan every report query for its own period: a generic plan (what a prepared
             # statement falls back to after five runs) cannot see how many deaths a period
             # holds, joins the cohort by nested loops and runs for minutes instead of a
