@@ -19,7 +19,7 @@ from sqlalchemy import select
 from app.history.export import export_records
 from app.models import ReviewPhaseRating, ReviewProblem
 from tests.history_records import bundle, history_record, sjr_form, sjr_referral, utc
-from tests.kit.care_organisations import Org, add, practice_code, site_of, trust_code
+from tests.kit.care_organisations import Org, absent, add, practice_code, site_of, trust_code
 from tests.kit.cohorts import FY, Post, build, died, table_rows
 from tests.kit.reviews import refer
 
@@ -127,10 +127,11 @@ async def test_a_review_names_the_organisation_of_each_phase_and_problem(api, da
     assert earlier["snapshot"]["review"]["phases"][0]["care_organisation"] == practice.ref()
 
 
-async def test_an_organisation_the_registry_lacks_is_a_422_with_its_pointer(api, orgs):
+async def test_an_organisation_the_registry_lacks_is_a_422_with_its_pointer(api, database, orgs):
     _, referral = await refer(api, "sjr")
     body = sjr(4, [("admission_initial", 4, orgs["trust"])])
-    body["phases"][1]["care_organisation"] = "RQQQ5"  # overall: an ODS form the registry lacks
+    # Overall: a code of an ODS form that the registry lacks.
+    body["phases"][1]["care_organisation"] = await absent(database)
     body["problems_in_care"] = [
         {
             "type": "monitoring",
@@ -400,11 +401,11 @@ async def test_a_history_bundle_names_organisations_of_care_and_the_site(api, da
         ],
     )
     unknown_form = sjr_form(overall=3)
-    unknown_form["problems_in_care"][0]["care_organisation"] = "RQQQ4"
+    unknown_form["problems_in_care"][0]["care_organisation"] = await absent(database)
     unknown = history_record(
         moment,
         system=system,
-        death={"site_ods_code": "RQQQ3"},
+        death={"site_ods_code": await absent(database)},
         screening={"death_expected": False},
         referrals=[
             sjr_referral(moment + timedelta(days=2), moment + timedelta(days=30), form=unknown_form)

@@ -18,6 +18,7 @@ from app.scoping import DataScope, default_organisation_id, scoped
 from tests.factories import idem, screening_body
 from tests.kit.care_organisations import (
     Org,
+    absent,
     add,
     client_of,
     icb_code,
@@ -41,6 +42,12 @@ async def registry(database) -> dict[str, Org]:
     site = await site_of(database, trust, "Test General Infirmary")
     practice = await add(database, "gp_practice", "Test Surgery", practice_code, icb)
     return {"icb": icb, "trust": trust, "site": site, "practice": practice}
+
+
+@pytest.fixture
+async def unknown(database) -> list[str]:
+    """Site codes of the right form that the registry does not hold."""
+    return [await absent(database) for _ in range(2)]
 
 
 async def default_ref(database) -> dict[str, Any]:
@@ -89,11 +96,11 @@ async def test_a_screening_names_its_site_and_practice_by_ods_code(api, database
 
 
 async def test_codes_the_registry_lacks_or_of_the_wrong_form_or_kind_are_422(
-    api, database, registry
+    api, database, registry, unknown
 ):
-    unknown = await screen(api, 422, site_ods_code="RZZZ9")
-    assert unknown["status"] == 422
-    (error,) = unknown["errors"]
+    refused = await screen(api, 422, site_ods_code=unknown[0])
+    assert refused["status"] == 422
+    (error,) = refused["errors"]
     assert error["pointer"] == "/death/site_ods_code" and error["code"] == "unknown"
     assert "lfd organisations load" in error["detail"]
 
@@ -114,17 +121,18 @@ async def test_codes_the_registry_lacks_or_of_the_wrong_form_or_kind_are_422(
     assert wrong["errors"][0]["code"] == "wrong_kind"
     # Nothing was recorded by a refused request.
     reference = f"ME-refused-{uuid.uuid4().hex[:8]}"
-    await screen(api, 422, source_reference=reference, site_ods_code="RZZZ8")
+    late = unknown[1]
+    await screen(api, 422, source_reference=reference, site_ods_code=late)
     listed = await api.get("/v1/deaths", params={"source_reference": reference})
     assert listed.status_code == 200 and listed.json()["items"] == []
     # The same death with its code in the registry goes in: the refusal was the code's.
-    await add(database, "site", "Late site", "RZZZ8")
-    await screen(api, source_reference=reference, site_ods_code="rzzz8")
+    await add(database, "site", "Late site", late)
+    await screen(api, source_reference=reference, site_ods_code=late.lower())
     listed = await api.get("/v1/deaths", params={"source_reference": reference})
-    assert [item["site_organisation"]["ods_code"] for item in listed.json()["items"]] == ["RZZZ8"]
+    assert [item["site_organisation"]["ods_code"] for item in listed.json()["items"]] == [late]
 
 
-async def test_a_json_notification_names_them_and_a_screening_completes_it(api, registry):
+async def test_a_json_notification_names_them_and_a_screening_completes_it(api, registry, unknown):
     site, practice = registry["site"], registry["practice"]
     body = notification_body(registered_gp_practice_ods_code=practice.ods_code)
     made = await api.post("/v1/death-notifications", json=body)
@@ -139,7 +147,7 @@ async def test_a_json_notification_names_them_and_a_screening_completes_it(api, 
     assert after["id"] == death["id"]
     assert (after["site_organisation"], after["gp_practice"]) == (site.ref(), practice.ref())
     refused = await api.post(
-        "/v1/death-notifications", json=notification_body(site_ods_code="RQQQ9")
+        "/v1/death-notifications", json=notification_body(site_ods_code=unknown[0])
     )
     assert refused.status_code == 422 and pointers(refused.json()) == ["/site_ods_code"]
 
@@ -185,7 +193,7 @@ def bundle(site: dict[str, Any] | None, practice: str | None, where: str) -> dic
 
 
 async def test_fhir_takes_the_site_from_the_encounter_and_the_practice_from_the_patient(
-    api, registry
+    api, database, registry, unknown
 ):
     site, trust, practice = registry["site"], registry["trust"], registry["practice"]
     sent = bundle({"system": ODS_SITE, "value": site.ods_code}, practice.ods_code, "location")
@@ -206,13 +214,13 @@ async def test_fhir_takes_the_site_from_the_encounter_and_the_practice_from_the_
     ):
         refused = await api.post(
             "/fhir/r4",
-            json=bundle({"system": ODS_SITE, "value": "RQQQ8"}, None, where),
+            json=bundle({"system": ODS_SITE, "value": unknown[0]}, None, where),
             headers=FHIR,
         )
         assert refused.status_code == 422, refused.text
         issues = refused.json()["issue"]
         assert any(i.get("diagnostics", "").startswith(f"{element}:") for i in issues), issues
-    unknown_practice = bundle(None, "A00000", "location")
+    unknown_practice = bundle(None, await absent(database, practice_code), "location")
     refused = await api.post("/fhir/r4", json=unknown_practice, headers=FHIR)
     assert refused.status_code == 422
     assert any(
@@ -221,7 +229,7 @@ async def test_fhir_takes_the_site_from_the_encounter_and_the_practice_from_the_
     )
 
 
-async def test_hl7_takes_pv1_39_and_pd1_3(api, registry):
+async def test_hl7_takes_pv1_39_and_pd1_3(api, registry, unknown):
     site, practice = registry["site"], registry["practice"]
     message = adt("A03")
     pv1 = message.split("\r")[3].split("|")
@@ -243,7 +251,7 @@ async def test_hl7_takes_pv1_39_and_pd1_3(api, registry):
     assert (death["site_organisation"], death["gp_practice"]) == (site.ref(), practice.ref())
     assert death["site"] == "RX1SJ"  # PV1-3's facility stays free text
     # A PV1-39 of a site code's form the registry lacks: AE at PV1-39, nothing stored.
-    pv1[39], pv1[19] = "RQQQ7", f"V{uuid.uuid4().hex[:8]}"
+    pv1[39], pv1[19] = unknown[0], f"V{uuid.uuid4().hex[:8]}"
     segments[4] = "|".join(pv1)
     refused = await api.post(
         "/v1/hl7v2/adt",
@@ -306,7 +314,7 @@ async def test_the_trusts_own_client_records_its_sites_death(database, http, reg
     assert [item["id"] for item in by_id.json()["items"]] == [death["id"]]
 
 
-async def test_the_list_filter_by_organisation(api, database, registry):
+async def test_the_list_filter_by_organisation(api, database, registry, unknown):
     death = (await screen(api, site_ods_code=registry["site"].ods_code))["death"]
     default_id = death["organisation"]["id"]
     found = await api.get(
@@ -315,7 +323,7 @@ async def test_the_list_filter_by_organisation(api, database, registry):
     )
     assert [item["id"] for item in found.json()["items"]] == [death["id"]]
     # Another organisation's code, or one the registry lacks: nothing.
-    for other in (registry["trust"].ods_code, "RQQ"):
+    for other in (registry["trust"].ods_code, unknown[0]):
         empty = await api.get(
             "/v1/deaths",
             params={"organisation": other, "source_reference": death["source_reference"]},
@@ -326,7 +334,7 @@ async def test_the_list_filter_by_organisation(api, database, registry):
     assert pointers(bad.json()) == ["query:/organisation"]
 
 
-async def test_a_correction_sets_and_clears_the_site_and_practice(api, registry):
+async def test_a_correction_sets_and_clears_the_site_and_practice(api, registry, unknown):
     site, practice = registry["site"], registry["practice"]
     death = (await screen(api))["death"]
     read = await api.get(f"/v1/deaths/{death['id']}")
@@ -349,7 +357,7 @@ async def test_a_correction_sets_and_clears_the_site_and_practice(api, registry)
     assert cleared.json()["site_organisation"] == site.ref()
     unknown = await api.patch(
         f"/v1/deaths/{death['id']}",
-        json={"site_ods_code": "RQQQ6"},
+        json={"site_ods_code": unknown[0]},
         headers={"If-Match": cleared.headers["ETag"]},
     )
     assert unknown.status_code == 422 and pointers(unknown.json()) == ["/site_ods_code"]

@@ -27,6 +27,10 @@ def trust_code() -> str:
     return "R" + "".join(_rng.choices(ALNUM, k=2))
 
 
+def site_code() -> str:
+    return "R" + "".join(_rng.choices(ALNUM, k=4))
+
+
 def practice_code() -> str:
     return _rng.choice("ABCDEFGHJKLMNP") + "".join(_rng.choices(string.digits, k=5))
 
@@ -47,6 +51,22 @@ class Org:
         return {"id": str(self.id), "ods_code": self.ods_code, "name": self.name, "kind": self.kind}
 
 
+async def _taken(session: Any, code: str) -> bool:
+    found = await session.scalar(
+        select(func.count()).where(func.upper(Organisation.ods_code) == code.upper())
+    )
+    return bool(found)
+
+
+async def absent(database: Database, code: Callable[[], str] = site_code) -> str:
+    """A code of the right form that no organisation of the test database holds (the
+    database may outlive one run: a fixed code could have been added by an earlier one)."""
+    async with database.transaction() as session:
+        while await _taken(session, candidate := code()):
+            pass
+    return candidate
+
+
 async def add(
     database: Database,
     kind: str,
@@ -59,10 +79,7 @@ async def add(
         ods_code = code if isinstance(code, str) or code is None else None
         while ods_code is None and callable(code):
             candidate = code()
-            taken = await session.scalar(
-                select(func.count()).where(func.upper(Organisation.ods_code) == candidate)
-            )
-            ods_code = None if taken else candidate
+            ods_code = None if await _taken(session, candidate) else candidate
         row = Organisation(
             ods_code=ods_code,
             name=f"{name} {uuid.uuid4().hex[:6]}",
