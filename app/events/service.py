@@ -119,8 +119,8 @@ async def emit(
             row["txid"] = func.greatest(CURRENT_TXID, func.coalesce(previous, 0))
     else:
         # SQLite: writers take turns (BEGIN IMMEDIATE), so the next numbers are ours alone and
-        # commit in order.
-        # The whole feed's last number, whoever may see it (app.scoping).
+        # commit in order. The feed's numbering is the deployment's, not the client's scope's:
+        # a scoped max would hand a client of one organisation numbers another's events hold.
         last = await session.scalar(
             select(func.coalesce(func.max(OutboxEvent.seq), 0)),
             execution_options={UNSCOPED: True},

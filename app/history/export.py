@@ -22,6 +22,7 @@ from app.models import (
     Death,
     Finding,
     HistoryRecord,
+    Organisation,
     Referral,
     Review,
     RouteOverride,
@@ -104,6 +105,34 @@ def _referral(referral: Referral, reference: str, review: Review | None) -> dict
     return out
 
 
+async def _ods_codes(session: AsyncSession, deaths: list[Death]) -> dict[uuid.UUID, str]:
+    """The ODS codes of the sites and practices a page of deaths names."""
+    ids = {
+        value
+        for death in deaths
+        for value in (death.site_organisation_id, death.gp_practice_organisation_id)
+        if value is not None
+    }
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Organisation.id, Organisation.ods_code).where(Organisation.id.in_(ids))
+    )
+    return {row_id: code for row_id, code in rows.all() if code}
+
+
+def _organisation_codes(death: Death, codes: dict[uuid.UUID, str]) -> dict[str, Any]:
+    """The death's site and practice as the bundle names them (by ODS code), where it has them."""
+    named: dict[str, Any] = {}
+    for name, value in (
+        ("site_ods_code", death.site_organisation_id),
+        ("registered_gp_practice_ods_code", death.gp_practice_organisation_id),
+    ):
+        if value is not None and value in codes:
+            named[name] = codes[value]
+    return named
+
+
 @dataclass(frozen=True)
 class Page:
     ids: list[uuid.UUID]
@@ -150,6 +179,7 @@ async def _page(
     referrals = await rows(Referral)
     reviews = await rows(Review)
     findings = await rows(Finding)
+    codes = await _ods_codes(session, deaths)
     links = {
         r.death_id: r.links
         for r in (
@@ -191,10 +221,12 @@ async def _page(
                 }
             )
         screening = screenings[death.id][0]
+        death_fields: dict[str, Any] = {name: getattr(death, name) for name in DEATH_FIELDS}
+        death_fields.update(_organisation_codes(death, codes))
         records.append(
             {
                 "format": FORMAT,
-                "death": {name: getattr(death, name) for name in DEATH_FIELDS},
+                "death": death_fields,
                 "screening": _screening(screening, overrides.get(death.id, [])),
                 "referrals": out_referrals,
                 "findings": out_findings,

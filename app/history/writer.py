@@ -23,6 +23,7 @@ from app.config import Settings
 from app.errors import Conflict, field_error
 from app.findings.schemas import ThemeCreate
 from app.findings.themes import create_theme
+from app.history.organisations import resolve_batch
 from app.history.plan import Planned, plan_record
 from app.history.update import apply_correction, removed_references
 from app.history.validation import Checked, parse_line
@@ -214,6 +215,7 @@ async def write_batch(
             corrections.append((checked, found))
         seen[key] = checked.line
     themes = await _themes(session, principal, [c for c in new] + [c for c, _ in corrections])
+    await resolve_batch(session, [(c, c.planned) for c in new if c.planned is not None])
     plans = [(c, c.planned) for c in new if c.planned is not None and not c.errors]
     if plans:
         numbers = await _case_numbers(session, len(plans))
@@ -233,6 +235,7 @@ async def write_batch(
             record, settings, config, principal.client_id, found.death_id, found.links
         )
         checked.errors.extend(removed_references(found.links, planned.links))
+        await resolve_batch(session, [(checked, planned)])
         if checked.errors:
             continue
         planned.findings = _with_theme(planned.findings, themes)

@@ -17,7 +17,7 @@ from app.audit.service import record_access
 from app.auth.principal import Principal
 from app.auth.scopes import Scope
 from app.deaths.duplicates import flag_possible_duplicates
-from app.deaths.schemas import DeathOut
+from app.deaths.organisations import DeathCodes, resolve_death_codes
 from app.deaths.service import (
     death_values,
     derived_fields,
@@ -26,6 +26,7 @@ from app.deaths.service import (
     load_death,
     validate_death,
 )
+from app.deaths.views import death_out
 from app.errors import Conflict
 from app.events.service import Change
 from app.kit.enums import DeathStatus
@@ -79,7 +80,9 @@ async def same_patient(session: AsyncSession, nhs_number: str, died_on: date) ->
     )
 
 
-def _recorded(notification: DeathNotification, death: Death) -> NotificationRecorded:
+async def _recorded(
+    session: AsyncSession, notification: DeathNotification, death: Death
+) -> NotificationRecorded:
     # The death carries the key of what created it: this notification, or another.
     created = (death.source_system, death.source_reference) == (
         notification.source_system,
@@ -89,7 +92,7 @@ def _recorded(notification: DeathNotification, death: Death) -> NotificationReco
         {
             **NotificationOut.model_validate(notification).model_dump(),
             "death_created": created,
-            "death": DeathOut.model_validate(death),
+            "death": await death_out(session, death),
         }
     )
 
@@ -108,6 +111,7 @@ async def notify(
     message = {name: values.pop(name) for name in MESSAGE_FIELDS}
     validate_death(values, "")
     values.update(derived_fields(values))
+    values.update(await resolve_death_codes(session, principal, DeathCodes.of(body)))
     death, created = await _death_for(session, principal, values)
     moment = now()
     row = {
@@ -137,7 +141,7 @@ async def notify(
     journal.event(Change("death.notified", "death_notification", notification.id, death.id))
     journal.audit("death_notification.create", "death_notification", notification.id, death.id)
     await journal.write(session)
-    return _recorded(notification, death), True
+    return await _recorded(session, notification, death), True
 
 
 async def _replayed(
@@ -151,7 +155,7 @@ async def _replayed(
         "death_notification",
         [(notification.id, death.id)],
     )
-    return _recorded(notification, death)
+    return await _recorded(session, notification, death)
 
 
 async def _death_for(
