@@ -322,7 +322,9 @@ def _history_export(args: argparse.Namespace) -> int:
     from app.history.commands import export_command
 
     out = Path(args.output) if args.output and args.output != "-" else None
-    return asyncio.run(export_command(get_settings(), out, args.died_from, args.died_to))
+    return asyncio.run(
+        export_command(get_settings(), out, args.died_from, args.died_to, args.organisation)
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -459,6 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
     exporting.add_argument("--from", dest="died_from", type=date.fromisoformat, metavar="DATE")
     exporting.add_argument("--to", dest="died_to", type=date.fromisoformat, metavar="DATE")
     exporting.add_argument("--output", "-o", metavar="FILE", help="default: standard output")
+    exporting.add_argument(
+        "--organisation",
+        metavar="ODS_CODE_OR_ID",
+        help="only the deaths this organisation records (a trust leaving a regional deployment)",
+    )
     exporting.set_defaults(func=_history_export)
     return parser
 

@@ -230,3 +230,42 @@ async def test_a_share_is_refused_clearly_when_it_cannot_be_made(region: Region)
         assert pointer in [error["pointer"] for error in response.json()["errors"]]
     listed = await region.a.get(f"/v1/deaths/{death}/shares")
     assert listed.status_code == 200 and listed.json()["items"] == []
+
+
+async def test_a_trust_leaves_with_its_own_deaths_only(
+    region: Region, database_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import json
+
+    from app.cli import main
+    from app.config import get_settings
+
+    in_a = (await record(region.a))["death"]
+    in_b = (await record(region.b))["death"]
+    exported = tmp_path / "trust-a.jsonl"
+    monkeypatch.setenv("LFD_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    try:
+        code = await asyncio.to_thread(
+            main,
+            [
+                "history",
+                "export",
+                "--organisation",
+                str(region.trust_a),
+                "--output",
+                str(exported),
+            ],
+        )
+        unknown = await asyncio.to_thread(
+            main, ["history", "export", "--organisation", "Q00", "--output", str(exported) + "x"]
+        )
+    finally:
+        get_settings.cache_clear()
+    assert code == 0 and unknown == 2
+    references = [
+        json.loads(line)["death"]["source_reference"] for line in exported.read_text().splitlines()
+    ]
+    assert in_a["source_reference"] in references
+    assert in_b["source_reference"] not in references

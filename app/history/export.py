@@ -140,10 +140,14 @@ class Page:
 
 
 async def export_records(
-    session: AsyncSession, died_from: date | None = None, died_to: date | None = None
+    session: AsyncSession,
+    died_from: date | None = None,
+    died_to: date | None = None,
+    organisation_id: uuid.UUID | None = None,
 ) -> AsyncIterator[Page]:
-    """The bundle's records of the deaths that died in the period (local dates, inclusive), a
-    page at a time (the caller audits each page's reads)."""
+    """The bundle's records of the deaths that died in the period (local dates, inclusive), of
+    one organisation when given (the deaths it records: a trust leaving a regional deployment
+    takes its own), a page at a time (the caller audits each page's reads)."""
     last: tuple[date, uuid.UUID] | None = None
     themes = {t.id: t for t in (await session.scalars(select(Theme))).all()}
     while True:
@@ -152,6 +156,8 @@ async def export_records(
             query = query.where(Death.died_on >= died_from)
         if died_to is not None:
             query = query.where(Death.died_on <= died_to)
+        if organisation_id is not None:
+            query = query.where(Death.organisation_id == organisation_id)
         if last is not None:
             query = query.where(
                 or_(Death.died_on > last[0], and_(Death.died_on == last[0], Death.id > last[1]))
