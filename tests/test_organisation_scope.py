@@ -17,6 +17,7 @@ from app.db import Database
 from app.models import AuditEvent, Organisation
 from tests.conftest import Api, MakeApi
 from tests.factories import idem, record, record_unexpected
+from tests.kit.reviews import brief_sjr
 
 
 @dataclass
@@ -66,6 +67,7 @@ async def region(database: Database, make_api: MakeApi) -> Region:
             Scope.findings_read,
             Scope.findings_write,
             Scope.referrals_read,
+            Scope.reviews_write,
             organisation_id=practice,
         ),
         deployment=await make_api(deployment_level=True),
@@ -172,6 +174,13 @@ async def test_a_share_opens_one_death_for_its_purpose_until_revoked(
         headers=idem(),
     )
     assert finding.status_code in (201, 422), finding.text
+    # ... and its review of the death's SJR, through the route's referral.
+    sjr = next(r for r in seen.json()["referrals"] if r["route"] == "sjr")
+    review = await region.practice_api.post(
+        f"/v1/referrals/{sjr['id']}/review",
+        json={"review": brief_sjr("Dr Practice", 3, "Pre-admission care was adequate.")},
+    )
+    assert review.status_code == 201, review.text
     # ... but cannot pass the death on, and another trust cannot share what it cannot see.
     passed_on = await region.practice_api.post(
         f"/v1/deaths/{shared}/shares",
