@@ -298,6 +298,32 @@ async def test_the_provider_plan_imports_as_supplied(api: Any, shape: str) -> No
         assert any("tabs" in n or "semicolons" in n for n in file_notes), file_notes
 
 
+@pytest.mark.parametrize("delimiter", ["\t", ";"])
+async def test_long_comments_with_line_breaks_and_commas_keep_the_delimiter(
+    api: Any, delimiter: str
+) -> None:
+    """Review of issue 13: the real plan's comments run over several lines and have commas
+    ("£15,000", "where closed, ..."). Read with commas, such a tab- or semicolon-separated
+    file falls into more two-field records (one per line of each comment) than it has rows:
+    the delimiter is the one under which the header row is found, not the one that cuts the
+    most records alike."""
+    rows = provider_rows(uuid.uuid4().hex)
+    for row in rows:
+        if len(row) == len(P_HEADER) and row[-1].startswith("Comment"):
+            row[-1] += ", \u00a315,000 agreed.\nFollow up: report back, where closed, to the board"
+    data = b"\r\n\r\n" + as_csv(rows, delimiter, "cp1252" if delimiter == ";" else "utf-8")
+    response = await post(api, data, dry_run=True)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    actions = actions_of(report)
+    assert report["action_count"] == 26 and sum(1 for a in actions if a["comments"]) == 25
+    assert actions[0]["comments"].endswith("where closed, to the board")
+    name = "tabs" if delimiter == "\t" else "semicolons"
+    assert f"the columns are separated by {name}" in [
+        w["detail"] for w in report["warnings"] if w["code"] == "file"
+    ]
+
+
 @pytest.mark.parametrize("shape", ["tabs", "xlsx"])
 async def test_the_system_review_plan_imports_as_supplied(api: Any, shape: str) -> None:
     rows = system_rows(uuid.uuid4().hex)
