@@ -779,3 +779,55 @@ async def test_a_completed_column_is_read_as_written(api: Any) -> None:
         (9, "completed_not_complete"),
         (10, "completed_on_or_before"),
     ]
+
+
+async def test_a_status_or_rag_that_says_neither_is_not_recorded_and_kept(api: Any) -> None:
+    """Review of issue 13: "Complete - see comments" or "A/G" in the status column is no
+    status the service knows: it is not recorded (never made up as "1 Not yet commenced", and
+    "A/G" never turned into a status), and its words are kept in the comments, warned about;
+    a RAG column's "Amber/Green" likewise. Exported and imported again, the plan is the same."""
+
+    def base(reference: str) -> list[str]:
+        return ["RT5", reference, "Req", f"Action {reference}", "CQC", "Lead", "31/03/2016"]
+
+    rows = [
+        [f"Odd status plan {uuid.uuid4().hex}"],
+        ["As at 30/09/2015"],
+        P_HEADER,
+        ["1. Section"],
+        [*base("1"), "Complete - see comments", "c"],
+        [*base("2"), "A/G", ""],
+        [*base("3"), "On track", "c3"],
+    ]
+    response = await post(api, as_csv(rows))
+    assert response.status_code == 201, response.text
+    report = response.json()
+    first, second, third = actions_of(report)
+    assert (first["status"], first["comments"]) == (
+        None,
+        f"c\n{P_HEADER[7]}: Complete - see comments",
+    )
+    assert (second["status"], second["reported_rag"], second["comments"]) == (
+        None,
+        None,
+        f"{P_HEADER[7]}: A/G",
+    )
+    assert (third["status"], third["comments"]) == (4, "c3")
+    unknown = [(w["row"], w["code"]) for w in report["warnings"] if w["code"] == "status_unknown"]
+    assert unknown == [(5, "status_unknown"), (6, "status_unknown")]
+    plan_id = report["plan_id"]
+    before = await plan_actions(api, plan_id)
+    exported = await api.get(f"/v1/action-plans/{plan_id}/export")
+    again = await post(api, exported.content)
+    assert again.status_code == 201, again.text
+    assert comparable(await plan_actions(api, again.json()["plan_id"])) == comparable(before)
+    review = [
+        [f"Odd RAG review {uuid.uuid4().hex}"],
+        S_HEADER,
+        ["A.", "Rec A", "1. By June do it", "SRAB (Tim Ryley)", "", "Amber/Green"],
+    ]
+    response = await post(api, as_csv(review), dry_run=True)
+    assert response.status_code == 200, response.text
+    (action,) = actions_of(response.json())
+    assert (action["reported_rag"], action["comments"]) == (None, "RAG: Amber/Green")
+    assert "rag_unknown" in codes(response.json())
