@@ -831,3 +831,22 @@ async def test_a_status_or_rag_that_says_neither_is_not_recorded_and_kept(api: A
     (action,) = actions_of(response.json())
     assert (action["reported_rag"], action["comments"]) == (None, "RAG: Amber/Green")
     assert "rag_unknown" in codes(response.json())
+
+
+async def test_a_link_to_a_dotted_reference_names_that_action(api: Any) -> None:
+    """Review of issue 13: provider plans number actions "1.1", "1.2": "see action 1.2" links
+    to 1.2 (it linked to an action "1" and dropped the ".2"); "action 5." at the end of a
+    sentence is still 5."""
+    rows = [
+        [f"Dotted plan {uuid.uuid4().hex}"],
+        P_HEADER,
+        ["1. Section"],
+        ["RT5", "1", "Req", "Action one", "CQC", "Lead", "31/03/2026", "On track", ""],
+        ["RT5", "1.2", "Req", "Action one point two", "CQC", "Lead", "31/03/2026", "On track"],
+        ["RT5", "5", "Req", "Linked to actions 1.2 and 1. See action 5.", "CQC", "Lead", "-", "-"],
+    ]
+    response = await post(api, as_csv(rows), dry_run=True)
+    assert response.status_code == 200, response.text
+    last = actions_of(response.json())[-1]
+    assert [(link["reference"], link["row"]) for link in last["links"]] == [("1.2", 5), ("1", 4)]
+    assert "link_unresolved" in codes(response.json())  # "action 5" is itself: no link
