@@ -298,6 +298,32 @@ async def test_the_provider_plan_imports_as_supplied(api: Any, shape: str) -> No
         assert any("tabs" in n or "semicolons" in n for n in file_notes), file_notes
 
 
+@pytest.mark.parametrize("delimiter", ["\t", ";"])
+async def test_long_comments_with_line_breaks_and_commas_keep_the_delimiter(
+    api: Any, delimiter: str
+) -> None:
+    """Review of issue 13: the real plan's comments run over several lines and have commas
+    ("£15,000", "where closed, ..."). Read with commas, such a tab- or semicolon-separated
+    file falls into more two-field records (one per line of each comment) than it has rows:
+    the delimiter is the one under which the header row is found, not the one that cuts the
+    most records alike."""
+    rows = provider_rows(uuid.uuid4().hex)
+    for row in rows:
+        if len(row) == len(P_HEADER) and row[-1].startswith("Comment"):
+            row[-1] += ", \u00a315,000 agreed.\nFollow up: report back, where closed, to the board"
+    data = b"\r\n\r\n" + as_csv(rows, delimiter, "cp1252" if delimiter == ";" else "utf-8")
+    response = await post(api, data, dry_run=True)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    actions = actions_of(report)
+    assert report["action_count"] == 26 and sum(1 for a in actions if a["comments"]) == 25
+    assert actions[0]["comments"].endswith("where closed, to the board")
+    name = "tabs" if delimiter == "\t" else "semicolons"
+    assert f"the columns are separated by {name}" in [
+        w["detail"] for w in report["warnings"] if w["code"] == "file"
+    ]
+
+
 @pytest.mark.parametrize("shape", ["tabs", "xlsx"])
 async def test_the_system_review_plan_imports_as_supplied(api: Any, shape: str) -> None:
     rows = system_rows(uuid.uuid4().hex)
@@ -753,3 +779,74 @@ async def test_a_completed_column_is_read_as_written(api: Any) -> None:
         (9, "completed_not_complete"),
         (10, "completed_on_or_before"),
     ]
+
+
+async def test_a_status_or_rag_that_says_neither_is_not_recorded_and_kept(api: Any) -> None:
+    """Review of issue 13: "Complete - see comments" or "A/G" in the status column is no
+    status the service knows: it is not recorded (never made up as "1 Not yet commenced", and
+    "A/G" never turned into a status), and its words are kept in the comments, warned about;
+    a RAG column's "Amber/Green" likewise. Exported and imported again, the plan is the same."""
+
+    def base(reference: str) -> list[str]:
+        return ["RT5", reference, "Req", f"Action {reference}", "CQC", "Lead", "31/03/2016"]
+
+    rows = [
+        [f"Odd status plan {uuid.uuid4().hex}"],
+        ["As at 30/09/2015"],
+        P_HEADER,
+        ["1. Section"],
+        [*base("1"), "Complete - see comments", "c"],
+        [*base("2"), "A/G", ""],
+        [*base("3"), "On track", "c3"],
+    ]
+    response = await post(api, as_csv(rows))
+    assert response.status_code == 201, response.text
+    report = response.json()
+    first, second, third = actions_of(report)
+    assert (first["status"], first["comments"]) == (
+        None,
+        f"c\n{P_HEADER[7]}: Complete - see comments",
+    )
+    assert (second["status"], second["reported_rag"], second["comments"]) == (
+        None,
+        None,
+        f"{P_HEADER[7]}: A/G",
+    )
+    assert (third["status"], third["comments"]) == (4, "c3")
+    unknown = [(w["row"], w["code"]) for w in report["warnings"] if w["code"] == "status_unknown"]
+    assert unknown == [(5, "status_unknown"), (6, "status_unknown")]
+    plan_id = report["plan_id"]
+    before = await plan_actions(api, plan_id)
+    exported = await api.get(f"/v1/action-plans/{plan_id}/export")
+    again = await post(api, exported.content)
+    assert again.status_code == 201, again.text
+    assert comparable(await plan_actions(api, again.json()["plan_id"])) == comparable(before)
+    review = [
+        [f"Odd RAG review {uuid.uuid4().hex}"],
+        S_HEADER,
+        ["A.", "Rec A", "1. By June do it", "SRAB (Tim Ryley)", "", "Amber/Green"],
+    ]
+    response = await post(api, as_csv(review), dry_run=True)
+    assert response.status_code == 200, response.text
+    (action,) = actions_of(response.json())
+    assert (action["reported_rag"], action["comments"]) == (None, "RAG: Amber/Green")
+    assert "rag_unknown" in codes(response.json())
+
+
+async def test_a_link_to_a_dotted_reference_names_that_action(api: Any) -> None:
+    """Review of issue 13: provider plans number actions "1.1", "1.2": "see action 1.2" links
+    to 1.2 (it linked to an action "1" and dropped the ".2"); "action 5." at the end of a
+    sentence is still 5."""
+    rows = [
+        [f"Dotted plan {uuid.uuid4().hex}"],
+        P_HEADER,
+        ["1. Section"],
+        ["RT5", "1", "Req", "Action one", "CQC", "Lead", "31/03/2026", "On track", ""],
+        ["RT5", "1.2", "Req", "Action one point two", "CQC", "Lead", "31/03/2026", "On track"],
+        ["RT5", "5", "Req", "Linked to actions 1.2 and 1. See action 5.", "CQC", "Lead", "-", "-"],
+    ]
+    response = await post(api, as_csv(rows), dry_run=True)
+    assert response.status_code == 200, response.text
+    last = actions_of(response.json())[-1]
+    assert [(link["reference"], link["row"]) for link in last["links"]] == [("1.2", 5), ("1", 4)]
+    assert "link_unresolved" in codes(response.json())  # "action 5" is itself: no link

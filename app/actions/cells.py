@@ -239,7 +239,8 @@ def read_status(value: CellValue) -> tuple[int | None, Assumed]:
     """A status cell: "4. On track", "4", "On Track", "Complete" as they are; synonyms
     ("Completed", "In progress") with a warning. Blank: None, the status is not recorded. A RAG
     letter or colour ("G", "Amber") is a judgement, not a status: None too (the row reader
-    keeps it as the reported RAG). Unknown words: 1 Not yet commenced, warned."""
+    keeps it as the reported RAG). Unknown words: None too, warned (the row reader keeps them in
+    the action's comments): a status the file did not say is never made up."""
     raw = one_line(text_of(value))
     text = raw.lower().rstrip(".")
     if not text:
@@ -262,7 +263,10 @@ def read_status(value: CellValue) -> tuple[int | None, Assumed]:
             "rag_in_status",
             f"'{raw}' is a RAG, not a status: kept as the reported RAG; the status is not recorded",
         )
-    return 1, ("status_unknown", f"'{raw}' is not a status: assumed 1 Not yet commenced")
+    return None, (
+        "status_unknown",
+        f"'{raw}' is not a status: not recorded; the words are kept in the comments",
+    )
 
 
 # --- names -----------------------------------------------------------------------------------

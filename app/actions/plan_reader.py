@@ -91,7 +91,7 @@ def interpret(
     """The plan the file describes, and what was assumed. Raises a 4xx problem for a file that
     cannot be read, a header row that is not a known layout, or rows that cannot be imported."""
     options = options or (ReadOptions(limits=limits) if limits is not None else ReadOptions())
-    sheet = open_sheet(data, options.limits)
+    sheet = open_sheet(data, options.limits, options.columns)
     rows = iter(sheet.rows)
     preamble: list[tuple[int, Row]] = []
     header = _find_header(rows, layout, preamble, options.columns)

@@ -79,9 +79,12 @@ def due_in_words(text: str, year: int) -> DueInWords | None:
 
 # --- links ----------------------------------------------------------------------------------
 
+# An action's number: "7", or a provider plan's "1.2" (not "5." at the end of a sentence).
+_NUMBER = r"\d{1,4}(?:\.\d{1,3}){0,2}"
 _LINK = re.compile(
     r"\b(linked (?:to|with)|links? (?:to|with)|also covered (?:by|in|under)|covered (?:by|in)|"
-    r"see(?: also)?)\s+((?:actions?\s*)?\d{1,4}(?:\s*(?:,|and|&|or)\s*(?:actions?\s*)?\d{1,4})*)",
+    rf"see(?: also)?)\s+((?:actions?\s*)?{_NUMBER}(?:\s*(?:,|and|&|or)\s*(?:actions?\s*)?"
+    rf"{_NUMBER})*)",
     re.I,
 )
 
@@ -91,7 +94,7 @@ def links_in(text: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for match in _LINK.finditer(text):
         kind = "covered_by" if "covered" in match.group(1).lower() else "linked_to"
-        for number in re.findall(r"\d{1,4}", match.group(2)):
+        for number in re.findall(_NUMBER, match.group(2)):
             if (number, kind) not in found:
                 found.append((number, kind))
     return found

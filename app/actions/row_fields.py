@@ -377,6 +377,8 @@ class FieldReading:
                 warned = planned.status is None
             if assumed and assumed[0] == "rag_in_status":
                 self.reported(number, Field.status, text_of(cell), planned)
+            elif assumed and assumed[0] == "status_unknown":
+                self.keep_words(Field.status, text_of(cell), planned)
         rag_text = text_of(self.cell(row, Field.rag))
         if rag_text and not is_none(rag_text):
             self.reported(number, Field.rag, rag_text, planned)
@@ -392,7 +394,13 @@ class FieldReading:
                 planned.status = status
                 self.warn(number, column, "status_in_rag_column", f"'{text}' is a status: kept")
             else:
-                self.warn(number, column, "rag_unknown", f"'{text}' is not a RAG: not imported")
+                self.warn(
+                    number,
+                    column,
+                    "rag_unknown",
+                    f"'{text}' is not a RAG: not recorded; the words are kept in the comments",
+                )
+                self.keep_words(column, text, planned)
             return
         planned.reported_rag = found.value
         if when is None:
@@ -405,6 +413,12 @@ class FieldReading:
                 f" ({source}); the service derives its own beside it",
             )
         planned.reported_rag_on, planned.reported_rag_precision = when.day, when.precision
+
+    def keep_words(self, column: Field, text: str, planned: PlannedAction) -> None:
+        """A status or RAG cell that says neither ("Complete - see comments", "A/G"): its
+        words go in the comments, under the column's header, so that nothing is lost."""
+        note = f"{self.header.titles.get(column, column.value)}: {text}"
+        planned.comments = f"{planned.comments}\n{note}" if planned.comments else note
 
     def rag_date(self, column: Field) -> tuple[DateFound, str]:
         for field_name in (column, Field.rag, Field.progress):

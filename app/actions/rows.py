@@ -340,8 +340,10 @@ class RowReader(FieldReading):
             planned.workstream = self.text(number, row, Field.workstream)  # an export's extra
         self.due(number, row, planned)
         self.status_and_rag(number, row, planned)
-        comments = text_of(self.cell(row, Field.comments)) or None
-        planned.comments = None if comments is None or is_none(comments) else comments
+        comments = text_of(self.cell(row, Field.comments))
+        kept = planned.comments  # a status or RAG cell's words (``keep_words``)
+        comments = "" if is_none(comments) else comments
+        planned.comments = "\n".join(part for part in (comments, kept) if part) or None
         if progress := self.filled(row, Field.progress):
             self.progress(number, progress, planned)
         for text in (planned.comments, planned.progress):

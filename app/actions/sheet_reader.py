@@ -19,22 +19,32 @@ from openpyxl import load_workbook
 
 from app.actions.limits import CsvBudget, SpreadsheetLimits, check_xlsx, zip_entries_allowed
 from app.actions.spreadsheets import (
+    HEADER_SEARCH_ROWS,
     MAX_BLANK_RUN,
     CellValue,
+    Field,
+    Layout,
     LegacyExcelFile,
     Row,
     Sheet,
     UnreadableSpreadsheet,
     YearMonth,
     is_blank,
+    match_header,
 )
 from app.errors import ProblemError
 
 
-def open_sheet(data: bytes, limits: SpreadsheetLimits | None = None) -> Sheet:
+def open_sheet(
+    data: bytes,
+    limits: SpreadsheetLimits | None = None,
+    columns: dict[str, Field] | None = None,
+) -> Sheet:
     """The file's rows. XLSX is recognised by its content (a ZIP), not by its Content-Type.
     Columns right of ``limits.max_columns`` are never read (a sheet formatted to column XFD);
-    a file over the other limits is refused (app.actions.limits) before it is parsed."""
+    a file over the other limits is refused (app.actions.limits) before it is parsed.
+    ``columns``: the user's column map, so that a CSV's delimiter is the one under which
+    its header row, as the user names it, is found."""
     limits = limits or SpreadsheetLimits()
     if not data.strip():
         raise UnreadableSpreadsheet("The file is empty.")
@@ -42,15 +52,17 @@ def open_sheet(data: bytes, limits: SpreadsheetLimits | None = None) -> Sheet:
         raise LegacyExcelFile("Save the workbook as .xlsx (Excel Workbook) or as CSV, and retry.")
     if data.startswith(b"PK\x03\x04"):
         return _open_xlsx(data, limits)
-    return _open_csv(data, limits)
+    return _open_csv(data, limits, columns)
 
 
-def _open_csv(data: bytes, limits: SpreadsheetLimits) -> Sheet:
+def _open_csv(
+    data: bytes, limits: SpreadsheetLimits, columns: dict[str, Field] | None = None
+) -> Sheet:
     notes: list[str] = []
     text = _decode(data, notes)
     if any(ord(char) < 32 and char not in "\t\r\n" for char in text):
         raise UnreadableSpreadsheet("The file holds control characters: it is not a CSV file.")
-    delimiter = sniff_delimiter(text)
+    delimiter = sniff_delimiter(text, columns)
     if delimiter != ",":
         notes.append(f"the columns are separated by {_DELIMITER_NAMES[delimiter]}")
     return Sheet(kind="csv", rows=_csv_rows(text, delimiter, limits), notes=notes)
@@ -105,14 +117,20 @@ _DELIMITER_NAMES = {"\t": "tabs", ";": "semicolons", ",": "commas"}
 SNIFF_RECORDS = 200
 
 
-def sniff_delimiter(text: str) -> str:
+def sniff_delimiter(text: str, columns: dict[str, Field] | None = None) -> str:
     """Tab, semicolon or comma: each is tried with the csv module over the first 200 records
-    (not one line: titles, blank lines and notes sit above the header), and the one that cuts
-    the most records into the same number (more than one) of fields wins."""
+    (not one line: titles, blank lines and notes sit above the header). A delimiter under
+    which one of the first 30 records is a header row of either layout wins (headers by
+    meaning, as ``columns`` names them too); among those, or when none has one, the one that
+    cuts the most records into the same number (more than one) of fields. The header comes
+    first because counting alone misleads on real plans: a tab- or semicolon-separated file
+    whose long comments have line breaks and commas falls, read with commas, into more
+    two-field records (one per line of each comment) than it has rows."""
     sample = text[:262_144]
-    best, best_score = ",", (0, 0)
+    best, best_score = ",", (False, 0, 0)
     for delimiter in ("\t", ";", ","):
         counts: dict[int, int] = {}
+        header = False
         try:
             reader = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter)
             for index, record in enumerate(reader):
@@ -120,13 +138,22 @@ def sniff_delimiter(text: str) -> str:
                     break
                 if len(record) > 1:
                     counts[len(record)] = counts.get(len(record), 0) + 1
+                    if not header and index < HEADER_SEARCH_ROWS:
+                        header = _is_header(record, columns)
         except csv.Error:
             continue
         if counts:
             width, rows = max(counts.items(), key=lambda item: (item[1], item[0]))
-            if (rows, width) > best_score:
-                best, best_score = delimiter, (rows, width)
+            if (header, rows, width) > best_score:
+                best, best_score = delimiter, (header, rows, width)
     return best
+
+
+def _is_header(record: list[str], columns: dict[str, Field] | None) -> bool:
+    return any(
+        match_header(0, [cell.strip() for cell in record], layout, columns) is not None
+        for layout in Layout
+    )
 
 
 def _csv_rows(text: str, delimiter: str, limits: SpreadsheetLimits) -> Iterator[tuple[int, Row]]:
