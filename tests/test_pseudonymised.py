@@ -52,6 +52,7 @@ PATH_VALUES = {
     "delivery_id": "delivery_id",  # its test delivery
     "client_id": "client_id",  # the client administration routes (admin only: a 403 here)
     "import_id": "import_id",  # a history import (administrators only)
+    "organisation_id": "organisation_id",  # the registry (any client: no patient data)
 }
 # Query parameters that make a list show the seeded patient (lists are newest first), and the
 # seeded id the answer must then hold.
@@ -155,6 +156,9 @@ async def test_no_get_route_shows_a_pseudonymised_client_a_patient_identifier(
     )
     assert imported.status_code == 202, imported.text
     values["import_id"] = imported.json()["id"]
+    organisations = await full.get("/v1/organisations", params={"limit": 1})
+    assert organisations.status_code == 200, organisations.text
+    values["organisation_id"] = organisations.json()["items"][0]["id"]
 
     # The full client sees the identifiers (so the walk below proves something).
     death = (await full.get(f"/v1/deaths/{seeded.ids['death_id']}")).text

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Action, ActionPlan, Death, OutboxEvent
 from app.models.base import utcnow
+from app.scoping import UNSCOPED
 
 CURRENT_TXID: ColumnClause[int] = literal_column("pg_current_xact_id()::text::bigint")
 
@@ -110,8 +111,12 @@ async def emit(
             row["txid"] = func.greatest(CURRENT_TXID, func.coalesce(previous, 0))
     else:
         # SQLite: writers take turns (BEGIN IMMEDIATE), so the next numbers are ours alone and
-        # commit in order.
-        last = await session.scalar(select(func.coalesce(func.max(OutboxEvent.seq), 0)))
+        # commit in order. The highest number of the whole feed, not of the events the
+        # writer's organisation may see (app.scoping), or two organisations' numbers collide.
+        last = await session.scalar(
+            select(func.coalesce(func.max(OutboxEvent.seq), 0)),
+            execution_options={UNSCOPED: True},
+        )
         for number, row in enumerate(rows, start=int(last or 0) + 1):
             row["seq"] = number
             row["txid"] = 0
