@@ -5,12 +5,13 @@ with If-Match, who may write, and every write audited and evented."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from app.auth.scopes import Scope
 from app.models import AuditEvent, Organisation, OutboxEvent
-from tests.factories import idem
+from tests.factories import idem, screening_body
 from tests.kit.organisations import (
     bound_client,
     icb_code,
@@ -434,3 +435,80 @@ async def test_the_list_pages_by_name_and_takes_hostile_searches(api) -> None:
     assert bad_kind.status_code == 422
     not_found = await api.get(f"/v1/organisations/{uuid.uuid4()}")
     assert not_found.status_code == 404
+
+
+# --- per-organisation settings (issue 16, item 6) ----------------------------------------------
+
+
+async def _organisation_with_client(admin, database, http, name: str, settings: dict):
+    organisation = await register(admin, name=unique_name(name), kind="trust", settings=settings)
+    client = await bound_client(
+        database,
+        http,
+        Scope.screenings_write,
+        Scope.deaths_read,
+        organisation_id=organisation["id"],
+    )
+    return organisation, client
+
+
+def _routes(recorded: dict) -> dict[str, dict]:
+    return {referral["route"]: referral for referral in recorded["referrals"]}
+
+
+async def test_two_organisations_refer_the_same_screening_by_their_own_rules(
+    api, http, database
+) -> None:
+    specialty = f"Oncology {uuid.uuid4().hex[:6]}"
+    admin = await bound_client(database, http, deployment=True)
+    _, with_mm = await _organisation_with_client(
+        admin, database, http, "M&M", {"mm_specialties": [specialty], "due_days": {"mm": 10}}
+    )
+    without, without_mm = await _organisation_with_client(
+        admin, database, http, "No M&M", {"mm_specialties": []}
+    )
+    death = {"specialty_at_death": specialty, "admitting_specialty": specialty}
+    recorded, tags = {}, {}
+    for label, client in (("with", with_mm), ("without", without_mm), ("default", api)):
+        body = screening_body(death=death)
+        response = await client.post("/v1/screenings", json=body, headers=idem())
+        assert response.status_code == 201, response.text
+        recorded[label], tags[label] = response.json(), response.headers["ETag"]
+    assert set(_routes(recorded["with"])) == {"mm"}
+    mm = _routes(recorded["with"])["mm"]
+    days = datetime.fromisoformat(mm["due_at"]) - datetime.fromisoformat(mm["created_at"])
+    assert days == timedelta(days=10)  # its own due days, not the deployment's 56
+    assert _routes(recorded["without"]) == {}
+    # The default organisation keeps the deployment's rules (General Surgery, Obstetrics).
+    assert _routes(recorded["default"]) == {}
+
+    # The organisation changes its rules: its next amendment follows them.
+    url = f"/v1/organisations/{without['id']}"
+    tag = (await admin.get(url)).headers["ETag"]
+    changed = await admin.patch(
+        url, json={"settings": {"mm_specialties": [specialty.upper()]}}, headers={"If-Match": tag}
+    )
+    assert changed.status_code == 200, changed.text
+    amended = await without_mm.put(
+        f"/v1/screenings/{recorded['without']['id']}",
+        json={**screening_body(death=death)["screening"], "qap_discussed": False},
+        headers={"If-Match": tags["without"]},
+    )
+    assert amended.status_code == 200, amended.text
+    routes = _routes(amended.json())
+    assert set(routes) == {"mm"}
+    days = datetime.fromisoformat(routes["mm"]["due_at"]) - datetime.fromisoformat(
+        routes["mm"]["created_at"]
+    )
+    assert days == timedelta(days=56)  # its due days are still the deployment's
+
+
+async def test_an_organisations_learning_sample_applies_to_its_deaths(http, database) -> None:
+    admin = await bound_client(database, http, deployment=True)
+    _, sampled = await _organisation_with_client(
+        admin, database, http, "Sampled", {"learning_sample_percent": 100}
+    )
+    response = await sampled.post("/v1/screenings", json=screening_body(), headers=idem())
+    assert response.status_code == 201, response.text
+    sjr = _routes(response.json())["sjr"]
+    assert "learning_sample" in sjr["reasons"]
