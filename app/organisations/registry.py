@@ -396,6 +396,8 @@ async def list_organisations(
             if filters.closed
             else Organisation.closed_at.is_(None)
         )
+    # By name without regard to case, folded by the database (the cursor keeps its folding).
+    folded = func.lower(Organisation.name)
     if cursor is not None:
         name, last_id = await open_cursor(session, cursor, 2)
         if not isinstance(name, str):
@@ -404,16 +406,16 @@ async def list_organisations(
             after = uuid.UUID(str(last_id))
         except ValueError:
             raise BadRequest("The cursor is not one this service issued.") from None
-        query = query.where(tuple_(Organisation.name, Organisation.id) > tuple_(name, after))
-    rows = list(
-        (
-            await session.scalars(
-                query.order_by(Organisation.name, Organisation.id).limit(limit + 1)
-            )
-        ).all()
-    )
-    page = rows[:limit]
+        query = query.where(tuple_(folded, Organisation.id) > tuple_(name, after))
+    rows = (
+        await session.execute(
+            query.add_columns(folded).order_by(folded, Organisation.id).limit(limit + 1)
+        )
+    ).all()
+    page = [row for row, _ in rows[:limit]]
     next_cursor = (
-        await sign_cursor(session, [page[-1].name, str(page[-1].id)]) if len(rows) > limit else None
+        await sign_cursor(session, [rows[limit - 1][1], str(page[-1].id)])
+        if len(rows) > limit
+        else None
     )
     return [organisation_out(row) for row in page], next_cursor
