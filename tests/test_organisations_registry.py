@@ -7,9 +7,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.auth.scopes import Scope
+from app.config import Settings
+from app.db import Database
 from app.models import AuditEvent, Organisation, OutboxEvent
 from tests.factories import idem, screening_body
 from tests.kit.organisations import (
@@ -512,3 +517,48 @@ async def test_an_organisations_learning_sample_applies_to_its_deaths(http, data
     assert response.status_code == 201, response.text
     sjr = _routes(response.json())["sjr"]
     assert "learning_sample" in sjr["reasons"]
+
+
+@pytest.mark.postgres_only
+async def test_registry_writes_pass_row_level_security_as_the_service_role(
+    app_factory, database_url
+) -> None:
+    """A deployment-level client sees no organisation's records, yet its registry writes
+    publish events naming the organisation written: connected as a role the policies bind
+    (not the tables' owner), they still succeed (app.organisations.registry.registry_scope)."""
+    role = f"lfd_test_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(make_url(database_url), isolation_level="AUTOCOMMIT")
+    grants = (
+        f"CREATE ROLE {role} LOGIN",
+        f"GRANT USAGE ON SCHEMA public TO {role}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+        f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}",
+    )
+    try:
+        async with admin.connect() as connection:
+            for statement in grants:
+                await connection.exec_driver_sql(statement)
+        url = make_url(database_url).set(username=role, password=None)
+        _, http = await app_factory(database_url=url.render_as_string(hide_password=False))
+        async with admin.connect() as connection:
+            bypasses = await connection.exec_driver_sql(
+                f"SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = '{role}'"
+            )
+            assert bypasses.scalar() is False
+        service = Database(Settings(database_url=url.render_as_string(hide_password=False)))
+        try:
+            deployment = await bound_client(service, http, deployment=True)
+            created = await register(deployment, name=unique_name("Under RLS"), kind="hospice")
+            url_ = f"/v1/organisations/{created['id']}"
+            tag = (await deployment.get(url_)).headers["ETag"]
+            patched = await deployment.patch(
+                url_, json={"aliases": ["RLS"]}, headers={"If-Match": tag}
+            )
+            assert patched.status_code == 200, patched.text
+        finally:
+            await service.dispose()
+    finally:
+        async with admin.connect() as connection:
+            await connection.exec_driver_sql(f"DROP OWNED BY {role}")
+            await connection.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
+        await admin.dispose()
