@@ -22,12 +22,18 @@ from tests.kit.organisations import (
     icb_code,
     practice_code,
     register,
+    remember_codes,
     sub_icb_code,
     trust_code,
     unique_name,
 )
 
 PROBLEM = "application/problem+json"
+
+
+@pytest.fixture(autouse=True)
+async def _codes_in_use(database) -> None:
+    await remember_codes(database)
 
 
 def pointers(response) -> set[str]:
@@ -227,7 +233,7 @@ async def test_codes_and_aliases_are_unique_across_the_registry(api) -> None:
     respelled = alias.lower().replace("-", " . ")
     same_alias = await api.post(
         "/v1/organisations",
-        json={"name": "Second", "kind": "trust", "aliases": ["Fine", respelled]},
+        json={"name": "Second", "kind": "trust", "aliases": [unique_name("Fine"), respelled]},
         headers=idem(),
     )
     assert same_alias.status_code == 409 and pointers(same_alias) == {"/aliases/1"}
@@ -238,8 +244,11 @@ async def test_codes_and_aliases_are_unique_across_the_registry(api) -> None:
     )
     assert blank.status_code == 422 and pointers(blank) == {"/aliases/0"}
     # Its own alias repeated is kept once.
-    twice = await register(api, name=unique_name("Twice"), kind="other", aliases=["AB-C", "ab  c"])
-    assert twice["aliases"] == ["AB-C"]
+    tag = uuid.uuid4().hex[:6]
+    twice = await register(
+        api, name=unique_name("Twice"), kind="other", aliases=[f"AB-C {tag}", f"ab  c {tag}"]
+    )
+    assert twice["aliases"] == [f"AB-C {tag}"]
 
 
 async def test_a_post_with_an_idempotency_key_is_made_once(api) -> None:
@@ -265,7 +274,9 @@ async def test_patch_needs_the_etag_and_checks_the_registry_again(api, http, dat
     stale = await admin.patch(url, json={"name": "Renamed"}, headers={"If-Match": '"stale"'})
     assert stale.status_code == 412
     renamed = await admin.patch(
-        url, json={"name": "Renamed Trust", "aliases": ["RT"]}, headers={"If-Match": tag}
+        url,
+        json={"name": "Renamed Trust", "aliases": [unique_name("RT")]},
+        headers={"If-Match": tag},
     )
     assert renamed.status_code == 200, renamed.text
     assert renamed.json()["version"] == 2 and renamed.json()["name"] == "Renamed Trust"
@@ -324,7 +335,7 @@ async def test_an_organisations_admin_changes_only_its_own_tree(http, database) 
         tag = (await admin.get(url)).headers["ETag"]
         return await admin.patch(url, json=body, headers={"If-Match": tag})
 
-    assert (await patch(site, {"aliases": ["Main site"]})).status_code == 200
+    assert (await patch(site, {"aliases": [unique_name("Main site")]})).status_code == 200
     assert (await patch(trust, {"settings": {"mm_specialties": ["Oncology"]}})).status_code == 200
     assert (await patch(other, {"name": "Taken over"})).status_code == 403
     # Kind and parent decide who sees an organisation's records: deployment level only.
@@ -377,7 +388,9 @@ async def test_every_write_is_audited_and_evented(http, database) -> None:
     created = await register(admin, name=unique_name("Evented"), kind="hospice")
     url = f"/v1/organisations/{created['id']}"
     tag = (await admin.get(url)).headers["ETag"]
-    assert (await admin.patch(url, json={"aliases": ["EV"]}, headers={"If-Match": tag})).is_success
+    assert (
+        await admin.patch(url, json={"aliases": [unique_name("EV")]}, headers={"If-Match": tag})
+    ).is_success
     organisation_id = uuid.UUID(created["id"])
     async with database.transaction() as session:
         events = (
@@ -552,7 +565,7 @@ async def test_registry_writes_pass_row_level_security_as_the_service_role(
             url_ = f"/v1/organisations/{created['id']}"
             tag = (await deployment.get(url_)).headers["ETag"]
             patched = await deployment.patch(
-                url_, json={"aliases": ["RLS"]}, headers={"If-Match": tag}
+                url_, json={"aliases": [unique_name("RLS")]}, headers={"If-Match": tag}
             )
             assert patched.status_code == 200, patched.text
         finally:

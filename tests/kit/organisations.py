@@ -9,16 +9,26 @@ import uuid
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from app.auth.scopes import Scope
 from app.auth.service import create_client
 from app.db import Database
+from app.models import Organisation
 from tests.conftest import Api
 from tests.factories import idem
 
 _RNG = random.Random()
 _USED: set[str] = set()
 _ALNUM = string.ascii_uppercase + string.digits
+
+
+async def remember_codes(database: Database) -> None:
+    """Count the codes the database already holds as used (a PostgreSQL test database lives
+    on between runs)."""
+    async with database.transaction() as session:
+        held = await session.scalars(select(Organisation.ods_code))
+        _USED.update(code for code in held if code)
 
 
 def _draw(make: Any) -> str:
