@@ -237,11 +237,13 @@ async def patch_organisation(
 ) -> OrganisationOut:
     """Change what was sent; the whole registry is checked again (the organisation's code,
     parent and aliases, and the organisations under it)."""
+    # The registry's lock first, as every registry write takes it (a load, an adoption): two
+    # writers never hold each other's rows.
+    index = await load_index(session)
     organisation = await load_one(
         session, Organisation, organisation_id, "organisation", for_update=True
     )
     if_match.check(organisation.id, organisation.version)
-    index = await load_index(session)
     require_writer(index, principal, organisation.id)
     changes = patch.model_dump(exclude_unset=True)
     _cleared(changes)
