@@ -575,3 +575,38 @@ async def test_registry_writes_pass_row_level_security_as_the_service_role(
             await connection.exec_driver_sql(f"DROP OWNED BY {role}")
             await connection.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
         await admin.dispose()
+
+
+async def test_a_reviews_follow_on_referral_is_due_by_its_organisations_days(
+    http, database
+) -> None:
+    admin = await bound_client(database, http, deployment=True)
+    organisation = await register(
+        admin, name=unique_name("Due"), kind="trust", settings={"due_days": {"sjr": 20}}
+    )
+    reviewer = await bound_client(
+        database,
+        http,
+        Scope.screenings_write,
+        Scope.deaths_read,
+        Scope.referrals_read,
+        Scope.reviews_write,
+        organisation_id=organisation["id"],
+    )
+    body = screening_body(screening={"death_expected": False})  # an unexpected death: SJR
+    recorded = await reviewer.post("/v1/screenings", json=body, headers=idem())
+    assert recorded.status_code == 201, recorded.text
+    (sjr,) = recorded.json()["referrals"]
+    review = {
+        "instrument": "sjr",
+        "reviewer": {"name": "Dr Reviewer"},
+        "phases": [{"phase": "overall", "rating": 1, "narrative": "Very poor care."}],
+        "quality_of_records": 2,
+        "avoidability": 3,
+    }
+    posted = await reviewer.post(f"/v1/referrals/{sjr['id']}/review", json={"review": review})
+    assert posted.status_code == 201, posted.text
+    (second,) = [r for r in posted.json()["follow_on_referrals"] if r["stage"] == 2]
+    submitted = datetime.fromisoformat(posted.json()["submitted_at"])
+    due = datetime.fromisoformat(second["due_at"]) - submitted
+    assert timedelta(days=19, hours=23) < due < timedelta(days=20, minutes=1)
