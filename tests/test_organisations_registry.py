@@ -17,6 +17,7 @@ from app.config import Settings
 from app.db import Database
 from app.models import AuditEvent, Organisation, OutboxEvent
 from tests.factories import idem, screening_body
+from tests.kit.notifications import notification_body, screening_of
 from tests.kit.organisations import (
     bound_client,
     icb_code,
@@ -610,3 +611,29 @@ async def test_a_reviews_follow_on_referral_is_due_by_its_organisations_days(
     submitted = datetime.fromisoformat(posted.json()["submitted_at"])
     due = datetime.fromisoformat(second["due_at"]) - submitted
     assert timedelta(days=19, hours=23) < due < timedelta(days=20, minutes=1)
+
+
+async def test_a_notified_death_is_screened_by_its_organisations_rules(http, database) -> None:
+    specialty = f"Urology {uuid.uuid4().hex[:6]}"
+    admin = await bound_client(database, http, deployment=True)
+    organisation = await register(
+        admin, name=unique_name("Notified"), kind="trust", settings={"mm_specialties": [specialty]}
+    )
+    client = await bound_client(
+        database,
+        http,
+        Scope.notifications_write,
+        Scope.screenings_write,
+        Scope.deaths_read,
+        organisation_id=organisation["id"],
+    )
+    death = {"specialty_at_death": specialty, "admitting_specialty": specialty}
+    notification = notification_body(**death)
+    notified = await client.post("/v1/death-notifications", json=notification, headers=idem())
+    assert notified.status_code in (200, 201, 202), notified.text
+    screened = await client.post(
+        "/v1/screenings", json=screening_of(notification, **death), headers=idem()
+    )
+    assert screened.status_code == 201, screened.text
+    assert screened.json()["death"]["id"] == notified.json()["death_id"]
+    assert [r["route"] for r in screened.json()["referrals"]] == ["mm"]
