@@ -4,8 +4,9 @@ with If-Match, who may write, and every write audited and evented."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -15,8 +16,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.auth.scopes import Scope
 from app.config import Settings
 from app.db import Database
-from app.models import AuditEvent, Organisation, OutboxEvent
+from app.models import AuditEvent, Death, HistoryRecord, Organisation, OutboxEvent
 from tests.factories import idem, screening_body
+from tests.history_records import bundle, history_record
 from tests.kit.notifications import notification_body, screening_of
 from tests.kit.organisations import (
     bound_client,
@@ -637,3 +639,38 @@ async def test_a_notified_death_is_screened_by_its_organisations_rules(http, dat
     assert screened.status_code == 201, screened.text
     assert screened.json()["death"]["id"] == notified.json()["death_id"]
     assert [r["route"] for r in screened.json()["referrals"]] == ["mm"]
+
+
+async def test_a_history_import_judges_by_its_organisations_rules(http, database) -> None:
+    specialty = f"Vascular {uuid.uuid4().hex[:6]}"
+    deployment = await bound_client(database, http, deployment=True)
+    organisation = await register(
+        deployment,
+        name=unique_name("History"),
+        kind="trust",
+        settings={"mm_specialties": [specialty]},
+    )
+    admin = await bound_client(database, http, organisation_id=organisation["id"])
+    died_at = datetime(2019, 5, 2, 10, 0, tzinfo=UTC)
+    record = history_record(
+        died_at, death={"admitting_specialty": specialty, "specialty_at_death": specialty}
+    )
+    posted = await admin.post(
+        "/v1/history/imports",
+        content=bundle([record]),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert posted.status_code == 202, posted.text
+    for _ in range(3000):  # the import runs beside the request; generous, not a timed result
+        job = (await admin.get(posted.headers["Location"])).json()
+        if job["status"] not in ("queued", "running"):
+            break
+        await asyncio.sleep(0.01)
+    assert job["status"] == "completed" and job["created"] == 1, job
+    async with database.transaction() as session:
+        required = await session.scalar(
+            select(HistoryRecord.required_routes)
+            .join(Death, Death.id == HistoryRecord.death_id)
+            .where(Death.source_reference == record["death"]["source_reference"])
+        )
+    assert required == {"mm": ["specialty_mm"]}
