@@ -1,4 +1,5 @@
-"""The command line: ``lfd serve | migrate | clients | demo | worker | overdue | audit``."""
+"""The command line: ``lfd serve | migrate | clients | organisations | demo | worker | overdue |
+audit | history``."""
 
 from __future__ import annotations
 
@@ -8,15 +9,21 @@ import json
 import os
 import sys
 import tempfile
-import uuid
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
 
-from app.auth.scopes import SCOPE_DESCRIPTIONS, Scope
-from app.clients.cli import add_client_commands, add_signing_key_commands
+from app.auth.scopes import SCOPE_DESCRIPTIONS
+from app.clients.cli import (
+    add_client_commands,
+    add_organisation_options,
+    add_signing_key_commands,
+    clients_create,
+    clients_list,
+    clients_revoke,
+)
 from app.config import get_settings
 from app.db import Database
+from app.organisations.cli import add_organisation_commands
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -75,106 +82,6 @@ def _service_role(args: argparse.Namespace) -> int:
         "security applies to it. Connect the service as it (LFD_DATABASE_URL) and migrate "
         "as the owner (LFD_MIGRATION_DATABASE_URL)."
     )
-    return 0
-
-
-def _parse_scopes(raw: Sequence[str]) -> list[Scope]:
-    scopes: list[Scope] = []
-    for item in raw:
-        for name in item.split(","):
-            name = name.strip()
-            if not name:
-                continue
-            try:
-                scopes.append(Scope(name))
-            except ValueError:
-                known = ", ".join(scope.value for scope in Scope)
-                raise SystemExit(f"unknown scope {name!r}; known scopes: {known}") from None
-    return scopes
-
-
-async def _clients_create(args: argparse.Namespace) -> int:
-    from app.auth.service import create_client
-
-    database = Database(get_settings())
-    try:
-        async with database.transaction() as session:
-            created = await create_client(
-                session, args.name, _parse_scopes(args.scope), pseudonymised=args.pseudonymised
-            )
-    except ValueError as error:
-        raise SystemExit(f"lfd clients create: {error}") from None
-    finally:
-        await database.dispose()
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "id": str(created.client.id),
-                    "name": created.client.name,
-                    "scopes": created.client.scopes,
-                    "pseudonymised": created.client.pseudonymised,
-                    "key": created.key,
-                }
-            )
-        )
-    else:
-        print(f"client {created.client.id} ({created.client.name})")
-        print(f"scopes: {' '.join(created.client.scopes)}")
-        if created.client.pseudonymised:
-            print("pseudonymised: sees pseudonyms, age bands and months, never identifiers")
-        print(f"key:    {created.key}")
-        print("The key is shown once and stored only as a hash: keep it now.", file=sys.stderr)
-    return 0
-
-
-async def _clients_list(args: argparse.Namespace) -> int:
-    from app.auth.service import list_clients
-
-    database = Database(get_settings())
-    try:
-        async with database.transaction() as session:
-            clients = await list_clients(session, include_revoked=args.all)
-    finally:
-        await database.dispose()
-    rows: list[dict[str, Any]] = [
-        {
-            "id": str(c.id),
-            "name": c.name,
-            "key_prefix": c.key_prefix,
-            "scopes": c.scopes,
-            "pseudonymised": c.pseudonymised,
-            "created_at": c.created_at.isoformat(),
-            "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None,
-        }
-        for c in clients
-    ]
-    if args.json:
-        print(json.dumps(rows))
-    else:
-        for row in rows:
-            state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
-            print(f"{row['id']}  {row['name']:<30} {state:<10} {' '.join(row['scopes'])}")
-    return 0
-
-
-async def _clients_revoke(args: argparse.Namespace) -> int:
-    from app.auth.service import revoke_client
-
-    try:
-        client_id = uuid.UUID(args.client_id)
-    except ValueError:
-        raise SystemExit("give the client's id (a UUID), as `lfd clients list` shows it") from None
-    database = Database(get_settings())
-    try:
-        async with database.transaction() as session:
-            client = await revoke_client(session, client_id)
-    finally:
-        await database.dispose()
-    if client is None:
-        print(f"no client {client_id}", file=sys.stderr)
-        return 1
-    print(f"revoked {client.id} ({client.name})")
     return 0
 
 
@@ -370,18 +277,20 @@ def build_parser() -> argparse.ArgumentParser:
         "identifiers, read scopes plus actions:write, reports:read, events:read and "
         "webhooks:manage only (docs/pseudonymisation.md)",
     )
+    add_organisation_options(create)
     create.add_argument("--json", action="store_true")
-    create.set_defaults(func=lambda a: asyncio.run(_clients_create(a)))
+    create.set_defaults(func=lambda a: asyncio.run(clients_create(a)))
     listing = clients.add_parser("list", help="list clients (never their keys)")
     listing.add_argument("--all", action="store_true", help="include revoked clients")
     listing.add_argument("--json", action="store_true")
-    listing.set_defaults(func=lambda a: asyncio.run(_clients_list(a)))
+    listing.set_defaults(func=lambda a: asyncio.run(clients_list(a)))
     revoke = clients.add_parser("revoke", help="revoke a client's key")
     revoke.add_argument("client_id")
-    revoke.set_defaults(func=lambda a: asyncio.run(_clients_revoke(a)))
+    revoke.set_defaults(func=lambda a: asyncio.run(clients_revoke(a)))
     add_client_commands(clients)
 
     add_signing_key_commands(sub)
+    add_organisation_commands(sub)
 
     demo = sub.add_parser(
         "demo",

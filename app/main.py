@@ -39,6 +39,7 @@ from app.middleware import RequestContextMiddleware
 from app.notifications.router import router as notifications_router
 from app.notifications.worklist_router import router as worklist_router
 from app.openapi_extras import enrich
+from app.organisations.router import router as organisations_router
 from app.organisations.shares_router import router as shares_router
 from app.ratelimit import AuthThrottle, RateLimiter
 from app.referrals.router import router as referrals_router
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_router,
         oauth_router,
         clients_router,
+        organisations_router,
         history_router,
     ):
         app.include_router(router)

@@ -69,6 +69,9 @@ async def test_no_get_route_shows_a_pseudonymised_client_a_patient_identifier(
     )
     assert imported.status_code == 202, imported.text
     values["import_id"] = imported.json()["id"]
+    organisations = await full.get("/v1/organisations", params={"limit": 1})
+    assert organisations.status_code == 200, organisations.text
+    values["organisation_id"] = organisations.json()["items"][0]["id"]
 
     # The full client sees the identifiers (so the walk below proves something).
     death = (await full.get(f"/v1/deaths/{seeded.ids['death_id']}")).text

@@ -17,6 +17,7 @@ from app.models import AuditEvent
 from tests.conftest import Api, new_client
 from tests.factories import idem, screening_body
 from tests.kit.operations import (
+    ANY_CLIENT,
     PROBLEM_JSON,
     PUBLIC_PATHS,
     Operation,
@@ -75,6 +76,10 @@ async def test_every_operation_but_health_declares_one_scope(http) -> None:
                 wrong.append(f"{operation.name} is public but declares {operation.security}")
             continue
         security = operation.security
+        if operation.name in ANY_CLIENT:
+            if security != [{"ApiKey": []}]:
+                wrong.append(f"{operation.name} declares {security!r}, not [{{'ApiKey': []}}]")
+            continue
         if (
             not isinstance(security, list)
             or len(security) != 1
@@ -141,6 +146,8 @@ async def test_every_scope_but_the_one_needed_is_a_403_naming_it(http, database)
     keys: dict[str, str] = {}
     for operation in await guarded_operations(http):
         scope = operation.scope
+        if scope is None:
+            continue  # any client: test_any_client_operations_take_any_scope
         if scope not in keys:
             others = [s for s in Scope if s.value != scope and s is not Scope.admin]
             keys[scope], _ = await new_client(database, others, name=f"all but {scope}")
@@ -157,11 +164,35 @@ async def test_the_one_scope_needed_passes_the_guard(http, database) -> None:
     keys: dict[str, str] = {}
     for operation in await guarded_operations(http):
         scope = operation.scope
+        if scope is None:
+            continue  # any client: test_any_client_operations_take_any_scope
         if scope not in keys:
             keys[scope], _ = await new_client(database, [Scope(scope)], name=f"only {scope}")
         response = await call(http, operation, {"Authorization": f"Bearer {keys[scope]}"})
         if response.status_code in (401, 403):
             refused.append(f"{operation.name} with {scope}: {response.status_code}")
+    assert refused == []
+
+
+async def test_any_client_operations_take_any_scope(http, database) -> None:
+    """The registry's reads pass the guard with any one scope, a pseudonymised client's too;
+    without a credential they are 401s like every other route."""
+    found = [op for op in await guarded_operations(http) if op.scope is None]
+    assert {op.name for op in found} == ANY_CLIENT
+    refused = []
+    for scope in (Scope.metrics_read, Scope.events_read):
+        key, _ = await new_client(database, [scope], name=f"only {scope.value}")
+        for operation in found:
+            response = await call(http, operation, {"Authorization": f"Bearer {key}"})
+            if response.status_code in (401, 403):
+                refused.append(f"{operation.name} with {scope.value}: {response.status_code}")
+    key, _ = await new_client(
+        database, [Scope.deaths_read], name="pseudonymised", pseudonymised=True
+    )
+    for operation in found:
+        response = await call(http, operation, {"Authorization": f"Bearer {key}"})
+        if response.status_code in (401, 403):
+            refused.append(f"{operation.name} pseudonymised: {response.status_code}")
     assert refused == []
 
 

@@ -32,7 +32,8 @@ from app.history.validation import Checked
 from app.history.writer import BatchOutcome, write_batch
 from app.kit.time import now
 from app.models import HistoryImport, HistoryImportProblem, OutboxEvent
-from app.scoping import reach_of, scoped
+from app.organisations.settings import settings_for
+from app.scoping import default_organisation_id, reach_of, scoped
 
 logger = logging.getLogger("app.history")
 
@@ -267,6 +268,10 @@ async def run_import(
         return None
     async with database.autocommit() as session:
         scope = await reach_of(session, job.organisation_id, members=False)
+        # The referral rules of the organisation the deaths are recorded for.
+        settings = await settings_for(
+            session, settings, job.organisation_id or await default_organisation_id(session)
+        )
     # The job sees and writes what its client's organisation may (app.scoping), so a record
     # whose source reference another organisation holds is refused, never merged into it.
     with scoped(scope):

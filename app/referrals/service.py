@@ -24,6 +24,7 @@ from app.kit.enums import (
 from app.kit.sql import insert_rows, row_of
 from app.kit.time import now
 from app.models import Death, Referral, RouteOverride, Screening
+from app.organisations.settings import settings_for
 from app.referrals.rules import (
     SCREENING_REASONS,
     RuleConfig,
@@ -131,9 +132,11 @@ async def raise_follow_ons(
     follow_ons: list[FollowOn],
 ) -> list[Referral]:
     """Create the referrals a review calls for, unless the death already has one for that
-    route and stage that is open or done (a retried or amended review raises nothing twice)."""
+    route and stage that is open or done (a retried or amended review raises nothing twice).
+    Their due days are those of the death's organisation."""
     if not follow_ons:
         return []
+    settings = await settings_for(session, settings, death.organisation_id)
     existing = (await session.scalars(select(Referral).where(Referral.death_id == death.id))).all()
     live = {
         (r.route, r.stage)
@@ -179,7 +182,8 @@ def plan_referrals(
     pointer_prefix: str = "",
 ) -> ReferralPlan:
     """Pure: which routes are required (with reasons) and which should be referred. An
-    override of a route the rules do not require is refused (422), pointing at it."""
+    override of a route the rules do not require is refused (422), pointing at it.
+    ``settings``: those of the death's organisation (app.organisations.settings.settings_for)."""
     facts = rule_facts(death, screening)
     config = rule_config(settings)
     requested = [Route(route) for route in screening.routes_requested]
@@ -218,7 +222,8 @@ async def apply_plan(
     called for, updates reasons, cancels referrals still waiting in the queue that nothing
     calls for any more; never touches work that a reviewer holds or finished, nor referrals
     raised by reviews (second stage, PSII). For a death created in this transaction there is
-    nothing to read first (``new_death``)."""
+    nothing to read first (``new_death``). ``settings``: the death's organisation's, as the
+    plan was made with."""
     existing: list[Referral] = []
     if not new_death:
         existing = list(
@@ -324,6 +329,7 @@ async def reconcile_referrals(
     *,
     pointer_prefix: str = "",
 ) -> Reconciled:
-    """Plan and apply, for a death that already exists."""
+    """Plan and apply, for a death that already exists, by the rules of its organisation."""
+    settings = await settings_for(session, settings, death.organisation_id)
     plan = plan_referrals(settings, death, screening, overrides, pointer_prefix=pointer_prefix)
     return await apply_plan(session, journal, settings, death, screening, plan)

@@ -26,6 +26,7 @@ from app.kit.sql import insert_rows, row_of
 from app.models import Death, Screening
 from app.notifications.service import remember_key
 from app.notifications.worklist import end_claim
+from app.organisations.settings import settings_for
 from app.referrals.service import apply_plan, plan_referrals
 from app.screenings.intake import ScreeningCreate
 from app.screenings.scrutiny import scrutiny_events
@@ -75,6 +76,8 @@ async def screen_notified(
         **screening_values,
     )
     overrides = {override.route: override.reason for override in body.screening.overrides}
+    # The rules of the death's organisation (app.organisations.settings).
+    settings = await settings_for(session, settings, death.organisation_id)
     plan = plan_referrals(settings, death, screening, overrides, pointer_prefix="/screening")
     death.status = (DeathStatus.under_review if plan.desired else DeathStatus.screened).value
     death.version += 1

@@ -39,6 +39,8 @@ from app.kit.sql import insert_rows, load_one, row_of
 from app.kit.time import now
 from app.models import Death, RouteOverride, Screening, ScreeningVersion
 from app.notifications.service import notified_death
+from app.organisations.service import recording_organisation
+from app.organisations.settings import settings_for
 from app.referrals.service import (
     Reconciled,
     apply_plan,
@@ -181,6 +183,11 @@ async def record_screening(
             session, principal, settings, body, notified, values, _screening_values(body.screening)
         )
         return await _recorded(session, screened, done, reconciled)
+    # The death's organisation's referral rules (app.organisations.settings).
+    values["organisation_id"] = values.get("organisation_id") or await recording_organisation(
+        session, principal
+    )
+    settings = await settings_for(session, settings, values["organisation_id"])
     planned_death = Death(**values)
     screening = Screening(
         id=uuid.uuid4(),

@@ -15,6 +15,9 @@ from tests.factories import idem
 # The OAuth token endpoint authenticates with the client assertion in its body, and the
 # service's public keys are public (issue 18, docs/authentication.md).
 PUBLIC_PATHS = {"/healthz", "/readyz", "/oauth2/token", "/.well-known/jwks.json"}
+# Operations any authenticated client may call, whatever its scopes: the organisation registry
+# holds no patient data (docs/organisations.md). They declare the ApiKey scheme with no scope.
+ANY_CLIENT = {"GET /v1/organisations", "GET /v1/organisations/{organisation_id}"}
 
 
 BODY_METHODS = {"post", "put", "patch"}
@@ -37,8 +40,10 @@ class Operation:
         return f"{self.method.upper()} {self.path}"
 
     @property
-    def scope(self) -> str:
-        return str(self.security[0]["ApiKey"][0])
+    def scope(self) -> str | None:
+        """The one scope the operation needs; None for those any client may call."""
+        scopes = self.security[0]["ApiKey"]
+        return str(scopes[0]) if scopes else None
 
 
 async def operations(http: httpx.AsyncClient) -> list[Operation]:

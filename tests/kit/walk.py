@@ -33,6 +33,7 @@ PATH_VALUES = {
     "delivery_id": "delivery_id",  # its test delivery
     "client_id": "client_id",  # the client administration routes (admin only: a 403 here)
     "import_id": "import_id",  # a history import (administrators only)
+    "organisation_id": "organisation_id",  # the registry (any client: no patient data)
     # Only in paths the walk of every operation calls (tests/test_organisation_walk.py):
     "share_id": "share_id",  # a share of the death with another organisation (issue 16)
     "key_id": "key_id",  # a client's public key
