@@ -153,6 +153,7 @@ async def test_a_client_of_one_organisation_reaches_nothing_of_another(
     assert shared.status_code == 201, shared.text
     values["share_id"] = shared.json()["id"]
     values["key_id"] = str(uuid.uuid4())
+    values["organisation_id"] = str(ids["Walk trust B"])  # A may read it, never change it
     from tests.history_records import bundle, history_record
 
     imported = await b.post(
