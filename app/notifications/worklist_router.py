@@ -92,7 +92,10 @@ async def claim_death(
 
     Scope: `worklist:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        worklist.audited_claim_refusals(database, principal),
+        database.transaction() as session,
+    ):
         return await worklist.claim(
             session, principal, database.settings, death_id, body.lease_seconds if body else None
         )
@@ -110,7 +113,10 @@ async def renew_claim(
 
     Scope: `worklist:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        worklist.audited_claim_refusals(database, principal),
+        database.transaction() as session,
+    ):
         return await worklist.renew(
             session, principal, database.settings, death_id, body.lease_id, body.lease_seconds
         )
@@ -128,6 +134,9 @@ async def release_claim(
 
     Scope: `worklist:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        worklist.audited_claim_refusals(database, principal),
+        database.transaction() as session,
+    ):
         await worklist.release(session, principal, death_id, body.lease_id)
     return Response(status_code=204)

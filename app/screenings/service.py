@@ -38,6 +38,7 @@ from app.kit.sql import insert_rows, load_one, row_of
 from app.kit.time import now
 from app.models import Death, RouteOverride, Screening, ScreeningVersion
 from app.notifications.service import notified_death
+from app.notifications.worklist import check_claim
 from app.referrals.service import (
     Reconciled,
     apply_plan,
@@ -168,6 +169,7 @@ async def record_screening(
     if notified is not None:
         if notified.status != DeathStatus.awaiting_screening:
             await _raise_duplicate(session, principal, body, notified)
+        await check_claim(session, principal, notified, body.worklist_lease_id)
         del values["id"]
         screened, done, reconciled = await screen_notified(
             session, principal, settings, body, notified, values, _screening_values(body.screening)
