@@ -203,3 +203,32 @@ async def test_an_ambiguous_match_is_a_409_listing_the_candidate_patients(api):
     issues = await outcome(api, transaction(nhs_number=number, died=died), 409)
     assert sorted(i for i in issues if i.startswith("Patient/")) == sorted(ids)
     assert number not in str(issues)
+
+
+async def test_a_bundle_identifier_reused_for_another_patient_is_a_409_outcome(api):
+    first = transaction()
+    made = await api.post(PATH, json=first, headers=FHIR)
+    assert made.status_code == 200, made.text
+    second = transaction()
+    second["identifier"] = first["identifier"]
+    number = second["entry"][0]["resource"]["identifier"][0]["value"]
+    issues = await outcome(api, second, 409)
+    assert any(i.startswith("Bundle.identifier.value:") for i in issues), issues
+    assert number not in str(issues)
+    assert (await api.get("/v1/deaths", params={"nhs_number": number})).json()["items"] == []
+
+
+async def test_a_correcting_bundle_is_applied_and_says_so(api):
+    bundle = transaction()
+    made = await api.post(PATH, json=bundle, headers=FHIR)
+    death_id = made.json()["entry"][0]["response"]["location"].removeprefix("Patient/")
+    bundle["entry"][1]["resource"]["location"] = [{"location": {"display": "Ward 5"}}]
+    bundle["timestamp"] = datetime.now(UTC).isoformat()
+    response = await api.post(PATH, json=bundle, headers=FHIR)
+    assert response.status_code == 200, response.text
+    answer = Bundle.model_validate(response.json())
+    patient_entry = answer.entry[0].response
+    assert patient_entry.status == "200 OK"
+    assert patient_entry.outcome is not None
+    assert "applied" in (patient_entry.outcome.issue[0].diagnostics or "")
+    assert (await api.get(f"/v1/deaths/{death_id}")).json()["ward"] == "Ward 5"

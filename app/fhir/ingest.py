@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from app.errors import ValidationFailed, validation_errors
+from app.errors import Conflict, ValidationFailed, validation_errors
 from app.fhir.mapping import GENDER, NHS_NUMBER_SYSTEM
 from app.notifications.schemas import NotificationCreate
 
@@ -211,16 +211,38 @@ def _before(one: str, other: str) -> bool:
         return False
 
 
-def transaction_response(bundle: dict[str, Any], death_id: str, created: bool) -> dict[str, Any]:
+CORRECTION_OUTCOMES = {
+    "applied": "The Bundle corrected the notification first sent under its identifier: "
+    "applied to the death awaiting screening.",
+    "not_applied": "The Bundle corrected the notification first sent under its identifier: "
+    "recorded, not applied (the death is already screened; the ME office corrects it).",
+}
+
+
+def transaction_response(
+    bundle: dict[str, Any], death_id: str, created: bool, correction: str | None = None
+) -> dict[str, Any]:
     """The transaction-response Bundle: an entry per request entry, in order. The Patient is
     the death (`Patient/<death id>`, as the read view names it); the Encounter has no resource
-    of its own here (its fields are the death's admission)."""
+    of its own here (its fields are the death's admission). A correction says so in the
+    Patient entry's `outcome`."""
     status = "201 Created" if created else "200 OK"
     entries: list[dict[str, Any]] = []
     for entry in bundle["entry"]:
         response: dict[str, Any] = {"status": status}
         if entry["resource"]["resourceType"] == "Patient":
             response["location"] = f"Patient/{death_id}"
+            if correction in CORRECTION_OUTCOMES:
+                response["outcome"] = {
+                    "resourceType": "OperationOutcome",
+                    "issue": [
+                        {
+                            "severity": "information" if correction == "applied" else "warning",
+                            "code": "informational",
+                            "diagnostics": CORRECTION_OUTCOMES[correction],
+                        }
+                    ],
+                }
         entries.append({"response": response})
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
 
@@ -234,3 +256,14 @@ def mapped(error: ValidationFailed) -> ValidationFailed:
             for item in error.errors or []
         ],
     )
+
+
+def mapped_conflict(conflict: Conflict) -> Conflict:
+    """A conflict about a field (the Bundle's identifier reused for another patient), its
+    pointers named as the Bundle's elements; any other conflict as it is."""
+    if conflict.errors:
+        conflict.errors = [
+            {**item, "pointer": element_of(str(item.get("pointer", "")))}
+            for item in conflict.errors
+        ]
+    return conflict

@@ -31,7 +31,7 @@ from app.fhir.resources import bundle, weak_etag
 from app.fhir.search import Params, patient_search, task_search
 from app.kit.etag import not_modified
 from app.notifications.schemas import Channel
-from app.notifications.submit import notify_once
+from app.notifications.submit import CORRECTION_HEADER, notify_once
 
 ACCEPTABLE = frozenset(
     {"*/*", "application/*", "application/json", FHIR_JSON, "application/json+fhir"}
@@ -317,5 +317,10 @@ async def post_transaction(
         )
     except ValidationFailed as error:
         raise ingest.mapped(error) from None
+    except Conflict as conflict:
+        raise ingest.mapped_conflict(conflict) from None
     created = stored.status == 201
-    return fhir_response(ingest.transaction_response(bundle, str(stored.body["death_id"]), created))
+    correction = stored.headers.get(CORRECTION_HEADER)
+    return fhir_response(
+        ingest.transaction_response(bundle, str(stored.body["death_id"]), created, correction)
+    )

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, IdMixin, utcnow
+from app.models.base import Base, IdMixin, JSONType, utcnow
 
 
 class DeathNotification(IdMixin, Base):
@@ -16,8 +16,8 @@ class DeathNotification(IdMixin, Base):
     death; the sender's key is unique, which makes a retry find what it made.
 
     What the key was sent about is kept as keyed hashes, never the values (migration 0020):
-    ``patient_key`` identifies the patient (NHS number, else local id, else name, each with the
-    date of birth; ``patient_key_kind`` says which), ``content_hash`` the death as notified.
+    ``patient_keys`` identify the patient (NHS number, local id and name, each with the date of
+    birth, as far as they were sent), ``content_hash`` the death as notified.
     The same key for another patient is refused; for the same patient with other details it is
     a correction (app.notifications.corrections)."""
 
@@ -35,8 +35,8 @@ class DeathNotification(IdMixin, Base):
     sent_at: Mapped[datetime | None]  # the sender's own time for the message, when it gave one
     message_id: Mapped[str | None] = mapped_column(String(100))  # e.g. MSH-10
     client_id: Mapped[uuid.UUID | None]
-    patient_key: Mapped[str | None] = mapped_column(String(64))
-    patient_key_kind: Mapped[str | None] = mapped_column(String(10))  # nhs | local | name
+    # {"nhs" | "local" | "name": HMAC}: the patient at each kind of identifier it was sent with
+    patient_keys: Mapped[dict[str, str] | None] = mapped_column(JSONType)
     content_hash: Mapped[str | None] = mapped_column(String(64))
     corrected_at: Mapped[datetime | None]  # the last correction sent under the key
     correction: Mapped[str | None] = mapped_column(String(20))  # applied | not_applied

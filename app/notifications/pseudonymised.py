@@ -12,9 +12,11 @@ from app.deaths import pseudonymised as deaths
 from app.deaths.pseudonymised import DeathPseudonymised
 from app.notifications.schemas import (
     CHANNEL,
+    CORRECTION,
     DEATH,
     MCCD_OVERDUE,
     Channel,
+    Correction,
     NotificationRecorded,
     WorklistItem,
 )
@@ -31,6 +33,7 @@ class NotificationPseudonymised(PseudonymisedModel):
     death_created: bool = Field(
         description="true when this notification created the death; false when it was known."
     )
+    correction: Correction | None = Field(description=CORRECTION)
     death: DeathPseudonymised = Field(description=DEATH)
 
 
@@ -42,6 +45,7 @@ def notification(key: bytes, full: NotificationRecorded) -> NotificationPseudony
         channel=full.channel,
         received_month=month(full.received_at),
         death_created=full.death_created,
+        correction=full.correction,
         death=deaths.death(key, full.death),
     )
 

@@ -33,8 +33,7 @@ VERSIONS_RULE = (
 
 def upgrade() -> None:
     with op.batch_alter_table("death_notifications") as batch:
-        batch.add_column(sa.Column("patient_key", sa.String(length=64), nullable=True))
-        batch.add_column(sa.Column("patient_key_kind", sa.String(length=10), nullable=True))
+        batch.add_column(sa.Column("patient_keys", JSON, nullable=True))
         batch.add_column(sa.Column("content_hash", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("corrected_at", TIMESTAMP, nullable=True))
         batch.add_column(sa.Column("correction", sa.String(length=20), nullable=True))
@@ -80,5 +79,4 @@ def downgrade() -> None:
         batch.drop_column("correction")
         batch.drop_column("corrected_at")
         batch.drop_column("content_hash")
-        batch.drop_column("patient_key_kind")
-        batch.drop_column("patient_key")
+        batch.drop_column("patient_keys")
