@@ -4,8 +4,9 @@ ended an admission, an `Encounter`. An adapter onto app.notifications: the Bundl
 `identifier` (system and value) is the sender's key, and everything else goes through the
 same validation, matching, events and audit as POST /v1/death-notifications.
 
-Refusals are 422 OperationOutcomes whose issues name the element (`Patient.deceasedDateTime`,
-`Bundle.identifier`), never a value sent."""
+The Bundle is validated against FHIR R4 before it is read (app.fhir.validation). Refusals
+are 422 OperationOutcomes whose issues name the element (`Patient.deceasedDateTime`,
+`Bundle.identifier`, `Encounter.period.start`), never a value sent."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from app.errors import Conflict, ValidationFailed, validation_errors
 from app.fhir.mapping import GENDER, NHS_NUMBER_SYSTEM
+from app.fhir.validation import check_structure, check_times
 from app.notifications.schemas import NotificationCreate
 
 SEX_OF_GENDER = {code: sex.value for sex, code in GENDER.items()}
@@ -126,8 +128,11 @@ def _identifiers(patient: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def notification_body(bundle: dict[str, Any]) -> NotificationCreate:
-    """The notification a transaction Bundle carries; a 422 naming the element otherwise."""
+    """The notification a transaction Bundle carries; a 422 naming the element otherwise
+    (the Bundle is checked against FHIR R4 first: app.fhir.validation)."""
     patient, encounter = _resources(bundle)
+    check_structure(bundle)
+    check_times(bundle, patient, encounter)
     key = bundle.get("identifier")
     if not isinstance(key, dict) or not key.get("system") or not key.get("value"):
         raise refused("Bundle.identifier", "the sender's identifier (system and value) is needed")
