@@ -127,7 +127,7 @@ async def test_a_pseudonymised_client_sees_no_exact_times(api, make_api):
     response = await commissioner.get(PATH, params={"site": site})
     assert response.status_code == 200, response.text
     item = response.json()["items"][0]
-    assert set(item) == {"death", "waiting_days", "mccd_overdue", "claimed"}
+    assert set(item) == {"death", "waiting_days", "mccd_overdue", "scrutiny_overdue", "claimed"}
     assert body["died_at"][:10] not in response.text
     assert body["nhs_number"] not in response.text
 
@@ -245,3 +245,70 @@ async def test_a_lease_claimed_for_a_person_is_renewed_and_released_only_for_tha
         f"{PATH}/{death_id}/renew", json={"lease_id": unnamed["lease_id"]}, headers=as_a
     )
     assert renewed.status_code == 200
+
+
+def ago(**delta: float) -> str:
+    return (datetime.now(UTC) - timedelta(**delta)).isoformat()
+
+
+async def test_the_24_hour_scrutiny_target_runs_from_the_notes_received(make_api):
+    api = await make_api(
+        Scope.notifications_write, Scope.deaths_read, Scope.worklist_claim, Scope.screenings_write
+    )
+    site = f"Site {uuid.uuid4().hex[:6]}"
+    _, late = await notified(api, site=site, died_at=died(3))
+    _, recent = await notified(api, site=site, died_at=died(2))
+    _, unknown = await notified(api, site=site, died_at=died(1))
+    notes = f"{PATH}/{{}}/notes-received"
+    put = await api.put(notes.format(late["death_id"]), json={"notes_received_at": ago(days=2)})
+    assert put.status_code == 204, put.text
+    put = await api.put(notes.format(recent["death_id"]), json={"notes_received_at": ago(hours=1)})
+    assert put.status_code == 204, put.text
+    items = {
+        item["death"]["id"]: item
+        for item in (await api.get(PATH, params={"site": site})).json()["items"]
+    }
+    overdue, due, none = (items[d["death_id"]] for d in (late, recent, unknown))
+    assert overdue["scrutiny_overdue"] is True and due["scrutiny_overdue"] is False
+    received = datetime.fromisoformat(due["notes_received_at"].replace("Z", "+00:00"))
+    due_at = datetime.fromisoformat(due["scrutiny_due_at"].replace("Z", "+00:00"))
+    assert due_at - received == timedelta(hours=24)
+    assert none["notes_received_at"] is None and none["scrutiny_due_at"] is None
+    assert none["scrutiny_overdue"] is False
+    # Not before the death, not in the future.
+    for when in (died(4), (datetime.now(UTC) + timedelta(hours=2)).isoformat()):
+        bad = await api.put(notes.format(unknown["death_id"]), json={"notes_received_at": when})
+        assert bad.status_code == 422, bad.text
+        assert bad.json()["errors"][0]["pointer"] == "/notes_received_at"
+
+
+async def test_the_notes_time_is_bound_by_the_claim_and_taken_by_the_screening(make_api):
+    holder = await make_api(
+        Scope.notifications_write, Scope.deaths_read, Scope.worklist_claim, Scope.screenings_write
+    )
+    other = await make_api(Scope.worklist_claim)
+    body, made = await notified(holder, died_at=died(1))
+    death_id = made["death_id"]
+    url = f"{PATH}/{death_id}/notes-received"
+    lease = (await holder.post(f"{PATH}/{death_id}/claim")).json()
+    when = ago(hours=3)
+    refused = await other.put(url, json={"notes_received_at": when})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["lease_expires_at"] == lease["lease_expires_at"]
+    assert (await holder.put(url, json={"notes_received_at": when})).status_code == 409
+    accepted = await holder.put(
+        url, json={"notes_received_at": when, "lease_id": lease["lease_id"]}
+    )
+    assert accepted.status_code == 204, accepted.text
+    # The screening sends no notes time of its own: it takes the worklist's.
+    screening = {**screening_of(body), "worklist_lease_id": lease["lease_id"]}
+    screening["screening"].pop("notes_received_at", None)
+    screening["screening"].pop("scrutiny_completed_at", None)
+    screening["screening"]["screened_at"] = ago(minutes=5)
+    done = await holder.post("/v1/screenings", json=screening, headers=idem())
+    assert done.status_code == 201, done.text
+    taken = datetime.fromisoformat(done.json()["notes_received_at"].replace("Z", "+00:00"))
+    assert taken == datetime.fromisoformat(when)
+    # Once screened, the time belongs to the screening.
+    late = await holder.put(url, json={"notes_received_at": when})
+    assert late.status_code == 409

@@ -303,10 +303,17 @@ async def post_transaction(
     `Encounter` (`class` IMP or EMER, `period`, `priority`, `location`, `serviceProvider`,
     `serviceType`). The Bundle's `identifier` (system and value) is the sender's key.
 
+    The Bundle is validated against FHIR R4 first (unknown elements, arrays, complex types,
+    required elements, date and dateTime formats and JSON types): a 422 OperationOutcome
+    naming the element (`Encounter.period.start`), nothing stored.
+
     Recorded exactly as `POST /v1/death-notifications` records one; the answer is a
     `transaction-response` Bundle whose Patient entry's `location` is `Patient/<death id>`
     (`201 Created`, or `200 OK` when the key or the patient was known). A refusal is an
-    OperationOutcome naming the element (422), a match of two deaths a 409.
+    OperationOutcome naming the element (422), a match of two deaths a 409, the Bundle's
+    identifier already used for another patient a 409 naming `Bundle.identifier.value`. A
+    Bundle under the same identifier with other details of the same patient is a correction
+    (the Patient entry's `outcome` says whether it was applied).
 
     Scope: `notifications:write`.
     """

@@ -15,6 +15,7 @@ from app.notifications.schemas import (
     CORRECTION,
     DEATH,
     MCCD_OVERDUE,
+    SCRUTINY_OVERDUE,
     Channel,
     Correction,
     NotificationRecorded,
@@ -56,6 +57,7 @@ class WorklistItemPseudonymised(PseudonymisedModel):
     death: DeathPseudonymised = Field(description="The death awaiting scrutiny.")
     waiting_days: int = Field(description="Whole days since the death was notified.")
     mccd_overdue: bool = Field(description=MCCD_OVERDUE)
+    scrutiny_overdue: bool = Field(description=SCRUTINY_OVERDUE)
     claimed: bool = Field(description="Whether an ME office has a live claim on the death.")
 
 
@@ -64,5 +66,6 @@ def worklist_item(key: bytes, full: WorklistItem) -> WorklistItemPseudonymised:
         death=deaths.death(key, full.death),
         waiting_days=int(full.waiting_hours // 24),
         mccd_overdue=full.mccd_overdue,
+        scrutiny_overdue=full.scrutiny_overdue,
         claimed=full.claim is not None,
     )

@@ -119,7 +119,22 @@ class ClaimOut(ResponseModel):
     held_by_you: bool = Field(description="Whether the calling client holds the lease.")
 
 
+class NotesReceivedRequest(RequestModel):
+    notes_received_at: Timestamp = Field(
+        description="When the ME office received the notes (after the death, not in the future)."
+    )
+    lease_id: uuid.UUID | None = Field(
+        default=None,
+        description="The death's worklist lease, when it is claimed: needed while a live lease "
+        "holds it (only its holder may record the notes), as for a screening.",
+    )
+
+
 MCCD_OVERDUE = "Whether the MCCD is past its due time (`mccd_due_at`) and not yet issued."
+SCRUTINY_OVERDUE = (
+    "Whether the scrutiny is past its due time (`scrutiny_due_at`: 24 hours after the notes "
+    "were received); false while the notes' arrival is not recorded."
+)
 
 
 class WorklistItem(ResponseModel):
@@ -136,6 +151,15 @@ class WorklistItem(ResponseModel):
         "(LFD_ME_MCCD_TARGET_DAYS, default 3 days after the death)."
     )
     mccd_overdue: bool = Field(description=MCCD_OVERDUE)
+    notes_received_at: datetime | None = Field(
+        description="When the ME office received the notes, if recorded "
+        "(`PUT /v1/me/worklist/{death_id}/notes-received`)."
+    )
+    scrutiny_due_at: datetime | None = Field(
+        description="When the scrutiny is due under the 24-hour target (notes received to "
+        "scrutiny); null while the notes' arrival is not recorded."
+    )
+    scrutiny_overdue: bool = Field(description=SCRUTINY_OVERDUE)
     claim: ClaimOut | None = Field(description="The live claim on the death, if any.")
 
 

@@ -29,7 +29,8 @@ from app.config import Settings
 from app.db import Database
 from app.deaths.schemas import DeathOut
 from app.deaths.service import load_death
-from app.errors import Conflict
+from app.deaths.validation import CLOCK_SKEW
+from app.errors import Conflict, ValidationFailed
 from app.events.service import Change
 from app.kit.cursor import encode_row_cursor, row_sort_key
 from app.kit.enums import DeathStatus
@@ -39,6 +40,8 @@ from app.notifications.schemas import ClaimOut, WorklistItem
 from app.referrals.workflow import lease_length
 
 HOUR = timedelta(hours=1)
+# The national target: scrutiny within 24 hours of the notes reaching the ME office.
+SCRUTINY_TARGET = timedelta(hours=24)
 
 
 class WorklistConflict(Conflict):
@@ -82,6 +85,8 @@ def _item(
 ) -> WorklistItem:
     since = death.notified_at or death.created_at
     due = death.died_at + timedelta(days=settings.me_mccd_target_days)
+    notes = death.notes_received_at
+    scrutiny_due = notes + SCRUTINY_TARGET if notes is not None else None
     return WorklistItem(
         death=DeathOut.model_validate(death),
         notified_at=since,
@@ -89,6 +94,9 @@ def _item(
         hours_since_death=round((at - death.died_at) / HOUR, 2),
         mccd_due_at=due,
         mccd_overdue=at > due,
+        notes_received_at=notes,
+        scrutiny_due_at=scrutiny_due,
+        scrutiny_overdue=scrutiny_due is not None and at > scrutiny_due,
         claim=claim_out(claim, principal) if claim is not None else None,
     )
 
@@ -283,3 +291,37 @@ async def release(
 async def end_claim(session: AsyncSession, death_id: uuid.UUID) -> None:
     """The death was screened: its claim, if any, has done its work."""
     await session.execute(delete(WorklistClaim).where(WorklistClaim.death_id == death_id))
+
+
+async def record_notes(
+    session: AsyncSession,
+    principal: Principal,
+    death_id: uuid.UUID,
+    received_at: datetime,
+    lease_id: uuid.UUID | None,
+) -> None:
+    """When the notes of a death awaiting scrutiny reached the ME office: the 24-hour
+    scrutiny target runs from it on the worklist, and the screening takes it when it gives
+    none of its own (app.screenings.attach). Bound by a live claim as a screening is."""
+    death = await load_death(session, death_id, for_update=True)
+    if death.status != DeathStatus.awaiting_screening:
+        raise WorklistConflict(
+            "The death is not awaiting screening: the notes' arrival is part of its screening."
+        )
+    await check_claim(session, principal, death, lease_id)
+    if received_at < death.died_at:
+        raise _invalid_notes_time("the notes' arrival is before the death")
+    if received_at > now() + CLOCK_SKEW:
+        raise _invalid_notes_time("the notes' arrival is in the future")
+    death.notes_received_at = received_at
+    await session.flush()
+    journal = Journal(principal)
+    journal.audit("worklist.notes_received", "death", death.id, death.id)
+    await journal.write(session)
+
+
+def _invalid_notes_time(detail: str) -> ValidationFailed:
+    return ValidationFailed(
+        "The time is not possible for this death; see errors.",
+        errors=[{"pointer": "/notes_received_at", "code": "value_error", "detail": detail}],
+    )
