@@ -27,7 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     if not args.no_migrate:
-        upgrade(settings.database_url)
+        upgrade(settings.owner_database_url)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker counts its requests in files here, and a scrape sums them (app.metrics).
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lfd-metrics-")
@@ -52,11 +52,29 @@ def _serve(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     from app.migrate import downgrade, upgrade
 
-    url = get_settings().database_url
+    url = get_settings().owner_database_url
     if args.downgrade:
         downgrade(url, args.downgrade)
     else:
         upgrade(url, args.revision)
+    return 0
+
+
+def _service_role(args: argparse.Namespace) -> int:
+    from app.migrate import grant_service_role
+
+    password = os.environ.get(args.password_env) if args.password_env else None
+    if args.password_env and password is None:
+        raise SystemExit(f"lfd database service-role: {args.password_env} is not set")
+    try:
+        grant_service_role(get_settings().owner_database_url, args.role, password)
+    except ValueError as error:
+        raise SystemExit(f"lfd database service-role: {error}") from None
+    print(
+        f"role {args.role}: may log in, read and write rows; owns nothing; row-level "
+        "security applies to it. Connect the service as it (LFD_DATABASE_URL) and migrate "
+        "as the owner (LFD_MIGRATION_DATABASE_URL)."
+    )
     return 0
 
 
@@ -166,7 +184,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     # Before the event loop: Alembic's env runs its own asyncio.run.
-    upgrade(settings.database_url)
+    upgrade(settings.owner_database_url)
     return asyncio.run(run_demo(settings, deaths=args.deaths, seed=args.seed))
 
 
@@ -304,7 +322,9 @@ def _history_export(args: argparse.Namespace) -> int:
     from app.history.commands import export_command
 
     out = Path(args.output) if args.output and args.output != "-" else None
-    return asyncio.run(export_command(get_settings(), out, args.died_from, args.died_to))
+    return asyncio.run(
+        export_command(get_settings(), out, args.died_from, args.died_to, args.organisation)
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -363,9 +383,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_signing_key_commands(sub)
 
-    demo = sub.add_parser("demo", help="fill the database with a synthetic data set")
-    demo.add_argument("--deaths", type=int, default=3000)
-    demo.add_argument("--seed", type=int, default=2026)
+    demo = sub.add_parser(
+        "demo",
+        help="fill the database with three financial years of synthetic history (through the "
+        "history importer) and an action plan",
+    )
+    demo.add_argument("--deaths", type=int, default=3000, help="how many deaths (default 3000)")
+    demo.add_argument(
+        "--seed", type=int, default=2026, help="the same seed gives the same history (2026)"
+    )
     demo.set_defaults(func=_demo)
 
     worker = sub.add_parser(
@@ -402,6 +428,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     seal.set_defaults(func=lambda a: asyncio.run(_audit_seal(a)))
 
+    database = sub.add_parser(
+        "database", help="PostgreSQL administration (docs/organisations.md)"
+    ).add_subparsers(dest="action", required=True)
+    role = database.add_parser(
+        "service-role",
+        help="make the role the service connects as: reads and writes rows, owns nothing, "
+        "cannot bypass row-level security (run as the tables' owner, after migrate)",
+    )
+    role.add_argument("role", help="the role's name, e.g. lfd_service")
+    role.add_argument(
+        "--password-env", metavar="VAR", help="set its password from this environment variable"
+    )
+    role.set_defaults(func=_service_role)
+
     history = sub.add_parser(
         "history", help="import or export a trust's history (docs/history.md)"
     ).add_subparsers(dest="action", required=True)
@@ -421,6 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
     exporting.add_argument("--from", dest="died_from", type=date.fromisoformat, metavar="DATE")
     exporting.add_argument("--to", dest="died_to", type=date.fromisoformat, metavar="DATE")
     exporting.add_argument("--output", "-o", metavar="FILE", help="default: standard output")
+    exporting.add_argument(
+        "--organisation",
+        metavar="ODS_CODE_OR_ID",
+        help="only the deaths this organisation records (a trust leaving a regional deployment)",
+    )
     exporting.set_defaults(func=_history_export)
     return parser
 

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LFD_", env_file=".env", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./lfd.db"
+    # PostgreSQL: the tables' owner, for migrations (`lfd migrate`, `lfd serve`), when the
+    # service itself connects as a role that does not own them and cannot bypass row-level
+    # security (`lfd database service-role`; docs/organisations.md). Unset: database_url.
+    migration_database_url: str | None = None
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_max_overflow: int = Field(default=10, ge=0, le=200)
     # How long a request waits for a free pooled connection before its 503 (docs/security.md).
@@ -309,6 +313,10 @@ class Settings(BaseSettings):
         if value[0] < 1 or value[-1] > 120:
             raise ValueError("report_age_bands must lie between 1 and 120")
         return value
+
+    @property
+    def owner_database_url(self) -> str:
+        return self.migration_database_url or self.database_url
 
     @property
     def is_sqlite(self) -> bool:

@@ -14,13 +14,14 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.scoping import SET_SCOPE_SQL, current_scope, install, scope_settings
@@ -90,6 +91,9 @@ _TIMEOUTS_SQL = (
     " set_config('idle_in_transaction_session_timeout', :idle, true)"
 )
 _SET_SCOPE = text(SET_SCOPE_SQL)
+# Session.info keys: the transaction's kind of work, and a session whose statements each
+# commit on their own (no transaction to set anything in).
+_WORK, _AUTOCOMMIT = "lfd_work", "lfd_autocommit"
 _SET_SCOPE_AND_TIMEOUTS = text(f"{SET_SCOPE_SQL}, {_TIMEOUTS_SQL}")
 
 
@@ -137,7 +141,13 @@ class Database:
         install()  # the organisation scope's criteria on every ORM statement (app.scoping)
         self.settings = settings
         self.engine = create_engine(settings)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # This database's sessions set each transaction's settings on PostgreSQL (_on_begin).
+        self.session_class: type[Session] = type("DatabaseSession", (Session,), {})
+        if self.dialect == "postgresql":
+            event.listen(self.session_class, "after_begin", self._on_begin)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=self.session_class
+        )
 
     @property
     def dialect(self) -> str:
@@ -148,46 +158,53 @@ class Database:
         """One unit of work: commits when the block ends, rolls back if it raises. ``work``
         (else the task's, see doing()) chooses its timeouts on PostgreSQL."""
         async with self.sessionmaker() as session, session.begin():
-            await self.prepare_transaction(session, work)
+            if work is not None:
+                session.info[_WORK] = work
             yield session
 
-    async def prepare_transaction(self, session: AsyncSession, work: Work | None) -> None:
-        """On PostgreSQL, the transaction's settings in one round trip (SET LOCAL: they end
-        with it): the data scope the row-level security policies read (app.scoping), and, for
-        anything but a request, its own timeouts. Called by transaction() and snapshot(); call
-        it yourself after a SET TRANSACTION, which must come first."""
-        if self.dialect != "postgresql":
-            return
+    def _settings_for(self, work: Work | None) -> tuple[Any, dict[str, str]]:
+        """The statement that sets a transaction's settings on PostgreSQL (SET LOCAL: they end
+        with it), and its values: the data scope the row-level security policies read
+        (app.scoping), and, for anything but a request, its own timeouts."""
         work = work or _current_work.get()
         values = scope_settings(current_scope())
         if work is Work.request:
-            await session.execute(_SET_SCOPE, values)
-            return
+            return _SET_SCOPE, values
         timeouts = timeouts_for(self.settings, work)
-        await session.execute(
-            _SET_SCOPE_AND_TIMEOUTS,
-            {
-                **values,
-                "statement": str(timeouts.statement_ms),
-                "lock": str(timeouts.lock_ms),
-                "idle": str(timeouts.idle_in_transaction_ms),
-            },
-        )
+        return _SET_SCOPE_AND_TIMEOUTS, {
+            **values,
+            "statement": str(timeouts.statement_ms),
+            "lock": str(timeouts.lock_ms),
+            "idle": str(timeouts.idle_in_transaction_ms),
+        }
+
+    def _on_begin(self, session: Session, _transaction: Any, connection: Connection) -> None:
+        """A transaction's settings, sent on its connection just before its first statement
+        (the moment SQLAlchemy takes a connection for it): a transaction that waits in the
+        process before its first statement (app.kit.sql's hot-row gate) holds no connection,
+        and one that runs none costs no round trip."""
+        if connection.dialect.name != "postgresql" or session.info.get(_AUTOCOMMIT):
+            return
+        statement, values = self._settings_for(session.info.get(_WORK))
+        connection.execute(statement, values)
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncSession]:
         """A session whose statements each commit on their own, for a lone lookup or a lone
         atomic write (the credential check, the idempotency claim): on PostgreSQL this saves
         the BEGIN and COMMIT round trips. SQLite gets an ordinary transaction. No data scope is
-        set: on PostgreSQL the row-level security policies show such a session no patient data
-        (only the clients, secrets and idempotency records it is for)."""
+        set (a plain Session: no transaction to set it in): on PostgreSQL the row-level
+        security policies show such a session no patient data (only the clients, secrets,
+        organisations and idempotency records it is for)."""
         if self.dialect != "postgresql":
             async with self.transaction() as session:
                 yield session
             return
         async with self.engine.connect() as connection:
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            async with AsyncSession(bind=autocommit, expire_on_commit=False) as session:
+            async with AsyncSession(
+                bind=autocommit, expire_on_commit=False, info={_AUTOCOMMIT: True}
+            ) as session:
                 yield session
 
     @asynccontextmanager
@@ -204,10 +221,14 @@ class Database:
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
             )
             async with (
-                AsyncSession(bind=repeatable, expire_on_commit=False) as session,
+                AsyncSession(
+                    bind=repeatable,
+                    expire_on_commit=False,
+                    sync_session_class=self.session_class,
+                    info={_WORK: work} if work else {},
+                ) as session,
                 session.begin(),
             ):
-                await self.prepare_transaction(session, work)
                 yield session
 
     async def ping(self) -> None:

@@ -44,6 +44,7 @@ from app.models import (
     Death,
     DeathNotification,
     Finding,
+    HistoryImport,
     HistoryRecord,
     Organisation,
     OutboxEvent,
@@ -82,6 +83,13 @@ class DataScope:
 
     def sees_death(self, organisation_id: uuid.UUID | None, death_id: uuid.UUID) -> bool:
         return self.sees_organisation(organisation_id) or death_id in self.shared_deaths
+
+    def sees_event(self, organisation_id: uuid.UUID | None, death_id: uuid.UUID | None) -> bool:
+        """An outbox event, by the same rule as the criteria and the policy: a death's when
+        the death is in scope; otherwise its organisation's, or the deployment's own."""
+        if death_id is None:
+            return organisation_id is None or self.sees_organisation(organisation_id)
+        return self.sees_death(organisation_id, death_id)
 
 
 SYSTEM = DataScope(everything=True)
@@ -146,6 +154,22 @@ def _death_visible(column: Any, scope: DataScope) -> ColumnElement[bool]:
     return or_(owned, column.in_(sorted(scope.shared_deaths)))
 
 
+def event_rule(scope: DataScope) -> ColumnElement[bool]:
+    """The outbox events in scope: a death's when the death is, otherwise its organisation's,
+    or the deployment's own (no organisation). For the feed's Core statement too."""
+    events = OutboxEvent.__table__
+    return or_(
+        and_(
+            events.c.death_id.is_(None),
+            or_(
+                events.c.organisation_id.is_(None),
+                events.c.organisation_id.in_(sorted(scope.organisations)),
+            ),
+        ),
+        _death_visible(events.c.death_id, scope),
+    )
+
+
 def criteria(scope: DataScope) -> list[Any]:
     """The loader criteria that confine a statement to ``scope`` (none for everything)."""
     if scope.everything:
@@ -192,20 +216,10 @@ def criteria(scope: DataScope) -> list[Any]:
     options.append(
         with_loader_criteria(ActionUpdate, ActionUpdate.__table__.c.action_id.in_(visible_actions))
     )
-    events = OutboxEvent.__table__
+    options.append(with_loader_criteria(OutboxEvent, event_rule(scope)))
     options.append(
         with_loader_criteria(
-            OutboxEvent,
-            or_(
-                and_(
-                    events.c.death_id.is_(None),
-                    or_(
-                        events.c.organisation_id.is_(None),
-                        events.c.organisation_id.in_(organisations),
-                    ),
-                ),
-                _death_visible(events.c.death_id, scope),
-            ),
+            HistoryImport, HistoryImport.__table__.c.organisation_id.in_(organisations)
         )
     )
     audit = AuditEvent.__table__
@@ -333,6 +347,7 @@ __all__ = [
     "criteria",
     "current_scope",
     "default_organisation_id",
+    "event_rule",
     "install",
     "reach_of",
     "reset_scope",

@@ -25,11 +25,22 @@ from app.auth.service import create_client
 from app.config import Settings
 from app.db import Database
 from app.main import create_app
-from app.migrate import upgrade
+from app.migrate import grant_service_role, upgrade
 from tests.webhook_receiver import Receiver, running_receiver
 
 POSTGRES_URL = os.environ.get("LFD_TEST_DATABASE_URL", "")
 ON_POSTGRES = POSTGRES_URL.startswith("postgresql")
+SERVICE_ROLE = "lfd_test_service"
+
+
+def owner_url(url: str) -> str:
+    """The same database as the tables' owner (the run's own user): for a test that works
+    beside the service on the database itself (locks it, makes databases), past the
+    row-level security the service's role is held to."""
+    if not url.startswith("postgresql"):
+        return url
+    owner = make_url(POSTGRES_URL).username
+    return make_url(url).set(username=owner).render_as_string(hide_password=False)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -73,7 +84,14 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         path: Path = tmp_path_factory.mktemp("db") / "lfd-test.db"
         url = f"sqlite+aiosqlite:///{path}"
     upgrade(url)
-    yield url
+    if ON_POSTGRES:
+        # The service connects as a role that owns nothing and cannot bypass row-level
+        # security, as a deployment should (docs/organisations.md): every PostgreSQL test runs
+        # through the policies, and the owner's URL (the test's own) migrates.
+        grant_service_role(url, SERVICE_ROLE)
+        yield make_url(url).set(username=SERVICE_ROLE).render_as_string(hide_password=False)
+    else:
+        yield url
     if ON_POSTGRES and worker:
         name = make_url(url).database
 
@@ -259,7 +277,7 @@ async def scratch_url(
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
         return
-    url = make_url(database_url)
+    url = make_url(owner_url(database_url))
     name = f"lfd_scratch_{uuid.uuid4().hex[:12]}"
     admin = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:

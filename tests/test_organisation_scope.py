@@ -114,12 +114,17 @@ async def test_a_deployment_level_client_records_no_deaths(region: Region) -> No
 
 
 async def test_the_feed_and_queues_hold_only_what_the_client_may_see(region: Region) -> None:
+    cursors = {}
+    for name, api in (("a", region.a), ("b", region.b)):
+        now = await api.get("/v1/events", params={"start": "now"})
+        assert now.status_code == 200, now.text
+        cursors[name] = now.json()["next_cursor"]
     in_a = await record_unexpected(region.a)
     death_a = in_a["death"]["id"]
-    events_b = await region.b.get("/v1/events", params={"limit": 1000})
+    events_b = await region.b.get("/v1/events", params={"cursor": cursors["b"], "limit": 1000})
     assert events_b.status_code == 200, events_b.text
     assert all(event.get("death_id") != death_a for event in events_b.json()["items"])
-    events_a = await region.a.get("/v1/events", params={"limit": 1000})
+    events_a = await region.a.get("/v1/events", params={"cursor": cursors["a"], "limit": 1000})
     assert any(event.get("death_id") == death_a for event in events_a.json()["items"])
     referrals_b = await region.b.get("/v1/referrals", params={"route": "sjr", "limit": 200})
     assert referrals_b.status_code == 200, referrals_b.text
@@ -225,3 +230,42 @@ async def test_a_share_is_refused_clearly_when_it_cannot_be_made(region: Region)
         assert pointer in [error["pointer"] for error in response.json()["errors"]]
     listed = await region.a.get(f"/v1/deaths/{death}/shares")
     assert listed.status_code == 200 and listed.json()["items"] == []
+
+
+async def test_a_trust_leaves_with_its_own_deaths_only(
+    region: Region, database_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import json
+
+    from app.cli import main
+    from app.config import get_settings
+
+    in_a = (await record(region.a))["death"]
+    in_b = (await record(region.b))["death"]
+    exported = tmp_path / "trust-a.jsonl"
+    monkeypatch.setenv("LFD_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    try:
+        code = await asyncio.to_thread(
+            main,
+            [
+                "history",
+                "export",
+                "--organisation",
+                str(region.trust_a),
+                "--output",
+                str(exported),
+            ],
+        )
+        unknown = await asyncio.to_thread(
+            main, ["history", "export", "--organisation", "Q00", "--output", str(exported) + "x"]
+        )
+    finally:
+        get_settings.cache_clear()
+    assert code == 0 and unknown == 2
+    references = [
+        json.loads(line)["death"]["source_reference"] for line in exported.read_text().splitlines()
+    ]
+    assert in_a["source_reference"] in references
+    assert in_b["source_reference"] not in references

@@ -30,6 +30,7 @@ from app.kit.time import local_date, now
 from app.logging import JsonFormatter
 from app.migrate import upgrade
 from app.models import Action, ActionPlan, ActionPlanSection, OutboxEvent
+from app.scoping import default_organisation_id
 from app.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +53,11 @@ def due(
 async def plan_with(database: Database, *specs: dict[str, Any]) -> list[uuid.UUID]:
     """A plan with one section holding one action per spec; returns the actions' ids in order."""
     async with database.transaction() as session:
-        plan = ActionPlan(title=f"Overdue test {uuid.uuid4()}", organisations=["RR8"])
+        plan = ActionPlan(
+            title=f"Overdue test {uuid.uuid4()}",
+            organisations=["RR8"],
+            organisation_id=await default_organisation_id(session),
+        )
         session.add(plan)
         await session.flush()
         section = ActionPlanSection(plan_id=plan.id, position=1, title="Deteriorating patient")

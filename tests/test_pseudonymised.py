@@ -11,11 +11,9 @@ them. A GET route the walk cannot fill in fails the walk: extend PATH_VALUES for
 from __future__ import annotations
 
 import base64
-import io
 import json
 import re
 import uuid
-import zipfile
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,101 +27,17 @@ from app.privacy.pseudonym import pseudonym, pseudonym_key
 from tests.factories import idem, screening_body
 from tests.history_records import bundle, history_record
 from tests.kit.pseudonymised import DIED_AT, seed
-
-SEEDED_YEAR = "2018-19"  # the financial year of DIED_AT
-WEBHOOK_PREFIX = "http://127.0.0.1:9/hooks/"
-
-
-# Path parameters the walk knows how to fill: name -> the seeded id's key. A new GET route
-# with another parameter fails the walk until it is added here (or in PATH_OVERRIDES).
-PATH_VALUES = {
-    "death_id": "death_id",
-    "notification_id": "notification_id",
-    "screening_id": "screening_id",
-    "referral_id": "referral_id",
-    "review_id": "review_id",
-    "finding_id": "finding_id",
-    "theme_id": "theme_id",
-    "plan_id": "plan_id",
-    "action_id": "action_id",
-    "task_id": "referral_id",  # FHIR Task = referral
-    "patient_id": "death_id",  # FHIR Patient = death
-    "endpoint_id": "endpoint_id",  # the pseudonymised client's own webhook endpoint
-    "delivery_id": "delivery_id",  # its test delivery
-    "client_id": "client_id",  # the client administration routes (admin only: a 403 here)
-    "import_id": "import_id",  # a history import (administrators only)
-}
-# Query parameters that make a list show the seeded patient (lists are newest first), and the
-# seeded id the answer must then hold.
-LIST_FILTERS: dict[str, tuple[dict[str, str], str]] = {
-    "/v1/deaths": ({"case_reference": "{case_reference}"}, "death_id"),
-    "/v1/referrals": ({"death_id": "{death_id}"}, "referral_id"),
-    "/v1/findings": ({"death_id": "{death_id}"}, "finding_id"),
-    "/v1/actions": ({"plan_id": "{plan_id}"}, "action_id"),
-    "/fhir/r4/Task": ({"patient": "Patient/{death_id}"}, "referral_id"),
-}
-# Routes that refuse a pseudonymised client by design, and their status: the FHIR Patient
-# search needs an NHS number, which such a client may not search by.
-REFUSED = {"/fhir/r4/Patient": 400}
-
-
-def _body_text(response: Any) -> str:
-    content: bytes = response.content
-    if content[:2] == b"PK":  # XLSX: every part of the zip
-        with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            parts = [archive.read(name).decode("utf-8", "replace") for name in archive.namelist()]
-        text = "\n".join(parts)
-    else:
-        text = content.decode("utf-8", "replace")
-    return text + "\n" + "\n".join(f"{k}: {v}" for k, v in response.headers.items())
-
-
-CURSOR_KEYS = {"next_cursor", "position", "cursor"}
-
-
-def _tokens(value: Any) -> list[str]:
-    """Every cursor-like value in a JSON body (next_cursor, an event's position)."""
-    if isinstance(value, dict):
-        return [
-            token
-            for key, item in value.items()
-            for token in ([item] if key in CURSOR_KEYS and isinstance(item, str) else [])
-            + _tokens(item)
-        ]
-    if isinstance(value, list):
-        return [token for item in value for token in _tokens(item)]
-    return []
-
-
-def _decoded_cursors(response: Any) -> str:
-    """The opaque cursors a response hands out, decoded (base64 JSON), and the `_cursor` of
-    FHIR Bundle links: what a curious client would read in them."""
-    if not response.headers.get("content-type", "").endswith("json"):
-        return ""
-    tokens = _tokens(response.json()) + re.findall(r"_cursor=([A-Za-z0-9_-]+)", response.text)
-    decoded = []
-    for token in tokens:
-        try:
-            decoded.append(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
-        except (ValueError, UnicodeDecodeError):
-            continue
-    return "\n".join(decoded)
-
-
-def _leaks(text: str, needles: list[str]) -> list[str]:
-    lowered = text.lower()
-    return [needle for needle in needles if needle.lower() in lowered]
-
-
-def _variants(spec: dict[str, Any], operation: dict[str, Any]) -> list[dict[str, str]]:
-    """One call per value of a `format` parameter (JSON, CSV, XLSX, HTML ...)."""
-    for parameter in operation.get("parameters", []):
-        if parameter["name"] == "format" and parameter["in"] == "query":
-            schema = parameter["schema"]
-            if "$ref" in schema:
-                schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
-            return [{"format": value} for value in schema.get("enum", [])] or [{}]
-    return [{}]
+from tests.kit.walk import (
+    LIST_FILTERS,
+    PATH_VALUES,
+    REFUSED,
+    SEEDED_YEAR,
+    WEBHOOK_PREFIX,
+    _body_text,
+    _decoded_cursors,
+    _leaks,
+    _variants,
+)
 
 
 def _scopes(operation: dict[str, Any]) -> set[str]:

@@ -356,6 +356,8 @@ COMPARED = [
     "reported_rag_precision",
     "comments",
     "links",
+    "completed_at",
+    "completed_precision",
 ]
 
 
@@ -365,21 +367,37 @@ async def plan_actions(api: Any, plan_id: str) -> list[dict[str, Any]]:
     return list(response.json()["items"])
 
 
-def comparable(actions: list[dict[str, Any]], layout: str) -> list[tuple[Any, ...]]:
-    fields = list(COMPARED)
-    if layout == "provider":
-        fields.remove("workstream")  # the provider layout has no column for it
+def comparable(actions: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     out = []
     for action in actions:
         values = dict(action)
         values["links"] = [(link["reference"], link["kind"]) for link in action["links"]]
-        out.append(tuple((name, values[name]) for name in fields))
+        out.append(tuple((name, values[name]) for name in COMPARED))
     return out
+
+
+async def progress_of(api: Any, actions: list[dict[str, Any]]) -> list[list[tuple[str, str]]]:
+    """Each action's dated progress updates: (date, text)."""
+    found = []
+    for action in actions:
+        response = await api.get(f"/v1/actions/{action['id']}/history")
+        assert response.status_code == 200, response.text
+        entries = response.json()
+        entries = entries.get("items", entries) if isinstance(entries, dict) else entries
+        found.append([(e["update_date"], e["narrative"]) for e in entries if e["narrative"]])
+    return found
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
 @pytest.mark.parametrize(
-    ("plan", "layout"), [("provider", "provider"), ("system", "system_review")]
+    ("plan", "layout"),
+    [
+        ("provider", "provider"),
+        ("system", "system_review"),
+        # Across layouts: what the layout lacks is carried in the other layout's columns.
+        ("provider", "system_review"),
+        ("system", "provider"),
+    ],
 )
 async def test_export_then_import_gives_the_same_plan(
     api: Any, fmt: str, plan: str, layout: str
@@ -390,16 +408,66 @@ async def test_export_then_import_gives_the_same_plan(
     plan_id = first.json()["plan_id"]
     before = await plan_actions(api, plan_id)
     assert len(before) == (26 if plan == "provider" else 36)
+    # Completed as the file's as-at date says (30/09/2015), not on the day of either import.
+    complete = [a for a in before if a["status"] == 5]
+    assert len(complete) == (4 if plan == "provider" else 0)
+    assert {(a["completed_at"], a["completed_precision"]) for a in complete} <= {
+        ("2015-09-30", "on_or_before")
+    }
     exported = await api.get(
         f"/v1/action-plans/{plan_id}/export", params={"format": fmt, "layout": layout}
     )
     assert exported.status_code == 200, exported.text
     again = await post(api, exported.content, XLSX if fmt == "xlsx" else CSV)
     assert again.status_code == 201, again.text
+    codes_read = codes(again.json())
+    assert "completed_on_or_before" not in codes_read  # the export says when
+    assert "ignored_column" not in codes_read  # every column the export wrote is read back
     after = await plan_actions(api, again.json()["plan_id"])
-    assert comparable(after, layout) == comparable(before, layout)
+    assert comparable(after) == comparable(before)
+    if plan == "system":  # the dated progress comes back dated, in either layout
+        assert await progress_of(api, after) == await progress_of(api, before)
     sections = [s["title"] for s in first.json()["sections"]]
     assert [s["title"] for s in again.json()["sections"]] == sections
+
+
+async def test_a_completion_date_is_exported_with_its_precision(api: Any) -> None:
+    """Issue 13 review: a completion recorded through the API (a day) and one imported (on or
+    before the as-at date) are both written in the "Completed" column, each as it is, and
+    read back so."""
+    rows = provider_rows(uuid.uuid4().hex)
+    made = await post(api, as_csv(rows))
+    assert made.status_code == 201, made.text
+    plan_id = made.json()["plan_id"]
+    actions = await plan_actions(api, plan_id)
+    open_one = next(a for a in actions if a["status"] == 4)
+    path = f"/v1/actions/{open_one['id']}"
+    current = await api.get(path)
+    changed = await api.patch(
+        path,
+        json={"status": 5, "completed_at": "2016-01-15"},
+        headers={"If-Match": current.headers["ETag"]},
+    )
+    assert changed.status_code == 200, changed.text
+    exported = await api.get(f"/v1/action-plans/{plan_id}/export")
+    lines = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    header = next(line for line in lines if line and line[0] == "Organisation")
+    column = header.index("Completed")
+    assert header[column - 1] == "Delivery Status"
+    by_reference = {
+        (line[1], line[3]): line[column]
+        for line in lines[lines.index(header) + 1 :]
+        if len(line) > 3
+    }
+    assert by_reference[(open_one["reference"], open_one["action"])] == "15/01/2016"
+    assert sorted(set(by_reference.values())) == ["-", "15/01/2016", "on or before 30/09/2015"]
+    again = await post(api, exported.content)
+    assert again.status_code == 201, again.text
+    after = {
+        (a["reference"], a["action"]): a for a in await plan_actions(api, again.json()["plan_id"])
+    }
+    copy = after[(open_one["reference"], open_one["action"])]
+    assert (copy["completed_at"], copy["completed_precision"]) == ("2016-01-15", None)
 
 
 async def test_both_rags_are_shown_on_the_action_and_in_the_export(api: Any) -> None:
@@ -419,7 +487,8 @@ async def test_both_rags_are_shown_on_the_action_and_in_the_export(api: Any) -> 
     header = next(line for line in lines if line and line[0] == "#")
     assert header[4] == "Progress made Sep 2019" and header[5] == "RAG"
     first_row = next(line for line in lines if len(line) > 2 and line[2].startswith("20. "))
-    assert first_row[5] == "Amber (Sep 2019)" and first_row[8] == "now Red: overdue"
+    assert first_row[5] == "Amber (Sep 2019)"
+    assert first_row[header.index("RAG now")] == "now Red: overdue"
     assert date.fromisoformat(first["due_date"]) == date(2019, 3, 1)
     # The dated progress is in the action's history (number 19 has "Progress on 19").
     history = await api.get(f"/v1/actions/{actions[18]['id']}/history")
@@ -525,3 +594,162 @@ async def test_a_bracketed_alignment_cell_is_read_as_leads(api: Any) -> None:
     action = actions_of(response.json())[0]
     assert action["leads"] == ["Tim Ryley"] and action["lead_history"] == ["Phil Corrigan"]
     assert not action["workstream"]
+
+
+async def test_abbreviations_shaped_like_codes_stay_names(api: Any) -> None:
+    """Review of issue 13: "TBC", "NCC", "RCN" fit an ODS code's format (care trust T + 2,
+    independent provider N + 2, trust R + 2) but have no digit: they may be abbreviations, so
+    they stay names, warned about. A code with a digit is a code; one of letters only is a code
+    when the alias table knows it (RWE, UHL's code) or it is written "ODS RGD" or stands in an
+    "ODS codes:" line."""
+    rows = [
+        [f"Codes plan {uuid.uuid4().hex}"],
+        ["ODS codes: RGD, RR8"],
+        P_HEADER,
+        ["1. Section"],
+        ["TBC, NCC / RCN", "1", "Req 1", "Action 1", "CQC", "Lead 1", "31/03/2026", "On track"],
+        ["RR8, RWE, ODS RGD, ODS: tad", "2", "Req 2", "Action 2", "CQC", "Lead 2", "-", "-"],
+    ]
+    response = await post(api, as_csv(rows), dry_run=True)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    first, second = actions_of(report)
+    assert first["organisations"] == []
+    assert first["organisation_names"] == ["TBC", "NCC", "RCN"]
+    assert second["organisations"] == ["RR8", "RWE", "RGD", "TAD"]
+    assert second["organisation_names"] == ["RR8", "RWE", "RGD", "TAD"]
+    assert report["organisations"] == ["RGD", "RR8"]  # the line says they are codes
+    maybe = [w for w in report["warnings"] if w["code"] == "organisation_maybe_code"]
+    assert [(w["row"], w["detail"].split("'")[1]) for w in maybe] == [
+        (5, "TBC"),
+        (5, "NCC"),
+        (5, "RCN"),
+    ]
+    assert "write 'ODS NCC' or add it to the alias table" in maybe[1]["detail"]
+    alias = [w["detail"] for w in report["warnings"] if w["code"] == "organisation_alias"]
+    assert alias == [
+        "'RWE' is University Hospitals of Leicester NHS Trust (RWE), by the alias table"
+    ]
+    real = await post(api, as_csv(rows))
+    assert real.status_code == 201, real.text
+    stored = await plan_actions(api, real.json()["plan_id"])
+    assert [a["organisations"] for a in stored] == [[], ["RR8", "RWE", "RGD", "TAD"]]
+
+
+async def test_a_code_of_letters_only_comes_back_from_an_export_as_a_code(api: Any) -> None:
+    """A plan made through the API with the code RGD and no name: the export writes it
+    "ODS RGD" (bare, it would come back a name), and it comes back the code."""
+    created = await api.post(
+        "/v1/action-plans",
+        json={
+            "title": f"RGD plan {uuid.uuid4().hex}",
+            "organisations": ["RGD", "RR8"],
+            "sections": ["First"],
+        },
+    )
+    assert created.status_code == 201, created.text
+    plan = created.json()
+    body = {
+        "plan_id": plan["id"],
+        "section_id": plan["sections"][0]["id"],
+        "reference": "1",
+        "action": "Audit DNACPR forms",
+        "organisations": ["RGD"],
+    }
+    made = await api.post("/v1/actions", json=body)
+    assert made.status_code == 201, made.text
+    exported = await api.get(f"/v1/action-plans/{plan['id']}/export")
+    lines = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert ["Organisations: ODS RGD, RR8"] in lines
+    assert any(line[:2] == ["ODS RGD", "1"] for line in lines)
+    again = await post(api, exported.content)
+    assert again.status_code == 201, again.text
+    assert again.json()["organisations"] == ["RGD", "RR8"]
+    (action,) = await plan_actions(api, again.json()["plan_id"])
+    assert (action["organisations"], action["organisation_names"]) == (["RGD"], ["RGD"])
+    assert "organisation_maybe_code" not in codes(again.json())
+
+
+@pytest.mark.parametrize("layout", ["provider", "system_review"])
+async def test_a_bracketed_name_alone_continues_the_lead_of_the_action_above(
+    api: Any, layout: str
+) -> None:
+    """Review of issue 13: a row holding only "(Shona McFarlane)" under the lead (provider) or
+    alignment (system review) column is the action above's lead, continued: not a new action,
+    not lost."""
+    if layout == "provider":
+        rows = [
+            [f"Lead plan {uuid.uuid4().hex}"],
+            P_HEADER,
+            ["1. Section"],
+            ["RT5", "1", "Req 1", "Action 1", "CQC", "Lead 1", "31/03/2026", "On track"],
+            ["", "", "", "", "", "(Shona McFarlane)", "", "", ""],
+            ["RT5", "2", "Req 2", "Action 2", "CQC", "Lead 2", "31/03/2026", "On track"],
+        ]
+    else:
+        rows = [
+            [f"Lead review {uuid.uuid4().hex}"],
+            S_HEADER,
+            ["A.", "Recommendation A", "1. Do it", "SRAB / ORG (Tim Ryley)", "", "G"],
+            ["", "", "", "(Shona McFarlane)", "", ""],
+            ["", "", "2. Do the next thing", "People's Voices Group (Hannah Davies)", "", "A"],
+        ]
+    response = await post(api, as_csv(rows), dry_run=True, layout=layout)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    first, second = actions_of(report)
+    assert report["action_count"] == 2
+    assert first["reference"] == "1" and second["reference"] == "2"
+    expected = (
+        ["Lead 1", "Shona McFarlane"] if layout == "provider" else ["Tim Ryley", "Shona McFarlane"]
+    )
+    assert first["leads"] == expected
+    assert "Shona McFarlane" not in second["leads"]
+    if layout == "system_review":
+        assert first["workstream"] == "SRAB / ORG"  # the bracketed name is no work stream
+    row, above = (5, 4) if layout == "provider" else (4, 3)
+    continued = [(w["row"], w["detail"]) for w in report["warnings"] if w["code"] == "continuation"]
+    assert len(continued) == 1 and continued[0][0] == row
+    assert continued[0][1].endswith(f"added to the action above (row {above})")
+
+
+async def test_a_completed_column_is_read_as_written(api: Any) -> None:
+    """The "Completed" column (exports write it; a real plan may have "Date completed"): a day
+    is the completion day, "on or before" keeps its precision, a month is on or before its
+    last day; a future date or one on an open action is not taken, each warned about."""
+    header = [*P_HEADER, "Date completed"]
+    base = ["RT5", "", "Req", "Action", "CQC", "Lead", "31/03/2016"]
+    rows = [
+        [f"Completed plan {uuid.uuid4().hex}"],
+        ["As at 30/09/2016"],
+        header,
+        ["1. Section"],
+        [*base[:1], "1", *base[2:], "Complete", "", "15/01/2016"],
+        [*base[:1], "2", *base[2:], "Complete", "", "on or before 31/03/2016"],
+        [*base[:1], "3", *base[2:], "Complete", "", "Feb-2016"],
+        [*base[:1], "4", *base[2:], "Complete", "", "01/01/2099"],
+        [*base[:1], "5", *base[2:], "On track", "", "15/01/2016"],
+        [*base[:1], "6", *base[2:], "Complete", "", ""],
+    ]
+    response = await post(api, as_csv(rows), dry_run=True)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    columns = {c["header"]: c["read_as"] for c in report["columns"]}
+    assert columns["Date completed"] == "completed"
+    got = [(a["completed_at"], a["completed_precision"]) for a in actions_of(report)]
+    assert got == [
+        ("2016-01-15", None),
+        ("2016-03-31", "on_or_before"),
+        ("2016-02-29", "on_or_before"),
+        ("2016-09-30", "on_or_before"),  # the future date not taken: the as-at date's rule
+        (None, None),
+        ("2016-09-30", "on_or_before"),
+    ]
+    found = [(w["row"], w["code"]) for w in report["warnings"] if "complet" in w["code"]]
+    assert found == [
+        (7, "completed_month"),
+        (8, "completed_on_or_before"),  # on the status column, left of the completion
+        (8, "completed_future"),
+        (9, "completed_not_complete"),
+        (10, "completed_on_or_before"),
+    ]

@@ -46,7 +46,7 @@ from app.config import Settings
 from app.db import Database
 from app.main import create_app
 from app.models import OutboxEvent, Referral, ReferralTransition
-from tests.conftest import Api, new_client
+from tests.conftest import Api, new_client, owner_url
 from tests.factories import idem, screening_body
 
 T = TypeVar("T")
@@ -91,7 +91,7 @@ class Harness:
         self.api = Api(self.http, key, client_id)
         # The machine's own reads, outside the app (and, on SQLite, without taking the write
         # lock the app's transactions take up front).
-        self.reader = create_async_engine(app_settings.database_url)
+        self.reader = create_async_engine(owner_url(app_settings.database_url))
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=120)

@@ -167,6 +167,39 @@ def _note(raw: str, why: str) -> tuple[Due, Assumed]:
     return Due(note=raw), ("due_note", f"{why}: kept as the due note '{raw}'")
 
 
+# --- completion dates ------------------------------------------------------------------------
+
+ON_OR_BEFORE = "on_or_before"
+_ON_OR_BEFORE = re.compile(r"^(?:on or before|by|before)\s+", re.I)
+
+
+def completed_text(day: date, precision: str | None) -> str:
+    """As the export writes it in CSV: "30/09/2015", or "on or before 30/09/2015"."""
+    shown = day.strftime("%d/%m/%Y")
+    return f"on or before {shown}" if precision == ON_OR_BEFORE else shown
+
+
+def read_completed(value: CellValue, epoch: date) -> tuple[date | None, str | None, Assumed]:
+    """A "Completed" cell: (the day, its precision, what was assumed). A day is the day it was
+    completed (precision None, as the API records it); "on or before 30/09/2015" keeps its
+    precision; a month ("Sep-2015") is on or before its last day. Anything else: no date."""
+    on_or_before = False
+    if isinstance(value, str):
+        text = one_line(text_of(value))
+        if match := _ON_OR_BEFORE.match(text):
+            value, on_or_before = text[match.end() :], True
+    due, assumed = read_due(value, epoch)
+    if due.due_date is None:
+        return None, None, ("completed_unreadable", "not a date: no completion date read")
+    if due.precision is DuePrecision.month:
+        first = due.due_date
+        last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+        if on_or_before:
+            return last, ON_OR_BEFORE, None
+        return last, ON_OR_BEFORE, ("completed_month", f"on or before {long_date(last)}")
+    return due.due_date, ON_OR_BEFORE if on_or_before else None, assumed
+
+
 # --- statuses --------------------------------------------------------------------------------
 
 _LABELS = {label.lower(): int(status) for status, label in STATUS_LABELS.items()}

@@ -1,9 +1,13 @@
 """The cells of an exported action, in the provider layout and in the system-review layout
 (docs/spreadsheets.md, "Export"). Written so that importing the file gives the same plan:
 every value written out (an empty one as "-", never a blank that would read as "same as
-above"), a lead handed over as "A > B", organisations by the names the plan was given, the
-reported RAG with its date ("Amber (Sep 2019)"), the RAG derived today beside it ("RAG now"),
-a system review's recommendation letter in "#" and its action number before the text.
+above"), a lead handed over as "A > B", organisations by the names the plan was given (a code
+of letters only with no name as "ODS RGD"), the reported RAG with its date ("Amber (Sep
+2019)"), the completion date ("on or before 30/09/2015"), the RAG derived today beside it
+("RAG now"), a system review's recommendation letter in "#" and its action number before the
+text. What a plan holds that the layout has no column for (a work stream or dated progress in
+the provider layout; organisations, sources or delivery dates in the system-review layout) is
+written in the other layout's columns after the layout's own (``EXTRAS``).
 """
 
 from __future__ import annotations
@@ -13,16 +17,17 @@ from dataclasses import dataclass
 from datetime import date
 
 from app.actions import rag
-from app.actions.cells import status_text
+from app.actions.cells import completed_text, status_text
 from app.actions.plan_text import month_label
 from app.actions.rag import DuePrecision, Rag
 from app.actions.sheet_writer import Cell
 from app.actions.spreadsheets import COLUMNS, Field, Layout, YearMonth
+from app.kit.ods import written_code
 
 NONE = "-"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ExportAction:
     reference: str
     recommendation: str | None
@@ -45,6 +50,9 @@ class ExportAction:
     comments: str | None
     progress: str | None
     progress_on: date | None
+    completed_at: date | None
+    completed_precision: str | None
+    due_text: str | None
 
     def derived(self, today: date) -> tuple[Rag, str]:
         """The RAG derived today, and "now Red: overdue" as the "RAG now" column says it."""
@@ -61,15 +69,14 @@ class ExportAction:
         return ", ".join([first, *self.leads[1:]])
 
     def organisations_text(self) -> str:
-        return ", ".join(self.organisation_names or self.organisations) or NONE
+        if self.organisation_names:
+            return ", ".join(self.organisation_names)
+        return ", ".join(written_code(code) for code in self.organisations) or NONE
 
     def reported_text(self) -> str:
         if self.reported_rag is None:
             return NONE
-        name = rag.RAG_NAMES[Rag(self.reported_rag)]
-        if self.reported_rag_on is None:
-            return name
-        return f"{name} ({month_label(self.reported_rag_on, self.reported_rag_precision)})"
+        return _reported_text(self.reported_rag, self.reported_rag_on, self.reported_rag_precision)
 
     def status_cell(self) -> str:
         return status_text(self.status) if self.status_recorded else ""
@@ -81,14 +88,45 @@ class ExportAction:
             return YearMonth(self.due_date.year, self.due_date.month)
         return self.due_date
 
+    def completed(self) -> Cell:
+        """A day as a date; "on or before 30/09/2015" (an imported completion) as text."""
+        if self.completed_at is None:
+            return NONE
+        if self.completed_precision is None:
+            return self.completed_at
+        return completed_text(self.completed_at, self.completed_precision)
+
+
+@functools.lru_cache(maxsize=4096)  # a plan's RAGs were reported on a few dates
+def _reported_text(reported: str, on: date | None, precision: str | None) -> str:
+    name = rag.RAG_NAMES[Rag(reported)]
+    return name if on is None else f"{name} ({month_label(on, precision)})"
+
 
 @functools.cache
 def _now_text(derived: Rag, overdue: bool, recorded: bool) -> str:
     return rag.rag_summary(derived, overdue, recorded, None, None, None)
 
 
-def titles(layout: Layout, progress_on: date | None, plan_year: int | None) -> list[str]:
+# What each layout lacks, in the order written after its own columns when a plan has it.
+EXTRAS: dict[Layout, tuple[Field, ...]] = {
+    Layout.provider: (Field.workstream, Field.progress),
+    Layout.system_review: (Field.organisation, Field.source, Field.due),
+}
+_EXTRA_WIDTHS = {
+    Field.workstream: 36,
+    Field.progress: 60,
+    Field.organisation: 16,
+    Field.source: 28,
+    Field.due: 14,
+}
+
+
+def titles(
+    layout: Layout, progress_on: date | None, plan_year: int | None, extras: tuple[Field, ...]
+) -> list[str]:
     names = {column.field: column.title for column in COLUMNS[layout]}
+    progress = "Progress made" if progress_on is None else f"Progress made {progress_on:%b %Y}"
     if layout is Layout.provider:
         fields = (
             Field.organisation,
@@ -99,37 +137,46 @@ def titles(layout: Layout, progress_on: date | None, plan_year: int | None) -> l
             Field.leads,
             Field.due,
             Field.status,
+            Field.completed,
             Field.comments,
             Field.recommendation,
             Field.rag,
             Field.rag_now,
         )
-        return [names[name] for name in fields]
-    actions = "Actions" if plan_year is None else f"Actions to be completed in {plan_year}"
-    progress = "Progress made" if progress_on is None else f"Progress made {progress_on:%b %Y}"
-    return [
-        "#",
-        "Recommendation",
-        actions,
-        names[Field.workstream],
-        progress,
-        "RAG",
-        "Status",
-        "Comments",
-        "RAG now",
-    ]
+        own = [names[name] for name in fields]
+    else:
+        actions = "Actions" if plan_year is None else f"Actions to be completed in {plan_year}"
+        own = [
+            "#",
+            "Recommendation",
+            actions,
+            names[Field.workstream],
+            progress,
+            "RAG",
+            "Status",
+            names[Field.completed],
+            "Comments",
+            "RAG now",
+        ]
+    return own + [progress if extra is Field.progress else names[extra] for extra in extras]
 
 
-WIDTHS = {
-    Layout.provider: [16, 12, 40, 50, 28, 22, 14, 20, 60, 16, 18, 24],
-    Layout.system_review: [8, 40, 60, 36, 60, 18, 20, 40, 24],
-}
-RAG_COLUMNS = {Layout.provider: (7, 11), Layout.system_review: (6, 8)}  # status, RAG now
+def widths(layout: Layout, extras: tuple[Field, ...]) -> list[int]:
+    own = {
+        Layout.provider: [16, 12, 40, 50, 28, 22, 14, 20, 14, 60, 16, 18, 24],
+        Layout.system_review: [8, 40, 60, 36, 60, 18, 20, 14, 40, 24],
+    }[layout]
+    return own + [_EXTRA_WIDTHS[extra] for extra in extras]
 
 
-def provider_cells(action: ExportAction, today: date) -> tuple[list[Cell], Rag]:
+RAG_COLUMNS = {Layout.provider: (7, 12), Layout.system_review: (6, 9)}  # status, RAG now
+
+
+def provider_cells(
+    action: ExportAction, today: date, extras: tuple[Field, ...]
+) -> tuple[list[Cell], Rag]:
     derived, now_text = action.derived(today)
-    return [
+    cells: list[Cell] = [
         action.organisations_text(),
         action.reference,
         action.improvement_requirement or NONE,
@@ -138,14 +185,20 @@ def provider_cells(action: ExportAction, today: date) -> tuple[list[Cell], Rag]:
         action.leads_text(),
         action.due(),
         action.status_cell(),
-        "\n".join(text for text in (action.comments, action.progress) if text),
+        action.completed(),
+        action.comments or "",
         f"{action.recommendation}." if action.recommendation else NONE,
         action.reported_text(),
         now_text,
-    ], derived
+    ]
+    for extra in extras:
+        cells.append((action.workstream or NONE) if extra is Field.workstream else action.progress)
+    return cells, derived
 
 
-def system_cells(action: ExportAction, today: date) -> tuple[list[Cell], Rag]:
+def system_cells(
+    action: ExportAction, today: date, extras: tuple[Field, ...]
+) -> tuple[list[Cell], Rag]:
     derived, now_text = action.derived(today)
     lead = action.leads_text()
     if action.workstream and lead != NONE:
@@ -156,7 +209,7 @@ def system_cells(action: ExportAction, today: date) -> tuple[list[Cell], Rag]:
         alignment = action.workstream or NONE
     number = action.reference if action.reference.isdigit() else None
     text = f"{number}. {action.action}" if number else action.action
-    return [
+    cells: list[Cell] = [
         f"{action.recommendation}." if action.recommendation else action.reference,
         action.improvement_requirement or NONE,
         text,
@@ -164,6 +217,15 @@ def system_cells(action: ExportAction, today: date) -> tuple[list[Cell], Rag]:
         action.progress or "",
         action.reported_text(),
         action.status_cell(),
+        action.completed(),
         action.comments or "",
         now_text,
-    ], derived
+    ]
+    for extra in extras:
+        if extra is Field.organisation:
+            cells.append(action.organisations_text())
+        elif extra is Field.source:
+            cells.append(action.source or NONE)
+        else:  # a due date in words stays in the text, read from there again
+            cells.append(NONE if action.due_text else action.due())
+    return cells, derived

@@ -5,7 +5,8 @@ The file has the plan's title, sponsor, organisations and description above the 
 then each section as a header row followed by its actions. Every action row is written out in
 full (no merged cells), and an empty value is written as "-", so that the importer does not
 take it for a merged blank meaning "same as above": import, export and import again gives the
-same plan.
+same plan, in either layout, whichever layout the plan came from (what the layout has no
+column for goes in the other layout's columns, after its own: ``load_plan`` finds which).
 
 Actions are read with one streaming query (in the section's order, then the plan's), with
 each action's latest dated progress update, in batches: CSV is sent as it is made; XLSX is
@@ -25,23 +26,25 @@ from datetime import date
 from typing import IO, Any
 
 import anyio
-from sqlalchemy import func, null, select
+from sqlalchemy import Text, and_, case, cast, func, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions.export_layouts import (
+    EXTRAS,
     NONE,
     RAG_COLUMNS,
-    WIDTHS,
     ExportAction,
     provider_cells,
     system_cells,
     titles,
+    widths,
 )
 from app.actions.rag import DuePrecision
 from app.actions.sheet_writer import CsvPlanWriter, XlsxPlanWriter
-from app.actions.spreadsheets import Layout
+from app.actions.spreadsheets import Field, Layout
 from app.db import Database, Work
 from app.errors import NotFound
+from app.kit.ods import written_code
 from app.kit.time import local_date, now
 from app.models import Action, ActionPlan, ActionPlanSection, ActionUpdate
 
@@ -62,6 +65,11 @@ class ExportPlan:
     sections: list[tuple[uuid.UUID, str]]  # in order
     progress_on: date | None  # the latest dated progress update
     plan_year: int | None  # the year due dates in words fall in
+    holds: frozenset[Field]  # the fields some action has a value in, of those EXTRAS name
+
+    def extras(self, layout: Layout) -> tuple[Field, ...]:
+        """The other layout's columns this plan needs, after the layout's own."""
+        return tuple(extra for extra in EXTRAS[layout] if extra in self.holds)
 
     @property
     def filename_stem(self) -> str:
@@ -71,7 +79,7 @@ class ExportPlan:
         lines = [self.title]
         if self.sponsor:
             lines.append(f"Sponsor: {self.sponsor}")
-        names = self.organisation_names or self.organisations
+        names = self.organisation_names or [written_code(code) for code in self.organisations]
         lines.append(f"Organisations: {', '.join(names) or NONE}")
         if self.description:
             lines.append(f"Description: {self.description}")
@@ -94,11 +102,47 @@ async def load_plan(session: AsyncSession, plan_id: uuid.UUID) -> ExportPlan:
         .join(Action, Action.id == ActionUpdate.action_id)
         .where(Action.plan_id == plan_id, ActionUpdate.narrative.is_not(None))
     )
-    plan_year = await session.scalar(
-        select(func.min(Action.due_date)).where(
-            Action.plan_id == plan_id, Action.due_text.is_not(None)
+    counts = (
+        await session.execute(
+            select(
+                func.min(case((Action.due_text.is_not(None), Action.due_date))),
+                func.count(Action.workstream),
+                func.count(Action.source),
+                func.count(
+                    case(
+                        (
+                            or_(
+                                Action.organisation_names.is_not(None),
+                                cast(Action.organisations, Text) != "[]",
+                            ),
+                            1,
+                        )
+                    )
+                ),
+                func.count(
+                    case(
+                        (
+                            and_(
+                                Action.due_text.is_(None),
+                                or_(Action.due_date.is_not(None), Action.due_note.is_not(None)),
+                            ),
+                            1,
+                        )
+                    )
+                ),
+            ).where(Action.plan_id == plan_id)
         )
-    )
+    ).one()
+    plan_year, *held = counts
+    holds = {
+        name
+        for name, count in zip(
+            (Field.workstream, Field.source, Field.organisation, Field.due), held, strict=True
+        )
+        if count
+    }
+    if progress_on is not None:
+        holds.add(Field.progress)
     return ExportPlan(
         plan.id,
         plan.title,
@@ -109,6 +153,7 @@ async def load_plan(session: AsyncSession, plan_id: uuid.UUID) -> ExportPlan:
         [(section_id, title) for section_id, title in sections],
         progress_on,
         plan_year.year if plan_year is not None else None,
+        frozenset(holds),
     )
 
 
@@ -133,6 +178,9 @@ _COLUMNS = (
     Action.reported_rag_on,
     Action.reported_rag_precision,
     Action.comments,
+    Action.completed_at,
+    Action.completed_precision,
+    Action.due_text,
 )
 
 
@@ -185,19 +233,20 @@ async def entries(session: AsyncSession, plan: ExportPlan) -> AsyncIterator[list
     yield [title for _, title in sections]
 
 
-def _strings(values: object) -> list[str]:
-    return [str(value) for value in values] if isinstance(values, list) else []
+def _strings(values: Any) -> list[str]:
+    return values if isinstance(values, list) else []  # a JSON list of names, as stored
 
 
 def _export_action(row: Sequence[Any]) -> ExportAction:
     (_, reference, recommendation, requirement, action, source, leads, history) = row[:8]
     (organisations, names, workstream, due_date, precision, due_note, status) = row[8:15]
-    (recorded, reported, reported_on, reported_precision, comments, progress) = row[15:21]
+    (recorded, reported, reported_on, reported_precision, comments) = row[15:20]
+    (completed_at, completed_precision, due_text, progress, progress_on) = row[20:25]
     return ExportAction(
-        reference=str(reference),
+        reference=reference,
         recommendation=recommendation,
         improvement_requirement=requirement,
-        action=str(action),
+        action=action,
         source=source,
         leads=_strings(leads),
         lead_history=_strings(history),
@@ -205,29 +254,34 @@ def _export_action(row: Sequence[Any]) -> ExportAction:
         organisation_names=_strings(names),
         workstream=workstream,
         due_date=due_date,
-        due_precision=str(precision or DuePrecision.day.value),
+        due_precision=precision or DuePrecision.day.value,
         due_note=due_note,
-        status=int(status),
-        status_recorded=bool(recorded),
+        status=status,
+        status_recorded=recorded,
         reported_rag=reported,
         reported_rag_on=reported_on,
         reported_rag_precision=reported_precision,
         comments=comments,
         progress=progress,
-        progress_on=row[21],
+        progress_on=progress_on,
+        completed_at=completed_at,
+        completed_precision=completed_precision,
+        due_text=due_text,
     )
 
 
 Writer = CsvPlanWriter | XlsxPlanWriter
 
 
-def _write(writer: Writer, layout: Layout, batch: list[Entry], today: date) -> None:
+def _write(
+    writer: Writer, layout: Layout, batch: list[Entry], today: date, extras: tuple[Field, ...]
+) -> None:
     cells_of = provider_cells if layout is Layout.provider else system_cells
     for entry in batch:
         if isinstance(entry, str):
             writer.section(entry)
         else:
-            cells, derived = cells_of(entry, today)
+            cells, derived = cells_of(entry, today, extras)
             writer.row(cells, derived)
 
 
@@ -235,16 +289,18 @@ async def csv_stream(
     database: Database, plan_id: uuid.UUID, layout: Layout = Layout.provider
 ) -> AsyncIterator[bytes]:
     """The plan as CSV, sent batch by batch as the query streams. The plan's existence is
-    checked by the caller first (a 404 must be sent before the stream starts)."""
+    checked by the caller first (a 404 must be sent before the stream starts); it is read
+    again here, in the transaction its actions are read in."""
     today = local_date(now())
     async with database.transaction(Work.report) as session:
         plan = await load_plan(session, plan_id)
-        writer = CsvPlanWriter(titles(layout, plan.progress_on, plan.plan_year))
+        extras = plan.extras(layout)
+        writer = CsvPlanWriter(titles(layout, plan.progress_on, plan.plan_year, extras))
         writer.preamble(plan.preamble())
         writer.header()
         yield writer.drain()
         async for batch in entries(session, plan):
-            _write(writer, layout, batch, today)
+            _write(writer, layout, batch, today, extras)
             yield writer.drain()
 
 
@@ -258,15 +314,16 @@ async def build_xlsx(
     try:
         async with database.transaction(Work.report) as session:
             plan = await load_plan(session, plan_id)
+            extras = plan.extras(layout)
             writer = XlsxPlanWriter(
-                titles(layout, plan.progress_on, plan.plan_year),
-                WIDTHS[layout],
+                titles(layout, plan.progress_on, plan.plan_year, extras),
+                widths(layout, extras),
                 RAG_COLUMNS[layout],
             )
             writer.preamble(plan.preamble())
             writer.header()
             async for batch in entries(session, plan):
-                await anyio.to_thread.run_sync(_write, writer, layout, batch, today)
+                await anyio.to_thread.run_sync(_write, writer, layout, batch, today, extras)
         await anyio.to_thread.run_sync(writer.save, target)
         target.seek(0)
     except BaseException:

@@ -42,6 +42,7 @@ from app.kit.sql import table_of
 from app.kit.time import local_date, now
 from app.models import Action, ActionPlan, ActionUpdate
 from app.models.base import utcnow
+from app.organisations.aliases import registry_aliases
 
 __all__ = ["PlannedPlan", "SpreadsheetRowsInvalid", "import_file", "interpret", "write_plan"]
 
@@ -52,8 +53,12 @@ def read_options(
     as_of: date | None = None,
     plan_year: int | None = None,
     columns: dict[str, Field] | None = None,
+    registry: dict[str, tuple[str, str]] | None = None,
 ) -> ReadOptions:
+    """``registry``: the organisation registry's names, aliases and codes
+    (app.organisations.aliases), which win over the configured alias table."""
     aliases = {alias: (pair[0], pair[1]) for alias, pair in settings.organisation_aliases.items()}
+    aliases.update(registry or {})
     return ReadOptions(
         limits=SpreadsheetLimits.from_settings(settings),
         aliases=Aliases(aliases),
@@ -112,7 +117,8 @@ async def import_file(
             title=title,
             filename=filename,
             today=today,
-            options=options or read_options(database.settings),
+            options=options
+            or read_options(database.settings, registry=await registry_aliases(database)),
         )
     )
     async with database.transaction() as session:

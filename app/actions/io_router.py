@@ -42,6 +42,7 @@ from app.errors import (
     problem_responses,
 )
 from app.kit.schemas import ResponseModel
+from app.organisations.aliases import registry_aliases
 
 router = APIRouter(route_class=AuthFirstRoute, tags=["action plan spreadsheets"])
 AUTH = (Unauthorized, Forbidden)
@@ -88,7 +89,10 @@ class ImportedAction(ResponseModel):
     rag: str = Field(description="The RAG the service derives today.")
     rag_summary: str = Field(description='Both: "reported Amber (Sep 2019); now Red: overdue".')
     completed_at: date | None
-    completed_precision: str | None = Field(description="`on_or_before` the as-at date.")
+    completed_precision: str | None = Field(
+        description="`on_or_before`: completed on or before `completed_at` (the file's as-at "
+        "date, or its `Completed` column said so); null: on that day."
+    )
     comments: str | None
     progress: str | None = Field(description="A dated progress update's text.")
     progress_on: date | None = Field(description="Its date (a month: its first day).")
@@ -311,7 +315,11 @@ async def import_plan(
     if content_type == "application/json" or content_type.endswith("+json"):
         raise UnsupportedMediaType("Send the spreadsheet itself: text/csv or XLSX.")
     options = importer.read_options(
-        database.settings, as_of=as_of, plan_year=plan_year, columns=_columns(columns)
+        database.settings,
+        as_of=as_of,
+        plan_year=plan_year,
+        columns=_columns(columns),
+        registry=await registry_aliases(database),
     )
     plan = await importer.import_file(
         database,
@@ -391,10 +399,14 @@ async def export_plan(
     """The plan as a spreadsheet in either layout (`layout=provider`, the default, or
     `layout=system_review`: recommendations and their actions): its title, sponsor and organisations
     above the header row, each section as a header row followed by its actions, every value
-    written out (an empty one as `-`), statuses as `4. On track`. The XLSX has a styled,
-    frozen header row, column widths, dates as dates (a month due date shows as `Jul-15`) and
-    status cells coloured by RAG (an overdue action red). Importing the export gives the same
-    plan. Streamed: a large plan is never held in memory.
+    written out (an empty one as `-`), statuses as `4. On track`, when a complete action was
+    completed in `Completed` (`15/01/2016`, or `on or before 30/09/2015` for one imported
+    complete). What the layout has no column for is written in the other layout's columns,
+    after its own: a work stream and dated progress in the provider layout; organisations,
+    sources and delivery dates in the system-review layout. The XLSX has a styled, frozen
+    header row, column widths, dates as dates (a month due date shows as `Jul-15`) and status
+    cells coloured by RAG (an overdue action red). Importing the export gives the same plan,
+    whichever layout it came from. Streamed: a large plan is never held in memory.
 
     Scope: `actions:read`.
     """

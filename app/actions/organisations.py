@@ -2,6 +2,11 @@
 abbreviations ("UHL", "LPT", "Healthwatch") resolved through a configurable alias table
 (``LFD_ORGANISATION_ALIASES``; issue 12's organisation registry will take its place). What
 cannot be resolved stays a name: "UHL" is never stored as if it were a code (its code is RWE).
+
+A bare token is a code only when it has a code's format **and a digit** (RR8, 04V, B86001)
+or the alias table knows it (by alias, full name or code). One of letters only with a code's
+shape ("TBC", "NCC", "RCN", "RGD") may be an abbreviation: it stays a name, warned about,
+unless written "ODS RGD" (as exports write such a code) or in an "ODS codes:" line.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from app.kit.ods import DEFAULT_ALIASES, is_ods_code
+from app.kit.ods import CODE_MARK, DEFAULT_ALIASES, is_ods_code, is_plainly_code
 
 
 def _key(text: str) -> str:
@@ -18,27 +23,36 @@ def _key(text: str) -> str:
 
 @dataclass(frozen=True)
 class Resolved:
-    written: str  # as the file wrote it
+    written: str  # as the file wrote it ("ODS RGD": "RGD")
     code: str | None  # the ODS code, when known
     name: str | None  # the full name, when the alias table knows it
-    how: str  # "code" | "alias" | "name"
+    how: str  # "code" | "alias" | "name" | "maybe_code" (a code's shape, letters only)
 
 
 class Aliases:
-    """Name or abbreviation -> (ODS code, full name)."""
+    """Name, abbreviation or code -> (ODS code, full name)."""
 
     def __init__(self, table: dict[str, tuple[str, str]] | None = None) -> None:
         self.table: dict[str, tuple[str, str]] = {}
         for alias, (code, name) in (DEFAULT_ALIASES if table is None else table).items():
             self.table[_key(alias)] = (code.upper(), name)
             self.table.setdefault(_key(name), (code.upper(), name))
+            self.table.setdefault(_key(code), (code.upper(), name))
 
-    def resolve(self, written: str) -> Resolved:
+    def resolve(self, written: str, codes: bool = False) -> Resolved:
+        """``codes``: the text says these are codes (an "ODS codes:" line)."""
+        if (mark := CODE_MARK.match(written)) is not None and is_ods_code(written[mark.end() :]):
+            code = written[mark.end() :].strip().upper()
+            return Resolved(code, code, None, "code")
+        if is_plainly_code(written):
+            return Resolved(written, written.strip().upper(), None, "code")
         found = self.table.get(_key(written))
         if found is not None:
             return Resolved(written, found[0], found[1], "alias")
-        if is_ods_code(written):
+        if codes and is_ods_code(written):
             return Resolved(written, written.strip().upper(), None, "code")
+        if is_ods_code(written):
+            return Resolved(written, None, None, "maybe_code")
         return Resolved(written, None, None, "name")
 
 

@@ -42,7 +42,8 @@ _PREAMBLE_KEYS = {
     "organisations": "organisations",
     "organization": "organisations",
     "organizations": "organisations",
-    "ods codes": "organisations",
+    "ods codes": "ods_codes",  # the organisations, said to be codes
+    "ods code": "ods_codes",
     "description": "description",
 }
 
@@ -226,7 +227,7 @@ def _find_header(
             found for choice in wanted if (found := match_header(number, row, choice, explicit))
         ]
         if matches:
-            return max(matches, key=lambda found: len(found.positions))
+            return max(matches, key=lambda found: found.fit)
         named = known_headers(row)
         if named and (closest is None or len(named) > len(closest[1])):
             closest = (number, named, row)
@@ -274,7 +275,14 @@ def _missing_columns(row: Row, wanted: list[Layout]) -> list[tuple[str, str]]:
 
 
 # Columns only this service's exports write: not warned about when a file lacks them.
-_QUIET = {Field.rag, Field.recommendation, Field.rag_now, Field.status, Field.comments}
+_QUIET = {
+    Field.rag,
+    Field.recommendation,
+    Field.rag_now,
+    Field.status,
+    Field.comments,
+    Field.completed,
+}
 
 
 def _header_warnings(reader: RowReader, header: HeaderMatch) -> None:
@@ -324,9 +332,10 @@ def _read_preamble(reader: RowReader, preamble: list[tuple[int, Row]]) -> dict[s
             if len(value) > LIMITS[limit]:
                 reader.fail(number, None, "too_long", f"the {key} is longer than {LIMITS[limit]}")
             plan[key] = value or None
-    if "organisations" in found:
-        number, value = found["organisations"]
-        plan["organisations"] = reader.organisations(number, None, value)
+    for key in ("organisations", "ods_codes"):
+        if key in found and "organisations" not in plan:
+            number, value = found[key]
+            plan["organisations"] = reader.organisations(number, None, value, key == "ods_codes")
     return plan
 
 

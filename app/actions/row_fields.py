@@ -13,10 +13,12 @@ from typing import Any
 
 from app.actions import rag
 from app.actions.cells import (
+    ON_OR_BEFORE,
     UNKNOWN_LEADS,
     Due,
     is_none,
     read_alignment,
+    read_completed,
     read_due,
     read_status,
     split_names,
@@ -243,24 +245,34 @@ class FieldReading:
             self.fail(number, column, "too_long", f"a name longer than {LIMITS['name']}")
 
     def organisations(
-        self, number: int | None, column: Field | None, raw: str
+        self, number: int | None, column: Field | None, raw: str, codes_line: bool = False
     ) -> tuple[list[str], list[str]]:
         """(ODS codes, names as written). Each name is kept as written; a code is taken from
-        the name when it is one (by the ODS formats) or the alias table knows it."""
+        the name when the alias table knows it or it is plainly one (app.actions.organisations;
+        ``codes_line``: an "ODS codes:" line, whose code-shaped names are codes)."""
         codes: list[str] = []
         names: list[str] = []
         for written in split_organisations(raw):
             if is_none(written) or written.casefold() in {name.casefold() for name in names}:
                 continue
             self.name_fits(number, column, written)
-            names.append(written)
-            resolved = self.options.aliases.resolve(written)
+            resolved = self.options.aliases.resolve(written, codes_line)
+            names.append(resolved.written)
             if resolved.how == "alias":
                 self.warn(
                     number,
                     column,
                     "organisation_alias",
                     f"'{written}' is {resolved.name} ({resolved.code}), by the alias table",
+                )
+            elif resolved.how == "maybe_code":
+                self.warn(
+                    number,
+                    column,
+                    "organisation_maybe_code",
+                    f"'{written}' has the shape of an ODS code but no digit, and the alias table "
+                    f"does not know it: it may be an abbreviation, so it is kept as a name (if "
+                    f"it is the code, write 'ODS {written.upper()}' or add it to the alias table)",
                 )
             elif resolved.how == "name":
                 self.warn(
@@ -276,8 +288,12 @@ class FieldReading:
         return codes, names
 
     def alignment(self, number: int, raw: str, planned: PlannedAction) -> None:
-        """A system review's "Alignment with a work stream ... including Lead" cell."""
+        """A system review's "Alignment with a work stream ... including Lead" cell (in the
+        provider layout, which has a lead column, an export's "Work stream": all work stream)."""
         if not raw or is_none(raw):
+            return
+        if self.layout is Layout.provider:
+            planned.workstream = f"{planned.workstream}; {raw}" if planned.workstream else raw
             return
         workstream, lead_text, assumed = read_alignment(raw)
         if workstream and workstream != planned.workstream:
@@ -366,8 +382,7 @@ class FieldReading:
             self.reported(number, Field.rag, rag_text, planned)
         if planned.status is None and not warned:
             self.warn(number, None, "status_not_recorded", "no status column: not recorded")
-        if planned.status == ActionStatus.complete:
-            self.completion(number, planned)
+        self.completion(number, row, planned)
 
     def reported(self, number: int, column: Field, text: str, planned: PlannedAction) -> None:
         found, when = reported_rag(text)
@@ -401,14 +416,41 @@ class FieldReading:
             return self.dates.as_at, f"the file's as-at date, {self.dates.as_at_from}"
         return DateFound(self.today, "day"), "no date in the file: the day of the import"
 
-    def completion(self, number: int, planned: PlannedAction) -> None:
+    def completion(self, number: int, row: Row, planned: PlannedAction) -> None:
+        """A complete action's completion: the "Completed" cell's date (as exports write it),
+        else on or before the file's as-at date, else on or before the day of the import."""
+        cell = self.cell(row, Field.completed)
+        written = None if is_blank(cell) or is_none(text_of(cell)) else cell
+        if planned.status != ActionStatus.complete:
+            if written is not None:
+                self.warn(
+                    number,
+                    Field.completed,
+                    "completed_not_complete",
+                    "a completion date for an action that is not complete: not imported",
+                )
+            return
+        if written is not None:
+            day, precision, assumed = read_completed(written, self.epoch)
+            if assumed:
+                self.warn(number, Field.completed, *assumed)
+            if day is not None and day <= self.today:
+                planned.completed_at, planned.completed_precision = day, precision
+                return
+            if day is not None:
+                self.warn(
+                    number,
+                    Field.completed,
+                    "completed_future",
+                    f"{day:%d/%m/%Y} is in the future: not a completion date",
+                )
         as_at = self.dates.as_at
         if as_at is None:
             day, source = self.today, "the day of the import: the file has no as-at date"
         else:
             day = last_of_month(as_at.day) if as_at.precision == "month" else as_at.day
             source = f"the file's as-at date, {self.dates.as_at_from}"
-        planned.completed_at, planned.completed_precision = day, "on_or_before"
+        planned.completed_at, planned.completed_precision = day, ON_OR_BEFORE
         self.warn(
             number,
             Field.status if Field.status in self.header.positions else Field.rag,

@@ -337,6 +337,7 @@ class RowReader(FieldReading):
             self.alignment_of(number, row, planned)
         else:
             self.leads_of(number, row, planned)
+            planned.workstream = self.text(number, row, Field.workstream)  # an export's extra
         self.due(number, row, planned)
         self.status_and_rag(number, row, planned)
         comments = text_of(self.cell(row, Field.comments)) or None

@@ -273,7 +273,10 @@ class ActionOut(ResponseModel):
     due_text: str | None = Field(description="The words the due date was read from.")
     comments: str | None
     completed_at: date | None
-    completed_precision: str | None = Field(description="`on_or_before`: imported complete.")
+    completed_precision: str | None = Field(
+        description="`on_or_before`: imported complete, so completed on or before "
+        "`completed_at`; null: completed on that day."
+    )
     evidence: str | None
     assured_at: date | None
     assured_by: str | None

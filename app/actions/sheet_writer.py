@@ -22,7 +22,7 @@ from openpyxl.utils import get_column_letter
 
 from app.actions.rag import Rag
 from app.actions.spreadsheets import YearMonth, csv_safe
-from app.kit.xlsx import text_cell
+from app.kit.xlsx import csv_text, text_cell
 
 Cell = str | date | YearMonth | None
 
@@ -64,7 +64,7 @@ class CsvPlanWriter:
 
     def row(self, cells: Sequence[Cell], rag: Rag | None = None) -> None:
         self._writer.writerow(
-            [csv_safe(cell) if isinstance(cell, str) else _csv_text(cell) for cell in cells]
+            [csv_text(cell) if isinstance(cell, str) else _csv_text(cell) for cell in cells]
         )
 
     def drain(self) -> bytes:

@@ -58,6 +58,7 @@ class Field(StrEnum):
     rag = "rag"  # a RAG written by people: the reported RAG, never a status
     recommendation = "recommendation"  # the recommendation's letter, in the provider layout
     rag_now = "rag_now"  # the export's derived RAG: not read back
+    completed = "completed"  # when a complete action was completed ("on or before 30/09/2015")
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,13 @@ class Column:
     title: str  # as the layout names it, and as the export writes it
     aliases: tuple[str, ...] = ()
     required: bool = False
+    # Not one of the layout's own columns: the other layout's, which an export of a plan
+    # from that layout writes after the layout's own (docs/spreadsheets.md, "Export").
+    extra: bool = False
 
 
 _RAG = ("rag status", "rag rating", "reported rag", "rag reported")
+_COMPLETED = ("completed on", "completion date", "date completed", "date closed", "closed on")
 COLUMNS: dict[Layout, tuple[Column, ...]] = {
     Layout.provider: (
         Column(Field.organisation, "Organisation", ("organisations", "organization", "org")),
@@ -112,7 +117,10 @@ COLUMNS: dict[Layout, tuple[Column, ...]] = {
         Column(Field.comments, "Comments", ("comment", "progress update", "update", "notes")),
         Column(Field.rag, "Reported RAG", ("rag", *_RAG)),
         Column(Field.recommendation, "Recommendation reference", ("recommendation ref",)),
+        Column(Field.completed, "Completed", _COMPLETED),
         Column(Field.rag_now, "RAG now", ("derived rag",)),
+        Column(Field.workstream, "Work stream", ("workstream",), extra=True),
+        Column(Field.progress, "Progress made", (), extra=True),
     ),
     Layout.system_review: (
         Column(Field.reference, "#", ("no", "number", "ref", "reference")),
@@ -134,7 +142,11 @@ COLUMNS: dict[Layout, tuple[Column, ...]] = {
         Column(Field.rag, "RAG", _RAG),
         Column(Field.status, "Status", ("delivery status",)),
         Column(Field.comments, "Comments", ("comment", "notes")),
+        Column(Field.completed, "Completed", _COMPLETED),
         Column(Field.rag_now, "RAG now", ("derived rag",)),
+        Column(Field.organisation, "Organisation", ("organisations", "organization"), extra=True),
+        Column(Field.source, "Source of Action", ("source",), extra=True),
+        Column(Field.due, "Delivery date", ("due date", "target date", "deadline"), extra=True),
     ),
 }
 
@@ -192,6 +204,14 @@ class HeaderMatch:
     dates: dict[Field, HeaderDate] = field(default_factory=dict)  # dates in the headers
     readings: list[tuple[str, Field, str]] = field(default_factory=list)  # (written, field, how)
 
+    @property
+    def fit(self) -> tuple[int, int]:
+        """How well the row fits its layout: the layout's own columns found, then all. A
+        provider sheet also has a system review's Recommendation and Actions (and, as an
+        export writes them, its extra columns): it is still a provider sheet."""
+        own = [c for c in COLUMNS[self.layout] if c.field in self.positions and not c.extra]
+        return len(own), len(self.positions)
+
 
 def _lookup(layout: Layout) -> dict[str, Column]:
     lookup: dict[str, Column] = {}
@@ -236,9 +256,12 @@ def meaning(text: str, layout: Layout) -> Field | None:
         return exact.field
     words = set(norm.split())
     system = layout is Layout.system_review
+    dated = (stamp := header_date(text)) is not None and stamp.month is not None
     rules: list[tuple[bool, Field]] = [
         (norm.startswith(("comment", "notes", "note ")), Field.comments),
-        ("progress" in words, Field.progress if system else Field.comments),
+        # "Progress made Sept 2019": a dated update in either layout; undated, a provider
+        # sheet's "Progress" is its comments.
+        ("progress" in words, Field.progress if system or dated else Field.comments),
         ("rag" in words and "now" in words, Field.rag_now),
         ("rag" in words, Field.rag),
         ("alignment" in words or "workstream" in words or "work stream" in norm,
@@ -307,7 +330,7 @@ def match_header(
     missing = [
         column
         for column in COLUMNS[layout]
-        if column.field not in positions and column.field is not Field.rag_now
+        if column.field not in positions and column.field is not Field.rag_now and not column.extra
     ]
     return HeaderMatch(layout, number, positions, titles, ignored, missing, dates, readings)
 
@@ -327,7 +350,9 @@ def known_headers(cells: Sequence[CellValue]) -> list[str]:
 
 def layout_description(layout: Layout) -> str:
     return ", ".join(
-        column.title for column in COLUMNS[layout] if column.field is not Field.rag_now
+        column.title
+        for column in COLUMNS[layout]
+        if column.field not in (Field.rag_now, Field.completed) and not column.extra
     )
 
 

@@ -5,6 +5,7 @@ rules run again, the copies of the date of death on other rows, the death's stat
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,10 +16,12 @@ from app.auth.principal import Principal
 from app.cases.schemas import DeathDetail
 from app.config import Settings
 from app.deaths.duplicates import flag_possible_duplicates, links_of
-from app.deaths.schemas import DeathFields, DeathPatch
+from app.deaths.organisations import DeathCodes, resolve_death_codes
+from app.deaths.schemas import ORGANISATION_CODES, DeathFields, DeathPatch
 from app.deaths.service import DERIVED, derived_fields, load_death, validate_death
 from app.deaths.status import follow_referrals
 from app.deaths.validation import default_nhs_number_status
+from app.deaths.views import named, refs_of
 from app.errors import ValidationFailed
 from app.events.service import Change
 from app.findings.service import refresh_death_copies
@@ -55,6 +58,7 @@ async def detail(session: AsyncSession, death: Death, viewer: uuid.UUID) -> Deat
     base = DeathDetail.model_validate(
         {
             **{k: getattr(death, k) for k in DeathDetail.model_fields if hasattr(death, k)},
+            **named(death, await refs_of(session, [death])),
             "screening": screening_out(screening, overrides) if screening else None,
             "referrals": list(referrals),
             "reviews": await reviews_of_death(session, death.id),
@@ -111,6 +115,7 @@ async def patch_death(
     if nulls:
         raise ValidationFailed("Some fields cannot be cleared.", errors=nulls)
     changes = {k: (v.value if hasattr(v, "value") else v) for k, v in changes.items()}
+    organisations = await _patched_organisations(session, changes)
     if (
         "nhs_number" in changes
         and "nhs_number_status" not in changes
@@ -126,6 +131,7 @@ async def patch_death(
     merged = {**current, **changes}
     validate_death(merged, "")
     merged.update(derived_fields(merged))
+    merged.update(organisations)
     changed = [name for name, value in merged.items() if getattr(death, name) != value]
     if changed:
         for name in changed:
@@ -156,6 +162,19 @@ async def patch_death(
     journal.audit("death.update", "death", death.id, death.id)
     await journal.write(session)
     return await detail(session, death, principal.client_id)
+
+
+async def _patched_organisations(session: AsyncSession, changes: dict[str, Any]) -> dict[str, Any]:
+    """The site and practice columns a correction's ODS codes set (taken out of ``changes``):
+    a code resolved in the registry, ``null`` clearing it. The death's owner does not change."""
+    given = {name: changes.pop(name) for name in ORGANISATION_CODES if name in changes}
+    codes = DeathCodes(given.get("site_ods_code"), given.get("registered_gp_practice_ods_code"))
+    values = await resolve_death_codes(session, None, codes)
+    if "site_ods_code" in given:
+        values.setdefault("site_organisation_id", None)
+    if "registered_gp_practice_ods_code" in given:
+        values.setdefault("gp_practice_organisation_id", None)
+    return values
 
 
 async def copy_died_on(session: AsyncSession, death: Death) -> None:

@@ -30,6 +30,7 @@ from app.clients.schemas import (
     Rotation,
     UsersPolicy,
 )
+from app.clients.service import administered, administers, administers_organisation
 from app.db import Database, DatabaseDep
 from app.errors import (
     Conflict,
@@ -39,10 +40,11 @@ from app.errors import (
     Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
+    field_error,
     problem_responses,
 )
 from app.kit.etag import NOT_MODIFIED, not_modified
-from app.models import ApiClient
+from app.models import ApiClient, Organisation
 
 router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/clients", tags=["clients"])
 AUTH = (Unauthorized, Forbidden)
@@ -56,6 +58,8 @@ async def _change(
     """One transaction for the change and its audit row; the service's refusals as problems."""
     try:
         async with database.transaction() as session:
+            if client_id is not None:
+                await administered(session, principal, client_id)
             yield session
             if client_id is not None:
                 entry = AuditEntry(f"client.{action}", "api_client", client_id, None)
@@ -85,7 +89,21 @@ async def create(body: ClientCreate, principal: Administrator, database: Databas
 
     Scope: `admin`."""
     async with _change(database, principal, "create", None) as session:
-        created = await create_client(session, body.name, body.scopes, body.pseudonymised)
+        organisation_id = body.organisation_id or principal.organisation_id
+        if organisation_id is not None and not administers_organisation(principal, organisation_id):
+            raise ValidationFailed(
+                "An organisation's administrator creates clients of the organisations it "
+                "reaches only.",
+                errors=[field_error("/organisation_id", "Not an organisation you administer.")],
+            )
+        if organisation_id is not None and await session.get(Organisation, organisation_id) is None:
+            raise ValidationFailed(
+                "No such organisation.",
+                errors=[field_error("/organisation_id", "No organisation with that id.")],
+            )
+        created = await create_client(
+            session, body.name, body.scopes, body.pseudonymised, organisation_id=organisation_id
+        )
         created.client.expires_at = body.expires_at
         await session.flush()
         entry = AuditEntry("client.create", "api_client", created.client.id, None)
@@ -104,7 +122,8 @@ async def list_all(
     Scope: `admin`."""
     async with database.transaction() as session:
         clients = await list_clients(session, include_revoked=include_revoked)
-    return ClientList(items=[ClientOut.model_validate(client) for client in clients])
+    shown = [client for client in clients if administers(principal, client)]
+    return ClientList(items=[ClientOut.model_validate(client) for client in shown])
 
 
 def client_etag(out: ClientOut) -> str:
@@ -131,7 +150,7 @@ async def read(
     Scope: `admin`."""
     async with database.transaction() as session:
         client = await session.get(ApiClient, client_id)
-    if client is None:
+    if client is None or not administers(principal, client):
         raise NotFound("No such client.")
     out = _out(client)
     tag = client_etag(out)

@@ -28,6 +28,13 @@ class ClientCreate(RequestModel):
     expires_at: Timestamp | None = Field(
         default=None, description="When its credentials stop working; none: never."
     )
+    organisation_id: uuid.UUID | None = Field(
+        default=None,
+        description="The organisation the client acts for (issue 16): it sees that "
+        "organisation's deaths (a pseudonymised client also its members'). Default: the "
+        "administrator's own organisation (the default organisation for a deployment-level "
+        "administrator). An organisation's administrator creates clients only within its reach.",
+    )
 
     model_config = {
         "json_schema_extra": {
@@ -41,6 +48,10 @@ class ClientOut(ResponseModel):
     name: str = Field(description="What the client is.")
     scopes: list[str] = Field(description="The scopes it holds.")
     pseudonymised: bool = Field(description="Whether it sees pseudonyms only.")
+    organisation_id: uuid.UUID | None = Field(
+        description="The organisation it acts for; null: a deployment-level client, which "
+        "manages organisations and clients but reads no patient data."
+    )
     key_prefix: str = Field(description="The public part of its current API key.")
     created_at: datetime = Field(description="When it was created.")
     expires_at: datetime | None = Field(description="When its credentials stop working.")

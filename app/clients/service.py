@@ -16,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.keys import generate_key, hash_key
 from app.auth.oauth.jwks import check_jwks_url, parse_public_pem
+from app.auth.principal import Principal
 from app.models import ApiClient, ClientPublicKey
 from app.models.base import utcnow
+from app.scoping import current_scope
 
 MAX_GRACE_SECONDS = 30 * 86400
 MAX_PUBLIC_KEYS = 10
@@ -42,6 +44,26 @@ async def get_client(session: AsyncSession, client_id: uuid.UUID) -> ApiClient:
     if client is None:
         raise ClientNotFound(str(client_id))
     return client
+
+
+def administers_organisation(principal: Principal, organisation_id: uuid.UUID | None) -> bool:
+    """A deployment-level administrator (no organisation) administers every client; an
+    organisation's administrator those of the organisations in its reach (app.scoping)."""
+    if principal.organisation_id is None:
+        return True
+    scope = current_scope()
+    return scope.everything or organisation_id in scope.organisations
+
+
+def administers(principal: Principal, client: ApiClient) -> bool:
+    return administers_organisation(principal, client.organisation_id)
+
+
+async def administered(session: AsyncSession, principal: Principal, client_id: uuid.UUID) -> None:
+    """ClientNotFound for a client the principal does not administer (as for none at all)."""
+    client = await session.get(ApiClient, client_id)
+    if client is not None and not administers(principal, client):
+        raise ClientNotFound(str(client_id))
 
 
 def _live(client: ApiClient) -> None:

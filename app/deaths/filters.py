@@ -16,6 +16,7 @@ from app.errors import ValidationFailed
 from app.kit.enums import DeathStatus
 from app.kit.nhs_number import InvalidNhsNumber, normalise_nhs_number
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
+from app.organisations.lookup import is_reference
 from app.privacy.filters import refuse_identifying_filters
 
 CASE_REFERENCE = re.compile(r"^D-([0-9]{4})-([0-9]{1,12})$")
@@ -55,6 +56,15 @@ async def death_list_query(
         Query(
             description="true: only deaths flagged as a possible duplicate person and not yet "
             "reviewed (`possible_duplicate_of`); false: only the others."
+        ),
+    ] = None,
+    organisation: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=36,
+            description="The organisation that records the deaths, by ODS code (any case) or "
+            "registry id. Only organisations in this client's reach have deaths to show.",
         ),
     ] = None,
     cursor: Cursor = None,
@@ -116,8 +126,24 @@ async def death_list_query(
         case_number,
         case_year,
         possible_duplicate,
+        _organisation(organisation),
     )
     return DeathListQuery(filters, cursor, limit)
+
+
+def _organisation(reference: str | None) -> str | None:
+    if reference is None or is_reference(reference):
+        return reference
+    raise ValidationFailed(
+        "The organisation filter is neither an ODS code nor an organisation id.",
+        errors=[
+            {
+                "pointer": "query:/organisation",
+                "code": "organisation",
+                "detail": "expected an ODS code (e.g. RR8) or an organisation id (a UUID)",
+            }
+        ],
+    )
 
 
 DeathListQueryDep = Annotated[DeathListQuery, Depends(death_list_query)]

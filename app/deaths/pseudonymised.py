@@ -12,6 +12,7 @@ from pydantic import Field
 
 from app.deaths.schemas import DeathOut
 from app.kit.enums import AdmissionMethod, DeathStatus, PlaceOfDeath, Sex
+from app.organisations.lookup import OrganisationRef
 from app.privacy.pseudonym import (
     age_band,
     month,
@@ -24,7 +25,7 @@ from app.privacy.schemas import MONTH, PseudonymisedModel
 
 class DeathPseudonymised(PseudonymisedModel):
     """A death as a commissioner sees it: no name, NHS number, local patient id, date of birth,
-    full postcode, sender's reference, ward, consultant or exact date and time."""
+    full postcode, sender's reference, ward, consultant, GP practice or exact date and time."""
 
     id: uuid.UUID
     case_reference: str
@@ -51,6 +52,15 @@ class DeathPseudonymised(PseudonymisedModel):
     serious_mental_illness: bool
     pregnant_or_recently_pregnant: bool
     within_30_days_of_discharge: bool
+    organisation: OrganisationRef | None = Field(
+        default=None, description="The organisation that records the death."
+    )
+    site_organisation: OrganisationRef | None = Field(
+        default=None,
+        description="The site of death by ODS code, where given (as `site`, an organisation's "
+        "place, not the patient's). The GP practice is left out: a practice's list is small "
+        "enough to narrow a month's deaths to a person.",
+    )
     status: DeathStatus
     version: int
     created_at: datetime
@@ -85,6 +95,8 @@ def death_fields(key: bytes, full: DeathOut) -> dict[str, Any]:
         "serious_mental_illness": full.serious_mental_illness,
         "pregnant_or_recently_pregnant": full.pregnant_or_recently_pregnant,
         "within_30_days_of_discharge": full.within_30_days_of_discharge,
+        "organisation": full.organisation,
+        "site_organisation": full.site_organisation,
         "status": full.status,
         "version": full.version,
         "created_at": full.created_at,

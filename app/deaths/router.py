@@ -11,6 +11,7 @@ from app.deaths import pseudonymised, service
 from app.deaths.filters import DeathListQueryDep
 from app.deaths.pseudonymised import DeathPseudonymised
 from app.deaths.schemas import DeathOut
+from app.deaths.views import deaths_out
 from app.errors import (
     BadRequest,
     Forbidden,
@@ -48,7 +49,7 @@ async def list_deaths(
         deaths, next_cursor = await service.list_deaths(
             session, principal, query.filters, query.cursor, query.limit
         )
-        items = [DeathOut.model_validate(death) for death in deaths]
+        items = await deaths_out(session, deaths)
     view = await views.view_for(database, principal)
     return Page[DeathOut | DeathPseudonymised](
         items=view.show_all(items, pseudonymised.death), next_cursor=next_cursor

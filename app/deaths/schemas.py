@@ -13,6 +13,13 @@ from pydantic import AfterValidator, Field, StrictBool, StringConstraints
 from app.kit.enums import AdmissionMethod, DeathStatus, NhsNumberStatus, PlaceOfDeath, Sex
 from app.kit.nhs_number import normalise_nhs_number
 from app.kit.schemas import RequestModel, ResponseModel, Timestamp
+from app.organisations.lookup import (
+    GP_PRACTICE_CODE,
+    GP_PRACTICE_FORMS,
+    SITE_CODE,
+    SITE_CODE_FORMS,
+    OrganisationRef,
+)
 
 _POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9][A-Z]{2})$")
 _ETHNICITY = frozenset("ABCDEFGHJKLMNPRSZ")
@@ -40,6 +47,20 @@ def _nhs_number(value: str | None) -> str | None:
     return None if value is None else normalise_nhs_number(value)
 
 
+def _site_code(value: str) -> str:
+    code = value.upper()
+    if not SITE_CODE.match(code):
+        raise ValueError(f"not {SITE_CODE_FORMS}")
+    return code
+
+
+def _practice_code(value: str) -> str:
+    code = value.upper()
+    if not GP_PRACTICE_CODE.match(code):
+        raise ValueError(f"not {GP_PRACTICE_FORMS}")
+    return code
+
+
 Text100 = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Text50 = Annotated[str, StringConstraints(min_length=1, max_length=50)]
 Reference = Annotated[
@@ -48,6 +69,22 @@ Reference = Annotated[
 NhsNumber = Annotated[str, StringConstraints(max_length=20), AfterValidator(_nhs_number)]
 Postcode = Annotated[str, StringConstraints(max_length=10), AfterValidator(_postcode)]
 Ethnicity = Annotated[str, StringConstraints(max_length=2), AfterValidator(_ethnicity)]
+SiteOdsCode = Annotated[str, StringConstraints(max_length=10), AfterValidator(_site_code)]
+PracticeOdsCode = Annotated[str, StringConstraints(max_length=10), AfterValidator(_practice_code)]
+
+# The organisation codes a death may carry (app.deaths.organisations resolves them); they are
+# the registry's, not the death's own columns, so death_values leaves them out.
+ORGANISATION_CODES = frozenset({"site_ods_code", "registered_gp_practice_ods_code"})
+SITE_ODS_CODE = (
+    "The site of death by its ODS code: a site (R + 4, e.g. RR801) or a trust (R + 2), which "
+    "must be in the organisation registry (`lfd organisations load`). Sets `site_organisation`; "
+    "a death posted by an ICB's (or a shared service's) client for a site of a trust below it "
+    "belongs to that trust. `site` stays free text."
+)
+GP_PRACTICE_ODS_CODE = (
+    "The registered GP practice by its ODS code (a letter and 5 digits, e.g. B86001), which must "
+    "be in the organisation registry; for a death in the community above all. Sets `gp_practice`."
+)
 
 
 class DeathFields(RequestModel):
@@ -93,6 +130,10 @@ class DeathCreate(DeathFields):
         description="The sending system, e.g. the ME office's software."
     )
     source_reference: Reference = Field(description="The sender's own id for this death.")
+    site_ods_code: SiteOdsCode | None = Field(default=None, description=SITE_ODS_CODE)
+    registered_gp_practice_ods_code: PracticeOdsCode | None = Field(
+        default=None, description=GP_PRACTICE_ODS_CODE
+    )
 
 
 class DeathPatch(RequestModel):
@@ -123,6 +164,12 @@ class DeathPatch(RequestModel):
     autism: StrictBool | None = None
     serious_mental_illness: StrictBool | None = None
     pregnant_or_recently_pregnant: StrictBool | None = None
+    site_ods_code: SiteOdsCode | None = Field(
+        default=None, description=f"{SITE_ODS_CODE} `null` clears it; the owner never changes."
+    )
+    registered_gp_practice_ods_code: PracticeOdsCode | None = Field(
+        default=None, description=f"{GP_PRACTICE_ODS_CODE} `null` clears it."
+    )
 
 
 class DeathOut(ResponseModel):
@@ -163,6 +210,19 @@ class DeathOut(ResponseModel):
         description="When a trust system first notified the death (POST "
         "/v1/death-notifications, HL7 v2, FHIR); null for a death first recorded by its "
         "screening.",
+    )
+    organisation: OrganisationRef | None = Field(
+        default=None,
+        description="The organisation that records the death (its client's, or the trust of "
+        "the site for a death an ICB's client posts); its clients see the death.",
+    )
+    site_organisation: OrganisationRef | None = Field(
+        default=None, description="The site of death by its ODS code, where the sender gave one."
+    )
+    gp_practice: OrganisationRef | None = Field(
+        default=None,
+        description="The registered GP practice, where the sender gave one. Not shown to "
+        "pseudonymised clients.",
     )
     version: int
     created_at: datetime

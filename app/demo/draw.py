@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -33,7 +34,7 @@ from app.demo.vocabulary import (
 )
 from app.kit.enums import AdmissionMethod, ReasonCode, Route
 from app.kit.nhs_number import check_digit
-from app.kit.time import LONDON, age_in_years, local_date, now
+from app.kit.time import LONDON, age_in_years, local_date
 from app.referrals.rules import RuleConfig, RuleFacts, required_routes
 
 
@@ -44,10 +45,32 @@ def financial_year(moment: datetime) -> int:
 
 
 def demo_window(moment: datetime) -> tuple[datetime, datetime]:
-    """From 1 April of the previous financial year to three days ago, so that every death has
-    been screened (the ME screens within one to three days)."""
-    start = datetime(financial_year(moment) - 1, 4, 1, tzinfo=LONDON)
+    """Three financial years: from 1 April two years before the current one's to three days
+    ago, so that every death has been screened (the ME screens within one to three days)."""
+    start = datetime(financial_year(moment) - 2, 4, 1, tzinfo=LONDON)
     return start, moment - timedelta(days=3)
+
+
+class Ledger:
+    """What the deaths drawn so far gave each month (by UK local month of death), so that every
+    month has its share of the rarer things a board page reports: the first adult death of a
+    month, and one in every ``LD_EVERY`` after, is of a person with a learning disability
+    (about the national share of hospital deaths; drawn independently, a small demo would
+    leave months with none). Deaths are drawn in index order, so a death depends only on the
+    ones before it: the same whatever the number asked for."""
+
+    LD_EVERY = 40
+
+    def __init__(self) -> None:
+        self.deaths: Counter[tuple[int, int]] = Counter()
+        self.learning_disability: Counter[tuple[int, int]] = Counter()
+
+    def owes_learning_disability(self, month: tuple[int, int]) -> bool:
+        return self.learning_disability[month] < 1 + self.deaths[month] // self.LD_EVERY
+
+    def record(self, month: tuple[int, int], learning_disability: bool) -> None:
+        self.deaths[month] += 1
+        self.learning_disability[month] += learning_disability
 
 
 def nhs_number(seed: int, index: int) -> str:
@@ -79,10 +102,13 @@ def _at_local(day: date, minutes: int) -> datetime:
 class _Draw:
     """One synthetic death and its screening, from its own random generator."""
 
-    def __init__(self, seed: int, index: int, window: tuple[datetime, datetime]) -> None:
+    def __init__(
+        self, seed: int, index: int, window: tuple[datetime, datetime], ledger: Ledger
+    ) -> None:
         # Reproducible synthetic data, not secrets.
         self.rng = random.Random(f"lfd-demo:{seed}:{index}")  # noqa: S311
-        self.seed, self.index, self.window = seed, index, window
+        self.seed, self.index, self.window, self.ledger = seed, index, window, ledger
+        self.at = window[1] + timedelta(days=3)  # the demo's "now"
 
     def chance(self, probability: float) -> bool:
         return self.rng.random() < probability
@@ -176,7 +202,9 @@ class _Draw:
         cause = rng.choice(rates.causes)
 
         adult = age >= 18
-        learning_disability = adult and self.chance(0.015)
+        month = (died_on.year, died_on.month)
+        learning_disability = adult and self.ledger.owes_learning_disability(month)
+        self.ledger.record(month, learning_disability)
         autism = adult and self.chance(0.25 if learning_disability else 0.004)
         smi = adult and self.chance(0.03)
         expected = not self.chance(rates.unexpected)
@@ -194,10 +222,10 @@ class _Draw:
         safety = rng.choice(SAFETY) if self.chance(0.006 * worry) else None
 
         screened_on = died_on + timedelta(days=rng.randint(1, 3))
-        screened_at = min(_at_local(screened_on, rng.randint(510, 1050)), now())
+        screened_at = min(_at_local(screened_on, rng.randint(510, 1050)), self.at)
         mccd = None
         if not coroner:
-            mccd = min(screened_at + timedelta(minutes=rng.randint(30, 360)), now())
+            mccd = min(screened_at + timedelta(minutes=rng.randint(30, 360)), self.at)
         unascertained = coroner_reason in {R.cause_unknown, R.identity_unknown}
 
         given = rng.choice(GIVEN["female" if sex == "female" else "male"])
@@ -257,48 +285,51 @@ class _Draw:
             "routes_requested": ["complaint"] if bereaved and self.chance(0.25) else [],
             "overrides": [],
         }
-        screening["overrides"] = self.overrides(death, screening, born, died_on, config)
+        screening["overrides"] = self.overrides(facts_of(death, screening), config, screened_at)
         return {"death": death, "screening": screening}
 
     def overrides(
-        self,
-        death: dict[str, Any],
-        screening: dict[str, Any],
-        born: date,
-        died_on: date,
-        config: RuleConfig,
-    ) -> list[dict[str, str]]:
+        self, facts: RuleFacts, config: RuleConfig, screened_at: datetime
+    ) -> list[dict[str, Any]]:
         """A few required routes the ME declines, always with a reason, and only where the
-        rules (as configured) really require them."""
-        facts = RuleFacts(
-            age_years=age_in_years(born, died_on),
-            age_days=(died_on - born).days,
-            learning_disability=death["learning_disability"],
-            autism=death["autism"],
-            serious_mental_illness=death["serious_mental_illness"],
-            pregnant_or_recently_pregnant=death["pregnant_or_recently_pregnant"],
-            admission_method=AdmissionMethod(death["admission_method"]),
-            specialties=(death["admitting_specialty"], death["specialty_at_death"]),
-            diagnosis_group=death["diagnosis_group"],
-            bereaved_concern=screening["bereaved_concerns"] is not None,
-            staff_concern=screening["staff_concerns"] is not None,
-            me_concern=screening["clinical_governance_concern"] is not None,
-            death_expected=screening["death_expected"],
-            coroner_notified=screening["coroner_notified"],
-            patient_safety_concern=screening["patient_safety_concern"] is not None,
-            sample_key="",
-        )
+        rules (as configured) really require them; recorded with the screening."""
         required = required_routes(facts, config)
-        declined: list[dict[str, str]] = []
+        declined: list[dict[str, Any]] = []
         if required.get(Route.sjr) == [ReasonCode.elective_admission] and self.chance(0.35):
             declined.append({"route": Route.sjr.value, "reason": SJR_OVERRIDE})
         if required.get(Route.mm) == [ReasonCode.specialty_mm] and self.chance(0.08):
             declined.append({"route": Route.mm.value, "reason": MM_OVERRIDE})
-        return declined
+        return [{**override, "recorded_at": screened_at} for override in declined]
 
 
-def synthetic_screening(
-    seed: int, index: int, window: tuple[datetime, datetime], config: RuleConfig
+def facts_of(death: dict[str, Any], screening: dict[str, Any]) -> RuleFacts:
+    """What the referral rules look at, from a drawn death and its screening (as live intake
+    takes them, app.referrals.service: the learning sample keyed by the death's source)."""
+    born: date = death["date_of_birth"]
+    died_on = local_date(death["died_at"])
+    return RuleFacts(
+        age_years=age_in_years(born, died_on),
+        age_days=(died_on - born).days,
+        learning_disability=death["learning_disability"],
+        autism=death["autism"],
+        serious_mental_illness=death["serious_mental_illness"],
+        pregnant_or_recently_pregnant=death["pregnant_or_recently_pregnant"],
+        admission_method=AdmissionMethod(death["admission_method"]),
+        specialties=(death["admitting_specialty"], death["specialty_at_death"]),
+        diagnosis_group=death["diagnosis_group"],
+        bereaved_concern=screening["bereaved_concerns"] is not None,
+        staff_concern=screening["staff_concerns"] is not None,
+        me_concern=screening["clinical_governance_concern"] is not None,
+        death_expected=screening["death_expected"],
+        coroner_notified=screening["coroner_notified"],
+        patient_safety_concern=screening["patient_safety_concern"] is not None,
+        sample_key=f"{death['source_system']}\x1f{death['source_reference']}",
+    )
+
+
+def synthetic_death(
+    seed: int, index: int, window: tuple[datetime, datetime], config: RuleConfig, ledger: Ledger
 ) -> dict[str, Any]:
-    """The ``POST /v1/screenings`` body for death number ``index`` of ``seed``."""
-    return _Draw(seed, index, window).body(config)
+    """Death number ``index`` of ``seed`` and its screening (the ``death`` and ``screening`` of
+    a history record), drawn after the deaths before it (``ledger``)."""
+    return _Draw(seed, index, window, ledger).body(config)

@@ -9,7 +9,6 @@ from app.kit.enums import CoronerReason
 
 SOURCE_SYSTEM = "lfd-demo"
 CLIENT_NAME = "lfd demo loader"
-CHUNK_SIZE = 200
 MAX_DEATHS = 100_000  # the NHS-number scheme below gives each index of a seed its own number
 
 # (1a, 1b, 2, diagnosis group): MCCD wording and a SHMI-style diagnosis group.

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import BadRequest
 from app.kit.cursor import decode_cursor
 from app.models import OutboxEvent
+from app.scoping import current_scope, event_rule
 
 CURSOR_VERSION = "f1"
 MAX_SEQ = 2**63 - 1
@@ -59,6 +60,9 @@ class FeedEvent(NamedTuple):
     occurred_at: datetime
     txid: int
     seq: int
+    # Whose record changed (issue 16): webhooks deliver an event only to endpoints whose
+    # owner may see it (app.webhooks.fanout). Not part of the published event.
+    organisation_id: uuid.UUID | None = None
 
     @property
     def position(self) -> Position:
@@ -77,10 +81,13 @@ FEED_COLUMNS = (
     OutboxEvent.occurred_at,
     OutboxEvent.txid,
     OutboxEvent.seq,
+    OutboxEvent.organisation_id,
 )
 
 
-FeedSelect = Select[uuid.UUID, str, str, uuid.UUID, uuid.UUID | None, str, datetime, int, int]
+FeedSelect = Select[
+    uuid.UUID, str, str, uuid.UUID, uuid.UUID | None, str, datetime, int, int, uuid.UUID | None
+]
 
 
 @dataclass(frozen=True)
@@ -171,12 +178,18 @@ async def read_feed(
         query = query.where(OutboxEvent.txid <= head.txid)
     else:
         query = query.where(OutboxEvent.seq <= head.seq)
+    scope = current_scope()
+    if not scope.everything:
+        # Core execution is past the ORM's scope criteria: the same rule, said here.
+        query = query.where(event_rule(scope))
     # Core execution on the session's connection: the rows need no ORM result handling.
     rows = (await (await session.connection()).execute(query)).all()
     loads = orjson.loads
     events = [
-        FeedEvent(event_id, kind, resource, resource_id, death_id, loads(changed), at, txid, seq)
-        for event_id, kind, resource, resource_id, death_id, changed, at, txid, seq in rows
+        FeedEvent(
+            event_id, kind, resource, resource_id, death_id, loads(changed), at, txid, seq, org
+        )
+        for event_id, kind, resource, resource_id, death_id, changed, at, txid, seq, org in rows
     ]
     if len(events) == limit:
         last = events[-1]

@@ -9,7 +9,7 @@ from typing import Protocol
 from sqlalchemy import ColumnClause, func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Action, ActionPlan, Death, OutboxEvent
+from app.models import Action, ActionPlan, Death, HistoryImport, OutboxEvent
 from app.models.base import utcnow
 from app.scoping import UNSCOPED
 
@@ -43,11 +43,13 @@ class Actor(Protocol):
 
 
 _DEATHS, _PLANS, _ACTIONS = Death.__table__, ActionPlan.__table__, Action.__table__
+_IMPORTS = HistoryImport.__table__
 
 
 def _organisation_of(change: Change) -> object:
     """The organisation whose record changed, read in the INSERT itself (no extra round trip):
-    the death's; else the plan's (of an action, its plan's); else None."""
+    the death's; else the plan's (of an action, its plan's), the history import's; else
+    None (the deployment's own: a theme)."""
     if change.death_id is not None:
         return (
             select(_DEATHS.c.organisation_id)
@@ -58,6 +60,12 @@ def _organisation_of(change: Change) -> object:
         return (
             select(_PLANS.c.organisation_id)
             .where(_PLANS.c.id == change.resource_id)
+            .scalar_subquery()
+        )
+    if change.resource_type == "history_import":
+        return (
+            select(_IMPORTS.c.organisation_id)
+            .where(_IMPORTS.c.id == change.resource_id)
             .scalar_subquery()
         )
     if change.resource_type == "action":
@@ -111,8 +119,8 @@ async def emit(
             row["txid"] = func.greatest(CURRENT_TXID, func.coalesce(previous, 0))
     else:
         # SQLite: writers take turns (BEGIN IMMEDIATE), so the next numbers are ours alone and
-        # commit in order.
-        # The whole feed's last number, whoever may see it (app.scoping).
+        # commit in order. The feed's numbering is the deployment's, not the client's scope's:
+        # a scoped max would hand a client of one organisation numbers another's events hold.
         last = await session.scalar(
             select(func.coalesce(func.max(OutboxEvent.seq), 0)),
             execution_options={UNSCOPED: True},

@@ -1,6 +1,8 @@
 """A FHIR R4 transaction Bundle as a death notification: a `Patient` with `deceasedDateTime`
-(UK Core: the NHS number identifier `https://fhir.nhs.uk/Id/nhs-number`) and, where the death
-ended an admission, an `Encounter`. An adapter onto app.notifications: the Bundle's
+(UK Core: the NHS number identifier `https://fhir.nhs.uk/Id/nhs-number`; the registered GP
+practice as a `generalPractitioner` reference by ODS code) and, where the death ended an
+admission, an `Encounter` (the site of death as an ODS code on its `location` or
+`serviceProvider` reference). An adapter onto app.notifications: the Bundle's
 `identifier` (system and value) is the sender's key, and everything else goes through the
 same validation, matching, events and audit as POST /v1/death-notifications.
 
@@ -30,6 +32,11 @@ PLACE_OF_ENCOUNTER_CLASS = {
     "EMER": "emergency_department",
 }
 EMERGENCY_PRIORITY = {"EM", "UR", "emergency", "urgent"}
+ODS_ORGANISATION_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
+ODS_SITE_SYSTEM = "https://fhir.nhs.uk/Id/ods-site-code"
+ODS_SYSTEMS = (ODS_SITE_SYSTEM, ODS_ORGANISATION_SYSTEM)
+LOCATION_IDENTIFIER = "Encounter.location.location.identifier"
+PROVIDER_IDENTIFIER = "Encounter.serviceProvider.identifier"
 
 # Where each notification field comes from, to name it in an OperationOutcome.
 ELEMENTS = {
@@ -54,6 +61,8 @@ ELEMENTS = {
     "admitted_at": "Encounter.period.start",
     "discharged_at": "Encounter.period.end",
     "sent_at": "Bundle.timestamp",
+    "site_ods_code": PROVIDER_IDENTIFIER,
+    "registered_gp_practice_ods_code": "Patient.generalPractitioner.identifier",
 }
 
 
@@ -64,9 +73,51 @@ def refused(element: str, detail: str) -> ValidationFailed:
     )
 
 
-def element_of(pointer: str) -> str:
+def element_of(pointer: str, bundle: Any = None) -> str:
     name = pointer.strip("/").split("/", 1)[0]
+    if name == "site_ods_code" and bundle is not None:
+        return site_element(bundle)
     return ELEMENTS.get(name, "Bundle")
+
+
+def _ods_code(reference: Any, systems: tuple[str, ...] = ODS_SYSTEMS) -> str | None:
+    """The ODS code a Reference carries as its logical identifier, if it does."""
+    identifier = reference.get("identifier") if isinstance(reference, dict) else None
+    if not isinstance(identifier, dict) or identifier.get("system") not in systems:
+        return None
+    value = identifier.get("value")
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _site_code(encounter: dict[str, Any]) -> tuple[str | None, str]:
+    """The site of death's ODS code and the element it came from: the Encounter's location
+    (a Location by its ODS site code) before its serviceProvider (the site or the trust)."""
+    for item in encounter.get("location") or []:
+        code = _ods_code(item.get("location")) if isinstance(item, dict) else None
+        if code is not None:
+            return code, LOCATION_IDENTIFIER
+    return _ods_code(encounter.get("serviceProvider")), PROVIDER_IDENTIFIER
+
+
+def site_element(bundle: Any) -> str:
+    """The element a Bundle's site code came from, to name it in an OperationOutcome."""
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == "Encounter":
+            return _site_code(resource)[1]
+    return PROVIDER_IDENTIFIER
+
+
+def _practice_code(patient: dict[str, Any]) -> str | None:
+    """The registered GP practice: a generalPractitioner reference by ODS organisation code
+    (UK Core's Organization; a reference to a Practitioner by GMP number is not a practice)."""
+    references = patient.get("generalPractitioner")
+    for reference in references if isinstance(references, list) else []:
+        code = _ods_code(reference, (ODS_ORGANISATION_SYSTEM,))
+        if code is not None:
+            return code
+    return None
 
 
 def _first(items: Any) -> dict[str, Any]:
@@ -161,6 +212,7 @@ def notification_body(bundle: dict[str, Any]) -> NotificationCreate:
         "died_at": patient["deceasedDateTime"],
         "place_of_death": "other",
         "admission_method": "not_admitted",
+        "registered_gp_practice_ods_code": _practice_code(patient),
     }
     if encounter is not None:
         body.update(_encounter(encounter, patient["deceasedDateTime"]))
@@ -170,7 +222,7 @@ def notification_body(bundle: dict[str, Any]) -> NotificationCreate:
         raise ValidationFailed(
             "The Bundle is not a death notification this server accepts; see errors.",
             errors=[
-                {**item, "pointer": element_of(item["pointer"])}
+                {**item, "pointer": element_of(item["pointer"], bundle)}
                 for item in validation_errors(list(error.errors()))
             ],
         ) from None
@@ -201,6 +253,7 @@ def _encounter(encounter: dict[str, Any], died: Any) -> dict[str, Any]:
         else "not_admitted",
         "ward": location.get("display") if isinstance(location, dict) else None,
         "site": provider.get("display") if isinstance(provider, dict) else None,
+        "site_ods_code": _site_code(encounter)[0],
         "specialty_at_death": _code(_first(encounter.get("serviceType")) or None)
         if isinstance(encounter.get("serviceType"), list)
         else _code(encounter.get("serviceType")),
@@ -252,12 +305,12 @@ def transaction_response(
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
 
 
-def mapped(error: ValidationFailed) -> ValidationFailed:
+def mapped(error: ValidationFailed, bundle: Any = None) -> ValidationFailed:
     """The notification service's refusal, its pointers named as the Bundle's elements."""
     return ValidationFailed(
         error.detail or "The death is not possible as given; see errors.",
         errors=[
-            {**item, "pointer": element_of(str(item.get("pointer", "")))}
+            {**item, "pointer": element_of(str(item.get("pointer", "")), bundle)}
             for item in error.errors or []
         ],
     )

@@ -307,6 +307,12 @@ async def post_transaction(
     required elements, date and dateTime formats and JSON types): a 422 OperationOutcome
     naming the element (`Encounter.period.start`), nothing stored.
 
+    Organisations by ODS code (each must be in the registry, else a 422 naming the element):
+    the site of death as the identifier (`https://fhir.nhs.uk/Id/ods-site-code` or
+    `https://fhir.nhs.uk/Id/ods-organization-code`) of the Encounter's `location[].location`
+    or its `serviceProvider`; the registered GP practice as the identifier
+    (`https://fhir.nhs.uk/Id/ods-organization-code`) of a `Patient.generalPractitioner`.
+
     Recorded exactly as `POST /v1/death-notifications` records one; the answer is a
     `transaction-response` Bundle whose Patient entry's `location` is `Patient/<death id>`
     (`201 Created`, or `200 OK` when the key or the patient was known). A refusal is an
@@ -323,7 +329,7 @@ async def post_transaction(
             database, principal, None, notification, Channel.fhir, "/fhir/r4"
         )
     except ValidationFailed as error:
-        raise ingest.mapped(error) from None
+        raise ingest.mapped(error, bundle) from None
     except Conflict as conflict:
         raise ingest.mapped_conflict(conflict) from None
     created = stored.status == 201

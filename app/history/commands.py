@@ -27,6 +27,7 @@ from app.history.runner import RUNNING, run_import
 from app.history.service import create_import, spool_dir
 from app.kit.time import now
 from app.models import ApiClient, HistoryImport, HistoryImportProblem
+from app.organisations.lookup import resolve_organisation
 
 CLIENT_NAME = "lfd history (command line)"
 OPTIONS = orjson.OPT_UTC_Z
@@ -185,7 +186,11 @@ async def _report(database: Database, job: HistoryImport) -> int:
 
 
 async def export_command(
-    settings: Settings, out: Path | None, died_from: date | None, died_to: date | None
+    settings: Settings,
+    out: Path | None,
+    died_from: date | None,
+    died_to: date | None,
+    organisation: str | None = None,
 ) -> int:
     database = Database(settings)
     count = 0
@@ -194,8 +199,16 @@ async def export_command(
         handle = out.open("wb") if out is not None else sys.stdout.buffer
         try:
             principal = await _principal(database)
+            organisation_id = None
+            if organisation is not None:
+                async with database.transaction() as session:
+                    found = await resolve_organisation(session, organisation)
+                if found is None:
+                    sys.stderr.write(f"lfd history export: no organisation {organisation!r}\n")
+                    return 2
+                organisation_id = found.id
             async with database.snapshot() as session:
-                async for page in export_records(session, died_from, died_to):
+                async for page in export_records(session, died_from, died_to, organisation_id):
                     # Every death read is audited (one row each, as for any read), page by page:
                     # on PostgreSQL in a transaction of its own (the snapshot is read-only, and
                     # holds no transaction id that would stall the change feed for the export's

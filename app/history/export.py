@@ -22,6 +22,7 @@ from app.models import (
     Death,
     Finding,
     HistoryRecord,
+    Organisation,
     Referral,
     Review,
     RouteOverride,
@@ -104,6 +105,34 @@ def _referral(referral: Referral, reference: str, review: Review | None) -> dict
     return out
 
 
+async def _ods_codes(session: AsyncSession, deaths: list[Death]) -> dict[uuid.UUID, str]:
+    """The ODS codes of the sites and practices a page of deaths names."""
+    ids = {
+        value
+        for death in deaths
+        for value in (death.site_organisation_id, death.gp_practice_organisation_id)
+        if value is not None
+    }
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Organisation.id, Organisation.ods_code).where(Organisation.id.in_(ids))
+    )
+    return {row_id: code for row_id, code in rows.all() if code}
+
+
+def _organisation_codes(death: Death, codes: dict[uuid.UUID, str]) -> dict[str, Any]:
+    """The death's site and practice as the bundle names them (by ODS code), where it has them."""
+    named: dict[str, Any] = {}
+    for name, value in (
+        ("site_ods_code", death.site_organisation_id),
+        ("registered_gp_practice_ods_code", death.gp_practice_organisation_id),
+    ):
+        if value is not None and value in codes:
+            named[name] = codes[value]
+    return named
+
+
 @dataclass(frozen=True)
 class Page:
     ids: list[uuid.UUID]
@@ -111,10 +140,14 @@ class Page:
 
 
 async def export_records(
-    session: AsyncSession, died_from: date | None = None, died_to: date | None = None
+    session: AsyncSession,
+    died_from: date | None = None,
+    died_to: date | None = None,
+    organisation_id: uuid.UUID | None = None,
 ) -> AsyncIterator[Page]:
-    """The bundle's records of the deaths that died in the period (local dates, inclusive), a
-    page at a time (the caller audits each page's reads)."""
+    """The bundle's records of the deaths that died in the period (local dates, inclusive), of
+    one organisation when given (the deaths it records: a trust leaving a regional deployment
+    takes its own), a page at a time (the caller audits each page's reads)."""
     last: tuple[date, uuid.UUID] | None = None
     themes = {t.id: t for t in (await session.scalars(select(Theme))).all()}
     while True:
@@ -123,6 +156,8 @@ async def export_records(
             query = query.where(Death.died_on >= died_from)
         if died_to is not None:
             query = query.where(Death.died_on <= died_to)
+        if organisation_id is not None:
+            query = query.where(Death.organisation_id == organisation_id)
         if last is not None:
             query = query.where(
                 or_(Death.died_on > last[0], and_(Death.died_on == last[0], Death.id > last[1]))
@@ -150,6 +185,7 @@ async def _page(
     referrals = await rows(Referral)
     reviews = await rows(Review)
     findings = await rows(Finding)
+    codes = await _ods_codes(session, deaths)
     links = {
         r.death_id: r.links
         for r in (
@@ -191,10 +227,12 @@ async def _page(
                 }
             )
         screening = screenings[death.id][0]
+        death_fields: dict[str, Any] = {name: getattr(death, name) for name in DEATH_FIELDS}
+        death_fields.update(_organisation_codes(death, codes))
         records.append(
             {
                 "format": FORMAT,
-                "death": {name: getattr(death, name) for name in DEATH_FIELDS},
+                "death": death_fields,
                 "screening": _screening(screening, overrides.get(death.id, [])),
                 "referrals": out_referrals,
                 "findings": out_findings,

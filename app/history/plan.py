@@ -117,6 +117,10 @@ def plan_record(
     screened_at = record.screening.screened_at
     death: Row = {
         **values,
+        # The registry's codes as the record gives them; the writer resolves them into the
+        # organisation columns (app.history.organisations), which a correction may clear.
+        "site_ods_code": record.death.site_ods_code,
+        "registered_gp_practice_ods_code": record.death.registered_gp_practice_ods_code,
         "id": death_id or uuid.uuid4(),
         "version": 1,
         "created_by_client_id": client_id,
@@ -154,13 +158,13 @@ def plan_record(
             }
         )
     reviews_by_reference: dict[str, Row] = {}
-    for referral in record.referrals:
+    for index, referral in enumerate(record.referrals):
         row = _referral_row(referral, death, settings, _id(links, "referrals", referral.reference))
         planned.referrals.append(row)
         planned.links.setdefault("referrals", {})[referral.reference] = str(row["id"])
         if referral.review is not None:
             reviews_by_reference[referral.reference] = _review_rows(
-                referral, row, planned, settings, client_id, links
+                referral, row, planned, settings, client_id, links, f"/referrals/{index}"
             )
     specialty = death["specialty_at_death"] or death["admitting_specialty"]
     for finding in record.findings:
@@ -242,6 +246,7 @@ def _review_rows(
     settings: Settings,
     client_id: uuid.UUID | None,
     links: Links,
+    pointer: str,
 ) -> Row:
     review = referral.review
     assert review is not None
@@ -271,9 +276,18 @@ def _review_rows(
     }
     planned.reviews.append(review_row)
     if isinstance(form, SjrReview):
+        # Each with its organisation of care as the form names it, and where the form names it,
+        # for the writer to resolve (app.history.organisations).
         planned.phases.extend(
-            {"id": uuid.uuid4(), "review_id": review_id, "phase": r.phase.value, "rating": r.rating}
-            for r in form.phases
+            {
+                "id": uuid.uuid4(),
+                "review_id": review_id,
+                "phase": r.phase.value,
+                "rating": r.rating,
+                "care_organisation": r.care_organisation,
+                "care_pointer": f"{pointer}/review/form/phases/{i}/care_organisation",
+            }
+            for i, r in enumerate(form.phases)
         )
         planned.problems.extend(
             {
@@ -282,7 +296,9 @@ def _review_rows(
                 "problem_type": p.type.value,
                 "phase": p.phase.value,
                 "harm": p.harm.value,
+                "care_organisation": p.care_organisation,
+                "care_pointer": f"{pointer}/review/form/problems_in_care/{i}/care_organisation",
             }
-            for p in form.problems_in_care
+            for i, p in enumerate(form.problems_in_care)
         )
     return review_row

@@ -23,6 +23,7 @@ from app.config import Settings
 from app.errors import Conflict, field_error
 from app.findings.schemas import ThemeCreate
 from app.findings.themes import create_theme
+from app.history.organisations import resolve_batch
 from app.history.plan import Planned, plan_record
 from app.history.update import apply_correction, removed_references
 from app.history.validation import Checked, parse_line
@@ -214,6 +215,7 @@ async def write_batch(
             corrections.append((checked, found))
         seen[key] = checked.line
     themes = await _themes(session, principal, [c for c in new] + [c for c, _ in corrections])
+    await resolve_batch(session, [(c, c.planned) for c in new if c.planned is not None])
     plans = [(c, c.planned) for c in new if c.planned is not None and not c.errors]
     if plans:
         numbers = await _case_numbers(session, len(plans))
@@ -233,6 +235,7 @@ async def write_batch(
             record, settings, config, principal.client_id, found.death_id, found.links
         )
         checked.errors.extend(removed_references(found.links, planned.links))
+        await resolve_batch(session, [(checked, planned)])
         if checked.errors:
             continue
         planned.findings = _with_theme(planned.findings, themes)
@@ -326,4 +329,36 @@ async def copy_rows(session: AsyncSession, table: Table, rows: list[dict[str, An
     connection = await session.connection()
     raw = (await connection.get_raw_connection()).driver_connection
     assert raw is not None
-    await raw.copy_records_to_table(table.name, records=records, columns=columns)
+    if not await _under_row_security(session):
+        await raw.copy_records_to_table(table.name, records=records, columns=columns)
+        return
+    # PostgreSQL refuses COPY FROM into a table whose row-level security applies to the role
+    # (the service's own role does: app.scoping). The rows go by COPY into a temporary table
+    # of the same shape, then into the table by one INSERT ... SELECT, which the policies
+    # check row by row (WITH CHECK) like any other insert.
+    stage = f"lfd_stage_{table.name}"
+    names = ", ".join(f'"{name}"' for name in columns)
+    await raw.execute(
+        f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE "{table.name}") ON COMMIT DELETE ROWS'
+    )
+    await raw.copy_records_to_table(stage, records=records, columns=columns)
+    await raw.execute(
+        f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{stage}";'  # noqa: S608
+        f' TRUNCATE "{stage}"'
+    )
+
+
+_ROW_SECURITY: dict[str, bool] = {}
+
+
+async def _under_row_security(session: AsyncSession) -> bool:
+    """Whether row-level security applies to the role the session connects as (not a
+    superuser, no BYPASSRLS): asked once per database URL."""
+    key = session.get_bind().engine.url.render_as_string(hide_password=True)
+    known = _ROW_SECURITY.get(key)
+    if known is None:
+        bypass = await session.scalar(
+            text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        )
+        known = _ROW_SECURITY[key] = not bypass
+    return known

@@ -10,10 +10,13 @@ MSH-3/MSH-4 sending application/facility (the notification's ``source_system``),
 time, MSH-9 type, MSH-10 control id; PID-3 identifiers (the NHS number is the repetition of
 type ``NH`` or authority ``NHS``; the local id the first other), PID-5 name, PID-7 birth,
 PID-8 sex, PID-11 address (postcode, component 5), PID-22 ethnic group, PID-29 date and time
-of death, PID-30 death indicator; PV1-2 patient class, PV1-3 location (ward, facility), PV1-4
-admission type, PV1-10 hospital service, PV1-19 visit number (with MSH-3 the sender's key),
-PV1-36 discharge disposition, PV1-44/45 admitted and discharged. Times without an offset are
-UK local time.
+of death, PID-30 death indicator; PD1-3 the registered GP practice (its ODS code in component
+10, the organisation identifier, or 3, the ID number); PV1-2 patient class, PV1-3 location
+(ward, facility: free text, as before), PV1-4 admission type, PV1-10 hospital service, PV1-19
+visit number (with MSH-3 the sender's key), PV1-36 discharge disposition, PV1-39 servicing
+facility (the site of death's ODS code), PV1-44/45 admitted and discharged. Times without an
+offset are UK local time. A PD1-3 or PV1-39 value that is not of an ODS code's form is a local
+code and is left alone; one of that form names an organisation the registry must hold.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import hl7
 import hl7.util
 
 from app.kit.time import LONDON
+from app.organisations.lookup import GP_PRACTICE_CODE, SITE_CODE
 
 STANDARD_SEPARATORS = "MSH|^~\\&|"
 # Discharge dispositions that mean the patient died: NHS discharge method 4 ("patient died"),
@@ -164,7 +168,28 @@ def parse_adt(raw: str) -> Adt:
     except KeyError:
         pv1 = None
     body = _body(kind[1], msh, pid, pv1, application, facility, control_id)
+    body.update(_organisation_codes(message, pv1))
     return Adt(message=message, control_id=control_id, trigger=kind[1], body=body)
+
+
+def _organisation_codes(message: Any, pv1: Any) -> dict[str, str]:
+    """The site of death (PV1-39) and the registered GP practice (PD1-3), where each is of an
+    ODS code's form."""
+    codes: dict[str, str] = {}
+    site = _component(_field(pv1, 39), 1).upper() if pv1 is not None else ""
+    if SITE_CODE.match(site):
+        codes["site_ods_code"] = site
+    try:
+        pd1 = message.segment("PD1")
+    except KeyError:
+        return codes
+    practice = _field(pd1, 3)
+    for component in (10, 3):
+        code = _component(practice, component).upper()
+        if GP_PRACTICE_CODE.match(code):
+            codes["registered_gp_practice_ods_code"] = code
+            break
+    return codes
 
 
 def _identifiers(pid: Any) -> tuple[str | None, str | None]:
@@ -283,6 +308,8 @@ FIELDS = {
     "admission_method": "PV1-4",
     "admitted_at": "PV1-44",
     "discharged_at": "PV1-45",
+    "site_ods_code": "PV1-39",
+    "registered_gp_practice_ods_code": "PD1-3",
 }
 
 

@@ -38,17 +38,17 @@ def spreadsheet_text(text: str) -> str:
 
 def may_be_formula(text: str) -> bool:
     """Whether a spreadsheet program could run this CSV cell as a formula."""
-    if text in {"-", "+"} or _PLAIN_NUMBER.fullmatch(text):
-        return False
-    start = text.lstrip(" ")[:1]
-    return start in FORMULA_START or text[:1] in FORMULA_START
+    if text[:1] not in FORMULA_START and text.lstrip(" ")[:1] not in FORMULA_START:
+        return False  # most cells: no regular expression to run
+    return text not in {"-", "+"} and not _PLAIN_NUMBER.fullmatch(text)
 
 
 def csv_text(text: str) -> str:
     """A text cell for CSV: without control and bidirectional override characters (tab and
     line breaks kept: CSV quotes them), and with a leading apostrophe when a spreadsheet
     program could run it as a formula."""
-    text = _CSV_UNSAFE.sub("", text)
+    if not text.isprintable():  # only then can it hold one of them (most cells do not)
+        text = _CSV_UNSAFE.sub("", text)
     return "'" + text if may_be_formula(text) else text
 
 

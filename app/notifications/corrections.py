@@ -19,6 +19,7 @@ what the key was sent about):
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.journal import Journal
 from app.auth.principal import Principal
 from app.deaths.duplicates import flag_possible_duplicates
-from app.deaths.schemas import DeathOut
+from app.deaths.organisations import DeathCodes, resolve_death_codes
 from app.deaths.service import DERIVED, derived_fields, load_death, validate_death
 from app.deaths.validation import default_nhs_number_status
 from app.errors import Conflict
@@ -61,6 +62,23 @@ class KeyReused(Conflict):
         )
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A notification as sent: the death's fields (not yet validated or derived), the
+    organisations it names by code, the message's id and time, and whether it gave the NHS
+    number's status."""
+
+    values: dict[str, Any]
+    codes: DeathCodes
+    message: dict[str, Any]
+    status_sent: bool
+
+    @property
+    def content(self) -> dict[str, Any]:
+        """What the content hash covers: the fields and the organisation codes."""
+        return {**self.values, **asdict(self.codes)}
+
+
 def check_same_patient(key: bytes, notification: DeathNotification, values: dict[str, Any]) -> None:
     """409 unless the values are of the patient the key was first sent about (a row recorded
     before the hashes existed is taken on trust, as it was then)."""
@@ -70,26 +88,25 @@ def check_same_patient(key: bytes, notification: DeathNotification, values: dict
         raise KeyReused()
 
 
-def is_correction(
-    key: bytes, notification: DeathNotification, values: dict[str, Any], sent_at: datetime | None
-) -> bool:
+def is_correction(key: bytes, notification: DeathNotification, sent: Sent) -> bool:
     """Other details of the same patient, in a message not older than the last one recorded."""
-    if notification.content_hash is None or content_hash(key, values) == notification.content_hash:
+    if (
+        notification.content_hash is None
+        or content_hash(key, sent.content) == notification.content_hash
+    ):
         return False
-    return not (sent_at is not None and notification.sent_at is not None) or (
-        sent_at >= notification.sent_at
-    )
+    sent_at: datetime | None = sent.message["sent_at"]
+    return sent_at is None or notification.sent_at is None or sent_at >= notification.sent_at
 
 
 def corrected(death: Death, values: dict[str, Any], status_sent: bool) -> dict[str, Any]:
     """The death's fields as the correction makes them (see the module's rules)."""
-    current = DeathOut.model_validate(death).model_dump(mode="python")
     result: dict[str, Any] = {}
     for name, value in values.items():
         if name in KEYS:
             continue
         if name in FLAGS:
-            result[name] = bool(value) or bool(current[name])
+            result[name] = bool(value) or bool(getattr(death, name))
         elif value is not None:
             result[name] = value
         else:
@@ -109,19 +126,22 @@ async def correct(
     principal: Principal,
     key: bytes,
     notification: DeathNotification,
-    values: dict[str, Any],
-    message: dict[str, Any],
-    status_sent: bool,
+    sent: Sent,
 ) -> Death:
-    """Apply (or record) a correction; the death as it now stands."""
+    """Apply (or record) a correction; the death as it now stands. The organisations it names
+    by code are resolved as for a new notification (422 for a code the registry lacks), and
+    set the site and GP practice; who owns the death does not change."""
+    values, message = sent.values, sent.message
     validate_death(values, "")
+    organisations = await resolve_death_codes(session, None, sent.codes)
     death = await load_death(session, notification.death_id, for_update=True)
     journal = Journal(principal)
     changed: list[str] = []
     if death.status == DeathStatus.awaiting_screening:
-        update = corrected(death, values, status_sent)
+        update = corrected(death, values, sent.status_sent)
         validate_death(update, "")
         update.update(derived_fields(update))
+        update.update(organisations)
         changed = [name for name, value in update.items() if getattr(death, name) != value]
         for name in changed:
             setattr(death, name, update[name])
@@ -131,7 +151,7 @@ async def correct(
         outcome = Correction.applied
     else:
         outcome = Correction.not_applied
-    notification.content_hash = content_hash(key, values)
+    notification.content_hash = content_hash(key, sent.content)
     notification.patient_keys = merged_keys(key, notification.patient_keys or {}, values)
     notification.sent_at = message["sent_at"]
     notification.message_id = message["message_id"]

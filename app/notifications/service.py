@@ -18,9 +18,8 @@ from app.audit.service import record_access
 from app.auth.principal import Principal
 from app.auth.scopes import Scope
 from app.deaths.duplicates import flag_possible_duplicates
-from app.deaths.schemas import DeathOut
+from app.deaths.organisations import DeathCodes, resolve_death_codes
 from app.deaths.service import (
-    DERIVED,
     death_values,
     derived_fields,
     find_by_source,
@@ -28,13 +27,20 @@ from app.deaths.service import (
     load_death,
     validate_death,
 )
+from app.deaths.views import death_out
 from app.errors import Conflict
 from app.events.service import Change
 from app.kit.enums import DeathStatus
 from app.kit.sql import insert_unless_exists, load_one
 from app.kit.time import now
 from app.models import Death, DeathNotification
-from app.notifications.corrections import KeyReused, check_same_patient, correct, is_correction
+from app.notifications.corrections import (
+    KeyReused,
+    Sent,
+    check_same_patient,
+    correct,
+    is_correction,
+)
 from app.notifications.identity import (
     content_hash,
     death_identity,
@@ -89,7 +95,9 @@ async def same_patient(session: AsyncSession, nhs_number: str, died_on: date) ->
     )
 
 
-def _recorded(notification: DeathNotification, death: Death) -> NotificationRecorded:
+async def _recorded(
+    session: AsyncSession, notification: DeathNotification, death: Death
+) -> NotificationRecorded:
     # The death carries the key of what created it: this notification, or another.
     created = (death.source_system, death.source_reference) == (
         notification.source_system,
@@ -99,7 +107,7 @@ def _recorded(notification: DeathNotification, death: Death) -> NotificationReco
         {
             **NotificationOut.model_validate(notification).model_dump(),
             "death_created": created,
-            "death": DeathOut.model_validate(death),
+            "death": await death_out(session, death),
         }
     )
 
@@ -115,15 +123,21 @@ async def notify(
     listing them (never a guess)."""
     values = death_values(body)
     message = {name: values.pop(name) for name in MESSAGE_FIELDS}
+    sent = Sent(
+        values=dict(values),
+        codes=DeathCodes.of(body),
+        message=message,
+        status_sent=body.nhs_number_status is not None,
+    )
     key = (await audit_keys(session)).notification
-    status_sent = body.nhs_number_status is not None
     existing = await by_source(session, body.source_system, body.source_reference)
     if existing is not None:
-        return await _again(session, principal, key, existing, values, message, status_sent), False
-    fingerprint = content_hash(key, values)
+        return await _again(session, principal, key, existing, sent), False
+    fingerprint = content_hash(key, sent.content)
     patient = patient_keys(key, values)
     validate_death(values, "")
     values.update(derived_fields(values))
+    values.update(await resolve_death_codes(session, principal, sent.codes))
     death, created = await _death_for(session, principal, values)
     moment = now()
     row = {
@@ -146,8 +160,7 @@ async def notify(
         found = await by_source(session, body.source_system, body.source_reference)
         if found is None:
             raise Conflict("The notification is being recorded by another request; retry.")
-        values = {name: value for name, value in values.items() if name not in DERIVED}
-        return await _again(session, principal, key, found, values, message, status_sent), False
+        return await _again(session, principal, key, found, sent), False
     notification = DeathNotification(**row)
     journal = Journal(principal)
     if created:
@@ -156,7 +169,7 @@ async def notify(
     journal.event(Change("death.notified", "death_notification", notification.id, death.id))
     journal.audit("death_notification.create", "death_notification", notification.id, death.id)
     await journal.write(session)
-    return _recorded(notification, death), True
+    return await _recorded(session, notification, death), True
 
 
 async def _again(
@@ -164,22 +177,21 @@ async def _again(
     principal: Principal,
     key: bytes,
     notification: DeathNotification,
-    values: dict[str, Any],
-    message: dict[str, Any],
-    status_sent: bool,
+    sent: Sent,
 ) -> NotificationRecorded:
     """A notification under a key already recorded: a 409 for another patient, a correction
     for other details of the same one, else a replay."""
-    check_same_patient(key, notification, values)
-    if not is_correction(key, notification, values, message["sent_at"]):
+    check_same_patient(key, notification, sent.values)
+    if not is_correction(key, notification, sent):
         replayed = await _replayed(session, principal, notification)
         # The correction itself sent again: answered as it was the first time.
         resent = notification.correction is not None and (
-            content_hash(key, values) == notification.content_hash
+            content_hash(key, sent.content) == notification.content_hash
         )
         return replayed.as_correction(replayed.correction if resent else None)
-    death = await correct(session, principal, key, notification, values, message, status_sent)
-    return _recorded(notification, death).as_correction(
+    death = await correct(session, principal, key, notification, sent)
+    recorded = await _recorded(session, notification, death)
+    return recorded.as_correction(
         Correction(notification.correction) if notification.correction else None
     )
 
@@ -195,7 +207,7 @@ async def _replayed(
         "death_notification",
         [(notification.id, death.id)],
     )
-    return _recorded(notification, death)
+    return await _recorded(session, notification, death)
 
 
 async def _death_for(

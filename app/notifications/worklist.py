@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +31,7 @@ from app.db import Database
 from app.deaths.schemas import DeathOut
 from app.deaths.service import load_death
 from app.deaths.validation import CLOCK_SKEW
+from app.deaths.views import named, refs_of
 from app.errors import Conflict, ValidationFailed
 from app.events.service import Change
 from app.kit.cursor import encode_row_cursor, row_sort_key
@@ -37,6 +39,7 @@ from app.kit.enums import DeathStatus
 from app.kit.time import now
 from app.models import Death, WorklistClaim
 from app.notifications.schemas import ClaimOut, WorklistItem
+from app.organisations.lookup import OrganisationRef
 from app.referrals.workflow import lease_length
 
 HOUR = timedelta(hours=1)
@@ -82,13 +85,14 @@ def _item(
     claim: WorklistClaim | None,
     principal: Principal,
     at: datetime,
+    refs: dict[Any, OrganisationRef],
 ) -> WorklistItem:
     since = death.notified_at or death.created_at
     due = death.died_at + timedelta(days=settings.me_mccd_target_days)
     notes = death.notes_received_at
     scrutiny_due = notes + SCRUTINY_TARGET if notes is not None else None
     return WorklistItem(
-        death=DeathOut.model_validate(death),
+        death=DeathOut.model_validate(death).model_copy(update=named(death, refs)),
         notified_at=since,
         waiting_hours=round((at - since) / HOUR, 2),
         hours_since_death=round((at - death.died_at) / HOUR, 2),
@@ -136,7 +140,9 @@ async def worklist(
     await record_access(
         session, principal, "worklist.list", "death", [(row[0].id, row[0].id) for row in page]
     )
-    return [_item(settings, death, claim, principal, moment) for death, claim in page], next_cursor
+    refs = await refs_of(session, [death for death, _ in page])
+    items = [_item(settings, death, claim, principal, moment, refs) for death, claim in page]
+    return items, next_cursor
 
 
 def _holds(held: WorklistClaim, principal: Principal) -> bool:

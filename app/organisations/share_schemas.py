@@ -35,6 +35,19 @@ class ShareCreate(RequestModel):
         description="The death's referral the share serves (e.g. its `system_review`), if any.",
     )
 
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "organisation": "B86001",
+                    "purpose": "review",
+                    "ends_at": "2027-03-31T23:00:00Z",
+                    "note": "Pre-admission care by the practice",
+                }
+            ]
+        }
+    }
+
 
 class OrganisationRef(ResponseModel):
     id: uuid.UUID = Field(description="The organisation's id in the registry.")

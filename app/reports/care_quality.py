@@ -20,6 +20,7 @@ from app.config import Settings
 from app.kit.enums import Route, SjrPhase
 from app.kit.time import now
 from app.models import Death, ReviewPhaseRating
+from app.reports.care_organisations import organisation_tables
 from app.reports.cohort import (
     age_band_of,
     cohort,
@@ -29,11 +30,11 @@ from app.reports.cohort import (
 )
 from app.reports.filters import ReportFilters, age_bands
 from app.reports.model import Column, Period, Report, Table, percent
+from app.reports.ratings import RATINGS, distribution, distribution_columns
 from app.reviews.labels import label_table
 
 KEY = "care-quality"
 FILTERS = ("site", "specialty", "age_band")
-RATINGS = range(1, 6)  # 1 very poor .. 5 excellent
 NOT_RECORDED = "(not recorded)"
 PHASE_ORDER = [phase for phase in SjrPhase if phase is not SjrPhase.overall]
 
@@ -43,64 +44,31 @@ class Grouping(StrEnum):
     specialty = "specialty"
     site = "site"
     age_band = "age_band"
+    # Not a column of the death: the phase ratings and problems by the organisation each names
+    # (app.reports.care_organisations).
+    care_organisation = "care_organisation"
 
 
-def _distribution(counts: dict[int, int]) -> dict[str, Any]:
-    """A row's rating cells and the three shares of it, each with its count."""
-    rated = sum(counts.values())
-    adequate = sum(counts.get(r, 0) for r in (3, 4, 5))
-    good = sum(counts.get(r, 0) for r in (4, 5))
-    poor = sum(counts.get(r, 0) for r in (1, 2))
+def _group_columns(grouping: Grouping) -> tuple[str, ...]:
+    """The cohort column a grouping is computed from (none by organisation of care)."""
     return {
-        "rated": rated,
-        **{f"rating_{r}": counts.get(r, 0) for r in RATINGS},
-        "adequate_or_better": adequate,
-        "adequate_or_better_pct": percent(adequate, rated),
-        "good_or_excellent": good,
-        "good_or_excellent_pct": percent(good, rated),
-        "poor_or_very_poor": poor,
-        "poor_or_very_poor_pct": percent(poor, rated),
-    }
-
-
-def _distribution_columns(labels: dict[int, str], what: str) -> list[Column]:
-    return [
-        Column("rated", "Rated", "int", f"Deaths whose final SJR rates {what}."),
-        *(
-            Column(
-                f"rating_{r}",
-                f"{r} {labels.get(r, '')}".strip(),
-                "int",
-                f"Deaths whose final SJR rates {what} {r}.",
-            )
-            for r in RATINGS
-        ),
-        Column("adequate_or_better", "Adequate or better", "int", "Rated 3, 4 or 5."),
-        Column("adequate_or_better_pct", "% adequate or better", "percent", "Of those rated."),
-        Column("good_or_excellent", "Good or excellent", "int", "Rated 4 or 5."),
-        Column("good_or_excellent_pct", "% good or excellent", "percent", "Of those rated."),
-        Column("poor_or_very_poor", "Poor or very poor", "int", "Rated 1 or 2."),
-        Column("poor_or_very_poor_pct", "% poor or very poor", "percent", "Of those rated."),
-    ]
-
-
-def _group_column(grouping: Grouping) -> str:
-    """The cohort column a grouping is computed from."""
-    return {
-        Grouping.month: "died_on",
-        Grouping.specialty: "specialty_at_death",
-        Grouping.site: "site",
-        Grouping.age_band: "age_at_death",
+        Grouping.month: ("died_on",),
+        Grouping.specialty: ("specialty_at_death",),
+        Grouping.site: ("site",),
+        Grouping.age_band: ("age_at_death",),
+        Grouping.care_organisation: (),
     }[grouping]
 
 
 def _group_key(grouping: Grouping, final: Any, settings: Settings) -> list[Any]:
-    """The grouping key of the final SJRs: year and month of death, or one label."""
+    """The grouping key of the final SJRs: year and month of death, one label, or none."""
+    if grouping is Grouping.care_organisation:
+        return []
     if grouping is Grouping.month:
         return list(month_of(final.c.died_on))
     if grouping is Grouping.age_band:
         return [age_band_of(final.c.age_at_death, settings).label("grp")]
-    return [final.c[_group_column(grouping)].label("grp")]
+    return [final.c[_group_columns(grouping)[0]].label("grp")]
 
 
 async def build_care_quality(
@@ -116,7 +84,7 @@ async def build_care_quality(
     deaths = cohort(
         settings, filters, period.start, period.end, Death.site, Death.specialty_at_death
     )
-    final = final_sjr(deaths, period.start, period.end, _group_column(by))
+    final = final_sjr(deaths, period.start, period.end, *_group_columns(by))
     referred = deaths_with_referral(deaths, period.start, period.end, Route.sjr, "sjr_referred")
 
     # One statement of four parts, each counting what it alone can say: the cohort's deaths,
@@ -158,6 +126,8 @@ async def build_care_quality(
                 continue
             summary["rated"] += count
             overall[int(rating)] = overall.get(int(rating), 0) + count
+            if not key_parts:
+                continue
             group = (
                 date(int(key_parts[0]), int(key_parts[1]), 1)
                 if by is Grouping.month
@@ -177,7 +147,11 @@ async def build_care_quality(
             _summary_table(summary),
             _overall_table(overall, care),
             _phase_table(phases, care),
-            _group_table(by, grouped, care, period, settings),
+            *(
+                await organisation_tables(session, final, care)
+                if by is Grouping.care_organisation
+                else [_group_table(by, grouped, care, period, settings)]
+            ),
         ],
         generated_at=now(),
         notes=[
@@ -250,7 +224,7 @@ def _overall_table(overall: dict[int, int], care: dict[int, str]) -> Table:
             }
             for r in RATINGS
         ],
-        note="Shares: " + _shares_text(_distribution(overall)),
+        note="Shares: " + _shares_text(distribution(overall)),
     )
 
 
@@ -273,10 +247,10 @@ def _phase_table(phases: dict[str, dict[int, int]], care: dict[int, str]) -> Tab
         "Care rating by phase of care",
         [
             Column("phase", "Phase", "text", "The SJR phase of care."),
-            *_distribution_columns(care, "the phase"),
+            *distribution_columns(care, "the phase"),
         ],
         [
-            {"phase": phase.value.replace("_", " "), **_distribution(phases.get(phase, {}))}
+            {"phase": phase.value.replace("_", " "), **distribution(phases.get(phase, {}))}
             for phase in PHASE_ORDER
         ],
         note="A phase that did not apply to a death is not rated, so 'rated' differs by phase.",
@@ -310,10 +284,10 @@ def _group_table(
             shown = NOT_RECORDED
         elif isinstance(key, date):
             shown = key.strftime("%Y-%m")
-        rows.append({label_column.key: shown, **_distribution(grouped.get(key, {}))})
+        rows.append({label_column.key: shown, **distribution(grouped.get(key, {}))})
     return Table(
         f"by_{by.value}",
         f"Overall care rating by {label_column.label.lower()}",
-        [label_column, *_distribution_columns(care, "overall care")],
+        [label_column, *distribution_columns(care, "overall care")],
         rows,
     )

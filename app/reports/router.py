@@ -77,14 +77,11 @@ async def report_session(database: Database) -> AsyncIterator[AsyncSession]:
     """A read-only transaction; on PostgreSQL a REPEATABLE READ snapshot, so that every table
     of a report counts the same committed data however many queries build it, without JIT,
     with the report timeouts (Work.report)."""
-    async with database.transaction(Work.request) as session:
+    # snapshot(): the isolation level is the connection's, set before the transaction begins;
+    # a SET TRANSACTION inside transaction() came after the data scope's settings and failed
+    # ("must be called before any query") once the scope was set per transaction.
+    async with database.snapshot(Work.report) as session:
         if database.dialect == "postgresql":
-            await session.execute(
-                text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            )
-            await database.prepare_transaction(
-                session, Work.report
-            )  # after: SET TRANSACTION is first
             # Plan every report query for its own period: a generic plan (what a prepared
             # statement falls back to after five runs) cannot see how many deaths a period
             # holds, joins the cohort by nested loops and runs for minutes instead of a
@@ -147,7 +144,9 @@ async def care_quality(
     by: Annotated[
         Grouping,
         Query(
-            description="Group the ratings by `month` of death, `specialty`, `site` or `age_band`."
+            description="Group the ratings by `month` of death, `specialty`, `site` or "
+            "`age_band`; or by `care_organisation`: the phase ratings and the problems in care "
+            "by the organisation each names as having given the care (cross-system SJR)."
         ),
     ] = Grouping.month,
     output: FormatParam = ReportFormat.json,
@@ -158,6 +157,11 @@ async def care_quality(
     the shares rated adequate or better (3-5), good or excellent (4-5) and poor or very poor
     (1-2), and the same grouped `by` month, specialty, site or age band. Also the deaths
     referred for SJR, reviewed and rated ("319 referred, 181 reviewed, 177 rated").
+
+    `by=care_organisation` (cross-system reviews) gives instead two tables by the organisation
+    each phase rating and problem in care names as having given the care: the phase ratings
+    (`overall` aside) and the problems with their harm, each organisation a row and those
+    naming none a `(not recorded)` row.
 
     Any period (`period=` or `start`/`end`). Filters: `site`, `specialty`, `age_band`.
 

@@ -26,8 +26,9 @@ class ReviewPseudonymised(PseudonymisedModel):
     submitted_at: datetime | None
     review: dict[str, Any] = Field(
         description="The instrument's structured parts only: scores with their labels, phases, "
-        "problem types and harm, outcomes and statuses; narratives, summaries, learning points "
-        "and other organisations' references are left out."
+        "problem types and harm, organisations of care (but a GP practice), outcomes and "
+        "statuses; narratives, summaries, learning points and other organisations' references "
+        "are left out."
     )
     external_due_at: datetime | None
     created_at: datetime
@@ -39,14 +40,23 @@ class ReviewPseudonymised(PseudonymisedModel):
 # beside a kept score is kept with it.
 Spec = Mapping[str, "Spec | None"]
 _REVIEWER: Spec = {"name": None, "role": None}
+# An organisation of care as a review read shows it (app.reviews.care). A GP practice is left
+# out whole (_kept): its list is small enough to narrow a month's deaths to a person.
+_ORGANISATION: Spec = {"id": None, "ods_code": None, "name": None, "kind": None}
+HIDDEN = frozenset({"gp_practice"})
 _INSTRUMENTS: dict[str, Spec] = {
     "sjr": {
         "instrument": None,
         "reviewer": _REVIEWER,
-        "phases": {"phase": None, "rating": None},
+        "phases": {"phase": None, "rating": None, "care_organisation": _ORGANISATION},
         "quality_of_records": None,
         "avoidability": None,
-        "problems_in_care": {"type": None, "phase": None, "harm": None},
+        "problems_in_care": {
+            "type": None,
+            "phase": None,
+            "harm": None,
+            "care_organisation": _ORGANISATION,
+        },
         "patient_safety_incident_suspected": None,
     },
     "mm": {
@@ -79,6 +89,8 @@ def _kept(value: Any, spec: Spec) -> Any:
         if base not in spec:
             continue
         inner = spec[base]
+        if inner is _ORGANISATION and (not isinstance(item, dict) or item.get("kind") in HIDDEN):
+            continue
         out[name] = item if inner is None or base != name else _kept(item, inner)
     return out
 

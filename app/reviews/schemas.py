@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StringConstraints, field_validator
+from pydantic import AfterValidator, Field, StrictBool, StringConstraints, field_validator
 
 from app.kit.enums import (
     ExternalStatus,
@@ -19,12 +19,31 @@ from app.kit.enums import (
     SjrPhase,
 )
 from app.kit.schemas import RequestModel, ResponseModel, Timestamp
+from app.organisations.lookup import as_uuid, is_reference
 
 Narrative = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 Short = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Reference = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 CareRating = Annotated[int, Field(ge=1, le=5, strict=True)]
 Avoidability = Annotated[int, Field(ge=1, le=6, strict=True)]
+
+
+def _organisation(value: str) -> str:
+    if not is_reference(value):
+        raise ValueError("not an ODS code (e.g. RR8, B86001) or an organisation id")
+    found = as_uuid(value)
+    return str(found) if found is not None else value.upper()
+
+
+CareOrganisation = Annotated[
+    str, StringConstraints(min_length=1, max_length=36), AfterValidator(_organisation)
+]
+CARE_ORGANISATION = (
+    "The organisation that gave this care (cross-system review): its ODS code or registry id, "
+    "e.g. the acute trust for the admission, the GP practice before it, the community "
+    "provider after discharge. It must be in the organisation registry. Shown on reading as "
+    "the organisation (`id`, `ods_code`, `name`, `kind`)."
+)
 
 
 class ReviewerIn(RequestModel):
@@ -36,6 +55,11 @@ class PhaseRating(RequestModel):
     phase: SjrPhase
     rating: CareRating = Field(description="1 very poor, 2 poor, 3 adequate, 4 good, 5 excellent.")
     narrative: Narrative | None = None
+    # Left out of the stored instrument when not given, so that reviews without one (every
+    # review before issue 16) keep the detail they had.
+    care_organisation: CareOrganisation | None = Field(
+        default=None, description=CARE_ORGANISATION, exclude_if=lambda value: value is None
+    )
 
 
 class ProblemInCare(RequestModel):
@@ -43,6 +67,11 @@ class ProblemInCare(RequestModel):
     phase: SjrPhase = Field(description="The phase of care it arose in (not `overall`).")
     harm: Harm = Field(description="Did it lead to harm: no, probably, yes.")
     description: Narrative | None = None
+    # Left out of the stored instrument when not given, so that reviews without one (every
+    # review before issue 16) keep the detail they had.
+    care_organisation: CareOrganisation | None = Field(
+        default=None, description=CARE_ORGANISATION, exclude_if=lambda value: value is None
+    )
 
     @field_validator("phase")
     @classmethod

@@ -47,6 +47,7 @@ from app.referrals.workflow import (
     load_referral,
     refuse,
 )
+from app.reviews.care import care_organisations
 from app.reviews.schemas import (
     ExternalReview,
     FollowOnReferral,
@@ -210,8 +211,14 @@ def follow_ons(referral: Referral, review: Instrumented) -> list[FollowOn]:
     return wanted
 
 
-async def _write_parts(session: AsyncSession, review_id: uuid.UUID, body: Instrumented) -> None:
-    """The SJR's phase ratings and problems in care, as rows that reports aggregate."""
+async def _write_parts(
+    session: AsyncSession,
+    review_id: uuid.UUID,
+    body: Instrumented,
+    care: dict[str, uuid.UUID],
+) -> None:
+    """The SJR's phase ratings and problems in care, as rows that reports aggregate, each with
+    the organisation of care it names (``care``: ids by reference, app.reviews.care)."""
     await session.execute(delete(ReviewPhaseRating).where(ReviewPhaseRating.review_id == review_id))
     await session.execute(delete(ReviewProblem).where(ReviewProblem.review_id == review_id))
     if not isinstance(body, SjrReview):
@@ -220,7 +227,13 @@ async def _write_parts(session: AsyncSession, review_id: uuid.UUID, body: Instru
         session,
         ReviewPhaseRating,
         [
-            {"id": uuid.uuid4(), "review_id": review_id, "phase": r.phase.value, "rating": r.rating}
+            {
+                "id": uuid.uuid4(),
+                "review_id": review_id,
+                "phase": r.phase.value,
+                "rating": r.rating,
+                "care_organisation_id": care.get(r.care_organisation or ""),
+            }
             for r in body.phases
         ],
     )
@@ -234,6 +247,7 @@ async def _write_parts(session: AsyncSession, review_id: uuid.UUID, body: Instru
                 "problem_type": p.type.value,
                 "phase": p.phase.value,
                 "harm": p.harm.value,
+                "care_organisation_id": care.get(p.care_organisation or ""),
             }
             for p in body.problems_in_care
         ],
@@ -277,6 +291,7 @@ async def submit_review(
     death = await session.get_one(Death, referral.death_id)
     raised: list[Referral] = []
     _check_instrument(Route(referral.route), body.review, death, body.submit)
+    care = await care_organisations(session, body.review)
 
     review = await session.scalar(select(Review).where(Review.referral_id == referral.id))
     created = review is None
@@ -310,7 +325,7 @@ async def submit_review(
         review.submitted_at = moment if body.submit else None
         review.version += 1
     await session.flush()
-    await _write_parts(session, review.id, body.review)
+    await _write_parts(session, review.id, body.review, care)
 
     transitions = Transitions(Journal(principal))
     journal = transitions.journal
@@ -397,6 +412,7 @@ async def amend_review(
     referral = await session.get_one(Referral, review.referral_id)
     death = await session.get_one(Death, review.death_id)
     _check_instrument(Route(review.route), body.review, death, True)
+    care = await care_organisations(session, body.review)
     detail = body.review.model_dump(mode="json")
     journal = Journal(principal)
     raised: list[Referral] = []
@@ -417,7 +433,7 @@ async def amend_review(
         review.version += 1
         review.updated_at = now()
         await session.flush()
-        await _write_parts(session, review.id, body.review)
+        await _write_parts(session, review.id, body.review, care)
         journal.event(
             Change("review.amended", "review", review.id, death.id, changed or ["detail"])
         )

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Review
+from app.reviews.care import shown
 from app.reviews.labels import label_table, labelled
 from app.reviews.schemas import ReviewOut
 
@@ -21,7 +22,7 @@ async def review_out(session: AsyncSession, review: Review) -> ReviewOut:
                 for name in ReviewOut.model_fields
                 if name not in {"review", "follow_on_referrals"}
             },
-            "review": labelled(review.detail, labels),
+            "review": await shown(session, labelled(review.detail, labels)),
         }
     )
 

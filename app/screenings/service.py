@@ -17,7 +17,7 @@ from app.auth.principal import Principal
 from app.auth.scopes import Scope
 from app.config import Settings
 from app.deaths.duplicates import flag_possible_duplicates
-from app.deaths.schemas import DeathOut
+from app.deaths.organisations import DeathCodes, resolve_death_codes
 from app.deaths.service import (
     death_values,
     derived_fields,
@@ -27,6 +27,7 @@ from app.deaths.service import (
 )
 from app.deaths.status import follow_referrals
 from app.deaths.validation import CLOCK_SKEW
+from app.deaths.views import death_out
 from app.errors import (
     Conflict,
     ValidationFailed,
@@ -135,13 +136,15 @@ async def _overrides(session: AsyncSession, screening_id: uuid.UUID) -> list[Rou
     )
 
 
-def _recorded(death: Death, screening: Screening, reconciled: Reconciled) -> ScreeningRecorded:
+async def _recorded(
+    session: AsyncSession, death: Death, screening: Screening, reconciled: Reconciled
+) -> ScreeningRecorded:
     out = screening_out(screening, reconciled.overrides)
     referrals = sorted(reconciled.referrals, key=lambda r: (r.created_at, r.route))
     return ScreeningRecorded.model_validate(
         {
             **out.model_dump(),
-            "death": DeathOut.model_validate(death),
+            "death": await death_out(session, death),
             "required_routes": _required_out(reconciled),
             "referrals": referrals,
         }
@@ -158,6 +161,9 @@ async def record_screening(
     validate_death(values, "/death")
     check_screening(body.screening, body.death.died_at, "/screening")
     values.update(derived_fields(values), id=uuid.uuid4())
+    values.update(
+        await resolve_death_codes(session, principal, DeathCodes.of(body.death), "/death")
+    )
     notified = await notified_death(
         session,
         principal,
@@ -171,10 +177,12 @@ async def record_screening(
             await _raise_duplicate(session, principal, body, notified)
         await check_claim(session, principal, notified, body.worklist_lease_id)
         del values["id"]
+        # The notified death keeps its organisation; the codes' site and practice complete it.
+        values.pop("organisation_id", None)
         screened, done, reconciled = await screen_notified(
             session, principal, settings, body, notified, values, _screening_values(body.screening)
         )
-        return _recorded(screened, done, reconciled)
+        return await _recorded(session, screened, done, reconciled)
     planned_death = Death(**values)
     screening = Screening(
         id=uuid.uuid4(),
@@ -208,7 +216,7 @@ async def record_screening(
     journal.audit("death.create", "death", death.id, death.id)
     journal.audit("screening.create", "screening", screening.id, death.id)
     await journal.write(session)
-    return _recorded(death, screening, reconciled)
+    return await _recorded(session, death, screening, reconciled)
 
 
 async def _raise_duplicate(
@@ -319,4 +327,4 @@ async def amend_screening(
         death.version += 1
         journal.event(Change("death.updated", "death", death.id, death.id, ["status"]))
     await journal.write(session)
-    return _recorded(death, screening, reconciled)
+    return await _recorded(session, death, screening, reconciled)

@@ -21,7 +21,8 @@ from app.db import Database
 from app.events.feed import Position, head_position, read_feed
 from app.kit.sql import insert_for, insert_unless_exists
 from app.kit.time import now
-from app.models import WebhookDelivery, WebhookDispatcher, WebhookEndpoint
+from app.models import ApiClient, WebhookDelivery, WebhookDispatcher, WebhookEndpoint
+from app.scoping import DataScope, reach_of
 from app.webhooks.payload import event_body
 from app.webhooks.schemas import DeliveryStatus, subscribed
 
@@ -57,13 +58,29 @@ async def _fan_out_page(session: AsyncSession, page_size: int) -> tuple[int, boo
         if dispatcher.txid is not None and dispatcher.seq is not None
         else None
     )
-    endpoints = (
+    listening = (
         await session.execute(
-            select(WebhookEndpoint.id, WebhookEndpoint.event_types, WebhookEndpoint.created_at)
+            select(
+                WebhookEndpoint.id,
+                WebhookEndpoint.event_types,
+                WebhookEndpoint.created_at,
+                ApiClient.organisation_id,
+                ApiClient.pseudonymised,
+            )
+            .join(ApiClient, ApiClient.id == WebhookEndpoint.created_by_client_id)
             .where(WebhookEndpoint.enabled.is_(True))
             .order_by(WebhookEndpoint.id)
         )
     ).all()
+    # Each endpoint gets only the events its owner may see (app.scoping): its organisation's,
+    # its members' for a pseudonymised owner, and the deaths shared with it.
+    scopes: dict[tuple[uuid.UUID | None, bool], DataScope] = {}
+    endpoints = []
+    for endpoint_id, types, created_at, organisation_id, pseudonymised in listening:
+        key = (organisation_id, pseudonymised)
+        if key not in scopes:
+            scopes[key] = await reach_of(session, organisation_id, members=pseudonymised)
+        endpoints.append((endpoint_id, types, created_at, scopes[key]))
     if not endpoints:
         # Nobody listens: skip to the head rather than walk the history later.
         head = await head_position(session)
@@ -74,8 +91,10 @@ async def _fan_out_page(session: AsyncSession, page_size: int) -> tuple[int, boo
     rows: list[dict[str, Any]] = []
     for event in page.events:
         body: str | None = None
-        for endpoint_id, types, created_at in endpoints:
+        for endpoint_id, types, created_at, scope in endpoints:
             if not subscribed(event.type, types) or event.occurred_at < created_at:
+                continue
+            if not scope.sees_event(event.organisation_id, event.death_id):
                 continue
             body = body or event_body(event)
             rows.append(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import ColumnElement, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditEntry, write_audit
@@ -21,7 +21,8 @@ from app.kit.cursor import open_cursor, sign_cursor
 from app.kit.etag import Precondition, etag
 from app.kit.sql import load_one
 from app.kit.time import now
-from app.models import WebhookEndpoint
+from app.models import ApiClient, WebhookEndpoint
+from app.scoping import current_scope
 from app.webhooks.local_names import local_name_problem
 from app.webhooks.schemas import EndpointCreate, EndpointOut, EndpointPatch, EndpointWithSecret
 from app.webhooks.signing import new_secret
@@ -66,6 +67,18 @@ async def _audit(session: AsyncSession, principal: Principal, action: str, id_: 
     await write_audit(session, principal, [AuditEntry(action, "webhook_endpoint", id_, None)])
 
 
+def _managed(principal: Principal) -> tuple[ColumnElement[bool], ...]:
+    """The endpoints a client manages: its own; an administrator's, those of every client of
+    the organisations it reaches (every client's for a deployment-level administrator)."""
+    if not is_admin(principal):
+        return (WebhookEndpoint.created_by_client_id == principal.client_id,)
+    scope = current_scope()
+    if principal.organisation_id is None or scope.everything:
+        return ()
+    reached = select(ApiClient.id).where(ApiClient.organisation_id.in_(sorted(scope.organisations)))
+    return (WebhookEndpoint.created_by_client_id.in_(reached),)
+
+
 async def load_endpoint(
     session: AsyncSession,
     principal: Principal,
@@ -73,9 +86,8 @@ async def load_endpoint(
     *,
     for_update: bool = False,
 ) -> WebhookEndpoint:
-    """The endpoint, if this client may see it (its own, or any for an administrator)."""
-    mine = WebhookEndpoint.created_by_client_id == principal.client_id
-    own = () if is_admin(principal) else (mine,)
+    """The endpoint, if this client may see it (its own, or any its administrator reaches)."""
+    own = _managed(principal)
     return await load_one(
         session, WebhookEndpoint, endpoint_id, "webhook endpoint", for_update=for_update, where=own
     )
@@ -112,9 +124,7 @@ async def list_endpoints(
     session: AsyncSession, principal: Principal, cursor: str | None, limit: int
 ) -> tuple[list[EndpointOut], str | None]:
     """The client's endpoints (every client's for an administrator), oldest first."""
-    query = select(WebhookEndpoint)
-    if not is_admin(principal):
-        query = query.where(WebhookEndpoint.created_by_client_id == principal.client_id)
+    query = select(WebhookEndpoint).where(*_managed(principal))
     if cursor is not None:
         created, last_id = await open_cursor(session, cursor, 2)
         try:

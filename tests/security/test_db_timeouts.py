@@ -28,6 +28,7 @@ from sqlalchemy.pool import NullPool
 
 from app.auth.scopes import Scope
 from app.deaths import service as deaths_service
+from tests.conftest import owner_url
 from tests.factories import idem, screening_body
 
 PROBLEM_JSON = "application/problem+json"
@@ -46,7 +47,7 @@ async def record_death(api: Any) -> str:
 @asynccontextmanager
 async def row_locked(database_url: str, death_id: str) -> AsyncIterator[AsyncConnection]:
     """Another session holds the death's row lock (FOR UPDATE) until the block ends."""
-    engine = create_async_engine(database_url, poolclass=NullPool)
+    engine = create_async_engine(owner_url(database_url), poolclass=NullPool)
     try:
         async with engine.connect() as outside:
             transaction = await outside.begin()

@@ -1,0 +1,57 @@
+"""A distribution of SJR care ratings (1 very poor .. 5 excellent) as a report row: the count
+of each rating and the three shares a board reads (adequate or better, good or excellent, poor
+or very poor), each with its count. The care-quality report's tables share it, whether the row
+counts deaths (by their final SJR) or phase ratings (by organisation of care)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.reports.model import Column, percent
+
+RATINGS = range(1, 6)  # 1 very poor .. 5 excellent
+DEATHS = "Deaths whose final SJR rates"
+
+
+def distribution(counts: dict[int, int]) -> dict[str, Any]:
+    """A row's rating cells and the three shares of it, each with its count."""
+    rated = sum(counts.values())
+    adequate = sum(counts.get(r, 0) for r in (3, 4, 5))
+    good = sum(counts.get(r, 0) for r in (4, 5))
+    poor = sum(counts.get(r, 0) for r in (1, 2))
+    return {
+        "rated": rated,
+        **{f"rating_{r}": counts.get(r, 0) for r in RATINGS},
+        "adequate_or_better": adequate,
+        "adequate_or_better_pct": percent(adequate, rated),
+        "good_or_excellent": good,
+        "good_or_excellent_pct": percent(good, rated),
+        "poor_or_very_poor": poor,
+        "poor_or_very_poor_pct": percent(poor, rated),
+    }
+
+
+def distribution_columns(labels: dict[int, str], what: str, unit: str = DEATHS) -> list[Column]:
+    """The columns of ``distribution``; each definition reads "<unit> <what> <rating>"."""
+
+    def words(*parts: object) -> str:
+        return " ".join(str(part) for part in parts if part != "") + "."
+
+    return [
+        Column("rated", "Rated", "int", words(unit, what)),
+        *(
+            Column(
+                f"rating_{r}",
+                f"{r} {labels.get(r, '')}".strip(),
+                "int",
+                words(unit, what, r),
+            )
+            for r in RATINGS
+        ),
+        Column("adequate_or_better", "Adequate or better", "int", "Rated 3, 4 or 5."),
+        Column("adequate_or_better_pct", "% adequate or better", "percent", "Of those rated."),
+        Column("good_or_excellent", "Good or excellent", "int", "Rated 4 or 5."),
+        Column("good_or_excellent_pct", "% good or excellent", "percent", "Of those rated."),
+        Column("poor_or_very_poor", "Poor or very poor", "int", "Rated 1 or 2."),
+        Column("poor_or_very_poor_pct", "% poor or very poor", "percent", "Of those rated."),
+    ]

@@ -1,0 +1,128 @@
+"""A forgotten filter fails closed (issue 16): the query layer confines every ORM statement to
+the data scope, and on PostgreSQL the row-level security policies alone refuse what a query
+that names no organisation at all would otherwise read or write."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from app.db import Database
+from app.models import Death, Organisation, Referral
+from app.scoping import DataScope, scoped
+from tests.conftest import SERVICE_ROLE, MakeApi
+from tests.factories import record_unexpected
+
+
+async def _two_trusts(database: Database, make_api: MakeApi) -> dict[str, Any]:
+    ids = {}
+    async with database.transaction() as session:
+        for name in ("RLS trust A", "RLS trust B"):
+            made = Organisation(id=uuid.uuid4(), name=name, kind="trust", aliases=[], settings={})
+            session.add(made)
+            ids[name] = made.id
+    a = await make_api(organisation_id=ids["RLS trust A"])
+    b = await make_api(organisation_id=ids["RLS trust B"])
+    in_a = await record_unexpected(a)
+    in_b = await record_unexpected(b)
+    return {
+        "a": ids["RLS trust A"],
+        "b": ids["RLS trust B"],
+        "death_a": uuid.UUID(in_a["death"]["id"]),
+        "death_b": uuid.UUID(in_b["death"]["id"]),
+    }
+
+
+async def test_the_query_layer_confines_a_statement_that_names_no_organisation(
+    database: Database, make_api: MakeApi
+) -> None:
+    made = await _two_trusts(database, make_api)
+    pair = [made["death_a"], made["death_b"]]
+    only_a = DataScope(False, frozenset({made["a"]}))
+    with scoped(only_a):
+        async with database.transaction() as session:
+            deaths = (await session.scalars(select(Death.id).where(Death.id.in_(pair)))).all()
+            referrals = (
+                await session.scalars(select(Referral.death_id).where(Referral.death_id.in_(pair)))
+            ).all()
+            # An UPDATE that forgets its filter touches only the scope's rows.
+            from sqlalchemy import update
+
+            touched = await session.execute(
+                update(Death).where(Death.id.in_(pair)).values(version=Death.version)
+            )
+    assert deaths == [made["death_a"]]
+    assert set(referrals) == {made["death_a"]}
+    assert touched.rowcount == 1  # type: ignore[attr-defined]
+    with scoped(DataScope(False, frozenset({made["a"]}), frozenset({made["death_b"]}))):
+        async with database.transaction() as session:
+            shared = set((await session.scalars(select(Death.id).where(Death.id.in_(pair)))).all())
+    assert shared == set(pair)
+
+
+@pytest.mark.postgres_only
+async def test_the_policies_alone_refuse_what_a_query_without_a_filter_would_read(
+    database: Database, make_api: MakeApi, database_url: str
+) -> None:
+    made = await _two_trusts(database, make_api)
+    pair = {"a": str(made["death_a"]), "b": str(made["death_b"])}
+    # A raw connection as the service's role: no ORM, no criteria, only the policies.
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            role = (
+                await connection.execute(
+                    text(
+                        "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles"
+                        " WHERE rolname = current_user"
+                    )
+                )
+            ).one()
+            assert tuple(role) == (SERVICE_ROLE, False, False)
+            owner = await connection.scalar(
+                text("SELECT tableowner FROM pg_tables WHERE tablename = 'deaths'")
+            )
+            assert owner != SERVICE_ROLE
+            await connection.commit()
+            ids = "SELECT id::text FROM deaths WHERE id IN (:a, :b) ORDER BY id"
+            referrals = "SELECT DISTINCT death_id::text FROM referrals WHERE death_id IN (:a, :b)"
+
+            async def seen(settings: dict[str, str]) -> tuple[set[str], set[str]]:
+                async with connection.begin():
+                    for name, value in settings.items():
+                        await connection.execute(
+                            text("SELECT set_config(:name, :value, true)"),
+                            {"name": name, "value": value},
+                        )
+                    deaths = set((await connection.scalars(text(ids), pair)).all())
+                    referred = set((await connection.scalars(text(referrals), pair)).all())
+                    return deaths, referred
+
+            # No scope at all (a transaction that forgot to set one): nothing.
+            assert await seen({}) == (set(), set())
+            only_a = {"lfd.scope": "some", "lfd.organisations": "{" + str(made["a"]) + "}"}
+            assert await seen(only_a) == ({pair["a"]}, {pair["a"]})
+            shared_b = {**only_a, "lfd.shared_deaths": "{" + pair["b"] + "}"}
+            assert await seen(shared_b) == ({pair["a"], pair["b"]}, {pair["a"], pair["b"]})
+            assert await seen({"lfd.scope": "all"}) == (set(pair.values()),) * 2
+
+            # Writing into another organisation's death is refused by the policies' check.
+            with pytest.raises(DBAPIError, match="row-level security"):
+                async with connection.begin():
+                    for name, value in only_a.items():
+                        await connection.execute(
+                            text("SELECT set_config(:name, :value, true)"),
+                            {"name": name, "value": value},
+                        )
+                    await connection.execute(
+                        text("UPDATE deaths SET organisation_id = :b WHERE id = :a"),
+                        {"a": pair["a"], "b": str(made["b"])},
+                    )
+    finally:
+        await engine.dispose()
