@@ -84,6 +84,10 @@ _NOTIFICATION: dict[str, Any] = {
 EXAMPLES: dict[str, Any] = {
     "NotificationCreate": _NOTIFICATION,
     "WorklistClaimRequest": {"lease_seconds": 3600},
+    "NotesReceivedRequest": {
+        "notes_received_at": "2026-11-20T09:15:00+00:00",
+        "lease_id": "5f0c6a1e-2b7d-4c3e-9a8f-1d2e3f4a5b6c",
+    },
     "JudgementIn": {
         "judgement": "possibly_missed",
         "criterion": "bereaved_concern",

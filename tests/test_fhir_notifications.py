@@ -203,3 +203,74 @@ async def test_an_ambiguous_match_is_a_409_listing_the_candidate_patients(api):
     issues = await outcome(api, transaction(nhs_number=number, died=died), 409)
     assert sorted(i for i in issues if i.startswith("Patient/")) == sorted(ids)
     assert number not in str(issues)
+
+
+async def test_a_bundle_identifier_reused_for_another_patient_is_a_409_outcome(api):
+    first = transaction()
+    made = await api.post(PATH, json=first, headers=FHIR)
+    assert made.status_code == 200, made.text
+    second = transaction()
+    second["identifier"] = first["identifier"]
+    number = second["entry"][0]["resource"]["identifier"][0]["value"]
+    issues = await outcome(api, second, 409)
+    assert any(i.startswith("Bundle.identifier.value:") for i in issues), issues
+    assert number not in str(issues)
+    assert (await api.get("/v1/deaths", params={"nhs_number": number})).json()["items"] == []
+
+
+async def test_a_correcting_bundle_is_applied_and_says_so(api):
+    bundle = transaction()
+    made = await api.post(PATH, json=bundle, headers=FHIR)
+    death_id = made.json()["entry"][0]["response"]["location"].removeprefix("Patient/")
+    bundle["entry"][1]["resource"]["location"] = [{"location": {"display": "Ward 5"}}]
+    bundle["timestamp"] = datetime.now(UTC).isoformat()
+    response = await api.post(PATH, json=bundle, headers=FHIR)
+    assert response.status_code == 200, response.text
+    answer = Bundle.model_validate(response.json())
+    patient_entry = answer.entry[0].response
+    assert patient_entry.status == "200 OK"
+    assert patient_entry.outcome is not None
+    assert "applied" in (patient_entry.outcome.issue[0].diagnostics or "")
+    assert (await api.get(f"/v1/deaths/{death_id}")).json()["ward"] == "Ward 5"
+
+
+def _set(resource: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for name in parents:
+        resource = resource.setdefault(name, {})
+    resource[last] = value
+
+
+async def test_a_bundle_that_is_not_valid_fhir_r4_is_refused_naming_the_element(api):
+    # Each was accepted before the fix (and `period.start: 5` stored as 1970).
+    cases: list[tuple[int, str, Any, str]] = [
+        (0, "favouriteColour", "blue", "Patient.favouriteColour"),
+        (0, "name", [{"family": "Testfamily", "given": "Testgiven"}], "Patient.name[0].given"),
+        (0, "birthDate", 19360701, "Patient.birthDate"),
+        (0, "deceasedDateTime", "2026-11-20T03:10:00", "Patient.deceasedDateTime"),
+        (0, "deceasedDateTime", 1700000000, "Patient.deceasedDateTime"),
+        (1, "class", "IMP", "Encounter.class"),
+        (1, "period.start", 5, "Encounter.period.start"),
+        (1, "period.end", "yesterday", "Encounter.period.end"),
+        (1, "location", {"location": {"display": "Ward 4"}}, "Encounter.location"),
+        (1, "diagnosis.0", "x", "Encounter.diagnosis"),
+    ]
+    for entry, path, value, element in cases:
+        bundle = transaction()
+        _set(bundle["entry"][entry]["resource"], path, value)
+        issues = await outcome(api, bundle, 422)
+        assert any(i.startswith(f"{element}:") for i in issues), (element, issues)
+        if isinstance(value, str):
+            assert value not in " ".join(issues), issues  # never echoed
+        stored = await api.get(
+            "/v1/deaths", params={"source_reference": bundle["identifier"]["value"]}
+        )
+        assert stored.json()["items"] == [], element
+    # A required element missing, and an unknown element of the Bundle itself.
+    no_status = transaction()
+    del no_status["entry"][1]["resource"]["status"]
+    assert any(i.startswith("Encounter.status:") for i in await outcome(api, no_status, 422))
+    extra = {**transaction(), "sender": "PAS"}
+    assert any(i.startswith("Bundle.sender:") for i in await outcome(api, extra, 422))
+    stamp = {**transaction(), "timestamp": 1700000000}
+    assert any(i.startswith("Bundle.timestamp:") for i in await outcome(api, stamp, 422))

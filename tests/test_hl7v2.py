@@ -5,6 +5,7 @@ naming the segment and field, and nothing stored."""
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import hl7
@@ -226,3 +227,43 @@ async def test_an_escape_sequence_that_cannot_be_decoded_is_never_logged(api, ca
     [death] = await deaths_of(api, number)
     assert death["family_name"] == "Secretnamex"
     assert not [r for r in caplog.records if "Secretname" in r.getMessage()]
+
+
+async def test_a_visit_number_reused_for_another_patient_is_refused_naming_pv1_19(api):
+    first, second = test_nhs_number(), test_nhs_number()
+    visit = f"V{uuid.uuid4().hex[:10].upper()}"
+    assert ack_fields((await send(api, adt(nhs_number=first, visit=visit))).text)["MSA"][1] == "AA"
+    response = await send(api, adt(nhs_number=second, visit=visit))
+    assert response.status_code == 422, response.text
+    ack = ack_fields(response.text)
+    assert ack["MSA"][1] == "AE"
+    assert ack["MSA"][3].startswith("PV1-19:"), ack["MSA"]
+    assert ack["ERR"][2] == "PV1^1^19"
+    assert ack["ERR"][3] == "205^Duplicate key identifier^HL70357"
+    assert first not in response.text and second not in response.text
+    # Nothing dropped silently: the second patient has no death, and says so (AE), and the
+    # first is as it was.
+    assert await deaths_of(api, second) == []
+    [death] = await deaths_of(api, first)
+    assert death["version"] == 1
+
+
+async def test_a_correcting_a08_under_the_same_visit_is_applied_and_acknowledged(api):
+    number = test_nhs_number()
+    died = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=5)
+    visit = f"V{uuid.uuid4().hex[:10].upper()}"
+    first = adt("A03", nhs_number=number, died=died, visit=visit, ward="WARD7")
+    assert ack_fields((await send(api, first)).text)["MSA"][1] == "AA"
+    correcting = adt("A08", nhs_number=number, died=died, visit=visit, ward="WARD9")
+    response = await send(api, correcting)
+    assert response.status_code == 200, response.text
+    ack = ack_fields(response.text)
+    assert ack["MSA"][1] == "AA"
+    assert ack["MSA"][3] == "correction applied to the death awaiting screening"
+    [death] = await deaths_of(api, number)
+    assert death["ward"] == "WARD9" and death["version"] == 2
+    # Resent by the engine: accepted again, nothing more changes.
+    again = ack_fields((await send(api, correcting)).text)
+    assert again["MSA"][1] == "AA"
+    [death] = await deaths_of(api, number)
+    assert death["version"] == 2

@@ -41,7 +41,12 @@ async def test_a_referral_decision_is_judged_replaced_and_announced(api, make_ap
     )
     assert first.status_code == 201, first.text
     assert first.json()["judged_by"] == "Dr Governance"
-    second = await api.put(url, json={"judgement": "should_have_been_referred", "reason": "SJR"})
+    tag = first.headers["ETag"]
+    second = await api.put(
+        url,
+        json={"judgement": "should_have_been_referred", "reason": "SJR"},
+        headers={"If-Match": tag},
+    )
     assert second.status_code == 200 and second.json()["version"] == 2
     read = (await api.get(url)).json()
     assert read["judgement"] == "should_have_been_referred" and read["criterion"] is None
@@ -56,7 +61,9 @@ async def test_a_referral_decision_is_judged_replaced_and_announced(api, make_ap
     commissioner = await make_api(pseudonymised=True)
     hidden = (await commissioner.get(url)).json()
     assert "reason" not in hidden and "judged_by" not in hidden
-    bad = await api.put(url, json={"judgement": "dubious", "reason": "x"})
+    bad = await api.put(
+        url, json={"judgement": "dubious", "reason": "x"}, headers={"If-Match": tag}
+    )
     assert bad.status_code == 422
     reader = await make_api(Scope.deaths_read)
     refused = await reader.put(url, json={"judgement": "appropriate", "reason": "Fine"})
@@ -120,3 +127,53 @@ async def test_the_me_office_report(api):
         assert rendered.status_code == 200, output
     refused = await api.get("/v1/reports/me-office", params={**PERIOD, "route": "sjr"})
     assert refused.status_code == 400
+
+
+async def test_a_judgement_is_replaced_only_with_its_etag_and_its_versions_are_kept(api, make_api):
+    recorded = await screened(api, "Versioned site")
+    url = f"/v1/screenings/{recorded['id']}/referral-judgement"
+    assert (await api.get(f"{url}/versions")).status_code == 404
+    first_body = {"judgement": "possibly_missed", "criterion": "unexpected_death", "reason": "Late"}
+    # If-Match on a judgement that does not exist names nothing: 412, nothing recorded.
+    early = await api.put(url, json=first_body, headers={"If-Match": '"abc"'})
+    assert early.status_code == 412, early.text
+    assert (await api.get(url)).status_code == 404
+    first = await api.put(url, json=first_body, headers={"X-On-Behalf-Of": "Dr First"})
+    assert first.status_code == 201, first.text
+    tag = first.headers["ETag"]
+    read = await api.get(url)
+    assert read.headers["ETag"] == tag
+    assert (await api.get(url, headers={"If-None-Match": tag})).status_code == 304
+    assert (await api.get(f"{url}/versions")).json() == []
+    second_body = {"judgement": "should_have_been_referred", "reason": "An SJR was due"}
+    missing = await api.put(url, json=second_body)
+    assert missing.status_code == 428, missing.text
+    second = await api.put(
+        url, json=second_body, headers={"If-Match": tag, "X-On-Behalf-Of": "Dr Second"}
+    )
+    assert second.status_code == 200, second.text
+    assert second.json()["version"] == 2 and second.headers["ETag"] != tag
+    stale = await api.put(url, json=first_body, headers={"If-Match": tag})
+    assert stale.status_code == 412
+    assert stale.json()["current_etag"] == second.headers["ETag"]
+    # The same judgement by the same person again (a retried PUT): no new version.
+    retried = await api.put(
+        url,
+        json=second_body,
+        headers={"If-Match": second.headers["ETag"], "X-On-Behalf-Of": "Dr Second"},
+    )
+    assert retried.status_code == 200 and retried.json()["version"] == 2
+    versions = await api.get(f"{url}/versions")
+    assert versions.status_code == 200, versions.text
+    [kept] = versions.json()
+    assert kept["version"] == 1
+    assert kept["judgement"] == "possibly_missed" and kept["criterion"] == "unexpected_death"
+    assert kept["reason"] == "Late" and kept["judged_by"] == "Dr First"
+    assert kept["judged_at"] == first.json()["judged_at"]
+    assert (await api.get(url)).json()["judged_by"] == "Dr Second"
+    commissioner = await make_api(pseudonymised=True)
+    hidden = await commissioner.get(f"{url}/versions")
+    assert hidden.status_code == 200
+    assert hidden.json() == [
+        {"version": 1, "judgement": "possibly_missed", "criterion": "unexpected_death"}
+    ]

@@ -4,6 +4,7 @@ peer that disconnects mid-message (nothing stored, the listener carries on)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from contextlib import asynccontextmanager
 
 import pytest
@@ -114,3 +115,20 @@ async def test_a_revoked_client_is_no_longer_acknowledged(database, api):
     assert await deaths_of(api, number) == []
     with pytest.raises(ValueError):
         await serve_mllp(database, "not-a-key", "127.0.0.1", 0)
+
+
+async def test_a_visit_number_reused_for_another_patient_is_an_ae_over_mllp(database, api):
+    first, second = test_nhs_number(), test_nhs_number()
+    visit = f"V{uuid.uuid4().hex[:10].upper()}"
+    async with listener(database) as (port, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for number in (first, second):
+            writer.write(START + adt(nhs_number=number, visit=visit).encode() + END)
+        await writer.drain()
+        acks = [ack_fields(await read_frame(reader)) for _ in range(2)]
+        writer.close()
+        await writer.wait_closed()
+    assert [a["MSA"][1] for a in acks] == ["AA", "AE"]
+    assert acks[1]["ERR"][2] == "PV1^1^19"
+    assert len(await deaths_of(api, first)) == 1
+    assert await deaths_of(api, second) == []

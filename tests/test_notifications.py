@@ -5,16 +5,21 @@ a later screening attaches to the notified death."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from app.auth.scopes import Scope
-from tests.factories import idem, screening_body
+from tests.factories import idem, screening_body, test_nhs_number
 from tests.kit.feed import drain_until, head
 from tests.kit.notifications import notification_body, screening_of
 
 PATH = "/v1/death-notifications"
+FEED_TYPES = (
+    "death.created,death.notified,death.updated,death.notification_corrected,"
+    "death.correction_not_applied"
+)
 
 
 async def notify(api: Any, body: dict[str, Any], status: int = 201) -> dict[str, Any]:
@@ -231,3 +236,136 @@ async def test_racing_retries_of_one_notification_make_one_death(api):
     assert len({a.json()["death_id"] for a in answers}) == 1
     listed = await api.get("/v1/deaths", params={"nhs_number": body["nhs_number"]})
     assert len(listed.json()["items"]) == 1
+
+
+async def test_a_key_reused_for_another_patient_is_refused_and_nothing_is_dropped(api):
+    first = notification_body()
+    made = await notify(api, first)
+    second = notification_body(source_reference=first["source_reference"])
+    assert second["nhs_number"] != first["nhs_number"]
+    refused = await api.post(PATH, json=second)
+    assert refused.status_code == 409, refused.text
+    problem = refused.json()
+    assert problem["type"].endswith("notification-key-conflict")
+    assert [e["pointer"] for e in problem["errors"]] == ["/source_reference"]
+    for value in (first["nhs_number"], second["nhs_number"], made["death_id"]):
+        assert value not in refused.text
+    # Nothing recorded for the second patient; the first as it was.
+    assert (await api.get("/v1/deaths", params={"nhs_number": second["nhs_number"]})).json()[
+        "items"
+    ] == []
+    death = (await api.get(f"/v1/deaths/{made['death_id']}")).json()
+    assert death["nhs_number"] == first["nhs_number"] and death["version"] == 1
+    # The same patient by local id alone under a key first sent with only a local id; another
+    # local id (another patient) under it is refused too.
+    local = notification_body(nhs_number=None, nhs_number_status="03", local_patient_id="RX1-1")
+    await notify(api, local)
+    other = {**local, "local_patient_id": "RX1-2"}
+    assert (await api.post(PATH, json=other)).status_code == 409
+    # A key a screening recorded its death under is the same: not for another patient.
+    screened = screening_body()
+    posted = await api.post("/v1/screenings", json=screened, headers=idem())
+    assert posted.status_code == 201, posted.text
+    under_its_key = notification_body(
+        source_system=screened["death"]["source_system"],
+        source_reference=screened["death"]["source_reference"],
+    )
+    taken = await api.post(PATH, json=under_its_key)
+    assert taken.status_code == 409, taken.text
+    assert taken.json()["type"].endswith("notification-key-conflict")
+
+
+def later(body: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The same notification sent again later, with changed details."""
+    sent = datetime.fromisoformat(body["sent_at"]) + timedelta(minutes=5)
+    return {**body, "sent_at": sent.isoformat(), **changes}
+
+
+async def test_a_correction_of_the_same_patient_is_applied_to_the_death_awaiting_screening(api):
+    cursor = await head(api)
+    body = notification_body(ward="Ward 1", site="Site A")
+    made = await notify(api, body)
+    corrected_body = later(body, ward="Ward 2", learning_disability=True)
+    response = await api.post(PATH, json=corrected_body)
+    assert response.status_code == 200, response.text
+    assert response.headers["Notification-Correction"] == "applied"
+    answer = response.json()
+    assert answer["id"] == made["id"] and answer["correction"] == "applied"
+    assert answer["corrected_at"] is not None
+    death = answer["death"]
+    assert (death["ward"], death["site"], death["learning_disability"]) == (
+        "Ward 2",
+        "Site A",
+        True,
+    )
+    assert death["version"] == 2 and death["status"] == "awaiting_screening"
+    # The correction sent again is a replay, answered as the correction was.
+    again = await api.post(PATH, json=corrected_body)
+    assert again.status_code == 200
+    assert again.headers["Notification-Correction"] == "applied"
+    assert again.json()["death"]["version"] == 2
+    # The first message arriving late (older than the correction) changes nothing.
+    stale = await api.post(PATH, json=body)
+    assert stale.status_code == 200 and "Notification-Correction" not in stale.headers
+    assert stale.json()["death"]["ward"] == "Ward 2"
+
+    def mine(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in events if e["death_id"] == made["death_id"]]
+
+    seen, _ = await drain_until(
+        api, cursor, lambda events: len(mine(events)) >= 4, types=FEED_TYPES
+    )
+    kinds = {e["type"]: e for e in mine(seen)}
+    assert set(kinds) == {
+        "death.created",
+        "death.notified",
+        "death.updated",
+        "death.notification_corrected",
+    }
+    assert set(kinds["death.updated"]["changed"]) == {"ward", "learning_disability"}
+    assert kinds["death.notification_corrected"]["resource"]["path"] == f"{PATH}/{made['id']}"
+    audit = await api.get("/v1/audit-events", params={"death_id": made["death_id"]})
+    actions = [row["action"] for row in audit.json()["items"]]
+    assert actions.count("death_notification.correct") == 1 and "death.update" in actions
+
+
+async def test_a_correction_of_a_screened_death_is_recorded_and_not_applied(api):
+    cursor = await head(api)
+    body = notification_body(ward="Ward 1")
+    made = await notify(api, body)
+    screened = await api.post("/v1/screenings", json=screening_of(body), headers=idem())
+    assert screened.status_code == 201, screened.text
+    before = (await api.get(f"/v1/deaths/{made['death_id']}")).json()
+    response = await api.post(PATH, json=later(body, ward="Ward 3"))
+    assert response.status_code == 200, response.text
+    assert response.headers["Notification-Correction"] == "not_applied"
+    assert response.json()["correction"] == "not_applied"
+    death = (await api.get(f"/v1/deaths/{made['death_id']}")).json()
+    assert (death["ward"], death["version"]) == (before["ward"], before["version"])
+    assert death["ward"] != "Ward 3"
+
+    def mine(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in events if e["death_id"] == made["death_id"]]
+
+    seen, _ = await drain_until(
+        api,
+        cursor,
+        lambda events: any(e["type"] == "death.correction_not_applied" for e in mine(events)),
+        types=FEED_TYPES,
+    )
+    assert "death.notification_corrected" not in {e["type"] for e in mine(seen)}
+
+
+async def test_a_correction_may_add_an_nhs_number_to_a_patient_known_by_local_id(api):
+    body = notification_body(nhs_number=None, nhs_number_status="03", local_patient_id="RX1-77")
+    made = await notify(api, body)
+    number = test_nhs_number()
+    traced = later(body, nhs_number=number, nhs_number_status="01")
+    response = await api.post(PATH, json=traced)
+    assert response.status_code == 200, response.text
+    assert response.json()["death"]["nhs_number"] == number
+    assert response.json()["death"]["nhs_number_status"] == "01"
+    # From then on the key is this NHS number's: another under it is another patient.
+    other = later(traced, nhs_number=test_nhs_number(), sent_at=datetime.now(UTC).isoformat())
+    assert (await api.post(PATH, json=other)).status_code == 409
+    assert (await api.get(f"/v1/deaths/{made['death_id']}")).json()["nhs_number"] == number

@@ -10,7 +10,10 @@ purpose:
 - the **search key**: ``query_hash`` = HMAC-SHA256 of an NHS number a search looked for, so
   the log answers "who searched for this patient?" (hash the number and look) without holding
   the number: an `audit:read` client cannot turn a hash back into a number (there are only
-  about 10^9 NHS numbers, which an unkeyed hash would give away in minutes).
+  about 10^9 NHS numbers, which an unkeyed hash would give away in minutes);
+- the **notification key**: what a death notification's sender key was sent about (the
+  patient, the content), kept as HMACs so that the same key reused for another patient is
+  recognised without storing who it was (app.notifications.identity).
 
 The key is read once per process and database.
 """
@@ -60,6 +63,7 @@ class AuditKeys:
     row: bytes
     search: bytes
     chain: bytes
+    notification: bytes
 
 
 def derive_keys(secret: str) -> AuditKeys:
@@ -68,7 +72,12 @@ def derive_keys(secret: str) -> AuditKeys:
     def sub(purpose: str) -> bytes:
         return hmac.new(master, f"lfd-audit-{purpose}".encode(), hashlib.sha256).digest()
 
-    return AuditKeys(row=sub("row"), search=sub("search"), chain=sub("chain"))
+    return AuditKeys(
+        row=sub("row"),
+        search=sub("search"),
+        chain=sub("chain"),
+        notification=sub("notification"),
+    )
 
 
 _keys: dict[str, AuditKeys] = {}

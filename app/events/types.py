@@ -7,6 +7,12 @@ EVENT_TYPES: dict[str, str] = {
     "death.created": "A death was recorded (by its first notification or screening).",
     "death.notified": "A trust system notified a death (JSON, HL7 v2 ADT or FHIR); the "
     "resource is the notification. A first notification also raises death.created.",
+    "death.notification_corrected": "A sending system corrected a notification (the same key, "
+    "the same patient, other details) and the correction was applied to the death awaiting "
+    "screening; the resource is the notification, `changed` the death's fields it changed.",
+    "death.correction_not_applied": "A sending system corrected a notification of a death "
+    "already screened: recorded, not applied (the ME office corrects the death); the "
+    "resource is the notification.",
     "death.claimed": "A death awaiting screening was claimed (leased) on the ME worklist.",
     "death.released": "A claim on the ME worklist was released.",
     "death.updated": "A death's details were corrected.",

@@ -6,8 +6,9 @@ admission, an `Encounter` (the site of death as an ODS code on its `location` or
 `identifier` (system and value) is the sender's key, and everything else goes through the
 same validation, matching, events and audit as POST /v1/death-notifications.
 
-Refusals are 422 OperationOutcomes whose issues name the element (`Patient.deceasedDateTime`,
-`Bundle.identifier`), never a value sent."""
+The Bundle is validated against FHIR R4 before it is read (app.fhir.validation). Refusals
+are 422 OperationOutcomes whose issues name the element (`Patient.deceasedDateTime`,
+`Bundle.identifier`, `Encounter.period.start`), never a value sent."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from app.errors import ValidationFailed, validation_errors
+from app.errors import Conflict, ValidationFailed, validation_errors
 from app.fhir.mapping import GENDER, NHS_NUMBER_SYSTEM
+from app.fhir.validation import check_structure, check_times
 from app.notifications.schemas import NotificationCreate
 
 SEX_OF_GENDER = {code: sex.value for sex, code in GENDER.items()}
@@ -177,8 +179,11 @@ def _identifiers(patient: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def notification_body(bundle: dict[str, Any]) -> NotificationCreate:
-    """The notification a transaction Bundle carries; a 422 naming the element otherwise."""
+    """The notification a transaction Bundle carries; a 422 naming the element otherwise
+    (the Bundle is checked against FHIR R4 first: app.fhir.validation)."""
     patient, encounter = _resources(bundle)
+    check_structure(bundle)
+    check_times(bundle, patient, encounter)
     key = bundle.get("identifier")
     if not isinstance(key, dict) or not key.get("system") or not key.get("value"):
         raise refused("Bundle.identifier", "the sender's identifier (system and value) is needed")
@@ -264,16 +269,38 @@ def _before(one: str, other: str) -> bool:
         return False
 
 
-def transaction_response(bundle: dict[str, Any], death_id: str, created: bool) -> dict[str, Any]:
+CORRECTION_OUTCOMES = {
+    "applied": "The Bundle corrected the notification first sent under its identifier: "
+    "applied to the death awaiting screening.",
+    "not_applied": "The Bundle corrected the notification first sent under its identifier: "
+    "recorded, not applied (the death is already screened; the ME office corrects it).",
+}
+
+
+def transaction_response(
+    bundle: dict[str, Any], death_id: str, created: bool, correction: str | None = None
+) -> dict[str, Any]:
     """The transaction-response Bundle: an entry per request entry, in order. The Patient is
     the death (`Patient/<death id>`, as the read view names it); the Encounter has no resource
-    of its own here (its fields are the death's admission)."""
+    of its own here (its fields are the death's admission). A correction says so in the
+    Patient entry's `outcome`."""
     status = "201 Created" if created else "200 OK"
     entries: list[dict[str, Any]] = []
     for entry in bundle["entry"]:
         response: dict[str, Any] = {"status": status}
         if entry["resource"]["resourceType"] == "Patient":
             response["location"] = f"Patient/{death_id}"
+            if correction in CORRECTION_OUTCOMES:
+                response["outcome"] = {
+                    "resourceType": "OperationOutcome",
+                    "issue": [
+                        {
+                            "severity": "information" if correction == "applied" else "warning",
+                            "code": "informational",
+                            "diagnostics": CORRECTION_OUTCOMES[correction],
+                        }
+                    ],
+                }
         entries.append({"response": response})
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
 
@@ -287,3 +314,14 @@ def mapped(error: ValidationFailed, bundle: Any = None) -> ValidationFailed:
             for item in error.errors or []
         ],
     )
+
+
+def mapped_conflict(conflict: Conflict) -> Conflict:
+    """A conflict about a field (the Bundle's identifier reused for another patient), its
+    pointers named as the Bundle's elements; any other conflict as it is."""
+    if conflict.errors:
+        conflict.errors = [
+            {**item, "pointer": element_of(str(item.get("pointer", "")))}
+            for item in conflict.errors
+        ]
+    return conflict

@@ -31,7 +31,7 @@ from app.fhir.resources import bundle, weak_etag
 from app.fhir.search import Params, patient_search, task_search
 from app.kit.etag import not_modified
 from app.notifications.schemas import Channel
-from app.notifications.submit import notify_once
+from app.notifications.submit import CORRECTION_HEADER, notify_once
 
 ACCEPTABLE = frozenset(
     {"*/*", "application/*", "application/json", FHIR_JSON, "application/json+fhir"}
@@ -303,6 +303,10 @@ async def post_transaction(
     `Encounter` (`class` IMP or EMER, `period`, `priority`, `location`, `serviceProvider`,
     `serviceType`). The Bundle's `identifier` (system and value) is the sender's key.
 
+    The Bundle is validated against FHIR R4 first (unknown elements, arrays, complex types,
+    required elements, date and dateTime formats and JSON types): a 422 OperationOutcome
+    naming the element (`Encounter.period.start`), nothing stored.
+
     Organisations by ODS code (each must be in the registry, else a 422 naming the element):
     the site of death as the identifier (`https://fhir.nhs.uk/Id/ods-site-code` or
     `https://fhir.nhs.uk/Id/ods-organization-code`) of the Encounter's `location[].location`
@@ -312,7 +316,10 @@ async def post_transaction(
     Recorded exactly as `POST /v1/death-notifications` records one; the answer is a
     `transaction-response` Bundle whose Patient entry's `location` is `Patient/<death id>`
     (`201 Created`, or `200 OK` when the key or the patient was known). A refusal is an
-    OperationOutcome naming the element (422), a match of two deaths a 409.
+    OperationOutcome naming the element (422), a match of two deaths a 409, the Bundle's
+    identifier already used for another patient a 409 naming `Bundle.identifier.value`. A
+    Bundle under the same identifier with other details of the same patient is a correction
+    (the Patient entry's `outcome` says whether it was applied).
 
     Scope: `notifications:write`.
     """
@@ -323,5 +330,10 @@ async def post_transaction(
         )
     except ValidationFailed as error:
         raise ingest.mapped(error, bundle) from None
+    except Conflict as conflict:
+        raise ingest.mapped_conflict(conflict) from None
     created = stored.status == 201
-    return fhir_response(ingest.transaction_response(bundle, str(stored.body["death_id"]), created))
+    correction = stored.headers.get(CORRECTION_HEADER)
+    return fhir_response(
+        ingest.transaction_response(bundle, str(stored.body["death_id"]), created, correction)
+    )

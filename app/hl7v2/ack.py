@@ -16,6 +16,7 @@ ERROR_CODES = {
     "AR": "200^Unsupported message type^HL70357",
     "missing": "101^Required field missing^HL70357",
     "AE": "207^Application internal error^HL70357",
+    "duplicate": "205^Duplicate key identifier^HL70357",
 }
 
 
@@ -41,7 +42,8 @@ def _error_location(location: str) -> str:
     return f"{segment}^1^{field}" if field else segment
 
 
-def ack(sender: Sender, problem: Hl7Problem | None) -> str:
+def ack(sender: Sender, problem: Hl7Problem | None, note: str | None = None) -> str:
+    """The ACK; ``note`` is an accepted message's MSA-3 text (the service's words)."""
     code = "AA" if problem is None else problem.code
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S+0000")
     kind = f"ACK^{sender.trigger}^ACK" if sender.trigger else "ACK"
@@ -63,10 +65,14 @@ def ack(sender: Sender, problem: Hl7Problem | None) -> str:
             ]
         )
     ]
-    text = "" if problem is None else escape(f"{problem.location}: {problem.reason}")
+    text = (
+        escape(note or "") if problem is None else escape(f"{problem.location}: {problem.reason}")
+    )
     segments.append("|".join(["MSA", code, escape(sender.control_id), text]))
     if problem is not None:
-        condition = ERROR_CODES["missing"] if "missing" in problem.reason else ERROR_CODES[code]
+        condition = problem.condition or (
+            ERROR_CODES["missing"] if "missing" in problem.reason else ERROR_CODES[code]
+        )
         segments.append(
             "|".join(
                 ["ERR", "", _error_location(problem.location), condition, "E", "", "", "", text]

@@ -64,6 +64,7 @@ class Hl7Problem(Exception):
     code: str  # AR or AE
     location: str  # e.g. "PID-29", "MSH"
     reason: str
+    condition: str | None = None  # an HL7 table 0357 code for ERR-3, when not the usual one
 
     def __str__(self) -> str:
         return f"{self.location}: {self.reason}"

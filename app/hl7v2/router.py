@@ -72,6 +72,10 @@ async def post_adt(
     table) and recorded exactly as `POST /v1/death-notifications` records one: the same
     validation, matching, events and audit. The sender's key is MSH-3 (`application@facility`)
     with PV1-19, the visit number; a message sent again is accepted again and changes nothing.
+    The same visit number for another patient is refused (`AE`, ERR-2 `PV1^1^19`, ERR-3 205
+    duplicate key); the same patient with other details (an A08 after the A03) is a correction,
+    applied to a death awaiting screening (`AA`, MSA-3 says so) or recorded only once the death
+    is screened (`AA`, MSA-3 says it was not applied).
 
     The answer is an HL7 `ACK`: `AA` (HTTP 200) when accepted; `AE` (422) when the content is
     refused (no date of death, a death in the future, an invalid NHS number), `AR` (400) when

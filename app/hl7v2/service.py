@@ -12,13 +12,19 @@ from pydantic import ValidationError as PydanticValidationError
 from app.auth.principal import Principal
 from app.db import Database
 from app.errors import Conflict, ValidationFailed, validation_errors
-from app.hl7v2.ack import Sender, ack
+from app.hl7v2.ack import ERROR_CODES, Sender, ack
 from app.hl7v2.adt import Adt, Hl7Problem, location_of, parse_adt
 from app.notifications.schemas import Channel, NotificationCreate
-from app.notifications.submit import notify_once
+from app.notifications.submit import CORRECTION_HEADER, notify_once
 
 logger = logging.getLogger("lfd.hl7v2")
 PATH = "/v1/hl7v2/adt"
+# MSA-3 of an AA that corrected the notification first sent under the same key (an A08 with
+# other details of the same patient).
+CORRECTION_NOTES = {
+    "applied": "correction applied to the death awaiting screening",
+    "not_applied": "correction recorded, not applied: the death is already screened",
+}
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,17 @@ async def receive(database: Database, principal: Principal, raw: str) -> Answer:
             first = (refused.errors or [{"pointer": "/", "detail": refused.detail}])[0]
             raise Hl7Problem("AE", location_of(first["pointer"]), first["detail"]) from None
         except Conflict as conflict:
-            raise Hl7Problem("AE", "PID-3", conflict.detail or "conflict") from None
+            # The field the conflict is about (the visit number reused for another patient),
+            # else the patient's identifiers (an ambiguous match).
+            first = (conflict.errors or [{}])[0]
+            location = location_of(first["pointer"]) if first.get("pointer") else "PID-3"
+            reason = first.get("detail") or conflict.detail or "conflict"
+            duplicate = first.get("code") == "key_names_another_patient"
+            raise Hl7Problem(
+                "AE", location, reason, ERROR_CODES["duplicate"] if duplicate else None
+            ) from None
     except Hl7Problem as problem:
         logger.info("hl7v2 refused", extra={"ack": problem.code, "location": problem.location})
         return Answer(problem.code, ack(_sender(adt, raw), problem))
-    return Answer("AA", ack(_sender(adt, raw), None), created=stored.status == 201)
+    note = CORRECTION_NOTES.get(stored.headers.get(CORRECTION_HEADER, ""))
+    return Answer("AA", ack(_sender(adt, raw), None, note), created=stored.status == 201)

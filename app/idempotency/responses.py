@@ -41,19 +41,22 @@ async def create_once(
     tag: Callable[[Made], str] | None = None,
     key_required: bool = False,
     show: Callable[[Made], BaseModel] | None = None,
+    more_headers: Callable[[Made], dict[str, str]] | None = None,
 ) -> StoredResponse:
     """Run ``work`` (which returns the resource and whether it is new) in one transaction and
     answer 201 (200 when it updated an existing one) with ``Location`` and ``ETag``. With an
     Idempotency-Key (required when ``key_required``), the answer is stored with the change and
     a retry with the same key and body replays it; see app.idempotency.service. ``show`` makes
     the body from the resource (what the caller may read of it: app.privacy.writes); the
-    resource itself without it."""
+    resource itself without it. ``more_headers`` adds headers of the resource's own."""
 
     async def answer(session: AsyncSession) -> StoredResponse:
         made, created = await work(session)
         headers = {"Location": location(made)}
         if tag is not None:
             headers["ETag"] = tag(made)
+        if more_headers is not None:
+            headers.update(more_headers(made))
         shown = show(made) if show is not None else made
         return StoredResponse(
             status=201 if created else 200, body=shown.model_dump(mode="json"), headers=headers

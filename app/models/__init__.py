@@ -15,7 +15,13 @@ from app.models.oauth import ClientPublicKey, SigningKey, UsedAssertion
 from app.models.organisation import CaseShare, Organisation
 from app.models.referral import Referral, ReferralTransition
 from app.models.review import Review, ReviewPhaseRating, ReviewProblem, ReviewVersion, ScaleLabel
-from app.models.screening import ReferralJudgement, RouteOverride, Screening, ScreeningVersion
+from app.models.screening import (
+    ReferralJudgement,
+    ReferralJudgementVersion,
+    RouteOverride,
+    Screening,
+    ScreeningVersion,
+)
 from app.models.secret import ServiceSecret
 from app.models.webhook import (
     WebhookAttempt,
@@ -48,6 +54,7 @@ __all__ = [
     "PossibleDuplicate",
     "Referral",
     "ReferralJudgement",
+    "ReferralJudgementVersion",
     "ReferralTransition",
     "Review",
     "ReviewPhaseRating",

@@ -89,6 +89,9 @@ class Death(IdMixin, TimestampMixin, Base):
     # When the first notification of the death arrived (None for a death first recorded by
     # its screening): the medical examiner office's worklist measures waiting from it.
     notified_at: Mapped[datetime | None]
+    # When the ME office received the notes, recorded on the worklist before the screening
+    # (the 24-hour scrutiny target runs from it); a screening without its own time takes it.
+    notes_received_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(default=1)
     created_by_client_id: Mapped[uuid.UUID | None]
 

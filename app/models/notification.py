@@ -6,14 +6,20 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, IdMixin, utcnow
+from app.models.base import Base, IdMixin, JSONType, utcnow
 
 
 class DeathNotification(IdMixin, Base):
     """A trust system's word that a patient died (JSON, HL7 v2 ADT or FHIR), or the key a
     later screening was sent under: the sender's source system and reference name one death.
     Several notifications (two systems, or the ME office's own reference) may name the same
-    death; the sender's key is unique, which makes a retry find what it made."""
+    death; the sender's key is unique, which makes a retry find what it made.
+
+    What the key was sent about is kept as keyed hashes, never the values (migration 0020):
+    ``patient_keys`` identify the patient (NHS number, local id and name, each with the date of
+    birth, as far as they were sent), ``content_hash`` the death as notified.
+    The same key for another patient is refused; for the same patient with other details it is
+    a correction (app.notifications.corrections)."""
 
     __tablename__ = "death_notifications"
     __table_args__ = (
@@ -29,6 +35,11 @@ class DeathNotification(IdMixin, Base):
     sent_at: Mapped[datetime | None]  # the sender's own time for the message, when it gave one
     message_id: Mapped[str | None] = mapped_column(String(100))  # e.g. MSH-10
     client_id: Mapped[uuid.UUID | None]
+    # {"nhs" | "local" | "name": HMAC}: the patient at each kind of identifier it was sent with
+    patient_keys: Mapped[dict[str, str] | None] = mapped_column(JSONType)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    corrected_at: Mapped[datetime | None]  # the last correction sent under the key
+    correction: Mapped[str | None] = mapped_column(String(20))  # applied | not_applied
 
 
 class WorklistClaim(Base):

@@ -85,7 +85,8 @@ class ScreeningVersion(IdMixin, Base):
 
 class ReferralJudgement(IdMixin, Base):
     """A governance reviewer's retrospective judgement of the medical examiner's referral
-    decision on one screened death (one per screening; a later judgement replaces it)."""
+    decision on one screened death: one per screening, the current version; a judgement that
+    replaces it keeps this one as a ``ReferralJudgementVersion`` first."""
 
     __tablename__ = "referral_judgements"
     __table_args__ = (Index("ix_referral_judgements_died_on", "died_on"),)
@@ -101,3 +102,16 @@ class ReferralJudgement(IdMixin, Base):
     judged_by_client_id: Mapped[uuid.UUID | None]
     judged_by: Mapped[str | None] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(default=1)
+
+
+class ReferralJudgementVersion(IdMixin, Base):
+    """A referral judgement as it stood before a later judgement replaced it."""
+
+    __tablename__ = "referral_judgement_versions"
+    __table_args__ = (UniqueConstraint("judgement_id", "version"),)
+
+    judgement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referral_judgements.id"))
+    version: Mapped[int]
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    superseded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    superseded_by_client_id: Mapped[uuid.UUID | None]

@@ -12,9 +12,12 @@ from app.deaths import pseudonymised as deaths
 from app.deaths.pseudonymised import DeathPseudonymised
 from app.notifications.schemas import (
     CHANNEL,
+    CORRECTION,
     DEATH,
     MCCD_OVERDUE,
+    SCRUTINY_OVERDUE,
     Channel,
+    Correction,
     NotificationRecorded,
     WorklistItem,
 )
@@ -31,6 +34,7 @@ class NotificationPseudonymised(PseudonymisedModel):
     death_created: bool = Field(
         description="true when this notification created the death; false when it was known."
     )
+    correction: Correction | None = Field(description=CORRECTION)
     death: DeathPseudonymised = Field(description=DEATH)
 
 
@@ -42,6 +46,7 @@ def notification(key: bytes, full: NotificationRecorded) -> NotificationPseudony
         channel=full.channel,
         received_month=month(full.received_at),
         death_created=full.death_created,
+        correction=full.correction,
         death=deaths.death(key, full.death),
     )
 
@@ -52,6 +57,7 @@ class WorklistItemPseudonymised(PseudonymisedModel):
     death: DeathPseudonymised = Field(description="The death awaiting scrutiny.")
     waiting_days: int = Field(description="Whole days since the death was notified.")
     mccd_overdue: bool = Field(description=MCCD_OVERDUE)
+    scrutiny_overdue: bool = Field(description=SCRUTINY_OVERDUE)
     claimed: bool = Field(description="Whether an ME office has a live claim on the death.")
 
 
@@ -60,5 +66,6 @@ def worklist_item(key: bytes, full: WorklistItem) -> WorklistItemPseudonymised:
         death=deaths.death(key, full.death),
         waiting_days=int(full.waiting_hours // 24),
         mccd_overdue=full.mccd_overdue,
+        scrutiny_overdue=full.scrutiny_overdue,
         claimed=full.claim is not None,
     )

@@ -70,10 +70,15 @@ async def post_death_notification(
     future, NHS number valid) and created with status `awaiting_screening`, on the medical
     examiner office's worklist (`GET /v1/me/worklist`). `source_system` + `source_reference`
     are the sender's key: the same notification sent again answers 200 with what the first
-    made, and changes nothing. A notification of a patient already held for the same date of
-    death (same NHS number; from another system, or already screened) is recorded against
-    that death (`death_created: false`); if two or more deaths match, it is a 409 whose
-    `candidates` list them. A later `POST /v1/screenings` attaches to the notified death by
+    made, and changes nothing. The key sent for another patient is a 409
+    (`notification-key-conflict`, nothing stored); for the same patient with other details
+    it is a correction (200, `correction` and the `Notification-Correction` header): applied
+    to the death while it awaits screening, recorded only once it is screened.
+
+    A notification of a patient already held for the same date of death (same NHS number;
+    from another system, or already screened) is recorded against that death
+    (`death_created: false`); if two or more deaths match, it is a 409 whose `candidates`
+    list them. A later `POST /v1/screenings` attaches to the notified death by
     the notification's key, or by NHS number and date of death.
 
     The answer is the notification with its death for a client that also holds `deaths:read`;

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from app.deaths.schemas import DeathCreate, DeathOut, Text100
 from app.kit.schemas import RequestModel, ResponseModel, Timestamp
@@ -17,6 +17,16 @@ CHANNEL = (
     "(a screening of a death not notified before)."
 )
 DEATH = "The death the notification created or found."
+CORRECTION = (
+    "The last correction's outcome: `applied` (to the death, which awaited screening) or "
+    "`not_applied` (the death was already screened: recorded only, the ME office corrects the "
+    "death); null when never corrected."
+)
+
+
+class Correction(StrEnum):
+    applied = "applied"
+    not_applied = "not_applied"
 
 
 class Channel(StrEnum):
@@ -51,6 +61,12 @@ class NotificationOut(ResponseModel):
         description="When the sending system sent or recorded it, if it said."
     )
     message_id: str | None = Field(description="The sender's id for the message, if it gave one.")
+    corrected_at: datetime | None = Field(
+        default=None,
+        description="When the sender last corrected the notification (the same key and patient, "
+        "other details), if it has.",
+    )
+    correction: Correction | None = Field(default=None, description=CORRECTION)
 
 
 class NotificationRecorded(NotificationOut):
@@ -61,6 +77,17 @@ class NotificationRecorded(NotificationOut):
         "already known (the same patient and date of death, notified before or screened)."
     )
     death: DeathOut = Field(description=DEATH)
+    # What this request's notification was, when it was (or resent) a correction: the answer's
+    # Notification-Correction header (app.notifications.submit). Not part of the body.
+    _correction: Correction | None = PrivateAttr(default=None)
+
+    def as_correction(self, outcome: Correction | None) -> NotificationRecorded:
+        self._correction = outcome
+        return self
+
+    @property
+    def answered_correction(self) -> Correction | None:
+        return self._correction
 
 
 class WorklistClaimRequest(RequestModel):
@@ -92,7 +119,22 @@ class ClaimOut(ResponseModel):
     held_by_you: bool = Field(description="Whether the calling client holds the lease.")
 
 
+class NotesReceivedRequest(RequestModel):
+    notes_received_at: Timestamp = Field(
+        description="When the ME office received the notes (after the death, not in the future)."
+    )
+    lease_id: uuid.UUID | None = Field(
+        default=None,
+        description="The death's worklist lease, when it is claimed: needed while a live lease "
+        "holds it (only its holder may record the notes), as for a screening.",
+    )
+
+
 MCCD_OVERDUE = "Whether the MCCD is past its due time (`mccd_due_at`) and not yet issued."
+SCRUTINY_OVERDUE = (
+    "Whether the scrutiny is past its due time (`scrutiny_due_at`: 24 hours after the notes "
+    "were received); false while the notes' arrival is not recorded."
+)
 
 
 class WorklistItem(ResponseModel):
@@ -109,6 +151,15 @@ class WorklistItem(ResponseModel):
         "(LFD_ME_MCCD_TARGET_DAYS, default 3 days after the death)."
     )
     mccd_overdue: bool = Field(description=MCCD_OVERDUE)
+    notes_received_at: datetime | None = Field(
+        description="When the ME office received the notes, if recorded "
+        "(`PUT /v1/me/worklist/{death_id}/notes-received`)."
+    )
+    scrutiny_due_at: datetime | None = Field(
+        description="When the scrutiny is due under the 24-hour target (notes received to "
+        "scrutiny); null while the notes' arrival is not recorded."
+    )
+    scrutiny_overdue: bool = Field(description=SCRUTINY_OVERDUE)
     claim: ClaimOut | None = Field(description="The live claim on the death, if any.")
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.integrity import audit_keys
 from app.audit.journal import Journal
 from app.audit.service import record_access
 from app.auth.principal import Principal
@@ -33,8 +34,22 @@ from app.kit.enums import DeathStatus
 from app.kit.sql import insert_unless_exists, load_one
 from app.kit.time import now
 from app.models import Death, DeathNotification
+from app.notifications.corrections import (
+    KeyReused,
+    Sent,
+    check_same_patient,
+    correct,
+    is_correction,
+)
+from app.notifications.identity import (
+    content_hash,
+    death_identity,
+    patient_keys,
+    same_patient_as_death,
+)
 from app.notifications.schemas import (
     Channel,
+    Correction,
     NotificationCreate,
     NotificationOut,
     NotificationRecorded,
@@ -101,17 +116,28 @@ async def notify(
     session: AsyncSession, principal: Principal, body: NotificationCreate, channel: Channel
 ) -> tuple[NotificationRecorded, bool]:
     """Record a notification; True when it is new. Sent again under the same key (a retry,
-    whatever the channel), it answers what the first one made and changes nothing. A new
-    notification of a patient already held for the same date of death (by NHS number) names
-    that death; two or more such deaths are a 409 listing them (never a guess)."""
-    existing = await by_source(session, body.source_system, body.source_reference)
-    if existing is not None:
-        return await _replayed(session, principal, existing), False
+    whatever the channel), it answers what the first one made and changes nothing; with other
+    details of the same patient it is a correction, of another patient a 409
+    (app.notifications.corrections). A new notification of a patient already held for the
+    same date of death (by NHS number) names that death; two or more such deaths are a 409
+    listing them (never a guess)."""
     values = death_values(body)
     message = {name: values.pop(name) for name in MESSAGE_FIELDS}
+    sent = Sent(
+        values=dict(values),
+        codes=DeathCodes.of(body),
+        message=message,
+        status_sent=body.nhs_number_status is not None,
+    )
+    key = (await audit_keys(session)).notification
+    existing = await by_source(session, body.source_system, body.source_reference)
+    if existing is not None:
+        return await _again(session, principal, key, existing, sent), False
+    fingerprint = content_hash(key, sent.content)
+    patient = patient_keys(key, values)
     validate_death(values, "")
     values.update(derived_fields(values))
-    values.update(await resolve_death_codes(session, principal, DeathCodes.of(body)))
+    values.update(await resolve_death_codes(session, principal, sent.codes))
     death, created = await _death_for(session, principal, values)
     moment = now()
     row = {
@@ -122,6 +148,8 @@ async def notify(
         "channel": channel.value,
         "received_at": moment,
         "client_id": principal.client_id,
+        "patient_keys": patient,
+        "content_hash": fingerprint,
         **message,
     }
     inserted = await insert_unless_exists(
@@ -132,7 +160,7 @@ async def notify(
         found = await by_source(session, body.source_system, body.source_reference)
         if found is None:
             raise Conflict("The notification is being recorded by another request; retry.")
-        return await _replayed(session, principal, found), False
+        return await _again(session, principal, key, found, sent), False
     notification = DeathNotification(**row)
     journal = Journal(principal)
     if created:
@@ -142,6 +170,30 @@ async def notify(
     journal.audit("death_notification.create", "death_notification", notification.id, death.id)
     await journal.write(session)
     return await _recorded(session, notification, death), True
+
+
+async def _again(
+    session: AsyncSession,
+    principal: Principal,
+    key: bytes,
+    notification: DeathNotification,
+    sent: Sent,
+) -> NotificationRecorded:
+    """A notification under a key already recorded: a 409 for another patient, a correction
+    for other details of the same one, else a replay."""
+    check_same_patient(key, notification, sent.values)
+    if not is_correction(key, notification, sent):
+        replayed = await _replayed(session, principal, notification)
+        # The correction itself sent again: answered as it was the first time.
+        resent = notification.correction is not None and (
+            content_hash(key, sent.content) == notification.content_hash
+        )
+        return replayed.as_correction(replayed.correction if resent else None)
+    death = await correct(session, principal, key, notification, sent)
+    recorded = await _recorded(session, notification, death)
+    return recorded.as_correction(
+        Correction(notification.correction) if notification.correction else None
+    )
 
 
 async def _replayed(
@@ -164,6 +216,9 @@ async def _death_for(
     """The death this notification is of, and whether it was created now."""
     known = await find_by_source(session, values["source_system"], values["source_reference"])
     if known is not None:
+        # A death recorded under this key by a screening (or an import): of the same patient.
+        if not same_patient_as_death(values, known):
+            raise KeyReused()
         return known, False
     if values.get("nhs_number"):
         matches = await same_patient(session, values["nhs_number"], values["died_on"])
@@ -204,9 +259,10 @@ async def notified_death(
     died_on: date,
 ) -> Death | None:
     """The death a screening sent under this key is of, when a notification came first: the
-    death a notification of the same key names, or else the one death awaiting screening with
-    the same NHS number and date of death (two or more: a 409 listing them, never a guess).
-    Locked for the screening's update. None when nothing was notified."""
+    death a notification of the same key names (the ME's screening completes it, its details
+    winning: app.screenings.attach), or else the one death awaiting screening with the same
+    NHS number and date of death (two or more: a 409 listing them, never a guess). Locked for
+    the screening's update. None when nothing was notified."""
     notification = await by_source(session, system, reference)
     if notification is not None:
         return await load_death(session, notification.death_id, for_update=True)
@@ -237,6 +293,7 @@ async def remember_key(
     screening's sender finds the death by its own reference (a retry, a list filter)."""
     if (death.source_system, death.source_reference) == (system, reference):
         return
+    patient = patient_keys((await audit_keys(session)).notification, death_identity(death))
     await insert_unless_exists(
         session,
         DeathNotification,
@@ -249,5 +306,6 @@ async def remember_key(
             "channel": Channel.screening.value,
             "received_at": now(),
             "client_id": principal.client_id,
+            "patient_keys": patient,
         },
     )

@@ -13,6 +13,11 @@ from app.notifications import service
 from app.notifications.schemas import Channel, NotificationCreate, NotificationRecorded
 from app.privacy.writes import Written, written
 
+# On the answer to a correction (or the same correction sent again): `applied` or
+# `not_applied`, for every caller (a write-only interface engine included: it is about its own
+# notification, and says only whether the death was still awaiting screening).
+CORRECTION_HEADER = "Notification-Correction"
+
 
 def shown_to(
     principal: Principal, recorded: NotificationRecorded
@@ -52,4 +57,9 @@ async def notify_once(
         location=lambda recorded: f"/v1/death-notifications/{recorded.id}",
         tag=lambda recorded: etag(recorded.id, 1),
         show=lambda recorded: shown_to(principal, recorded),
+        more_headers=lambda recorded: (
+            {CORRECTION_HEADER: recorded.answered_correction.value}
+            if recorded.answered_correction is not None
+            else {}
+        ),
     )

@@ -25,6 +25,7 @@ from app.notifications.pseudonymised import WorklistItemPseudonymised
 from app.notifications.schemas import (
     ClaimOut,
     LeaseRequest,
+    NotesReceivedRequest,
     ReleaseRequest,
     WorklistClaimRequest,
     WorklistItem,
@@ -92,7 +93,10 @@ async def claim_death(
 
     Scope: `worklist:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        worklist.audited_claim_refusals(database, principal),
+        database.transaction() as session,
+    ):
         return await worklist.claim(
             session, principal, database.settings, death_id, body.lease_seconds if body else None
         )
@@ -110,7 +114,10 @@ async def renew_claim(
 
     Scope: `worklist:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        worklist.audited_claim_refusals(database, principal),
+        database.transaction() as session,
+    ):
         return await worklist.renew(
             session, principal, database.settings, death_id, body.lease_id, body.lease_seconds
         )
@@ -128,6 +135,42 @@ async def release_claim(
 
     Scope: `worklist:claim`.
     """
-    async with database.transaction() as session:
+    async with (
+        worklist.audited_claim_refusals(database, principal),
+        database.transaction() as session,
+    ):
         await worklist.release(session, principal, death_id, body.lease_id)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/{death_id}/notes-received",
+    status_code=204,
+    responses=problem_responses(*AUTH, NotFound, WorklistConflict, *BODY),
+)
+async def put_notes_received(
+    death_id: uuid.UUID,
+    body: NotesReceivedRequest,
+    principal: WorklistClaimer,
+    database: DatabaseDep,
+) -> Response:
+    """Record when the ME office received the notes of a death awaiting scrutiny: the
+    worklist then shows `scrutiny_due_at` (24 hours later, the national target) and
+    `scrutiny_overdue`, and the death's screening takes this time as its `notes_received_at`
+    when it sends none of its own. Sent again, it replaces the time.
+
+    While a live lease holds the death only its holder may record it, presenting `lease_id`
+    (409 otherwise, naming when the lease expires; the refusal is audited). 409 once the death
+    is screened (the time is then part of the screening); 422 for a time before the death or
+    in the future.
+
+    Scope: `worklist:claim`.
+    """
+    async with (
+        worklist.audited_claim_refusals(database, principal),
+        database.transaction() as session,
+    ):
+        await worklist.record_notes(
+            session, principal, death_id, body.notes_received_at, body.lease_id
+        )
     return Response(status_code=204)

@@ -50,6 +50,18 @@ def merged(death: Death, values: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _notes_from_worklist(death: Death, values: dict[str, Any]) -> dict[str, Any]:
+    """The notes' arrival the ME office recorded on the worklist, for a screening that gives
+    none of its own, where it fits the screening (after the death, not after the scrutiny)."""
+    notes = death.notes_received_at
+    if values.get("notes_received_at") is not None or notes is None or notes < death.died_at:
+        return {}
+    completed = values.get("scrutiny_completed_at")
+    if completed is not None and completed < notes:
+        return {}
+    return {"notes_received_at": notes}
+
+
 async def screen_notified(
     session: AsyncSession,
     principal: Principal,
@@ -67,6 +79,7 @@ async def screen_notified(
     changed = [name for name, value in update.items() if getattr(death, name) != value]
     for name, value in update.items():
         setattr(death, name, value)
+    screening_values = {**screening_values, **_notes_from_worklist(death, screening_values)}
     screening = Screening(
         id=uuid.uuid4(),
         death_id=death.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Literal
 
 from pydantic import Field
@@ -18,6 +19,14 @@ class ScreeningCreate(RequestModel):
 
     death: DeathCreate
     screening: ScreeningFields
+    worklist_lease_id: uuid.UUID | None = Field(
+        default=None,
+        description="The lease from `POST /v1/me/worklist/{death_id}/claim`, when the death "
+        "is claimed on the ME worklist: while a live lease holds the notified death, only its "
+        "holder (the same client, and the same person when the claim named one) presenting it "
+        "may screen the death (409 otherwise, naming when the lease expires). Not needed for a "
+        "death nobody holds.",
+    )
 
 
 class ScreeningRecorded(ScreeningOut):

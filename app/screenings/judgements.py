@@ -18,13 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.journal import Journal
 from app.audit.service import record_access
 from app.auth.principal import Principal
-from app.errors import NotFound
+from app.errors import NotFound, PreconditionFailed
 from app.events.service import Change
 from app.kit.enums import ReasonCode
+from app.kit.etag import Precondition, etag
 from app.kit.schemas import RequestModel, ResponseModel
 from app.kit.sql import load_one
 from app.kit.time import now
-from app.models import ReferralJudgement, Screening
+from app.models import ReferralJudgement, ReferralJudgementVersion, Screening
 from app.privacy.schemas import PseudonymisedModel
 
 
@@ -63,6 +64,26 @@ class JudgementOut(ResponseModel):
     version: int
 
 
+class JudgementVersionOut(ResponseModel):
+    """A judgement as it stood before a later one replaced it."""
+
+    version: int
+    judgement: Judgement = Field(description=JUDGEMENT)
+    criterion: ReasonCode | None = Field(description=CRITERION)
+    reason: str = Field(description="Why, in the reviewer's words.")
+    judged_at: datetime = Field(description="When this version was judged.")
+    judged_by: str | None = Field(description="Who judged it, if named.")
+    superseded_at: datetime = Field(description="When a later judgement replaced it.")
+
+
+class JudgementVersionPseudonymised(PseudonymisedModel):
+    """An earlier judgement without its reason, who judged or when."""
+
+    version: int
+    judgement: Judgement = Field(description=JUDGEMENT)
+    criterion: ReasonCode | None = Field(description=CRITERION)
+
+
 class JudgementPseudonymised(PseudonymisedModel):
     """Without the written reason (free text about one death) or who judged."""
 
@@ -85,16 +106,48 @@ def pseudonymised(key: bytes, full: JudgementOut) -> JudgementPseudonymised:
     )
 
 
+def version_pseudonymised(key: bytes, full: JudgementVersionOut) -> JudgementVersionPseudonymised:
+    return JudgementVersionPseudonymised(
+        version=full.version, judgement=full.judgement, criterion=full.criterion
+    )
+
+
+def judgement_etag(judged: JudgementOut) -> str:
+    return etag(judged.id, judged.version)
+
+
+def _unchanged(found: ReferralJudgement, body: JudgementIn, principal: Principal) -> bool:
+    """The same judgement sent again by the same person (a retried PUT): nothing to replace."""
+    return (
+        found.judgement == body.judgement.value
+        and found.criterion == (body.criterion.value if body.criterion else None)
+        and found.reason == body.reason
+        and found.judged_by == principal.on_behalf_of
+        and found.judged_by_client_id == principal.client_id
+    )
+
+
 async def judge(
-    session: AsyncSession, principal: Principal, screening_id: uuid.UUID, body: JudgementIn
+    session: AsyncSession,
+    principal: Principal,
+    screening_id: uuid.UUID,
+    body: JudgementIn,
+    if_match: Precondition,
 ) -> tuple[JudgementOut, bool]:
-    """Record (or replace) the judgement; True when it is the screening's first."""
+    """Record the first judgement, or replace the current one (If-Match required), keeping
+    the one replaced as a version; True when it is the screening's first."""
     screening = await load_one(session, Screening, screening_id, "screening", for_update=True)
     found = await session.scalar(
         select(ReferralJudgement).where(ReferralJudgement.screening_id == screening.id)
     )
     created = found is None
     if found is None:
+        if if_match.sent:
+            # If-Match names a version, and there is none (RFC 9110 13.1.1).
+            raise PreconditionFailed(
+                "This screening's referral decision has not been judged yet: record the first "
+                "judgement without If-Match."
+            )
         found = ReferralJudgement(
             id=uuid.uuid4(),
             screening_id=screening.id,
@@ -103,6 +156,27 @@ async def judge(
             version=0,
         )
         session.add(found)
+    else:
+        if_match.check(found.id, found.version)
+        if _unchanged(found, body, principal):
+            await record_access(
+                session,
+                principal,
+                "referral_judgement.read",
+                "screening",
+                [(screening.id, screening.death_id)],
+            )
+            return JudgementOut.model_validate(found), False
+        session.add(
+            ReferralJudgementVersion(
+                id=uuid.uuid4(),
+                judgement_id=found.id,
+                version=found.version,
+                snapshot=JudgementOut.model_validate(found).model_dump(mode="json"),
+                superseded_at=now(),
+                superseded_by_client_id=principal.client_id,
+            )
+        )
     found.judgement = body.judgement.value
     found.criterion = body.criterion.value if body.criterion else None
     found.reason = body.reason
@@ -143,3 +217,36 @@ async def read_judgement(
         [(screening.id, screening.death_id)],
     )
     return JudgementOut.model_validate(found)
+
+
+async def judgement_versions(
+    session: AsyncSession, principal: Principal, screening_id: uuid.UUID
+) -> list[JudgementVersionOut]:
+    """The judgements replaced so far, oldest first (none for a judgement never replaced;
+    404 when the decision was never judged)."""
+    screening = await load_one(session, Screening, screening_id, "screening")
+    found = await session.scalar(
+        select(ReferralJudgement).where(ReferralJudgement.screening_id == screening.id)
+    )
+    if found is None:
+        raise NotFound("This screening's referral decision has not been judged.")
+    rows = (
+        await session.scalars(
+            select(ReferralJudgementVersion)
+            .where(ReferralJudgementVersion.judgement_id == found.id)
+            .order_by(ReferralJudgementVersion.version)
+        )
+    ).all()
+    await record_access(
+        session,
+        principal,
+        "referral_judgement.history",
+        "screening",
+        [(screening.id, screening.death_id)],
+    )
+    return [
+        JudgementVersionOut.model_validate(
+            {**row.snapshot, "version": row.version, "superseded_at": row.superseded_at}
+        )
+        for row in rows
+    ]

@@ -201,14 +201,31 @@ async def put_screening(
     return submit.shown_to(principal, amended)
 
 
+JudgementIfMatch = Annotated[
+    Precondition,
+    Depends(
+        if_match_header(
+            "The current judgement's ETag: required to replace a judgement, absent for the first."
+        )
+    ),
+]
+
+
 @router.put(
     "/{screening_id}/referral-judgement",
     response_model=judgements.JudgementOut,
     responses=problem_responses(
-        *AUTH, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+        *AUTH,
+        NotFound,
+        PreconditionFailed,
+        PreconditionRequired,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
     ),
 )
 async def put_referral_judgement(
+    if_match: JudgementIfMatch,
     screening_id: uuid.UUID,
     body: judgements.JudgementIn,
     principal: ReviewsWriter,
@@ -217,31 +234,66 @@ async def put_referral_judgement(
 ) -> judgements.JudgementOut:
     """Judge the medical examiner's referral decision on this screened death, in retrospect:
     `appropriate`, `possibly_missed` or `should_have_been_referred`, with the referral
-    criterion it concerns and the reason. Recording again replaces the judgement (201 the
-    first time, 200 after). Raises `screening.referral_judged`, the ME office's feedback.
+    criterion it concerns and the reason. Who judged is the `X-On-Behalf-Of` person.
+
+    The first judgement is recorded without `If-Match` (201; an `If-Match` then is a 412: there
+    is nothing to match). A later one replaces it and needs the current judgement's `ETag` in
+    `If-Match` (428 without, 412 when stale); the judgement replaced is kept
+    (`GET .../referral-judgement/versions`) and `version` counts (200). The same judgement sent
+    again by the same person changes nothing. Raises `screening.referral_judged`, the ME
+    office's feedback.
 
     Scope: `reviews:write`.
     """
     async with database.transaction() as session:
-        judged, created = await judgements.judge(session, principal, screening_id, body)
+        judged, created = await judgements.judge(session, principal, screening_id, body, if_match)
     response.status_code = 201 if created else 200
+    response.headers["ETag"] = judgements.judgement_etag(judged)
     return judged
 
 
 @router.get(
     "/{screening_id}/referral-judgement",
     response_model=judgements.JudgementOut | judgements.JudgementPseudonymised,
-    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+    responses={**NOT_MODIFIED, **problem_responses(*AUTH, NotFound, ValidationFailed)},
 )
 async def get_referral_judgement(
-    screening_id: uuid.UUID, principal: DeathsReader, database: DatabaseDep
-) -> judgements.JudgementOut | judgements.JudgementPseudonymised:
-    """The retrospective judgement of the ME's referral decision (404 when none). A
-    pseudonymised client gets it without the written reason or who judged.
+    screening_id: uuid.UUID,
+    principal: DeathsReader,
+    database: DatabaseDep,
+    conditional: Conditional,
+) -> judgements.JudgementOut | judgements.JudgementPseudonymised | Response:
+    """The current judgement of the ME's referral decision (404 when none), with the `ETag` a
+    replacing `PUT` needs in `If-Match` (and `If-None-Match` a 304). A pseudonymised client
+    gets it without the written reason or who judged.
 
     Scope: `deaths:read`.
     """
     async with database.transaction() as session:
         judged = await judgements.read_judgement(session, principal, screening_id)
     view = await views.view_for(database, principal)
-    return view.show(judged, judgements.pseudonymised)
+    return conditional.reply(
+        judgements.judgement_etag(judged),
+        view.show(judged, judgements.pseudonymised),
+        pseudonymised=view.pseudonymised,
+    )
+
+
+@router.get(
+    "/{screening_id}/referral-judgement/versions",
+    response_model=list[judgements.JudgementVersionOut | judgements.JudgementVersionPseudonymised],
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+)
+async def get_referral_judgement_versions(
+    screening_id: uuid.UUID, principal: DeathsReader, database: DatabaseDep
+) -> list[judgements.JudgementVersionOut | judgements.JudgementVersionPseudonymised]:
+    """The judgements replaced so far, oldest first, each as it stood (an empty list for a
+    judgement never replaced; 404 when the decision was never judged). A pseudonymised client
+    gets each without its reason, who judged or when.
+
+    Scope: `deaths:read`.
+    """
+    async with database.transaction() as session:
+        versions = await judgements.judgement_versions(session, principal, screening_id)
+    view = await views.view_for(database, principal)
+    return view.show_all(versions, judgements.version_pseudonymised)

@@ -39,6 +39,7 @@ from app.kit.sql import insert_rows, load_one, row_of
 from app.kit.time import now
 from app.models import Death, RouteOverride, Screening, ScreeningVersion
 from app.notifications.service import notified_death
+from app.notifications.worklist import check_claim
 from app.organisations.service import recording_organisation
 from app.organisations.settings import settings_for
 from app.referrals.service import (
@@ -176,6 +177,7 @@ async def record_screening(
     if notified is not None:
         if notified.status != DeathStatus.awaiting_screening:
             await _raise_duplicate(session, principal, body, notified)
+        await check_claim(session, principal, notified, body.worklist_lease_id)
         del values["id"]
         # The notified death keeps its organisation; the codes' site and practice complete it.
         values.pop("organisation_id", None)

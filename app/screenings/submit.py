@@ -15,6 +15,7 @@ from app.errors import PayloadTooLarge, ProblemError, ValidationFailed, validati
 from app.idempotency.responses import create_once, new
 from app.idempotency.service import StoredResponse, check_key
 from app.kit.etag import etag
+from app.notifications.worklist import audited_claim_refusals
 from app.privacy.writes import Written, written
 from app.screenings import service
 from app.screenings.intake import (
@@ -46,7 +47,15 @@ def shown_to(principal: Principal, recorded: ScreeningRecorded) -> ScreeningReco
 async def record_once(
     database: Database, principal: Principal, key: str | None, body: ScreeningCreate
 ) -> StoredResponse:
-    """POST /v1/screenings: record once per Idempotency-Key (required), replay after that."""
+    """POST /v1/screenings: record once per Idempotency-Key (required), replay after that. A
+    screening refused for another's worklist lease is audited (app.notifications.worklist)."""
+    async with audited_claim_refusals(database, principal):
+        return await _record_once(database, principal, key, body)
+
+
+async def _record_once(
+    database: Database, principal: Principal, key: str | None, body: ScreeningCreate
+) -> StoredResponse:
     return await create_once(
         database,
         principal,

@@ -129,6 +129,13 @@ async def seed(api: Any) -> Seeded:
         json={"judgement": "appropriate", "reason": f"{family}'s SJR was right"},
     )
     assert judged.status_code == 201, judged.text
+    # Replaced, so that its earlier version (with the patient in its reason) is kept.
+    rejudged = await api.put(
+        f"/v1/screenings/{screening_id}/referral-judgement",
+        json={"judgement": "possibly_missed", "reason": f"{family}: DOB {DATE_OF_BIRTH}"},
+        headers={"If-Match": judged.headers["ETag"]},
+    )
+    assert rejudged.status_code == 200, rejudged.text
 
     # An amended screening: its earlier version (a snapshot) holds the identifiers.
     current = await api.get(f"/v1/screenings/{screening_id}")
