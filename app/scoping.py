@@ -51,6 +51,7 @@ from app.models import (
     PossibleDuplicate,
     Referral,
     ReferralJudgement,
+    ReferralJudgementVersion,
     ReferralTransition,
     Review,
     ReviewPhaseRating,
@@ -125,6 +126,7 @@ def scoped(scope: DataScope) -> Iterator[None]:
 _DEATHS = Death.__table__
 _REVIEWS = Review.__table__
 _SCREENINGS = Screening.__table__
+_JUDGEMENTS = ReferralJudgement.__table__
 _PLANS = ActionPlan.__table__
 _ACTIONS = Action.__table__
 
@@ -195,6 +197,16 @@ def criteria(scope: DataScope) -> list[Any]:
         )
     visible_screenings = select(_SCREENINGS.c.id).where(
         _death_visible(_SCREENINGS.c.death_id, scope)
+    )
+    visible_judgements = select(_JUDGEMENTS.c.id).where(
+        _death_visible(_JUDGEMENTS.c.death_id, scope)
+    )
+    options.append(
+        with_loader_criteria(
+            ReferralJudgementVersion,
+            ReferralJudgementVersion.__table__.c.judgement_id.in_(visible_judgements),
+            include_aliases=True,
+        )
     )
     options.append(
         with_loader_criteria(

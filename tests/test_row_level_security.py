@@ -126,3 +126,43 @@ async def test_the_policies_alone_refuse_what_a_query_without_a_filter_would_rea
                     )
     finally:
         await engine.dispose()
+
+
+# Tables that hold no patient data or plans of their own (reached through another table, or
+# the deployment's): row-level security is not theirs. Any other table naming a death, a
+# review, a screening, a judgement, a plan or an action must FORCE row-level security.
+NOT_SCOPED_BY_POLICY = {
+    "case_shares",  # read by the guard before any scope exists; the query layer confines it
+    "history_import_problems",  # pointers into a bundle, never values
+    "action_findings",  # a link table of ids
+}
+KEYS = {"death_id", "review_id", "screening_id", "judgement_id", "plan_id", "action_id"}
+
+
+@pytest.mark.postgres_only
+async def test_every_table_of_patient_data_forces_row_level_security(
+    database_url: str,
+) -> None:
+    from app.models import Base
+
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            forced = set(
+                (
+                    await connection.scalars(
+                        text(
+                            "SELECT relname FROM pg_class WHERE relkind = 'r'"
+                            " AND relrowsecurity AND relforcerowsecurity"
+                        )
+                    )
+                ).all()
+            )
+    finally:
+        await engine.dispose()
+    needing = {
+        name
+        for name, table in Base.metadata.tables.items()
+        if KEYS & set(table.columns.keys()) or name in {"deaths", "action_plans"}
+    } - NOT_SCOPED_BY_POLICY
+    assert needing - forced == set()
