@@ -21,6 +21,7 @@ from app.actions.spreadsheets import Field, Layout, Row
 
 # What a cell of several numbered actions shares: copied to each of them.
 _SHARED = "the row's recommendation, alignment and lead, progress, RAG and status"
+_NAMES = {Field.rag: "RAG", Field.status: "Status", Field.workstream: "Alignment"}
 
 
 @dataclass(slots=True)
@@ -32,6 +33,14 @@ class Held:
     row: Row
     planned: PlannedAction
     actions: list[PlannedAction]  # its section's
+
+
+def _alignment(planned: PlannedAction) -> str:
+    """ "SRAB / ORG (Phil Corrigan > Tim Ryley)", as the system-review export writes it."""
+    lead = ", ".join([" > ".join([*planned.lead_history, *planned.leads[:1]]), *planned.leads[1:]])
+    if planned.workstream and lead:
+        return f"{planned.workstream} ({lead})"
+    return planned.workstream or lead
 
 
 def _joined(first: str | None, second: str | None) -> str | None:
@@ -205,14 +214,7 @@ class RowMerging(FieldReading):
             if source.progress:
                 planned.progress = _joined(source.progress, planned.progress)
                 planned.progress_on = planned.progress_on or source.progress_on
-            if source.workstream and source.workstream not in (planned.workstream or ""):
-                planned.workstream = "; ".join(
-                    w for w in (planned.workstream, source.workstream) if w
-                )
-            planned.leads += [lead for lead in source.leads if lead not in planned.leads]
-            planned.lead_history += [
-                name for name in source.lead_history if name not in planned.lead_history
-            ]
+            self.alignment_taken(item.number, source, planned)
             if not planned.organisation_names:
                 planned.organisations = list(source.organisations)
                 planned.organisation_names = list(source.organisation_names)
@@ -227,6 +229,20 @@ class RowMerging(FieldReading):
                 f"first action, {planned.reference} (row {planned.row})",
             )
         planned.comments = _joined("\n".join(notes), planned.comments)
+
+    def alignment_taken(self, number: int, source: PlannedAction, planned: PlannedAction) -> None:
+        """A held row's alignment and lead: the action's when it has none (a blank below is
+        "same as above": they are then the same); another of its own keeps it, and the held
+        row's goes in its comments, as the export writes it ("SRAB (Tim Ryley)")."""
+        if not (source.workstream or source.leads):
+            return
+        if not (planned.workstream or planned.leads):
+            planned.workstream = source.workstream
+            planned.leads, planned.lead_history = list(source.leads), list(source.lead_history)
+        elif (source.workstream, source.leads) != (planned.workstream, planned.leads):
+            self.conflict(
+                number, Field.workstream, _alignment(source), _alignment(planned), planned
+            )
 
     def release(self) -> None:
         """The recommendation ended with no numbered action: each held row is an action. One
@@ -305,9 +321,10 @@ class RowMerging(FieldReading):
                 target.reported_rag_on = source.reported_rag_on
                 target.reported_rag_precision = source.reported_rag_precision
                 if dated is not None:
+                    column = Field.rag if Field.rag in self.header.positions else Field.status
                     self.warn(
                         number,
-                        Field.rag,
+                        column,
                         "reported_rag",
                         f"'{name}' kept as the reported RAG of the action above (row "
                         f"{target.row}), judged {when} ({dated})",
@@ -331,7 +348,7 @@ class RowMerging(FieldReading):
     def conflict(
         self, number: int, column: Field, shown: str, own: str, target: PlannedAction
     ) -> None:
-        title = self.header.titles.get(column, "RAG" if column is Field.rag else "Status")
+        title = self.header.titles.get(column) or _NAMES.get(column, column.value)
         target.comments = _joined(target.comments, f"{title}: {shown}")
         self.warn(
             number,
