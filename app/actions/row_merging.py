@@ -19,6 +19,7 @@ from app.actions.rag import RAG_NAMES, DuePrecision, Rag
 from app.actions.row_fields import LIMITS, FieldReading, PlannedAction
 from app.actions.spreadsheets import Field, Layout, Row
 
+MAX_ACTIONS = 50_000
 # What a cell of several numbered actions shares: copied to each of them.
 _SHARED = "the row's recommendation, alignment and lead, progress, RAG and status"
 _NAMES = {Field.rag: "RAG", Field.status: "Status", Field.workstream: "Alignment"}
@@ -141,6 +142,8 @@ class RowMerging(FieldReading):
         made: list[PlannedAction] = []
         for offset, (item_number, text) in enumerate(items, start=1):
             self.actions += 1
+            if self.actions == MAX_ACTIONS + 1:
+                self.fail(number, None, "too_many_rows", f"more than {MAX_ACTIONS} actions")
             extra = dataclasses.replace(
                 planned,
                 action=text,

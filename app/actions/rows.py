@@ -3,9 +3,11 @@ made reading them (docs/spreadsheets.md, "How a sheet is read").
 
 A row is blank (skipped), the header or the page title again (page breaks: skipped), a
 section header (text in the table's first column only), the **continuation** of the action
-above (a row with no reference, number, status, RAG or date of its own holding only a lead,
-an alignment, a comment, a bullet point, "Also covered by action 5." or the rest of a cell a
-page break split: merged into that action), or an action. Merged cells arrive as blanks: in
+above (a row with no reference, number or date of its own holding only a lead, an alignment,
+a comment, a bullet point, "Also covered by action 5.", the rest of a cell a page break
+split, or a RAG or status alone: merged into that action, app.actions.row_merging), or an
+action: in a system review, as many actions as its cell numbers ("1. ...\n2. ..."), or, on a
+recommendation with no number, its comment (held). Merged cells arrive as blanks: in
 the columns that describe a block of actions (provider: organisation, reference, improvement
 requirement, actions, source, lead, delivery date; system review: #, recommendation,
 actions, alignment) a blank means "same as above", within the section. A blank status is not
@@ -30,7 +32,7 @@ from app.actions.row_fields import (
     PlannedAction,
     ReadOptions,
 )
-from app.actions.row_merging import Held, RowMerging
+from app.actions.row_merging import MAX_ACTIONS, Held, RowMerging
 from app.actions.spreadsheets import (
     CellValue,
     Field,
@@ -43,7 +45,6 @@ from app.actions.spreadsheets import (
 
 __all__ = ["LIMITS", "ImportWarning", "PlannedAction", "PlannedSection", "RowReader"]
 
-MAX_ACTIONS = 50_000
 MAX_SECTIONS = 200  # as POST /v1/action-plans allows
 MAX_ERRORS = 100
 DEFAULT_SECTION = "General"
