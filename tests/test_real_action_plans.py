@@ -901,7 +901,9 @@ def check_numbered(report: dict[str, Any]) -> None:
     assert [a["row"] for a in actions] == [6, 6, 6, 7, 9, 11, 12, 12]
     assert [a["recommendation"] for a in actions] == ["A", "A", "A", "B", "B", "C", "D", "D"]
     assert [a["action"] for a in actions[:3]] == [
-        "By the end of March to have completed the engagement review",
+        # "2. Then" after "by": the next number, but not starting a line
+        "By the end of March to have completed the engagement review, cutting its steps by 2. "
+        "Then report to the board",
         # "2." starting a line, but not the next number: part of the text
         "By June agree the shared principles. Reduce the forms by\n2. Then publish them",
         # "4. 2019" starting a line: a number before a year, not an action
@@ -949,16 +951,22 @@ def check_numbered(report: dict[str, Any]) -> None:
         "People's Voices Group (Hannah Davies)"
     )
     assert actions[4]["comments"] == "RAG: Amber (Sep 2019)"
-    assert sum(1 for a in actions if a["comments"]) == 2
+    # Text before the first number: at a recommendation's start (row 12) its comment; after
+    # its actions (row 9) the rest of the action above.
+    assert actions[6]["comments"] == "Comment on recommendation D: Leeds supports pooling."
+    assert actions[3]["action"] == (
+        "By September set up the joint commissioning board\nwith the partners' agreement"
+    )
+    assert sum(1 for a in actions if a["comments"]) == 3
     assert actions[5]["action"] == "Leeds will consider this with partners."
     assert actions[5]["progress"] == "Discussed in June"
     assert [(link["reference"], link["row"]) for link in actions[2]["links"]] == [("5", 9)]
     assert sum(len(a["links"]) for a in actions) == 1
     found = codes(report)
     assert found["actions_split"] == 2
-    assert found["recommendation_comment"] == 1
+    assert found["recommendation_comment"] == 2  # rows 5 and 12
     assert found["reference_from_recommendation"] == 1
-    assert found["continuation"] == 2
+    assert found["continuation"] == 3  # rows 8 and 10 (a RAG alone), 9 (text before "5.")
     assert found["continuation_conflict"] == 2  # row 5's alignment, row 10's RAG
     assert found["due_from_text"] == 6 and found["start_from_text"] == 1
     assert "duplicate_reference" not in found and "reference_generated" not in found
