@@ -13,6 +13,7 @@ import csv
 import io
 import uuid
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -850,3 +851,233 @@ async def test_a_link_to_a_dotted_reference_names_that_action(api: Any) -> None:
     last = actions_of(response.json())[-1]
     assert [(link["reference"], link["row"]) for link in last["links"]] == [("1.2", 5), ("1", 4)]
     assert "link_unresolved" in codes(response.json())  # "action 5" is itself: no link
+
+
+# --- issue 13 acceptance review: numbered cells, a recommendation's comment, RAG-only rows --
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture_rows(name: str, run: str) -> list[list[str]]:
+    """A hand-made file's rows (tests/fixtures), its title made unique to this test."""
+    text = (FIXTURES / name).read_text(encoding="utf-8").replace("{RUN}", run)
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def merged_xlsx(rows: list[list[str]], merged: tuple[str, ...]) -> bytes:
+    """As Excel saves it: a merged range keeps its value in its first cell only."""
+    workbook = Workbook()
+    sheet = workbook.active
+    for row in rows:
+        sheet.append([value or None for value in row])
+    for cells in merged:
+        sheet.merge_cells(cells)
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def numbered_file(shape: str) -> tuple[bytes, str]:
+    rows = fixture_rows("system_review_numbered.csv", uuid.uuid4().hex)
+    if shape == "csv":
+        return as_csv(rows), CSV
+    # "#" and the recommendation merged down each recommendation's rows, as a real sheet has.
+    return merged_xlsx(rows, ("A5:A6", "B5:B6", "A7:A10", "B7:B10")), XLSX
+
+
+def check_numbered(report: dict[str, Any]) -> None:
+    """tests/fixtures/system_review_numbered.csv: 8 actions under recommendations A-D."""
+    actions = actions_of(report)
+    assert (report["layout"], report["section_count"], report["action_count"]) == (
+        "system_review",
+        4,
+        8,
+    )
+    assert [s["title"].split(" ", 1)[0] for s in report["sections"]] == ["A.", "B.", "C.", "D."]
+    assert [len(s["actions"]) for s in report["sections"]] == [3, 2, 1, 2]
+    # Issue 1: a cell of three numbered actions (row 6) and of two, the second after a bullet
+    # (row 12), are one action per number, each with its own text and due date.
+    assert [a["reference"] for a in actions] == ["1", "2", "3", "4", "5", "C", "6", "7"]
+    assert [a["row"] for a in actions] == [6, 6, 6, 7, 9, 11, 12, 12]
+    assert [a["recommendation"] for a in actions] == ["A", "A", "A", "B", "B", "C", "D", "D"]
+    assert [a["action"] for a in actions[:3]] == [
+        # "2. Then" after "by": the next number, but not starting a line
+        "By the end of March to have completed the engagement review, cutting its steps by 2. "
+        "Then report to the board",
+        # "2." starting a line, but not the next number: part of the text
+        "By June agree the shared principles. Reduce the forms by\n2. Then publish them",
+        # "4. 2019" starting a line: a number before a year, not an action
+        "By July ensure the principles are used in\n4. 2019 commissioning, see action 5.",
+    ]
+    assert actions[7]["action"] == "By December review the pooled budget"
+    assert [a["due_date"] for a in actions] == [
+        "2019-03-01",
+        "2019-06-01",
+        "2019-07-01",
+        "2019-09-01",
+        "2019-10-01",
+        None,
+        None,
+        "2019-12-01",
+    ]
+    assert [a["due_text"] for a in actions][:3] == ["By the end of March", "By June", "By July"]
+    assert actions[6]["start_date"] == "2019-01-01"
+    # What the split cells' rows share is copied to each of their actions.
+    progress = "Engagement review done; principles drafted"
+    assert [a["progress"] for a in actions[:3]] == [progress] * 3
+    assert {a["progress_on"] for a in actions[:3]} == {"2019-09-01"}
+    assert [a["reported_rag"] for a in actions] == [
+        "amber",
+        "amber",
+        "amber",
+        "green",  # issue 3: the RAG-only row below action 4, which had none
+        "red",  # its own; the RAG-only row below it conflicts: kept in its comments
+        "green",
+        "amber",
+        "amber",
+    ]
+    assert {a["reported_rag_on"] for a in actions} == {"2019-09-01"}
+    assert [a["leads"] for a in actions] == [["Tim Ryley"]] * 5 + [["Jo Bloggs"]] + [
+        ["Sam Lee"]
+    ] * 2
+    assert [a["workstream"] for a in actions[:3]] == ["SRAB / ORG"] * 3
+    assert actions[3]["lead_history"] == actions[4]["lead_history"] == ["Phil Corrigan"]
+    # Issue 2: the recommendation's comment with no number is kept in the comments of its
+    # first action (with the comment row's own alignment, which action 1 does not share);
+    # recommendation C, whose only text has no number, is one action referenced "C".
+    assert actions[0]["comments"] == (
+        "Comment on recommendation A: Leeds agrees with this recommendation.\n"
+        "Alignment with a current work stream, group or Board, including Lead: "
+        "People's Voices Group (Hannah Davies)"
+    )
+    assert actions[4]["comments"] == "RAG: Amber (Sep 2019)"
+    # Text before the first number: at a recommendation's start (row 12) its comment; after
+    # its actions (row 9) the rest of the action above.
+    assert actions[6]["comments"] == "Comment on recommendation D: Leeds supports pooling."
+    assert actions[3]["action"] == (
+        "By September set up the joint commissioning board\nwith the partners' agreement"
+    )
+    assert sum(1 for a in actions if a["comments"]) == 3
+    assert actions[5]["action"] == "Leeds will consider this with partners."
+    assert actions[5]["progress"] == "Discussed in June"
+    assert [(link["reference"], link["row"]) for link in actions[2]["links"]] == [("5", 9)]
+    assert sum(len(a["links"]) for a in actions) == 1
+    found = codes(report)
+    assert found["actions_split"] == 2
+    assert found["recommendation_comment"] == 2  # rows 5 and 12
+    assert found["reference_from_recommendation"] == 1
+    assert found["continuation"] == 3  # rows 8 and 10 (a RAG alone), 9 (text before "5.")
+    assert found["continuation_conflict"] == 2  # row 5's alignment, row 10's RAG
+    assert found["due_from_text"] == 6 and found["start_from_text"] == 1
+    assert "duplicate_reference" not in found and "reference_generated" not in found
+    split = [(w["row"], w["detail"]) for w in report["warnings"] if w["code"] == "actions_split"]
+    assert [row for row, _ in split] == [6, 12]
+    assert split[0][1].startswith("3 numbered actions in one cell (1, 2, 3)")
+    conflict = next(
+        w for w in report["warnings"] if w["code"] == "continuation_conflict" and w["row"] == 10
+    )
+    assert conflict["column"] == "RAG"
+    assert "(row 9) has its own, 'Red'" in conflict["detail"]
+
+
+@pytest.mark.parametrize("shape", ["csv", "xlsx"])
+async def test_numbered_cells_comments_and_rag_rows_of_a_system_review(
+    api: Any, shape: str
+) -> None:
+    """Issue 13 acceptance review: a cell of several numbered actions is several actions; a
+    recommendation's text with no number is its comment (or, alone, its one action); a row
+    with only a RAG continues the action above. The dry run says so row by row."""
+    data, media = numbered_file(shape)
+    response = await post(api, data, media, dry_run=True)
+    assert response.status_code == 200, response.text
+    check_numbered(response.json())
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+async def test_numbered_cells_import_and_come_back_from_an_export(api: Any, fmt: str) -> None:
+    data, media = numbered_file(fmt)
+    made = await post(api, data, media)
+    assert made.status_code == 201, made.text
+    check_numbered(made.json())
+    plan_id = made.json()["plan_id"]
+    before = await plan_actions(api, plan_id)
+    assert [a["reference"] for a in before] == ["1", "2", "3", "4", "5", "C", "6", "7"]
+    assert [a["position"] for a in before] == list(range(1, 9))
+    assert all(a["status_recorded"] is False for a in before)
+    history = await progress_of(api, before)
+    progress = ("2019-09-01", "Engagement review done; principles drafted")
+    assert history == [[progress]] * 3 + [
+        [("2019-09-01", "Board set up")],
+        [],
+        [("2019-09-01", "Discussed in June")],
+        [],
+        [],
+    ]
+    exported = await api.get(
+        f"/v1/action-plans/{plan_id}/export", params={"format": fmt, "layout": "system_review"}
+    )
+    assert exported.status_code == 200, exported.text
+    again = await post(api, exported.content, XLSX if fmt == "xlsx" else CSV)
+    assert again.status_code == 201, again.text
+    assert again.json()["action_count"] == 8 and again.json()["section_count"] == 4
+    read_back = codes(again.json())
+    # Each action is its own row now, with its number: nothing split, held or continued.
+    for code in ("actions_split", "recommendation_comment", "continuation", "duplicate_reference"):
+        assert code not in read_back, code
+    assert read_back["reference_from_recommendation"] == 1  # C: still its one action
+    after = await plan_actions(api, again.json()["plan_id"])
+    assert comparable(after) == comparable(before)
+    assert await progress_of(api, after) == history
+
+
+def status_rows_file(shape: str) -> tuple[bytes, str]:
+    rows = fixture_rows("provider_status_rows.csv", uuid.uuid4().hex)
+    if shape == "csv":
+        return as_csv(rows), CSV
+    return merged_xlsx(rows, ("D7:D9", "B7:B9")), XLSX
+
+
+def check_status_rows(report: dict[str, Any]) -> None:
+    """tests/fixtures/provider_status_rows.csv: rows of only a status under an action."""
+    actions = actions_of(report)
+    assert (report["section_count"], report["action_count"]) == (1, 4)
+    assert [a["reference"] for a in actions] == ["1", "2", "3", "3 (2)"]
+    # Row 6, "Complete" alone, is action 1's status (it had none): complete, on or before the
+    # as-at date; row 8, "At risk" alone, conflicts with action 2's "On track": kept in its
+    # comments; row 9, "G" alone in the status column, is action 2's reported RAG.
+    assert [a["status"] for a in actions] == [5, 4, None, None]
+    assert (actions[0]["completed_at"], actions[0]["completed_precision"]) == (
+        "2015-09-30",
+        "on_or_before",
+    )
+    assert actions[0]["comments"] == "Audit started"
+    assert actions[1]["comments"] == "Delivery Status: 3. At risk"
+    assert [a["reported_rag"] for a in actions] == [None, "green", "green", "amber"]
+    assert actions[1]["reported_rag_on"] == "2015-09-30"
+    # A row with an organisation and a lead of its own as well as a status is another
+    # organisation's delivery of the merged action above: an action, as before.
+    assert actions[3]["organisation_names"] == ["LPT"] and actions[3]["leads"] == ["Lead 4"]
+    found = codes(report)
+    assert found["continuation"] == 3 and found["continuation_conflict"] == 1
+    continued = [w["row"] for w in report["warnings"] if w["code"] == "continuation"]
+    assert continued == [6, 8, 9]
+    assert found["duplicate_reference"] == 1  # only row 11
+
+
+@pytest.mark.parametrize("shape", ["csv", "xlsx"])
+async def test_a_row_of_only_a_status_continues_the_action_above(api: Any, shape: str) -> None:
+    data, media = status_rows_file(shape)
+    dry = await post(api, data, media, dry_run=True)
+    assert dry.status_code == 200, dry.text
+    check_status_rows(dry.json())
+    made = await post(api, data, media)
+    assert made.status_code == 201, made.text
+    check_status_rows(made.json())
+    stored = await plan_actions(api, made.json()["plan_id"])
+    assert [(a["reference"], a["status_recorded"], a["status"]) for a in stored] == [
+        ("1", True, 5),
+        ("2", True, 4),
+        ("3", False, 1),
+        ("3 (2)", False, 1),
+    ]
+    assert stored[1]["comments"] == "Delivery Status: 3. At risk"

@@ -33,6 +33,41 @@ def numbered(text: str) -> tuple[str | None, str]:
     return match.group(1), match.group(2).strip()
 
 
+# A numbered item after the first: at the start of a line (after a bullet, if any) or after a
+# bullet within a line, "2. " or "2) " then a word: not "reduce by 2. Then", "1. 2019".
+_ITEM = re.compile(
+    r"(?:^[ \t]*(?:[\u2022\u00b7\u25aa\u25cf\u2013*\-][ \t]*)?|[\u2022\u00b7\u25aa\u25cf][ \t]*)"
+    r"(\d{1,3})[.)][ \t]+(?=[^\W\d_]|[\"'(\u2018\u201c])",
+    re.M,
+)
+
+
+def numbered_items(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """A cell holding several numbered actions, "1. By June do x\n2. By July do y": (the text
+    before the first number, [("1", "By June do x"), ("2", "By July do y")]). The first number
+    starts the cell (as ``numbered`` reads it) or a line; each next item is the next number
+    (2 after 1) starting a line, or after a bullet: any other number is part of the text
+    ("see action 5.", "reduce by 2. Then", "1. 2019"). No number: (text, [])."""
+    first, _ = numbered(text)
+    found = [(match.start(), match.end(), int(match.group(1))) for match in _ITEM.finditer(text)]
+    if first is not None:
+        starts = [(0, -1, int(first))]
+        found = [item for item in found if item[0] > 0]
+    elif found:
+        starts, found = [found[0]], found[1:]
+    else:
+        return text, []
+    for start, end, number in found:
+        if number == starts[-1][2] + 1 and start >= starts[-1][1]:
+            starts.append((start, end, number))
+    items: list[tuple[str, str]] = []
+    for index, (_, end, number) in enumerate(starts):
+        stop = starts[index + 1][0] if index + 1 < len(starts) else len(text)
+        body = numbered(text[:stop])[1] if end < 0 else text[end:stop].strip()
+        items.append((str(number), body))
+    return text[: starts[0][0]].strip(), items
+
+
 def letter(text: str) -> str | None:
     """A recommendation's letter, "A." or "(B)" -> "A", "B"; None if the cell is not one."""
     match = _LETTER.match(text)

@@ -315,7 +315,9 @@ class FieldReading:
                 number,
                 Field.workstream,
                 "lead_assumed",
-                f"{assumed}: work stream '{workstream}', lead {', '.join(leads)}",
+                f"{assumed}: "
+                + (f"work stream '{workstream}', " if workstream else "no work stream, ")
+                + f"lead {', '.join(leads)}",
             )
 
     # --- dates ---------------------------------------------------------------------------

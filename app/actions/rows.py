@@ -3,9 +3,11 @@ made reading them (docs/spreadsheets.md, "How a sheet is read").
 
 A row is blank (skipped), the header or the page title again (page breaks: skipped), a
 section header (text in the table's first column only), the **continuation** of the action
-above (a row with no reference, number, status, RAG or date of its own holding only a lead,
-an alignment, a comment, a bullet point, "Also covered by action 5." or the rest of a cell a
-page break split: merged into that action), or an action. Merged cells arrive as blanks: in
+above (a row with no reference, number or date of its own holding only a lead, an alignment,
+a comment, a bullet point, "Also covered by action 5.", the rest of a cell a page break
+split, or a RAG or status alone: merged into that action, app.actions.row_merging), or an
+action: in a system review, as many actions as its cell numbers ("1. ...\n2. ..."), or, on a
+recommendation with no number, its comment (held). Merged cells arrive as blanks: in
 the columns that describe a block of actions (provider: organisation, reference, improvement
 requirement, actions, source, lead, delivery date; system review: #, recommendation,
 actions, alignment) a blank means "same as above", within the section. A blank status is not
@@ -22,15 +24,15 @@ from datetime import date
 from typing import Any
 
 from app.actions.cells import is_none, one_line, text_of
-from app.actions.plan_text import is_bullet, is_only_link, letter, links_in, numbered
+from app.actions.plan_text import is_bullet, is_only_link, letter, links_in, numbered_items
 from app.actions.row_fields import (
     LIMITS,
-    FieldReading,
     FileDates,
     ImportWarning,
     PlannedAction,
     ReadOptions,
 )
+from app.actions.row_merging import MAX_ACTIONS, Held, RowMerging
 from app.actions.spreadsheets import (
     CellValue,
     Field,
@@ -43,7 +45,6 @@ from app.actions.spreadsheets import (
 
 __all__ = ["LIMITS", "ImportWarning", "PlannedAction", "PlannedSection", "RowReader"]
 
-MAX_ACTIONS = 50_000
 MAX_SECTIONS = 200  # as POST /v1/action-plans allows
 MAX_ERRORS = 100
 DEFAULT_SECTION = "General"
@@ -63,8 +64,10 @@ _CARRIED: dict[Layout, frozenset[Field]] = {
         {Field.reference, Field.improvement_requirement, Field.action, Field.workstream}
     ),
 }
-# A continuation row has none of these of its own.
-_OWN = (Field.reference, Field.status, Field.rag, Field.due, Field.recommendation)
+# A continuation row has none of these of its own; with a status or RAG of its own, it has
+# no text either (and, in the provider layout, no organisation or lead: another's delivery).
+_OWN = (Field.reference, Field.due, Field.recommendation)
+_JUDGEMENT = (Field.status, Field.rag)
 
 
 @dataclass(slots=True)
@@ -76,7 +79,7 @@ class PlannedSection:
     id: uuid.UUID | None = None
 
 
-class RowReader(FieldReading):
+class RowReader(RowMerging):
     """One pass over the rows after the header: sections, actions, and what was assumed."""
 
     def __init__(
@@ -104,6 +107,7 @@ class RowReader(FieldReading):
         self.actions = 0
         self.recommendation: str | None = None
         self.numbered_in_text = False  # a system review numbering its actions in their text
+        self.held: list[Held] = []  # a recommendation's rows with no action number (``absorb``)
         self.after_break = False  # the last row read was the header or page title again
         self.header_texts = {normalise_header(title) for title in header.titles.values()}
         self.header_texts |= {normalise_header(title) for _, title in header.ignored}
@@ -141,8 +145,8 @@ class RowReader(FieldReading):
         elif len(filled) == 1 and normalise_header(text_of(row[filled[0]])) in self.page_lines:
             self.warn(number, None, "repeated_title", "the page title again: skipped")
             self.after_break = True
-        elif after_break and self.split_cell(row, filled):
-            self.merge(number, row, self.sections[-1].actions[-1])
+        elif after_break and (above := self.split_cell(row, filled)) is not None:
+            self.merge(number, row, above)
         elif len(filled) == 1 and filled[0] <= self.first_column:
             self.section(number, one_line(text_of(row[filled[0]])))
         elif (merged := self.continuation(number, row)) is not None:
@@ -162,19 +166,34 @@ class RowReader(FieldReading):
                 same += normalise_header(value) in self.header_texts
         return same >= max(3, 0.6 * len(filled))
 
-    def split_cell(self, row: Row, filled: list[int]) -> bool:
-        """The rest of an Actions cell a page break split: just after the repeated header or
-        page title, a row whose only filled cell is the Actions column."""
+    def split_cell(self, row: Row, filled: list[int]) -> PlannedAction | None:
+        """The action whose Actions cell a page break split: just after the repeated header or
+        page title, a row whose only filled cell is the Actions column (and, in a plan that
+        numbers its actions in their text, starts no numbered action)."""
         index = self.header.positions.get(Field.action)
+        if (
+            index is None
+            or filled != [index]
+            or self.starts_actions(self.filled(row, Field.action))
+        ):
+            return None
+        return self.last_action()
+
+    def last_action(self) -> PlannedAction | None:
+        """The action a continuation belongs to: the section's last, or a row held before
+        its first (a recommendation's comment)."""
         section = self.sections[-1] if self.sections else None
-        return (
-            index is not None
-            and filled == [index]
-            and section is not None
-            and bool(section.actions)
-        )
+        if section is None:
+            return None
+        if section.actions:
+            return section.actions[-1]
+        return self.held[-1].planned if self.held else None
+
+    def starts_actions(self, text: str) -> bool:
+        return self.numbered_in_text and bool(numbered_items(text)[1])
 
     def section(self, number: int | None, title: str) -> None:
+        self.release()
         if len(title) > LIMITS["section"]:
             self.fail(number, None, "too_long", f"a section title longer than {LIMITS['section']}")
         if len(self.sections) == MAX_SECTIONS:
@@ -185,67 +204,29 @@ class RowReader(FieldReading):
 
     def continuation(self, number: int, row: Row) -> PlannedAction | None:
         """The action this row continues, or None if the row is an action of its own."""
-        section = self.sections[-1] if self.sections else None
-        if section is None or not section.actions:
-            return None
-        if any(self.filled(row, column) for column in _OWN):
+        above = self.last_action()
+        if above is None or any(self.filled(row, column) for column in _OWN):
             return None
         action_text = self.filled(row, Field.action)
         requirement = self.filled(row, Field.improvement_requirement)
+        if any(self.filled(row, column) for column in _JUDGEMENT) and (
+            action_text
+            or requirement
+            or (
+                self.layout is Layout.provider
+                and (self.filled(row, Field.organisation) or self.filled(row, Field.leads))
+            )
+        ):
+            return None  # an action with its own status or RAG
         if self.layout is Layout.provider and requirement and not action_text:
             return None  # an action whose text is its requirement (``action``)
         if action_text and not (
             is_bullet(action_text)
             or is_only_link(action_text)
-            or (self.numbered_in_text and numbered(action_text)[0] is None)
+            or (self.numbered_in_text and not numbered_items(action_text)[1])
         ):
             return None
-        return section.actions[-1]
-
-    def merge(self, number: int, row: Row, previous: PlannedAction) -> None:
-        parts: list[str] = []
-        for column in (Field.action, Field.improvement_requirement, Field.source):
-            if text := self.filled(row, column):
-                old = getattr(previous, column.value)
-                setattr(previous, column.value, f"{old}\n{text}" if old else text)
-                parts.append(self.column(column) or column.value)
-        if text := self.filled(row, Field.comments):
-            previous.comments = f"{previous.comments}\n{text}" if previous.comments else text
-            parts.append(self.column(Field.comments) or "comments")
-        if text := self.filled(row, Field.progress):
-            self.progress(number, text, previous)
-            parts.append(self.column(Field.progress) or "progress")
-        if text := self.filled(row, Field.leads):
-            leads, history = self.leads(number, Field.leads, text)
-            previous.leads += [lead for lead in leads if lead not in previous.leads]
-            previous.lead_history += [n for n in history if n not in previous.lead_history]
-            parts.append(self.column(Field.leads) or "leads")
-        if text := self.filled(row, Field.workstream):
-            self.alignment(number, text, previous)
-            parts.append(self.column(Field.workstream) or "alignment")
-        if text := self.filled(row, Field.organisation):
-            codes, names = self.organisations(number, Field.organisation, text)
-            previous.organisations += [code for code in codes if code not in previous.organisations]
-            previous.organisation_names += names
-            parts.append(self.column(Field.organisation) or "organisation")
-        if parts == [self.column(Field.comments) or "comments"]:
-            self.warn(
-                number,
-                Field.comments,
-                "comment_continued",
-                f"only a comment: added to the comments of the action above (row {previous.row})",
-            )
-        elif parts:
-            self.warn(
-                number,
-                None,
-                "continuation",
-                f"no action of its own ({', '.join(parts)} only): added to the action above "
-                f"(row {previous.row})",
-            )
-        else:
-            self.warn(number, None, "ignored_row", "nothing in a known column: not imported")
-        previous.settle(self.today)
+        return above
 
     # --- "same as above" ---------------------------------------------------------------
 
@@ -300,10 +281,25 @@ class RowReader(FieldReading):
         requirement = self.text(number, row, Field.improvement_requirement)
         action_text = self.filled(row, Field.action)
         number_in_text = None
+        preamble: str = ""
+        items: list[tuple[str, str]] = []
         if self.layout is Layout.system_review and action_text:
-            number_in_text, action_text = numbered(action_text)
+            preamble, items = self.items_of(action_text, mark, letter_found)
+            if items:
+                number_in_text, action_text = items[0]
             if number_in_text is not None and (letter_found or self.numbered_in_text or not mark):
                 self.numbered_in_text = True
+        # A recommendation's row with text and no action number, before its numbered actions:
+        # held until the recommendation's first numbered action, or its end (``absorb``).
+        hold = (
+            self.layout is Layout.system_review
+            and bool(action_text)
+            and not items
+            and not (mark and letter_found is None)
+            and self.recommendation is not None
+            and not section.actions
+            and not self.filled(row, Field.due)
+        )
         if action_text:
             self.remember(number, Field.action, action_text)
             if len(action_text) > LIMITS["text"]:
@@ -326,7 +322,9 @@ class RowReader(FieldReading):
         if not action_text:
             self.fail(number, Field.action, "missing_action", "no action text, and none above")
         planned = PlannedAction(number, "", action_text)
-        planned.reference = self.reference(number, row, section, number_in_text, letter_found)
+        place = len(section.actions) + 1
+        if not hold:
+            planned.reference = self.reference(number, row, place, number_in_text, letter_found)
         planned.recommendation = self.recommendation
         if self.layout is Layout.provider and (given := self.filled(row, Field.recommendation)):
             planned.recommendation = letter(given) or given[:20]
@@ -338,7 +336,8 @@ class RowReader(FieldReading):
         else:
             self.leads_of(number, row, planned)
             planned.workstream = self.text(number, row, Field.workstream)  # an export's extra
-        self.due(number, row, planned)
+        if not hold:
+            self.due(number, row, planned)
         self.status_and_rag(number, row, planned)
         comments = text_of(self.cell(row, Field.comments))
         kept = planned.comments  # a status or RAG cell's words (``keep_words``)
@@ -346,17 +345,29 @@ class RowReader(FieldReading):
         planned.comments = "\n".join(part for part in (comments, kept) if part) or None
         if progress := self.filled(row, Field.progress):
             self.progress(number, progress, planned)
-        for text in (planned.comments, planned.progress):
-            if text and len(text) > LIMITS["text"]:
-                self.fail(number, Field.comments, "too_long", f"longer than {LIMITS['text']}")
-        planned.settle(self.today)
-        section.actions.append(planned)
+        if hold:
+            self.held.append(Held(number, row, planned, section.actions))
+            return
+        more = self.split(number, row, planned, items[1:], place, letter_found)
+        if preamble:
+            self.preamble(number, preamble, planned, self.last_action())
+        if self.held:
+            self.absorb(planned)
+        for made in (planned, *more):
+            for text in (made.comments, made.progress):
+                if text and len(text) > LIMITS["text"]:
+                    self.fail(number, Field.comments, "too_long", f"longer than {LIMITS['text']}")
+            made.settle(self.today)
+        section.actions += [planned, *more]
+        if more:
+            self.remember(number, Field.action, more[-1].action)
 
     def new_recommendation(self, number: int, row: Row, found: str) -> None:
         """A letter in "#": a recommendation; a new one starts its own section (unless the
         sheet's own section row for it is the current section)."""
         if found == self.recommendation:
             return
+        self.release()
         self.recommendation = found
         text = one_line(self.filled(row, Field.improvement_requirement))
         current = self.sections[-1].title if self.sections else ""
@@ -374,59 +385,12 @@ class RowReader(FieldReading):
             f"recommendation {found}: its actions are a section, '{title[:60]}'",
         )
 
-    def reference(
-        self,
-        number: int,
-        row: Row,
-        section: PlannedSection,
-        number_in_text: str | None,
-        letter_found: str | None,
-    ) -> str:
-        given: str | None
-        if letter_found is not None or (
-            self.layout is Layout.system_review and number_in_text is not None
-        ):
-            given = number_in_text  # the action's own number; the letter is its recommendation
-            if given is not None and not self.filled(row, Field.reference):
-                self.remember(number, Field.reference, given)
-        else:
-            was_carried, given = self.carried(number, row, Field.reference)
-            if not was_carried:
-                given = one_line(text_of(self.cell(row, Field.reference))) or None
-                if given is not None:
-                    self.remember(number, Field.reference, given)
-        if given is None:
-            reference = self.unused(str(len(section.actions) + 1))
-            self.warn(
-                number, Field.reference, "reference_generated", f"none: numbered '{reference}'"
-            )
-        elif given in self.references:
-            reference = self.unused(given)
-            self.warn(
-                number,
-                Field.reference,
-                "duplicate_reference",
-                f"'{given}' is already used in this section (row {self.references[given]}): "
-                f"numbered '{reference}'",
-            )
-        else:
-            reference = given
-        if len(reference) > LIMITS["reference"]:
-            self.fail(number, Field.reference, "too_long", f"longer than {LIMITS['reference']}")
-        self.references[reference] = number
-        return reference
-
-    def unused(self, reference: str) -> str:
-        candidate, suffix = reference, 2
-        while candidate in self.references:
-            candidate, suffix = f"{reference} ({suffix})", suffix + 1
-        return candidate
-
     # --- after the last row ----------------------------------------------------------------
 
     def finish(self) -> None:
         """Links named in the text ("Linked to action 7", "Also covered by action 5") become
         links to those actions; sections with no actions are kept."""
+        self.release()
         by_reference: dict[str, PlannedAction] = {}
         for section in self.sections:
             if not section.actions:
