@@ -17,6 +17,7 @@ from app.auth.scopes import Scope
 from app.config import Settings
 from app.db import Database
 from app.models import AuditEvent, Death, HistoryRecord, Organisation, OutboxEvent
+from tests.conftest import owner_url
 from tests.factories import idem, screening_body
 from tests.history_records import bundle, history_record
 from tests.kit.notifications import notification_body, screening_of
@@ -543,7 +544,8 @@ async def test_registry_writes_pass_row_level_security_as_the_service_role(
     publish events naming the organisation written: connected as a role the policies bind
     (not the tables' owner), they still succeed (app.organisations.registry.registry_scope)."""
     role = f"lfd_test_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(make_url(database_url), isolation_level="AUTOCOMMIT")
+    # As the tables' owner (the run's PostgreSQL tests connect as a service role already).
+    admin = create_async_engine(make_url(owner_url(database_url)), isolation_level="AUTOCOMMIT")
     grants = (
         f"CREATE ROLE {role} LOGIN",
         f"GRANT USAGE ON SCHEMA public TO {role}",
@@ -554,7 +556,7 @@ async def test_registry_writes_pass_row_level_security_as_the_service_role(
         async with admin.connect() as connection:
             for statement in grants:
                 await connection.exec_driver_sql(statement)
-        url = make_url(database_url).set(username=role, password=None)
+        url = make_url(owner_url(database_url)).set(username=role, password=None)
         _, http = await app_factory(database_url=url.render_as_string(hide_password=False))
         async with admin.connect() as connection:
             bypasses = await connection.exec_driver_sql(
