@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, event, or_, select
+from sqlalchemy import ColumnElement, and_, event, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
@@ -147,13 +147,29 @@ _DEATH_KEYED: tuple[Any, ...] = (
 )
 
 
-def _death_visible(column: Any, scope: DataScope) -> ColumnElement[bool]:
-    owned: ColumnElement[bool] = column.in_(
-        select(_DEATHS.c.id).where(_DEATHS.c.organisation_id.in_(sorted(scope.organisations)))
+def _probe(parent: Any, key: Any, rule: ColumnElement[bool]) -> ColumnElement[bool]:
+    """EXISTS (SELECT 1 FROM parent p WHERE p.id = key AND rule OFFSET 0): a row is in scope
+    when its parent is, checked by one probe of the parent's primary key per row. The OFFSET
+    keeps PostgreSQL from turning the EXISTS into a join or a hash of every parent in scope,
+    which it would choose blind to a page's LIMIT (a queue page of 50 read every death of the
+    organisation and sorted them). ``parent`` is an alias of its own, never correlated with
+    the outer query (which may join the parent table itself)."""
+    return (
+        select(literal(1))
+        .select_from(parent)
+        .where(parent.c.id == key, rule)
+        .offset(0)
+        .correlate_except(parent)
+        .exists()
     )
+
+
+def _death_visible(column: Any, scope: DataScope) -> ColumnElement[bool]:
+    deaths = _DEATHS.alias("scope_death")
+    owned = _probe(deaths, column, deaths.c.organisation_id.in_(sorted(scope.organisations)))
     if not scope.shared_deaths:
         return owned
-    return or_(owned, column.in_(sorted(scope.shared_deaths)))
+    return or_(column.in_(sorted(scope.shared_deaths)), owned)
 
 
 def event_rule(scope: DataScope) -> ColumnElement[bool]:
@@ -188,46 +204,31 @@ def criteria(scope: DataScope) -> list[Any]:
                 model, _death_visible(model.__table__.c.death_id, scope), include_aliases=True
             )
         )
-    visible_reviews = select(_REVIEWS.c.id).where(_death_visible(_REVIEWS.c.death_id, scope))
-    for model in (ReviewPhaseRating, ReviewProblem, ReviewVersion):
-        options.append(
-            with_loader_criteria(
-                model, model.__table__.c.review_id.in_(visible_reviews), include_aliases=True
-            )
-        )
-    visible_screenings = select(_SCREENINGS.c.id).where(
-        _death_visible(_SCREENINGS.c.death_id, scope)
+    # A row of a child of a death-keyed table: in scope when its parent is.
+    children = (
+        (_REVIEWS, "review", (ReviewPhaseRating, ReviewProblem, ReviewVersion)),
+        (_SCREENINGS, "screening", (ScreeningVersion,)),
+        (_JUDGEMENTS, "judgement", (ReferralJudgementVersion,)),
     )
-    visible_judgements = select(_JUDGEMENTS.c.id).where(
-        _death_visible(_JUDGEMENTS.c.death_id, scope)
-    )
-    options.append(
-        with_loader_criteria(
-            ReferralJudgementVersion,
-            ReferralJudgementVersion.__table__.c.judgement_id.in_(visible_judgements),
-            include_aliases=True,
-        )
-    )
-    options.append(
-        with_loader_criteria(
-            ScreeningVersion,
-            ScreeningVersion.__table__.c.screening_id.in_(visible_screenings),
-            include_aliases=True,
-        )
-    )
+    for parent_table, name, models in children:
+        key = f"{name}_id"
+        for model in models:
+            parent = parent_table.alias(f"scope_{name}")
+            rule = _probe(parent, model.__table__.c[key], _death_visible(parent.c.death_id, scope))
+            options.append(with_loader_criteria(model, rule, include_aliases=True))
     plan_rule = _PLANS.c.organisation_id.in_(organisations)
     options.append(with_loader_criteria(ActionPlan, plan_rule, include_aliases=True))
-    visible_plans = select(_PLANS.c.id).where(plan_rule)
     for model in (Action, ActionPlanSection):
-        options.append(
-            with_loader_criteria(
-                model, model.__table__.c.plan_id.in_(visible_plans), include_aliases=True
-            )
-        )
-    visible_actions = select(_ACTIONS.c.id).where(_ACTIONS.c.plan_id.in_(visible_plans))
-    options.append(
-        with_loader_criteria(ActionUpdate, ActionUpdate.__table__.c.action_id.in_(visible_actions))
+        plans = _PLANS.alias("scope_plan")
+        rule = _probe(plans, model.__table__.c.plan_id, plans.c.organisation_id.in_(organisations))
+        options.append(with_loader_criteria(model, rule, include_aliases=True))
+    actions, plans = _ACTIONS.alias("scope_action"), _PLANS.alias("scope_action_plan")
+    action_rule = _probe(
+        actions,
+        ActionUpdate.__table__.c.action_id,
+        _probe(plans, actions.c.plan_id, plans.c.organisation_id.in_(organisations)),
     )
+    options.append(with_loader_criteria(ActionUpdate, action_rule))
     options.append(with_loader_criteria(OutboxEvent, event_rule(scope)))
     options.append(
         with_loader_criteria(
