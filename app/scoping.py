@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, event, literal, or_, select
@@ -190,8 +191,17 @@ def event_rule(scope: DataScope) -> ColumnElement[bool]:
 
 def criteria(scope: DataScope) -> list[Any]:
     """The loader criteria that confine a statement to ``scope`` (none for everything)."""
+    return list(_criteria(scope))
+
+
+@lru_cache(maxsize=256)
+def _criteria(scope: DataScope) -> tuple[Any, ...]:
+    """The criteria of one scope, built once and reused by every statement in that scope
+    (building them took about a millisecond of CPU, for each ORM statement; docs/benchmarks.md,
+    issue 16). The options are immutable, and a client's scope is the same from one request to
+    the next until its organisations or shares change, which makes a new scope."""
     if scope.everything:
-        return []
+        return ()
     organisations = sorted(scope.organisations)
     options: list[Any] = []
     death_rule: ColumnElement[bool] = _DEATHS.c.organisation_id.in_(organisations)
@@ -244,7 +254,7 @@ def criteria(scope: DataScope) -> list[Any]:
             ),
         )
     )
-    return options
+    return tuple(options)
 
 
 def _apply(state: ORMExecuteState) -> None:
@@ -252,7 +262,7 @@ def _apply(state: ORMExecuteState) -> None:
         return
     if state.execution_options.get(UNSCOPED) or state.is_column_load or state.is_relationship_load:
         return
-    options = criteria(_current.get())
+    options = _criteria(_current.get())
     if options:
         state.statement = state.statement.options(*options)
 

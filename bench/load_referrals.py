@@ -2,11 +2,16 @@
 database, quickly (COPY), for the referral-queue and claim benchmarks.
 
     python bench/load_referrals.py --deaths 1000000 [--days D] [--seed S] [--reset]
+        [--organisations ODS,ODS,...]
         [--database-url postgresql://...]   (default: LFD_DATABASE_URL)
 
 Nothing here is a real person: NHS numbers are in the reserved 999 range with valid Modulus 11
 check digits, names are made up. The data is shaped like a regional service's:
 
+- deaths belong to the deployment's default organisation (migration 0019), or with
+  ``--organisations`` (ODS codes of the registry) to each in turn, death by death, so that every
+  organisation's deaths span the same dates and mix (issue 16's regional deployment); the rest
+  of each death and its work is drawn the same whatever the organisations;
 - deaths spread evenly over ``--days`` ending now (default: at least two years, and about 550
   deaths a day at the larger sizes: 1,000,000 deaths span five years), a realistic mix of ages,
   specialties, sites, admission methods and flags (learning disability, SMI, pregnancy);
@@ -221,8 +226,17 @@ class Tables:
 
 
 class Generator:
-    def __init__(self, *, deaths: int, days: float, seed: int, at: datetime) -> None:
+    def __init__(
+        self,
+        *,
+        deaths: int,
+        days: float,
+        seed: int,
+        at: datetime,
+        organisations: tuple[uuid.UUID, ...] = (),
+    ) -> None:
         self.total = deaths
+        self.organisations = organisations
         self.span = days * DAY
         self.start = at - timedelta(seconds=self.span)
         self.at = at
@@ -330,6 +344,8 @@ class Generator:
             "version": 1,
             "created_by_client_id": ME_OFFICE_CLIENT,
         }
+        if self.organisations:  # by the death's number: the random draws stay the same
+            death["organisation_id"] = self.organisations[index % len(self.organisations)]
         tables.deaths.append(death)
         if not screened:
             return
@@ -600,9 +616,12 @@ async def load(args: argparse.Namespace) -> None:
         raise SystemExit("give a PostgreSQL --database-url (or LFD_DATABASE_URL)")
     days = args.days or max(730.0, args.deaths / 550.0)
     at = datetime.now(UTC)
-    gen = Generator(deaths=args.deaths, days=days, seed=args.seed, at=at)
     conn = await asyncpg.connect(_dsn(url))
     try:
+        organisations = await _organisations(conn, args.organisations)
+        gen = Generator(
+            deaths=args.deaths, days=days, seed=args.seed, at=at, organisations=organisations
+        )
         await conn.execute("SET synchronous_commit = off")
         if args.reset:
             await conn.execute("TRUNCATE deaths RESTART IDENTITY CASCADE")
@@ -639,7 +658,17 @@ async def load(args: argparse.Namespace) -> None:
             names = {table: fill.names if fill else None for table, fill in columns.items()}
             jobs = max(1, min(args.jobs, len(firsts)))
             parts = [
-                (_dsn(url), args.deaths, days, args.seed, at, args.chunk, firsts[job::jobs], names)
+                (
+                    _dsn(url),
+                    args.deaths,
+                    days,
+                    args.seed,
+                    at,
+                    args.chunk,
+                    firsts[job::jobs],
+                    names,
+                    organisations,
+                )
                 for job in range(jobs)
             ]
             counts = Counter[str]()
@@ -694,7 +723,41 @@ async def _secondary_indexes(conn: asyncpg.Connection) -> list[tuple[str, str]]:
     return [(r["name"], r["definition"]) for r in rows]
 
 
-Part = tuple[str, int, float, int, datetime, int, list[int], dict[str, list[str] | None]]
+Part = tuple[
+    str,
+    int,
+    float,
+    int,
+    datetime,
+    int,
+    list[int],
+    dict[str, list[str] | None],
+    tuple[uuid.UUID, ...],
+]
+
+
+async def _organisations(conn: asyncpg.Connection, codes: str | None) -> tuple[uuid.UUID, ...]:
+    """The organisations the deaths go to, in turn: those of ``codes`` (comma-separated ODS
+    codes of the registry), else the default organisation; none before migration 0019."""
+    if not await conn.fetchval("SELECT to_regclass('organisations') IS NOT NULL"):
+        if codes:
+            raise SystemExit("--organisations needs the organisations registry (migration 0019)")
+        return ()
+    if not codes:
+        found = await conn.fetchval("SELECT id FROM organisations WHERE is_default")
+        if found is None:
+            raise SystemExit("no default organisation: migrate the database (lfd migrate)")
+        return (found,)
+    wanted = [code.strip().upper() for code in codes.split(",") if code.strip()]
+    rows = await conn.fetch(
+        "SELECT upper(ods_code) AS code, id FROM organisations WHERE upper(ods_code) = ANY($1)",
+        wanted,
+    )
+    by_code = {row["code"]: row["id"] for row in rows}
+    missing = [code for code in wanted if code not in by_code]
+    if missing:
+        raise SystemExit(f"not in the organisations registry: {', '.join(missing)}")
+    return tuple(by_code[code] for code in wanted)
 
 
 def _run_part(part: Part) -> tuple[Counter[str], float]:
@@ -710,9 +773,10 @@ async def _load_part(
     chunk: int,
     firsts: list[int],
     names: dict[str, list[str] | None],
+    organisations: tuple[uuid.UUID, ...] = (),
 ) -> tuple[Counter[str], float]:
     """Generate and COPY the chunks starting at ``firsts``, one transaction each."""
-    gen = Generator(deaths=deaths, days=days, seed=seed, at=at)
+    gen = Generator(deaths=deaths, days=days, seed=seed, at=at, organisations=organisations)
     counts = Counter[str]()
     generating = 0.0
     started = time.perf_counter()
@@ -823,6 +887,12 @@ def main(argv: list[str] | None = None) -> None:
         "--keep-indexes",
         action="store_true",
         help="keep the secondary indexes during the load (slower; default: drop and rebuild)",
+    )
+    parser.add_argument(
+        "--organisations",
+        default=None,
+        help="ODS codes of the registry, comma-separated: the deaths go to each in turn "
+        "(default: the default organisation)",
     )
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args(argv)

@@ -15,7 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from app.db import Database
 from app.models import Death, Organisation, Referral
-from app.scoping import DataScope, scoped
+from app.scoping import DataScope, criteria, scoped
 from tests.conftest import SERVICE_ROLE, MakeApi
 from tests.factories import record_unexpected
 
@@ -166,3 +166,136 @@ async def test_every_table_of_patient_data_forces_row_level_security(
         if KEYS & set(table.columns.keys()) or name in {"deaths", "action_plans"}
     } - NOT_SCOPED_BY_POLICY
     assert needing - forced == set()
+
+
+def test_each_scopes_criteria_are_built_once_and_kept_apart() -> None:
+    """Building a scope's ~25 loader criteria cost about a millisecond for every ORM
+    statement (docs/benchmarks.md, issue 16): they are built once per scope. An equal scope
+    (the next request of the same client) reuses them; a scope that differs by as little as one
+    shared death gets its own."""
+    trust, death = uuid.uuid4(), uuid.uuid4()
+    first = criteria(DataScope(False, frozenset({trust})))
+    again = criteria(DataScope(False, frozenset({trust})))
+    shared = criteria(DataScope(False, frozenset({trust}), frozenset({death})))
+    assert first and len(first) == len(again)
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    assert not any(a is b for a, b in zip(first, shared, strict=True))
+    assert criteria(DataScope(True)) == []
+
+
+# The policies' cost (migration 0021): these EXPLAIN what the service's role runs, with the
+# settings a transaction of the service sets, and look at the plan PostgreSQL chose.
+
+POLICY_TABLES = [
+    "deaths",
+    "screenings",
+    "route_overrides",
+    "referral_judgements",
+    "referrals",
+    "referral_transitions",
+    "reviews",
+    "findings",
+    "death_notifications",
+    "worklist_claims",
+    "history_records",
+    "possible_duplicates",
+    "review_phase_ratings",
+    "review_problems",
+    "review_versions",
+    "screening_versions",
+    "action_plans",
+    "action_plan_sections",
+    "actions",
+    "action_updates",
+    "outbox_events",
+    "audit_events",
+]
+
+
+async def _plans(
+    database_url: str, settings: dict[str, str], statements: list[str], *local: str
+) -> list[str]:
+    """EXPLAIN of each statement, as the service's role, in a transaction with ``settings``
+    (set as app.db sets them) and the ``local`` planner settings (SET LOCAL ...)."""
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    plans = []
+    try:
+        async with engine.connect() as connection, connection.begin():
+            for name, value in settings.items():
+                await connection.execute(
+                    text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value}
+                )
+            for setting in local:
+                await connection.execute(text(f"SET LOCAL {setting}"))
+            for statement in statements:
+                rows = (await connection.execute(text(f"EXPLAIN {statement}"))).scalars().all()
+                plans.append("\n".join(rows))
+    finally:
+        await engine.dispose()
+    return plans
+
+
+@pytest.mark.postgres_only
+async def test_the_policies_read_the_scope_once_per_statement_not_per_row(
+    database: Database, make_api: MakeApi, database_url: str
+) -> None:
+    """Each scope function is an InitPlan, run once when the statement starts: not inlined
+    into every row's test, where it ran current_setting() and parsed the organisations from
+    text for each row (0019)."""
+    made = await _two_trusts(database, make_api)
+    only_a = {"lfd.scope": "some", "lfd.organisations": "{" + str(made["a"]) + "}"}
+    statements = [f"SELECT * FROM {table}" for table in POLICY_TABLES]
+    for scope in (only_a, {"lfd.scope": "all"}):
+        for table, plan in zip(
+            POLICY_TABLES, await _plans(database_url, scope, statements), strict=True
+        ):
+            assert "current_setting" not in plan, (table, plan)
+            assert "InitPlan" in plan, (table, plan)
+
+
+@pytest.mark.postgres_only
+async def test_a_rows_parent_is_probed_by_its_key_never_hashed_whole(
+    database: Database, make_api: MakeApi, database_url: str
+) -> None:
+    """A row that defers to its parent (a referral to its death) is checked by one probe of
+    the parent's key. PostgreSQL could instead hash every visible parent row once, and chose
+    that by the rows it expected to test, blind to a LIMIT: a claim or a queue page in a
+    region then read every death of the deployment (migration 0021). Here the probes are
+    made ten times dearer than by default (random_page_cost), which makes the planner hash
+    whenever it can."""
+    made = await _two_trusts(database, make_api)
+    only_a = {"lfd.scope": "some", "lfd.organisations": "{" + str(made["a"]) + "}"}
+    claim_like = (
+        "SELECT id FROM referrals WHERE route = 'sjr' AND status IN ('ready', 'in_progress')"
+        " ORDER BY priority, due_at, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+    )
+    statements = [claim_like, *(f"SELECT * FROM {table}" for table in POLICY_TABLES)]
+    # Sequential scans off too: in a small test database a scan of all deaths would beat any
+    # probe anyway, and the question is whether the probe is by key or by hash.
+    plans = await _plans(
+        database_url, only_a, statements, "random_page_cost = 40", "enable_seqscan = off"
+    )
+    for statement, plan in zip(statements, plans, strict=True):
+        assert "hashed SubPlan" not in plan, (statement, plan)
+    assert "SubPlan" in plans[0] and "pk_deaths" in plans[0], plans[0]
+
+
+@pytest.mark.postgres_only
+async def test_the_reports_read_a_periods_deaths_from_the_index_alone(
+    database: Database, make_api: MakeApi, database_url: str
+) -> None:
+    """The reports' cohort index carries the organisation the deaths' policy reads, so a
+    period's deaths are still read from the index alone under the policy (migration 0021);
+    without it, every death of the period was read from the table."""
+    made = await _two_trusts(database, make_api)
+    cohort = (
+        "SELECT count(*), count(DISTINCT site) FROM deaths"
+        " WHERE died_on BETWEEN '2025-04-01' AND '2026-03-31'"
+        " AND place_of_death IN ('inpatient', 'emergency_department')"
+    )
+    only_a = {"lfd.scope": "some", "lfd.organisations": "{" + str(made["a"]) + "}"}
+    for scope in ({"lfd.scope": "all"}, only_a):
+        (plan,) = await _plans(
+            database_url, scope, [cohort], "enable_seqscan = off", "enable_bitmapscan = off"
+        )
+        assert "Index Only Scan using ix_deaths_died_on_report" in plan, plan
