@@ -155,6 +155,51 @@ async def test_a_source_key_another_organisation_holds_is_refused_for_good(
     assert "retry" not in again.text.lower()
 
 
+async def test_an_import_refuses_the_record_whose_key_another_organisation_holds(
+    region: Region, database: Database
+) -> None:
+    """The history import cannot see B's death, so it cannot find the key by a query: the
+    record is refused at the insert (the unique key), the rest of the batch goes in, and B's
+    death is untouched. It was an IntegrityError that failed the whole job."""
+    from sqlalchemy import func
+
+    from app.models import Death
+    from tests.history_records import history_record, utc
+    from tests.test_history_import import run
+
+    died = utc(2018, 5, 3, 14, 0)
+    theirs = history_record(died)
+    assert (await run(region.b, [theirs]))["created"] == 1
+    clash = history_record(died, reference=theirs["death"]["source_reference"])
+    clash["death"]["family_name"] = "Overwriter"
+    ours = history_record(died)
+    for all_or_nothing in ("false", "true"):
+        job = await run(region.a, [ours, clash], all_or_nothing=all_or_nothing)
+        expected = "completed" if all_or_nothing == "false" else "refused"
+        assert job["status"] == expected and job["error"] is None, job
+        assert job["refused"] == 1 and job["created"] == (all_or_nothing == "false"), job
+        [problem] = job["problems"]
+        assert problem["line"] == 2
+        assert [e["code"] for e in problem["errors"]] == ["source_key_taken"]
+        assert [e["pointer"] for e in problem["errors"]] == ["/death/source_reference"]
+    async with database.transaction() as session:
+        held = (
+            await session.execute(
+                select(Death.organisation_id, Death.family_name, func.count())
+                .where(
+                    Death.source_system == theirs["death"]["source_system"],
+                    Death.source_reference == theirs["death"]["source_reference"],
+                )
+                .group_by(Death.organisation_id, Death.family_name)
+            )
+        ).all()
+    assert held == [(region.trust_b, "Histfamily", 1)]
+    listed = await region.a.get(
+        "/v1/deaths", params={"source_reference": ours["death"]["source_reference"]}
+    )
+    assert len(listed.json()["items"]) == 1
+
+
 async def test_the_feed_and_queues_hold_only_what_the_client_may_see(region: Region) -> None:
     cursors = {}
     for name, api in (("a", region.a), ("b", region.b)):
