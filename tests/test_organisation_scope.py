@@ -115,6 +115,91 @@ async def test_a_deployment_level_client_records_no_deaths(region: Region) -> No
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
+async def test_a_source_key_another_organisation_holds_is_refused_for_good(
+    region: Region, make_api: MakeApi
+) -> None:
+    """A sender's key is unique across the deployment: B's key sent by A (a screening, a
+    notification, an HL7 message) is a 409 that names no death and does not ask for a retry
+    that would be refused the same."""
+    from tests.factories import screening_body
+    from tests.kit.hl7 import adt
+    from tests.kit.notifications import notification_body
+
+    held = (await record(region.b))["death"]
+    key = {"source_system": held["source_system"], "source_reference": held["source_reference"]}
+    screening = screening_body(death=key)
+    notification = notification_body(**key)
+    sender = await make_api(Scope.notifications_write, organisation_id=region.trust_b)
+    message = adt(visit="V" + uuid.uuid4().hex[:10].upper())
+    sent = await sender.post(
+        "/v1/hl7v2/adt", content=message.encode(), headers={"Content-Type": "application/hl7-v2"}
+    )
+    assert "|AA|" in sent.text, sent.text
+    for path, body, pointer in (
+        ("/v1/screenings", screening, "/death/source_reference"),
+        ("/v1/death-notifications", notification, "/source_reference"),
+    ):
+        refused = await region.a.post(path, json=body, headers=idem())
+        assert refused.status_code == 409, refused.text
+        problem = refused.json()
+        assert problem["type"].endswith("/source-key-taken"), problem
+        assert [error["pointer"] for error in problem["errors"]] == [pointer]
+        assert "retry" not in problem["detail"].lower()
+        assert held["id"] not in refused.text and "existing" not in problem
+    # The same visit number from trust A's PAS: HL7 AE, duplicate key (205), no retry asked.
+    notifier = await make_api(Scope.notifications_write, organisation_id=region.trust_a)
+    again = await notifier.post(
+        "/v1/hl7v2/adt", content=message.encode(), headers={"Content-Type": "application/hl7-v2"}
+    )
+    assert "|AE|" in again.text and "205^" in again.text, again.text
+    assert "retry" not in again.text.lower()
+
+
+async def test_an_import_refuses_the_record_whose_key_another_organisation_holds(
+    region: Region, database: Database
+) -> None:
+    """The history import cannot see B's death, so it cannot find the key by a query: the
+    record is refused at the insert (the unique key), the rest of the batch goes in, and B's
+    death is untouched. It was an IntegrityError that failed the whole job."""
+    from sqlalchemy import func
+
+    from app.models import Death
+    from tests.history_records import history_record, utc
+    from tests.test_history_import import run
+
+    died = utc(2018, 5, 3, 14, 0)
+    theirs = history_record(died)
+    assert (await run(region.b, [theirs]))["created"] == 1
+    clash = history_record(died, reference=theirs["death"]["source_reference"])
+    clash["death"]["family_name"] = "Overwriter"
+    ours = history_record(died)
+    for all_or_nothing in ("false", "true"):
+        job = await run(region.a, [ours, clash], all_or_nothing=all_or_nothing)
+        expected = "completed" if all_or_nothing == "false" else "refused"
+        assert job["status"] == expected and job["error"] is None, job
+        assert job["refused"] == 1 and job["created"] == (all_or_nothing == "false"), job
+        [problem] = job["problems"]
+        assert problem["line"] == 2
+        assert [e["code"] for e in problem["errors"]] == ["source_key_taken"]
+        assert [e["pointer"] for e in problem["errors"]] == ["/death/source_reference"]
+    async with database.transaction() as session:
+        held = (
+            await session.execute(
+                select(Death.organisation_id, Death.family_name, func.count())
+                .where(
+                    Death.source_system == theirs["death"]["source_system"],
+                    Death.source_reference == theirs["death"]["source_reference"],
+                )
+                .group_by(Death.organisation_id, Death.family_name)
+            )
+        ).all()
+    assert held == [(region.trust_b, "Histfamily", 1)]
+    listed = await region.a.get(
+        "/v1/deaths", params={"source_reference": ours["death"]["source_reference"]}
+    )
+    assert len(listed.json()["items"]) == 1
+
+
 async def test_the_feed_and_queues_hold_only_what_the_client_may_see(region: Region) -> None:
     cursors = {}
     for name, api in (("a", region.a), ("b", region.b)):

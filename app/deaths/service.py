@@ -16,7 +16,7 @@ from app.auth.principal import Principal
 from app.deaths.duplicates import pending_duplicates
 from app.deaths.schemas import ORGANISATION_CODES, DeathFields
 from app.deaths.validation import check_death, default_nhs_number_status
-from app.errors import ValidationFailed
+from app.errors import Conflict, ValidationFailed, field_error
 from app.kit.cursor import encode_row_cursor, row_sort_key
 from app.kit.enums import (
     DeathStatus,
@@ -29,6 +29,28 @@ from app.organisations.service import recording_organisation
 from app.privacy.order import by_month
 
 DERIVED = ("died_on", "age_at_death", "age_in_days_at_death", "within_30_days_of_discharge")
+
+
+class SourceKeyTaken(Conflict):
+    """A sender's key (``source_system`` + ``source_reference``) held by a record the client
+    cannot see: another organisation's, in a deployment several share (keys are unique across
+    the deployment: docs/organisations.md). Names no record; a retry gets the same answer."""
+
+    slug, title = "source-key-taken", "The sender's key is taken"
+
+    def __init__(self, pointer: str) -> None:
+        super().__init__(
+            "This source_system + source_reference is already held by a record of another "
+            "organisation (keys are unique across the deployment; each organisation names its "
+            "systems with a prefix of its own, e.g. RWE-PAS). Send it under a key of your own.",
+            errors=[
+                field_error(
+                    pointer,
+                    "held by another organisation's record: use a key of your own",
+                    "source_key_taken",
+                )
+            ],
+        )
 
 
 def derived_fields(values: dict[str, Any]) -> dict[str, Any]:

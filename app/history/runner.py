@@ -29,7 +29,7 @@ from app.db import Database
 from app.events.service import Change, emit
 from app.history.prepare import Lines, prepare, worker_pool
 from app.history.validation import Checked
-from app.history.writer import BatchOutcome, write_batch
+from app.history.writer import BatchOutcome, RecordedMeanwhile, write_batch
 from app.kit.time import now
 from app.models import HistoryImport, HistoryImportProblem, OutboxEvent
 from app.organisations.settings import settings_for
@@ -332,7 +332,7 @@ async def _run_batches(
                         await _record_batch(session, current, principal, outcome, chunk, at)
                     job = current
                     break
-                except IntegrityError:
+                except (IntegrityError, RecordedMeanwhile):
                     # A death another writer recorded meanwhile: the batch is classified again.
                     for item in chunk.items:
                         item.errors = [

@@ -27,7 +27,7 @@ from app.history.organisations import resolve_batch
 from app.history.plan import Planned, plan_record
 from app.history.update import apply_correction, removed_references
 from app.history.validation import Checked, parse_line
-from app.kit.sql import insert_rows, table_of
+from app.kit.sql import insert_for, insert_rows, table_of
 from app.models import (
     Counter,
     Death,
@@ -43,6 +43,9 @@ from app.models import (
 )
 from app.organisations.service import recording_organisation
 from app.referrals.service import rule_config
+
+# The sender's key of a death: unique across the deployment.
+KEY = ("source_system", "source_reference")
 
 
 @dataclass
@@ -221,8 +224,8 @@ async def write_batch(
         numbers = await _case_numbers(session, len(plans))
         for (_, planned), number in zip(plans, numbers, strict=True):
             planned.death["case_number"] = number
-        outcome.case_numbers.extend(numbers)
-        await _insert_new(session, principal, plans, themes, import_id, moment, outcome)
+        plans = await _insert_new(session, principal, plans, themes, import_id, moment, outcome)
+        outcome.case_numbers.extend(planned.death["case_number"] for _, planned in plans)
         outcome.created += len(plans)
     for checked, found in corrections:
         if checked.errors:
@@ -268,15 +271,34 @@ async def _insert_new(
     import_id: uuid.UUID,
     moment: datetime,
     outcome: BatchOutcome,
-) -> None:
+) -> list[tuple[Checked, Planned]]:
     """Every table's rows of the new records, one multi-row INSERT each, parents first. The
-    deaths belong to the organisation the import runs for (the scope's, app.history.runner)."""
-    planned = [p for _, p in plans]
+    deaths belong to the organisation the import runs for (the scope's, app.history.runner).
+    The records written: one whose key a death out of the import's scope holds (another
+    organisation's, which no query here can see) is refused, and nothing of it written."""
     organisation_id = await recording_organisation(session, principal, system=True)
-    for p in planned:
+    for _, p in plans:
         p.death["organisation_id"] = organisation_id
+    copy = session.get_bind().dialect.name == "postgresql"
+    inserted = await _insert_deaths(session, [p.death for _, p in plans], copy)
+    if len(inserted) < len(plans):
+        held = [(c, p) for c, p in plans if str(p.death["id"]) not in inserted]
+        if await _existing(session, [c.key for c, _ in held]):
+            raise RecordedMeanwhile  # by a writer of this scope: the batch is classified again
+        for checked, _ in held:
+            checked.errors.append(
+                field_error(
+                    "/death/source_reference",
+                    "another organisation's death has this source_system + source_reference: "
+                    "keys are unique across the deployment; import it under a key of your own",
+                    "source_key_taken",
+                )
+            )
+        plans = [(c, p) for c, p in plans if str(p.death["id"]) in inserted]
+    if plans:
+        outcome.kinds.add("deaths")
+    planned = [p for _, p in plans]
     tables: list[tuple[str, type[Any], list[dict[str, Any]]]] = [
-        ("deaths", Death, [p.death for p in planned]),
         ("screenings", Screening, [p.screening for p in planned]),
         ("route_overrides", RouteOverride, [r for p in planned for r in p.overrides]),
         ("referrals", Referral, [r for p in planned for r in p.referrals]),
@@ -290,15 +312,37 @@ async def _insert_new(
             [_history_row(p, c, import_id, moment) for c, p in plans],
         ),
     ]
-    copy = session.get_bind().dialect.name == "postgresql"
     for kind, model, rows in tables:
-        if rows and kind in {"deaths", "screenings", "referrals", "reviews", "findings"}:
+        if rows and kind in {"screenings", "referrals", "reviews", "findings"}:
             outcome.kinds.add(kind)
         if copy:
             await copy_rows(session, table_of(model), rows)
             continue
         for start in range(0, len(rows), 5000):
             await insert_rows(session, model, rows[start : start + 5000])
+    return plans
+
+
+class RecordedMeanwhile(Exception):
+    """A new record's key was taken by a writer of the import's own scope while the batch was
+    written (the runner classifies the batch again, as after an IntegrityError)."""
+
+
+async def _insert_deaths(session: AsyncSession, rows: list[dict[str, Any]], copy: bool) -> set[str]:
+    """The deaths, ON CONFLICT (source_system, source_reference) DO NOTHING: the ids (as text)
+    that went in. A key held by a death the scope hides is found so, never by a query."""
+    if copy:
+        return await copy_rows(session, table_of(Death), rows, skip_conflicts=KEY)
+    statement = insert_for(session, table_of(Death)).on_conflict_do_nothing(
+        index_elements=list(KEY)
+    )
+    inserted: set[str] = set()
+    for start in range(0, len(rows), 5000):
+        result = await session.execute(
+            statement.returning(table_of(Death).c.id), rows[start : start + 5000]
+        )
+        inserted.update(str(value) for value in result.scalars().all())
+    return inserted
 
 
 @cache
@@ -308,13 +352,20 @@ def _copy_shape(table: Table) -> tuple[list[str], frozenset[str], Callable[[Any]
     return columns, json, itemgetter(*columns)
 
 
-async def copy_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+async def copy_rows(
+    session: AsyncSession,
+    table: Table,
+    rows: list[dict[str, Any]],
+    skip_conflicts: tuple[str, ...] | None = None,
+) -> set[str]:
     """PostgreSQL's bulk path: the rows by binary COPY through the session's own asyncpg
     connection (in its transaction). Every column is given; JSON as the text the connection's
     codec takes (SQLAlchemy's asyncpg dialect sends JSON pre-serialised), serialised here
-    unless the row's planner did it already (app.history.prepare, in a worker process)."""
+    unless the row's planner did it already (app.history.prepare, in a worker process).
+    With ``skip_conflicts`` (a unique key's columns) a row that would break the key is left
+    out, and the ids (as text) of the rows that went in are returned (otherwise none)."""
     if not rows:
-        return
+        return set()
     columns, json, values = _copy_shape(table)
     for row in rows:
         # A nullable column the history rows do not name (one added later, such as the
@@ -329,9 +380,9 @@ async def copy_rows(session: AsyncSession, table: Table, rows: list[dict[str, An
     connection = await session.connection()
     raw = (await connection.get_raw_connection()).driver_connection
     assert raw is not None
-    if not await _under_row_security(session):
+    if skip_conflicts is None and not await _under_row_security(session):
         await raw.copy_records_to_table(table.name, records=records, columns=columns)
-        return
+        return set()
     # PostgreSQL refuses COPY FROM into a table whose row-level security applies to the role
     # (the service's own role does: app.scoping). The rows go by COPY into a temporary table
     # of the same shape, then into the table by one INSERT ... SELECT, which the policies
@@ -342,10 +393,19 @@ async def copy_rows(session: AsyncSession, table: Table, rows: list[dict[str, An
         f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE "{table.name}") ON COMMIT DELETE ROWS'
     )
     await raw.copy_records_to_table(stage, records=records, columns=columns)
+    if skip_conflicts is not None:
+        key = ", ".join(f'"{name}"' for name in skip_conflicts)
+        went_in = await raw.fetch(
+            f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{stage}"'  # noqa: S608
+            f" ON CONFLICT ({key}) DO NOTHING RETURNING id"
+        )
+        await raw.execute(f'TRUNCATE "{stage}"')
+        return {str(row["id"]) for row in went_in}
     await raw.execute(
         f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{stage}";'  # noqa: S608
         f' TRUNCATE "{stage}"'
     )
+    return set()
 
 
 _ROW_SECURITY: dict[str, bool] = {}

@@ -73,7 +73,7 @@ async def receive(database: Database, principal: Principal, raw: str) -> Answer:
             first = (conflict.errors or [{}])[0]
             location = location_of(first["pointer"]) if first.get("pointer") else "PID-3"
             reason = first.get("detail") or conflict.detail or "conflict"
-            duplicate = first.get("code") == "key_names_another_patient"
+            duplicate = first.get("code") in {"key_names_another_patient", "source_key_taken"}
             raise Hl7Problem(
                 "AE", location, reason, ERROR_CODES["duplicate"] if duplicate else None
             ) from None

@@ -20,6 +20,7 @@ from app.auth.scopes import Scope
 from app.deaths.duplicates import flag_possible_duplicates
 from app.deaths.organisations import DeathCodes, resolve_death_codes
 from app.deaths.service import (
+    SourceKeyTaken,
     death_values,
     derived_fields,
     find_by_source,
@@ -159,7 +160,8 @@ async def notify(
         # A retry that raced this one recorded it first (its transaction has committed).
         found = await by_source(session, body.source_system, body.source_reference)
         if found is None:
-            raise Conflict("The notification is being recorded by another request; retry.")
+            # Committed (ON CONFLICT waited for it) yet out of this client's sight.
+            raise SourceKeyTaken("/source_reference")
         return await _again(session, principal, key, found, sent), False
     notification = DeathNotification(**row)
     journal = Journal(principal)
@@ -237,7 +239,8 @@ async def _death_for(
         # The sender's key was taken by a screening or notification committed meanwhile.
         raced = await find_by_source(session, values["source_system"], values["source_reference"])
         if raced is None:
-            raise Conflict("The death is being recorded by another request; retry.")
+            # Committed (ON CONFLICT waited for it) yet out of this client's sight.
+            raise SourceKeyTaken("/source_reference")
         return raced, False
     await flag_possible_duplicates(session, death)
     return death, True

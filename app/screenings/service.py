@@ -19,6 +19,7 @@ from app.config import Settings
 from app.deaths.duplicates import flag_possible_duplicates
 from app.deaths.organisations import DeathCodes, resolve_death_codes
 from app.deaths.service import (
+    SourceKeyTaken,
     death_values,
     derived_fields,
     find_by_source,
@@ -231,14 +232,15 @@ async def _raise_duplicate(
 ) -> None:
     """409 for a death the sender already reported, linking to what exists: for the client
     that reported it, or one that may read deaths. Any other client learns only that the
-    reference is taken (the unique key it collided with), not which death holds it."""
+    reference is taken (the unique key it collided with), not which death holds it; a key
+    held by a death out of the client's scope (another organisation's) is SourceKeyTaken."""
     existing = known or await find_by_source(
         session, body.death.source_system, body.death.source_reference
     )
+    if existing is None:
+        raise SourceKeyTaken("/death/source_reference")
     extra: dict[str, Any] = {}
-    if existing is not None and (
-        existing.created_by_client_id == principal.client_id or principal.has(Scope.deaths_read)
-    ):
+    if existing.created_by_client_id == principal.client_id or principal.has(Scope.deaths_read):
         links: dict[str, str] = {"death_id": str(existing.id), "death": f"/v1/deaths/{existing.id}"}
         screening_id = await session.scalar(
             select(Screening.id).where(Screening.death_id == existing.id)
