@@ -363,3 +363,29 @@ async def test_a_trust_leaves_with_its_own_deaths_only(
     ]
     assert in_a["source_reference"] in references
     assert in_b["source_reference"] not in references
+
+
+async def test_what_a_deployment_administrator_does_to_a_trusts_clients_is_in_its_audit_log(
+    region: Region,
+) -> None:
+    made = await region.deployment.post(
+        "/v1/clients",
+        json={
+            "name": "Minted for trust A",
+            "scopes": ["deaths:read"],
+            "organisation_id": str(region.trust_a),
+        },
+    )
+    assert made.status_code == 201, made.text
+    client_id = made.json()["id"]
+    assert made.json()["organisation_id"] == str(region.trust_a)
+    rotated = await region.deployment.post(f"/v1/clients/{client_id}/rotate-key", json={})
+    assert rotated.status_code in (200, 201), rotated.text
+
+    async def actions_seen(api: Api) -> list[str]:
+        response = await api.get("/v1/audit-events", params={"resource_id": client_id})
+        assert response.status_code == 200, response.text
+        return [row["action"] for row in response.json()["items"]]
+
+    assert {"client.create", "client.rotate_key"} <= set(await actions_seen(region.a))
+    assert await actions_seen(region.b) == []

@@ -34,6 +34,9 @@ class AuditEntry(NamedTuple):
     death_id: uuid.UUID | None
     outcome: str = SUCCESS
     query_hash: str | None = None
+    # The organisation the row is filed under, when not the acting client's (a deployment-level
+    # administrator's change to an organisation's client: that organisation's audit log shows it).
+    organisation_id: uuid.UUID | None = None
 
 
 async def write_audit(
@@ -58,7 +61,7 @@ async def write_audit(
             "resource_id": entry.resource_id,
             "death_id": entry.death_id,
             "request_id": principal.request_id,
-            "organisation_id": principal.organisation_id,
+            "organisation_id": entry.organisation_id or principal.organisation_id,
             "outcome": entry.outcome,
             "query_hash": entry.query_hash,
         }

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditEntry, write_audit
@@ -62,7 +63,14 @@ async def _change(
                 await administered(session, principal, client_id)
             yield session
             if client_id is not None:
-                entry = AuditEntry(f"client.{action}", "api_client", client_id, None)
+                # Filed under the client's organisation, so that its own audit log shows what a
+                # deployment-level administrator did to its clients.
+                owner = await session.scalar(
+                    select(ApiClient.organisation_id).where(ApiClient.id == client_id)
+                )
+                entry = AuditEntry(
+                    f"client.{action}", "api_client", client_id, None, organisation_id=owner
+                )
                 await write_audit(session, principal, [entry])
     except service.ClientNotFound:
         raise NotFound("No such client (or key).") from None
@@ -106,7 +114,13 @@ async def create(body: ClientCreate, principal: Administrator, database: Databas
         )
         created.client.expires_at = body.expires_at
         await session.flush()
-        entry = AuditEntry("client.create", "api_client", created.client.id, None)
+        entry = AuditEntry(
+            "client.create",
+            "api_client",
+            created.client.id,
+            None,
+            organisation_id=created.client.organisation_id,
+        )
         await write_audit(session, principal, [entry])
     return _out(created.client, created.key)
 
