@@ -133,7 +133,7 @@ async def test_the_policies_alone_refuse_what_a_query_without_a_filter_would_rea
 # review, a screening, a judgement, a plan or an action must FORCE row-level security.
 NOT_SCOPED_BY_POLICY = {
     "case_shares",  # read by the guard before any scope exists; the query layer confines it
-    "history_import_problems",  # pointers into a bundle, never values
+    "history_import_problems",  # read through its import (scoped); references, never values
     "action_findings",  # a link table of ids
 }
 KEYS = {"death_id", "review_id", "screening_id", "judgement_id", "plan_id", "action_id"}
