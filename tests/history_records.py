@@ -4,6 +4,7 @@ the reserved 999 range; no real person."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -123,3 +124,21 @@ def bundle(records: list[dict[str, Any]]) -> bytes:
 
 def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+
+
+NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+async def run(api: Any, records: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
+    """Post a bundle and poll the job to its end."""
+    response = await api.post(
+        "/v1/history/imports", content=bundle(records), headers=NDJSON, params=params
+    )
+    assert response.status_code == 202, response.text
+    location = response.headers["Location"]
+    for _ in range(2000):
+        job = (await api.get(location)).json()
+        if job["status"] in {"completed", "refused", "failed"}:
+            return job
+        await asyncio.sleep(0.01)
+    raise AssertionError("the import did not finish")

@@ -26,24 +26,7 @@ from app.models import (
     Screening,
 )
 from tests.conftest import Api, MakeApi
-from tests.history_records import bundle, history_record, sjr_referral, utc
-
-NDJSON = {"Content-Type": "application/x-ndjson"}
-
-
-async def run(api: Api, records: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
-    """Post a bundle and poll the job to its end."""
-    response = await api.post(
-        "/v1/history/imports", content=bundle(records), headers=NDJSON, params=params
-    )
-    assert response.status_code == 202, response.text
-    location = response.headers["Location"]
-    for _ in range(2000):
-        job = (await api.get(location)).json()
-        if job["status"] in {"completed", "refused", "failed"}:
-            return job
-        await asyncio.sleep(0.01)
-    raise AssertionError("the import did not finish")
+from tests.history_records import NDJSON, bundle, history_record, run, sjr_referral, utc
 
 
 def cohort() -> list[dict[str, Any]]:

@@ -164,8 +164,7 @@ async def test_an_import_refuses_the_record_whose_key_another_organisation_holds
     from sqlalchemy import func
 
     from app.models import Death
-    from tests.history_records import history_record, utc
-    from tests.test_history_import import run
+    from tests.history_records import history_record, run, utc
 
     died = utc(2018, 5, 3, 14, 0)
     theirs = history_record(died)
