@@ -140,10 +140,13 @@ def connections_in_use(databases: list[Database]) -> Iterator[dict[str, int]]:
 
 
 async def workers(app_factory: MakeApp, make_api: MakeApi, n: int) -> list[tuple[Api, Database]]:
-    """``n`` separate app instances (own engine and pool each), each with its own API client."""
+    """``n`` separate app instances (own engine and pool each), each with its own API client.
+    Their lock timeout is long: these races test that writers take turns on a row, and eight
+    turns on a loaded CI machine can outlast the default's 2 s (that refusal, a 409 record-busy,
+    has tests of its own in tests/security/test_db_timeouts.py)."""
     made = []
     for _ in range(n):
-        app, http = await app_factory()
+        app, http = await app_factory(database_lock_timeout_ms=30_000)
         made.append((await make_api(*SCOPES, client=http), app.state.database))
     return made
 
