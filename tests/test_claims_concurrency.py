@@ -139,6 +139,15 @@ def connections_in_use(databases: list[Database]) -> Iterator[dict[str, int]]:
             event.remove(pool, "checkin", checkin)
 
 
+@pytest.fixture
+async def app_and_http(app_factory: MakeApp) -> tuple[Any, Any]:
+    """This module's app waits long for a connection and a lock: its races test that claims
+    and reviews take turns and never double, and forty at once on a loaded two-core CI machine
+    can outlast the defaults (3 s for a pooled connection, 2 s for a lock), whose refusals
+    (503, 409) are tested on their own in tests/security/test_db_timeouts.py."""
+    return await app_factory(database_pool_timeout_seconds=30, database_lock_timeout_ms=30_000)
+
+
 async def workers(app_factory: MakeApp, make_api: MakeApi, n: int) -> list[tuple[Api, Database]]:
     """``n`` separate app instances (own engine and pool each), each with its own API client.
     Their lock timeout is long: these races test that writers take turns on a row, and eight
