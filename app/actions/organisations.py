@@ -14,11 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from app.kit.ods import CODE_MARK, DEFAULT_ALIASES, is_ods_code, is_plainly_code
-
-
-def _key(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.replace("&", " and ").lower()).split())
+from app.kit.ods import CODE_MARK, DEFAULT_ALIASES, alias_key, is_ods_code, is_plainly_code
 
 
 @dataclass(frozen=True)
@@ -35,9 +31,9 @@ class Aliases:
     def __init__(self, table: dict[str, tuple[str, str]] | None = None) -> None:
         self.table: dict[str, tuple[str, str]] = {}
         for alias, (code, name) in (DEFAULT_ALIASES if table is None else table).items():
-            self.table[_key(alias)] = (code.upper(), name)
-            self.table.setdefault(_key(name), (code.upper(), name))
-            self.table.setdefault(_key(code), (code.upper(), name))
+            self.table[alias_key(alias)] = (code.upper(), name)
+            self.table.setdefault(alias_key(name), (code.upper(), name))
+            self.table.setdefault(alias_key(code), (code.upper(), name))
 
     def resolve(self, written: str, codes: bool = False) -> Resolved:
         """``codes``: the text says these are codes (an "ODS codes:" line)."""
@@ -46,7 +42,7 @@ class Aliases:
             return Resolved(code, code, None, "code")
         if is_plainly_code(written):
             return Resolved(written, written.strip().upper(), None, "code")
-        found = self.table.get(_key(written))
+        found = self.table.get(alias_key(written))
         if found is not None:
             return Resolved(written, found[0], found[1], "alias")
         if codes and is_ods_code(written):

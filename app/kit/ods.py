@@ -36,6 +36,12 @@ DEFAULT_ALIASES: dict[str, tuple[str, str]] = {
 }
 
 
+def alias_key(text: str) -> str:
+    """A name or alias as it is compared: lower case, "&" as "and", punctuation and spacing
+    folded ("U.H.L." and "u-h-l" match; the registry and imported plans use the same key)."""
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.replace("&", " and ").lower()).split())
+
+
 def is_ods_code(text: str) -> bool:
     code = text.strip().upper()
     return any(pattern.match(code) for pattern, _ in ODS_FORMATS)

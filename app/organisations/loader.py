@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
 from app.auth.principal import Principal
+from app.kit.ods import alias_key
 from app.kit.time import LONDON
 from app.models import Organisation
 from app.organisations.registry import (
@@ -46,7 +47,6 @@ from app.organisations.rules import (
     Entry,
     Kind,
     RegistryIndex,
-    alias_key,
     check_draft,
     clean_aliases,
     code_problem,

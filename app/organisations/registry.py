@@ -23,6 +23,7 @@ from app.errors import BadRequest, Conflict, Forbidden, ValidationFailed, field_
 from app.events.service import Change
 from app.kit.cursor import open_cursor, sign_cursor
 from app.kit.etag import Precondition, etag
+from app.kit.ods import alias_key
 from app.kit.sql import load_one
 from app.kit.time import now
 from app.models import Organisation
@@ -31,7 +32,6 @@ from app.organisations.rules import (
     Kind,
     Problem,
     RegistryIndex,
-    alias_key,
     check_draft,
     clean_aliases,
     infer_parent,

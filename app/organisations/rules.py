@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from app.kit.ods import alias_key
+
 
 class OrganisationKind(StrEnum):
     trust = "trust"
@@ -99,12 +101,6 @@ def code_problem(kind: Kind, code: str) -> str | None:
     return f"not the ODS code of a {kind.value}: expected " + " or ".join(
         text for _, text in formats
     )
-
-
-def alias_key(text: str) -> str:
-    """How aliases are compared: without regard to case, spacing or punctuation, `&` read as
-    `and` (as plans' organisation names are, app.actions.organisations)."""
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.replace("&", " and ").lower()).split())
 
 
 def clean_aliases(aliases: Iterable[str]) -> list[str]:

@@ -6,6 +6,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, Field
 
 from app.kit.schemas import RequestModel, ResponseModel
+from app.organisations.lookup import OrganisationRef
 from app.organisations.shares import SharePurpose
 
 
@@ -47,12 +48,6 @@ class ShareCreate(RequestModel):
             ]
         }
     }
-
-
-class OrganisationRef(ResponseModel):
-    id: uuid.UUID = Field(description="The organisation's id in the registry.")
-    ods_code: str | None = Field(description="Its ODS code, where it has one.")
-    name: str = Field(description="Its name.")
 
 
 class ShareOut(ResponseModel):

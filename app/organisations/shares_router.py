@@ -28,7 +28,8 @@ from app.errors import (
 from app.idempotency.responses import as_response, create_once, new
 from app.models import CaseShare, Organisation
 from app.organisations import shares
-from app.organisations.share_schemas import OrganisationRef, ShareCreate, ShareList, ShareOut
+from app.organisations.lookup import ref_of
+from app.organisations.share_schemas import ShareCreate, ShareList, ShareOut
 
 router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/deaths", tags=["shares"])
 AUTH = (Unauthorized, Forbidden)
@@ -39,7 +40,7 @@ def share_out(share: CaseShare, organisation: Organisation) -> ShareOut:
     return ShareOut(
         id=share.id,
         death_id=share.death_id,
-        organisation=OrganisationRef.model_validate(organisation),
+        organisation=ref_of(organisation),
         purpose=shares.SharePurpose(share.purpose),
         note=share.note,
         referral_id=share.referral_id,
