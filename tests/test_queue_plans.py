@@ -146,7 +146,7 @@ async def loaded(database: Database) -> AsyncIterator[Loaded]:
     deaths, referrals = _rows(source_system, seed=20261124)
     async with database.transaction() as session:
         organisation_id = await default_organisation_id(session)
-        for row in deaths:
+        for row in (*deaths, *referrals):
             row["organisation_id"] = organisation_id
         for start in range(0, len(deaths), 1000):
             await session.execute(insert(Death.__table__), deaths[start : start + 1000])
