@@ -55,7 +55,7 @@ from app.notifications.schemas import (
     NotificationOut,
     NotificationRecorded,
 )
-from app.organisations.ownership import check_owner, owned_deaths
+from app.organisations.ownership import check_owner, owned_deaths, require_owner
 
 MESSAGE_FIELDS = ("sent_at", "message_id")
 
@@ -181,7 +181,9 @@ async def _again(
     sent: Sent,
 ) -> NotificationRecorded:
     """A notification under a key already recorded: a 409 for another patient, a correction
-    for other details of the same one, else a replay."""
+    for other details of the same one, else a replay. The key of a notification of a death
+    shared with the client's organisation is not the client's to send (403)."""
+    await require_owner(session, notification.death_id, "notifications")
     check_same_patient(key, notification, sent.values)
     if not is_correction(key, notification, sent):
         replayed = await _replayed(session, principal, notification)
