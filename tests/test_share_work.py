@@ -306,3 +306,43 @@ async def test_the_audit_log_of_a_shared_death_is_its_organisations(pair: Pair) 
     owner, recipient = str(pair.owner.client_id), str(pair.recipient.client_id)
     assert await clients(pair.recipient) == {recipient}
     assert await clients(pair.owner) == {owner, recipient}
+
+
+@pytest.mark.postgres_only
+async def test_the_policies_alone_keep_a_shared_deaths_audit_rows_with_its_organisation(
+    pair: Pair, database_url: str
+) -> None:
+    """Row-level security says the same as the query layer (migration 0028): under the
+    recipient's settings, a raw query with no filter reads only its organisation's rows of the
+    shared death; under the owner's, everyone's."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    death = (await record(pair.owner))["death"]
+    await _share(pair, death["id"])
+    assert (await pair.recipient.get(f"/v1/deaths/{death['id']}")).status_code == 200
+    engine = create_async_engine(database_url, poolclass=NullPool)
+
+    async def organisations(own: uuid.UUID) -> set[str]:
+        settings = {
+            "lfd.scope": "some",
+            "lfd.organisations": "{" + str(own) + "}",
+            "lfd.shared_deaths": "{" + death["id"] + "}" if own == pair.recipient_id else "{}",
+        }
+        async with engine.connect() as connection, connection.begin():
+            for name, value in settings.items():
+                await connection.execute(
+                    text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value}
+                )
+            rows = await connection.scalars(
+                text("SELECT DISTINCT organisation_id::text FROM audit_events WHERE death_id = :d"),
+                {"d": death["id"]},
+            )
+            return set(rows.all())
+
+    try:
+        assert await organisations(pair.recipient_id) == {str(pair.recipient_id)}
+        assert await organisations(pair.owner_id) == {str(pair.owner_id), str(pair.recipient_id)}
+    finally:
+        await engine.dispose()
