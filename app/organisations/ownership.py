@@ -163,7 +163,7 @@ async def require_finding_change(
         )
         if recorder is not None and scope.owns(recorder):
             return
-    raise refusal(scope, death_id, "findings recorded by another organisation")
+    raise refusal(scope, death_id, "findings")
 
 
 def owned_deaths() -> ColumnElement[bool] | None:
