@@ -74,14 +74,30 @@ UNSCOPED = "lfd_unscoped"
 class DataScope:
     """``everything``: the whole deployment (the service's own work, or a client whose reach
     covers every organisation there is). Otherwise the organisations whose deaths and plans are
-    in reach, and the deaths shared with the client's organisation."""
+    in reach, and the deaths shared with the client's organisation.
+
+    What a client may *change* is narrower than what it sees (app.organisations.ownership):
+    ``own`` is its organisation and its sites, when that differs from what it reads (a
+    pseudonymised client reads its members' records too; None: what it sees), and ``shares``
+    the shares open to it, as (death, the referral the share names or None, purpose), which
+    say what it may do to a death it sees only through a share."""
 
     everything: bool
     organisations: frozenset[uuid.UUID] = frozenset()
     shared_deaths: frozenset[uuid.UUID] = frozenset()
+    own: frozenset[uuid.UUID] | None = None
+    shares: frozenset[tuple[uuid.UUID, uuid.UUID | None, str]] = frozenset()
 
     def sees_organisation(self, organisation_id: uuid.UUID | None) -> bool:
         return self.everything or organisation_id in self.organisations
+
+    def owns(self, organisation_id: uuid.UUID | None) -> bool:
+        """Whether the client changes the records of ``organisation_id`` (a death's, a plan's
+        organisation): its own organisation's and its sites', never a member's it reads as a
+        commissioner, nor a death it sees only through a share."""
+        if self.own is None:
+            return self.sees_organisation(organisation_id)
+        return organisation_id in self.own
 
     def sees_death(self, organisation_id: uuid.UUID | None, death_id: uuid.UUID) -> bool:
         return self.sees_organisation(organisation_id) or death_id in self.shared_deaths
@@ -266,12 +282,17 @@ def _criteria(scope: DataScope) -> tuple[Any, ...]:
             HistoryImport, HistoryImport.__table__.c.organisation_id.in_(organisations)
         )
     )
-    audit = AuditEvent.__table__
+    # The audit log: the rows written under the client's organisations, and every row about a
+    # death they record (whoever wrote it, a recipient of a share included); never the rows
+    # of a death seen only through a share, which are the recording organisation's.
+    audit, audit_deaths = AuditEvent.__table__, _DEATHS.alias("scope_audit_death")
+    owned = audit_deaths.c.organisation_id.in_(organisations)
     options.append(
         with_loader_criteria(
             AuditEvent,
             or_(
-                audit.c.organisation_id.in_(organisations), _death_visible(audit.c.death_id, scope)
+                audit.c.organisation_id.in_(organisations),
+                _probe(audit_deaths, audit.c.death_id, owned),
             ),
         )
     )
@@ -340,7 +361,9 @@ async def reach_of(
 ) -> DataScope:
     """The scope of a client of ``organisation_id``: the organisation, its sites, and with
     ``members`` (a pseudonymised client) every organisation below it; the deaths shared with it
-    and open at ``at``. A client of no organisation (deployment level) sees nothing."""
+    and open at ``at``, with what each share names and is for (``shares``). What the client
+    changes is its organisation and its sites (``own``, set when a pseudonymised client reads
+    more). A client of no organisation (deployment level) sees nothing."""
     if organisation_id is None:
         return NOTHING
     unscoped = {UNSCOPED: True}
@@ -354,23 +377,34 @@ async def reach_of(
     for row_id, parent_id, kind in tree:
         if parent_id is not None:
             children.setdefault(parent_id, []).append((row_id, kind))
-    reach = {organisation_id}
-    pending: Sequence[uuid.UUID] = [organisation_id]
-    while pending:
-        found = [
-            child
-            for parent in pending
-            for child, kind in children.get(parent, [])
-            if child not in reach and (members or kind == "site")
-        ]
-        reach.update(found)
-        pending = found
-    if len(reach) >= len(tree) and all(row_id in reach for row_id, _, _ in tree):
-        return SYSTEM
+
+    def below(all_kinds: bool) -> set[uuid.UUID]:
+        reach = {organisation_id}
+        pending: Sequence[uuid.UUID] = [organisation_id]
+        while pending:
+            found = [
+                child
+                for parent in pending
+                for child, kind in children.get(parent, [])
+                if child not in reach and (all_kinds or kind == "site")
+            ]
+            reach.update(found)
+            pending = found
+        return reach
+
+    def covers_all(reach: set[uuid.UUID]) -> bool:
+        return len(reach) >= len(tree) and all(row_id in reach for row_id, _, _ in tree)
+
+    reach = below(members)
+    # What the client changes: its organisation and its sites (a commissioner reads its
+    # members' records, pseudonymised, but changes only its own: app.organisations.ownership).
+    own = below(False) if members else reach
+    if covers_all(reach):
+        return SYSTEM if covers_all(own) else DataScope(True, own=frozenset(own))
     now = at or utcnow()
-    shared = (
-        await session.scalars(
-            select(CaseShare.death_id).where(
+    shares = (
+        await session.execute(
+            select(CaseShare.death_id, CaseShare.referral_id, CaseShare.purpose).where(
                 CaseShare.organisation_id == organisation_id,
                 CaseShare.revoked_at.is_(None),
                 CaseShare.starts_at <= now,
@@ -379,7 +413,13 @@ async def reach_of(
             execution_options=unscoped,
         )
     ).all()
-    return DataScope(False, frozenset(reach), frozenset(shared))
+    return DataScope(
+        False,
+        frozenset(reach),
+        frozenset(death_id for death_id, _, _ in shares),
+        own=None if own == reach else frozenset(own),
+        shares=frozenset((death, referral, purpose) for death, referral, purpose in shares),
+    )
 
 
 __all__ = [

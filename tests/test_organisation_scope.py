@@ -371,7 +371,9 @@ async def test_what_a_deployment_administrator_does_to_a_trusts_clients_is_in_it
         "/v1/clients",
         json={
             "name": "Minted for trust A",
-            "scopes": ["deaths:read"],
+            # No patient data: a deployment-level client mints no other kind of client
+            # (tests/test_organisation_writes.py).
+            "scopes": ["webhooks:manage"],
             "organisation_id": str(region.trust_a),
         },
     )

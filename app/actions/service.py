@@ -52,6 +52,7 @@ from app.events.service import Change
 from app.kit.etag import Precondition
 from app.models import Action, ActionPlan, ActionPlanSection, ActionUpdate
 from app.models.action import action_findings
+from app.organisations.ownership import check_owner
 from app.organisations.service import recording_organisation
 
 Error = dict[str, str]
@@ -67,6 +68,21 @@ class PlanSource:
 
 
 # --- plans -----------------------------------------------------------------------------------
+
+
+def own_plan(plan: ActionPlan) -> None:
+    """Refuse (403) a change to a plan of another organisation than the client's own (or its
+    sites'): a commissioner's pseudonymised client reads its members' plans, never changes
+    them (app.organisations.ownership)."""
+    check_owner(plan.organisation_id, None, "action plan")
+
+
+async def own_action(session: AsyncSession, action: Action) -> None:
+    """As ``own_plan``, for an action: its plan's organisation decides."""
+    organisation_id = await session.scalar(
+        select(ActionPlan.organisation_id).where(ActionPlan.id == action.plan_id)
+    )
+    check_owner(organisation_id, None, "action plan")
 
 
 async def create_plan(
@@ -101,7 +117,7 @@ async def add_section(
     session: AsyncSession, journal: Journal, plan_id: uuid.UUID, title: str
 ) -> ActionPlanSection:
     """A new last section (under the plan's row lock, so two at once get their own places)."""
-    await load_plan(session, plan_id, for_update=True)
+    own_plan(await load_plan(session, plan_id, for_update=True))
     last = await session.scalar(
         select(func.max(ActionPlanSection.position)).where(ActionPlanSection.plan_id == plan_id)
     )
@@ -122,6 +138,7 @@ async def update_plan(
     if_match: Precondition,
 ) -> ActionPlan:
     plan = await load_plan(session, plan_id, for_update=True)
+    own_plan(plan)
     if_match.check(plan.id, plan.version)
     changes = patch.model_dump(exclude_unset=True)
     for name in ("title", "organisations"):
@@ -154,6 +171,8 @@ async def create_action(
     )
     if plan is None:
         refuse([problem("plan_id", "unknown_plan", "no action plan with that id")])
+    else:
+        own_plan(plan)
     await section_in_plan(session, body.plan_id, body.section_id)
     values = normalise(body.model_dump(include=set(FIELDS)))
     if values["status"] == ActionStatus.complete and values["completed_at"] is None:
@@ -219,6 +238,7 @@ async def update_action(
     clears the completion date; a new due date may raise action.overdue again."""
     today = today or uk_today()
     action = await load_action(session, action_id, for_update=True)
+    await own_action(session, action)
     if_match.check(action.id, action.version)
     changes = patch.model_dump(exclude_unset=True)
     refuse(
@@ -324,6 +344,7 @@ async def set_finding_links(
     if_match: Precondition,
 ) -> Action:
     action = await load_action(session, action_id, for_update=True)
+    await own_action(session, action)
     if_match.check(action.id, action.version)
     await check_findings(session, finding_ids)
     if await link_findings(session, action.id, finding_ids):
@@ -394,6 +415,7 @@ async def post_progress(
 ) -> ProgressRecorded:
     journal = Journal(principal)
     action = await load_action(session, action_id, for_update=True)
+    await own_action(session, action)
     if_match.check(action.id, action.version)
     row = await record_update(session, journal, action, body)
     await journal.write(session)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -66,3 +67,20 @@ pseudonymised, and writes that carry no patient data (action plans, its own webh
 endpoints). Writing screenings, deaths, reviews or findings means sending a patient's
 identifiers or free text about their care; claiming leases the review work of the trust's
 staff; the audit log and `admin` reach everything (docs/pseudonymisation.md)."""
+
+
+ADMINISTRATIVE_SCOPES: frozenset[Scope] = frozenset(
+    {Scope.events_read, Scope.webhooks_manage, Scope.metrics_read}
+)
+"""The scopes that reach no patient data, read or written: the change feed and webhooks carry
+thin events (ids, types and the names of changed fields, never a value), the metrics counts.
+Every other scope reads or writes patient data, `admin` included (it implies every scope), and
+so does a pseudonymised client's `deaths:read` (pseudonymised data is still a patient's). A
+deployment-level administrator, which reads no patient data, makes or re-keys clients of an
+organisation with these scopes only (app.clients.router; docs/organisations.md)."""
+
+
+def patient_data_scopes(scopes: Iterable[str]) -> list[str]:
+    """The scopes among ``scopes`` that reach patient data (all but ADMINISTRATIVE_SCOPES)."""
+    administrative = {scope.value for scope in ADMINISTRATIVE_SCOPES}
+    return sorted({scope for scope in scopes if scope not in administrative})

@@ -28,6 +28,7 @@ from app.findings.service import refresh_death_copies
 from app.kit.enums import Route
 from app.kit.etag import Precondition
 from app.models import Death, Referral, Review, RouteOverride, Screening
+from app.organisations.ownership import check_owner
 from app.referrals.schemas import viewing
 from app.referrals.service import reconcile_referrals
 from app.reviews.views import reviews_of_death
@@ -89,6 +90,7 @@ async def patch_death(
     """Correct a death's details. Derived fields follow, and when the correction changes what
     the referral rules see, the referrals follow too."""
     death = await load_death(session, death_id, for_update=True)
+    check_owner(death.organisation_id, death.id, "details")
     if_match.check(death.id, death.version)
     journal = Journal(principal)
     changes = patch.model_dump(exclude_unset=True, mode="python")

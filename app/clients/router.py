@@ -1,5 +1,13 @@
 """Client administration over the API (scope `admin`): the same service code as
-`lfd clients`, and every change audited (resource type `api_client`)."""
+`lfd clients`, and every change audited (resource type `api_client`), in the log of the
+organisation the client belongs to.
+
+A deployment-level administrator (a client of no organisation) reads no patient data, so it
+makes or re-keys (a new API key, a public key for signed assertions) a client of an
+organisation only when that client's scopes reach no patient data
+(app.auth.scopes.ADMINISTRATIVE_SCOPES): otherwise it could read through the client it made.
+An organisation's own administrator makes its patient-data clients, or the operator does on
+the command line (`lfd clients create --organisation`), which needs the database itself."""
 
 from __future__ import annotations
 
@@ -13,10 +21,11 @@ from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.service import AuditEntry, write_audit
+from app.audit.service import REFUSED, AuditEntry, write_audit
 from app.auth.deps import Administrator
 from app.auth.principal import Principal
 from app.auth.routing import AuthFirstRoute
+from app.auth.scopes import ADMINISTRATIVE_SCOPES, patient_data_scopes
 from app.auth.service import create_client, list_clients, revoke_client
 from app.clients import service
 from app.clients.schemas import (
@@ -46,10 +55,45 @@ from app.errors import (
 )
 from app.kit.etag import NOT_MODIFIED, not_modified
 from app.models import ApiClient, Organisation
+from app.scoping import default_organisation_id
 
 router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/clients", tags=["clients"])
 AUTH = (Unauthorized, Forbidden)
 BODY = (PayloadTooLarge, UnsupportedMediaType, ValidationFailed)
+
+
+class PatientDataClientRefused(Forbidden):
+    """A deployment-level client making or re-keying a client of an organisation whose scopes
+    reach patient data. Audited in that organisation's log too."""
+
+    slug = "patient-data-client-refused"
+    title = "A deployment-level client makes no client that reaches patient data"
+
+    def __init__(self, detail: str, scopes: list[str], organisation_id: uuid.UUID) -> None:
+        super().__init__(detail, extra={"patient_data_scopes": scopes})
+        self.organisation_id = organisation_id
+
+
+def check_minting(
+    principal: Principal, scopes: list[str], organisation_id: uuid.UUID, what: str
+) -> None:
+    """Refuse a deployment-level client a client of an organisation that reaches patient data
+    (``what``: what it was doing, for the message)."""
+    if principal.organisation_id is not None:
+        return
+    reaching = patient_data_scopes(scopes)
+    if not reaching:
+        return
+    allowed = ", ".join(sorted(scope.value for scope in ADMINISTRATIVE_SCOPES))
+    raise PatientDataClientRefused(
+        f"A deployment-level client reads no patient data, so it {what} a client of an "
+        f"organisation only when that client's scopes reach none ({allowed}); these do: "
+        f"{', '.join(reaching)}. The organisation's own administrator client makes such "
+        "clients (POST /v1/clients with its key), or the operator on the command line "
+        "(`lfd clients create --organisation CODE`).",
+        reaching,
+        organisation_id,
+    )
 
 
 @asynccontextmanager
@@ -72,12 +116,35 @@ async def _change(
                     f"client.{action}", "api_client", client_id, None, organisation_id=owner
                 )
                 await write_audit(session, principal, [entry])
+    except PatientDataClientRefused as refused:
+        # Rolled back; kept in the organisation's own log as well as the deployment's.
+        async with database.transaction() as session:
+            entry = AuditEntry(
+                f"client.{action}",
+                "api_client",
+                client_id,
+                None,
+                outcome=REFUSED,
+                organisation_id=refused.organisation_id,
+            )
+            await write_audit(session, principal, [entry])
+        raise
     except service.ClientNotFound:
         raise NotFound("No such client (or key).") from None
     except service.ClientRevoked:
         raise Conflict("The client is revoked.") from None
     except ValueError as error:
         raise ValidationFailed(str(error)) from None
+
+
+async def _check_credentials(
+    session: AsyncSession, principal: Principal, client_id: uuid.UUID
+) -> None:
+    """A new credential (API key, public key) for an organisation's client is its holder's to
+    use: refused to a deployment-level client when the client reaches patient data."""
+    client = await session.get(ApiClient, client_id)
+    if client is not None and client.organisation_id is not None:
+        check_minting(principal, client.scopes, client.organisation_id, "issues credentials to")
 
 
 def _out(client: ApiClient, key: str | None = None) -> ClientOut:
@@ -95,6 +162,13 @@ async def create(body: ClientCreate, principal: Administrator, database: Databas
     """Create a client; the answer holds its API key, shown this once. Register public keys
     for signed-JWT client credentials with `POST /v1/clients/{id}/public-keys`.
 
+    An organisation's administrator creates clients of the organisations it reaches. A
+    deployment-level administrator (a client of no organisation) reads no patient data, and
+    creates clients of an organisation with scopes that reach none only (`events:read`,
+    `metrics:read`, `webhooks:manage`): any other scope is a 403
+    `patient-data-client-refused`, audited in the organisation's log. The organisation's own
+    administrator, or the operator (`lfd clients create --organisation`), makes the others.
+
     Scope: `admin`."""
     async with _change(database, principal, "create", None) as session:
         organisation_id = body.organisation_id or principal.organisation_id
@@ -109,6 +183,8 @@ async def create(body: ClientCreate, principal: Administrator, database: Databas
                 "No such organisation.",
                 errors=[field_error("/organisation_id", "No organisation with that id.")],
             )
+        owner = organisation_id or await default_organisation_id(session)
+        check_minting(principal, [scope.value for scope in body.scopes], owner, "creates")
         created = await create_client(
             session, body.name, body.scopes, body.pseudonymised, organisation_id=organisation_id
         )
@@ -218,8 +294,12 @@ async def rotate_key(
 ) -> ClientOut:
     """A new API key, shown this once; the old key keeps working for `grace_seconds`.
 
+    A deployment-level administrator re-keys only clients whose scopes reach no patient data
+    (else a 403 `patient-data-client-refused`, as for `POST /v1/clients`).
+
     Scope: `admin`."""
     async with _change(database, principal, "rotate_key", client_id) as session:
+        await _check_credentials(session, principal, client_id)
         rotated = await service.rotate_key(session, client_id, body.grace_seconds)
     return _out(rotated.client, rotated.key)
 
@@ -255,8 +335,12 @@ async def add_public_key(
     """Register a public key (PEM) or a JWKS URL for the client's signed assertions at
     `POST /oauth2/token`. Several may be current at once, for rotation.
 
+    A deployment-level administrator registers keys only for clients whose scopes reach no
+    patient data (else a 403 `patient-data-client-refused`, as for `POST /v1/clients`).
+
     Scope: `admin`."""
     async with _change(database, principal, "add_public_key", client_id) as session:
+        await _check_credentials(session, principal, client_id)
         key = await service.add_public_key(
             session, client_id, pem=body.pem, jwks_url=body.jwks_url, kid=body.kid
         )

@@ -26,6 +26,7 @@ from app.events.service import Change
 from app.kit.etag import Precondition
 from app.kit.time import now
 from app.models import Death, PossibleDuplicate
+from app.organisations.ownership import check_owner, owned_deaths
 
 
 class DuplicateStatus(StrEnum):
@@ -39,13 +40,12 @@ async def flag_possible_duplicates(session: AsyncSession, death: Death) -> list[
     yet (either way round); the ids of the deaths newly paired."""
     if death.nhs_number is None:
         return []
-    others = set(
-        (
-            await session.scalars(
-                select(Death.id).where(Death.nhs_number == death.nhs_number, Death.id != death.id)
-            )
-        ).all()
-    )
+    query = select(Death.id).where(Death.nhs_number == death.nhs_number, Death.id != death.id)
+    owned = owned_deaths()
+    if owned is not None:
+        # Never against a death shared with the client: a flag it could not then decide.
+        query = query.where(owned)
+    others = set((await session.scalars(query)).all())
     if not others:
         return []
     paired = (
@@ -145,6 +145,10 @@ async def review_duplicate(
     death, other = locked[death_id], locked[other_death_id]
     if death is None:
         raise NotFound("No death with that id.")
+    # The decision changes both deaths: each must be the client's own, not shared with it.
+    for one in (death, other):
+        if one is not None:
+            check_owner(one.organisation_id, one.id, "possible duplicates")
     if_match.check(death.id, death.version)
     pair = await session.scalar(
         select(PossibleDuplicate)

@@ -33,6 +33,7 @@ from app.kit.etag import Precondition, etag
 from app.kit.sql import load_one
 from app.kit.time import now
 from app.models import Death, Finding, Review, Theme
+from app.organisations.ownership import require_finding_change, require_findings
 from app.privacy.order import by_month
 
 Errors = list[dict[str, Any]]
@@ -128,6 +129,9 @@ async def record_finding(
     )
     if death is None:
         errors.append(field_error("/death_id", "no death with that id", "unknown_death"))
+    else:
+        # The client's own death, or one a share for work opens to its findings.
+        await require_findings(session, death.id)
     review = None
     if body.review_id is not None and death is not None:
         review = await _review_of(session, body.review_id, death.id, errors)
@@ -191,6 +195,7 @@ async def patch_finding(
     """Correct a finding: its kind, theme, phase, description, who recorded it, or the review
     it came from (a review of the same death)."""
     finding, theme = await _load_finding(session, finding_id, for_update=True)
+    await require_finding_change(session, finding.death_id, finding.created_by_client_id)
     if_match.check(finding.id, finding.version, finding_etag(finding_out(finding, theme)))
     changes = patch.model_dump(exclude_unset=True)
     errors: Errors = [

@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -267,7 +267,14 @@ async def run_import(
     if job is None:
         return None
     async with database.autocommit() as session:
-        scope = await reach_of(session, job.organisation_id, members=False)
+        # The organisation's own deaths, without those shared with it: an import changes only
+        # what its organisation records (app.organisations.ownership), so a key held by a
+        # death shared with it is another organisation's key, refused like any other.
+        scope = replace(
+            await reach_of(session, job.organisation_id, members=False),
+            shared_deaths=frozenset(),
+            shares=frozenset(),
+        )
         # The referral rules of the organisation the deaths are recorded for.
         settings = await settings_for(
             session, settings, job.organisation_id or await default_organisation_id(session)

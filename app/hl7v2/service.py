@@ -16,6 +16,7 @@ from app.hl7v2.ack import ERROR_CODES, Sender, ack
 from app.hl7v2.adt import Adt, Hl7Problem, location_of, parse_adt
 from app.notifications.schemas import Channel, NotificationCreate
 from app.notifications.submit import CORRECTION_HEADER, notify_once
+from app.organisations.ownership import NotRecordOwner
 
 logger = logging.getLogger("lfd.hl7v2")
 PATH = "/v1/hl7v2/adt"
@@ -67,6 +68,12 @@ async def receive(database: Database, principal: Principal, raw: str) -> Answer:
         except ValidationFailed as refused:
             first = (refused.errors or [{"pointer": "/", "detail": refused.detail}])[0]
             raise Hl7Problem("AE", location_of(first["pointer"]), first["detail"]) from None
+        except NotRecordOwner as refused:
+            # The visit names a death shared with the client's organisation, which reads it
+            # but does not notify or correct it (app.organisations.ownership).
+            raise Hl7Problem(
+                "AE", location_of("/source_reference"), refused.detail or refused.title
+            ) from None
         except Conflict as conflict:
             # The field the conflict is about (the visit number reused for another patient),
             # else the patient's identifiers (an ambiguous match).

@@ -38,6 +38,7 @@ from app.kit.time import now
 from app.models import Death, DeathNotification
 from app.notifications.identity import KEYS, content_hash, merged_keys, same_patient
 from app.notifications.schemas import Correction
+from app.organisations.ownership import check_owner
 
 FLAGS = ("learning_disability", "autism", "serious_mental_illness", "pregnant_or_recently_pregnant")
 
@@ -135,6 +136,8 @@ async def correct(
     validate_death(values, "")
     organisations = await resolve_death_codes(session, None, sent.codes)
     death = await load_death(session, notification.death_id, for_update=True)
+    # A notification of a death shared with the client's organisation: not its to correct.
+    check_owner(death.organisation_id, death.id, "notifications")
     journal = Journal(principal)
     changed: list[str] = []
     if death.status == DeathStatus.awaiting_screening:

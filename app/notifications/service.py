@@ -55,6 +55,7 @@ from app.notifications.schemas import (
     NotificationOut,
     NotificationRecorded,
 )
+from app.organisations.ownership import check_owner, owned_deaths, require_owner
 
 MESSAGE_FIELDS = ("sent_at", "message_id")
 
@@ -84,16 +85,14 @@ async def by_source(session: AsyncSession, system: str, reference: str) -> Death
 
 
 async def same_patient(session: AsyncSession, nhs_number: str, died_on: date) -> list[Death]:
-    """The deaths held for this NHS number and local date of death, oldest record first."""
-    return list(
-        (
-            await session.scalars(
-                select(Death)
-                .where(Death.nhs_number == nhs_number, Death.died_on == died_on)
-                .order_by(Death.case_number)
-            )
-        ).all()
-    )
+    """The deaths held for this NHS number and local date of death, oldest record first: of
+    those the client changes (a death shared with it is never the one a notification or a
+    screening of its own is matched to: app.organisations.ownership)."""
+    query = select(Death).where(Death.nhs_number == nhs_number, Death.died_on == died_on)
+    owned = owned_deaths()
+    if owned is not None:
+        query = query.where(owned)
+    return list((await session.scalars(query.order_by(Death.case_number))).all())
 
 
 async def _recorded(
@@ -182,7 +181,9 @@ async def _again(
     sent: Sent,
 ) -> NotificationRecorded:
     """A notification under a key already recorded: a 409 for another patient, a correction
-    for other details of the same one, else a replay."""
+    for other details of the same one, else a replay. The key of a notification of a death
+    shared with the client's organisation is not the client's to send (403)."""
+    await require_owner(session, notification.death_id, "notifications")
     check_same_patient(key, notification, sent.values)
     if not is_correction(key, notification, sent):
         replayed = await _replayed(session, principal, notification)
@@ -218,6 +219,8 @@ async def _death_for(
     """The death this notification is of, and whether it was created now."""
     known = await find_by_source(session, values["source_system"], values["source_reference"])
     if known is not None:
+        # A death shared with the client's organisation holds the key: not its to notify.
+        check_owner(known.organisation_id, known.id, "notifications")
         # A death recorded under this key by a screening (or an import): of the same patient.
         if not same_patient_as_death(values, known):
             raise KeyReused()
@@ -241,6 +244,7 @@ async def _death_for(
         if raced is None:
             # Committed (ON CONFLICT waited for it) yet out of this client's sight.
             raise SourceKeyTaken("/source_reference")
+        check_owner(raced.organisation_id, raced.id, "notifications")
         return raced, False
     await flag_possible_duplicates(session, death)
     return death, True
@@ -268,7 +272,9 @@ async def notified_death(
     the screening's update. None when nothing was notified."""
     notification = await by_source(session, system, reference)
     if notification is not None:
-        return await load_death(session, notification.death_id, for_update=True)
+        death = await load_death(session, notification.death_id, for_update=True)
+        check_owner(death.organisation_id, death.id, "screening")
+        return death
     if nhs_number is None:
         return None
     matches = [

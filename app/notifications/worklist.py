@@ -40,6 +40,7 @@ from app.kit.time import now
 from app.models import Death, WorklistClaim
 from app.notifications.schemas import ClaimOut, WorklistItem
 from app.organisations.lookup import OrganisationRef
+from app.organisations.ownership import check_owner
 from app.referrals.workflow import lease_length
 
 HOUR = timedelta(hours=1)
@@ -217,6 +218,7 @@ async def claim(
     X-On-Behalf-Of). Refused while another live lease holds it, or once it is screened."""
     length = lease_length(settings, lease_seconds)
     death = await load_death(session, death_id, for_update=True)  # serialises claimers
+    check_owner(death.organisation_id, death.id, "medical examiner worklist")
     if death.status != DeathStatus.awaiting_screening:
         raise WorklistConflict("The death is not awaiting screening.")
     moment = now()
@@ -249,7 +251,8 @@ async def _held(
     """The caller's live lease on the death. Another client's lease, a lease claimed for
     another person (or for a person, by a request that names none), an expired or unknown
     one: all refused alike, so a guess confirms nothing."""
-    await load_death(session, death_id, for_update=True)
+    death = await load_death(session, death_id, for_update=True)
+    check_owner(death.organisation_id, death.id, "medical examiner worklist")
     held = await session.get(WorklistClaim, death_id)
     if (
         held is None
@@ -310,6 +313,7 @@ async def record_notes(
     scrutiny target runs from it on the worklist, and the screening takes it when it gives
     none of its own (app.screenings.attach). Bound by a live claim as a screening is."""
     death = await load_death(session, death_id, for_update=True)
+    check_owner(death.organisation_id, death.id, "medical examiner worklist")
     if death.status != DeathStatus.awaiting_screening:
         raise WorklistConflict(
             "The death is not awaiting screening: the notes' arrival is part of its screening."

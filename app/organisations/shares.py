@@ -17,11 +17,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
-from app.errors import Forbidden, ValidationFailed, field_error
+from app.errors import ValidationFailed, field_error
 from app.events.service import Change
 from app.kit.sql import load_one
 from app.kit.time import now
 from app.models import CaseShare, Death, Organisation, Referral
+from app.organisations.ownership import check_owner
 from app.scoping import UNSCOPED, current_scope
 
 # A share without an end runs this long; at most this long either way (docs/organisations.md).
@@ -52,11 +53,8 @@ async def find_organisation(session: AsyncSession, code_or_id: str) -> Organisat
 
 async def _owned_death(session: AsyncSession, death_id: uuid.UUID, for_update: bool) -> Death:
     death = await load_one(session, Death, death_id, "death", for_update=for_update)
-    if not current_scope().sees_organisation(death.organisation_id):
-        raise Forbidden(
-            "Only the organisation that records the death shares it or ends its shares; "
-            "this death was shared with your organisation."
-        )
+    # A recipient cannot pass the death on, nor end the share (app.organisations.ownership).
+    check_owner(death.organisation_id, death.id, "shares")
     return death
 
 

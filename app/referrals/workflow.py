@@ -30,6 +30,11 @@ from app.kit.enums import ReferralStatus, Route
 from app.kit.sql import insert_rows, load_one
 from app.kit.time import now
 from app.models import Referral, ReferralTransition, Review
+from app.organisations.ownership import (
+    require_owner,
+    require_referral_work,
+    workable_referrals,
+)
 
 CLAIMABLE = (ReferralStatus.ready.value, ReferralStatus.in_progress.value)
 CLAIMABLE_PREDICATE = text("referrals.status IN ('ready', 'in_progress')")
@@ -271,6 +276,10 @@ async def claim(
         )
     if specialty is not None:
         query = query.where(Referral.specialty == specialty)
+    workable = workable_referrals()
+    if workable is not None:
+        # Of a death shared with the client, only the referral its share names for review.
+        query = query.where(workable)
     if stage is not None:
         query = query.where(Referral.stage == stage)
     referrals = list((await session.scalars(query)).all())
@@ -303,6 +312,7 @@ async def renew(
     lease_seconds: int | None,
 ) -> Referral:
     referral = await load_referral(session, referral_id, for_update=True)
+    await require_referral_work(session, referral, "referrals")
     moment = now()
     if referral.status not in CLAIMABLE:
         raise refuse(referral, "renewed")
@@ -326,6 +336,7 @@ async def release(
     session: AsyncSession, principal: Principal, referral_id: uuid.UUID, lease_id: uuid.UUID
 ) -> Referral:
     referral = await load_referral(session, referral_id, for_update=True)
+    await require_referral_work(session, referral, "referrals")
     moment = now()
     if referral.status not in CLAIMABLE:
         raise refuse(referral, "released")
@@ -349,6 +360,7 @@ async def assign(
     session: AsyncSession, principal: Principal, referral_id: uuid.UUID, assigned_to: str | None
 ) -> Referral:
     referral = await load_referral(session, referral_id, for_update=True)
+    await require_owner(session, referral.death_id, "referrals")
     if referral.status not in OPEN:
         raise refuse(referral, "assigned")
     if (
@@ -416,6 +428,7 @@ async def change_status(
     ending any lease."""
     change = STATUS_CHANGES[action]
     referral = await load_referral(session, referral_id, for_update=True)
+    await require_owner(session, referral.death_id, "referrals")
     moment = now()
     if referral.status not in change.allowed:
         raise refuse(referral, change.done)

@@ -37,6 +37,7 @@ from app.models import (
     ReviewProblem,
     ReviewVersion,
 )
+from app.organisations.ownership import require_referral_work
 from app.referrals.service import FollowOn, raise_follow_ons
 from app.referrals.workflow import (
     CLAIMABLE,
@@ -270,6 +271,8 @@ async def submit_review(
     submitted review completes the referral and raises what it calls for (second-stage SJR,
     PSII, SJR from M&M)."""
     referral = await load_referral(session, referral_id, for_update=True)
+    # The client's own death's, or the referral a share (for work) names: app.organisations.
+    await require_referral_work(session, referral, "reviews")
     moment = now()
     if referral.status not in CLAIMABLE:
         error = refuse(referral, "reviewed")
@@ -407,13 +410,14 @@ async def amend_review(
     """Amend a submitted review (a LeDeR review's progress, a corrected SJR score): the old
     version is kept, and what the amended review calls for is raised if not raised already."""
     review = await load_review(session, review_id, for_update=True)
+    referral = await session.get_one(Referral, review.referral_id)
+    await require_referral_work(session, referral, "reviews")
     if_match.check(review.id, review.version)
     if review.status != ReviewStatus.submitted:
         raise TransitionRefused(
             "A draft is saved with POST /v1/referrals/{id}/review, not amended.",
             extra={"current_status": review.status},
         )
-    referral = await session.get_one(Referral, review.referral_id)
     death = await session.get_one(Death, review.death_id)
     _check_instrument(Route(review.route), body.review, death, True)
     care = await care_organisations(session, body.review)

@@ -26,6 +26,7 @@ from app.kit.schemas import RequestModel, ResponseModel
 from app.kit.sql import load_one
 from app.kit.time import now
 from app.models import ReferralJudgement, ReferralJudgementVersion, Screening
+from app.organisations.ownership import require_owner
 from app.privacy.schemas import PseudonymisedModel
 
 
@@ -137,6 +138,7 @@ async def judge(
     """Record the first judgement, or replace the current one (If-Match required), keeping
     the one replaced as a version; True when it is the screening's first."""
     screening = await load_one(session, Screening, screening_id, "screening", for_update=True)
+    await require_owner(session, screening.death_id, "referral judgement")
     found = await session.scalar(
         select(ReferralJudgement).where(ReferralJudgement.screening_id == screening.id)
     )

@@ -41,6 +41,7 @@ from app.kit.time import now
 from app.models import Death, RouteOverride, Screening, ScreeningVersion
 from app.notifications.service import notified_death
 from app.notifications.worklist import check_claim
+from app.organisations.ownership import check_owner, require_owner
 from app.organisations.service import recording_organisation
 from app.organisations.settings import settings_for
 from app.referrals.service import (
@@ -176,6 +177,8 @@ async def record_screening(
         values["died_on"],
     )
     if notified is not None:
+        # A notified death shared with the client is not its to screen.
+        check_owner(notified.organisation_id, notified.id, "screening")
         if notified.status != DeathStatus.awaiting_screening:
             await _raise_duplicate(session, principal, body, notified)
         await check_claim(session, principal, notified, body.worklist_lease_id)
@@ -240,6 +243,8 @@ async def _raise_duplicate(
     )
     if existing is None:
         raise SourceKeyTaken("/death/source_reference")
+    # A death shared with the client: it reads the death, but has no screening of it to amend.
+    check_owner(existing.organisation_id, existing.id, "screening")
     extra: dict[str, Any] = {}
     if existing.created_by_client_id == principal.client_id or principal.has(Scope.deaths_read):
         links: dict[str, str] = {"death_id": str(existing.id), "death": f"/v1/deaths/{existing.id}"}
@@ -301,6 +306,7 @@ async def amend_screening(
     """Replace a screening with its amended version, keep the old one, and bring the referrals
     in line with what the rules now require."""
     screening = await _load(session, screening_id, for_update=True)
+    await require_owner(session, screening.death_id, "screening")
     if_match.check(screening.id, screening.version)
     death = await session.get_one(Death, screening.death_id)
     check_screening(fields, death.died_at, "")
