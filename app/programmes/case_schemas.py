@@ -67,9 +67,11 @@ class ProgrammeReviewSubmission(RequestModel):
     opinion: Annotated[int, Field(ge=1, le=20, strict=True)] = Field(
         default=1, description="1 for the case's first review; 2, 3 ... for a second opinion."
     )
-    review: SjrReview
-    answers: list[AnswerIn] = Field(default_factory=list, max_length=50)
-    relatives: RelativesIn | None = None
+    review: SjrReview = Field(description="The SJR, as POST /v1/referrals/{id}/review takes it.")
+    answers: list[AnswerIn] = Field(
+        default_factory=list, max_length=50, description="Answers to the programme's questions."
+    )
+    relatives: RelativesIn | None = Field(default=None, description="The relatives' view.")
 
 
 class AnswersIn(RequestModel):
@@ -77,9 +79,13 @@ class AnswersIn(RequestModel):
     earlier answers to the same questions), and the relatives' view. For a case that counts
     its routine SJR, or a past audit entered after the fact (`answered_at` in the past)."""
 
-    opinion: Annotated[int, Field(ge=1, le=20, strict=True)] = 1
-    answers: list[AnswerIn] = Field(default_factory=list, max_length=50)
-    relatives: RelativesIn | None = None
+    opinion: Annotated[int, Field(ge=1, le=20, strict=True)] = Field(
+        default=1, description="1 for the case's first review; 2, 3 ... for a second opinion."
+    )
+    answers: list[AnswerIn] = Field(
+        default_factory=list, max_length=50, description="Answers to the programme's questions."
+    )
+    relatives: RelativesIn | None = Field(default=None, description="The relatives' view.")
     answered_by: Person | None = Field(
         default=None, description="Who answered; `X-On-Behalf-Of` when omitted."
     )
@@ -99,7 +105,7 @@ class SecondOpinionRequest(RequestModel):
         description="Or a specialty: the referral waits in the programme's queue under it, "
         "for a claim that names it.",
     )
-    reason: Reason
+    reason: Reason = Field(description="Why a second opinion is wanted.")
     requested_by: Person | None = Field(
         default=None, description="Who asks; `X-On-Behalf-Of` when omitted."
     )
@@ -112,14 +118,14 @@ class SecondOpinionRequest(RequestModel):
 
 
 class ExcludeRequest(RequestModel):
-    reason: Reason
+    reason: Reason = Field(description="Why the case leaves the cohort.")
 
 
 class ReviewSummary(ResponseModel):
     review_id: uuid.UUID
-    status: str
+    status: str = Field(description="`draft` or `submitted`.")
     reviewer: str | None
-    overall_rating: int | None
+    overall_rating: int | None = Field(description="Overall care, 1 very poor to 5 excellent.")
     quality_of_records: int | None
     avoidability: int | None
     submitted_at: datetime | None
@@ -132,31 +138,35 @@ class OpinionOut(ResponseModel):
         "which a linked case counts)."
     )
     referral_id: uuid.UUID | None
-    referral_status: str | None
-    requested_by: str | None = None
-    requested_from: str | None = None
-    requested_specialty: str | None = None
-    reason: str | None = None
-    requested_at: datetime | None = None
-    review: ReviewSummary | None
+    referral_status: str | None = Field(description="Its referral's status, as readers see it.")
+    requested_by: str | None = Field(default=None, description="Who asked for it.")
+    requested_from: str | None = Field(default=None, description="The colleague asked.")
+    requested_specialty: str | None = Field(default=None, description="Or the specialty asked.")
+    reason: str | None = Field(default=None, description="Why it was asked for.")
+    requested_at: datetime | None = Field(default=None, description="When it was asked for.")
+    review: ReviewSummary | None = Field(description="Its review, once one is saved.")
 
 
 class AnswerOut(ResponseModel):
-    opinion: int
-    question_id: uuid.UUID
+    opinion: int = Field(description="1 the case's first review; 2, 3 ... second opinions.")
+    question_id: uuid.UUID = Field(description="The question answered.")
     question: str = Field(description="The question's code.")
     answer: Any = Field(description="As given: a choice, a scale value or text.")
-    answered_by: str | None
-    answered_at: datetime
+    answered_by: str | None = Field(description="Who answered.")
+    answered_at: datetime = Field(description="When.")
 
 
-class BereavedContact(ResponseModel):
-    contacted_at: datetime | None = None
-    method: str | None = None
-    contact: str | None = None
-    concerns: str | None = None
-    compliments: str | None = None
-    wants_involvement: bool | None = None
+class LoggedContact(ResponseModel):
+    """A contact with the bereaved, from the medical examiner's log."""
+
+    contacted_at: datetime | None = Field(default=None, description="When.")
+    method: str | None = Field(default=None, description="How: phone, in person, letter ...")
+    contact: str | None = Field(default=None, description="Who was spoken to.")
+    concerns: str | None = Field(default=None, description="Concerns they raised.")
+    compliments: str | None = Field(default=None, description="Compliments about the care.")
+    wants_involvement: bool | None = Field(
+        default=None, description="Whether they want to be involved in the review."
+    )
 
 
 class RelativesOut(ResponseModel):
@@ -164,20 +174,20 @@ class RelativesOut(ResponseModel):
 
     bereaved_contacted: bool | None = Field(description="From the ME's screening.")
     bereaved_concerns: str | None = Field(description="The concern the ME recorded, if any.")
-    contacts: list[BereavedContact] = Field(description="The ME's contact log with the bereaved.")
+    contacts: list[LoggedContact] = Field(description="The ME's contact log with the bereaved.")
     sought: str | None = Field(description="The reviewer's record: was their view sought.")
-    view: str | None
+    view: str | None = Field(description="The relatives' view as the reviewer recorded it.")
     recorded_by: str | None
     recorded_at: datetime | None
 
 
 class CaseOut(ResponseModel):
     id: uuid.UUID
-    programme_id: uuid.UUID
+    programme_id: uuid.UUID = Field(description="The programme.")
     death_id: uuid.UUID
     case_reference: str
     died_on: date
-    age_at_death: int
+    age_at_death: int = Field(description="Age at death, in years.")
     place_of_death: str
     site: str | None
     ward: str | None
@@ -185,15 +195,20 @@ class CaseOut(ResponseModel):
     selected: bool = Field(description="Chosen for review.")
     sample_key: int = Field(description="Its place in the sample order (lowest first).")
     joined: str = Field(description="`build` (when the cohort was built) or `late`.")
-    added_at: datetime
+    added_at: datetime = Field(description="When it joined the cohort.")
     linked: bool = Field(description="Counts the death's routine SJR as its first review.")
     referral_id: uuid.UUID | None = Field(description="Its own programme referral.")
-    status: CaseReviewStatus
-    excluded_reason: str | None
+    status: CaseReviewStatus = Field(
+        description="`not_selected`, `awaiting_review`, `reviewed`, `not_reviewed` (its "
+        "programme referral declined or cancelled) or `excluded`."
+    )
+    excluded_reason: str | None = Field(description="Why it was taken out of the cohort.")
     version: int
 
 
 class CaseDetail(CaseOut):
-    opinions: list[OpinionOut]
-    answers: list[AnswerOut]
-    relatives: RelativesOut
+    opinions: list[OpinionOut] = Field(
+        description="Its first review (own or routine), then its second opinions: all kept."
+    )
+    answers: list[AnswerOut] = Field(description="Answers to the programme's questions.")
+    relatives: RelativesOut = Field(description="The relatives' view.")

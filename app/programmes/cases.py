@@ -30,10 +30,10 @@ from app.models import (
 from app.programmes.case_reviews import first_reviews, routine_order
 from app.programmes.case_schemas import (
     AnswerOut,
-    BereavedContact,
     CaseDetail,
     CaseOut,
     CaseReviewStatus,
+    LoggedContact,
     OpinionOut,
     RelativesOut,
     ReviewSummary,
@@ -268,8 +268,8 @@ async def _relatives(session: AsyncSession, found: ProgrammeCase) -> RelativesOu
     if screening is not None:
         for contact in (screening.scrutiny or {}).get("bereaved_contacts", []):
             contacts.append(
-                BereavedContact.model_validate(
-                    {key: contact.get(key) for key in BereavedContact.model_fields}
+                LoggedContact.model_validate(
+                    {key: contact.get(key) for key in LoggedContact.model_fields}
                 )
             )
     return RelativesOut(

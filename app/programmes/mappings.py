@@ -13,12 +13,13 @@ from app.audit.journal import Journal
 from app.auth.principal import Principal
 from app.errors import Conflict, ValidationFailed, field_error
 from app.events.service import Change
+from app.findings.schemas import ThemeRef
 from app.findings.themes import find_theme
 from app.kit.sql import load_one
 from app.kit.time import now
 from app.models import Theme, ThemeMapping
 from app.organisations.service import recording_organisation
-from app.programmes.schemas import MappingIn, MappingOut, ThemeRef
+from app.programmes.schemas import MappingIn, MappingOut
 
 
 async def _out(session: AsyncSession, mappings: list[ThemeMapping]) -> list[MappingOut]:
@@ -30,7 +31,9 @@ async def _out(session: AsyncSession, mappings: list[ThemeMapping]) -> list[Mapp
 
     def ref(theme_id: uuid.UUID) -> ThemeRef:
         theme = themes[theme_id]
-        return ThemeRef(id=theme.id, code=theme.code, name=theme.name)
+        return ThemeRef(
+            id=theme.id, code=theme.code, name=theme.name, retired=theme.retired_at is not None
+        )
 
     return [
         MappingOut(

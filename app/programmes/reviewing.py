@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,8 +59,8 @@ class ProgrammeReviewOut(BaseModel):
     """A programme review's answer: the review (as `POST /v1/referrals/{id}/review` answers
     it) and the case as it now stands."""
 
-    review: ReviewOut
-    case: CaseDetail
+    review: ReviewOut = Field(description="The review, as the referral's review endpoint answers.")
+    case: CaseDetail = Field(description="The case as it now stands.")
 
 
 def _refuse(detail: str, current: str | None = None) -> Conflict:

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StrictBool, StringConstraints, field_validator, model_validator
 
+from app.findings.schemas import ThemeRef
 from app.kit.enums import PlaceOfDeath
 from app.kit.schemas import RequestModel, ResponseModel
 from app.organisations.lookup import OrganisationRef
@@ -101,7 +102,9 @@ class Sampling(RequestModel):
     order of a seeded key (docs/programmes.md, "Sampling"): the same seed and the same cohort
     always choose the same deaths."""
 
-    mode: SamplingMode = SamplingMode.all
+    mode: SamplingMode = Field(
+        default=SamplingMode.all, description="`all`, `number` or `percent` of the cohort."
+    )
     size: Annotated[int, Field(ge=1, le=1_000_000, strict=True)] | None = Field(
         default=None, description="`number`: how many deaths to review."
     )
@@ -136,39 +139,46 @@ class QuestionIn(RequestModel):
     )
 
 
+NAME = "The programme's name, as its report is titled."
+PURPOSE = "What the programme audits, and why."
+COHORT = "Which deaths of the period the programme audits."
+SAMPLING = "How many of the cohort are reviewed, and in what order they are chosen."
+QUESTIONS = "The programme's own questions, asked of each review."
+LINK = (
+    "A chosen death already referred for a routine SJR counts that SJR instead of being "
+    "reviewed twice."
+)
+DUE = (
+    "When the programme's reviews are due (UK local date); else the `programme` route's due "
+    "days from the day each is chosen."
+)
+PLAN_BY = "The committee that approved the action plan."
+PLAN_ON = "When it approved it."
+
+
 class ProgrammeCreate(RequestModel):
-    name: Name
+    name: Name = Field(description=NAME)
     code: Code | None = Field(default=None, description=CODE)
-    purpose: Text | None = None
+    purpose: Text | None = Field(default=None, description=PURPOSE)
     owner: Name = Field(description="Who leads the programme (a person or a committee).")
     period_start: date = Field(description="First day of death audited (UK local date).")
     period_end: date = Field(description="Last day of death audited, included.")
-    cohort: CohortRules = Field(default_factory=CohortRules)
-    sampling: Sampling = Field(default_factory=Sampling)
+    cohort: CohortRules = Field(default_factory=CohortRules, description=COHORT)
+    sampling: Sampling = Field(default_factory=Sampling, description=SAMPLING)
     instrument: Literal["sjr"] = Field(
         default="sjr", description="The review instrument: the Structured Judgement Review."
     )
-    questions: list[QuestionIn] = Field(default_factory=list, max_length=50)
-    link_routine_reviews: StrictBool = Field(
-        default=True,
-        description="A chosen death already referred for a routine SJR counts that SJR instead "
-        "of being reviewed twice.",
-    )
-    reviews_due_on: date | None = Field(
-        default=None,
-        description="When the programme's reviews are due (UK local date); else the "
-        "`programme` route's due days from the day each is chosen.",
-    )
+    questions: list[QuestionIn] = Field(default_factory=list, max_length=50, description=QUESTIONS)
+    link_routine_reviews: StrictBool = Field(default=True, description=LINK)
+    reviews_due_on: date | None = Field(default=None, description=DUE)
     themes: list[Annotated[str, StringConstraints(min_length=1, max_length=60)]] | None = Field(
         default=None,
         max_length=500,
         description="The programme's theme vocabulary, by theme id or code (null: every theme).",
     )
     plan_id: uuid.UUID | None = Field(default=None, description="The programme's action plan.")
-    plan_approved_by: Name | None = Field(
-        default=None, description="The committee that approved the action plan."
-    )
-    plan_approved_on: date | None = Field(default=None, description="When it approved it.")
+    plan_approved_by: Name | None = Field(default=None, description=PLAN_BY)
+    plan_approved_on: date | None = Field(default=None, description=PLAN_ON)
 
     @model_validator(mode="after")
     def _period_in_order(self) -> ProgrammeCreate:
@@ -181,24 +191,24 @@ class ProgrammePatch(RequestModel):
     """Only the fields sent change. The period, the cohort rules and the sampling's mode and
     seed are fixed once the cohort is built (409); a larger sample may still be asked for."""
 
-    name: Name | None = None
-    purpose: Text | None = None
-    owner: Name | None = None
-    period_start: date | None = None
-    period_end: date | None = None
-    cohort: CohortRules | None = None
-    sampling: Sampling | None = None
+    name: Name | None = Field(default=None, description=NAME)
+    purpose: Text | None = Field(default=None, description=PURPOSE)
+    owner: Name | None = Field(default=None, description="Who leads the programme.")
+    period_start: date | None = Field(default=None, description="First day of death audited.")
+    period_end: date | None = Field(default=None, description="Last day of death audited.")
+    cohort: CohortRules | None = Field(default=None, description=COHORT)
+    sampling: Sampling | None = Field(default=None, description=SAMPLING)
     questions: list[QuestionIn] | None = Field(
         default=None, max_length=50, description="Replaces the questions, until one is answered."
     )
-    link_routine_reviews: StrictBool | None = None
-    reviews_due_on: date | None = None
+    link_routine_reviews: StrictBool | None = Field(default=None, description=LINK)
+    reviews_due_on: date | None = Field(default=None, description=DUE)
     themes: list[Annotated[str, StringConstraints(min_length=1, max_length=60)]] | None = Field(
-        default=None, max_length=500
+        default=None, max_length=500, description="The theme vocabulary, by id or code."
     )
     plan_id: uuid.UUID | None = None
-    plan_approved_by: Name | None = None
-    plan_approved_on: date | None = None
+    plan_approved_by: Name | None = Field(default=None, description=PLAN_BY)
+    plan_approved_on: date | None = Field(default=None, description=PLAN_ON)
     status: Literal["open", "closed"] | None = Field(
         default=None,
         description="`closed` stops deaths joining the cohort; `open` reopens a closed "
@@ -208,22 +218,24 @@ class ProgrammePatch(RequestModel):
 
 class QuestionOut(ResponseModel):
     id: uuid.UUID
-    code: str
-    position: int
-    text: str
-    kind: QuestionKind
-    required: bool
+    code: str = Field(description="The question's code, which answers name.")
+    position: int = Field(description="Its place in the programme's list, from 1.")
+    text: str = Field(description="The question as reviewers read it.")
+    kind: QuestionKind = Field(description="`yes_no`, `scale` (1 to 5) or `text`.")
+    required: bool = Field(description="A submitted first review must answer it.")
 
 
 class RecommendationIn(RequestModel):
     key_area: Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,3}$")] = Field(
         description="The key area's letter: A, B, C ..."
     )
-    key_area_title: Annotated[str, StringConstraints(min_length=1, max_length=300)]
+    key_area_title: Annotated[str, StringConstraints(min_length=1, max_length=300)] = Field(
+        description="The key area's title (the same for every recommendation in it)."
+    )
     reference: Annotated[str, StringConstraints(min_length=1, max_length=20)] | None = Field(
         default=None, description="e.g. A1; numbered within its key area when omitted."
     )
-    text: Text
+    text: Text = Field(description="The recommendation.")
     action_ids: list[uuid.UUID] = Field(
         default_factory=list,
         max_length=100,
@@ -232,16 +244,18 @@ class RecommendationIn(RequestModel):
 
 
 class Recommendations(RequestModel):
-    recommendations: list[RecommendationIn] = Field(max_length=200)
+    recommendations: list[RecommendationIn] = Field(
+        max_length=200, description="The programme's recommendations, in order."
+    )
 
 
 class RecommendationOut(ResponseModel):
     id: uuid.UUID
-    key_area: str
-    key_area_title: str
-    reference: str
-    text: str
-    action_ids: list[uuid.UUID]
+    key_area: str = Field(description="The key area's letter.")
+    key_area_title: str = Field(description="The key area's title.")
+    reference: str = Field(description="e.g. A1.")
+    text: str = Field(description="The recommendation.")
+    action_ids: list[uuid.UUID] = Field(description="The plan's actions that answer it.")
 
 
 class CohortCounts(ResponseModel):
@@ -256,28 +270,28 @@ class CohortCounts(ResponseModel):
 
 class ProgrammeOut(ResponseModel):
     id: uuid.UUID
-    organisation: OrganisationRef
-    code: str
-    name: str
-    purpose: str | None
-    owner: str
-    period_start: date
-    period_end: date
-    status: ProgrammeStatus
+    organisation: OrganisationRef = Field(description="The organisation that runs it.")
+    code: str = Field(description=CODE)
+    name: str = Field(description=NAME)
+    purpose: str | None = Field(description=PURPOSE)
+    owner: str = Field(description="Who leads the programme.")
+    period_start: date = Field(description="First day of death audited (UK local date).")
+    period_end: date = Field(description="Last day of death audited, included.")
+    status: ProgrammeStatus = Field(description="`draft`, `open` (late deaths join) or `closed`.")
     cohort: CohortRules = Field(description="The rules (organisations by registry id).")
-    sampling: Sampling
-    instrument: str
-    questions: list[QuestionOut]
-    link_routine_reviews: bool
-    reviews_due_on: date | None
+    sampling: Sampling = Field(description=SAMPLING + " The seed is always shown.")
+    instrument: str = Field(description="`sjr`.")
+    questions: list[QuestionOut] = Field(description=QUESTIONS)
+    link_routine_reviews: bool = Field(description=LINK)
+    reviews_due_on: date | None = Field(description=DUE)
     themes: list[uuid.UUID] | None = Field(description="The theme vocabulary (null: every theme).")
     plan_id: uuid.UUID | None
-    plan_approved_by: str | None
-    plan_approved_on: date | None
-    recommendations: list[RecommendationOut]
+    plan_approved_by: str | None = Field(description=PLAN_BY)
+    plan_approved_on: date | None = Field(description=PLAN_ON)
+    recommendations: list[RecommendationOut] = Field(description="By key area.")
     counts: CohortCounts
-    cohort_built_at: datetime | None
-    closed_at: datetime | None
+    cohort_built_at: datetime | None = Field(description="When the cohort was first built.")
+    closed_at: datetime | None = Field(description="When it was closed to late deaths.")
     version: int
     created_at: datetime
     updated_at: datetime
@@ -298,12 +312,12 @@ class RuleCount(ResponseModel):
 class CohortBuild(ResponseModel):
     """What building the cohort finds (a dry run) or did."""
 
-    programme_id: uuid.UUID
+    programme_id: uuid.UUID = Field(description="The programme.")
     dry_run: bool
     deaths_in_period: int = Field(
         description="Deaths of the programme's organisations that died in the period."
     )
-    rules: list[RuleCount]
+    rules: list[RuleCount] = Field(description="The deaths each rule leaves out, in order.")
     meeting_rules: int = Field(description="Deaths of the period that pass every rule.")
     already_in_cohort: int = Field(description="Of those, deaths already in the cohort.")
     added: int = Field(description="Deaths added to the cohort (that would be, in a dry run).")
@@ -312,7 +326,7 @@ class CohortBuild(ResponseModel):
         "record); they stay until excluded by hand."
     )
     sample_target: int = Field(description="How many deaths of the cohort are to be reviewed.")
-    selected_before: int
+    selected_before: int = Field(description="Deaths chosen for review before this pass.")
     selected: int = Field(description="Deaths newly chosen for review.")
     linked: int = Field(description="Of the chosen, deaths that count their routine SJR.")
     unlinked: int = Field(
@@ -320,12 +334,6 @@ class CohortBuild(ResponseModel):
         "given a programme referral instead."
     )
     referred: int = Field(description="Programme referrals created (to be, in a dry run).")
-
-
-class ThemeRef(ResponseModel):
-    id: uuid.UUID
-    code: str
-    name: str
 
 
 class MappingIn(RequestModel):
@@ -341,5 +349,5 @@ class MappingOut(ResponseModel):
     id: uuid.UUID
     themes: list[ThemeRef] = Field(description="The two themes, by name.")
     note: str | None
-    organisation_id: uuid.UUID
+    organisation_id: uuid.UUID = Field(description="The organisation whose mapping it is.")
     created_at: datetime
