@@ -317,7 +317,7 @@ async def build_programme_report(
             shares_table(overall, care, FIRST),
             _phases(await phase_figures(session, reviews), care),
             _age_bands(scores, care, settings),
-            *await organisation_tables(session, reviews, care),
+            *await organisation_tables(session, reviews, care, "first review"),
             _records(scores, care, labels.get("records_quality", {})),
             _avoidability(scores, labels.get("avoidability", {})),
             answers_table(await question_figures(session, programme)),
