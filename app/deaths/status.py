@@ -87,11 +87,15 @@ async def external_review_pending(session: AsyncSession, death_id: uuid.UUID) ->
     return found is not None
 
 
-async def referrals_opened(session: AsyncSession, journal: Journal, death_ids: Select[Any]) -> int:
+async def referrals_opened(
+    session: AsyncSession, journal: Journal, death_ids: Select[Any], *, announce: bool = True
+) -> int:
     """After open referrals were created in bulk for the deaths ``death_ids`` selects (a
     review programme's cohort): each screened death is now under review, as
     ``refresh_death_status`` would say of it one at a time (an open referral puts any screened
-    death under review; one awaiting screening stays so). One UPDATE; how many changed."""
+    death under review; one awaiting screening stays so). One UPDATE; how many changed. With
+    ``announce`` each changed death gets its `death.updated` event; a bulk caller that
+    announces its work with one event of its own (a cohort build) passes False."""
     changed = (
         await session.execute(
             update(Death)
@@ -112,6 +116,7 @@ async def referrals_opened(session: AsyncSession, journal: Journal, death_ids: S
     ).scalars()
     count = 0
     for death_id in changed:
-        journal.event(Change("death.updated", "death", death_id, death_id, ["status"]))
+        if announce:
+            journal.event(Change("death.updated", "death", death_id, death_id, ["status"]))
         count += 1
     return count

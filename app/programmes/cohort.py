@@ -282,17 +282,24 @@ async def _refer(
             [ReasonCode.programme],
             moment,
         )
-        row.update(programme_id=programme.id, due_at=due_at(programme, settings, moment))
+        row.update(
+            programme_id=programme.id,
+            due_at=due_at(programme, by_organisation[death.organisation_id], moment),
+        )
         rows.append(row)
     await insert_rows(session, Referral, rows)
     await session.execute(
         update(ProgrammeCase)
         .where(waiting)
         .values(
+            # Each case's new referral, found by its death (ix_referrals_death_id_route_status:
+            # one probe per case, whatever the size of the programme's queue).
             referral_id=select(Referral.id)
             .where(
-                Referral.programme_id == programme.id,
                 Referral.death_id == ProgrammeCase.death_id,
+                Referral.route == Route.programme.value,
+                Referral.status == ReferralStatus.ready.value,
+                Referral.programme_id == programme.id,
                 Referral.created_at == moment,
             )
             .scalar_subquery(),
@@ -300,13 +307,16 @@ async def _refer(
         )
         .execution_options(synchronize_session=False)
     )
+    # Audited one by one (each death's trail shows its programme referral); announced, with
+    # the cases the pass added and the deaths now under review, by the pass's one
+    # `programme.cohort_built` event (as a history import announces a batch): an event per
+    # referral would cost the outbox thousands of rows, and seconds, for a build.
     for row in rows:
-        journal.event(Change("referral.created", "referral", row["id"], row["death_id"]))
         journal.audit("referral.create", "referral", row["id"], row["death_id"])
     opened: Select[Any] = select(Referral.death_id).where(
         Referral.programme_id == programme.id, Referral.created_at == moment
     )
-    await referrals_opened(session, journal, opened)
+    await referrals_opened(session, journal, opened, announce=False)
     return len(rows)
 
 
@@ -335,6 +345,8 @@ async def run_pass(
             await savepoint.rollback()
             journal.changes.clear()
             journal.accesses.clear()
+    if not dry_run:
+        await write_in_chunks(session, journal)
     if not dry_run and (added or chosen or unlinked or linked or referred):
         if programme.status == ProgrammeStatus.draft:
             programme.status = ProgrammeStatus.open.value
@@ -381,6 +393,24 @@ async def run_pass(
         unlinked=unlinked,
         referred=referred,
     )
+
+
+JOURNAL_CHUNK = 1000
+
+
+async def write_in_chunks(session: AsyncSession, journal: Journal) -> None:
+    """Write a large journal (a cohort of thousands: an event and audit rows per referral and
+    case) in chunks, each a statement of its own of at most JOURNAL_CHUNK rows, within the
+    bound of a statement's parameters."""
+    changes, accesses = journal.changes, journal.accesses
+    journal.changes, journal.accesses = [], []
+    for start in range(0, max(len(changes), len(accesses)), JOURNAL_CHUNK):
+        chunk = Journal(
+            journal.principal,
+            changes[start : start + JOURNAL_CHUNK],
+            accesses[start : start + JOURNAL_CHUNK],
+        )
+        await chunk.write(session)
 
 
 def worker_principal(programme: Programme) -> Principal:

@@ -295,17 +295,21 @@ async def create_mapping(
     "/v1/theme-mappings/{mapping_id}",
     tags=["themes"],
     response_model=MappingOut,
-    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+    responses={**NOT_MODIFIED, **problem_responses(*AUTH, NotFound, ValidationFailed)},
 )
 async def get_mapping(
-    mapping_id: uuid.UUID, principal: ProgrammesReader, database: DatabaseDep
-) -> MappingOut:
-    """One theme mapping.
+    mapping_id: uuid.UUID,
+    principal: ProgrammesReader,
+    database: DatabaseDep,
+    conditional: Conditional,
+) -> MappingOut | Response:
+    """One theme mapping, with its `ETag` (a mapping never changes: it is made or removed).
 
     Scope: `programmes:read`.
     """
     async with database.transaction() as session:
-        return await mappings.read_mapping(session, mapping_id)
+        mapping = await mappings.read_mapping(session, mapping_id)
+    return conditional.reply(etag(mapping.id, 1), mapping)
 
 
 @router.delete(

@@ -9,7 +9,14 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, StringConstraints, field_validator, model_validator
+from pydantic import (
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from app.findings.schemas import ThemeRef
 from app.kit.enums import PlaceOfDeath
@@ -90,11 +97,13 @@ class CohortRules(RequestModel):
             raise ValueError("a place of death is named twice")
         return places
 
-    @model_validator(mode="after")
-    def _ages_in_order(self) -> CohortRules:
-        if self.age_min is not None and self.age_max is not None and self.age_max < self.age_min:
+    @field_validator("age_max")
+    @classmethod
+    def _ages_in_order(cls, age_max: int | None, info: ValidationInfo) -> int | None:
+        age_min = info.data.get("age_min")
+        if age_max is not None and age_min is not None and age_max < age_min:
             raise ValueError("age_max is below age_min")
-        return self
+        return age_max
 
 
 class Sampling(RequestModel):
@@ -180,11 +189,13 @@ class ProgrammeCreate(RequestModel):
     plan_approved_by: Name | None = Field(default=None, description=PLAN_BY)
     plan_approved_on: date | None = Field(default=None, description=PLAN_ON)
 
-    @model_validator(mode="after")
-    def _period_in_order(self) -> ProgrammeCreate:
-        if self.period_end < self.period_start:
+    @field_validator("period_end")
+    @classmethod
+    def _period_in_order(cls, period_end: date, info: ValidationInfo) -> date:
+        start = info.data.get("period_start")
+        if start is not None and period_end < start:
             raise ValueError("period_end is before period_start")
-        return self
+        return period_end
 
 
 class ProgrammePatch(RequestModel):

@@ -65,7 +65,7 @@ def shares_table(counts: dict[int, int], care: dict[int, str], unit: str = DEATH
     cells = distribution(counts)
     return Table(
         "shares",
-        "Overall care: adequate or better, good or excellent, poor or very poor",
+        "Overall care in three shares",
         [columns[0], *columns[6:]],
         [{column.key: cells[column.key] for column in [columns[0], *columns[6:]]}],
         note="Rated 3-5, 4-5 and 1-2, each a share of those rated (one decimal place, halves "
