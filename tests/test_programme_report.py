@@ -25,7 +25,10 @@ Cohort 5 at the build: 60% is 3 (A, K, L, by the seed). M joins: 6, 60% is 3.6, 
 
 from __future__ import annotations
 
+import io
 from typing import Any
+
+from openpyxl import load_workbook
 
 from app.auth.scopes import Scope
 from app.programmes.cohort import refresh_open_programmes
@@ -341,6 +344,16 @@ async def _finish(team, programme, deaths, ids, k_review, make_api, trust) -> No
     report = (await team.get(f"/v1/reports/programmes/{programme}")).json()
     assert_report(report)
 
+    # The same figures in every format: the shares as numbers in CSV and XLSX, the board page.
+    path = f"/v1/reports/programmes/{programme}"
+    csv = (await team.get(path, params={"format": "csv", "table": "shares"})).text
+    assert csv.splitlines()[1] == "3,2,66.7,2,66.7,1,33.3"
+    workbook = load_workbook(io.BytesIO((await team.get(path, params={"format": "xlsx"})).content))
+    assert len(workbook.sheetnames) == len(report["tables"])
+    shares = workbook[next(name for name in workbook.sheetnames if "three shares" in name)]
+    assert [cell.value for cell in shares[3]] == [3, 2, 0.667, 2, 0.667, 1, 0.333]
+    page = (await team.get(path, params={"format": "html"})).text
+    assert "Review programme: Deaths in June 2025" in page and "<svg" in page
     commissioner = await make_api(Scope.reports_read, pseudonymised=True, organisation_id=trust)
     seen = (await commissioner.get(f"/v1/reports/programmes/{programme}")).json()
     assert {**seen, "generated_at": None} == {**report, "generated_at": None}

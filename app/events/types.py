@@ -59,8 +59,10 @@ EVENT_TYPES: dict[str, str] = {
     "programme.created": "A review programme was defined (a draft until its cohort is built).",
     "programme.updated": "A review programme's definition, questions, recommendations, action "
     "plan approval or status changed.",
-    "programme.cohort_built": "A review programme's cohort was built or grew (deaths joined, "
-    "the sample was topped up, programme referrals were made).",
+    "programme.cohort_built": "A review programme's cohort was built or grew: deaths joined, "
+    "the sample was topped up, programme referrals were made and their deaths went under "
+    "review. One event per pass (no referral.created or death.updated per referral): read the "
+    "new work from GET /v1/referrals?programme_id=.",
     "programme_case.answered": "Answers to a programme's questions, or the relatives' view, "
     "were recorded for a case.",
     "programme_case.second_opinion_requested": "A programme reviewer asked for a second opinion "
