@@ -288,23 +288,18 @@ async def _refer(
         )
         rows.append(row)
     await insert_rows(session, Referral, rows)
+    # Each case's new referral, joined by its death (UPDATE ... FROM: one join, which the
+    # database may hash; a subquery per case chose, on fresh statistics, an index range of
+    # every new referral and read it once per case).
+    made = (
+        select(Referral.id, Referral.death_id)
+        .where(Referral.programme_id == programme.id, Referral.created_at == moment)
+        .subquery("made")
+    )
     await session.execute(
         update(ProgrammeCase)
-        .where(waiting)
-        .values(
-            # Each case's new referral, found by its death (ix_referrals_death_id_route_status:
-            # one probe per case, whatever the size of the programme's queue).
-            referral_id=select(Referral.id)
-            .where(
-                Referral.death_id == ProgrammeCase.death_id,
-                Referral.route == Route.programme.value,
-                Referral.status == ReferralStatus.ready.value,
-                Referral.programme_id == programme.id,
-                Referral.created_at == moment,
-            )
-            .scalar_subquery(),
-            version=ProgrammeCase.version + 1,
-        )
+        .where(waiting, ProgrammeCase.death_id == made.c.death_id)
+        .values(referral_id=made.c.id, version=ProgrammeCase.version + 1)
         .execution_options(synchronize_session=False)
     )
     # Audited one by one (each death's trail shows its programme referral); announced, with
