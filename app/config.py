@@ -27,6 +27,7 @@ DEFAULT_DUE_DAYS: dict[Route, int] = {
     Route.coroner: 2,
     Route.complaint: 25,
     Route.system_review: 56,
+    Route.programme: 56,  # unless the programme sets its own reviews_due_on
 }
 
 # Lower is more urgent. Legal and safety routes first, then the national notifications, then
@@ -42,6 +43,7 @@ DEFAULT_PRIORITIES: dict[Route, int] = {
     Route.complaint: 3,
     Route.mm: 4,
     Route.system_review: 4,
+    Route.programme: 4,
 }
 
 

@@ -13,6 +13,7 @@ from app.actions.overdue import raise_overdue
 from app.audit.chain import seal_audit
 from app.history.runner import resume_pending_imports
 from app.idempotency.service import purge_expired_records
+from app.programmes.cohort import refresh_open_programmes
 from app.worker import Job
 
 BACKGROUND_JOBS: tuple[tuple[str, Job], ...] = (
@@ -25,4 +26,7 @@ BACKGROUND_JOBS: tuple[tuple[str, Job], ...] = (
     # History imports posted over HTTP that no process is running (queued, or whose runner
     # died): resumed from their checkpoint.
     ("history_imports", resume_pending_imports),
+    # Open review programmes: deaths recorded since the last pass that meet a programme's
+    # rules join its cohort, the sample is topped up, and the chosen get their referrals.
+    ("programme_cohorts", refresh_open_programmes),
 )

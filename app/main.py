@@ -41,8 +41,11 @@ from app.notifications.worklist_router import router as worklist_router
 from app.openapi_extras import enrich
 from app.organisations.router import router as organisations_router
 from app.organisations.shares_router import router as shares_router
+from app.programmes.cases_router import router as programme_cases_router
+from app.programmes.router import router as programmes_router
 from app.ratelimit import AuthThrottle, RateLimiter
 from app.referrals.router import router as referrals_router
+from app.reports.programme_router import router as programme_reports_router
 from app.reports.router import router as reports_router
 from app.reviews.router import referral_review_router
 from app.reviews.router import router as reviews_router
@@ -140,10 +143,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         findings_router,
         action_spreadsheets_router,
         actions_router,
+        programmes_router,
+        programme_cases_router,
         webhooks_router,
         fhir_router,
         events_router,
         reports_router,
+        programme_reports_router,
         audit_router,
         oauth_router,
         clients_router,

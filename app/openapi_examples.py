@@ -146,6 +146,74 @@ EXAMPLES: dict[str, Any] = {
         "status": 3,
     },
     "FindingLinks": {"finding_ids": ["2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f"]},
+    "ProgrammeCreate": {
+        "name": "Deaths of 20 June to 21 July 2026",
+        "purpose": "A clinical quality audit of a month's deaths for the Quality Committee.",
+        "owner": "Mortality Surveillance Group",
+        "period_start": "2026-06-20",
+        "period_end": "2026-07-21",
+        "cohort": {
+            "places_of_death": ["inpatient", "community_hospital"],
+            "discharged_within_days": 30,
+            "age_min": 18,
+            "excluded_wards": ["Bradgate Mental Health Unit"],
+            "excluded_specialties": ["Psychiatry"],
+        },
+        "sampling": {"mode": "percent", "percent": 50, "seed": 20260620},
+        "questions": [
+            {
+                "code": "admission_avoidable",
+                "text": "Could the admission have been avoided?",
+                "kind": "yes_no",
+                "required": True,
+            },
+            {"text": "Was fast-track discharge effective?", "kind": "scale"},
+            {"text": "Were the relatives' views sought?", "kind": "yes_no"},
+        ],
+    },
+    "ProgrammePatch": {
+        "plan_id": _UUID,
+        "plan_approved_by": "Quality Committee",
+        "plan_approved_on": "2026-10-14",
+    },
+    "Recommendations": {
+        "recommendations": [
+            {
+                "key_area": "A",
+                "key_area_title": "Recognising deterioration",
+                "text": "Escalate a NEWS2 of 5 or more to the registrar within the hour.",
+                "action_ids": ["2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f"],
+            },
+            {
+                "key_area": "B",
+                "key_area_title": "End of life care",
+                "text": "Discuss DNACPR decisions with the family on admission.",
+            },
+        ]
+    },
+    "MappingIn": {
+        "themes": ["dnar_orders", "dnacpr_decisions"],
+        "note": "The 2017 audit's 'DNAR orders' are the 2026 audit's 'DNACPR decisions'.",
+    },
+    "ProgrammeReviewSubmission": {
+        "lease_id": _LEASE,
+        "review": _SJR,
+        "answers": [
+            {"question": "admission_avoidable", "answer": "no"},
+            {"question": "fast_track_discharge_effective", "answer": 4},
+        ],
+        "relatives": {"sought": "yes", "view": "The family felt listened to."},
+    },
+    "AnswersIn": {
+        "answers": [{"question": "admission_avoidable", "answer": "not_applicable"}],
+        "relatives": {"sought": "not_applicable"},
+        "answered_by": "Dr B Reviewer",
+    },
+    "SecondOpinionRequest": {
+        "requested_from": "Dr C Colleague",
+        "reason": "Borderline between adequate and poor care: a second view, please.",
+    },
+    "ExcludeRequest": {"reason": "Recorded in error: the death was at another trust."},
     "EndpointCreate": {
         "url": "https://icb.example.nhs.uk/lfd-hooks",
         "description": "ICB quality team",

@@ -50,6 +50,13 @@ from app.models import (
     Organisation,
     OutboxEvent,
     PossibleDuplicate,
+    Programme,
+    ProgrammeAnswer,
+    ProgrammeCase,
+    ProgrammeOpinion,
+    ProgrammeQuestion,
+    ProgrammeRecommendation,
+    ProgrammeRecommendationAction,
     Referral,
     ReferralJudgement,
     ReferralJudgementVersion,
@@ -61,6 +68,7 @@ from app.models import (
     RouteOverride,
     Screening,
     ScreeningVersion,
+    ThemeMapping,
     WorklistClaim,
 )
 from app.models.base import utcnow
@@ -146,6 +154,8 @@ _SCREENINGS = Screening.__table__
 _JUDGEMENTS = ReferralJudgement.__table__
 _PLANS = ActionPlan.__table__
 _ACTIONS = Action.__table__
+_PROGRAMMES = Programme.__table__
+_RECOMMENDATIONS = ProgrammeRecommendation.__table__
 
 # Tables that copy their death's organisation (migration 0022, app.models.base.owned_with):
 # a row is visible when that organisation is in scope, or its death is shared.
@@ -168,6 +178,9 @@ _DEATH_KEYED: tuple[Any, ...] = (
     HistoryRecord,
     PossibleDuplicate,
     CaseShare,
+    ProgrammeCase,
+    ProgrammeOpinion,
+    ProgrammeAnswer,
 )
 
 
@@ -276,6 +289,36 @@ def _criteria(scope: DataScope) -> tuple[Any, ...]:
         _probe(plans, actions.c.plan_id, plans.c.organisation_id.in_(organisations)),
     )
     options.append(with_loader_criteria(ActionUpdate, action_rule))
+    # Review programmes (issue 17) and theme mappings are their organisation's, as plans are;
+    # a programme's questions and recommendations (and their actions) defer to it. Its cases,
+    # opinions and answers are death-keyed (above).
+    for model in (Programme, ThemeMapping):
+        rule = model.__table__.c.organisation_id.in_(organisations)
+        options.append(with_loader_criteria(model, rule, include_aliases=True))
+    programme_rule = _PROGRAMMES.alias("scope_programme")
+    for model in (ProgrammeQuestion, ProgrammeRecommendation):
+        rule = _probe(
+            programme_rule,
+            model.__table__.c.programme_id,
+            programme_rule.c.organisation_id.in_(organisations),
+        )
+        options.append(with_loader_criteria(model, rule, include_aliases=True))
+    recommendations = _RECOMMENDATIONS.alias("scope_recommendation")
+    programmes = _PROGRAMMES.alias("scope_recommendation_programme")
+    options.append(
+        with_loader_criteria(
+            ProgrammeRecommendationAction,
+            _probe(
+                recommendations,
+                ProgrammeRecommendationAction.__table__.c.recommendation_id,
+                _probe(
+                    programmes,
+                    recommendations.c.programme_id,
+                    programmes.c.organisation_id.in_(organisations),
+                ),
+            ),
+        )
+    )
     options.append(with_loader_criteria(OutboxEvent, event_rule(scope)))
     options.append(
         with_loader_criteria(

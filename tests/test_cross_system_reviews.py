@@ -286,6 +286,7 @@ async def test_care_quality_by_organisation_of_care(api, orgs):
     assert [t["key"] for t in report["tables"]] == [
         "summary",
         "overall",
+        "shares",
         "phases",
         "by_care_organisation",
         "problems_by_care_organisation",

@@ -45,6 +45,7 @@ BODY_IDS = {
     "screening_id": "screening_id",
     "other_death_id": "death_id",
     "finding_ids": "finding_id",
+    "programme_id": "programme_id",
 }
 # What B's data may not show A (besides its identifiers): the ids of its records.
 B_RECORDS = (
@@ -58,6 +59,9 @@ B_RECORDS = (
     "action_id",
     "import_id",
     "case_reference",
+    "programme_id",
+    "case_id",
+    "mapping_id",
 )
 REFUSALS = {304, 400, 401, 403, 404, 405, 409, 412, 413, 415, 422, 428}
 # B's records whose version must not move while A walks: (path, id key).
@@ -69,6 +73,7 @@ WATCHED = (
     ("/v1/findings/{}", "finding_id"),
     ("/v1/action-plans/{}", "plan_id"),
     ("/v1/actions/{}", "action_id"),
+    ("/v1/programmes/{}", "programme_id"),
     ("/v1/webhook-endpoints/{}", "endpoint_id"),
 )
 

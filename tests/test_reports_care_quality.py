@@ -99,6 +99,24 @@ async def test_care_quality_of_a_hand_built_cohort(api) -> None:
     assert overall[1]["label"] == "Very poor care"
     assert overall[5]["label"] == "Excellent care"
 
+    # The three shares as numbers (issue 17), not only the note's prose.
+    assert table_rows(report, "shares") == [
+        {
+            "rated": 3,
+            "adequate_or_better": 2,
+            "adequate_or_better_pct": 66.7,
+            "good_or_excellent": 1,
+            "good_or_excellent_pct": 33.3,
+            "poor_or_very_poor": 1,
+            "poor_or_very_poor_pct": 33.3,
+        }
+    ]
+    csv = await cohort.api.get(
+        "/v1/reports/care-quality",
+        params={"period": FY, "site": cohort.site, "format": "csv", "table": "shares"},
+    )
+    assert csv.text.splitlines()[1] == "3,2,66.7,1,33.3,1,33.3"
+
     phases = {row["phase"]: row for row in table_rows(report, "phases")}
     # Final reviews only: P1 4, P2 (stage 2) 3, P3 (amended) 2.
     assert shares(phases["admission initial"]) == (3, 0, 1, 1, 1, 0, 2, 66.7, 1, 33.3, 1, 33.3)

@@ -209,6 +209,14 @@ POLICY_TABLES = [
     "action_updates",
     "outbox_events",
     "audit_events",
+    "programmes",
+    "programme_questions",
+    "programme_recommendations",
+    "programme_recommendation_actions",
+    "programme_cases",
+    "programme_opinions",
+    "programme_answers",
+    "theme_mappings",
 ]
 
 

@@ -140,6 +140,12 @@ FindingsWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.findi
 ActionsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.actions_read.value])]
 ActionsWriter = Annotated[Principal, Security(authenticate, scopes=[Scope.actions_write.value])]
 ReportsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.reports_read.value])]
+ProgrammesReader = Annotated[
+    Principal, Security(authenticate, scopes=[Scope.programmes_read.value])
+]
+ProgrammesWriter = Annotated[
+    Principal, Security(authenticate, scopes=[Scope.programmes_write.value])
+]
 EventsReader = Annotated[Principal, Security(authenticate, scopes=[Scope.events_read.value])]
 WebhooksManager = Annotated[Principal, Security(authenticate, scopes=[Scope.webhooks_manage.value])]
 AuditReader = Annotated[Principal, Security(authenticate, scopes=[Scope.audit_read.value])]

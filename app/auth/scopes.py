@@ -20,6 +20,8 @@ class Scope(StrEnum):
     actions_read = "actions:read"
     actions_write = "actions:write"
     reports_read = "reports:read"
+    programmes_read = "programmes:read"
+    programmes_write = "programmes:write"
     events_read = "events:read"
     webhooks_manage = "webhooks:manage"
     audit_read = "audit:read"
@@ -41,7 +43,11 @@ SCOPE_DESCRIPTIONS: dict[Scope, str] = {
     Scope.findings_write: "Record findings and link them to actions.",
     Scope.actions_read: "Read action plans and actions.",
     Scope.actions_write: "Create and update action plans and actions.",
-    Scope.reports_read: "Read reports.",
+    Scope.reports_read: "Read reports (the review programmes' reports included).",
+    Scope.programmes_read: "Read review programmes: their definitions, cohorts and cases, "
+    "and the theme mappings.",
+    Scope.programmes_write: "Define review programmes, build their cohorts, record their "
+    "recommendations and plan approval, and edit the theme mappings.",
     Scope.events_read: "Read the change feed.",
     Scope.webhooks_manage: "Manage webhook endpoints.",
     Scope.audit_read: "Read the audit log.",

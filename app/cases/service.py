@@ -27,7 +27,7 @@ from app.events.service import Change
 from app.findings.service import refresh_death_copies
 from app.kit.enums import Route
 from app.kit.etag import Precondition
-from app.models import Death, Referral, Review, RouteOverride, Screening
+from app.models import Death, ProgrammeCase, Referral, Review, RouteOverride, Screening
 from app.organisations.ownership import check_owner
 from app.referrals.schemas import viewing
 from app.referrals.service import reconcile_referrals
@@ -181,8 +181,8 @@ async def _patched_organisations(session: AsyncSession, changes: dict[str, Any])
 
 async def copy_died_on(session: AsyncSession, death: Death) -> None:
     """A corrected local date of death, onto the rows that carry a copy of it so that reports
-    read a period's rows by it (findings: refresh_death_copies)."""
-    for model in (Screening, RouteOverride, Referral, Review):
+    read a period's rows by it (findings: refresh_death_copies; a review programme's cases too)."""
+    for model in (Screening, RouteOverride, Referral, Review, ProgrammeCase):
         await session.execute(
             update(model).where(model.death_id == death.id).values(died_on=death.died_on)
         )

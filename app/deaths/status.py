@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
@@ -84,3 +85,38 @@ async def external_review_pending(session: AsyncSession, death_id: uuid.UUID) ->
         .limit(1)
     )
     return found is not None
+
+
+async def referrals_opened(
+    session: AsyncSession, journal: Journal, death_ids: Select[Any], *, announce: bool = True
+) -> int:
+    """After open referrals were created in bulk for the deaths ``death_ids`` selects (a
+    review programme's cohort): each screened death is now under review, as
+    ``refresh_death_status`` would say of it one at a time (an open referral puts any screened
+    death under review; one awaiting screening stays so). One UPDATE; how many changed. With
+    ``announce`` each changed death gets its `death.updated` event; a bulk caller that
+    announces its work with one event of its own (a cohort build) passes False."""
+    changed = (
+        await session.execute(
+            update(Death)
+            .where(
+                Death.id.in_(death_ids.scalar_subquery()),
+                Death.status.in_(
+                    [
+                        DeathStatus.screened.value,
+                        DeathStatus.reviewed.value,
+                        DeathStatus.closed.value,
+                    ]
+                ),
+            )
+            .values(status=DeathStatus.under_review.value, version=Death.version + 1)
+            .returning(Death.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).scalars()
+    count = 0
+    for death_id in changed:
+        if announce:
+            journal.event(Change("death.updated", "death", death_id, death_id, ["status"]))
+        count += 1
+    return count

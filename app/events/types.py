@@ -56,6 +56,21 @@ EVENT_TYPES: dict[str, str] = {
     "action.created": "An action was added to a plan.",
     "action.updated": "An action's status, progress, dates or lead changed.",
     "action.overdue": "An open action passed its due date (raised once per due date).",
+    "programme.created": "A review programme was defined (a draft until its cohort is built).",
+    "programme.updated": "A review programme's definition, questions, recommendations, action "
+    "plan approval or status changed.",
+    "programme.cohort_built": "A review programme's cohort was built or grew: deaths joined, "
+    "the sample was topped up, programme referrals were made and their deaths went under "
+    "review. One event per pass (no referral.created or death.updated per referral): read the "
+    "new work from GET /v1/referrals?programme_id=.",
+    "programme_case.answered": "Answers to a programme's questions, or the relatives' view, "
+    "were recorded for a case.",
+    "programme_case.second_opinion_requested": "A programme reviewer asked for a second opinion "
+    "on a case (a programme referral of its own).",
+    "programme_case.excluded": "A case was taken out of a programme's cohort, with a reason.",
+    "theme_mapping.created": "Two themes were mapped as meaning the same thing (for comparing "
+    "programmes' themes).",
+    "theme_mapping.deleted": "A theme mapping was removed.",
     "history.imported": "A batch of a history import was committed: one event per batch, "
     "not one per record (its counts and case-number range: GET the import).",
 }

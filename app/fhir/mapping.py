@@ -84,6 +84,7 @@ ROUTE_DISPLAY: dict[Route, str] = {
     Route.coroner: "Coroner referral",
     Route.complaint: "Complaint",
     Route.system_review: "Cross-system review",
+    Route.programme: "Review programme (clinical audit of deaths)",
 }
 
 REASON_DISPLAY: dict[ReasonCode, str] = {
@@ -107,6 +108,8 @@ REASON_DISPLAY: dict[ReasonCode, str] = {
     ReasonCode.more_likely_than_not_avoidable: "More likely than not avoidable",
     ReasonCode.me_requested: "Requested by the medical examiner",
     ReasonCode.mm_escalation: "Escalated from M&M",
+    ReasonCode.programme: "Chosen for review by a review programme",
+    ReasonCode.second_opinion: "Second opinion asked for by a programme reviewer",
 }
 
 # FHIR request-priority from the service's priority (lower is more urgent; the defaults are

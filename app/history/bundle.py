@@ -95,6 +95,18 @@ class HistoricReferral(RequestModel):
     external_reference: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     review: HistoricReview | None = None
 
+    @field_validator("route")
+    @classmethod
+    def _not_a_programme(cls, route: Route) -> Route:
+        if route is Route.programme:
+            # A past audit comes in as its deaths and their SJRs; the programme is defined over
+            # them and links those SJRs (docs/programmes.md, "On imported history").
+            raise ValueError(
+                "a review programme's referrals are not history: import the SJRs (route `sjr`) "
+                "and define the programme over them"
+            )
+        return route
+
     @field_validator("reasons")
     @classmethod
     def _reasons_once(cls, reasons: list[ReasonCode]) -> list[ReasonCode]:

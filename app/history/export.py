@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.history.bundle import FORMAT
 from app.history.csvset import DEATH_COLUMNS, DEATH_FLAGS
-from app.kit.enums import ReferralStatus
+from app.kit.enums import ReferralStatus, Route
 from app.models import (
     Death,
     Finding,
@@ -203,6 +203,10 @@ async def _page(
         reference_of_review: dict[uuid.UUID, str] = {}
         out_referrals = []
         for referral in sorted(referrals.get(death.id, []), key=lambda r: (r.created_at, r.id)):
+            if referral.route == Route.programme.value:
+                # A review programme's work is the programme's, not the death's history (the
+                # bundle refuses the route); its findings go out as the death's own.
+                continue
             reference = referral_refs.get(str(referral.id), str(referral.id))
             review = review_of.get(referral.id)
             if review is not None:

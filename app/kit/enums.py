@@ -16,6 +16,10 @@ class Route(StrEnum):
     coroner = "coroner"
     complaint = "complaint"
     system_review = "system_review"
+    # A review programme's queue (issue 17, app/programmes): a clinical audit's SJRs and
+    # their second opinions, each referral naming its programme. Never required by the
+    # rules, never requested by the examiner.
+    programme = "programme"
 
 
 class ReasonCode(StrEnum):
@@ -39,6 +43,10 @@ class ReasonCode(StrEnum):
     more_likely_than_not_avoidable = "more_likely_than_not_avoidable"
     me_requested = "me_requested"
     mm_escalation = "mm_escalation"
+    # A review programme's (issue 17): a death of the programme's cohort chosen for review,
+    # and a second opinion a programme reviewer asked for.
+    programme = "programme"
+    second_opinion = "second_opinion"
 
 
 class DeathStatus(StrEnum):
@@ -145,7 +153,7 @@ class Instrument(StrEnum):
 
 
 def instrument_for(route: Route) -> Instrument:
-    if route is Route.sjr:
+    if route in (Route.sjr, Route.programme):
         return Instrument.sjr
     if route is Route.mm:
         return Instrument.mm

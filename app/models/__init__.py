@@ -13,6 +13,16 @@ from app.models.idempotency import IdempotencyRecord
 from app.models.notification import DeathNotification, WorklistClaim
 from app.models.oauth import ClientPublicKey, SigningKey, UsedAssertion
 from app.models.organisation import CaseShare, Organisation
+from app.models.programme import (
+    Programme,
+    ProgrammeAnswer,
+    ProgrammeCase,
+    ProgrammeOpinion,
+    ProgrammeQuestion,
+    ProgrammeRecommendation,
+    ProgrammeRecommendationAction,
+    ThemeMapping,
+)
 from app.models.referral import Referral, ReferralTransition
 from app.models.review import Review, ReviewPhaseRating, ReviewProblem, ReviewVersion, ScaleLabel
 from app.models.screening import (
@@ -52,6 +62,13 @@ __all__ = [
     "Organisation",
     "OutboxEvent",
     "PossibleDuplicate",
+    "Programme",
+    "ProgrammeAnswer",
+    "ProgrammeCase",
+    "ProgrammeOpinion",
+    "ProgrammeQuestion",
+    "ProgrammeRecommendation",
+    "ProgrammeRecommendationAction",
     "Referral",
     "ReferralJudgement",
     "ReferralJudgementVersion",
@@ -67,6 +84,7 @@ __all__ = [
     "ServiceSecret",
     "SigningKey",
     "Theme",
+    "ThemeMapping",
     "UsedAssertion",
     "WebhookAttempt",
     "WebhookDelivery",

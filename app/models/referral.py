@@ -58,6 +58,18 @@ class Referral(IdMixin, TimestampMixin, Base):
         # A period's referrals, for the reports.
         Index("ix_referrals_died_on", "died_on"),
         owned_with("deaths", "death_id"),
+        # A review programme's queue (issue 17): its claimable referrals in queue order.
+        Index(
+            "ix_referrals_programme_claimable",
+            "programme_id",
+            "priority",
+            "due_at",
+            "created_at",
+            "id",
+            postgresql_where=text("status IN ('ready', 'in_progress')"),
+            sqlite_where=text("status IN ('ready', 'in_progress')"),
+        ),
+        Index("ix_referrals_programme_id", "programme_id"),
     )
 
     death_id: Mapped[uuid.UUID]
@@ -87,6 +99,8 @@ class Referral(IdMixin, TimestampMixin, Base):
     excluded_reviewer: Mapped[str | None] = mapped_column(String(200))
     external_reference: Mapped[str | None] = mapped_column(String(100))
     completed_at: Mapped[datetime | None]
+    # The review programme whose queue holds it (route `programme`, issue 17); null otherwise.
+    programme_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("programmes.id"))
     version: Mapped[int] = mapped_column(default=1)
 
     @property

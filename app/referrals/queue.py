@@ -31,6 +31,7 @@ class ReferralFilters:
     due_before: date | None = None
     stage: int | None = None
     assigned_to: str | None = None
+    programme_id: uuid.UUID | None = None
 
 
 # The open statuses as literals, not bound parameters: planned without their values (a generic
@@ -61,6 +62,8 @@ def _filtered(filters: ReferralFilters, at: datetime) -> Select[Referral]:
         query = query.where(Referral.site == filters.site)
     if filters.death_id is not None:
         query = query.where(Referral.death_id == filters.death_id)
+    if filters.programme_id is not None:
+        query = query.where(Referral.programme_id == filters.programme_id)
     if filters.due_before is not None:
         midnight = datetime.combine(filters.due_before, datetime.min.time(), LONDON)
         query = query.where(Referral.due_at < midnight)

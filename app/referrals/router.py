@@ -98,6 +98,9 @@ async def list_referrals(
         bool | None, Query(description="true: open and past due; false: the rest.")
     ] = None,
     due_before: Annotated[date | None, Query(description="Due before this UK local date.")] = None,
+    programme_id: Annotated[
+        uuid.UUID | None, Query(description="One review programme's queue (route `programme`).")
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
 ) -> Page[ReferralOut | ReferralPseudonymised]:
@@ -107,8 +110,9 @@ async def list_referrals(
     Scope: `referrals:read`.
     """
     filters = ReferralFilters(
-        route, status, specialty, site, death_id, overdue, due_before, stage, assigned_to
-    )
+        route, status, specialty, site, death_id, overdue, due_before, stage, assigned_to,
+        programme_id,
+    )  # fmt: skip
     async with database.transaction() as session:
         referrals, next_cursor = await queue.list_referrals(
             session, principal, filters, cursor, limit
@@ -161,6 +165,7 @@ async def claim_referrals(
             specialty=body.specialty,
             stage=body.stage,
             reviewer=workflow.reviewer_of(principal, body.reviewer),
+            programme_id=body.programme_id,
         )
         return ClaimResult(items=[_out(referral, principal) for referral in referrals])
 

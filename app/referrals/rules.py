@@ -142,4 +142,8 @@ def with_learning_sample(
 SCREENING_REASONS = frozenset(ReasonCode) - {
     ReasonCode.second_stage,
     ReasonCode.more_likely_than_not_avoidable,
+    # A review programme's referrals (issue 17) are the programme's: an amended screening
+    # never cancels them.
+    ReasonCode.programme,
+    ReasonCode.second_opinion,
 }

@@ -44,6 +44,10 @@ class ReferralOut(ResponseModel):
     )
     external_reference: str | None
     completed_at: datetime | None
+    programme_id: uuid.UUID | None = Field(
+        default=None,
+        description="Route `programme`: the review programme whose queue holds it.",
+    )
     version: int
     created_at: datetime
     updated_at: datetime
@@ -94,6 +98,17 @@ class ClaimRequest(RequestModel):
         description="The person the work is for (defaults to X-On-Behalf-Of). Needed to take "
         "a stage-2 SJR, which its stage-1 reviewer may not take.",
     )
+    programme_id: uuid.UUID | None = Field(
+        default=None,
+        description="Route `programme`: take only this review programme's referrals (its "
+        "queue). Only with route `programme`.",
+    )
+
+    @model_validator(mode="after")
+    def _programme_queue(self) -> ClaimRequest:
+        if self.programme_id is not None and self.route is not Route.programme:
+            raise ValueError("programme_id goes with route `programme`")
+        return self
 
 
 class ClaimResult(ResponseModel):

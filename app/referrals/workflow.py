@@ -229,6 +229,7 @@ async def claim(
     specialty: str | None,
     stage: int | None,
     reviewer: str | None,
+    programme_id: uuid.UUID | None = None,
 ) -> list[Referral]:
     """Lease the next claimable referrals of a route, in queue order, to the caller.
 
@@ -282,6 +283,9 @@ async def claim(
         query = query.where(workable)
     if stage is not None:
         query = query.where(Referral.stage == stage)
+    if programme_id is not None:
+        # One review programme's queue (ix_referrals_programme_claimable).
+        query = query.where(Referral.programme_id == programme_id)
     referrals = list((await session.scalars(query)).all())
     transitions = Transitions(Journal(principal))
     for referral in referrals:

@@ -101,9 +101,11 @@ LABEL_COLUMNS = [
 
 
 async def organisation_tables(
-    session: AsyncSession, final: CTE, care: dict[int, str]
+    session: AsyncSession, final: CTE, care: dict[int, str], review: str = "final SJR"
 ) -> list[Table]:
-    """The two tables by organisation of care, from the report's final SJRs."""
+    """The two tables by organisation of care, from the report's final SJRs (``review``: what
+    the definitions call the review each death is counted by; a programme's "first review")."""
+    unit = RATINGS_UNIT.replace("final SJRs", f"{review}s")
     ratings: dict[uuid.UUID | None, dict[int, int]] = {}
     rated_deaths: dict[uuid.UUID | None, int] = {}
     for part, organisation, rating, count in (await session.execute(_ratings(final))).all():
@@ -129,9 +131,9 @@ async def organisation_tables(
                     "deaths",
                     "Deaths",
                     "int",
-                    "Deaths whose final SJR rates a phase of this organisation's care.",
+                    f"Deaths whose {review} rates a phase of this organisation's care.",
                 ),
-                *distribution_columns(care, "", RATINGS_UNIT),
+                *distribution_columns(care, "", unit),
             ],
             [
                 {
@@ -141,7 +143,7 @@ async def organisation_tables(
                 }
                 for value in _order(set(ratings), refs)
             ],
-            note="Each phase rating of a death's final SJR (but `overall`) counts once, under "
+            note=f"Each phase rating of a death's {review} (but `overall`) counts once, under "
             "the organisation it names; a death whose care crossed organisations counts under "
             "each.",
         ),
@@ -154,9 +156,9 @@ async def organisation_tables(
                     "deaths",
                     "Deaths",
                     "int",
-                    "Deaths whose final SJR finds a problem in this organisation's care.",
+                    f"Deaths whose {review} finds a problem in this organisation's care.",
                 ),
-                Column("problems", "Problems", "int", "Problems in care the final SJRs record."),
+                Column("problems", "Problems", "int", f"Problems in care the {review}s record."),
                 *(
                     Column(
                         f"harm_{harm.value}",

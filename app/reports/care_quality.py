@@ -30,7 +30,7 @@ from app.reports.cohort import (
 )
 from app.reports.filters import ReportFilters, age_bands
 from app.reports.model import Column, Period, Report, Table, percent
-from app.reports.ratings import RATINGS, distribution, distribution_columns
+from app.reports.ratings import RATINGS, distribution, distribution_columns, shares_table
 from app.reviews.labels import label_table
 
 KEY = "care-quality"
@@ -146,6 +146,7 @@ async def build_care_quality(
         tables=[
             _summary_table(summary),
             _overall_table(overall, care),
+            shares_table(overall, care),
             _phase_table(phases, care),
             *(
                 await organisation_tables(session, final, care)

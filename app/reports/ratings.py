@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.reports.model import Column, percent
+from app.reports.model import Column, Table, percent
 
 RATINGS = range(1, 6)  # 1 very poor .. 5 excellent
 DEATHS = "Deaths whose final SJR rates"
@@ -55,3 +55,19 @@ def distribution_columns(labels: dict[int, str], what: str, unit: str = DEATHS) 
         Column("poor_or_very_poor", "Poor or very poor", "int", "Rated 1 or 2."),
         Column("poor_or_very_poor_pct", "% poor or very poor", "percent", "Of those rated."),
     ]
+
+
+def shares_table(counts: dict[int, int], care: dict[int, str], unit: str = DEATHS) -> Table:
+    """The three shares a board reads, as numbers (issue 17): of those rated, the count and
+    percentage rated adequate or better (3-5), good or excellent (4-5) and poor or very poor
+    (1-2). One row; in JSON, CSV and XLSX alike."""
+    columns = distribution_columns(care, "overall care", unit)
+    cells = distribution(counts)
+    return Table(
+        "shares",
+        "Overall care in three shares",
+        [columns[0], *columns[6:]],
+        [{column.key: cells[column.key] for column in [columns[0], *columns[6:]]}],
+        note="Rated 3-5, 4-5 and 1-2, each a share of those rated (one decimal place, halves "
+        "rounded up).",
+    )

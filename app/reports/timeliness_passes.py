@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.kit.enums import ReasonCode, ReferralStatus
+from app.kit.enums import ReasonCode, ReferralStatus, Route
 from app.models import Death, Referral, Review, Screening
 from app.referrals.queue import OPEN_PREDICATE
 from app.reports.aggregates import dialect_of, json_elements, seconds_between
@@ -43,6 +43,11 @@ REVIEW_FOLLOW_ON_REASONS = (
     ReasonCode.more_likely_than_not_avoidable.value,
     ReasonCode.mm_escalation.value,
 )
+
+
+# A review programme's referrals (issue 17) are an audit's sample, not the examiner's
+# decisions nor the routine pipeline: timeliness leaves them out (the programme report has them).
+PROGRAMME = Route.programme.value
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,7 @@ async def referral_figures(
             and_(Screening.death_id == Referral.death_id, *cohort.copied(Screening.died_on)),
         )
         .outerjoin(Review, and_(Review.referral_id == Referral.id, *cohort.copied(Review.died_on)))
-        .where(*cohort.copied(Referral.died_on))
+        .where(*cohort.copied(Referral.died_on), Referral.route != PROGRAMME)
     )
     if cohort.route is not None:
         query = query.where(Referral.route == cohort.route)

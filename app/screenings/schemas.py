@@ -6,7 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, StrictBool, StringConstraints, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from app.kit.enums import CoronerReason, ReasonCode, Route
 from app.kit.schemas import RequestModel, ResponseModel, Timestamp
@@ -83,6 +90,17 @@ class ScreeningFields(ScrutinyFields):
         max_length=len(Route),
         description="Required routes the ME declines, each with a written reason.",
     )
+
+    @field_validator("routes_requested")
+    @classmethod
+    def _not_a_programme(cls, routes: list[Route]) -> list[Route]:
+        if Route.programme in routes:
+            # A programme's queue is filled by its cohort (app.programmes), never by a screening.
+            raise ValueError(
+                "`programme` is a review programme's queue, filled by the programme's cohort; "
+                "it cannot be requested"
+            )
+        return routes
 
     @model_validator(mode="after")
     def _no_repeats(self) -> ScreeningFields:

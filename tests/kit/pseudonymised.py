@@ -231,6 +231,7 @@ async def seed(api: Any) -> Seeded:
         },
     )
     assert action.status_code == 201, action.text
+    programme = await seed_programme(api, death_id, theme["id"], given, family)
     return Seeded(
         nhs_number=nhs,
         given_name=given,
@@ -249,5 +250,54 @@ async def seed(api: Any) -> Seeded:
             "theme_id": theme["id"],
             "plan_id": plan.json()["id"],
             "action_id": action.json()["id"],
+            **programme,
         },
     )
+
+
+async def seed_programme(
+    api: Any, death_id: str, theme_id: str, given: str, family: str
+) -> dict[str, str]:
+    """A review programme over February 2019 holding the seeded death (which counts its
+    routine SJR), with the patient in its free text: an answer, the relatives' view, a second
+    opinion's reason; and a theme mapping."""
+    tag = uuid.uuid4().hex[:8]
+    created = await api.post(
+        "/v1/programmes",
+        json={
+            "name": f"February 2019 {tag}",
+            "owner": "Mortality lead",
+            "period_start": "2019-02-01",
+            "period_end": "2019-02-28",
+            "questions": [{"code": "notes", "text": "Notes", "kind": "text"}],
+        },
+        headers=idem(),
+    )
+    assert created.status_code == 201, created.text
+    programme_id = created.json()["id"]
+    built = await api.post(f"/v1/programmes/{programme_id}/cohort")
+    assert built.status_code == 200, built.text
+    cases = await api.get(f"/v1/programmes/{programme_id}/cases", params={"limit": 200})
+    (case,) = [c for c in cases.json()["items"] if c["death_id"] == death_id]
+    read = await api.get(f"/v1/programmes/{programme_id}/cases/{case['id']}")
+    answered = await api.put(
+        f"/v1/programmes/{programme_id}/cases/{case['id']}/answers",
+        json={
+            "answers": [{"question": "notes", "answer": f"{given} {family}'s notes were late"}],
+            "relatives": {"sought": "yes", "view": f"{family}'s daughter was not called"},
+        },
+        headers={"If-Match": read.headers["ETag"]},
+    )
+    assert answered.status_code == 200, answered.text
+    opinion = await api.post(
+        f"/v1/programmes/{programme_id}/cases/{case['id']}/second-opinions",
+        json={"requested_from": "Dr Other", "reason": f"Is {family}'s care poor?"},
+    )
+    assert opinion.status_code == 201, opinion.text
+    other = await api.post(
+        "/v1/themes", json={"code": f"seed_{tag}", "name": f"Seeded theme {tag}"}
+    )
+    assert other.status_code == 201, other.text
+    mapping = await api.post("/v1/theme-mappings", json={"themes": [theme_id, other.json()["id"]]})
+    assert mapping.status_code == 201, mapping.text
+    return {"programme_id": programme_id, "case_id": case["id"], "mapping_id": mapping.json()["id"]}

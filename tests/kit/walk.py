@@ -37,6 +37,9 @@ PATH_VALUES = {
     # Only in paths the walk of every operation calls (tests/test_organisation_walk.py):
     "share_id": "share_id",  # a share of the death with another organisation (issue 16)
     "key_id": "key_id",  # a client's public key
+    "programme_id": "programme_id",  # a review programme (issue 17) holding the patient
+    "case_id": "case_id",  # the patient's case in it
+    "mapping_id": "mapping_id",  # a theme mapping
 }
 # Query parameters that make a list show the seeded patient (lists are newest first), and the
 # seeded id the answer must then hold.
@@ -46,6 +49,8 @@ LIST_FILTERS: dict[str, tuple[dict[str, str], str]] = {
     "/v1/findings": ({"death_id": "{death_id}"}, "finding_id"),
     "/v1/actions": ({"plan_id": "{plan_id}"}, "action_id"),
     "/fhir/r4/Task": ({"patient": "Patient/{death_id}"}, "referral_id"),
+    # The comparison's other programme (required): the same one.
+    "/v1/reports/programmes/{programme_id}/comparison": ({"other": "{programme_id}"}, None),
 }
 # Routes that refuse a pseudonymised client by design, and their status: the FHIR Patient
 # search needs an NHS number, which such a client may not search by.
