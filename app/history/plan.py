@@ -108,11 +108,13 @@ def plan_record(
     client_id: uuid.UUID | None,
     death_id: uuid.UUID | None = None,
     links: Links | None = None,
+    death_fields: Row | None = None,
 ) -> Planned:
     """The record's rows. A corrected record keeps the ids of what it had (``death_id`` and
-    ``links``, the bundle's references to row ids), so that an update is found by them."""
+    ``links``, the bundle's references to row ids), so that an update is found by them.
+    ``death_fields``: the death's values as validation read them, when the caller has them."""
     links = links or {}
-    values = death_values(record.death)
+    values = dict(death_fields) if death_fields is not None else death_values(record.death)
     values.update(derived_fields(values))
     screened_at = record.screening.screened_at
     death: Row = {

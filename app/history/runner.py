@@ -30,6 +30,7 @@ from app.events.service import Change, emit
 from app.history.prepare import Lines, prepare, worker_pool
 from app.history.validation import Checked
 from app.history.writer import BatchOutcome, RecordedMeanwhile, write_batch
+from app.kit.collector import between_batches, bulk_collection
 from app.kit.time import now
 from app.models import HistoryImport, HistoryImportProblem, OutboxEvent
 from app.organisations.settings import settings_for
@@ -274,7 +275,7 @@ async def run_import(
         )
     # The job sees and writes what its client's organisation may (app.scoping), so a record
     # whose source reference another organisation holds is refused, never merged into it.
-    with scoped(scope):
+    with scoped(scope), bulk_collection():
         return await _run_claimed(database, settings, job, size, progress)
 
 
@@ -344,6 +345,7 @@ async def _run_batches(
                         raise
             if progress is not None:
                 progress(job)
+            between_batches()
             await asyncio.sleep(0)
     async with database.transaction() as session:
         job = await session.get_one(HistoryImport, job.id, with_for_update=True)
@@ -378,6 +380,7 @@ async def _run_atomic(
                     await session.flush()
                     if progress is not None:
                         progress(current)
+                    between_batches()
             if refused:
                 raise ImportRefused
             await _finish(session, current, "completed", now())

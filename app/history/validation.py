@@ -19,6 +19,7 @@ from app.errors import ValidationFailed, field_error, validation_errors
 from app.history.bundle import OPEN_HISTORIC, HistoricReferral, HistoricStatus, HistoryRecordIn
 from app.history.plan import Planned
 from app.kit.enums import ReviewStatus, Route
+from app.kit.schemas import PLAIN_TEXT, plain_text
 from app.models import Death
 from app.reviews.service import _check_instrument
 from app.screenings.service import check_screening
@@ -39,6 +40,8 @@ class Checked:
     record: HistoryRecordIn | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
     sha256: str = ""
+    # The death's field values (app.deaths.service.death_values), checked and then planned.
+    death: dict[str, Any] = field(default_factory=dict)
     # Set by app.history.prepare for a valid record: its death's key, its rows, its line.
     key: tuple[str, str] = ("", "")
     planned: Planned | None = None
@@ -51,22 +54,38 @@ def _reference_of(document: Any) -> str | None:
     return reference[:100] if isinstance(reference, str) else None
 
 
-def parse_record(document: Any, line: int, moment: datetime) -> Checked:
+def fingerprint(document: Any) -> str:
+    """The record's fingerprint: sha256 of its JSON with keys sorted, so that the same record
+    sent again (whatever its members' order or spacing) is found unchanged."""
+    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def legacy_fingerprint(record: HistoryRecordIn) -> str:
+    """The fingerprint imports kept before 2026-12 (sha256 of the validated record's JSON): a
+    record imported then and sent again unchanged is still found unchanged."""
+    return hashlib.sha256(record.model_dump_json().encode()).hexdigest()
+
+
+def parse_record(
+    document: Any, line: int, moment: datetime, context: dict[str, Any] | None = None
+) -> Checked:
     """Validate one decoded record against the bundle's schema and rules (the same text rules
-    as live intake: app.kit.text)."""
+    as live intake: app.kit.text; ``context`` PLAIN_TEXT when the line is known to hold only
+    plain text, which those rules leave as it is)."""
     checked = Checked(line, _reference_of(document))
     if not isinstance(document, dict):
         checked.errors.append(field_error("", "a record is a JSON object", "type_error"))
         return checked
     try:
-        record = HistoryRecordIn.model_validate(document)
+        record = HistoryRecordIn.model_validate(document, context=context)
     except ValidationError as error:
         checked.errors = validation_errors(error.errors(), document)
         return checked
-    checked.errors = check_record(record, moment)
+    checked.death = death_values(record.death)
+    checked.errors = check_record(record, moment, checked.death)
     if not checked.errors:
         checked.record = record
-        checked.sha256 = hashlib.sha256(record.model_dump_json().encode()).hexdigest()
+        checked.sha256 = fingerprint(document)
     return checked
 
 
@@ -75,15 +94,17 @@ def parse_line(raw: bytes, line: int, moment: datetime) -> Checked:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return Checked(line, errors=[field_error("", "the line is not valid JSON", "json_invalid")])
-    return parse_record(document, line, moment)
+    return parse_record(document, line, moment, PLAIN_TEXT if plain_text(raw) else None)
 
 
-def check_record(record: HistoryRecordIn, moment: datetime) -> list[dict[str, Any]]:
+def check_record(
+    record: HistoryRecordIn, moment: datetime, death: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The cross-field rules, with ``moment`` (the import's start) as "now": a death, a
-    screening or a review after its import is refused."""
-    errors = [
-        error.as_dict() for error in check_death(death_values(record.death), moment, "/death")
-    ]
+    screening or a review after its import is refused. ``death``: the death's values, when
+    the caller has them."""
+    values = death if death is not None else death_values(record.death)
+    errors = [error.as_dict() for error in check_death(values, moment, "/death")]
     died_at = record.death.died_at
     try:
         check_screening(record.screening, died_at, "/screening")

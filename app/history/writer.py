@@ -15,7 +15,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Table, func, select, text, update
+from sqlalchemy import JSON, Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
@@ -26,7 +26,7 @@ from app.findings.themes import create_theme
 from app.history.organisations import resolve_batch
 from app.history.plan import Planned, plan_record
 from app.history.update import apply_correction, removed_references
-from app.history.validation import Checked, parse_line
+from app.history.validation import Checked, legacy_fingerprint, parse_line
 from app.kit.sql import insert_for, insert_rows, table_of
 from app.models import (
     Counter,
@@ -129,6 +129,12 @@ async def _themes(
     return found
 
 
+def _legacy_unchanged(checked: Checked, found: Existing, moment: datetime) -> bool:
+    """Whether an earlier import kept this record under its fingerprint of before 2026-12."""
+    record = parse_line(checked.raw, checked.line, moment).record
+    return record is not None and legacy_fingerprint(record) == found.sha256
+
+
 async def _case_numbers(session: AsyncSession, count: int) -> list[int]:
     if session.get_bind().dialect.name == "postgresql":
         rows = await session.scalars(
@@ -193,6 +199,7 @@ async def write_batch(
     seen: dict[tuple[str, str], int] = {}
     new: list[Checked] = []
     corrections: list[tuple[Checked, Existing]] = []
+    refreshed: list[dict[str, Any]] = []
     for checked in valid:
         key = checked.key
         found = existing.get(key)
@@ -214,9 +221,21 @@ async def write_batch(
             )
         elif found.sha256 == checked.sha256:
             outcome.unchanged += 1
+        elif _legacy_unchanged(checked, found, moment):
+            outcome.unchanged += 1
+            refreshed.append({"death": found.death_id, "sha256": checked.sha256})
         else:
             corrections.append((checked, found))
         seen[key] = checked.line
+    if refreshed:
+        # Unchanged records imported under the earlier fingerprint keep the current one.
+        history = table_of(HistoryRecord)
+        await session.execute(
+            update(history)
+            .where(history.c.death_id == bindparam("death"))
+            .values(content_sha256=bindparam("sha256")),
+            refreshed,
+        )
     themes = await _themes(session, principal, [c for c in new] + [c for c, _ in corrections])
     await resolve_batch(session, [(c, c.planned) for c in new if c.planned is not None])
     plans = [(c, c.planned) for c in new if c.planned is not None and not c.errors]
@@ -232,10 +251,16 @@ async def write_batch(
             continue
         assert found.links is not None
         # Planned again, with the ids the earlier import gave the record's rows.
-        record = parse_line(checked.raw, checked.line, moment).record
-        assert record is not None
+        again = parse_line(checked.raw, checked.line, moment)
+        assert again.record is not None
         planned = plan_record(
-            record, settings, config, principal.client_id, found.death_id, found.links
+            again.record,
+            settings,
+            config,
+            principal.client_id,
+            found.death_id,
+            found.links,
+            again.death,
         )
         checked.errors.extend(removed_references(found.links, planned.links))
         await resolve_batch(session, [(checked, planned)])
