@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -81,24 +82,25 @@ def raw_chunks(handle: IO[bytes], line: int, size: int) -> Iterator[RawChunk]:
 async def chunks(
     handle: IO[bytes], line: int, size: int, job: HistoryImport, settings: Settings
 ) -> AsyncIterator[Chunk]:
-    """The chunks checked and planned, in order: in this process, or, for a large bundle
-    (LFD_HISTORY_PARALLEL_FROM records or more left), in LFD_HISTORY_WORKERS processes, a few
-    chunks ahead of the one being written."""
+    """The chunks checked and planned, in order, while the previous one is written: in a thread
+    of this process, one chunk ahead (the checks and plans run while the database works on
+    the chunk before), or, for a large bundle (LFD_HISTORY_PARALLEL_FROM records or more left),
+    in LFD_HISTORY_WORKERS processes, as many chunks ahead."""
     assert job.client_id is not None
     client, moment = job.client_id, job.created_at
     json_text = database_dialect(settings) == "postgresql"
     left = (job.records_total or 0) - job.records_done
+    ahead = 1
+    pool: Executor
     if settings.history_workers == 0 or left < settings.history_parallel_from:
-        for raw in raw_chunks(handle, line, size):
-            items = prepare(raw.lines, moment, settings, client, json_text)
-            yield Chunk(items, raw.end_offset, raw.end_line)
-        return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lfd-history")
+    else:
+        pool = worker_pool(settings.history_workers)
+        ahead = settings.history_workers
     loop = asyncio.get_running_loop()
-    pool = worker_pool(settings.history_workers)
     try:
         pending: deque[tuple[RawChunk, asyncio.Future[list[Checked]]]] = deque()
-        source = raw_chunks(handle, line, size)
-        for raw in source:
+        for raw in raw_chunks(handle, line, size):
             pending.append(
                 (
                     raw,
@@ -107,7 +109,7 @@ async def chunks(
                     ),
                 )
             )
-            if len(pending) > settings.history_workers:
+            if len(pending) > ahead:
                 done, future = pending.popleft()
                 yield Chunk(await future, done.end_offset, done.end_line)
         while pending:

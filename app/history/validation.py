@@ -54,15 +54,9 @@ def _reference_of(document: Any) -> str | None:
     return reference[:100] if isinstance(reference, str) else None
 
 
-def fingerprint(document: Any) -> str:
-    """The record's fingerprint: sha256 of its JSON with keys sorted, so that the same record
-    sent again (whatever its members' order or spacing) is found unchanged."""
-    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-def legacy_fingerprint(record: HistoryRecordIn) -> str:
-    """The fingerprint imports kept before 2026-12 (sha256 of the validated record's JSON): a
-    record imported then and sent again unchanged is still found unchanged."""
+def fingerprint(record: HistoryRecordIn) -> str:
+    """The record's fingerprint: sha256 of the record as validated, so that the same record
+    sent again, as a bundle line or as a CSV set's rows, is found unchanged."""
     return hashlib.sha256(record.model_dump_json().encode()).hexdigest()
 
 
@@ -85,7 +79,7 @@ def parse_record(
     checked.errors = check_record(record, moment, checked.death)
     if not checked.errors:
         checked.record = record
-        checked.sha256 = fingerprint(document)
+        checked.sha256 = fingerprint(record)
     return checked
 
 

@@ -7,9 +7,12 @@ in a 10,000-death import that was about 80 µs of CPU per death, a fifth of the 
 time, for almost nothing collected (a batch's rows are freed by reference counting once it is
 written). Inside ``bulk_collection()`` what the process held before is in the permanent
 generation (``gc.freeze``), which no pass walks, and the automatic passes are off: the bulk
-work calls ``between_batches()`` after each batch instead, a pass over what was made since the
-last one (cycles made meanwhile, by the import or by requests the same process serves, are
-collected there). Both are put back when the last bulk work in the process ends."""
+work calls ``between_batches()`` after each batch instead, which runs a pass over what was made
+since the last one once that has grown past ``YOUNG_LIMIT`` objects, net (a batch's rows are
+freed by reference counting, so what grows is the cyclic garbage the import, or the requests
+the same process serves, leave; a pass while the next batch is being prepared walks that batch
+too, so it is not run after every batch). Both are put back when the last bulk work in the
+process ends."""
 
 from __future__ import annotations
 
@@ -45,7 +48,10 @@ def bulk_collection() -> Iterator[None]:
                     gc.enable()
 
 
+YOUNG_LIMIT = 500_000
+
+
 def between_batches() -> None:
-    """Collect the young generations: what was made since the last pass, and is now garbage
-    (a written batch's rows are mostly freed already, by reference counting)."""
-    gc.collect(1)
+    """Collect the young generations once enough has been made since the last pass."""
+    if gc.get_count()[0] >= YOUNG_LIMIT:
+        gc.collect(1)

@@ -23,7 +23,10 @@ T = TypeVar("T")
 
 def _representable(moment: datetime) -> datetime:
     """Python's datetimes stop at years 1 and 9999: a time that UTC or Europe/London cannot
-    express would overflow later, in the service; here it is a 422 on its field."""
+    express would overflow later, in the service; here it is a 422 on its field. A UTC offset
+    is under a day, so only a time in year 1 or 9999 can be out of range."""
+    if 1 < moment.year < 9999:
+        return moment
     try:
         moment.astimezone(UTC)
         moment.astimezone(LONDON)
