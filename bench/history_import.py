@@ -51,6 +51,13 @@ from app.history.service import create_import
 from app.kit.nhs_number import check_digit
 from app.migrate import grant_service_role, upgrade
 from app.models import Death, Referral, Review, ReviewPhaseRating, Screening
+from app.reports.care_quality import build_care_quality
+from app.reports.dashboard import build_lfd_dashboard
+from app.reports.filters import ReportFilters
+from app.reports.model import financial_year
+from app.reports.router import report_session
+from app.reports.themes import build_themes
+from app.reports.timeliness import build_timeliness
 
 SPECIALTIES = ["General Medicine", "Respiratory", "Care of the Elderly", "General Surgery"]
 START = datetime(2021, 4, 1, tzinfo=UTC)
@@ -236,6 +243,30 @@ def service_url(owner_url: str, role: str | None) -> str:
     return make_url(owner_url).set(username=role).render_as_string(hide_password=False)
 
 
+async def run_reports(database: Database) -> dict[str, Any]:
+    """The board's reports over each imported financial year, as the API builds them (one
+    snapshot each): that they still work over the imported history, and how long each takes.
+    Seconds per report and year, and the deaths the LfD dashboard counted in each year."""
+    timings: dict[str, Any] = {}
+    builders = {
+        "lfd-dashboard": build_lfd_dashboard,
+        "care-quality": build_care_quality,
+        "timeliness": build_timeliness,
+        "themes": build_themes,
+    }
+    for year in (START.year, START.year + 1, START.year + 2):
+        period = financial_year(year)
+        for name, build in builders.items():
+            started = time.perf_counter()
+            async with report_session(database) as session:
+                report = await build(session, period, ReportFilters(), database.settings)
+            timings[f"{name} {year}"] = round(time.perf_counter() - started, 2)
+            if name == "lfd-dashboard":
+                year_row = report.tables[0].rows[-1]
+                timings[f"deaths in scope {year}"] = year_row.get("deaths")
+    return timings
+
+
 async def bench(
     owner_url: str, size: int, batch_size: int, workers: int, folder: Path, role: str | None
 ) -> dict[str, Any]:
@@ -283,6 +314,7 @@ async def bench(
             model.__tablename__: int(await session.scalar(select(func.count()).select_from(model)))
             for model in (Death, Screening, Referral, Review, ReviewPhaseRating)
         }
+    reports = await run_reports(database)
     out = folder / f"export-{size}.jsonl"
     started = time.perf_counter()
     exported = 0
@@ -308,6 +340,7 @@ async def bench(
         "postgres_cpu_s": round(postgres_cpu, 1),
         "postgres_cpu_us_per_death": round(postgres_cpu / size * 1e6),
         "import_maxrss_mb": round(import_rss),
+        "reports": reports,
         "export_s": round(export_seconds, 1),
         "export_deaths_per_s": round(exported / export_seconds),
         "maxrss_after_export_mb": round(maxrss_mb()),
