@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import AuditEntry, write_audit
 from app.auth.principal import Principal
 from app.config import Settings
-from app.db import Database
+from app.db import Database, Work, doing
 from app.events.service import Change, emit
 from app.history.prepare import Lines, prepare, worker_pool
 from app.history.validation import Checked
@@ -277,7 +277,9 @@ async def run_import(
         )
     # The job sees and writes what its client's organisation may (app.scoping), so a record
     # whose source reference another organisation holds is refused, never merged into it.
-    with scoped(scope), bulk_collection():
+    # An import's statements are long (a batch's COPY and INSERT ... SELECT): the timeouts of
+    # reports, exports and imports (app.db.Work.report), not a request's.
+    with scoped(scope), bulk_collection(), doing(Work.report):
         return await _run_claimed(database, settings, job, size, progress)
 
 
