@@ -18,6 +18,7 @@ from app.deaths.validation import CLOCK_SKEW, check_death
 from app.errors import ValidationFailed, field_error, validation_errors
 from app.history.bundle import OPEN_HISTORIC, HistoricReferral, HistoricStatus, HistoryRecordIn
 from app.history.plan import Planned
+from app.history.plans import PlanRecordIn, is_plan_line, parse_plan, plan_reference
 from app.kit.enums import ReviewStatus, Route
 from app.kit.schemas import PLAIN_TEXT, plain_text
 from app.models import Death
@@ -46,6 +47,8 @@ class Checked:
     key: tuple[str, str] = ("", "")
     planned: Planned | None = None
     raw: bytes = b""
+    # A line holding an action plan instead (app.history.plans): the record, kept whole.
+    plan: PlanRecordIn | None = None
 
 
 def _reference_of(document: Any) -> str | None:
@@ -66,6 +69,13 @@ def parse_record(
     """Validate one decoded record against the bundle's schema and rules (the same text rules
     as live intake: app.kit.text; ``context`` PLAIN_TEXT when the line is known to hold only
     plain text, which those rules leave as it is)."""
+    if is_plan_line(document):
+        checked = Checked(line, plan_reference(document))
+        checked.plan, checked.errors, checked.sha256 = parse_plan(document, moment, context)
+        if checked.plan is not None:
+            plan = checked.plan.action_plan
+            checked.key = (plan.source_system, plan.source_reference)
+        return checked
     checked = Checked(line, _reference_of(document))
     if not isinstance(document, dict):
         checked.errors.append(field_error("", "a record is a JSON object", "type_error"))

@@ -22,6 +22,7 @@ from app.findings.themes import create_theme
 from app.history.bulk import copy_new, copy_tables
 from app.history.organisations import resolve_batch
 from app.history.plan import Planned, plan_record
+from app.history.plan_writer import write_plans
 from app.history.update import apply_correction, removed_references
 from app.history.validation import Checked, parse_line
 from app.kit.sql import insert_for, insert_rows, table_of
@@ -262,6 +263,12 @@ async def write_batch(
             )
         )
         outcome.updated += 1
+    if any(c.plan is not None for c in items):
+        made, changed, same, kinds = await write_plans(session, principal, items, moment)
+        outcome.created += made
+        outcome.updated += changed
+        outcome.unchanged += same
+        outcome.kinds |= kinds
     outcome.refused = [c for c in items if c.errors]
     return outcome
 
