@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.auth.principal import Principal
@@ -48,8 +49,15 @@ from app.history.export import export_records
 from app.history.runner import run_import
 from app.history.service import create_import
 from app.kit.nhs_number import check_digit
-from app.migrate import upgrade
+from app.migrate import grant_service_role, upgrade
 from app.models import Death, Referral, Review, ReviewPhaseRating, Screening
+from app.reports.care_quality import build_care_quality
+from app.reports.dashboard import build_lfd_dashboard
+from app.reports.filters import ReportFilters
+from app.reports.model import financial_year
+from app.reports.router import report_session
+from app.reports.themes import build_themes
+from app.reports.timeliness import build_timeliness
 
 SPECIALTIES = ["General Medicine", "Respiratory", "Care of the Elderly", "General Surgery"]
 START = datetime(2021, 4, 1, tzinfo=UTC)
@@ -180,6 +188,35 @@ def cpu_seconds() -> float:
     return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu(database: str | None) -> dict[int, float]:
+    """CPU seconds (user + system) of each PostgreSQL backend serving ``database`` on this
+    host, from /proc: the database's own work for the import (its COPYs, the policies' checks,
+    the index entries), which the importer's CPU does not include. The server's background
+    processes (WAL writer, checkpointer) are not in it."""
+    found: dict[int, float] = {}
+    if database is None:
+        return found
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if not (cmdline.startswith("postgres:") and f" {database} " in cmdline):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / TICK
+    return found
+
+
+def backend_cpu_since(database: str | None, before: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in backend_cpu(database).items())
+
+
 def maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -196,14 +233,52 @@ async def fresh_schema(url: str) -> None:
     await asyncio.to_thread(upgrade, url)
 
 
-async def bench(url: str, size: int, batch_size: int, workers: int, folder: Path) -> dict[str, Any]:
+def service_url(owner_url: str, role: str | None) -> str:
+    """The URL the import connects with: as a role that owns nothing and cannot bypass
+    row-level security (as a deployment connects: docs/organisations.md), made here by
+    app.migrate.grant_service_role; or the owner's own (``--role owner``)."""
+    if role is None or not owner_url.startswith("postgresql"):
+        return owner_url
+    grant_service_role(owner_url, role)
+    return make_url(owner_url).set(username=role).render_as_string(hide_password=False)
+
+
+async def run_reports(database: Database) -> dict[str, Any]:
+    """The board's reports over each imported financial year, as the API builds them (one
+    snapshot each): that they still work over the imported history, and how long each takes.
+    Seconds per report and year, and the deaths the LfD dashboard counted in each year."""
+    timings: dict[str, Any] = {}
+    builders = {
+        "lfd-dashboard": build_lfd_dashboard,
+        "care-quality": build_care_quality,
+        "timeliness": build_timeliness,
+        "themes": build_themes,
+    }
+    for year in (START.year, START.year + 1, START.year + 2):
+        period = financial_year(year)
+        for name, build in builders.items():
+            started = time.perf_counter()
+            async with report_session(database) as session:
+                report = await build(session, period, ReportFilters(), database.settings)
+            timings[f"{name} {year}"] = round(time.perf_counter() - started, 2)
+            if name == "lfd-dashboard":
+                year_row = report.tables[0].rows[-1]
+                timings[f"deaths in scope {year}"] = year_row.get("deaths")
+    return timings
+
+
+async def bench(
+    owner_url: str, size: int, batch_size: int, workers: int, folder: Path, role: str | None
+) -> dict[str, Any]:
     bundle = folder / f"history-{size}.jsonl"
     started = time.perf_counter()
     size_bytes = write_bundle(bundle, size)
     generated = time.perf_counter() - started
-    await fresh_schema(url)
+    await fresh_schema(owner_url)
+    url = await asyncio.to_thread(service_url, owner_url, role)
     settings = Settings(
         database_url=url,
+        migration_database_url=owner_url,
         history_batch_size=batch_size,
         history_workers=workers,
         history_parallel_from=1,
@@ -212,7 +287,7 @@ async def bench(url: str, size: int, batch_size: int, workers: int, folder: Path
     database = Database(settings)
     async with database.transaction() as session:
         client = (await create_client(session, "bench", [Scope.admin])).client
-        principal = Principal(client.id, client.name, frozenset({"admin"}), False, None, None)
+        principal = Principal.of_client(client)
         job = await create_import(
             session,
             principal,
@@ -223,12 +298,15 @@ async def bench(url: str, size: int, batch_size: int, workers: int, folder: Path
             origin="cli",
             all_or_nothing=False,
         )
+    name = make_url(url).database if url.startswith("postgresql") else None
     load_before = os.getloadavg()
     cpu_before = cpu_seconds()
+    postgres_before = backend_cpu(name)
     started = time.perf_counter()
     done = await run_import(database, job.id)
     imported = time.perf_counter() - started
     import_cpu = cpu_seconds() - cpu_before
+    postgres_cpu = backend_cpu_since(name, postgres_before)
     assert done is not None and done.status == "completed", done and done.error
     import_rss = maxrss_mb()
     async with database.transaction() as session:
@@ -236,6 +314,7 @@ async def bench(url: str, size: int, batch_size: int, workers: int, folder: Path
             model.__tablename__: int(await session.scalar(select(func.count()).select_from(model)))
             for model in (Death, Screening, Referral, Review, ReviewPhaseRating)
         }
+    reports = await run_reports(database)
     out = folder / f"export-{size}.jsonl"
     started = time.perf_counter()
     exported = 0
@@ -248,6 +327,7 @@ async def bench(url: str, size: int, batch_size: int, workers: int, folder: Path
     await database.dispose()
     return {
         "deaths": size,
+        "role": role or "owner",
         "workers": workers,
         "batch_size": batch_size,
         "bundle_mb": round(size_bytes / 1e6, 1),
@@ -256,7 +336,11 @@ async def bench(url: str, size: int, batch_size: int, workers: int, folder: Path
         "import_deaths_per_s": round(size / imported),
         "rows": counts,
         "import_cpu_s": round(import_cpu, 1),
+        "import_cpu_us_per_death": round(import_cpu / size * 1e6),
+        "postgres_cpu_s": round(postgres_cpu, 1),
+        "postgres_cpu_us_per_death": round(postgres_cpu / size * 1e6),
         "import_maxrss_mb": round(import_rss),
+        "reports": reports,
         "export_s": round(export_seconds, 1),
         "export_deaths_per_s": round(exported / export_seconds),
         "maxrss_after_export_mb": round(maxrss_mb()),
@@ -272,13 +356,20 @@ async def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--keep-files", metavar="DIR")
     parser.add_argument(
+        "--role",
+        default="lfd_bench_service",
+        help="PostgreSQL: the service role the import connects as, under row-level security "
+        "(made if missing); `owner` to connect as the URL's own user",
+    )
+    parser.add_argument(
         "--workers", type=int, default=2, help="processes checking and planning (0: none)"
     )
     args = parser.parse_args()
     folder = Path(args.keep_files or tempfile.mkdtemp(prefix="lfd-history-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     for size in (int(s) for s in args.sizes.split(",")):
-        result = await bench(args.database_url, size, args.batch_size, args.workers, folder)
+        role = None if args.role == "owner" else args.role
+        result = await bench(args.database_url, size, args.batch_size, args.workers, folder, role)
         print(orjson.dumps(result).decode(), flush=True)
         if not args.keep_files:
             for file in folder.glob(f"*-{size}.jsonl"):

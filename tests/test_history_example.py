@@ -19,6 +19,7 @@ from tests.conftest import Api
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "history-bundle.jsonl"
+PLAN_EXAMPLE = ROOT / "examples" / "history-action-plan.jsonl"
 DOC = ROOT / "docs" / "history.md"
 
 
@@ -38,6 +39,20 @@ async def test_the_example_bundle_imports_cleanly(api: Api) -> None:
     assert job["refused"] == 0, job["problems"]
     # Created the first time; unchanged when the database already holds them.
     assert job["created"] + job["unchanged"] == 3
+    # The example action plan answers the first record's finding: it goes in after it.
+    plan = await api.post(
+        "/v1/history/imports",
+        content=PLAN_EXAMPLE.read_bytes(),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert plan.status_code == 202, plan.text
+    for _ in range(2000):
+        job = (await api.get(plan.headers["Location"])).json()
+        if job["status"] not in {"queued", "running"}:
+            break
+        await asyncio.sleep(0.01)
+    assert (job["status"], job["refused"]) == ("completed", 0), job["problems"]
+    assert job["created"] + job["unchanged"] == 1
 
 
 def test_the_worked_example_in_the_docs_is_the_example_bundles_first_record() -> None:

@@ -23,6 +23,7 @@ from app.config import Settings
 from app.db import Database
 from app.history.csvset import csv_to_bundle
 from app.history.export import export_records
+from app.history.plan_export import export_plans
 from app.history.runner import RUNNING, run_import
 from app.history.service import create_import, spool_dir
 from app.kit.time import now
@@ -193,7 +194,7 @@ async def export_command(
     organisation: str | None = None,
 ) -> int:
     database = Database(settings)
-    count = 0
+    count = plans = 0
     started = time.monotonic()
     try:
         handle = out.open("wb") if out is not None else sys.stdout.buffer
@@ -226,6 +227,12 @@ async def export_command(
                     if count % 10_000 < len(page.records):
                         rate = count / max(time.monotonic() - started, 1e-6)
                         sys.stderr.write(f"\r{count:,} deaths exported  {rate:,.0f}/s  ")
+                if died_from is None and died_to is None:
+                    # A whole export (of everything, or of one organisation) takes the action
+                    # plans too; a period's holds its deaths only (a plan has no period).
+                    async for line in export_plans(session, organisation_id):
+                        handle.write(orjson.dumps(line, option=OPTIONS) + b"\n")
+                        plans += 1
         finally:
             if out is not None:
                 handle.close()
@@ -233,5 +240,5 @@ async def export_command(
                 handle.flush()
     finally:
         await database.dispose()
-    print(f"\r{count:,} deaths exported.", file=sys.stderr)
+    print(f"\r{count:,} deaths and {plans:,} action plans exported.", file=sys.stderr)
     return 0

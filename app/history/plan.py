@@ -20,6 +20,7 @@ from app.kit.enums import (
     ReviewStatus,
     Route,
 )
+from app.kit.ids import uuid4
 from app.models import Referral
 from app.referrals.rules import RuleConfig, RuleFacts, required_routes
 from app.reviews.schemas import ExternalReview, LederReview, SjrReview
@@ -94,7 +95,7 @@ def todays_rules(record: HistoryRecordIn, death: Row, config: RuleConfig) -> dic
 
 def _id(links: Links, kind: str, reference: str) -> uuid.UUID:
     known = links.get(kind, {}).get(reference)
-    return uuid.UUID(known) if known else uuid.uuid4()
+    return uuid.UUID(known) if known else uuid4()
 
 
 def _external_pending(referrals: list[Row], reviews: list[Row]) -> bool:
@@ -116,11 +117,13 @@ def plan_record(
     client_id: uuid.UUID | None,
     death_id: uuid.UUID | None = None,
     links: Links | None = None,
+    death_fields: Row | None = None,
 ) -> Planned:
     """The record's rows. A corrected record keeps the ids of what it had (``death_id`` and
-    ``links``, the bundle's references to row ids), so that an update is found by them."""
+    ``links``, the bundle's references to row ids), so that an update is found by them.
+    ``death_fields``: the death's values as validation read them, when the caller has them."""
     links = links or {}
-    values = death_values(record.death)
+    values = dict(death_fields) if death_fields is not None else death_values(record.death)
     values.update(derived_fields(values))
     screened_at = record.screening.screened_at
     death: Row = {
@@ -129,7 +132,7 @@ def plan_record(
         # organisation columns (app.history.organisations), which a correction may clear.
         "site_ods_code": record.death.site_ods_code,
         "registered_gp_practice_ods_code": record.death.registered_gp_practice_ods_code,
-        "id": death_id or uuid.uuid4(),
+        "id": death_id or uuid4(),
         "version": 1,
         "created_by_client_id": client_id,
         # The death entered the learning-from-deaths process when it was screened.
@@ -155,7 +158,7 @@ def plan_record(
     for override in record.screening.overrides:
         planned.overrides.append(
             {
-                "id": uuid.uuid4(),
+                "id": uuid4(),
                 "screening_id": screening["id"],
                 "death_id": death["id"],
                 "died_on": death["died_on"],
@@ -288,7 +291,7 @@ def _review_rows(
         # for the writer to resolve (app.history.organisations).
         planned.phases.extend(
             {
-                "id": uuid.uuid4(),
+                "id": uuid4(),
                 "review_id": review_id,
                 "phase": r.phase.value,
                 "rating": r.rating,
@@ -299,7 +302,7 @@ def _review_rows(
         )
         planned.problems.extend(
             {
-                "id": uuid.uuid4(),
+                "id": uuid4(),
                 "review_id": review_id,
                 "problem_type": p.type.value,
                 "phase": p.phase.value,

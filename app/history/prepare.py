@@ -54,7 +54,10 @@ def prepare(
         if checked.record is not None:
             record = checked.record
             checked.key = (record.death.source_system, record.death.source_reference)
-            checked.planned = plan_record(record, settings, config, client)
+            checked.planned = plan_record(
+                record, settings, config, client, death_fields=checked.death
+            )
+            checked.death = {}
             if json_text:
                 _serialise(checked.planned)
             checked.raw = raw

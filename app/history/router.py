@@ -60,7 +60,12 @@ def start(database: Database, import_id: uuid.UUID) -> None:
             "required": True,
             "content": {
                 "application/x-ndjson": {
-                    "schema": {"type": "string", "description": "One HistoryRecord per line."},
+                    "schema": {
+                        "type": "string",
+                        "description": "One HistoryRecord per line (a death and all that "
+                        'happened to it), or an action plan (`{"action_plan": ...}`: '
+                        "docs/history.md).",
+                    },
                     "example": EXAMPLE_LINE,
                 }
             },

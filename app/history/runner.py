@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,11 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import AuditEntry, write_audit
 from app.auth.principal import Principal
 from app.config import Settings
-from app.db import Database
+from app.db import Database, Work, doing
 from app.events.service import Change, emit
 from app.history.prepare import Lines, prepare, worker_pool
 from app.history.validation import Checked
 from app.history.writer import BatchOutcome, RecordedMeanwhile, write_batch
+from app.kit.collector import between_batches, bulk_collection
 from app.kit.time import now
 from app.models import HistoryImport, HistoryImportProblem, OutboxEvent
 from app.organisations.settings import settings_for
@@ -80,24 +82,25 @@ def raw_chunks(handle: IO[bytes], line: int, size: int) -> Iterator[RawChunk]:
 async def chunks(
     handle: IO[bytes], line: int, size: int, job: HistoryImport, settings: Settings
 ) -> AsyncIterator[Chunk]:
-    """The chunks checked and planned, in order: in this process, or, for a large bundle
-    (LFD_HISTORY_PARALLEL_FROM records or more left), in LFD_HISTORY_WORKERS processes, a few
-    chunks ahead of the one being written."""
+    """The chunks checked and planned, in order, while the previous one is written: in a thread
+    of this process, one chunk ahead (the checks and plans run while the database works on
+    the chunk before), or, for a large bundle (LFD_HISTORY_PARALLEL_FROM records or more left),
+    in LFD_HISTORY_WORKERS processes, as many chunks ahead."""
     assert job.client_id is not None
     client, moment = job.client_id, job.created_at
     json_text = database_dialect(settings) == "postgresql"
     left = (job.records_total or 0) - job.records_done
+    ahead = 1
+    pool: Executor
     if settings.history_workers == 0 or left < settings.history_parallel_from:
-        for raw in raw_chunks(handle, line, size):
-            items = prepare(raw.lines, moment, settings, client, json_text)
-            yield Chunk(items, raw.end_offset, raw.end_line)
-        return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lfd-history")
+    else:
+        pool = worker_pool(settings.history_workers)
+        ahead = settings.history_workers
     loop = asyncio.get_running_loop()
-    pool = worker_pool(settings.history_workers)
     try:
         pending: deque[tuple[RawChunk, asyncio.Future[list[Checked]]]] = deque()
-        source = raw_chunks(handle, line, size)
-        for raw in source:
+        for raw in raw_chunks(handle, line, size):
             pending.append(
                 (
                     raw,
@@ -106,7 +109,7 @@ async def chunks(
                     ),
                 )
             )
-            if len(pending) > settings.history_workers:
+            if len(pending) > ahead:
                 done, future = pending.popleft()
                 yield Chunk(await future, done.end_offset, done.end_line)
         while pending:
@@ -281,7 +284,9 @@ async def run_import(
         )
     # The job sees and writes what its client's organisation may (app.scoping), so a record
     # whose source reference another organisation holds is refused, never merged into it.
-    with scoped(scope):
+    # An import's statements are long (a batch's COPY and INSERT ... SELECT): the timeouts of
+    # reports, exports and imports (app.db.Work.report), not a request's.
+    with scoped(scope), bulk_collection(), doing(Work.report):
         return await _run_claimed(database, settings, job, size, progress)
 
 
@@ -351,6 +356,7 @@ async def _run_batches(
                         raise
             if progress is not None:
                 progress(job)
+            between_batches()
             await asyncio.sleep(0)
     async with database.transaction() as session:
         job = await session.get_one(HistoryImport, job.id, with_for_update=True)
@@ -385,6 +391,7 @@ async def _run_atomic(
                     await session.flush()
                     if progress is not None:
                         progress(current)
+                    between_batches()
             if refused:
                 raise ImportRefused
             await _finish(session, current, "completed", now())

@@ -18,7 +18,9 @@ from app.deaths.validation import CLOCK_SKEW, check_death
 from app.errors import ValidationFailed, field_error, validation_errors
 from app.history.bundle import OPEN_HISTORIC, HistoricReferral, HistoricStatus, HistoryRecordIn
 from app.history.plan import Planned
+from app.history.plans import PlanRecordIn, is_plan_line, parse_plan, plan_reference
 from app.kit.enums import ReviewStatus, Route
+from app.kit.schemas import PLAIN_TEXT, plain_text
 from app.models import Death
 from app.reviews.service import _check_instrument
 from app.screenings.service import check_screening
@@ -39,10 +41,14 @@ class Checked:
     record: HistoryRecordIn | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
     sha256: str = ""
+    # The death's field values (app.deaths.service.death_values), checked and then planned.
+    death: dict[str, Any] = field(default_factory=dict)
     # Set by app.history.prepare for a valid record: its death's key, its rows, its line.
     key: tuple[str, str] = ("", "")
     planned: Planned | None = None
     raw: bytes = b""
+    # A line holding an action plan instead (app.history.plans): the record, kept whole.
+    plan: PlanRecordIn | None = None
 
 
 def _reference_of(document: Any) -> str | None:
@@ -51,22 +57,39 @@ def _reference_of(document: Any) -> str | None:
     return reference[:100] if isinstance(reference, str) else None
 
 
-def parse_record(document: Any, line: int, moment: datetime) -> Checked:
+def fingerprint(record: HistoryRecordIn) -> str:
+    """The record's fingerprint: sha256 of the record as validated, so that the same record
+    sent again, as a bundle line or as a CSV set's rows, is found unchanged."""
+    return hashlib.sha256(record.model_dump_json().encode()).hexdigest()
+
+
+def parse_record(
+    document: Any, line: int, moment: datetime, context: dict[str, Any] | None = None
+) -> Checked:
     """Validate one decoded record against the bundle's schema and rules (the same text rules
-    as live intake: app.kit.text)."""
+    as live intake: app.kit.text; ``context`` PLAIN_TEXT when the line is known to hold only
+    plain text, which those rules leave as it is)."""
+    if is_plan_line(document):
+        checked = Checked(line, plan_reference(document))
+        checked.plan, checked.errors, checked.sha256 = parse_plan(document, moment, context)
+        if checked.plan is not None:
+            plan = checked.plan.action_plan
+            checked.key = (plan.source_system, plan.source_reference)
+        return checked
     checked = Checked(line, _reference_of(document))
     if not isinstance(document, dict):
         checked.errors.append(field_error("", "a record is a JSON object", "type_error"))
         return checked
     try:
-        record = HistoryRecordIn.model_validate(document)
+        record = HistoryRecordIn.model_validate(document, context=context)
     except ValidationError as error:
         checked.errors = validation_errors(error.errors(), document)
         return checked
-    checked.errors = check_record(record, moment)
+    checked.death = death_values(record.death)
+    checked.errors = check_record(record, moment, checked.death)
     if not checked.errors:
         checked.record = record
-        checked.sha256 = hashlib.sha256(record.model_dump_json().encode()).hexdigest()
+        checked.sha256 = fingerprint(record)
     return checked
 
 
@@ -75,15 +98,17 @@ def parse_line(raw: bytes, line: int, moment: datetime) -> Checked:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return Checked(line, errors=[field_error("", "the line is not valid JSON", "json_invalid")])
-    return parse_record(document, line, moment)
+    return parse_record(document, line, moment, PLAIN_TEXT if plain_text(raw) else None)
 
 
-def check_record(record: HistoryRecordIn, moment: datetime) -> list[dict[str, Any]]:
+def check_record(
+    record: HistoryRecordIn, moment: datetime, death: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The cross-field rules, with ``moment`` (the import's start) as "now": a death, a
-    screening or a review after its import is refused."""
-    errors = [
-        error.as_dict() for error in check_death(death_values(record.death), moment, "/death")
-    ]
+    screening or a review after its import is refused. ``death``: the death's values, when
+    the caller has them."""
+    values = death if death is not None else death_values(record.death)
+    errors = [error.as_dict() for error in check_death(values, moment, "/death")]
     died_at = record.death.died_at
     try:
         check_screening(record.screening, died_at, "/screening")

@@ -7,15 +7,11 @@ drops a referral) are the record's, with a pointer; the rest of the batch goes i
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
-from operator import itemgetter
 from typing import Any
 
-import orjson
-from sqlalchemy import JSON, Table, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
@@ -23,8 +19,10 @@ from app.config import Settings
 from app.errors import Conflict, field_error
 from app.findings.schemas import ThemeCreate
 from app.findings.themes import create_theme
+from app.history.bulk import copy_new, copy_tables
 from app.history.organisations import resolve_batch
 from app.history.plan import Planned, plan_record
+from app.history.plan_writer import write_plans
 from app.history.update import apply_correction, removed_references
 from app.history.validation import Checked, parse_line
 from app.kit.sql import insert_for, insert_rows, table_of
@@ -232,10 +230,16 @@ async def write_batch(
             continue
         assert found.links is not None
         # Planned again, with the ids the earlier import gave the record's rows.
-        record = parse_line(checked.raw, checked.line, moment).record
-        assert record is not None
+        again = parse_line(checked.raw, checked.line, moment)
+        assert again.record is not None
         planned = plan_record(
-            record, settings, config, principal.client_id, found.death_id, found.links
+            again.record,
+            settings,
+            config,
+            principal.client_id,
+            found.death_id,
+            found.links,
+            again.death,
         )
         checked.errors.extend(removed_references(found.links, planned.links))
         await resolve_batch(session, [(checked, planned)])
@@ -259,6 +263,12 @@ async def write_batch(
             )
         )
         outcome.updated += 1
+    if any(c.plan is not None for c in items):
+        made, changed, same, kinds = await write_plans(session, principal, items, moment)
+        outcome.created += made
+        outcome.updated += changed
+        outcome.unchanged += same
+        outcome.kinds |= kinds
     outcome.refused = [c for c in items if c.errors]
     return outcome
 
@@ -312,12 +322,13 @@ async def _insert_new(
             [_history_row(p, c, import_id, moment) for c, p in plans],
         ),
     ]
-    for kind, model, rows in tables:
+    for kind, _, rows in tables:
         if rows and kind in {"screenings", "referrals", "reviews", "findings"}:
             outcome.kinds.add(kind)
-        if copy:
-            await copy_rows(session, table_of(model), rows)
-            continue
+    if copy:
+        await copy_tables(session, [(table_of(model), rows) for _, model, rows in tables])
+        return plans
+    for _, model, rows in tables:
         for start in range(0, len(rows), 5000):
             await insert_rows(session, model, rows[start : start + 5000])
     return plans
@@ -332,7 +343,7 @@ async def _insert_deaths(session: AsyncSession, rows: list[dict[str, Any]], copy
     """The deaths, ON CONFLICT (source_system, source_reference) DO NOTHING: the ids (as text)
     that went in. A key held by a death the scope hides is found so, never by a query."""
     if copy:
-        return await copy_rows(session, table_of(Death), rows, skip_conflicts=KEY)
+        return await copy_new(session, table_of(Death), rows, KEY)
     statement = insert_for(session, table_of(Death)).on_conflict_do_nothing(
         index_elements=list(KEY)
     )
@@ -343,82 +354,3 @@ async def _insert_deaths(session: AsyncSession, rows: list[dict[str, Any]], copy
         )
         inserted.update(str(value) for value in result.scalars().all())
     return inserted
-
-
-@cache
-def _copy_shape(table: Table) -> tuple[list[str], frozenset[str], Callable[[Any], tuple[Any, ...]]]:
-    columns = [column.key for column in table.columns]
-    json = frozenset(c.key for c in table.columns if isinstance(c.type, JSON))
-    return columns, json, itemgetter(*columns)
-
-
-async def copy_rows(
-    session: AsyncSession,
-    table: Table,
-    rows: list[dict[str, Any]],
-    skip_conflicts: tuple[str, ...] | None = None,
-) -> set[str]:
-    """PostgreSQL's bulk path: the rows by binary COPY through the session's own asyncpg
-    connection (in its transaction). Every column is given; JSON as the text the connection's
-    codec takes (SQLAlchemy's asyncpg dialect sends JSON pre-serialised), serialised here
-    unless the row's planner did it already (app.history.prepare, in a worker process).
-    With ``skip_conflicts`` (a unique key's columns) a row that would break the key is left
-    out, and the ids (as text) of the rows that went in are returned (otherwise none)."""
-    if not rows:
-        return set()
-    columns, json, values = _copy_shape(table)
-    for row in rows:
-        # A nullable column the history rows do not name (one added later, such as the
-        # scrutiny in full's) is NULL, as a Core INSERT would leave it.
-        for name in columns:
-            row.setdefault(name, None)
-        for name in json:
-            value = row[name]
-            if value is not None and not isinstance(value, str):
-                row[name] = orjson.dumps(value).decode()
-    records = list(map(values, rows))
-    connection = await session.connection()
-    raw = (await connection.get_raw_connection()).driver_connection
-    assert raw is not None
-    if skip_conflicts is None and not await _under_row_security(session):
-        await raw.copy_records_to_table(table.name, records=records, columns=columns)
-        return set()
-    # PostgreSQL refuses COPY FROM into a table whose row-level security applies to the role
-    # (the service's own role does: app.scoping). The rows go by COPY into a temporary table
-    # of the same shape, then into the table by one INSERT ... SELECT, which the policies
-    # check row by row (WITH CHECK) like any other insert.
-    stage = f"lfd_stage_{table.name}"
-    names = ", ".join(f'"{name}"' for name in columns)
-    await raw.execute(
-        f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE "{table.name}") ON COMMIT DELETE ROWS'
-    )
-    await raw.copy_records_to_table(stage, records=records, columns=columns)
-    if skip_conflicts is not None:
-        key = ", ".join(f'"{name}"' for name in skip_conflicts)
-        went_in = await raw.fetch(
-            f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{stage}"'  # noqa: S608
-            f" ON CONFLICT ({key}) DO NOTHING RETURNING id"
-        )
-        await raw.execute(f'TRUNCATE "{stage}"')
-        return {str(row["id"]) for row in went_in}
-    await raw.execute(
-        f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{stage}";'  # noqa: S608
-        f' TRUNCATE "{stage}"'
-    )
-    return set()
-
-
-_ROW_SECURITY: dict[str, bool] = {}
-
-
-async def _under_row_security(session: AsyncSession) -> bool:
-    """Whether row-level security applies to the role the session connects as (not a
-    superuser, no BYPASSRLS): asked once per database URL."""
-    key = session.get_bind().engine.url.render_as_string(hide_password=True)
-    known = _ROW_SECURITY.get(key)
-    if known is None:
-        bypass = await session.scalar(
-            text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
-        )
-        known = _ROW_SECURITY[key] = not bypass
-    return known

@@ -23,7 +23,10 @@ T = TypeVar("T")
 
 def _representable(moment: datetime) -> datetime:
     """Python's datetimes stop at years 1 and 9999: a time that UTC or Europe/London cannot
-    express would overflow later, in the service; here it is a 422 on its field."""
+    express would overflow later, in the service; here it is a 422 on its field. A UTC offset
+    is under a day, so only a time in year 1 or 9999 can be out of range."""
+    if 1 < moment.year < 9999:
+        return moment
     try:
         moment.astimezone(UTC)
         moment.astimezone(LONDON)
@@ -46,6 +49,20 @@ def _cleaned(value: object, name: bool) -> object:
     return value
 
 
+PLAIN_TEXT: dict[str, bool] = {"plain_text": True}
+"""Validation context for a document known to hold only printable ASCII text (``plain_text``):
+there the text rules cannot refuse, strip or change anything, so they are not run."""
+
+
+def plain_text(raw: bytes) -> bool:
+    """Whether every string in this JSON document is printable ASCII, from its bytes: none is
+    0x7f or above (DEL, and every byte of a non-ASCII character) and there is no backslash (a
+    control character, a line break or any non-ASCII character can only be written escaped;
+    JSON forbids them raw). Such text is already what ``clean_text`` keeps: NFC, with no
+    control, bidirectional or zero-width character."""
+    return raw.isascii() and b"\\" not in raw and b"\x7f" not in raw
+
+
 class RequestModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -53,7 +70,10 @@ class RequestModel(BaseModel):
     @classmethod
     def _clean_text(cls, value: object, info: ValidationInfo) -> object:
         # Every string sent: NUL and other controls, bidi overrides refused at their field;
-        # zero-width characters stripped; NFC (app.kit.text).
+        # zero-width characters stripped; NFC (app.kit.text). Skipped for a document
+        # known to be plain text (PLAIN_TEXT: a bulk import's line checked by plain_text).
+        if info.context is PLAIN_TEXT:
+            return value
         return _cleaned(value, is_name(info.field_name))
 
 

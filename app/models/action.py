@@ -45,6 +45,13 @@ class ActionPlan(IdMixin, TimestampMixin, Base):
     layout: Mapped[str | None] = mapped_column(String(20))
     created_by_client_id: Mapped[uuid.UUID | None]
     version: Mapped[int] = mapped_column(default=1)
+    # A plan that came in as history (a bundle's action plan record, app.history.plans): the
+    # bundle's key for it, unique across the deployment like a death's, and its fingerprint.
+    source_system: Mapped[str | None] = mapped_column(String(100))
+    source_reference: Mapped[str | None] = mapped_column(String(100))
+    history_sha256: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (UniqueConstraint("source_system", "source_reference"),)
 
 
 class ActionPlanSection(IdMixin, Base):
@@ -56,6 +63,7 @@ class ActionPlanSection(IdMixin, Base):
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("action_plans.id"))
     position: Mapped[int]
     title: Mapped[str] = mapped_column(String(500))
+    source_key: Mapped[str | None] = mapped_column(String(100))  # its key in a history bundle
 
 
 action_findings = Table(
@@ -123,6 +131,7 @@ class Action(IdMixin, TimestampMixin, Base):
     overdue_notified_at: Mapped[datetime | None]
     created_by_client_id: Mapped[uuid.UUID | None]
     version: Mapped[int] = mapped_column(default=1)
+    source_key: Mapped[str | None] = mapped_column(String(100))  # its key in a history bundle
 
 
 class ActionUpdate(IdMixin, Base):
