@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.kit.listen import Listener
 from app.scoping import SET_SCOPE_SQL, current_scope, install, scope_settings
 
 
@@ -148,6 +149,17 @@ class Database:
         self.sessionmaker = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=self.session_class
         )
+        # PostgreSQL: a LISTEN connection of its own, for the caches every process must drop
+        # at once (app.auth.cache); started by the first request that needs it.
+        self.listener: Listener | None = None
+        if self.dialect == "postgresql":
+            self.listener = Listener(self._listen_connection)
+
+    async def _listen_connection(self) -> Any:
+        import asyncpg  # type: ignore[import-untyped]
+
+        url = self.engine.url.set(drivername="postgresql")
+        return await asyncpg.connect(url.render_as_string(hide_password=False))
 
     @property
     def dialect(self) -> str:
@@ -236,10 +248,14 @@ class Database:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self.listener is not None:
+            await self.listener.close()
         await self.engine.dispose()
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
+    # async: FastAPI runs a plain function dependency in a worker thread (a thread hop per
+    # request for a dictionary lookup).
     database: Database = request.app.state.database
     return database
 

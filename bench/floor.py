@@ -94,7 +94,10 @@ floor = Floor()
 
 def _json(conn: asyncpg.Connection) -> Any:
     return conn.set_type_codec(
-        "jsonb", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
+        "jsonb",
+        encoder=lambda v: orjson.dumps(v).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
     )
 
 
@@ -102,9 +105,7 @@ def _json(conn: asyncpg.Connection) -> Any:
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     floor.pool = await asyncpg.create_pool(DSN, min_size=POOL_SIZE, max_size=POOL_SIZE, init=_json)
     async with floor.pool.acquire() as conn:
-        floor.organisation_id = await conn.fetchval(
-            "SELECT id FROM organisations WHERE is_default"
-        )
+        floor.organisation_id = await conn.fetchval("SELECT id FROM organisations WHERE is_default")
         rows = await conn.fetch(
             "SELECT table_name FROM information_schema.columns WHERE column_name ="
             " 'organisation_id' AND table_schema = 'public'"
@@ -118,7 +119,9 @@ app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
 
 
 def _reply(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body, default=str), status_code=status, media_type="application/json")
+    return Response(
+        orjson.dumps(body, default=str), status_code=status, media_type="application/json"
+    )
 
 
 def _moment(text: str) -> datetime:
@@ -200,7 +203,10 @@ async def screening(request: Request) -> Response:
         referral_rows.append(row)
     if floor.child_organisation.get("referrals"):
         referral_columns = [*referral_columns, "organisation_id"]
-    changes = [("death.created", "death", death_id), ("screening.recorded", "screening", screening_id)]
+    changes = [
+        ("death.created", "death", death_id),
+        ("screening.recorded", "screening", screening_id),
+    ]
     changes += [("referral.created", "referral", rid) for rid in referral_ids]
     event_columns = [
         "id", "type", "resource_type", "resource_id", "death_id", "organisation_id", "changed",
@@ -208,7 +214,8 @@ async def screening(request: Request) -> Response:
     ]  # fmt: skip
     event_values: list[Any] = []
     for kind, resource, rid in changes:
-        event_values += [uuid.uuid4(), kind, resource, rid, death_id, floor.organisation_id, [], now]
+        event_values += [uuid.uuid4(), kind, resource, rid, death_id, floor.organisation_id]
+        event_values += [[], now]
     audit_columns = [
         "id", "occurred_at", "action", "resource_type", "resource_id", "death_id", "outcome",
         "organisation_id", "row_hash",
@@ -248,7 +255,8 @@ async def queue_page(route: str = "sjr", limit: int = 50) -> Response:
     async with floor.pool.acquire() as conn:
         rows = await conn.fetch(QUEUE_PAGE, route, datetime.now(UTC), limit + 1)
     items = [dict(row) for row in rows[:limit]]
-    return _reply({"items": items, "next_cursor": str(rows[-1]["id"]) if len(rows) > limit else None})
+    more = str(rows[-1]["id"]) if len(rows) > limit else None
+    return _reply({"items": items, "next_cursor": more})
 
 
 @app.post("/v1/referrals/claim")

@@ -61,7 +61,6 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
@@ -282,7 +281,8 @@ function done(summary, latency, requests)
     latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
   out:write(string.format('"errors":%d,', summary.errors.connect + summary.errors.read
     + summary.errors.write + summary.errors.timeout))
-  out:write('"statuses":"' .. table.concat(st, " ") .. '","claimed":"' .. table.concat(all, " ") .. '"}')
+  out:write('"statuses":"' .. table.concat(st, " ") .. '",')
+  out:write('"claimed":"' .. table.concat(all, " ") .. '"}')
   out:close()
 end
 """
@@ -305,17 +305,15 @@ end
 
 
 def wrk_script(op: str, key: str, case_file: Path) -> str:
-    lua = [f'CLAIM = {"true" if op == "claim" else "false"}', WRK_COMMON, WRK_PER_THREAD]
+    lua = [f"CLAIM = {'true' if op == 'claim' else 'false'}", WRK_COMMON, WRK_PER_THREAD]
     auth = f'["Authorization"] = "Bearer {key}"'
     if op == "queue":
-        lua.append(
-            f'request = function() return wrk.format("GET", "{QUEUE_PATH}", {{{auth}}}) end'
-        )
+        lua.append(f'request = function() return wrk.format("GET", "{QUEUE_PATH}", {{{auth}}}) end')
     elif op == "claim":
         lua.append(
-            "request = function() return wrk.format(\"POST\", \"/v1/referrals/claim\", "
+            'request = function() return wrk.format("POST", "/v1/referrals/claim", '
             f'{{{auth}, ["Content-Type"] = "application/json"}}, '
-            "'{\"route\":\"sjr\",\"count\":1}') end"
+            '\'{"route":"sjr","count":1}\') end'
         )
     elif op == "case":
         lua.append(
@@ -394,9 +392,7 @@ async def prepare(args: argparse.Namespace, workdir: Path) -> Setup:
     service_url = _dsn(args.database, ROLE).replace("postgresql://", "postgresql+asyncpg://")
     admin = await asyncpg.connect(_dsn("postgres", owner))
     try:
-        exists = await admin.fetchval(
-            "SELECT 1 FROM pg_database WHERE datname = $1", args.database
-        )
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", args.database)
         fresh = not (exists and args.reuse)
         if fresh:
             await admin.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
@@ -473,7 +469,9 @@ def start_apps(args: argparse.Namespace, setup: Setup, workdir: Path) -> list[Ap
     service_env = {
         **os.environ,
         "LFD_DATABASE_URL": setup.service_url,
-        "LFD_MIGRATION_DATABASE_URL": setup.owner_dsn.replace("postgresql://", "postgresql+asyncpg://"),
+        "LFD_MIGRATION_DATABASE_URL": setup.owner_dsn.replace(
+            "postgresql://", "postgresql+asyncpg://"
+        ),
         "LFD_LOG_LEVEL": "INFO",
         "LFD_RUN_WORKER_IN_SERVE": "false",
         "LFD_RATE_LIMIT_PER_SECOND": "1000000",
@@ -483,14 +481,14 @@ def start_apps(args: argparse.Namespace, setup: Setup, workdir: Path) -> list[Ap
     service = subprocess.Popen(
         [str(VENV_BIN / "lfd"), "serve", "--no-migrate", "--workers", "1",
          "--port", str(args.service_port)],
-        cwd=ROOT, env=service_env, stdout=open(workdir / "service.log", "wb"),
+        cwd=ROOT, env=service_env, stdout=(workdir / "service.log").open("wb"),
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     floor = subprocess.Popen(
         [str(VENV_BIN / "uvicorn"), "bench.floor:app", "--workers", "1", "--no-access-log",
          "--log-level", "warning", "--port", str(args.floor_port)],
         cwd=ROOT, env={**os.environ, "FLOOR_DATABASE_URL": setup.owner_dsn},
-        stdout=open(workdir / "floor.log", "wb"), stderr=subprocess.STDOUT,
+        stdout=(workdir / "floor.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     owner = os.environ.get("PGUSER", "postgres")
     return [
@@ -547,9 +545,7 @@ async def measure(
     if args.loader == "wrk":
         load = await wrk_load(app.port, op, setup.key, seconds, args.connections, workdir)
     else:
-        load = await python_load(
-            app.port, op, setup.key, seconds, args.connections, setup.case_ids
-        )
+        load = await python_load(app.port, op, setup.key, seconds, args.connections, setup.case_ids)
     app_cpu, pg_cpu = meter.stop()
     ok = sum(n for status, n in load.statuses.items() if status.startswith("2"))
     per = 1000 / max(load.requests, 1)
@@ -596,7 +592,7 @@ def report(results: list[Round]) -> str:
             for name in ("floor", "service")
         }
 
-        def m(name: str, attr: str) -> float:
+        def m(name: str, attr: str, of: dict[str, list[Round]] = of) -> float:
             return median([getattr(r, attr) for r in of[name]])
 
         ratio = m("service", "rate") / m("floor", "rate") if m("floor", "rate") else float("nan")
@@ -667,7 +663,8 @@ async def main_async(args: argparse.Namespace) -> int:
     )
     print(report(results))
     if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=1))
+        text = json.dumps([asdict(r) for r in results], indent=1)
+        await asyncio.to_thread(Path(args.json).write_text, text)
     return 0
 
 
