@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from app.auth import cache as cache_module
@@ -162,7 +163,8 @@ KEY = "lfd_abcdefabcdef_secret"
 
 
 def _cache(listener: FakeListener, clock: Clock, seconds: float = 10) -> AuthCache:
-    return AuthCache(SimpleNamespace(listener=listener), seconds, clock)  # type: ignore[arg-type]
+    database = SimpleNamespace(listener=listener, session_class=type("S", (Session,), {}))
+    return AuthCache(database, seconds, clock)  # type: ignore[arg-type]
 
 
 async def test_an_entry_lives_no_longer_than_the_maximum_age(lookups: list[str]) -> None:

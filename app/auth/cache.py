@@ -33,22 +33,25 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from fastapi import Request
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import case, event, func, or_, select
+from sqlalchemy.orm import Session
 
 from app.auth.oauth.bearer import Resolved, resolve_credential
 from app.auth.oauth.tokens import looks_like_jwt
 from app.db import Database
 from app.kit.cursor import cursor_key
 from app.kit.etag import derive_etag_key
-from app.models import CaseShare
+from app.models import ApiClient, CaseShare, Organisation
 from app.models.base import utcnow
 from app.scoping import SYSTEM, UNSCOPED, DataScope, reach_of
 
 CREDENTIALS_CHANNEL = "lfd_credentials"
 SCOPES_CHANNEL = "lfd_scopes"
 MAX_ENTRIES = 10_000
+_CHANGED = "lfd_cache_changed"  # Session.info: what a transaction changed that is cached
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,34 @@ class AuthCache:
         if self.listener is not None and self.enabled:
             self.listener.subscribe(CREDENTIALS_CHANNEL, self._client_changed, self.clear)
             self.listener.subscribe(SCOPES_CHANNEL, self._scopes_changed, self.clear)
+            self._watch_own_writes(database.session_class)
+
+    def _watch_own_writes(self, session_class: type[Session]) -> None:
+        """What this process itself commits is dropped as it commits, before the NOTIFY comes
+        back: the client that revoked a key or shared a death sees the change in its very next
+        request (other processes within milliseconds, when their notification arrives)."""
+
+        def flushed(session: Session, _context: Any) -> None:
+            changed = session.info.setdefault(_CHANGED, set())
+            for row in (*session.new, *session.dirty, *session.deleted):
+                if isinstance(row, ApiClient):
+                    changed.add(row.id)
+                elif isinstance(row, Organisation | CaseShare):
+                    changed.add(SCOPES_CHANNEL)
+
+        def committed(session: Session) -> None:
+            for changed in session.info.pop(_CHANGED, ()):
+                if changed == SCOPES_CHANNEL:
+                    self._scopes_changed("")
+                else:
+                    self._client_changed(str(changed))
+
+        def rolled_back(session: Session) -> None:
+            session.info.pop(_CHANGED, None)
+
+        event.listen(session_class, "after_flush", flushed)
+        event.listen(session_class, "after_commit", committed)
+        event.listen(session_class, "after_rollback", rolled_back)
 
     # -- invalidation -------------------------------------------------------------------------
 
