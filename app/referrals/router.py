@@ -30,6 +30,7 @@ from app.privacy.writes import Written, written
 from app.referrals import pseudonymised, queue, workflow
 from app.referrals.pseudonymised import ReferralPseudonymised, TransitionPseudonymised
 from app.referrals.queue import ReferralFilters
+from app.referrals.rows import json_response
 from app.referrals.schemas import (
     AssignRequest,
     CancelRequest,
@@ -100,7 +101,7 @@ async def list_referrals(
     due_before: Annotated[date | None, Query(description="Due before this UK local date.")] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
-) -> Page[ReferralOut | ReferralPseudonymised]:
+) -> Page[ReferralOut | ReferralPseudonymised] | Response:
     """The referral queues, in queue order: priority (1 first), then due date, then creation.
     A pseudonymised client gets them without status reasons or external references.
 
@@ -110,13 +111,16 @@ async def list_referrals(
         route, status, specialty, site, death_id, overdue, due_before, stage, assigned_to
     )
     async with database.transaction() as session:
-        referrals, next_cursor = await queue.list_referrals(
-            session, principal, filters, cursor, limit
-        )
-        items = [_out(referral, principal) for referral in referrals]
+        items, next_cursor = await queue.list_referrals(session, principal, filters, cursor, limit)
+    if not principal.pseudonymised:
+        # The rows straight to JSON (app.referrals.rows), no model per referral.
+        return json_response({"items": items, "next_cursor": next_cursor})
     view = await views.view_for(database, principal)
     return Page[ReferralOut | ReferralPseudonymised](
-        items=view.show_all(items, pseudonymised.referral), next_cursor=next_cursor
+        items=view.show_all(
+            [ReferralOut.model_validate(item) for item in items], pseudonymised.referral
+        ),
+        next_cursor=next_cursor,
     )
 
 
