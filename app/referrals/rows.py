@@ -50,10 +50,17 @@ def referral_json(row: Mapping[str, Any], viewer: uuid.UUID, now: datetime) -> d
     return {name: out[name] for name in FIELDS}
 
 
+def _default(value: Any) -> str:
+    # asyncpg's UUIDs are a subclass of uuid.UUID, which orjson writes only exactly.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
 def json_response(body: Any, status_code: int = 200) -> Response:
     """A JSON response made by orjson (UTC times with a Z, as Pydantic writes them)."""
     return Response(
-        orjson.dumps(body, option=orjson.OPT_UTC_Z),
+        orjson.dumps(body, default=_default, option=orjson.OPT_UTC_Z),
         status_code=status_code,
         media_type="application/json",
     )
