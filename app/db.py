@@ -191,7 +191,9 @@ class Database:
         # at once (app.auth.cache); started by the first request that needs it.
         self.listener: Listener | None = None
         if self.dialect == "postgresql":
-            self.listener = Listener(self._listen_connection)
+            self.listener = Listener(
+                self._listen_connection, self.engine.url.render_as_string(hide_password=True)
+            )
 
     async def _listen_connection(self) -> Any:
         url = self.engine.url.set(drivername="postgresql")

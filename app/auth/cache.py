@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from app.auth.oauth.bearer import Resolved, resolve_credential
 from app.auth.oauth.tokens import looks_like_jwt
 from app.db import Database
+from app.kit import listen
 from app.kit.cursor import cursor_key
 from app.kit.etag import derive_etag_key
 from app.models import ApiClient, CaseShare, Organisation
@@ -122,6 +123,8 @@ class AuthCache:
             for changed in session.info.pop(_CHANGED, ()):
                 if changed == SCOPES_CHANNEL:
                     self._scopes_changed("")
+                    if self.listener is not None:  # and the process-wide ones (organisations)
+                        listen.changed_here(SCOPES_CHANNEL, self.listener.key)
                 else:
                     self._client_changed(str(changed))
 

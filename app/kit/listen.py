@@ -31,6 +31,37 @@ logger = logging.getLogger("app.listen")
 
 RECONNECT_SECONDS = 1.0
 
+# Process-wide: caches that are not one app's (keyed by database) watch a channel here, and
+# may serve only while a listener of their database is live in this process.
+_watchers: dict[str, list[Callable[[str], None]]] = {}
+_live: dict[str, int] = {}
+_epoch = [0]
+
+
+def watch(channel: str, on_change: Callable[[str], None]) -> None:
+    """Call ``on_change`` (with the database's key) on every notification on ``channel`` and
+    on every loss of a listener, in this process. Register at import time: a listener LISTENs
+    on the channels known when it connects."""
+    _watchers.setdefault(channel, []).append(on_change)
+
+
+def changed_here(channel: str, key: str) -> None:
+    """What this process itself committed: its own watchers hear of it at once, before the
+    NOTIFY comes back (read-your-writes for the client that made the change)."""
+    _epoch[0] += 1
+    for on_change in _watchers.get(channel, []):
+        on_change(key)
+
+
+def is_live(key: str) -> bool:
+    """Whether a listener of the database ``key`` (its URL, password hidden) is live here."""
+    return _live.get(key, 0) > 0
+
+
+def epoch() -> int:
+    """Moves on every notification and every loss, in any listener of this process."""
+    return _epoch[0]
+
 
 @dataclass
 class _Subscriber:
@@ -44,6 +75,7 @@ class Listener:
     Database's DSN); nothing happens until ``ensure()`` is first awaited."""
 
     connect: Callable[[], Any]
+    key: str = ""  # the database's URL, password hidden (for the process-wide watchers)
     channels: dict[str, list[_Subscriber]] = field(default_factory=dict)
     live: bool = False
     epoch: int = 0
@@ -77,12 +109,26 @@ class Listener:
 
     def _notified(self, _connection: Any, _pid: int, channel: str, payload: str) -> None:
         self.epoch += 1
+        _epoch[0] += 1
         for subscriber in self.channels.get(channel, []):
             subscriber.on_notify(payload)
+        for on_change in _watchers.get(channel, []):
+            on_change(self.key)
+
+    def _set_live(self) -> None:
+        self.live = True
+        _live[self.key] = _live.get(self.key, 0) + 1
+        self._became_live.set()
 
     def _lost(self, *_: Any) -> None:
         was = self.live
         self.live = False
+        _epoch[0] += 1
+        if was:
+            _live[self.key] = _live.get(self.key, 1) - 1
+        for watchers in _watchers.values():
+            for on_change in watchers:
+                on_change(self.key)
         self._became_live.clear()
         self._down.set()
         self.epoch += 1
@@ -98,13 +144,12 @@ class Listener:
                 connection = await self.connect()
                 self._connection = connection
                 connection.add_termination_listener(self._lost)
-                for channel in self.channels:
+                for channel in {*self.channels, *_watchers}:
                     await connection.add_listener(channel, self._notified)
                 # Whatever changed before this point was never seen: start from empty caches.
                 self._lost()
                 self._down.clear()
-                self.live = True
-                self._became_live.set()
+                self._set_live()
                 await self._down.wait()  # until the connection is lost (or closed)
             except asyncio.CancelledError:
                 raise
