@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from app.models import Referral
-from app.referrals.rows import COLUMNS, json_response, referral_json
+from app.referrals.rows import COLUMNS, json_response, of_referral, referral_json
 from app.referrals.schemas import referral_out
 
 VIEWER = uuid.uuid4()
@@ -66,7 +66,8 @@ def test_the_rows_json_is_referral_outs() -> None:
     now = datetime.now(UTC)
     names = [column.key for column in COLUMNS]
     for referral in _referrals():
-        row = {name: getattr(referral, name) for name in names}
+        row = of_referral(referral)
+        assert list(row) == names
         fast = json_response(referral_json(row, VIEWER, now)).body
         assert fast == referral_out(referral, VIEWER).model_dump_json().encode()
         assert orjson.loads(fast)["lease_id"] is None or referral.leased_by == VIEWER

@@ -25,12 +25,13 @@ from app.kit.enums import ReferralStatus, Route
 from app.kit.etag import NOT_MODIFIED, Conditional
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
+from app.kit.time import now
 from app.privacy import views
 from app.privacy.writes import Written, written
 from app.referrals import pseudonymised, queue, workflow
 from app.referrals.pseudonymised import ReferralPseudonymised, TransitionPseudonymised
 from app.referrals.queue import ReferralFilters
-from app.referrals.rows import json_response
+from app.referrals.rows import json_response, of_referral, referrals_json
 from app.referrals.schemas import (
     AssignRequest,
     CancelRequest,
@@ -142,7 +143,7 @@ async def overdue_referrals(principal: ReferralsReader, database: DatabaseDep) -
 )
 async def claim_referrals(
     body: ClaimRequest, principal: ReferralsClaimer, database: DatabaseDep
-) -> ClaimResult:
+) -> Response:
     """Lease the next referrals of a route to the caller, in queue order.
 
     Each comes back with its `lease_id` and `lease_expires_at`; present the lease to `renew`,
@@ -166,7 +167,9 @@ async def claim_referrals(
             stage=body.stage,
             reviewer=workflow.reviewer_of(principal, body.reviewer),
         )
-        return ClaimResult(items=[_out(referral, principal) for referral in referrals])
+        # ClaimResult's document, straight from the rows (app.referrals.rows).
+        items = referrals_json([of_referral(r) for r in referrals], principal.client_id, now())
+    return json_response({"items": items})
 
 
 @router.get(

@@ -27,6 +27,7 @@ FIELDS = tuple(ReferralOut.model_fields)
 _STORED = tuple(name for name in FIELDS if name != "overdue")
 # The columns to read: every stored field, and who holds the lease.
 COLUMNS: tuple[Any, ...] = (*(getattr(Referral, name) for name in _STORED), Referral.leased_by)
+_NAMES = (*_STORED, "leased_by")
 _LEASE = ("lease_id", "leased_to", "claimed_at", "lease_expires_at")
 _OPEN = frozenset(status.value for status in OPEN_REFERRAL_STATUSES)
 
@@ -64,6 +65,11 @@ def json_response(body: Any, status_code: int = 200) -> Response:
         status_code=status_code,
         media_type="application/json",
     )
+
+
+def of_referral(referral: Referral) -> dict[str, Any]:
+    """A loaded Referral as a row of COLUMNS (for referral_json)."""
+    return {name: getattr(referral, name) for name in _NAMES}
 
 
 def referrals_json(
