@@ -156,6 +156,10 @@ class Settings(BaseSettings):
     auth_failure_burst: int = Field(default=20, ge=1)
     auth_failure_refill_per_minute: float = Field(default=10.0, gt=0)
     auth_negative_cache_seconds: int = Field(default=300, ge=0)
+    # API keys found valid, and organisations' reach, kept in each worker's memory for at most
+    # this long (app.auth.cache): dropped at once, in every worker, when the database NOTIFYs
+    # a change (migration 0026); 0 looks both up on every request. PostgreSQL only.
+    auth_cache_seconds: float = Field(default=10.0, ge=0, le=300)
     auth_negative_cache_size: int = Field(default=10_000, ge=0)
     rate_limit_max_tracked: int = Field(default=100_000, ge=100)
 

@@ -14,6 +14,7 @@ from app.actions.io_router import router as action_spreadsheets_router
 from app.actions.router import router as actions_router
 from app.audit.refusals import install_refusal_audit
 from app.audit.router import router as audit_router
+from app.auth.cache import AuthCache
 from app.auth.oauth.errors import install_oauth_error_handler
 from app.auth.oauth.router import router as oauth_router
 from app.cases.router import router as cases_router
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Per worker process (app.ratelimit): the bound across the service is times the workers.
     app.state.rate_limiter = RateLimiter(settings)
     app.state.auth_throttle = AuthThrottle(settings)
+    app.state.auth_cache = AuthCache(app.state.database, settings.auth_cache_seconds)
     app.state.webhook_worker = None
     render_problem = install_error_handlers(app, {"/fhir/": operation_outcome_response})
     install_refusal_audit(app)

@@ -2,9 +2,19 @@
 -- Usage (bench/run.sh does all of this): LFD_BENCH_KEY=<api key> wrk -t2 -c32 -d30s --latency \
 --   -s bench/screenings.lua http://127.0.0.1:8000
 local key = os.getenv("LFD_BENCH_KEY") or error("set LFD_BENCH_KEY")
-local nhs = {"9992914173","9997763173","9990669074","9990080631","9996083772","9998353378",
-             "9994068121","9994158686","9993449784","9996907368","9996258513","9997812867",
-             "9995707047","9999996221","9998303885","9997489063","9998288363","9990759839"}
+-- A new patient each time: a random NHS number in the reserved 999 range with a valid
+-- Modulus 11 check digit (a repeated number would flag every death as a possible duplicate of
+-- all the others before it, and the benchmark would measure that instead).
+local function nhs_number()
+  while true do
+    local digits = "999" .. string.format("%06d", math.random(0, 999999))
+    local sum = 0
+    for i = 1, 9 do sum = sum + tonumber(digits:sub(i, i)) * (11 - i) end
+    local check = 11 - (sum % 11)
+    if check == 11 then check = 0 end
+    if check ~= 10 then return digits .. check end
+  end
+end
 local specialties = {"General Medicine","Care of the Elderly","Cardiology","Respiratory",
                      "General Surgery","Oncology","Stroke","Critical Care"}
 local counter = 0
@@ -38,7 +48,7 @@ request = function()
 "screening":{"examiner":{"name":"Dr Bench","gmc_number":"1234567"},"screened_at":"%s",
 "records_reviewed":true,"qap_discussed":true,"bereaved_contacted":true,
 "coroner_notified":false,"death_expected":%s}}]],
-    ref, nhs[(counter % #nhs) + 1], died, specialties[(counter % #specialties) + 1],
+    ref, nhs_number(), died, specialties[(counter % #specialties) + 1],
     specialties[(counter % #specialties) + 1], admitted, ld, screened, expected)
   return wrk.format("POST", "/v1/screenings", {
     ["Content-Type"] = "application/json",

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
+from app.auth.cache import AuthCache
 from app.auth.keys import split_key
-from app.auth.oauth.bearer import resolve_credential
 from app.auth.oauth.state import oauth_state
 from app.auth.oauth.tokens import looks_like_jwt
 from app.auth.oauth.users import resolve_on_behalf_of
@@ -17,12 +17,11 @@ from app.auth.principal import Principal
 from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
 from app.db import DatabaseDep
 from app.errors import Forbidden, Unauthorized
-from app.kit.cursor import cursor_key
-from app.kit.etag import derive_etag_key, use_etag_key
+from app.kit.etag import use_etag_key
 from app.kit.json_body import refuse_duplicate_keys
 from app.kit.query import refuse_unknown_query_parameters
 from app.ratelimit import AuthThrottle, RateLimiter
-from app.scoping import reach_of, use_scope
+from app.scoping import use_scope
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -72,19 +71,21 @@ async def authenticate(
     prefix = "access-token" if token else split_key(credential)
     if prefix is None or throttle.known_bad(credential):
         raise Unauthorized("The API key is not valid or has been revoked.", headers=challenge)
+    # The client and its organisation's reach come from this process's memory while the
+    # database has not said they changed (app.auth.cache: LISTEN/NOTIFY, a short maximum age).
+    cache: AuthCache = request.app.state.auth_cache
     try:
-        resolved = await resolve_credential(request, database, credential)
+        resolved = await cache.credential(request, credential)
     except Unauthorized:
         throttle.failed(address, prefix, credential)
         raise
     client = resolved.client
-    async with database.autocommit() as session:
-        # The ETags this request makes are keyed by the deployment (app.kit.etag), with a key
-        # derived from its cursor key (read once per process).
-        use_etag_key(derive_etag_key(await cursor_key(session)))
-        # Whose data the rest of the request may see (app.scoping): every query from here on
-        # is confined to it, and on PostgreSQL so is every row by row-level security.
-        use_scope(await reach_of(session, client.organisation_id, members=client.pseudonymised))
+    # The ETags this request makes are keyed by the deployment (app.kit.etag), with a key
+    # derived from its cursor key (read once per process).
+    use_etag_key(await cache.etag_key())
+    # Whose data the rest of the request may see (app.scoping): every query from here on is
+    # confined to it, and on PostgreSQL so is every row by row-level security.
+    use_scope(await cache.reach(client.organisation_id, members=client.pseudonymised))
     user = await resolve_on_behalf_of(oauth_state(request), client, on_behalf_of, user_assertion)
     principal = Principal(
         client_id=client.id,

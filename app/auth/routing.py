@@ -57,7 +57,7 @@ async def check_caller(request: Request, scopes: list[str]) -> None:
     await authenticate(
         SecurityScopes(scopes),
         request,
-        get_database(request),
+        await get_database(request),
         await bearer_scheme(request),
         request.headers.get("x-on-behalf-of"),
     )

@@ -169,7 +169,7 @@ class ConditionalRead:
         return body
 
 
-def conditional_read(
+async def conditional_read(  # async: a plain function would run in a worker thread
     response: Response,
     if_none_match: Annotated[
         str | None,

@@ -257,6 +257,29 @@ async def read_notification(
     return await _replayed(session, principal, notification)
 
 
+async def known_before(
+    session: AsyncSession, system: str, reference: str, nhs_number: str | None
+) -> bool:
+    """Whether a screening's death may have been notified or seen before: a notification
+    under its key, or any death of its NHS number. One statement; when it is false (a new
+    patient, the usual case) the intake skips ``notified_death`` and the duplicate check, two
+    statements (issue 19). A true answer only sends the intake the long way."""
+    notification = (
+        select(DeathNotification.id)
+        .where(
+            DeathNotification.source_system == system,
+            DeathNotification.source_reference == reference,
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    columns: list[Any] = [notification.is_not(None)]
+    if nhs_number is not None:
+        columns.append(select(Death.id).where(Death.nhs_number == nhs_number).exists())
+    found = (await session.execute(select(*columns))).one()
+    return any(found)
+
+
 async def notified_death(
     session: AsyncSession,
     principal: Principal,

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.kit.ods import is_ods_code
 from app.kit.schemas import ResponseModel
 from app.models import Organisation
+from app.organisations.cache import CachedOrganisation, organisations
 
 LOAD_HINT = "load the registry (`lfd organisations load`) or add the organisation first"
 # Where care is given: an NHS trust (R + 2) or one of its sites (R + 4), a care trust (T + 2),
@@ -98,7 +99,7 @@ async def resolve_organisations(
     return resolved
 
 
-def ref_of(organisation: Organisation) -> OrganisationRef:
+def ref_of(organisation: Organisation | CachedOrganisation) -> OrganisationRef:
     return OrganisationRef(
         id=organisation.id,
         ods_code=organisation.ods_code,
@@ -111,11 +112,8 @@ async def organisation_refs(
     session: AsyncSession, ids: Iterable[uuid.UUID | None]
 ) -> dict[uuid.UUID, OrganisationRef]:
     """The short view of each organisation by id, in one query (none without ids)."""
-    wanted = {value for value in ids if value is not None}
-    if not wanted:
-        return {}
-    rows = (await session.scalars(select(Organisation).where(Organisation.id.in_(wanted)))).all()
-    return {row.id: ref_of(row) for row in rows}
+    rows = await organisations(session, ids)  # kept between requests (app.organisations.cache)
+    return {row_id: ref_of(row) for row_id, row in rows.items()}
 
 
 async def ancestors(session: AsyncSession, organisation: Organisation) -> list[uuid.UUID]:

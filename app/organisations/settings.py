@@ -9,12 +9,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.kit.enums import Route
-from app.models import Organisation
+from app.organisations.cache import organisations
 from app.organisations.schemas import OrganisationSettings
 
 # The names of app.config.Settings an organisation may set (OrganisationSettings' fields).
@@ -55,7 +54,6 @@ async def settings_for(
     the organisation's row (the registry is not patient data: no scope confines it)."""
     if organisation_id is None:
         return settings
-    overrides = await session.scalar(
-        select(Organisation.settings).where(Organisation.id == organisation_id)
-    )
-    return effective_settings(settings, overrides)
+    # Kept between requests, dropped when the registry changes (app.organisations.cache).
+    found = (await organisations(session, [organisation_id])).get(organisation_id)
+    return effective_settings(settings, found.settings if found is not None else None)

@@ -16,6 +16,7 @@ from app.kit.cursor import encode_row_cursor, row_sort_key
 from app.kit.enums import OPEN_REFERRAL_STATUSES, ReferralStatus, Route
 from app.kit.time import LONDON, now
 from app.models import Referral
+from app.referrals.rows import COLUMNS, referrals_json
 from app.referrals.schemas import OverdueGroup, OverdueSummary
 from app.referrals.workflow import effective_status_filter, load_referral
 
@@ -45,8 +46,11 @@ OPEN_PREDICATE = text(
 _QUEUE_ORDER = (Referral.priority, Referral.due_at, Referral.created_at, Referral.id)
 
 
-def _filtered(filters: ReferralFilters, at: datetime) -> Select[Referral]:
-    query = select(Referral)
+def _filtered(filters: ReferralFilters, at: datetime) -> Select[Any]:
+    # The columns, not the mapped objects: a page is read straight into JSON (app.referrals.
+    # rows), with no identity map or instance state per row; still an ORM select of Referral,
+    # so the organisation scope's criteria apply (app.scoping).
+    query = select(*COLUMNS)
     if filters.route is not None:
         query = query.where(Referral.route == filters.route.value)
     if filters.status is not None:
@@ -88,21 +92,24 @@ async def list_referrals(
     filters: ReferralFilters,
     cursor: str | None,
     limit: int,
-) -> tuple[list[Referral], str | None]:
-    """A queue page in (priority, due date, creation) order, by keyset."""
-    query = _filtered(filters, now())
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A queue page in (priority, due date, creation) order, by keyset: each referral as
+    ``principal`` is shown it (app.referrals.rows: ReferralOut's document)."""
+    moment = now()
+    query = _filtered(filters, moment)
     if cursor is not None:
         key = await queue_key(session, cursor)
         query = query.where(_after(key))
-    rows = list((await session.scalars(query.order_by(*_QUEUE_ORDER).limit(limit + 1))).all())
+    result = await session.execute(query.order_by(*_QUEUE_ORDER).limit(limit + 1))
+    rows = result.mappings().all()
     page, more = rows[:limit], len(rows) > limit
     next_cursor = None
     if more:
-        next_cursor = await encode_row_cursor(session, page[-1].id)
+        next_cursor = await encode_row_cursor(session, page[-1]["id"])
     await record_access(
-        session, principal, "referral.list", "referral", [(r.id, r.death_id) for r in page]
+        session, principal, "referral.list", "referral", [(r["id"], r["death_id"]) for r in page]
     )
-    return page, next_cursor
+    return referrals_json(page, principal.client_id, moment), next_cursor
 
 
 def _after(key: tuple[int, datetime, datetime, uuid.UUID]) -> Any:

@@ -25,11 +25,13 @@ from app.kit.enums import ReferralStatus, Route
 from app.kit.etag import NOT_MODIFIED, Conditional
 from app.kit.pagination import DEFAULT_PAGE_SIZE, Cursor, Limit
 from app.kit.schemas import Page
+from app.kit.time import now
 from app.privacy import views
 from app.privacy.writes import Written, written
 from app.referrals import pseudonymised, queue, workflow
 from app.referrals.pseudonymised import ReferralPseudonymised, TransitionPseudonymised
 from app.referrals.queue import ReferralFilters
+from app.referrals.rows import json_response, of_referral, referrals_json
 from app.referrals.schemas import (
     AssignRequest,
     CancelRequest,
@@ -103,7 +105,7 @@ async def list_referrals(
     ] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
-) -> Page[ReferralOut | ReferralPseudonymised]:
+) -> Page[ReferralOut | ReferralPseudonymised] | Response:
     """The referral queues, in queue order: priority (1 first), then due date, then creation.
     A pseudonymised client gets them without status reasons or external references.
 
@@ -114,13 +116,16 @@ async def list_referrals(
         programme_id,
     )  # fmt: skip
     async with database.transaction() as session:
-        referrals, next_cursor = await queue.list_referrals(
-            session, principal, filters, cursor, limit
-        )
-        items = [_out(referral, principal) for referral in referrals]
+        items, next_cursor = await queue.list_referrals(session, principal, filters, cursor, limit)
+    if not principal.pseudonymised:
+        # The rows straight to JSON (app.referrals.rows), no model per referral.
+        return json_response({"items": items, "next_cursor": next_cursor})
     view = await views.view_for(database, principal)
     return Page[ReferralOut | ReferralPseudonymised](
-        items=view.show_all(items, pseudonymised.referral), next_cursor=next_cursor
+        items=view.show_all(
+            [ReferralOut.model_validate(item) for item in items], pseudonymised.referral
+        ),
+        next_cursor=next_cursor,
     )
 
 
@@ -142,7 +147,7 @@ async def overdue_referrals(principal: ReferralsReader, database: DatabaseDep) -
 )
 async def claim_referrals(
     body: ClaimRequest, principal: ReferralsClaimer, database: DatabaseDep
-) -> ClaimResult:
+) -> Response:
     """Lease the next referrals of a route to the caller, in queue order.
 
     Each comes back with its `lease_id` and `lease_expires_at`; present the lease to `renew`,
@@ -167,7 +172,9 @@ async def claim_referrals(
             reviewer=workflow.reviewer_of(principal, body.reviewer),
             programme_id=body.programme_id,
         )
-        return ClaimResult(items=[_out(referral, principal) for referral in referrals])
+        # ClaimResult's document, straight from the rows (app.referrals.rows).
+        items = referrals_json([of_referral(r) for r in referrals], principal.client_id, now())
+    return json_response({"items": items})
 
 
 @router.get(

@@ -39,7 +39,7 @@ from app.kit.etag import Precondition
 from app.kit.sql import insert_rows, load_one, row_of
 from app.kit.time import now
 from app.models import Death, RouteOverride, Screening, ScreeningVersion
-from app.notifications.service import notified_death
+from app.notifications.service import known_before, notified_death
 from app.notifications.worklist import check_claim
 from app.organisations.ownership import check_owner, require_owner
 from app.organisations.service import recording_organisation
@@ -168,14 +168,20 @@ async def record_screening(
     values.update(
         await resolve_death_codes(session, principal, DeathCodes.of(body.death), "/death")
     )
-    notified = await notified_death(
-        session,
-        principal,
-        body.death.source_system,
-        body.death.source_reference,
-        values.get("nhs_number"),
-        values["died_on"],
+    # A new patient (the usual case) costs one statement here, not three (known_before).
+    seen = await known_before(
+        session, body.death.source_system, body.death.source_reference, values.get("nhs_number")
     )
+    notified = None
+    if seen:
+        notified = await notified_death(
+            session,
+            principal,
+            body.death.source_system,
+            body.death.source_reference,
+            values.get("nhs_number"),
+            values["died_on"],
+        )
     if notified is not None:
         # A notified death shared with the client is not its to screen.
         check_owner(notified.organisation_id, notified.id, "screening")
@@ -216,7 +222,8 @@ async def record_screening(
     screening.created_at = screening.updated_at = death.created_at
     await insert_rows(session, Screening, [row_of(screening)])
     # The same NHS number under another source reference: flagged, never merged.
-    await flag_possible_duplicates(session, death)
+    if seen:
+        await flag_possible_duplicates(session, death)
     journal = Journal(principal)
     reconciled = await apply_plan(
         session, journal, settings, death, screening, plan, new_death=True
