@@ -16,6 +16,8 @@ from app.audit.refusals import install_refusal_audit
 from app.audit.router import router as audit_router
 from app.auth.oauth.errors import install_oauth_error_handler
 from app.auth.oauth.router import router as oauth_router
+from app.auth.principal import Principal
+from app.auth.scopes import Scope
 from app.cases.router import router as cases_router
 from app.clients.router import router as clients_router
 from app.config import Settings, get_settings
@@ -43,6 +45,7 @@ from app.organisations.router import router as organisations_router
 from app.organisations.shares_router import router as shares_router
 from app.ratelimit import AuthThrottle, RateLimiter
 from app.referrals.router import router as referrals_router
+from app.replica.reads import ReadAfterWriteMiddleware, Reads
 from app.reports.router import router as reports_router
 from app.reviews.router import referral_review_router
 from app.reviews.router import router as reviews_router
@@ -91,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await app.state.worker.close()
             if app.state.webhook_worker is not None:
                 await app.state.webhook_worker.close()
+            await app.state.reads.close()
             await app.state.database.dispose()
 
     app = FastAPI(
@@ -110,9 +114,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings)
     app.state.auth_throttle = AuthThrottle(settings)
     app.state.webhook_worker = None
+    # Where the reports and the change feed read (app.replica): a read replica when one is
+    # configured, with read-your-writes for the clients that write and read there.
+    app.state.reads = Reads(app.state.database, settings)
     render_problem = install_error_handlers(app, {"/fhir/": operation_outcome_response})
     install_refusal_audit(app)
     install_oauth_error_handler(app)
+    if app.state.reads.configured:
+        app.add_middleware(ReadAfterWriteMiddleware, reads=app.state.reads, reader=replica_reader)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
@@ -165,6 +174,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def replica_reader(state: dict[str, object]) -> str | None:
+    """The id of a request's client when it may read from the replica (the reports, the change
+    feed): only such a client's writes need marking for read-your-writes (app.replica)."""
+    principal = state.get("principal")
+    if isinstance(principal, Principal) and (
+        principal.has(Scope.reports_read) or principal.has(Scope.events_read)
+    ):
+        return str(principal.client_id)
+    return None
 
 
 def app_factory() -> FastAPI:
