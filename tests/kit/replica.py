@@ -185,8 +185,10 @@ class _Runner:
 
 
 @contextmanager
-def streaming_pair(bindir: Path) -> Iterator[StreamingPair]:
-    """A primary and its streaming hot standby, stopped and removed on the way out."""
+def streaming_pair(bindir: Path, settings: str = "") -> Iterator[StreamingPair]:
+    """A primary and its streaming hot standby, stopped and removed on the way out.
+    ``settings``: postgresql.conf lines for both, after the fast defaults (a benchmark turns
+    fsync back on)."""
     root = Path(tempfile.mkdtemp(prefix="lfd-replica-"))
     run = _Runner(bindir, root)
     primary, standby = root / "primary", root / "standby"
@@ -196,7 +198,7 @@ def streaming_pair(bindir: Path) -> Iterator[StreamingPair]:
         run("initdb", "-D", str(primary), "-U", SUPERUSER, "--auth=trust", "-N", "-E", "UTF8",
             "--locale=C.UTF-8")  # fmt: skip
         run.write(primary / "postgresql.conf", SETTINGS.format(sockets=root))
-        run.write(primary / "postgresql.conf", f"port = {primary_port}\n")
+        run.write(primary / "postgresql.conf", f"{settings}\nport = {primary_port}\n")
         run.write(primary / "pg_hba.conf", HBA, append=False)
         run("pg_ctl", "-D", str(primary), "-l", str(root / "primary.log"), "-w", "-t", "60",
             "start")  # fmt: skip
