@@ -324,6 +324,10 @@ async def test_reports_and_the_feed_read_from_the_standby(
     shown = await _ready(http)
     assert shown["state"] == "in_use" and shown["reads"] == "replica"
     assert shown["lag_bytes"] == 0 and shown["lag_seconds"] == 0
+    scraper = await bound_client(primary_database, http, Scope.metrics_read)
+    metrics = (await scraper.get("/metrics")).text
+    assert "lfd_read_replica_in_use 1.0" in metrics
+    assert 'lfd_replica_reads_total{reason="in_use",source="replica"}' in metrics
     # Reads that are not the replica's never say where they came from.
     death = await writer.get(f"/v1/deaths/{written['death']['id']}")
     assert death.status_code == 200
