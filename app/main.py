@@ -71,6 +71,12 @@ identity of the user a system acts for (verified; its user and role kept in the 
 naming the field; a query parameter the operation does not list is a 400 (a misspelled filter is
 never ignored). **Lists** take `limit` (at most 200) and an opaque `cursor`, and return
 `items` and `next_cursor`. **Updates** need `If-Match` with the resource's `ETag`.
+
+**Read replica.** A deployment may serve the reports and the change feed from a read replica.
+Their responses then say `X-LFD-Read-From: replica` or `primary`; a client's own writes are
+always in what it reads next from the same worker, and a write's response carries
+`X-LFD-Read-After`, which a read may send back to see that write wherever it lands
+(docs/replica.md).
 """
 
 

@@ -3,7 +3,7 @@ against the primary, what read-your-writes costs a write, how soon a write can b
 standby, and the standby's lag under write load.
 
     .venv/bin/python bench/replica.py [--deaths 100000] [--events 1000000] [--runs 7]
-        [--pages 50] [--writes 100] [--load-seconds 20] [--json results.json]
+        [--pages 50] [--writes 50] [--load-seconds 20] [--json results.json]
 
 It makes its own primary and streaming hot standby (tests/kit/replica.py: `initdb`,
 `pg_basebackup -R`, from the PostgreSQL installation of the server at LFD_BENCH_SERVER_URL,
@@ -25,11 +25,13 @@ the two so that the machine's load falls on both alike.
   median of 200; and POST /v1/screenings by a client that reads the feed (gets a token) and
   one that does not, alternating, `--writes` each, medians.
 - **Read-your-writes window**: after each of `--writes` screenings, how long until the standby
-  has replayed the write's X-LFD-Read-After position (polled every 0.5 ms), idle and under load.
+  has replayed the write's X-LFD-Read-After position (polled every 0.5 ms), idle and while 8
+  other writers post screenings.
 - **Lag under write load**: `--load-seconds` of (a) 8 concurrent writers posting screenings
   through the app and (b) 4 connections inserting 1,000 outbox rows per transaction as fast as
-  they can, sampling the replica monitor's lag every 100 ms: WAL written per second, and the
-  lag's median, p95 and maximum, in seconds and bytes.
+  they can, sampling the replica monitor's lag every 100 ms: WAL written per second, the
+  lag's median, p95 and maximum, in seconds and bytes, and how long the standby takes to catch
+  up once the load stops.
 
 The machine's load average is printed before and after each part: on a shared machine a figure
 means little without it.
@@ -49,6 +51,7 @@ import argparse
 import asyncio
 import json
 import random
+import signal
 import statistics
 import time
 import uuid
@@ -78,6 +81,10 @@ from tests.kit.replica import StreamingPair, server_bindir, server_major, stream
 SERVER = os.environ.get("LFD_BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASE = "lfd_bench_replica"
 ROLE = "lfd_bench_service"
+# A write must be on the standby within this, and the standby caught up after a load within
+# that: a standby that cannot keep up ends the run with a message rather than running forever.
+WINDOW_DEADLINE = 30.0
+CATCH_UP_DEADLINE = 600.0
 # A deployment's durability, and room for the load.
 CLUSTER_SETTINGS = """
 fsync = on
@@ -298,6 +305,9 @@ class Bench:
                         replayed = await standby.fetchval("SELECT pg_last_wal_replay_lsn()::text")
                         if parse_lsn(replayed) >= target:
                             break
+                        if time.perf_counter() - written > WINDOW_DEADLINE:
+                            raise SystemExit(f"the standby has not replayed a write in "
+                                             f"{WINDOW_DEADLINE} s: {label}")  # fmt: skip
                         await asyncio.sleep(0.0005)
                     delays.append(time.perf_counter() - written)
         finally:
@@ -329,6 +339,10 @@ class Bench:
             done = await worker
             elapsed = time.perf_counter() - started
             end_lsn = parse_lsn(await primary.fetchval("SELECT pg_current_wal_lsn()::text"))
+            # How long the standby then takes to replay what the load left it behind by.
+            stopped = time.perf_counter()
+            await self.pair.caught_up(deadline=CATCH_UP_DEADLINE)
+            catch_up = time.perf_counter() - stopped
         finally:
             await primary.close()
         figures = {
@@ -341,6 +355,7 @@ class Bench:
             "lag_kib_p95": round(quantile(bytes_, 0.95) / 1024, 1),
             "lag_kib_max": round(max(bytes_) / 1024, 1),
             "samples": len(seconds),
+            "catch_up_after_load_s": round(catch_up, 2),
         }
         print(f"  lag under {label}: {figures}", flush=True)
         self.results[f"lag under {label}"] = figures
@@ -447,11 +462,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"{name} (load average {load_average()})", flush=True)
                 await part()
                 results.setdefault("load average after", {})[name] = load_average()
-            # The window while the standby is busy replaying a bulk load.
+            # The window while 8 writers post screenings.
             stop = asyncio.Event()
-            busy = asyncio.create_task(bench.bulk_load(stop))
+            busy = asyncio.create_task(bench.screening_load(stop))
             try:
-                await bench.window("under the bulk load")
+                await bench.window("under 8 screening writers")
             finally:
                 stop.set()
                 await busy
@@ -462,12 +477,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
+    # Stopped with SIGTERM (or SIGINT, which a background job ignores): leave through the
+    # finally blocks, so that both clusters are stopped and their directory removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deaths", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--pages", type=int, default=50)
-    parser.add_argument("--writes", type=int, default=100)
+    parser.add_argument("--writes", type=int, default=50)
     parser.add_argument("--load-seconds", type=float, default=20.0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
