@@ -18,6 +18,7 @@ read's snapshot began, so the snapshot holds the write.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -46,6 +47,8 @@ READ_FROM = "X-LFD-Read-From"
 # A read that needs a newer replay position than the last check saw checks again, unless the
 # last check is this fresh (a client paging fast through the feed must not make a check each).
 RECHECK_AFTER_SECONDS = 0.005
+# The write's response waits at most this for the primary's position (then goes without it).
+WRITE_POSITION_TIMEOUT_SECONDS = 1.0
 # Errors of a read on the replica after which the same read runs on the primary: the replica
 # is gone or going (connection failures, shutdown, too many connections), or PostgreSQL
 # cancelled the read for a conflict with recovery (40001, 40P01). Not a statement timeout
@@ -265,7 +268,8 @@ class ReadAfterWriteMiddleware:
         if client_id is None:
             return None
         try:
-            position = await self.reads.write_position()
+            async with asyncio.timeout(WRITE_POSITION_TIMEOUT_SECONDS):
+                position = await self.reads.write_position()
         except Exception as error:  # the write stands; only its token is missing
             logger.warning("write position not read", extra={"error_type": type(error).__name__})
             return None
