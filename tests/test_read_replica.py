@@ -368,3 +368,16 @@ async def test_the_feed_on_the_standby_holds_back_a_late_commit_and_loses_nothin
 
 def _screening() -> dict[str, Any]:
     return screening_body(screening={"death_expected": False})
+
+
+async def test_the_replica_check_recovers_after_the_standby_drops_its_connections(
+    replicated: Replicated, replica_app: Any
+) -> None:
+    _, http = await replica_app()
+    assert (await _ready(http))["state"] == "in_use"  # a pooled connection to the standby
+    await replicated.pair.standby_sql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        f" WHERE usename = '{SERVICE_ROLE}' AND datname = '{DATABASE}'"
+    )
+    # A check may fail on the dead connection once; it must not keep failing on it.
+    await _until_state(http, "in_use", deadline=10)
