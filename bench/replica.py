@@ -3,7 +3,8 @@ against the primary, what read-your-writes costs a write, how soon a write can b
 standby, and the standby's lag under write load.
 
     .venv/bin/python bench/replica.py [--deaths 100000] [--events 1000000] [--runs 7]
-        [--pages 50] [--writes 50] [--load-seconds 20] [--json results.json]
+        [--pages 50] [--writes 50] [--load-seconds 20]
+        [--parts reports,feed,token,window,lag] [--json results.json]
 
 It makes its own primary and streaming hot standby (tests/kit/replica.py: `initdb`,
 `pg_basebackup -R`, from the PostgreSQL installation of the server at LFD_BENCH_SERVER_URL,
@@ -21,9 +22,10 @@ the two so that the machine's load falls on both alike.
   processes spent per report (from /proc: the postmaster and its children, in clock ticks).
 - **Feed pages**: `--pages` pages of 1,000 events from random positions, median and p95, and
   the CPU per page on each server.
-- **Write token**: the primary's WAL position read after a write (`Reads.write_position`),
-  median of 200; and POST /v1/screenings by a client that reads the feed (gets a token) and
-  one that does not, alternating, `--writes` each, medians.
+- **Write token**: the primary's WAL position read after a write (`Reads.write_position`,
+  straight through the driver), median of 500, against the same through SQLAlchemy's
+  `exec_driver_sql` (alternating); and POST /v1/screenings by a client that reads the feed
+  (gets a token) and one that does not, alternating, `--writes` each, medians.
 - **Read-your-writes window**: after each of `--writes` screenings, how long until the standby
   has replayed the write's X-LFD-Read-After position (polled every 0.5 ms), idle and while 8
   other writers post screenings.
@@ -71,6 +73,7 @@ from app.kit.time import local_date, now
 from app.main import create_app
 from app.migrate import grant_service_role, upgrade
 from app.replica.lsn import parse_lsn
+from app.replica.monitor import PRIMARY_POSITION
 from app.replica.reads import Reads
 from app.reports.model import financial_year_of
 from bench.feed import GROW, TYPES
@@ -255,13 +258,22 @@ class Bench:
         await self.alternate("feed page of 1,000 events", self.args.pages, page)
 
     async def write_token(self) -> None:
-        positions = []
-        for _ in range(200):
-            started = time.perf_counter()
-            await self.reads.write_position()
-            positions.append(time.perf_counter() - started)
-        token_ms = round(statistics.median(positions) * 1000, 3)
-        print(f"  reading the write position: median {token_ms} ms", flush=True)
+        engine = self.on_replica.state.database.engine
+
+        async def through_sqlalchemy() -> None:  # how it was first written, for comparison
+            async with engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                (await autocommit.exec_driver_sql(PRIMARY_POSITION)).one()
+
+        ways = {"driver": self.reads.write_position, "sqlalchemy": through_sqlalchemy}
+        positions: dict[str, list[float]] = {name: [] for name in ways}
+        for _ in range(500):
+            for name, way in ways.items():
+                started = time.perf_counter()
+                await way()
+                positions[name].append(time.perf_counter() - started)
+        token_ms = {name: round(statistics.median(t) * 1000, 3) for name, t in positions.items()}
+        print(f"  reading the write position, median ms: {token_ms}", flush=True)
         eligible = await self.client(Scope.screenings_write, Scope.events_read)
         intake = await self.client(Scope.screenings_write)
         timings: dict[str, list[float]] = {"with token": [], "without": []}
@@ -319,6 +331,21 @@ class Bench:
         }
         print(f"  write to replayed on the standby, {label}: {figures}", flush=True)
         self.results[f"read-your-writes window, {label}"] = figures
+
+    async def windows(self) -> None:
+        await self.window("idle")
+        # The window while 8 writers post screenings.
+        stop = asyncio.Event()
+        busy = asyncio.create_task(self.screening_load(stop))
+        try:
+            await self.window("under 8 screening writers")
+        finally:
+            stop.set()
+            await busy
+
+    async def lags(self) -> None:
+        await self.lag_under("8 screening writers", self.screening_load)
+        await self.lag_under("4 bulk inserters", self.bulk_load)
 
     async def lag_under(self, label: str, load: Callable[[asyncio.Event], Awaitable[int]]) -> None:
         stop = asyncio.Event()
@@ -448,28 +475,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await prepare(pair, args)
         bench = Bench(pair, args)
         try:
-            parts: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-                ("reports", bench.reports),
-                ("feed pages", bench.feed_pages),
-                ("write token", bench.write_token),
-                ("read-your-writes window, idle", lambda: bench.window("idle")),
-                ("lag, screenings", lambda: bench.lag_under("8 screening writers",
-                                                            bench.screening_load)),
-                ("lag, bulk inserts", lambda: bench.lag_under("4 bulk inserters",
-                                                              bench.bulk_load)),
-            ]  # fmt: skip
-            for name, part in parts:
+            parts: dict[str, Callable[[], Awaitable[None]]] = {
+                "reports": bench.reports,
+                "feed": bench.feed_pages,
+                "token": bench.write_token,
+                "window": bench.windows,
+                "lag": bench.lags,
+            }
+            for name in args.parts.split(","):
                 print(f"{name} (load average {load_average()})", flush=True)
-                await part()
+                await parts[name]()
                 results.setdefault("load average after", {})[name] = load_average()
-            # The window while 8 writers post screenings.
-            stop = asyncio.Event()
-            busy = asyncio.create_task(bench.screening_load(stop))
-            try:
-                await bench.window("under 8 screening writers")
-            finally:
-                stop.set()
-                await busy
         finally:
             await bench.close()
         results.update(bench.results)
@@ -487,6 +503,9 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=50)
     parser.add_argument("--writes", type=int, default=50)
     parser.add_argument("--load-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--parts", default="reports,feed,token,window,lag", help="which parts, in this order"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     print(f"started {date.today()} load average {load_average()}", flush=True)
