@@ -508,6 +508,8 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.events < 2000:
+        parser.error("--events must be at least 2,000 (the feed part reads 1,000-event pages)")
     print(f"started {date.today()} load average {load_average()}", flush=True)
     results = asyncio.run(run(args))
     if args.json:
