@@ -187,3 +187,17 @@ async def test_without_a_replica_readyz_says_so_and_a_bad_token_is_a_400(
     writer = await make_api(*WRITER_SCOPES)
     written = await post_screening(writer, screening_body())
     assert "x-lfd-read-after" not in written.headers
+
+
+async def test_with_no_database_answering_the_lag_is_unmeasured_and_reads_stay_on_the_primary() -> (
+    None
+):
+    reads = _reads(_Clock())
+    status = await reads.status()
+    assert status.state is ReplicaState.unmeasured
+    assert status.error  # the failure's type, nothing more
+    assert await reads.choose("anyone", None) == (Source.primary, "unmeasured")
+    shown = status.describe(reads.clock(), 30.0)
+    assert shown["state"] == "unmeasured" and shown["reads"] == "primary"
+    await reads.close()
+    await reads.database.dispose()

@@ -185,7 +185,12 @@ class ReplicaMonitor:
         return self._checking
 
     async def _measure(self) -> ReplicaStatus:
-        status = await self._measured()
+        try:
+            status = await self._measured()
+        except Exception as error:  # an answer it could not read: no reads there meanwhile
+            status = ReplicaStatus(
+                ReplicaState.unmeasured, self.clock(), error=type(error).__name__
+            )
         previous = self._status
         if previous is None or previous.state is not status.state:
             level = logging.INFO if status.usable else logging.WARNING
