@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -292,8 +293,10 @@ async def test_row_level_security_holds_on_the_standby(
     a = await bound_client(primary_database, http, *WRITER_SCOPES, organisation_id=organisations[0])
     b = await bound_client(primary_database, http, *WRITER_SCOPES, organisation_id=organisations[1])
     _, start = await _feed(a)
-    in_a = await record_unexpected(a)
-    in_b = await record_unexpected(b)
+    # At noon UTC two days ago: one UK date, one month, whatever the time of the run.
+    died = (datetime.now(UTC) - timedelta(days=2)).replace(hour=12, minute=0)
+    in_a = await record_unexpected(a, died_at=died)
+    in_b = await record_unexpected(b, died_at=died)
     await replicated.pair.caught_up()
     for client, own, other in ((a, in_a, in_b), (b, in_b, in_a)):
         seen, page = await _feed(client, start["next_cursor"])
@@ -301,6 +304,17 @@ async def test_row_level_security_holds_on_the_standby(
         assert own["id"] in _resources(page)
         assert other["id"] not in _resources(page)
         assert other["death"]["id"] not in {item["death_id"] for item in page["items"]}
+    # A report counts the organisation's own deaths only (each has exactly one that month).
+    for organisation in organisations:
+        board = await bound_client(
+            primary_database, http, Scope.reports_read, organisation_id=organisation
+        )
+        report = await board.get(
+            "/v1/reports/lfd-dashboard", params={"period": died.strftime("%Y-%m")}
+        )
+        assert report.status_code == 200, report.text
+        assert report.headers["x-lfd-read-from"] == "replica"
+        assert report.json()["tables"][0]["rows"][-1]["all_deaths"] == 1
 
     # On the standby itself, as the service's role: the policies alone decide.
     engine = create_async_engine(replicated.standby, poolclass=NullPool)
