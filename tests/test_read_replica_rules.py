@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.auth.scopes import Scope
 from app.config import Settings
@@ -18,7 +19,7 @@ from app.db import Database
 from app.errors import BadRequest
 from app.replica.lsn import format_lsn, parse_lsn, read_after_header, record_boundary
 from app.replica.monitor import ReplicaState, ReplicaStatus, lag_bound
-from app.replica.reads import Reads, Source, replica_failure
+from app.replica.reads import Failure, Reads, Source, replica_failure
 from tests.conftest import MakeApi
 from tests.factories import post_screening, screening_body
 
@@ -70,15 +71,64 @@ def _dbapi(sqlstate: str) -> DBAPIError:
 
 
 def test_which_failures_on_the_replica_send_the_read_to_the_primary() -> None:
-    for sqlstate in ("40001", "40P01", "57P01", "57P03", "08006", "53300"):
-        assert replica_failure(_dbapi(sqlstate)), sqlstate
-    assert replica_failure(ConnectionRefusedError())
-    assert replica_failure(TimeoutError())
-    assert replica_failure(InterfaceError("SELECT 1", {}, Exception("connection is closed")))
+    # The replica is gone or going: no reads there until a check finds it again.
+    for sqlstate in ("57P01", "57P03", "08006", "53300"):
+        assert replica_failure(_dbapi(sqlstate)) is Failure.gone, sqlstate
+    assert replica_failure(ConnectionRefusedError()) is Failure.gone
+    assert replica_failure(TimeoutError()) is Failure.gone
+    closed = InterfaceError("SELECT 1", {}, Exception("connection is closed"))
+    assert replica_failure(closed) is Failure.gone
+    # This read was unlucky (a conflict with recovery, a full pool): the replica stays in use.
+    for sqlstate in ("40001", "40P01"):
+        assert replica_failure(_dbapi(sqlstate)) is Failure.unlucky, sqlstate
+    assert replica_failure(PoolTimeout()) is Failure.unlucky
     # A statement that ran out of time would run as long on the primary; a fault is a fault.
-    assert not replica_failure(_dbapi("57014"))
-    assert not replica_failure(_dbapi("42P01"))
-    assert not replica_failure(ValueError())
+    assert replica_failure(_dbapi("57014")) is None
+    assert replica_failure(_dbapi("42P01")) is None
+    assert replica_failure(ValueError()) is None
+
+
+async def test_a_read_the_replica_cancelled_runs_on_the_primary_and_the_replica_stays_in_use(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry itself, on the run's database standing in for both (no standby needed): the
+    first attempt fails as a recovery conflict would, the second is the primary's."""
+    clock = _Clock()
+    reads = _reads(clock)
+    reads.database = database
+    _status(reads, ReplicaState.in_use, replay=0)
+    attempts: list[str] = []
+
+    async def read(session: Any) -> str:
+        attempts.append("attempt")
+        if len(attempts) == 1:
+            raise _dbapi("40001")
+        return "answer"
+
+    replica_snapshots: list[bool] = []
+    real_snapshot = database.snapshot
+
+    def snapshot(work: Any = None, *, replica: bool = False) -> Any:
+        replica_snapshots.append(replica)
+        return real_snapshot(work)
+
+    monkeypatch.setattr(database, "snapshot", snapshot)
+    assert await reads.run("anyone", None, read) == ("answer", Source.primary)
+    assert replica_snapshots == [True, False]
+    assert reads.monitor.last is not None and reads.monitor.last.usable
+    # A replica that is gone is another matter: no reads there until a check finds it.
+    attempts.clear()
+    replica_snapshots.clear()
+
+    async def gone(session: Any) -> str:
+        attempts.append("attempt")
+        if len(attempts) == 1:
+            raise ConnectionResetError()
+        return "answer"
+
+    assert await reads.run("anyone", None, gone) == ("answer", Source.primary)
+    assert reads.monitor.last is not None
+    assert reads.monitor.last.state is ReplicaState.unreachable
 
 
 class _Clock:

@@ -49,11 +49,14 @@ READ_FROM = "X-LFD-Read-From"
 RECHECK_AFTER_SECONDS = 0.005
 # The write's response waits at most this for the primary's position (then goes without it).
 WRITE_POSITION_TIMEOUT_SECONDS = 1.0
-# Errors of a read on the replica after which the same read runs on the primary: the replica
-# is gone or going (connection failures, shutdown, too many connections), or PostgreSQL
-# cancelled the read for a conflict with recovery (40001, 40P01). Not a statement timeout
-# (57014): that read would take as long on the primary.
-_RETRY_STATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "57P04", "53300"})
+# Errors of a read on the replica after which the same read runs on the primary. The replica
+# is gone or going (connection failures, shutdown, too many connections): no reads go there
+# until a check finds it again. Or this read was unlucky: PostgreSQL cancelled it for a
+# conflict with recovery (40001, 40P01), or the replica's pool had no connection free; the
+# replica stays in use. Not a statement timeout (57014): that read would take as long on the
+# primary.
+_CONFLICT_STATES = frozenset({"40001", "40P01"})
+_GONE_STATES = frozenset({"57P01", "57P02", "57P03", "57P04", "53300"})
 
 
 class Source(StrEnum):
@@ -61,21 +64,29 @@ class Source(StrEnum):
     replica = "replica"
 
 
-def replica_failure(error: BaseException) -> bool:
-    """Whether a read that failed on the replica should run on the primary instead."""
-    if isinstance(error, OSError | TimeoutError | PoolTimeout):
-        return True
+class Failure(StrEnum):
+    gone = "replica_failed"  # the metric's reason
+    unlucky = "replica_conflict"
+
+
+def replica_failure(error: BaseException) -> Failure | None:
+    """Whether (and why) a read that failed on the replica should run on the primary."""
+    if isinstance(error, PoolTimeout):
+        return Failure.unlucky
+    if isinstance(error, OSError | TimeoutError):
+        return Failure.gone
     if isinstance(error, DBAPIError):
         state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
-        if state == "57014":
-            return False
-        return (
+        if state in _CONFLICT_STATES:
+            return Failure.unlucky
+        if (
             error.connection_invalidated
             or isinstance(error, OperationalError | InterfaceError)
-            or state in _RETRY_STATES
+            or state in _GONE_STATES
             or (isinstance(state, str) and state.startswith("08"))
-        )
-    return False
+        ) and state != "57014":
+            return Failure.gone
+    return None
 
 
 class Reads:
@@ -161,10 +172,12 @@ class Reads:
                 async with self.database.snapshot(work, replica=True) as session:
                     result = await read(session)
             except Exception as error:
-                if not replica_failure(error):
+                failure = replica_failure(error)
+                if failure is None:
                     raise
-                self.monitor.failed(error)
-                reason = "replica_failed"
+                if failure is Failure.gone:
+                    self.monitor.failed(error)
+                reason = failure.value
             else:
                 REPLICA_READS.labels(Source.replica.value, reason).inc()
                 return result, Source.replica
