@@ -10,7 +10,7 @@ from functools import lru_cache
 from itertools import pairwise
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.kit.enums import PlaceOfDeath, Route
@@ -92,6 +92,19 @@ class Settings(BaseSettings):
     database_worker_statement_timeout_ms: int = Field(default=60_000, ge=0)
     database_worker_lock_timeout_ms: int = Field(default=10_000, ge=0)
     database_worker_idle_in_transaction_timeout_ms: int = Field(default=120_000, ge=0)
+
+    # A read replica (app.replica, docs/replica.md): a PostgreSQL hot standby of the primary,
+    # reached as the same service role. The reports and the change feed read from it while its
+    # lag is at most `read_replica_max_lag_seconds` (measured by each worker at most every
+    # `read_replica_check_seconds`), otherwise from the primary. After a write, a client's reads
+    # stay on the primary until the replica has replayed that write, for at most
+    # `read_your_writes_seconds` (a client may also send the write's X-LFD-Read-After token).
+    read_database_url: str | None = None
+    read_replica_max_lag_seconds: float = Field(default=30.0, gt=0, le=3600)
+    read_replica_check_seconds: float = Field(default=1.0, ge=0.05, le=60)
+    read_replica_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    read_your_writes_seconds: float = Field(default=60.0, ge=0, le=3600)
+    read_your_writes_max_clients: int = Field(default=100_000, ge=100)
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -319,6 +332,21 @@ class Settings(BaseSettings):
         if value[0] < 1 or value[-1] > 120:
             raise ValueError("report_age_bands must lie between 1 and 120")
         return value
+
+    @field_validator("read_database_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _replica_of_postgresql(self) -> Settings:
+        if self.read_database_url is None:
+            return self
+        if not self.read_database_url.startswith("postgresql"):
+            raise ValueError("read_database_url: a read replica is a PostgreSQL hot standby")
+        if self.is_sqlite:
+            raise ValueError("read_database_url: the primary (database_url) must be PostgreSQL")
+        return self
 
     @property
     def owner_database_url(self) -> str:

@@ -175,11 +175,33 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return engine
 
 
+def create_read_engine(settings: Settings) -> AsyncEngine | None:
+    """The read replica's engine (app.replica, docs/replica.md), or None when there is none:
+    the primary's pool sizes and request timeouts, and a short connect timeout, so that an
+    unreachable replica costs a read a moment before it falls back to the primary, not the
+    driver's minute."""
+    if settings.read_database_url is None:
+        return None
+    return create_async_engine(
+        settings.read_database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_seconds,
+        pool_recycle=1800,
+        connect_args={
+            "server_settings": timeouts_for(settings, Work.request).server_settings(),
+            "timeout": settings.read_replica_connect_timeout_seconds,
+        },
+    )
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
         install()  # the organisation scope's criteria on every ORM statement (app.scoping)
         self.settings = settings
         self.engine = create_engine(settings)
+        # A hot standby for the reads that may lag (app.replica decides which go there).
+        self.read_engine = create_read_engine(settings)
         # This database's sessions set each transaction's settings on PostgreSQL (_on_begin).
         self.session_class: type[Session] = type("DatabaseSession", (Session,), {})
         if self.dialect == "postgresql":
@@ -263,15 +285,24 @@ class Database:
                 yield session
 
     @asynccontextmanager
-    async def snapshot(self, work: Work | None = None) -> AsyncIterator[AsyncSession]:
+    async def snapshot(
+        self, work: Work | None = None, *, replica: bool = False
+    ) -> AsyncIterator[AsyncSession]:
         """A read-only transaction whose statements all see one snapshot (REPEATABLE READ on
         PostgreSQL), for reads that must agree with each other, such as the change feed's
-        horizon and its page. SQLite transactions see one snapshot anyway."""
+        horizon and its page. SQLite transactions see one snapshot anyway. ``replica``: on
+        the read replica (read_engine), with the same per-transaction data scope and timeouts
+        (_on_begin), so that row-level security holds there as on the primary."""
         if self.dialect != "postgresql":
             async with self.transaction(work) as session:
                 yield session
             return
-        async with self.engine.connect() as connection:
+        engine = self.engine
+        if replica:
+            if self.read_engine is None:
+                raise RuntimeError("no read replica is configured (LFD_READ_DATABASE_URL)")
+            engine = self.read_engine
+        async with engine.connect() as connection:
             repeatable = await connection.execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
             )
@@ -294,6 +325,8 @@ class Database:
         if self.listener is not None:
             await self.listener.close()
         await self.engine.dispose()
+        if self.read_engine is not None:
+            await self.read_engine.dispose()
 
 
 async def get_database(request: Request) -> Database:

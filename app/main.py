@@ -17,6 +17,8 @@ from app.audit.router import router as audit_router
 from app.auth.cache import AuthCache
 from app.auth.oauth.errors import install_oauth_error_handler
 from app.auth.oauth.router import router as oauth_router
+from app.auth.principal import Principal
+from app.auth.scopes import Scope
 from app.cases.router import router as cases_router
 from app.clients.router import router as clients_router
 from app.config import Settings, get_settings
@@ -47,6 +49,7 @@ from app.programmes.router import router as programmes_router
 from app.ratelimit import AuthThrottle, RateLimiter
 from app.referrals.router import router as referrals_router
 from app.reports.programme_router import router as programme_reports_router
+from app.replica.reads import ReadAfterWriteMiddleware, Reads
 from app.reports.router import router as reports_router
 from app.reviews.router import referral_review_router
 from app.reviews.router import router as reviews_router
@@ -72,6 +75,12 @@ identity of the user a system acts for (verified; its user and role kept in the 
 naming the field; a query parameter the operation does not list is a 400 (a misspelled filter is
 never ignored). **Lists** take `limit` (at most 200) and an opaque `cursor`, and return
 `items` and `next_cursor`. **Updates** need `If-Match` with the resource's `ETag`.
+
+**Read replica.** A deployment may serve the reports and the change feed from a read replica.
+Their responses then say `X-LFD-Read-From: replica` or `primary`; a client's own writes are
+always in what it reads next from the same worker, and a write's response carries
+`X-LFD-Read-After`, which a read may send back to see that write wherever it lands
+(docs/replica.md).
 """
 
 
@@ -95,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await app.state.worker.close()
             if app.state.webhook_worker is not None:
                 await app.state.webhook_worker.close()
+            await app.state.reads.close()
             await app.state.database.dispose()
 
     app = FastAPI(
@@ -115,9 +125,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth_throttle = AuthThrottle(settings)
     app.state.auth_cache = AuthCache(app.state.database, settings.auth_cache_seconds)
     app.state.webhook_worker = None
+    # Where the reports and the change feed read (app.replica): a read replica when one is
+    # configured, with read-your-writes for the clients that write and read there.
+    app.state.reads = Reads(app.state.database, settings)
     render_problem = install_error_handlers(app, {"/fhir/": operation_outcome_response})
     install_refusal_audit(app)
     install_oauth_error_handler(app)
+    if app.state.reads.configured:
+        app.add_middleware(ReadAfterWriteMiddleware, reads=app.state.reads, reader=replica_reader)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
@@ -173,6 +188,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def replica_reader(state: dict[str, object]) -> str | None:
+    """The id of a request's client when it may read from the replica (the reports, the change
+    feed): only such a client's writes need marking for read-your-writes (app.replica)."""
+    principal = state.get("principal")
+    if isinstance(principal, Principal) and (
+        principal.has(Scope.reports_read) or principal.has(Scope.events_read)
+    ):
+        return str(principal.client_id)
+    return None
 
 
 def app_factory() -> FastAPI:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -35,6 +35,7 @@ from app.errors import Forbidden, Unauthorized, problem_responses
 from app.kit.enums import OPEN_REFERRAL_STATUSES
 from app.models import Death, Referral, Screening, WebhookDelivery, WebhookEndpoint
 from app.models.base import utcnow
+from app.replica.reads import Reads
 from app.telemetry import LATENCY, REGISTRY, REQUESTS
 from app.webhooks.schemas import DeliveryStatus
 
@@ -192,7 +193,32 @@ class _Fixed:
         yield from self.metrics
 
 
-async def render(database: Database) -> bytes:
+def replica_gauges(reads: Reads) -> list[Metric]:
+    """The read replica as this process last measured it (app.replica); nothing without one.
+    A scrape measures it afresh when the last check is older than the check interval."""
+    if not reads.configured:
+        return []
+    status = reads.monitor.last
+    in_use = _gauge(
+        "lfd_read_replica_in_use",
+        "1 while the reports and the change feed read from the read replica (this process).",
+    )
+    in_use.add_metric([], 1.0 if status is not None and status.usable else 0.0)
+    gauges: list[Metric] = [in_use]
+    if status is not None and status.lag_seconds is not None:
+        lag = _gauge(
+            "lfd_read_replica_lag_seconds", "How old the read replica's data may be, at most."
+        )
+        lag.add_metric([], status.lag_seconds)
+        gauges.append(lag)
+    if status is not None and status.lag_bytes is not None:
+        behind = _gauge("lfd_read_replica_lag_bytes", "WAL the read replica has still to replay.")
+        behind.add_metric([], float(status.lag_bytes))
+        gauges.append(behind)
+    return gauges
+
+
+async def render(database: Database, reads: Reads | None = None) -> bytes:
     """The exposition text: this process's counters (every worker's in multiprocess mode)
     and the scrape-time gauges."""
     registry = CollectorRegistry(auto_describe=False)
@@ -202,6 +228,9 @@ async def render(database: Database) -> bytes:
     else:
         counted = REGISTRY
     gauges = await scrape_gauges(database)
+    if reads is not None:
+        await reads.monitor.current()
+        gauges.extend(replica_gauges(reads))
     return generate_latest(counted) + generate_latest(_FixedRegistry(gauges))
 
 
@@ -222,12 +251,12 @@ router = APIRouter(route_class=AuthFirstRoute, tags=["operations"])
         **problem_responses(Unauthorized, Forbidden),
     },
 )
-async def metrics(principal: MetricsReader, database: DatabaseDep) -> Response:
+async def metrics(principal: MetricsReader, database: DatabaseDep, request: Request) -> Response:
     """Prometheus metrics (text exposition format): requests by route template and status
     with latency histograms, the database pool, open and overdue referrals by route, the
     oldest death without a screening, the webhook backlog and disabled endpoints, the change
-    feed's horizon lag, background job runs and errors. No patient data.
+    feed's horizon lag, the read replica's lag, background job runs and errors. No patient data.
     docs/operations.md lists every metric and the scrape configuration.
 
     Scope: `metrics:read`."""
-    return Response(await render(database), media_type=CONTENT_TYPE)
+    return Response(await render(database, request.app.state.reads), media_type=CONTENT_TYPE)

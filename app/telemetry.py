@@ -26,3 +26,10 @@ JOB_RUNS = Counter(
 JOB_ERRORS = Counter(
     "lfd_job_errors", "Background job runs that failed.", ["job"], registry=REGISTRY
 )
+REPLICA_READS = Counter(
+    "lfd_replica_reads",
+    "Reads that may come from the read replica (reports, change feed), by the database that "
+    "served them and why (app.replica).",
+    ["source", "reason"],
+    registry=REGISTRY,
+)

@@ -3,14 +3,15 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.deps import EventsReader
 from app.auth.routing import AuthFirstRoute
-from app.db import DatabaseDep
 from app.errors import BadRequest, Forbidden, Unauthorized, ValidationFailed, problem_responses
 from app.events import feed
 from app.events.schemas import EventPage, EventType, page_json
 from app.events.types import EVENT_TYPES
+from app.replica.reads import ReplicaReadsDep
 
 router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/events", tags=["events"])
 
@@ -44,7 +45,7 @@ def parse_types(values: list[str] | None) -> list[str]:
 )
 async def read_events(
     principal: EventsReader,
-    database: DatabaseDep,
+    reads: ReplicaReadsDep,
     cursor: Annotated[
         str | None,
         Query(max_length=512, description="The `next_cursor` (or an event's `position`)."),
@@ -85,11 +86,16 @@ async def read_events(
         )
     wanted = parse_types(types)
     after = feed.decode_position(cursor) if cursor is not None else None
-    async with database.snapshot() as session:
+
+    async def read_page(session: AsyncSession) -> feed.FeedPage:
         if after is None and start == "now":
-            page = feed.FeedPage([], await feed.head_position(session))
-        else:
-            page = await feed.read_feed(session, after, limit, wanted or None)
+            return feed.FeedPage([], await feed.head_position(session))
+        return await feed.read_feed(session, after, limit, wanted or None)
+
+    # On the read replica when it may (app.replica): a standby's snapshot has a horizon of its
+    # own, below which every event has been replayed, so the feed stays exact there
+    # (docs/replica.md).
+    page = await reads.run(read_page)
     # Built and serialised directly (EventPage documents the shape): a catch-up reads pages of
     # a thousand events many times a second.
     next_cursor = feed.encode_position(page.next or after or feed.Position(0, 0))

@@ -3,11 +3,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.db import DatabaseDep
 from app.errors import ServiceUnavailable, problem_responses
+from app.replica.monitor import ReplicaState, ReplicaStatus
+from app.replica.reads import Reads
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger("app.health")
@@ -21,8 +23,14 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses=problem_responses(ServiceUnavailable))
-async def readyz(database: DatabaseDep) -> JSONResponse:
-    """The database answers. 503 (never a 500) when it does not. No credential needed."""
+async def readyz(request: Request, database: DatabaseDep) -> JSONResponse:
+    """The database answers. 503 (never a 500) when it does not. No credential needed.
+
+    With a read replica (`LFD_READ_DATABASE_URL`), `read_replica` says how far behind it is
+    and where the reports and the change feed read now: `state` is `in_use`, `lagging` (more
+    than `max_lag_seconds` behind), `unreachable`, `not_a_standby` or `unmeasured` (the
+    primary did not answer); in every state but `in_use` they read from the primary, so the
+    service stays ready (200) while the replica is away (docs/replica.md)."""
     try:
         await asyncio.wait_for(database.ping(), timeout=READY_TIMEOUT_SECONDS)
     except Exception as error:  # any failure to reach the database means not ready
@@ -30,4 +38,17 @@ async def readyz(database: DatabaseDep) -> JSONResponse:
         raise ServiceUnavailable(
             "The database is not reachable.", headers={"Retry-After": "5"}
         ) from error
-    return JSONResponse({"status": "ready", "database": database.dialect})
+    reads: Reads = request.app.state.reads
+    try:
+        replica = await asyncio.wait_for(reads.status(), timeout=READY_TIMEOUT_SECONDS)
+    except TimeoutError:  # the check carries on; until it ends, say what this one saw
+        replica = ReplicaStatus(ReplicaState.unreachable, reads.clock(), error="TimeoutError")
+    return JSONResponse(
+        {
+            "status": "ready",
+            "database": database.dialect,
+            "read_replica": replica.describe(
+                reads.clock(), reads.monitor.max_lag_seconds if reads.configured else None
+            ),
+        }
+    )

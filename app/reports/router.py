@@ -33,6 +33,7 @@ from app.errors import (
     problem_responses,
 )
 from app.privacy.filters import refuse_identifying_filters
+from app.replica.reads import ReplicaReads, ReplicaReadsDep
 from app.reports.actions_report import as_of_period, build_actions
 from app.reports.care_quality import Grouping, build_care_quality
 from app.reports.dashboard import build_lfd_dashboard
@@ -72,45 +73,60 @@ RESPONSES = {**FORMATS, **ERRORS}
 Builder = Callable[[AsyncSession, Period, ReportFilters, Settings], Awaitable[Report]]
 
 
+async def plan_for_report(session: AsyncSession) -> None:
+    """Plan every report query for its own period: a generic plan (what a prepared statement
+    falls back to after five runs) cannot see how many deaths a period holds, joins the cohort
+    by nested loops and runs for minutes instead of a fraction of a second. And no JIT: the
+    planner overestimates the joins on the cohort CTE and would compile for longer than the
+    query runs."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        await session.execute(text("SET LOCAL jit = off"))
+
+
 @asynccontextmanager
 async def report_session(database: Database) -> AsyncIterator[AsyncSession]:
-    """A read-only transaction; on PostgreSQL a REPEATABLE READ snapshot, so that every table
-    of a report counts the same committed data however many queries build it, without JIT,
-    with the report timeouts (Work.report)."""
+    """A read-only transaction on the primary; on PostgreSQL a REPEATABLE READ snapshot, so
+    that every table of a report counts the same committed data however many queries build
+    it, without JIT, with the report timeouts (Work.report). The routes read through
+    respond(), which may take the same transaction on the read replica instead."""
     # snapshot(): the isolation level is the connection's, set before the transaction begins;
     # a SET TRANSACTION inside transaction() came after the data scope's settings and failed
     # ("must be called before any query") once the scope was set per transaction.
     async with database.snapshot(Work.report) as session:
-        if database.dialect == "postgresql":
-            # Plan every report query for its own period: a generic plan (what a prepared
-            # statement falls back to after five runs) cannot see how many deaths a period
-            # holds, joins the cohort by nested loops and runs for minutes instead of a
-            # fraction of a second. And no JIT: the planner overestimates the joins on the
-            # cohort CTE and would compile for longer than the query runs.
-            await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-            await session.execute(text("SET LOCAL jit = off"))
+        await plan_for_report(session)
         yield session
 
 
 async def respond(
-    database: Database,
+    reads: ReplicaReads,
     build: Builder,
     period: Period,
     filters: ReportFilters,
     settings: Settings,
     output: ReportFormat,
     table: str | None,
+    before: Callable[[], None] | None = None,
 ) -> Response:
-    """Build one report in one snapshot and render it; shared by every report route."""
-    async with report_session(database) as session:
-        report = await build(session, period, filters, settings)
+    """Build one report in one snapshot and render it; shared by every report route. The
+    snapshot is on the read replica when it may be (app.replica), else on the primary; a
+    build that failed on the replica runs again on the primary, after ``before`` (which
+    forgets what the first attempt gathered)."""
+
+    async def build_report(session: AsyncSession) -> Report:
+        if before is not None:
+            before()
+        await plan_for_report(session)
+        return await build(session, period, filters, settings)
+
+    report = await reads.run(build_report, Work.report)
     return render(report, output, table)
 
 
 @router.get("/lfd-dashboard", response_model=None, responses=RESPONSES)
 async def lfd_dashboard(
     principal: ReportsReader,
-    database: DatabaseDep,
+    reads: ReplicaReadsDep,
     settings: ReportSettings,
     period: PeriodParam,
     filters: Filters,
@@ -131,13 +147,13 @@ async def lfd_dashboard(
 
     Scope: `reports:read`.
     """
-    return await respond(database, build_lfd_dashboard, period, filters, settings, output, table)
+    return await respond(reads, build_lfd_dashboard, period, filters, settings, output, table)
 
 
 @router.get("/care-quality", response_model=None, responses=RESPONSES)
 async def care_quality(
     principal: ReportsReader,
-    database: DatabaseDep,
+    reads: ReplicaReadsDep,
     settings: ReportSettings,
     period: PeriodParam,
     filters: Filters,
@@ -168,13 +184,13 @@ async def care_quality(
     Scope: `reports:read`.
     """
     build = partial(build_care_quality, by=by)
-    return await respond(database, build, period, filters, settings, output, table)
+    return await respond(reads, build, period, filters, settings, output, table)
 
 
 @router.get("/themes", response_model=None, responses=RESPONSES)
 async def themes(
     principal: ReportsReader,
-    database: DatabaseDep,
+    reads: ReplicaReadsDep,
     settings: ReportSettings,
     period: PeriodParam,
     filters: Filters,
@@ -220,13 +236,14 @@ async def themes(
             names=("compare", "compare_start", "compare_end"),
         )
     build = partial(build_themes, compare=other)
-    return await respond(database, build, period, filters, settings, output, table)
+    return await respond(reads, build, period, filters, settings, output, table)
 
 
 @router.get("/timeliness", response_model=None, responses=RESPONSES)
 async def timeliness(
     principal: ReportsReader,
     database: DatabaseDep,
+    reads: ReplicaReadsDep,
     settings: ReportSettings,
     period: PeriodParam,
     filters: Filters,
@@ -251,7 +268,14 @@ async def timeliness(
     if principal.has(Scope.deaths_read) and not principal.pseudonymised:
         shown = []
     build = partial(build_timeliness, reasons_shown=shown)
-    response = await respond(database, build, period, filters, settings, output, table)
+
+    def forget_shown() -> None:  # a build retried on the primary gathers them afresh
+        if shown is not None:
+            shown.clear()
+
+    response = await respond(
+        reads, build, period, filters, settings, output, table, before=forget_shown
+    )
     if shown:
         # The report's own transaction is read-only: the audit rows commit on their own, before
         # the reasons leave the service.
@@ -263,7 +287,7 @@ async def timeliness(
 @router.get("/me-office", response_model=None, responses=RESPONSES)
 async def me_office(
     principal: ReportsReader,
-    database: DatabaseDep,
+    reads: ReplicaReadsDep,
     settings: ReportSettings,
     period: PeriodParam,
     filters: Filters,
@@ -281,7 +305,7 @@ async def me_office(
 
     Scope: `reports:read`.
     """
-    return await respond(database, build_me_office, period, filters, settings, output, table)
+    return await respond(reads, build_me_office, period, filters, settings, output, table)
 
 
 NOT_A_PERIOD = "The actions report is a snapshot as of today; it takes no period, start or end."
@@ -294,7 +318,7 @@ NOT_A_PERIOD = "The actions report is a snapshot as of today; it takes no period
 )
 async def actions(
     principal: ReportsReader,
-    database: DatabaseDep,
+    reads: ReplicaReadsDep,
     settings: ReportSettings,
     filters: Filters,
     plan_id: Annotated[uuid.UUID | None, Query(description="Only this action plan.")] = None,
@@ -326,4 +350,4 @@ async def actions(
         )
     build = partial(build_actions, plan_id=plan_id)
     snapshot = as_of_period(report_today())
-    return await respond(database, build, snapshot, filters, settings, output, table)
+    return await respond(reads, build, snapshot, filters, settings, output, table)
