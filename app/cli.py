@@ -1,5 +1,5 @@
 """The command line: ``lfd serve | migrate | clients | organisations | demo | worker | overdue |
-audit | history``."""
+audit | retention | history``."""
 
 from __future__ import annotations
 
@@ -213,6 +213,12 @@ async def _audit_verify(args: argparse.Namespace) -> int:
     return 0 if report.intact else 1
 
 
+def _retention(args: argparse.Namespace) -> int:
+    from app.retention import retention_command
+
+    return asyncio.run(retention_command(get_settings(), args.dry_run, args.json))
+
+
 def _history_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -336,6 +342,16 @@ def build_parser() -> argparse.ArgumentParser:
         "seal", help="place the audit rows written since the last seal in the chain, and exit"
     )
     seal.set_defaults(func=lambda a: asyncio.run(_audit_seal(a)))
+
+    retention = sub.add_parser(
+        "retention",
+        help="drop the audit log's and the change feed's months older than their retention "
+        "(LFD_RETENTION_AUDIT_MONTHS, LFD_RETENTION_EVENT_MONTHS), whole partitions at a time, "
+        "as the tables' owner (PostgreSQL; docs/operations.md)",
+    )
+    retention.add_argument("--dry-run", action="store_true", help="say what would be dropped")
+    retention.add_argument("--json", action="store_true")
+    retention.set_defaults(func=_retention)
 
     database = sub.add_parser(
         "database", help="PostgreSQL administration (docs/organisations.md)"

@@ -35,6 +35,7 @@ from sqlalchemy import ColumnElement, and_, event, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
+from app.kit.id_lists import id_in_list
 from app.models import (
     Action,
     ActionPlan,
@@ -173,6 +174,23 @@ def _death_visible(column: Any, scope: DataScope) -> ColumnElement[bool]:
     return or_(column.in_(sorted(scope.shared_deaths)), owned)
 
 
+def _names_visible_death(ids: Any, scope: DataScope) -> ColumnElement[bool]:
+    """A list of death ids (an audit row's patients) names at least one death in scope: one
+    probe of the deaths' key per id (``id = ANY (ids)``), never a hash of every death."""
+    deaths = _DEATHS.alias("scope_listed_death")
+    rule: ColumnElement[bool] = deaths.c.organisation_id.in_(sorted(scope.organisations))
+    if scope.shared_deaths:
+        rule = or_(rule, deaths.c.id.in_(sorted(scope.shared_deaths)))
+    return (
+        select(literal(1))
+        .select_from(deaths)
+        .where(id_in_list(deaths.c.id, ids), rule)
+        .offset(0)
+        .correlate_except(deaths)
+        .exists()
+    )
+
+
 def event_rule(scope: DataScope) -> ColumnElement[bool]:
     """The outbox events in scope: a death's when the death is, otherwise its organisation's,
     or the deployment's own (no organisation). For the feed's Core statement too."""
@@ -245,12 +263,15 @@ def _criteria(scope: DataScope) -> tuple[Any, ...]:
             HistoryImport, HistoryImport.__table__.c.organisation_id.in_(organisations)
         )
     )
+    # An audit row: written by a client of the scope's organisations, or naming a death in
+    # scope (a page names several: app.audit.queries shows a reader only the ones it may see).
     audit = AuditEvent.__table__
     options.append(
         with_loader_criteria(
             AuditEvent,
             or_(
-                audit.c.organisation_id.in_(organisations), _death_visible(audit.c.death_id, scope)
+                audit.c.organisation_id.in_(organisations),
+                _names_visible_death(audit.c.death_ids, scope),
             ),
         )
     )

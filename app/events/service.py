@@ -9,6 +9,7 @@ from typing import Protocol
 from sqlalchemy import ColumnClause, func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.events.months import closed_months
 from app.models import Action, ActionPlan, Death, HistoryImport, OutboxEvent
 from app.models.base import utcnow
 from app.scoping import UNSCOPED
@@ -83,11 +84,14 @@ async def emit(
     principal: Actor,
     changes: Iterable[Change],
     at: datetime | None = None,
-) -> None:
+) -> list[uuid.UUID]:
+    """Write the changes' events in the caller's transaction; their ids, in order."""
     now = at or utcnow()
+    pending = list(changes)
+    ids = [uuid.uuid4() for _ in pending]
     rows: list[dict[str, object]] = [
         {
-            "id": uuid.uuid4(),
+            "id": event_id,
             "type": change.type,
             "resource_type": change.resource_type,
             "resource_id": change.resource_id,
@@ -98,25 +102,30 @@ async def emit(
             "client_id": principal.client_id,
             "request_id": principal.request_id,
         }
-        for change in changes
+        for event_id, change in zip(ids, pending, strict=True)
     ]
     if not rows:
-        return
+        return []
     if session.get_bind().dialect.name == "postgresql":
         # An event's place in the feed (app/events/feed.py) is the writing transaction's id,
         # raised if need be to that of the resource's previous event: a transaction that got
         # its id early but changed the resource after an earlier-numbered one committed still
-        # comes after it, so the feed follows each resource's own history.
+        # comes after it, so the feed follows each resource's own history. The previous event
+        # is looked for in the months not yet closed; no event of a closed month is above the
+        # highest txid of them all (app.events.months), which the greatest() takes instead.
+        closed = await closed_months(session)
+        skip = closed.open_months()
         for row in rows:
-            previous = (
-                select(func.max(OutboxEvent.txid))
-                .where(
-                    OutboxEvent.resource_type == row["resource_type"],
-                    OutboxEvent.resource_id == row["resource_id"],
-                )
-                .scalar_subquery()
+            conditions = [
+                OutboxEvent.resource_type == row["resource_type"],
+                OutboxEvent.resource_id == row["resource_id"],
+            ]
+            if skip is not None:
+                conditions.append(skip)
+            previous = select(func.max(OutboxEvent.txid)).where(*conditions).scalar_subquery()
+            row["txid"] = func.greatest(
+                CURRENT_TXID, func.coalesce(previous, 0), closed.highest_txid
             )
-            row["txid"] = func.greatest(CURRENT_TXID, func.coalesce(previous, 0))
     else:
         # SQLite: writers take turns (BEGIN IMMEDIATE), so the next numbers are ours alone and
         # commit in order. The feed's numbering is the deployment's, not the client's scope's:
@@ -129,3 +138,4 @@ async def emit(
             row["seq"] = number
             row["txid"] = 0
     await session.execute(insert(OutboxEvent).values(rows))
+    return ids
