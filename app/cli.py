@@ -30,11 +30,10 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.http_guard import guarded_protocol
-    from app.migrate import upgrade
 
     settings = get_settings()
     if not args.no_migrate:
-        upgrade(settings.owner_database_url)
+        _upgrade_and_make_months(settings.owner_database_url)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker counts its requests in files here, and a scrape sums them (app.metrics).
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lfd-metrics-")
@@ -56,14 +55,25 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _upgrade_and_make_months(url: str, revision: str = "head") -> None:
+    """Migrate, then make the months ahead of the partitioned tables (PostgreSQL) that a
+    stopped background runner would otherwise leave missing (app.partitions)."""
+    from app.migrate import upgrade
+    from app.partitions import ensure_partitions_at
+
+    upgrade(url, revision)
+    if revision == "head":
+        asyncio.run(ensure_partitions_at(url, get_settings().partitions_ahead_months))
+
+
 def _migrate(args: argparse.Namespace) -> int:
-    from app.migrate import downgrade, upgrade
+    from app.migrate import downgrade
 
     url = get_settings().owner_database_url
     if args.downgrade:
         downgrade(url, args.downgrade)
     else:
-        upgrade(url, args.revision)
+        _upgrade_and_make_months(url, args.revision)
     return 0
 
 

@@ -25,7 +25,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from app.db import Database
 
@@ -157,3 +158,27 @@ async def missing_months(session: AsyncSession, moment: datetime) -> list[str]:
         ).all()
     )
     return [name for name in wanted if name not in present]
+
+
+async def ensure_partitions_at(database_url: str, ahead: int) -> int:
+    """Make this month's and the next ``ahead`` months' partitions through ``database_url``
+    (`lfd migrate` and `lfd serve`, after migrating: a deployment whose runner has been off
+    for months still gets its months on restart). Nothing on SQLite."""
+    if not database_url.startswith("postgresql"):
+        return 0
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+            made = 0
+            this_month = datetime.now(UTC).date().replace(day=1)
+            for table in PARTITIONED:
+                made += int(
+                    await connection.scalar(
+                        text("SELECT lfd_ensure_partitions(:table, :month, :ahead)"),
+                        {"table": table, "month": this_month, "ahead": ahead},
+                    )
+                    or 0
+                )
+            return made
+    finally:
+        await engine.dispose()

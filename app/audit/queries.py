@@ -76,10 +76,12 @@ async def list_audit_events(
         except (TypeError, ValueError) as error:
             raise BadRequest("The cursor is not one this service issued.") from error
         query = query.where(
+            # The plain bound first: PostgreSQL prunes the later months' partitions by it.
+            AuditEvent.occurred_at <= occurred_at,
             or_(
                 AuditEvent.occurred_at < occurred_at,
                 and_(AuditEvent.occurred_at == occurred_at, AuditEvent.id < last_id),
-            )
+            ),
         )
     ordered = query.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
     rows = list((await session.scalars(ordered.limit(limit + 1))).all())
