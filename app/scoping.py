@@ -132,15 +132,22 @@ _JUDGEMENTS = ReferralJudgement.__table__
 _PLANS = ActionPlan.__table__
 _ACTIONS = Action.__table__
 
-# Tables that name their death: each row is visible when its death is.
-_DEATH_KEYED: tuple[Any, ...] = (
+# Tables that copy their death's organisation (migration 0022, app.models.base.owned_with):
+# a row is visible when that organisation is in scope, or its death is shared.
+_DEATH_OWNED: tuple[Any, ...] = (
     Screening,
     RouteOverride,
     ReferralJudgement,
     Referral,
-    ReferralTransition,
     Review,
     Finding,
+)
+# The same for a review's phase ratings and problems, which name no death: the review is
+# probed only when the scope has shared deaths at all.
+_REVIEW_OWNED: tuple[Any, ...] = (ReviewPhaseRating, ReviewProblem)
+# Tables that name their death and nothing more: each row is visible when its death is.
+_DEATH_KEYED: tuple[Any, ...] = (
+    ReferralTransition,
     DeathNotification,
     WorklistClaim,
     HistoryRecord,
@@ -226,6 +233,20 @@ def _criteria(scope: DataScope) -> tuple[Any, ...]:
     if scope.shared_deaths:
         death_rule = or_(death_rule, _DEATHS.c.id.in_(sorted(scope.shared_deaths)))
     options.append(with_loader_criteria(Death, death_rule, include_aliases=True))
+    shared = sorted(scope.shared_deaths)
+    for model in _DEATH_OWNED:
+        table = model.__table__
+        rule = table.c.organisation_id.in_(organisations)
+        if shared:
+            rule = or_(rule, table.c.death_id.in_(shared))
+        options.append(with_loader_criteria(model, rule, include_aliases=True))
+    for model in _REVIEW_OWNED:
+        table = model.__table__
+        rule = table.c.organisation_id.in_(organisations)
+        if shared:
+            reviews = _REVIEWS.alias("scope_review")
+            rule = or_(rule, _probe(reviews, table.c.review_id, reviews.c.death_id.in_(shared)))
+        options.append(with_loader_criteria(model, rule, include_aliases=True))
     for model in _DEATH_KEYED:
         options.append(
             with_loader_criteria(
@@ -234,7 +255,7 @@ def _criteria(scope: DataScope) -> tuple[Any, ...]:
         )
     # A row of a child of a death-keyed table: in scope when its parent is.
     children = (
-        (_REVIEWS, "review", (ReviewPhaseRating, ReviewProblem, ReviewVersion)),
+        (_REVIEWS, "review", (ReviewVersion,)),
         (_SCREENINGS, "screening", (ScreeningVersion,)),
         (_JUDGEMENTS, "judgement", (ReferralJudgementVersion,)),
     )

@@ -86,7 +86,7 @@ INSERT INTO deaths (id, source_system, source_reference, nhs_number_status, date
     died_at, died_on, place_of_death, site, ward, admitting_specialty, specialty_at_death,
     admission_method, learning_disability, autism, serious_mental_illness,
     pregnant_or_recently_pregnant, age_at_death, age_in_days_at_death,
-    within_30_days_of_discharge, status, version, created_at, updated_at)
+    within_30_days_of_discharge, status, version, created_at, updated_at, organisation_id)
 SELECT gen_random_uuid(), 'lfd-bench-reports', 'R' || g, '03',
     (died AT TIME ZONE 'Europe/London')::date - (age * 365 + 100),
     CASE WHEN bench_u(g, 3) < 0.5 THEN 'female' ELSE 'male' END,
@@ -100,7 +100,8 @@ SELECT gen_random_uuid(), 'lfd-bench-reports', 'R' || g, '03',
     CASE WHEN bench_u(g, 7) < 0.85 THEN 'emergency' WHEN bench_u(g, 7) < 0.95 THEN 'elective'
         ELSE 'transfer' END,
     bench_u(g, 8) < 0.01, bench_u(g, 9) < 0.005, false, false,
-    age, age * 365 + 100, false, 'reviewed', 1, died, died
+    age, age * 365 + 100, false, 'reviewed', 1, died, died,
+    (SELECT id FROM organisations WHERE is_default)
 FROM (
     SELECT g, now() - (g - 1) * (86400.0 / :per_day) * interval '1 second' AS died,
         18 + floor(82 * sqrt(bench_u(g, 2)))::int AS age,
@@ -111,9 +112,11 @@ FROM (
 
 # One referral per death and route, drawn from the death's number (g).
 SJR_REFERRALS = """
-INSERT INTO referrals (id, death_id, died_on, route, stage, reasons, status, specialty, site,
+INSERT INTO referrals (id, death_id, organisation_id,
+    died_on, route, stage, reasons, status, specialty, site,
     priority, due_at, version, created_at, updated_at, completed_at)
-SELECT gen_random_uuid(), d.id, d.died_on, 'sjr', 1, '["unexpected_death"]'::jsonb,
+SELECT gen_random_uuid(), d.id, d.organisation_id,
+    d.died_on, 'sjr', 1, '["unexpected_death"]'::jsonb,
     CASE WHEN d.died_at < now() - interval '70 days' AND bench_u(g, 11) < 0.93 THEN 'completed'
          WHEN bench_u(g, 11) > 0.98 THEN 'cancelled' ELSE 'ready' END,
     d.specialty_at_death, d.site, 3, d.died_at + interval '57 days', 1,
@@ -126,9 +129,10 @@ WHERE d.g BETWEEN :low AND :high AND bench_u(d.g, 10) < 0.25
 """
 
 OTHER_REFERRALS = """
-INSERT INTO referrals (id, death_id, died_on, route, stage, reasons, status, specialty, site,
+INSERT INTO referrals (id, death_id, organisation_id,
+    died_on, route, stage, reasons, status, specialty, site,
     priority, due_at, version, created_at, updated_at, completed_at)
-SELECT gen_random_uuid(), d.id, d.died_on, r.route, NULL, r.reasons::jsonb,
+SELECT gen_random_uuid(), d.id, d.organisation_id, d.died_on, r.route, NULL, r.reasons::jsonb,
     CASE WHEN d.died_at < now() - interval '70 days' THEN 'completed' ELSE 'ready' END,
     d.specialty_at_death, d.site, 2, d.died_at + interval '7 days', 1, d.died_at + interval '1 day',
     d.died_at + interval '1 day',
@@ -145,11 +149,12 @@ WHERE d.g BETWEEN :low AND :high
 
 # Reviews of completed referrals without one; SJR scores drawn per referral.
 REVIEWS = """
-INSERT INTO reviews (id, referral_id, death_id, died_on, route, stage, instrument, status,
+INSERT INTO reviews (id, referral_id, death_id, organisation_id,
+    died_on, route, stage, instrument, status,
     reviewer, submitted_at, detail, overall_rating, quality_of_records, avoidability,
     meeting_date, outcome, external_reference, external_status, notified_at, external_due_at,
     version, created_at, updated_at)
-SELECT gen_random_uuid(), r.id, r.death_id, r.died_on, r.route, r.stage,
+SELECT gen_random_uuid(), r.id, r.death_id, r.organisation_id, r.died_on, r.route, r.stage,
     CASE r.route WHEN 'sjr' THEN 'sjr' WHEN 'mm' THEN 'mm' WHEN 'leder' THEN 'leder'
         ELSE 'external' END,
     'submitted', 'Dr Bench ' || (1 + h % 40), r.completed_at, '{}'::jsonb,
@@ -172,8 +177,8 @@ FROM (SELECT r.*, abs(hashtext(r.id::text))::bigint AS h FROM referrals r
 """
 
 PHASES = """
-INSERT INTO review_phase_ratings (id, review_id, phase, rating)
-SELECT gen_random_uuid(), v.id, p.phase,
+INSERT INTO review_phase_ratings (id, review_id, organisation_id, phase, rating)
+SELECT gen_random_uuid(), v.id, v.organisation_id, p.phase,
     greatest(1, least(5, v.overall_rating + (floor(bench_u(abs(hashtext(v.id::text)), p.salt)
         * 3)::int - 1)))
 FROM reviews v
@@ -190,9 +195,11 @@ FROM reviews v WHERE x.review_id = v.id AND x.phase = 'overall' AND x.rating <> 
 
 # Stage 2 for stage-1 reviews rating care 1-2 or avoidability 1-3 (one per death).
 STAGE_TWO = """
-INSERT INTO referrals (id, death_id, died_on, route, stage, reasons, status, specialty, site,
+INSERT INTO referrals (id, death_id, organisation_id,
+    died_on, route, stage, reasons, status, specialty, site,
     priority, due_at, version, created_at, updated_at, completed_at, excluded_reviewer)
-SELECT gen_random_uuid(), v.death_id, v.died_on, 'sjr', 2, '["second_stage"]'::jsonb,
+SELECT gen_random_uuid(), v.death_id, v.organisation_id,
+    v.died_on, 'sjr', 2, '["second_stage"]'::jsonb,
     CASE WHEN v.submitted_at < now() - interval '60 days' THEN 'completed' ELSE 'ready' END,
     r.specialty, r.site, 3, v.submitted_at + interval '56 days', 1, v.submitted_at,
     v.submitted_at,
@@ -206,9 +213,10 @@ WHERE v.route = 'sjr' AND v.stage = 1 AND (v.overall_rating <= 2 OR v.avoidabili
 """
 
 PSII_FROM_STAGE_TWO = """
-INSERT INTO referrals (id, death_id, died_on, route, stage, reasons, status, specialty, site,
+INSERT INTO referrals (id, death_id, organisation_id,
+    died_on, route, stage, reasons, status, specialty, site,
     priority, due_at, version, created_at, updated_at)
-SELECT gen_random_uuid(), v.death_id, v.died_on, 'psii', NULL,
+SELECT gen_random_uuid(), v.death_id, v.organisation_id, v.died_on, 'psii', NULL,
     '["more_likely_than_not_avoidable"]'::jsonb, 'ready', NULL, NULL, 1,
     v.submitted_at + interval '7 days', 1, v.submitted_at, v.submitted_at
 FROM reviews v

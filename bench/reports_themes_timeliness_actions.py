@@ -56,10 +56,11 @@ from bench.reports import (
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/lfd_bench_reports_r2"
 
 SCREENINGS = """
-INSERT INTO screenings (id, death_id, died_on, examiner_name, examiner_gmc_number, screened_at,
+INSERT INTO screenings (id, death_id, organisation_id,
+    died_on, examiner_name, examiner_gmc_number, screened_at,
     records_reviewed, qap_discussed, bereaved_contacted, coroner_notified, death_expected,
     routes_requested, version, created_at, updated_at)
-SELECT gen_random_uuid(), d.id, d.died_on, 'Dr Bench', '7654321',
+SELECT gen_random_uuid(), d.id, d.organisation_id, d.died_on, 'Dr Bench', '7654321',
     d.died_at + bench_u(abs(hashtext(d.id::text)), 41) * interval '72 hours',
     true, true, true, false, true, '[]'::jsonb, 1, d.died_at, d.died_at
 FROM deaths d LEFT JOIN screenings s ON s.death_id = d.id
@@ -67,9 +68,11 @@ WHERE s.id IS NULL
 """
 
 OVERRIDES = """
-INSERT INTO route_overrides (id, screening_id, death_id, died_on, route, reason_codes,
+INSERT INTO route_overrides (id, screening_id, death_id, organisation_id,
+    died_on, route, reason_codes,
     override_reason, recorded_at)
-SELECT gen_random_uuid(), s.id, s.death_id, s.died_on, 'sjr', '["unexpected_death"]'::jsonb,
+SELECT gen_random_uuid(), s.id, s.death_id, s.organisation_id,
+    s.died_on, 'sjr', '["unexpected_death"]'::jsonb,
     'The family declined a review.', s.screened_at
 FROM screenings s
 WHERE bench_u(abs(hashtext(s.death_id::text)), 42) < 0.02
@@ -88,9 +91,10 @@ WHERE v.route = 'sjr' AND v.status = 'submitted'
 """
 
 FINDINGS = """
-INSERT INTO findings (id, death_id, review_id, kind, theme_id, description, died_on, specialty,
+INSERT INTO findings (id, death_id, organisation_id,
+    review_id, kind, theme_id, description, died_on, specialty,
     route, version, created_at, updated_at)
-SELECT gen_random_uuid(), v.death_id, v.id,
+SELECT gen_random_uuid(), v.death_id, v.organisation_id, v.id,
     (ARRAY['problem_in_care','good_practice','learning_point','concern'])[
         1 + floor(bench_u(abs(hashtext(v.id::text)) + n, 43) * 4)::int],
     t.ids[1 + floor(bench_u(abs(hashtext(v.id::text)) + n, 44) * array_length(t.ids, 1))::int],

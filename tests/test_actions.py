@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 
 from app.auth.scopes import Scope
 from app.kit.time import LONDON, now
-from app.models import Action, ActionPlan, Finding, OutboxEvent, Theme
+from app.models import Action, ActionPlan, Death, Finding, OutboxEvent, Theme
 from tests.conftest import Api
 from tests.factories import idem, screening_body, walk_pages
 
@@ -111,10 +111,12 @@ async def new_finding(api: Api, database, theme_code: str) -> str:
     async with database.transaction() as session:
         theme_id = await session.scalar(select(Theme.id).where(Theme.code == theme_code))
         assert theme_id is not None
+        owner = await session.scalar(select(Death.organisation_id).where(Death.id == death_id))
         session.add(
             Finding(
                 id=finding_id,
                 death_id=death_id,
+                organisation_id=owner,
                 kind="problem_in_care",
                 theme_id=theme_id,
                 description="Escalation delayed overnight",

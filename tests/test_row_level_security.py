@@ -267,7 +267,7 @@ async def test_the_policies_read_the_scope_once_per_statement_not_per_row(
 async def test_a_rows_parent_is_probed_by_its_key_never_hashed_whole(
     database: Database, make_api: MakeApi, database_url: str
 ) -> None:
-    """A row that defers to its parent (a referral to its death) is checked by one probe of
+    """A row that defers to its parent (a transition to its death) is checked by one probe of
     the parent's key. PostgreSQL could instead hash every visible parent row once, and chose
     that by the rows it expected to test, blind to a LIMIT: a claim or a queue page in a
     region then read every death of the deployment (migration 0021). Here the probes are
@@ -279,7 +279,12 @@ async def test_a_rows_parent_is_probed_by_its_key_never_hashed_whole(
         "SELECT id FROM referrals WHERE route = 'sjr' AND status IN ('ready', 'in_progress')"
         " ORDER BY priority, due_at, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
     )
-    statements = [claim_like, *(f"SELECT * FROM {table}" for table in POLICY_TABLES)]
+    probing = "SELECT id FROM referral_transitions ORDER BY id LIMIT 1"
+    statements = [
+        claim_like,
+        probing,
+        *(f"SELECT * FROM {table}" for table in POLICY_TABLES),
+    ]
     # Sequential scans off too: in a small test database a scan of all deaths would beat any
     # probe anyway, and the question is whether the probe is by key or by hash.
     plans = await _plans(
@@ -287,7 +292,12 @@ async def test_a_rows_parent_is_probed_by_its_key_never_hashed_whole(
     )
     for statement, plan in zip(statements, plans, strict=True):
         assert "hashed SubPlan" not in plan, (statement, plan)
-    assert "SubPlan" in plans[0] and "pk_deaths" in plans[0], plans[0]
+    # A referral carries its death's organisation (migration 0022): no probe at all.
+    assert "SubPlan" not in plans[0] and "organisation_id = ANY" in plans[0], plans[0]
+    # A transition names only its death: one probe of the death's key per row.
+    # (by its primary key, or by the key and organisation the children reference)
+    assert "SubPlan" in plans[1], plans[1]
+    assert "pk_deaths" in plans[1] or "uq_deaths_id_organisation_id" in plans[1], plans[1]
 
 
 @pytest.mark.postgres_only

@@ -140,6 +140,7 @@ async def record_finding(
     finding = Finding(
         id=uuid.uuid4(),
         death_id=death.id,
+        organisation_id=death.organisation_id,
         review_id=review.id if review else None,
         kind=body.kind.value,
         theme_id=theme.id,

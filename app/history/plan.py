@@ -56,6 +56,14 @@ class Planned:
         value: uuid.UUID = self.death["id"]
         return value
 
+    def belong_to(self, organisation_id: uuid.UUID) -> None:
+        """The death and every row of it in that organisation (the rows copy their death's:
+        app.models.base.owned_with)."""
+        self.death["organisation_id"] = organisation_id
+        children = (self.overrides, self.referrals, self.reviews, self.phases, self.problems)
+        for row in (self.screening, *(row for rows in children for row in rows), *self.findings):
+            row["organisation_id"] = organisation_id
+
 
 def todays_rules(record: HistoryRecordIn, death: Row, config: RuleConfig) -> dict[Route, Any]:
     """The routes today's rules require for this death (the learning sample aside: it is a

@@ -69,6 +69,7 @@ async def apply_correction(
     kinds: set[str] = set()
     death_id = planned.death_id
     death = await session.get_one(Death, death_id, with_for_update=True)
+    planned.belong_to(death.organisation_id)
     changed = _differs(death, planned.death)
     if changed:
         _assign(death, planned.death, changed)

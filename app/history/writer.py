@@ -278,7 +278,7 @@ async def _insert_new(
     organisation's, which no query here can see) is refused, and nothing of it written."""
     organisation_id = await recording_organisation(session, principal, system=True)
     for _, p in plans:
-        p.death["organisation_id"] = organisation_id
+        p.belong_to(organisation_id)
     copy = session.get_bind().dialect.name == "postgresql"
     inserted = await _insert_deaths(session, [p.death for _, p in plans], copy)
     if len(inserted) < len(plans):

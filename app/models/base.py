@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, Uuid
+from sqlalchemy import JSON, DateTime, ForeignKeyConstraint, MetaData, TypeDecorator, Uuid
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -82,3 +82,14 @@ class IdMixin:
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+def owned_with(parent: str, key: str) -> ForeignKeyConstraint:
+    """A row that belongs to its parent's organisation (issue 16): ``organisation_id`` is a copy
+    of the parent's, so that the scoping criteria and the row-level security policies test a
+    column of the row itself instead of probing its parent. ``(key, organisation_id)``
+    references the parent's ``(id, organisation_id)``: the database refuses a copy that
+    disagrees, and the copy follows the parent when it moves (``lfd organisations adopt``)."""
+    return ForeignKeyConstraint(
+        [key, "organisation_id"], [f"{parent}.id", f"{parent}.organisation_id"], onupdate="CASCADE"
+    )

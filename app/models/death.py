@@ -20,6 +20,8 @@ class Death(IdMixin, TimestampMixin, Base):
         Index("ix_deaths_specialty_at_death_died_at", "specialty_at_death", "died_at"),
         Index("ix_deaths_nhs_number", "nhs_number"),
         Index("ix_deaths_organisation_id_died_on", "organisation_id", "died_on"),
+        # What the rows that copy the death's organisation reference (owned_with).
+        UniqueConstraint("id", "organisation_id"),
         # The reports' cohort: a period's deaths by local date, read from the index alone (with
         # the organisation, which the row-level security policy reads: migration 0021).
         Index(

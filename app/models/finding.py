@@ -6,7 +6,7 @@ from datetime import date, datetime
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, IdMixin, TimestampMixin
+from app.models.base import Base, IdMixin, TimestampMixin, owned_with
 
 
 class Theme(IdMixin, TimestampMixin, Base):
@@ -33,9 +33,12 @@ class Finding(IdMixin, TimestampMixin, Base):
         Index("ix_findings_died_on", "died_on"),
         Index("ix_findings_death_id", "death_id"),
         Index("ix_findings_review_id", "review_id"),
+        owned_with("deaths", "death_id"),
     )
 
-    death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"))
+    death_id: Mapped[uuid.UUID]
+    # The death's organisation, copied (app.models.base.owned_with).
+    organisation_id: Mapped[uuid.UUID]
     review_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reviews.id"))
     kind: Mapped[str] = mapped_column(String(20))
     theme_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("themes.id"))

@@ -7,7 +7,7 @@ from sqlalchemy import ForeignKey, Index, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kit.enums import OPEN_REFERRAL_STATUSES
-from app.models.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
+from app.models.base import Base, IdMixin, JSONType, TimestampMixin, owned_with, utcnow
 
 
 class Referral(IdMixin, TimestampMixin, Base):
@@ -57,9 +57,12 @@ class Referral(IdMixin, TimestampMixin, Base):
         Index("ix_referrals_death_id_route_status", "death_id", "route", "status"),
         # A period's referrals, for the reports.
         Index("ix_referrals_died_on", "died_on"),
+        owned_with("deaths", "death_id"),
     )
 
-    death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"))
+    death_id: Mapped[uuid.UUID]
+    # The death's organisation, copied (app.models.base.owned_with).
+    organisation_id: Mapped[uuid.UUID]
     # The death's local date of death, copied so that reports range-scan a period's referrals
     # (kept in step when the death's time is corrected: app.deaths.service).
     died_on: Mapped[date]

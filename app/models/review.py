@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
+from app.models.base import Base, IdMixin, JSONType, TimestampMixin, owned_with, utcnow
 
 
 class Review(IdMixin, TimestampMixin, Base):
@@ -32,15 +32,21 @@ class Review(IdMixin, TimestampMixin, Base):
                 "overall_rating",
                 "notified_at",
                 "external_status",
+                "organisation_id",
             ],
         ),
         Index("ix_reviews_route_submitted_at", "route", "submitted_at"),
         # A period's reviews, for the reports.
         Index("ix_reviews_died_on", "died_on"),
+        owned_with("deaths", "death_id"),
+        # What a phase rating or a problem references (owned_with).
+        UniqueConstraint("id", "organisation_id"),
     )
 
     referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), unique=True)
-    death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"))
+    death_id: Mapped[uuid.UUID]
+    # The death's organisation, copied (app.models.base.owned_with).
+    organisation_id: Mapped[uuid.UUID]
     # The death's local date of death, copied so that reports range-scan a period's reviews
     # (kept in step when the death's time is corrected: app.deaths.service).
     died_on: Mapped[date]
@@ -75,11 +81,14 @@ class ReviewPhaseRating(IdMixin, Base):
         Index(
             "ix_review_phase_ratings_review_id_report",
             "review_id",
-            postgresql_include=["phase", "rating"],
+            postgresql_include=["phase", "rating", "organisation_id"],
         ),
+        owned_with("reviews", "review_id"),
     )
 
-    review_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reviews.id"))
+    review_id: Mapped[uuid.UUID]
+    # The review's organisation (its death's), copied (app.models.base.owned_with).
+    organisation_id: Mapped[uuid.UUID]
     phase: Mapped[str] = mapped_column(String(20))
     rating: Mapped[int] = mapped_column(SmallInteger)
     # The organisation that gave the care this phase judges (issue 16: cross-system SJR).
@@ -90,9 +99,14 @@ class ReviewProblem(IdMixin, Base):
     """A problem in care an SJR found: its type, the phase it arose in, whether it led to harm."""
 
     __tablename__ = "review_problems"
-    __table_args__ = (Index("ix_review_problems_review_id", "review_id"),)
+    __table_args__ = (
+        Index("ix_review_problems_review_id", "review_id"),
+        owned_with("reviews", "review_id"),
+    )
 
-    review_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reviews.id"))
+    review_id: Mapped[uuid.UUID]
+    # The review's organisation (its death's), copied (app.models.base.owned_with).
+    organisation_id: Mapped[uuid.UUID]
     problem_type: Mapped[str] = mapped_column(String(20))
     phase: Mapped[str] = mapped_column(String(20))
     harm: Mapped[str] = mapped_column(String(10))

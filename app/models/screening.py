@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
+from app.models.base import Base, IdMixin, JSONType, TimestampMixin, owned_with, utcnow
 
 
 class Screening(IdMixin, TimestampMixin, Base):
@@ -16,10 +16,17 @@ class Screening(IdMixin, TimestampMixin, Base):
     __tablename__ = "screenings"
     __table_args__ = (
         # A period's screenings, with what the timeliness report reads, from the index alone.
-        Index("ix_screenings_died_on", "died_on", postgresql_include=["death_id", "screened_at"]),
+        Index(
+            "ix_screenings_died_on",
+            "died_on",
+            postgresql_include=["death_id", "screened_at", "organisation_id"],
+        ),
+        owned_with("deaths", "death_id"),
     )
 
-    death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"), unique=True)
+    death_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    # The death's organisation, copied (app.models.base.owned_with).
+    organisation_id: Mapped[uuid.UUID]
     # The death's local date of death, copied so that reports range-scan a period's screenings
     # (kept in step when the death's time is corrected: app.deaths.service).
     died_on: Mapped[date]
@@ -59,10 +66,13 @@ class RouteOverride(IdMixin, Base):
     __table_args__ = (
         UniqueConstraint("screening_id", "route"),
         Index("ix_route_overrides_died_on", "died_on"),
+        owned_with("deaths", "death_id"),
     )
 
     screening_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("screenings.id"))
-    death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"), index=True)
+    death_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    # The death's organisation, copied (app.models.base.owned_with).
+    organisation_id: Mapped[uuid.UUID]
     died_on: Mapped[date]  # the death's, copied (as on screenings)
     route: Mapped[str] = mapped_column(String(20))
     reason_codes: Mapped[list[str]] = mapped_column(JSONType)
@@ -89,10 +99,15 @@ class ReferralJudgement(IdMixin, Base):
     replaces it keeps this one as a ``ReferralJudgementVersion`` first."""
 
     __tablename__ = "referral_judgements"
-    __table_args__ = (Index("ix_referral_judgements_died_on", "died_on"),)
+    __table_args__ = (
+        Index("ix_referral_judgements_died_on", "died_on"),
+        owned_with("deaths", "death_id"),
+    )
 
     screening_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("screenings.id"), unique=True)
-    death_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deaths.id"))
+    death_id: Mapped[uuid.UUID]
+    # The death's organisation, copied (app.models.base.owned_with).
+    organisation_id: Mapped[uuid.UUID]
     died_on: Mapped[date]  # the death's, copied (as on screenings)
     # appropriate | possibly_missed | should_have_been_referred
     judgement: Mapped[str] = mapped_column(String(30))

@@ -98,6 +98,7 @@ def new_referral_row(
     return {
         "id": uuid.uuid4(),
         "death_id": death.id,
+        "organisation_id": death.organisation_id,
         "died_on": death.died_on,
         "route": route.value,
         "stage": stage,
@@ -302,6 +303,7 @@ async def _replace_overrides(
                 id=uuid.uuid4(),
                 screening_id=screening.id,
                 death_id=death.id,
+                organisation_id=death.organisation_id,
                 died_on=death.died_on,
                 route=route.value,
                 reason_codes=codes,

@@ -213,12 +213,13 @@ def follow_ons(referral: Referral, review: Instrumented) -> list[FollowOn]:
 
 async def _write_parts(
     session: AsyncSession,
-    review_id: uuid.UUID,
+    review: Review,
     body: Instrumented,
     care: dict[str, uuid.UUID],
 ) -> None:
     """The SJR's phase ratings and problems in care, as rows that reports aggregate, each with
     the organisation of care it names (``care``: ids by reference, app.reviews.care)."""
+    review_id, owner = review.id, review.organisation_id
     await session.execute(delete(ReviewPhaseRating).where(ReviewPhaseRating.review_id == review_id))
     await session.execute(delete(ReviewProblem).where(ReviewProblem.review_id == review_id))
     if not isinstance(body, SjrReview):
@@ -230,6 +231,7 @@ async def _write_parts(
             {
                 "id": uuid.uuid4(),
                 "review_id": review_id,
+                "organisation_id": owner,
                 "phase": r.phase.value,
                 "rating": r.rating,
                 "care_organisation_id": care.get(r.care_organisation or ""),
@@ -244,6 +246,7 @@ async def _write_parts(
             {
                 "id": uuid.uuid4(),
                 "review_id": review_id,
+                "organisation_id": owner,
                 "problem_type": p.type.value,
                 "phase": p.phase.value,
                 "harm": p.harm.value,
@@ -303,6 +306,7 @@ async def submit_review(
             id=uuid.uuid4(),
             referral_id=referral.id,
             death_id=death.id,
+            organisation_id=death.organisation_id,
             died_on=death.died_on,
             route=referral.route,
             stage=referral.stage,
@@ -325,7 +329,7 @@ async def submit_review(
         review.submitted_at = moment if body.submit else None
         review.version += 1
     await session.flush()
-    await _write_parts(session, review.id, body.review, care)
+    await _write_parts(session, review, body.review, care)
 
     transitions = Transitions(Journal(principal))
     journal = transitions.journal
@@ -433,7 +437,7 @@ async def amend_review(
         review.version += 1
         review.updated_at = now()
         await session.flush()
-        await _write_parts(session, review.id, body.review, care)
+        await _write_parts(session, review, body.review, care)
         journal.event(
             Change("review.amended", "review", review.id, death.id, changed or ["detail"])
         )

@@ -83,6 +83,7 @@ async def screen_notified(
     screening = Screening(
         id=uuid.uuid4(),
         death_id=death.id,
+        organisation_id=death.organisation_id,
         died_on=death.died_on,
         recorded_by_client_id=principal.client_id,
         version=1,

@@ -152,6 +152,7 @@ async def judge(
             id=uuid.uuid4(),
             screening_id=screening.id,
             death_id=screening.death_id,
+            organisation_id=screening.organisation_id,
             died_on=screening.died_on,
             version=0,
         )

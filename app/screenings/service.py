@@ -195,6 +195,7 @@ async def record_screening(
     screening = Screening(
         id=uuid.uuid4(),
         death_id=planned_death.id,
+        organisation_id=planned_death.organisation_id,
         died_on=planned_death.died_on,
         recorded_by_client_id=principal.client_id,
         version=1,

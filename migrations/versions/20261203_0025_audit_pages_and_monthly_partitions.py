@@ -38,7 +38,7 @@
 SQLite stays unpartitioned: its tables are rebuilt with the new key and column.
 
 Revision ID: 0025
-Revises: 0021
+Revises: 0022
 Create Date: 2026-12-03 18:00:00
 """
 
@@ -49,7 +49,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0025"
-down_revision: str | None = "0021"
+down_revision: str | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
