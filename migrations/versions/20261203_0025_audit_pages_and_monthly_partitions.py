@@ -153,8 +153,10 @@ AUDIT_RULE_0021 = (
 )
 
 # Making a month's partition: a table of its own, then attached (which takes a lighter lock on
-# the parent than CREATE TABLE ... PARTITION OF: reads and writes go on meanwhile). It forces
-# row-level security with no policy, so that only the parent's policies ever let a row through.
+# the parent than CREATE TABLE ... PARTITION OF: reads and writes go on meanwhile). It enables
+# row-level security with no policy of its own: the service's role, which owns nothing, reads
+# nothing by naming a partition; through the parent, the parent's (forced) policies apply. The
+# owner passes a partition's (unforced) security: its own functions below read partitions.
 MAKE_PARTITION = r"""
 CREATE OR REPLACE FUNCTION lfd_make_partition(p_table text, p_month date) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public SET lfd.scope = 'all'
@@ -174,17 +176,14 @@ BEGIN
     END IF;
     EXECUTE format('CREATE TABLE public.%I (LIKE public.%I INCLUDING DEFAULTS)', part, p_table);
     -- Rows of this month waiting in the events' default partition move into the new month (the
-    -- owner, while neither table forces row-level security on it, moves them all).
+    -- owner reads and writes partitions past their row-level security, which is not forced).
     IF p_table = 'outbox_events' AND to_regclass('public.outbox_events_default') IS NOT NULL THEN
-        ALTER TABLE outbox_events_default NO FORCE ROW LEVEL SECURITY;
         moving := format('occurred_at >= %L AND occurred_at < %L', low, high);
         EXECUTE format('INSERT INTO public.%I SELECT * FROM outbox_events_default WHERE %s',
                        part, moving);
         EXECUTE format('DELETE FROM outbox_events_default WHERE %s', moving);
-        ALTER TABLE outbox_events_default FORCE ROW LEVEL SECURITY;
     END IF;
     EXECUTE format('ALTER TABLE public.%I ENABLE ROW LEVEL SECURITY', part);
-    EXECUTE format('ALTER TABLE public.%I FORCE ROW LEVEL SECURITY', part);
     EXECUTE format('ALTER TABLE public.%I ATTACH PARTITION public.%I FOR VALUES FROM (%L) TO (%L)',
                    p_table, part, low, high);
     RETURN true;
@@ -248,6 +247,78 @@ BEGIN
         closed := closed + 1;
     END LOOP;
     RETURN closed;
+END $$
+"""
+
+# "Who read patient X" (app.audit.queries). GIN answers `death_ids @> ARRAY[x]`, but under
+# row-level security PostgreSQL uses an index only for a condition whose operator is leakproof
+# (else a row the policies refuse could be tested first), and no array operator is: the service's
+# role would read every row of every month and test the policies on each. So the search runs
+# here, as the owner, month by month from the newest (each month's partition read through its
+# GIN index, past its unforced security), applying the same rule as the table's policy itself
+# (the deaths' own policy still applies inside it), the filters and the cursor, and stops when
+# it has the page. It returns keys only: the service reads the rows through the table, its
+# policies and its query criteria, as any other. Without a lower time bound it starts the day
+# before the death was recorded (rows about an id before its record existed, which only a
+# request answered "not found" can leave, need `occurred_from`).
+AUDIT_NAMING = r"""
+CREATE OR REPLACE FUNCTION lfd_audit_naming(
+    p_death uuid, p_limit integer, p_from timestamptz, p_before timestamptz,
+    p_after_at timestamptz, p_after_id uuid, p_client uuid, p_resource_type text,
+    p_resource uuid, p_action text, p_outcome text, p_query_hash text)
+RETURNS TABLE (id uuid, occurred_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public SET enable_indexscan = off AS $$
+DECLARE
+    month record;
+    low timestamptz := p_from;
+    high timestamptz := p_before;
+    found integer := 0;
+    got integer;
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1001 THEN
+        RAISE EXCEPTION 'lfd_audit_naming: limit % is out of range (1 to 1001)', p_limit;
+    END IF;
+    IF low IS NULL THEN
+        SELECT d.created_at - interval '1 day' INTO low FROM deaths d WHERE d.id = p_death;
+    END IF;
+    IF p_after_at IS NOT NULL AND (high IS NULL OR p_after_at < high) THEN
+        high := p_after_at + interval '1 microsecond';
+    END IF;
+    FOR month IN
+        SELECT c.relname AS part,
+               to_date(substring(c.relname from '_p(\d{4}_\d{2})$'), 'YYYY_MM') AS first_day
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'public.audit_events'::regclass
+        ORDER BY 2 DESC
+    LOOP
+        CONTINUE WHEN high IS NOT NULL
+            AND month.first_day::timestamp AT TIME ZONE 'UTC' >= high;
+        EXIT WHEN low IS NOT NULL
+            AND (month.first_day + interval '1 month')::timestamp AT TIME ZONE 'UTC' <= low;
+        RETURN QUERY EXECUTE format(
+            'SELECT a.id, a.occurred_at FROM public.%I a'
+            ' WHERE a.death_ids @> ARRAY[$1]'
+            ' AND ($2::timestamptz IS NULL OR a.occurred_at >= $2)'
+            ' AND ($3::timestamptz IS NULL OR a.occurred_at < $3)'
+            ' AND ($4::timestamptz IS NULL OR a.occurred_at < $4'
+            '      OR (a.occurred_at = $4 AND a.id < $5))'
+            ' AND ($6::uuid IS NULL OR a.client_id = $6)'
+            ' AND ($7::text IS NULL OR a.resource_type = $7)'
+            ' AND ($8::uuid IS NULL OR a.resource_id = $8)'
+            ' AND ($9::text IS NULL OR a.action = $9)'
+            ' AND ($10::text IS NULL OR a.outcome = $10)'
+            ' AND ($11::text IS NULL OR a.query_hash = $11)'
+            ' AND ((SELECT lfd_scope_all())'
+            '      OR a.organisation_id = ANY ((SELECT lfd_scope_organisations())::uuid[])'
+            '      OR EXISTS (SELECT 1 FROM deaths d WHERE d.id = ANY (a.death_ids) OFFSET 0))'
+            ' ORDER BY a.occurred_at DESC, a.id DESC LIMIT $12', month.part)
+        USING p_death, low, p_before, p_after_at, p_after_id, p_client, p_resource_type,
+              p_resource, p_action, p_outcome, p_query_hash, p_limit - found;
+        GET DIAGNOSTICS got = ROW_COUNT;
+        found := found + got;
+        EXIT WHEN found >= p_limit;
+    END LOOP;
 END $$
 """
 
@@ -362,9 +433,8 @@ def _upgrade_postgresql() -> None:
     op.execute(CREATE_EVENTS)
     op.execute("CREATE TABLE outbox_events_default PARTITION OF outbox_events DEFAULT")
     op.execute("ALTER TABLE outbox_events_default ENABLE ROW LEVEL SECURITY")
-    op.execute("ALTER TABLE outbox_events_default FORCE ROW LEVEL SECURITY")
     _closed_months_table()
-    for function in (MAKE_PARTITION, ENSURE_PARTITIONS, CLOSE_EVENT_MONTHS):
+    for function in (MAKE_PARTITION, ENSURE_PARTITIONS, CLOSE_EVENT_MONTHS, AUDIT_NAMING):
         op.execute(function)
     # Every month of the rows already written, to three months ahead of this one.
     this_month = datetime.now(UTC).date().replace(day=1)
@@ -461,6 +531,10 @@ def _downgrade_postgresql() -> None:
     )
     op.execute("DROP TABLE audit_events_0025")
     op.execute("DROP TABLE outbox_events_0025")
+    op.execute(
+        "DROP FUNCTION lfd_audit_naming(uuid, integer, timestamptz, timestamptz, timestamptz,"
+        " uuid, uuid, text, uuid, text, text, text)"
+    )
     op.execute("DROP FUNCTION lfd_close_event_months(timestamptz)")
     op.execute("DROP FUNCTION lfd_ensure_partitions(text, date, integer)")
     op.execute("DROP FUNCTION lfd_make_partition(text, date)")
