@@ -88,7 +88,7 @@ from app.migrate import grant_service_role, upgrade
 
 SERVICE_ROLE = "lfd_bench_service"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5433/lfd_national"
-MIN_FREE_BYTES = 10 * 1024**3
+MIN_FREE_BYTES = 8 * 1024**3
 
 FUNCTIONS = """
 CREATE OR REPLACE FUNCTION bench_u(g bigint, salt int) RETURNS float8
@@ -270,7 +270,7 @@ AUDIT = """
 INSERT INTO {table} (id, occurred_at, client_id, client_name, on_behalf_of,
     on_behalf_of_verified, on_behalf_of_role, action, resource_type, resource_id, death_ids,
     organisation_id, request_id, outcome, query_hash, row_hash, chain_seq, chain_hash)
-SELECT bench_id(6, :month::bigint * 100000000 + r), at, (ORG_IDS::uuid[])[o], 'trust ' || o,
+SELECT bench_id(6, :month::bigint * 100000000 + r), at, (ORG_IDS::uuid[])[o], NULL,
     NULL, NULL, NULL,
     CASE WHEN page THEN 'referral.list'
          ELSE (ARRAY['death.read','referral.read','referral.claim','screening.read',
@@ -468,7 +468,7 @@ async def ensure_database(url: str, reset: bool) -> bool:
 def check_disk(path: str = "/") -> None:
     free = shutil.disk_usage(path).free
     if free < MIN_FREE_BYTES:
-        raise SystemExit(f"stopping: {free / 1024**3:.1f} GiB free, below 10 GiB")
+        raise SystemExit(f"stopping: {free / 1024**3:.1f} GiB free, below 8 GiB")
 
 
 async def step(connection: asyncpg.Connection, label: str, sql: str) -> None:
