@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     DateTime,
     String,
@@ -74,10 +75,15 @@ async def list_audit_events(
     if filters.outcome is not None:
         query = query.where(AuditEvent.outcome == filters.outcome)
     if filters.death_id is not None:
+        # A patient the reader may not see is searched for only in its own organisations'
+        # rows: another organisation's row never says who else was on its page.
+        own_only = not await _visible(session, filters.death_id)
         if session.get_bind().dialect.name == "postgresql":
-            query = query.where(_naming(filters, after, searched, limit + 1))
+            query = query.where(_naming(filters, after, searched, limit + 1, own_only))
         else:
             query = query.where(names(AuditEvent.death_ids, filters.death_id))
+        if own_only:
+            query = query.where(AuditEvent.organisation_id.in_(current_scope().organisations))
     if filters.client_id is not None:
         query = query.where(AuditEvent.client_id == filters.client_id)
     if filters.resource_type is not None:
@@ -118,11 +124,20 @@ async def list_audit_events(
     return [_out(row, patients) for row, patients in zip(page, shown, strict=True)], next_cursor
 
 
+async def _visible(session: AsyncSession, death_id: uuid.UUID) -> bool:
+    """Whether the reader may see this death (always, for the whole deployment's scope)."""
+    if current_scope().everything:
+        return True
+    found = await session.scalar(select(Death.id).where(Death.id == death_id))
+    return found is not None
+
+
 def _naming(
     filters: AuditFilters,
     after: tuple[datetime, uuid.UUID] | None,
     searched: str | None,
     limit: int,
+    own_only: bool,
 ) -> ColumnElement[bool]:
     """PostgreSQL: the keys of the page's rows naming the death, found by the database function
     lfd_audit_naming (migration 0025), which reads each month's GIN index of ``death_ids``: the
@@ -142,6 +157,7 @@ def _naming(
         literal(filters.action, String()),
         literal(filters.outcome, String()),
         literal(searched, String()),
+        literal(own_only, Boolean()),
     ).table_valued("id", "occurred_at")
     return tuple_(AuditEvent.id, AuditEvent.occurred_at).in_(select(keys.c.id, keys.c.occurred_at))
 

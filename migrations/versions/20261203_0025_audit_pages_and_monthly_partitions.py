@@ -260,12 +260,13 @@ END $$
 # it has the page. It returns keys only: the service reads the rows through the table, its
 # policies and its query criteria, as any other. Without a lower time bound it starts the day
 # before the death was recorded (rows about an id before its record existed, which only a
-# request answered "not found" can leave, need `occurred_from`).
+# request answered "not found" can leave, need `occurred_from`). `p_own_only`: only the rows of
+# the caller's organisations (a reader searching for a patient it may not see).
 AUDIT_NAMING = r"""
 CREATE OR REPLACE FUNCTION lfd_audit_naming(
     p_death uuid, p_limit integer, p_from timestamptz, p_before timestamptz,
     p_after_at timestamptz, p_after_id uuid, p_client uuid, p_resource_type text,
-    p_resource uuid, p_action text, p_outcome text, p_query_hash text)
+    p_resource uuid, p_action text, p_outcome text, p_query_hash text, p_own_only boolean)
 RETURNS TABLE (id uuid, occurred_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, public SET enable_indexscan = off AS $$
@@ -309,12 +310,13 @@ BEGIN
             ' AND ($9::text IS NULL OR a.action = $9)'
             ' AND ($10::text IS NULL OR a.outcome = $10)'
             ' AND ($11::text IS NULL OR a.query_hash = $11)'
+            ' AND (NOT $13 OR a.organisation_id = ANY ((SELECT lfd_scope_organisations())::uuid[]))'
             ' AND ((SELECT lfd_scope_all())'
             '      OR a.organisation_id = ANY ((SELECT lfd_scope_organisations())::uuid[])'
             '      OR EXISTS (SELECT 1 FROM deaths d WHERE d.id = ANY (a.death_ids) OFFSET 0))'
             ' ORDER BY a.occurred_at DESC, a.id DESC LIMIT $12', month.part)
         USING p_death, low, p_before, p_after_at, p_after_id, p_client, p_resource_type,
-              p_resource, p_action, p_outcome, p_query_hash, p_limit - found;
+              p_resource, p_action, p_outcome, p_query_hash, p_limit - found, p_own_only;
         GET DIAGNOSTICS got = ROW_COUNT;
         found := found + got;
         EXIT WHEN found >= p_limit;
@@ -533,7 +535,7 @@ def _downgrade_postgresql() -> None:
     op.execute("DROP TABLE outbox_events_0025")
     op.execute(
         "DROP FUNCTION lfd_audit_naming(uuid, integer, timestamptz, timestamptz, timestamptz,"
-        " uuid, uuid, text, uuid, text, text, text)"
+        " uuid, uuid, text, uuid, text, text, text, boolean)"
     )
     op.execute("DROP FUNCTION lfd_close_event_months(timestamptz)")
     op.execute("DROP FUNCTION lfd_ensure_partitions(text, date, integer)")
