@@ -1,5 +1,5 @@
 """The command line: ``lfd serve | migrate | clients | organisations | demo | worker | overdue |
-audit | history``."""
+audit | retention | history``."""
 
 from __future__ import annotations
 
@@ -30,11 +30,10 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.http_guard import guarded_protocol
-    from app.migrate import upgrade
 
     settings = get_settings()
     if not args.no_migrate:
-        upgrade(settings.owner_database_url)
+        _upgrade_and_make_months(settings.owner_database_url)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker counts its requests in files here, and a scrape sums them (app.metrics).
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lfd-metrics-")
@@ -56,14 +55,25 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _upgrade_and_make_months(url: str, revision: str = "head") -> None:
+    """Migrate, then make the months ahead of the partitioned tables (PostgreSQL) that a
+    stopped background runner would otherwise leave missing (app.partitions)."""
+    from app.migrate import upgrade
+    from app.partitions import ensure_partitions_at
+
+    upgrade(url, revision)
+    if revision == "head":
+        asyncio.run(ensure_partitions_at(url, get_settings().partitions_ahead_months))
+
+
 def _migrate(args: argparse.Namespace) -> int:
-    from app.migrate import downgrade, upgrade
+    from app.migrate import downgrade
 
     url = get_settings().owner_database_url
     if args.downgrade:
         downgrade(url, args.downgrade)
     else:
-        upgrade(url, args.revision)
+        _upgrade_and_make_months(url, args.revision)
     return 0
 
 
@@ -213,6 +223,12 @@ async def _audit_verify(args: argparse.Namespace) -> int:
     return 0 if report.intact else 1
 
 
+def _retention(args: argparse.Namespace) -> int:
+    from app.retention import retention_command
+
+    return asyncio.run(retention_command(get_settings(), args.dry_run, args.json))
+
+
 def _history_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -336,6 +352,16 @@ def build_parser() -> argparse.ArgumentParser:
         "seal", help="place the audit rows written since the last seal in the chain, and exit"
     )
     seal.set_defaults(func=lambda a: asyncio.run(_audit_seal(a)))
+
+    retention = sub.add_parser(
+        "retention",
+        help="drop the audit log's and the change feed's months older than their retention "
+        "(LFD_RETENTION_AUDIT_MONTHS, LFD_RETENTION_EVENT_MONTHS), whole partitions at a time, "
+        "as the tables' owner (PostgreSQL; docs/operations.md)",
+    )
+    retention.add_argument("--dry-run", action="store_true", help="say what would be dropped")
+    retention.add_argument("--json", action="store_true")
+    retention.set_defaults(func=_retention)
 
     database = sub.add_parser(
         "database", help="PostgreSQL administration (docs/organisations.md)"

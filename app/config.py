@@ -203,6 +203,19 @@ class Settings(BaseSettings):
     run_worker_in_serve: bool = True
     worker_interval_seconds: int = Field(default=300, ge=1)
 
+    # Monthly partitions of the audit and event tables on PostgreSQL (app.partitions,
+    # docs/operations.md): months made ahead by every pass of the background loop, and how long
+    # after a month ends its events are closed (the change feed then skips it).
+    partitions_ahead_months: int = Field(default=3, ge=1, le=24)
+    event_month_close_hours: int = Field(default=24, ge=1, le=24 * 31)
+    # `lfd retention` (app.retention, docs/operations.md, "Retention"): whole months older than
+    # these are dropped. The audit trail 8 years (the Records Management Code of Practice's
+    # minimum for an adult's health record after death: an access can be no older than the
+    # death it was about), the change feed's events 2 years. On hold, nothing is dropped.
+    retention_audit_months: int = Field(default=96, ge=12, le=1200)
+    retention_event_months: int = Field(default=24, ge=3, le=1200)
+    retention_hold: bool = False
+
     # Reports (app.reports, docs/reports.md). Deaths in scope of the LfD figures: those at these
     # places of death, plus (when set) deaths within 30 days of discharge (the SHMI cohort).
     report_in_scope_places: Annotated[list[PlaceOfDeath], NoDecode] = Field(

@@ -13,10 +13,14 @@ from app.actions.overdue import raise_overdue
 from app.audit.chain import seal_audit
 from app.history.runner import resume_pending_imports
 from app.idempotency.service import purge_expired_records
+from app.partitions import maintain_partitions
 from app.programmes.cohort import refresh_open_programmes
 from app.worker import Job
 
 BACKGROUND_JOBS: tuple[tuple[str, Job], ...] = (
+    # PostgreSQL: the audit and event tables' months made ahead, and past months of events
+    # closed so that the change feed can skip them (app.partitions).
+    ("partitions", maintain_partitions),
     # An open action past its due date raises action.overdue once.
     ("action_overdue", raise_overdue),
     # Idempotency records whose replay window (LFD_IDEMPOTENCY_RETENTION_HOURS) has ended.

@@ -48,8 +48,8 @@ from app.programmes.cases_router import router as programme_cases_router
 from app.programmes.router import router as programmes_router
 from app.ratelimit import AuthThrottle, RateLimiter
 from app.referrals.router import router as referrals_router
-from app.reports.programme_router import router as programme_reports_router
 from app.replica.reads import ReadAfterWriteMiddleware, Reads
+from app.reports.programme_router import router as programme_reports_router
 from app.reports.router import router as reports_router
 from app.reviews.router import referral_review_router
 from app.reviews.router import router as reviews_router

@@ -35,6 +35,7 @@ from sqlalchemy import ColumnElement, and_, event, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
+from app.kit.id_lists import id_in_list
 from app.models import (
     Action,
     ActionPlan,
@@ -209,6 +210,23 @@ def _death_visible(column: Any, scope: DataScope) -> ColumnElement[bool]:
     return or_(column.in_(sorted(scope.shared_deaths)), owned)
 
 
+def _names_visible_death(ids: Any, scope: DataScope) -> ColumnElement[bool]:
+    """A list of death ids (an audit row's patients) names at least one death in scope: one
+    probe of the deaths' key per id (``id = ANY (ids)``), never a hash of every death."""
+    deaths = _DEATHS.alias("scope_listed_death")
+    rule: ColumnElement[bool] = deaths.c.organisation_id.in_(sorted(scope.organisations))
+    if scope.shared_deaths:
+        rule = or_(rule, deaths.c.id.in_(sorted(scope.shared_deaths)))
+    return (
+        select(literal(1))
+        .select_from(deaths)
+        .where(id_in_list(deaths.c.id, ids), rule)
+        .offset(0)
+        .correlate_except(deaths)
+        .exists()
+    )
+
+
 def event_rule(scope: DataScope) -> ColumnElement[bool]:
     """The outbox events in scope: a death's when the death is, otherwise its organisation's,
     or the deployment's own (no organisation). For the feed's Core statement too."""
@@ -325,17 +343,18 @@ def _criteria(scope: DataScope) -> tuple[Any, ...]:
             HistoryImport, HistoryImport.__table__.c.organisation_id.in_(organisations)
         )
     )
-    # The audit log: the rows written under the client's organisations, and every row about a
-    # death they record (whoever wrote it, a recipient of a share included); never the rows
-    # of a death seen only through a share, which are the recording organisation's.
-    audit, audit_deaths = AuditEvent.__table__, _DEATHS.alias("scope_audit_death")
-    owned = audit_deaths.c.organisation_id.in_(organisations)
+    # The audit log: the rows written under the client's organisations, and every row naming a
+    # death they record (whoever wrote it, a recipient of a share included; a page names
+    # several: app.audit.queries shows a reader only the ones it may see); never the rows of
+    # a death seen only through a share, which are the recording organisation's.
+    audit = AuditEvent.__table__
+    recorded = DataScope(False, scope.organisations)
     options.append(
         with_loader_criteria(
             AuditEvent,
             or_(
                 audit.c.organisation_id.in_(organisations),
-                _probe(audit_deaths, audit.c.death_id, owned),
+                _names_visible_death(audit.c.death_ids, recorded),
             ),
         )
     )

@@ -275,9 +275,7 @@ async def scoped(connection: asyncpg.Connection) -> None:
 
 
 async def load(connection: asyncpg.Connection, size: int, per_day: int) -> float:
-    have = await connection.fetchval(
-        "SELECT count(*) FROM deaths WHERE source_system = $1", SOURCE
-    )
+    have = await connection.fetchval("SELECT count(*) FROM deaths WHERE source_system = $1", SOURCE)
     if have >= size:
         return 0.0
     low, high = have + 1, size

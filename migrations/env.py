@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.config import get_settings
 from app.models import Base
 from app.models.base import UTCDateTime
+from app.partitions import schema_compare_options
 
 config = context.config
 target_metadata = Base.metadata
@@ -48,6 +49,7 @@ def do_run_migrations(connection: Connection) -> None:
         compare_type=True,
         render_item=render_item,
         render_as_batch=True,
+        **schema_compare_options(connection.dialect.name),
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":

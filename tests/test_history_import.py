@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from app.auth.scopes import Scope
 from app.db import Database
+from app.kit.id_lists import id_in_list
 from app.models import (
     AuditEvent,
     Death,
@@ -257,7 +258,7 @@ async def test_one_summary_event_per_batch_and_one_audit_row(
         reads = await session.scalar(
             select(func.count())
             .select_from(AuditEvent)
-            .join(Death, Death.id == AuditEvent.death_id)
+            .join(Death, id_in_list(Death.id, AuditEvent.death_ids))
             .where(Death.source_system == system)
         )
         assert reads == 0  # no invented reads

@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import select
 
 from app.auth.scopes import Scope
+from app.kit.id_lists import names
 from app.logging import JsonFormatter, PlainFormatter
 from app.models import AuditEvent
 from tests.conftest import Api
@@ -214,7 +215,8 @@ async def test_a_valid_client_request_id_is_echoed_and_used(captured, make_api, 
         audit_ids = (
             await session.scalars(
                 select(AuditEvent.request_id).where(
-                    AuditEvent.death_id == uuid.UUID(death_id), AuditEvent.action == "death.read"
+                    names(AuditEvent.death_ids, uuid.UUID(death_id)),
+                    AuditEvent.action == "death.read",
                 )
             )
         ).all()

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from app.auth.scopes import Scope
+from app.kit.id_lists import names
 from app.models import AuditEvent, WorklistClaim
 from tests.factories import idem
 from tests.kit.notifications import died, notification_body, screening_of
@@ -170,7 +171,7 @@ async def test_a_claimed_death_is_screened_only_by_the_holder_presenting_the_lea
         refusals = (
             await session.scalars(
                 select(AuditEvent).where(
-                    AuditEvent.death_id == uuid.UUID(death_id),
+                    names(AuditEvent.death_ids, uuid.UUID(death_id)),
                     AuditEvent.action == "worklist.lease_refused",
                 )
             )
@@ -229,7 +230,7 @@ async def test_a_lease_claimed_for_a_person_is_renewed_and_released_only_for_tha
     async with database.transaction() as session:
         refusals = await session.scalars(
             select(AuditEvent.outcome).where(
-                AuditEvent.death_id == uuid.UUID(death_id),
+                names(AuditEvent.death_ids, uuid.UUID(death_id)),
                 AuditEvent.action == "worklist.lease_refused",
             )
         )

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from app.auth.scopes import Scope
 from app.db import Database
+from app.kit.id_lists import names
 from app.models import AuditEvent, Organisation
 from tests.conftest import Api, MakeApi
 from tests.factories import idem, record, record_unexpected
@@ -281,7 +282,7 @@ async def test_a_share_opens_one_death_for_its_purpose_until_revoked(
         rows = (
             await session.scalars(
                 select(AuditEvent).where(
-                    AuditEvent.death_id == uuid.UUID(shared),
+                    names(AuditEvent.death_ids, uuid.UUID(shared)),
                     AuditEvent.client_id == region.practice_api.client_id,
                 )
             )

@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 
 from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
 from app.auth.service import create_client
+from app.kit.id_lists import names
 from app.models import ApiClient, AuditEvent
 from app.privacy.pseudonym import pseudonym, pseudonym_key
 from tests.factories import idem, screening_body
@@ -266,7 +267,7 @@ async def test_a_pseudonymised_read_is_audited(api, make_api, database) -> None:
         rows = (
             await session.scalars(
                 select(AuditEvent).where(
-                    AuditEvent.death_id == death_id,
+                    names(AuditEvent.death_ids, death_id),
                     AuditEvent.client_id == commissioner.client_id,
                 )
             )

@@ -255,12 +255,12 @@ async def test_intervals_overdue_rate_and_overrides(make_api, database) -> None:
     async with database.transaction() as session:
         audited = (
             await session.execute(
-                select(AuditEvent.action, AuditEvent.resource_type, AuditEvent.death_id).where(
+                select(AuditEvent.action, AuditEvent.resource_type, AuditEvent.death_ids).where(
                     AuditEvent.client_id == reader.client_id
                 )
             )
         ).all()
-    assert audited == [("route_override.read", "route_override", uuid.UUID(built.d6_id))]
+    assert audited == [("route_override.read", "route_override", [uuid.UUID(built.d6_id)])]
 
     # A client with reports:read alone gets the same figures, and no free text.
     reports_only = await make_api(Scope.reports_read)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
+from app.kit.id_lists import names
 from app.models import (
     AuditEvent,
     Death,
@@ -56,7 +57,7 @@ async def written(database: Any, referral_id: str) -> dict[str, Any]:
             # A refused lease is audited (outcome `refused`): that row records the refusal,
             # it is not something the post wrote.
             "audit": await count(
-                AuditEvent, AuditEvent.death_id == death.id, AuditEvent.outcome == "success"
+                AuditEvent, names(AuditEvent.death_ids, death.id), AuditEvent.outcome == "success"
             ),
             "transitions": await count(
                 ReferralTransition, ReferralTransition.referral_id == referral.id

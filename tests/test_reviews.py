@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from app.kit.id_lists import names
 from app.models import AuditEvent, OutboxEvent, ReviewPhaseRating, ReviewProblem
 from tests.factories import idem, screening_body
 from tests.kit.reviews import (
@@ -59,7 +60,7 @@ async def audits_of(database: Any, death_id: str, action: str) -> list[AuditEven
     async with database.transaction() as session:
         rows = await session.scalars(
             select(AuditEvent).where(
-                AuditEvent.death_id == uuid.UUID(death_id), AuditEvent.action == action
+                names(AuditEvent.death_ids, uuid.UUID(death_id)), AuditEvent.action == action
             )
         )
         return list(rows.all())

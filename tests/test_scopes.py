@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from app.auth.scopes import Scope
 from app.auth.service import revoke_client
+from app.kit.id_lists import names
 from app.models import AuditEvent
 from tests.conftest import Api, new_client
 from tests.factories import idem, screening_body
@@ -241,7 +242,7 @@ async def test_on_behalf_of_is_kept_in_the_audit_log(make_api, database) -> None
         rows = (
             await session.scalars(
                 select(AuditEvent)
-                .where(AuditEvent.death_id == death_id)
+                .where(names(AuditEvent.death_ids, death_id))
                 .order_by(AuditEvent.occurred_at)
             )
         ).all()

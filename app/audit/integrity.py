@@ -56,6 +56,8 @@ CONTENT = (
 # verified user assertion said): covered, name and value, whenever they hold a value, so that a
 # row written before them keeps its hash and a row that has them cannot be edited unseen.
 LATER_CONTENT = ("on_behalf_of_verified", "on_behalf_of_role", "organisation_id")
+# The stored columns a row's hash reads (``death_id`` is derived from ``death_ids``: _death_of).
+HASHED_COLUMNS = (*(name for name in CONTENT if name != "death_id"), "death_ids", *LATER_CONTENT)
 
 
 @dataclass(frozen=True)
@@ -106,10 +108,25 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def _death_of(row: dict[str, Any]) -> uuid.UUID | None:
+    """The ``death_id`` the hash covers: the row's one patient, or None for none or several.
+    Before migration 0025 a row had one ``death_id`` column; since, ``death_ids``, and the
+    rows it converted hold their death as a one-element list, so their hashes still match."""
+    ids: list[uuid.UUID] = list(row.get("death_ids") or ())
+    return ids[0] if len(ids) == 1 else None
+
+
 def row_hash(keys: AuditKeys, row: dict[str, Any]) -> str:
-    """HMAC of the row's content: its columns in a fixed order as one JSON array."""
-    values: list[Any] = [_canonical(row.get(name)) for name in CONTENT]
+    """HMAC of the row's content: its columns in a fixed order as one JSON array. A row that
+    names several patients (a page) adds ``["death_ids", [...]]`` after the later columns."""
+    death = _death_of(row)
+    values: list[Any] = [
+        _canonical(death if name == "death_id" else row.get(name)) for name in CONTENT
+    ]
     values += [[name, _canonical(row[name])] for name in LATER_CONTENT if row.get(name) is not None]
+    ids = row.get("death_ids") or ()
+    if len(ids) > 1:
+        values.append(["death_ids", [_canonical(value) for value in ids]])
     content = json.dumps(values, separators=(",", ":"), ensure_ascii=True)
     return hmac.new(keys.row, content.encode(), hashlib.sha256).hexdigest()
 

@@ -113,6 +113,5 @@ async def read_audit_log(
         number,
     )
     async with database.transaction() as session:
-        rows, next_cursor = await list_audit_events(session, principal, filters, cursor, limit)
-        items = [AuditEventOut.model_validate(row) for row in rows]
+        items, next_cursor = await list_audit_events(session, principal, filters, cursor, limit)
     return Page[AuditEventOut](items=items, next_cursor=next_cursor)

@@ -28,7 +28,17 @@ class AuditEventOut(ResponseModel):
     action: str = Field(description="`<resource>.<verb>`, e.g. `death.read`, `referral.claim`.")
     resource_type: str
     resource_id: uuid.UUID | None
-    death_id: uuid.UUID | None = Field(description="The death (patient) the record belongs to.")
+    death_id: uuid.UUID | None = Field(
+        description="The death (patient) the record belongs to, when the row names exactly "
+        "one; null for a page of several (see `death_ids`) or for none."
+    )
+    death_ids: list[uuid.UUID] = Field(
+        default_factory=list,
+        description="Every patient (death) the access was about, in the order shown: one for "
+        "a record, each death on the page for a list page (one row per page). A client "
+        "confined to some organisations sees, on another organisation's row, only the "
+        "patients it may see itself.",
+    )
     request_id: str | None = Field(description="The request's X-Request-ID, as in the logs.")
     outcome: str = Field(
         description="`success`; `refused` (403: the client lacked the scope); `not_found` "

@@ -37,6 +37,13 @@ class AuditEntry(NamedTuple):
     # The organisation the row is filed under, when not the acting client's (a deployment-level
     # administrator's change to an organisation's client: that organisation's audit log shows it).
     organisation_id: uuid.UUID | None = None
+    # Every patient on a page (one row names them all); when given, ``death_id`` is unused.
+    death_ids: tuple[uuid.UUID, ...] = ()
+
+    def patients(self) -> list[uuid.UUID]:
+        if self.death_ids:
+            return list(self.death_ids)
+        return [self.death_id] if self.death_id is not None else []
 
 
 async def write_audit(
@@ -59,7 +66,7 @@ async def write_audit(
             "action": entry.action,
             "resource_type": entry.resource_type,
             "resource_id": entry.resource_id,
-            "death_id": entry.death_id,
+            "death_ids": entry.patients(),
             "request_id": principal.request_id,
             "organisation_id": entry.organisation_id or principal.organisation_id,
             "outcome": entry.outcome,
@@ -74,6 +81,24 @@ async def write_audit(
         await session.execute(insert(AuditEvent), rows)
 
 
+def page_entry(
+    action: str,
+    resource_type: str,
+    entries: Iterable[tuple[uuid.UUID | None, uuid.UUID | None]],
+) -> AuditEntry | None:
+    """One audit row for a read of these (resource id, death id) pairs: a single record keeps
+    its resource id; a page of several names every patient on it, each once, in the order
+    shown (issue 19: one row per page, not one per patient). None when nothing was read."""
+    pairs = list(entries)
+    if not pairs:
+        return None
+    if len(pairs) == 1:
+        resource_id, death_id = pairs[0]
+        return AuditEntry(action, resource_type, resource_id, death_id)
+    patients = tuple(dict.fromkeys(death for _, death in pairs if death is not None))
+    return AuditEntry(action, resource_type, None, None, death_ids=patients)
+
+
 async def record_access(
     session: AsyncSession,
     principal: Principal,
@@ -81,12 +106,8 @@ async def record_access(
     resource_type: str,
     entries: Iterable[tuple[uuid.UUID | None, uuid.UUID | None]],
 ) -> None:
-    """Audit ``action`` on each (resource id, patient/death id) pair."""
-    await write_audit(
-        session,
-        principal,
-        (
-            AuditEntry(action, resource_type, resource_id, death_id)
-            for resource_id, death_id in entries
-        ),
-    )
+    """Audit ``action`` on the (resource id, patient/death id) pairs read: one row, naming
+    every patient (page_entry)."""
+    entry = page_entry(action, resource_type, entries)
+    if entry is not None:
+        await write_audit(session, principal, [entry])

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from sqlalchemy import ColumnClause, bindparam, func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.events.months import closed_months
 from app.models import Action, ActionPlan, Death, HistoryImport, OutboxEvent
 from app.models.base import utcnow
 from app.scoping import UNSCOPED
@@ -108,11 +109,18 @@ def _postgres_insert() -> Any:
     resource's own history. Its organisation, when not given, is its death's, its plan's (an
     action's plan's), its history import's, read by the INSERT itself (no round trip)."""
     table: Any = OutboxEvent.__table__
+    # The resource's previous event is looked for in the months not yet closed; no event of a
+    # closed month is above the highest txid of them all (app.events.months), which the
+    # greatest() takes instead. The closed months' range is bound, so the statement is built
+    # once and PostgreSQL still prunes their partitions.
+    occurred = table.c.occurred_at
     previous = (
         select(func.max(table.c.txid))
         .where(
             table.c.resource_type == bindparam("resource_type"),
             table.c.resource_id == bindparam("resource_id"),
+            (occurred < bindparam("closed_from", type_=occurred.type))
+            | (occurred >= bindparam("closed_until", type_=occurred.type)),
         )
         .scalar_subquery()
     )
@@ -147,7 +155,11 @@ def _postgres_insert() -> Any:
         {
             **{name: bindparam(name, type_=table.c[name].type) for name in names},
             "organisation_id": organisation,
-            "txid": func.greatest(CURRENT_TXID, func.coalesce(previous, 0)),
+            "txid": func.greatest(
+                CURRENT_TXID,
+                func.coalesce(previous, 0),
+                bindparam("closed_txid", type_=table.c.txid.type),
+            ),
         }
     )
 
@@ -165,12 +177,15 @@ async def emit(
     principal: Actor,
     changes: Iterable[Change],
     at: datetime | None = None,
-) -> None:
+) -> list[uuid.UUID]:
+    """Write the changes' events in the caller's transaction; their ids, in order."""
     now = at or utcnow()
     postgres = session.get_bind().dialect.name == "postgresql"
+    pending = list(changes)
+    ids = [uuid.uuid4() for _ in pending]
     rows: list[dict[str, object]] = [
         {
-            "id": uuid.uuid4(),
+            "id": event_id,
             "type": change.type,
             "resource_type": change.resource_type,
             "resource_id": change.resource_id,
@@ -182,15 +197,24 @@ async def emit(
             "client_id": principal.client_id,
             "request_id": principal.request_id,
         }
-        for change in changes
+        for event_id, change in zip(ids, pending, strict=True)
     ]
     if not rows:
-        return
+        return []
     if postgres:
         # One statement, built once, for any number of events (executemany): the organisation
         # and the feed position are computed by the INSERT from bound ids (_postgres_insert).
-        await session.execute(_postgres_insert(), [_postgres_parameters(row) for row in rows])
-        return
+        closed = await closed_months(session)
+        closed_from, closed_until = closed.open_bounds()
+        extra = {
+            "closed_from": closed_from,
+            "closed_until": closed_until,
+            "closed_txid": closed.highest_txid,
+        }
+        await session.execute(
+            _postgres_insert(), [{**_postgres_parameters(row), **extra} for row in rows]
+        )
+        return ids
     # SQLite: writers take turns (BEGIN IMMEDIATE), so the next numbers are ours alone and
     # commit in order. The feed's numbering is the deployment's, not the client's scope's: a
     # scoped max would hand a client of one organisation numbers another's events hold.
@@ -202,3 +226,4 @@ async def emit(
         row["seq"] = number
         row["txid"] = 0
     await session.execute(insert(OutboxEvent).values(rows))
+    return ids

@@ -8,6 +8,8 @@ from fastapi.responses import JSONResponse
 
 from app.db import DatabaseDep
 from app.errors import ServiceUnavailable, problem_responses
+from app.kit.time import now
+from app.partitions import missing_months
 from app.replica.monitor import ReplicaState, ReplicaStatus
 from app.replica.reads import Reads
 
@@ -24,7 +26,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses=problem_responses(ServiceUnavailable))
 async def readyz(request: Request, database: DatabaseDep) -> JSONResponse:
-    """The database answers. 503 (never a 500) when it does not. No credential needed.
+    """The database answers (and, on PostgreSQL, this month's partitions of the audit log and
+    the change feed exist). 503 (never a 500) when not. No credential needed.
 
     With a read replica (`LFD_READ_DATABASE_URL`), `read_replica` says how far behind it is
     and where the reports and the change feed read now: `state` is `in_use`, `lagging` (more
@@ -38,6 +41,18 @@ async def readyz(request: Request, database: DatabaseDep) -> JSONResponse:
         raise ServiceUnavailable(
             "The database is not reachable.", headers={"Retry-After": "5"}
         ) from error
+    if database.dialect == "postgresql":
+        # Every audited request writes into this month's partition of the audit log (there is
+        # no default partition to catch it): without it, nothing could be served.
+        async with database.autocommit() as session:
+            missing = await missing_months(session, now())
+        if missing:
+            logger.error("partitions missing", extra={"partitions": missing})
+            raise ServiceUnavailable(
+                "This month's partitions of the audit log or the change feed are missing: run "
+                "`lfd migrate` or the background runner (docs/operations.md).",
+                headers={"Retry-After": "60"},
+            )
     reads: Reads = request.app.state.reads
     try:
         replica = await asyncio.wait_for(reads.status(), timeout=READY_TIMEOUT_SECONDS)

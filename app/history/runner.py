@@ -33,7 +33,7 @@ from app.history.validation import Checked
 from app.history.writer import BatchOutcome, RecordedMeanwhile, write_batch
 from app.kit.collector import between_batches, bulk_collection
 from app.kit.time import now
-from app.models import HistoryImport, HistoryImportProblem, OutboxEvent
+from app.models import HistoryImport, HistoryImportProblem
 from app.organisations.settings import settings_for
 from app.scoping import default_organisation_id, reach_of, scoped
 
@@ -220,17 +220,11 @@ async def _record_batch(
         "committed_at": moment.isoformat(),
     }
     if outcome.created or outcome.updated:
-        await emit(
+        [event_id] = await emit(
             session,
             principal,
             [Change("history.imported", "history_import", job.id, None, sorted(outcome.kinds))],
             at=moment,
-        )
-        event_id = await session.scalar(
-            select(OutboxEvent.id)
-            .where(OutboxEvent.resource_type == "history_import", OutboxEvent.resource_id == job.id)
-            .order_by(OutboxEvent.txid.desc(), OutboxEvent.seq.desc())
-            .limit(1)
         )
         batch["event"] = str(event_id)
     job.batches = [*job.batches, batch]

@@ -6,7 +6,7 @@ from app.models.base import Base
 from app.models.client import ApiClient
 from app.models.counter import Counter
 from app.models.death import Death, PossibleDuplicate
-from app.models.event import OutboxEvent
+from app.models.event import ClosedEventMonth, OutboxEvent
 from app.models.finding import Finding, Theme
 from app.models.history import HistoryImport, HistoryImportProblem, HistoryRecord
 from app.models.idempotency import IdempotencyRecord
@@ -51,6 +51,7 @@ __all__ = [
     "Base",
     "CaseShare",
     "ClientPublicKey",
+    "ClosedEventMonth",
     "Counter",
     "Death",
     "DeathNotification",

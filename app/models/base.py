@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKeyConstraint, MetaData, TypeDecorator, Uuid
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -46,6 +46,28 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class _HexList(TypeDecorator[list[uuid.UUID]]):
+    """A list of UUIDs as a JSON array of their hex, the form SQLite's Uuid columns hold, so
+    that ``json_each(column).value`` compares with them directly (app.kit.id_lists)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: list[uuid.UUID] | None, dialect: Dialect
+    ) -> list[str] | None:
+        return None if value is None else [item.hex for item in value]
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[uuid.UUID] | None:
+        return None if value is None else [uuid.UUID(item) for item in value]
+
+
+# A list of ids (an audit row's patients): uuid[] on PostgreSQL, where a GIN index answers
+# "which rows name this id" (`@>`); a JSON array on SQLite. Query it through app.kit.id_lists,
+# which says the same thing in each dialect.
+UuidList = ARRAY(Uuid()).with_variant(_HexList(), "sqlite")
 
 
 class Base(DeclarativeBase):

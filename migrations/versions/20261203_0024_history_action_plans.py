@@ -5,7 +5,7 @@ same bundle imported again finds them, and a corrected one updates them. Plans m
 the API or from a spreadsheet have none.
 
 Revision ID: 0024
-Revises: 0021
+Revises: 0023
 Create Date: 2026-12-03 18:00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0024"
-down_revision: str | None = "0021"
+down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,7 +13,7 @@ A NOTIFY is delivered when its transaction commits, and not at all if it rolls b
 PostgreSQL only: SQLite deployments do not cache (there is no LISTEN).
 
 Revision ID: 0026
-Revises: 0021
+Revises: 0025
 Create Date: 2026-12-03 13:00:00
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0026"
-down_revision: str | None = "0021"
+down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -12,7 +12,7 @@ shape: the scope read once per statement (InitPlan), the death probed by its key
 SQLite has no policies.
 
 Revision ID: 0028
-Revises: 0021
+Revises: 0026
 Create Date: 2026-12-03 12:00:00
 """
 
@@ -21,24 +21,27 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0028"
-down_revision: str | None = "0021"
+down_revision: str | None = "0026"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 EVERYTHING = "(SELECT lfd_scope_all())"
 ORGANISATIONS = "ANY ((SELECT lfd_scope_organisations())::uuid[])"
 
-# 0021's rule: any death the client sees, a shared one included.
+# 0025's rule (an audit row names a page's patients, death_ids): any death the client sees, a
+# shared one included.
 BEFORE = (
-    f"organisation_id = {ORGANISATIONS}"
-    " OR (death_id IS NOT NULL AND EXISTS (SELECT 1 FROM deaths d"
-    " WHERE d.id = audit_events.death_id OFFSET 0))"
+    f"organisation_id = {ORGANISATIONS}"  # noqa: S608
+    " OR (cardinality(death_ids) > 0 AND EXISTS (SELECT 1 FROM deaths d"
+    " WHERE d.id = ANY (audit_events.death_ids) OFFSET 0))"
 )
-# Only a death the client's organisations record.
+# Only a death the client's organisations record (0025's "who read patient X" function,
+# lfd_audit_naming, applies the same rule).
 AFTER = (
-    f"organisation_id = {ORGANISATIONS}"
-    " OR (death_id IS NOT NULL AND EXISTS (SELECT 1 FROM deaths d"
-    f" WHERE d.id = audit_events.death_id AND d.organisation_id = {ORGANISATIONS} OFFSET 0))"
+    f"organisation_id = {ORGANISATIONS}"  # noqa: S608
+    " OR (cardinality(death_ids) > 0 AND EXISTS (SELECT 1 FROM deaths d"
+    " WHERE d.id = ANY (audit_events.death_ids)"
+    f" AND d.organisation_id = {ORGANISATIONS} OFFSET 0))"
 )
 
 

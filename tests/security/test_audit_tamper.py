@@ -151,18 +151,20 @@ async def test_an_inserted_row_is_reported(audited: tuple[Database, Api]) -> Non
     native = database.dialect == "postgresql"
     insert = (
         "INSERT INTO audit_events (id, occurred_at, client_id, client_name, action,"
-        " resource_type, resource_id, death_id, outcome, row_hash, chain_seq, chain_hash)"
-        " VALUES (:id, :at, :client, 'ward system', 'death.read', 'death', :death, :death,"
+        " resource_type, resource_id, death_ids, outcome, row_hash, chain_seq, chain_hash)"
+        " VALUES (:id, :at, :client, 'ward system', 'death.read', 'death', :death, :deaths,"
         " 'success', :hash, :seq, :chain)"
     )
 
     def values(row_id: uuid.UUID, row_hash: str, seq: int | None, chain: str | None) -> Any:
         death = genuine.death_id
+        deaths = [death] if death is not None else []
         return {
             "id": row_id if native else row_id.hex,
             "at": datetime.now(UTC) if native else datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             "client": genuine.client_id if native else genuine.client_id.hex,
             "death": death if native or death is None else death.hex,
+            "deaths": deaths if native else json.dumps([d.hex for d in deaths]),
             "hash": row_hash,
             "seq": seq,
             "chain": chain,
