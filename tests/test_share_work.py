@@ -358,3 +358,13 @@ async def test_the_policies_alone_keep_a_shared_deaths_audit_rows_with_its_organ
         assert await organisations(pair.owner_id) == {str(pair.owner_id), str(pair.recipient_id)}
     finally:
         await engine.dispose()
+
+
+def test_every_purpose_is_for_work_or_read_only() -> None:
+    """app.organisations.ownership names the purposes of work as text (it sits below the
+    shares' module): each is a purpose a share can have, and only `learning` is not one."""
+    from app.organisations.ownership import WORK_PURPOSES
+    from app.organisations.shares import SharePurpose
+
+    assert WORK_PURPOSES | {"learning"} == {purpose.value for purpose in SharePurpose}
+    assert "learning" not in WORK_PURPOSES
