@@ -45,6 +45,8 @@ OWN_RECORDS = {
     ("post", "/v1/clients"),
     ("post", "/oauth2/token"),
     ("post", "/v1/referrals/claim"),  # its queue: nothing of the shared death's but its share
+    ("post", "/v1/programmes"),  # a review programme of its own (issue 17)
+    ("post", "/v1/theme-mappings"),
 }
 # Writes that name another record of the recording organisation's, which the share does not
 # open: refused as unknown (404, or 422 at the field naming it) or as another's (403).
@@ -67,6 +69,16 @@ UNSHARED = {
     "/v1/clients/{client_id}/public-keys/{key_id}/retire",
     "/v1/clients/{client_id}/users",
     "/v1/organisations/{organisation_id}",
+    # The recording organisation's review programme, which holds the shared death's case: a
+    # share opens the death, never the programme.
+    "/v1/programmes/{programme_id}",
+    "/v1/programmes/{programme_id}/recommendations",
+    "/v1/programmes/{programme_id}/cohort",
+    "/v1/programmes/{programme_id}/cases/{case_id}/review",
+    "/v1/programmes/{programme_id}/cases/{case_id}/answers",
+    "/v1/programmes/{programme_id}/cases/{case_id}/second-opinions",
+    "/v1/programmes/{programme_id}/cases/{case_id}/exclude",
+    "/v1/theme-mappings/{mapping_id}",
 }
 UNSHARED_REFUSALS = {400, 403, 404, 409, 412, 422}
 BODY_IDS = {

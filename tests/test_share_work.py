@@ -348,7 +348,10 @@ async def test_the_policies_alone_keep_a_shared_deaths_audit_rows_with_its_organ
                     text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value}
                 )
             rows = await connection.scalars(
-                text("SELECT DISTINCT organisation_id::text FROM audit_events WHERE death_id = :d"),
+                text(
+                    "SELECT DISTINCT organisation_id::text FROM audit_events"
+                    " WHERE death_ids @> ARRAY[CAST(:d AS uuid)]"
+                ),
                 {"d": death["id"]},
             )
             return set(rows.all())
