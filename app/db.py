@@ -124,6 +124,12 @@ class ScopedConnection(asyncpg.Connection):  # type: ignore[misc]
         return result
 
 
+def _scoped(driver: Any) -> bool:
+    """Whether ``driver`` is a ScopedConnection. Not isinstance: asyncpg's metaclass answers
+    isinstance(c, Connection-subclass) True for every asyncpg connection (a replica's too)."""
+    return issubclass(type(driver), ScopedConnection)
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     """SQLite: WAL, foreign keys, a busy timeout, and write transactions that take the lock up
     front (BEGIN IMMEDIATE), so that two requests never deadlock upgrading a read lock."""
@@ -169,7 +175,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
         # Settings meant for a transaction that never ran a statement never reach another.
         driver = getattr(dbapi_connection, "driver_connection", None)
-        if isinstance(driver, ScopedConnection):
+        if _scoped(driver):
             driver.lfd_after_begin = None
 
     return engine
@@ -259,7 +265,7 @@ class Database:
             return
         statement, values = self._settings_for(session.info.get(_WORK))
         driver = connection.connection.driver_connection
-        if isinstance(driver, ScopedConnection) and not connection.in_nested_transaction():
+        if _scoped(driver) and not connection.in_nested_transaction():
             # Sent with the BEGIN that the first statement makes (ScopedConnection).
             driver.lfd_after_begin = _inline(statement.text, values)
             return
