@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeGuard
 
 import asyncpg  # type: ignore[import-untyped]
 from fastapi import Depends, Request
@@ -124,7 +124,7 @@ class ScopedConnection(asyncpg.Connection):  # type: ignore[misc]
         return result
 
 
-def _scoped(driver: Any) -> bool:
+def _scoped(driver: Any) -> TypeGuard[ScopedConnection]:
     """Whether ``driver`` is a ScopedConnection. Not isinstance: asyncpg's metaclass answers
     isinstance(c, Connection-subclass) True for every asyncpg connection (a replica's too)."""
     return issubclass(type(driver), ScopedConnection)
