@@ -62,12 +62,18 @@ async def test_a_definition_is_checked_whole(make_api, database) -> None:
         ({"cohort": {"places_of_death": ["inpatient", "inpatient"]}},
          "/cohort/places_of_death"),
         ({"questions": [{"text": "Q", "kind": "colour"}]}, "/questions/0/kind"),
+        # No code can be made from the text (an answer names its question by code).
+        ({"questions": [{"text": "Q1", "kind": "text"}, {"text": "???", "kind": "text"}]},
+         "/questions/1/code"),
     ):  # fmt: skip
         response = await team.post(
             "/v1/programmes", json={"name": "Bad", "owner": "Lead", **JUNE, **body}
         )
         assert response.status_code == 422, (body, response.text)
         assert any(e["pointer"].startswith(pointer) for e in response.json()["errors"]), body
+    nameless = await team.post("/v1/programmes", json={"name": "!!!", "owner": "Lead", **JUNE})
+    assert nameless.status_code == 422, nameless.text
+    assert nameless.json()["errors"][0]["pointer"] == "/code"
     elsewhere = await new_trust(database)
     refused = await team.post(
         "/v1/programmes",

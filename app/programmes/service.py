@@ -123,7 +123,16 @@ def _question_rows(programme_id: uuid.UUID, questions: list[QuestionIn]) -> list
     codes: set[str] = set()
     errors = []
     for position, question in enumerate(questions, start=1):
-        code = question.code or code_from_name(question.text)[:56]
+        code = question.code or code_from_name(question.text)[:56].rstrip("_")
+        if not code:
+            errors.append(
+                field_error(
+                    f"/questions/{position - 1}/code",
+                    "required when the text has no letters a-z or digits",
+                    "no_code",
+                )
+            )
+            continue
         if question.code is None:
             base, number = code, 2
             while code in codes:
@@ -143,7 +152,9 @@ def _question_rows(programme_id: uuid.UUID, questions: list[QuestionIn]) -> list
             )
         )
     if errors:
-        raise ValidationFailed("Two questions share a code.", errors=errors)
+        raise ValidationFailed(
+            "The questions' codes are not possible as given; see errors.", errors=errors
+        )
     return rows
 
 
@@ -164,6 +175,15 @@ async def create_programme(
 ) -> ProgrammeOut:
     organisation_id = await recording_organisation(session, principal)
     code = body.code or code_from_name(body.name)
+    if not code:
+        raise ValidationFailed(
+            "No code can be made from that name; send a code.",
+            errors=[
+                field_error(
+                    "/code", "required when the name has no letters a-z or digits", "no_code"
+                )
+            ],
+        )
     taken = await session.scalar(
         select(Programme.id).where(
             Programme.organisation_id == organisation_id, Programme.code == code
