@@ -8,11 +8,19 @@ import secrets
 import uuid
 from typing import Any
 
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, ValidationFailed, field_error
 from app.findings.themes import code_from_name, find_theme
-from app.models import ActionPlan, Programme, ProgrammeQuestion
+from app.models import (
+    ActionPlan,
+    Programme,
+    ProgrammeAnswer,
+    ProgrammeQuestion,
+    ProgrammeRecommendation,
+    ProgrammeRecommendationAction,
+)
 from app.organisations.lookup import resolve_organisations
 from app.programmes.schemas import CohortRules, QuestionIn, Sampling
 from app.scoping import current_scope
@@ -136,4 +144,29 @@ def check_sampling(programme: Programme, sampling: Sampling) -> None:
             "The cohort is built: the sample may grow (a larger size or share), but its mode "
             "and seed are fixed and it cannot shrink.",
             errors=[field_error("/sampling", "fixed once the cohort is built", "cohort_built")],
+        )
+
+
+async def answered(session: AsyncSession, programme_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        select(exists().where(ProgrammeAnswer.programme_id == programme_id))
+    )
+    return bool(found)
+
+
+async def no_actions_named(session: AsyncSession, programme_id: uuid.UUID) -> None:
+    """The plan may change only while no recommendation names one of its actions (the report
+    would count another plan's actions)."""
+    named = await session.scalar(
+        select(
+            exists()
+            .where(ProgrammeRecommendationAction.recommendation_id == ProgrammeRecommendation.id)
+            .where(ProgrammeRecommendation.programme_id == programme_id)
+        )
+    )
+    if named:
+        raise Conflict(
+            "The recommendations name actions of the programme's action plan: replace them "
+            "(PUT .../recommendations) before changing the plan.",
+            errors=[field_error("/plan_id", "recommendations name its actions", "actions_named")],
         )

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, select, tuple_
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
@@ -23,7 +23,6 @@ from app.kit.time import now
 from app.models import (
     Action,
     Programme,
-    ProgrammeAnswer,
     ProgrammeQuestion,
     ProgrammeRecommendation,
     ProgrammeRecommendationAction,
@@ -32,8 +31,10 @@ from app.organisations.lookup import organisation_refs
 from app.organisations.service import recording_organisation
 from app.programmes.bodies import (
     CohortBuilt,
+    answered,
     check_plan,
     check_sampling,
+    no_actions_named,
     question_rows,
     sampling_columns,
     stored_rules,
@@ -218,13 +219,6 @@ async def programme_out(session: AsyncSession, programme: Programme) -> Programm
 # --- change ------------------------------------------------------------------------------------
 
 
-async def _answered(session: AsyncSession, programme_id: uuid.UUID) -> bool:
-    found = await session.scalar(
-        select(exists().where(ProgrammeAnswer.programme_id == programme_id))
-    )
-    return bool(found)
-
-
 async def patch_programme(
     session: AsyncSession,
     principal: Principal,
@@ -281,11 +275,12 @@ async def patch_programme(
             put(name, value)
     if "themes" in given:
         put("theme_ids", await vocabulary_ids(session, patch.themes))
-    if "plan_id" in given:
+    if "plan_id" in given and patch.plan_id != programme.plan_id:
         await check_plan(session, patch.plan_id)
+        await no_actions_named(session, programme.id)
         put("plan_id", patch.plan_id)
     if "questions" in given and patch.questions is not None:
-        if await _answered(session, programme.id):
+        if await answered(session, programme.id):
             raise Conflict(
                 "The programme's questions have answers: they can no longer be replaced.",
                 errors=[field_error("/questions", "answered already", "answered")],
