@@ -30,6 +30,7 @@ from typing import Any
 from openpyxl import load_workbook
 
 from app.auth.scopes import Scope
+from app.models import Organisation
 from tests.factories import idem
 from tests.history_records import history_record, run, sjr_referral, utc
 from tests.kit.programmes import death, new_trust, sjr_body, table
@@ -246,3 +247,56 @@ async def test_two_programmes_with_different_theme_lists_compared_through_a_mapp
     ]
     html = await team.get(path, params={"other": earlier, "format": "html"})
     assert html.status_code == 200 and name["falls"] in html.text
+
+
+async def _reviewed_with_finding(team: Any, died: str, theme_code: str) -> None:
+    """A death whose routine SJR (which a programme links) records a finding of the theme."""
+    recorded = await death(team, died, unexpected=True)
+    (referral,) = [r for r in recorded["referrals"] if r["route"] == "sjr"]
+    review = await _post(team, f"/v1/referrals/{referral['id']}/review", {"review": sjr_body(4)})
+    await _post(
+        team,
+        "/v1/findings",
+        {"death_id": recorded["death"]["id"], "review_id": review["id"],
+         "kind": "concern", "theme_code": theme_code, "description": "Found."},
+    )  # fmt: skip
+
+
+async def test_the_comparison_reads_the_programmes_organisations_mappings(
+    make_api, database
+) -> None:
+    """A reader who sees another organisation's theme mappings (a region's commissioner sees
+    every member's) gets the comparison the programme's own organisation gets: the mappings
+    are the programmes' organisations', not every mapping the reader can see."""
+    tag = uuid.uuid4().hex[:8]
+    region = await new_trust(database, f"Region {tag}")
+    trust_a, trust_b = uuid.uuid4(), uuid.uuid4()
+    async with database.transaction() as session:
+        for made, name in ((trust_a, "A"), (trust_b, "B")):
+            session.add(
+                Organisation(
+                    id=made, name=f"Trust {name} {tag}", kind="trust", parent_id=region,
+                    aliases=[], settings={},
+                )
+            )  # fmt: skip
+    team = await make_api(organisation_id=trust_a)
+    other_trust = await make_api(organisation_id=trust_b)
+    early, late = f"early_{tag}", f"late_{tag}"
+    for code in (early, late):
+        assert (await team.post("/v1/themes", json={"code": code, "name": code})).status_code == 201
+    await _reviewed_with_finding(team, "2024-03-05T10:00", early)
+    await _reviewed_with_finding(team, "2025-03-05T10:00", late)
+    earlier = await _programme(team, "Earlier", "2024-03-01", "2024-03-31", [early, late])
+    later = await _programme(team, "Later", "2025-03-01", "2025-03-31", [early, late])
+    # Trust B, not A, maps the two themes.
+    await _post(other_trust, "/v1/theme-mappings", {"themes": [early, late]})
+
+    path = f"/v1/reports/programmes/{later}/comparison"
+    own = (await team.get(path, params={"other": earlier})).json()
+    assert {(r["status"], r["matched_by"]) for r in table(own, "themes_compared")} == {
+        ("Only in the earlier", "same theme"),
+        ("Only in the later", "same theme"),
+    }
+    commissioner = await make_api(pseudonymised=True, organisation_id=region)
+    seen = (await commissioner.get(path, params={"other": earlier})).json()
+    assert table(seen, "themes_compared") == table(own, "themes_compared")

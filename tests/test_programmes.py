@@ -62,12 +62,18 @@ async def test_a_definition_is_checked_whole(make_api, database) -> None:
         ({"cohort": {"places_of_death": ["inpatient", "inpatient"]}},
          "/cohort/places_of_death"),
         ({"questions": [{"text": "Q", "kind": "colour"}]}, "/questions/0/kind"),
+        # No code can be made from the text (an answer names its question by code).
+        ({"questions": [{"text": "Q1", "kind": "text"}, {"text": "???", "kind": "text"}]},
+         "/questions/1/code"),
     ):  # fmt: skip
         response = await team.post(
             "/v1/programmes", json={"name": "Bad", "owner": "Lead", **JUNE, **body}
         )
         assert response.status_code == 422, (body, response.text)
         assert any(e["pointer"].startswith(pointer) for e in response.json()["errors"]), body
+    nameless = await team.post("/v1/programmes", json={"name": "!!!", "owner": "Lead", **JUNE})
+    assert nameless.status_code == 422, nameless.text
+    assert nameless.json()["errors"][0]["pointer"] == "/code"
     elsewhere = await new_trust(database)
     refused = await team.post(
         "/v1/programmes",
@@ -303,3 +309,49 @@ async def test_the_programme_route_is_only_a_programmes(api) -> None:
     job = await run(api, [record])
     assert (job["created"], job["refused"]) == (0, 1)
     assert {e["pointer"] for e in job["problems"][0]["errors"]} == {"/referrals/0/route"}
+
+
+async def test_another_plan_while_recommendations_name_the_first_ones_actions(
+    make_api, database
+) -> None:
+    """The recommendations' actions are the programme's plan's: the plan changes only once no
+    recommendation names an action of the plan it replaces (else the report would count
+    another plan's actions)."""
+    team = await make_api(organisation_id=await new_trust(database))
+    plans = []
+    for title in ("First plan", "Second plan"):
+        made = await team.post(
+            "/v1/action-plans",
+            json={"title": title, "organisations": ["RR8"], "sections": ["All"]},
+            headers=idem(),
+        )
+        assert made.status_code == 201, made.text
+        plans.append(made.json())
+    action = await team.post(
+        "/v1/actions",
+        json={"plan_id": plans[0]["id"], "section_id": plans[0]["sections"][0]["id"],
+              "reference": "1", "action": "Act.", "leads": ["AB"], "due_date": "2025-10-31"},
+        headers=idem(),
+    )  # fmt: skip
+    assert action.status_code == 201, action.text
+    programme = (await _programme(team, plan_id=plans[0]["id"]))["id"]
+    current = await team.get(f"/v1/programmes/{programme}")
+    recommended = await team.put(
+        f"/v1/programmes/{programme}/recommendations",
+        json={"recommendations": [{"key_area": "A", "key_area_title": "Area", "text": "Do.",
+                                   "action_ids": [action.json()["id"]]}]},
+        headers={"If-Match": current.headers["ETag"]},
+    )  # fmt: skip
+    assert recommended.status_code == 200, recommended.text
+    moved = await _patch(team, programme, {"plan_id": plans[1]["id"]})
+    assert moved.status_code == 409, moved.text
+    assert moved.json()["errors"][0]["pointer"] == "/plan_id"
+    assert (await team.get(f"/v1/programmes/{programme}")).json()["plan_id"] == plans[0]["id"]
+    # Without actions named, the plan may change.
+    cleared = await team.put(
+        f"/v1/programmes/{programme}/recommendations",
+        json={"recommendations": [{"key_area": "A", "key_area_title": "Area", "text": "Do."}]},
+        headers={"If-Match": (await team.get(f"/v1/programmes/{programme}")).headers["ETag"]},
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert (await _patch(team, programme, {"plan_id": plans[1]["id"]})).status_code == 200

@@ -4,17 +4,21 @@ programme's counts and its report all read (docs/programmes.md, "A case's review
 A chosen case's first review is its own programme referral's submitted review; a linked case's
 is the death's final routine SJR, as the care-quality report chooses it (of the death's
 submitted SJRs the highest stage, then the latest submitted, the id settling a tie). Second
-opinions are reviews of their own (app.programmes.opinions), kept beside it, never instead."""
+opinions are reviews of their own (app.programmes.reviewing), kept beside it, never instead.
+The programme's counts (`counts_of`) read them too."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import CompoundSelect, and_, func, literal, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.kit.enums import ReviewStatus, Route
 from app.models import ProgrammeCase, Review
+from app.programmes.schemas import CohortCounts
 
 SUBMITTED = ReviewStatus.submitted.value
 
@@ -86,3 +90,30 @@ def first_reviews(*case_terms: ColumnElement[bool]) -> CompoundSelect[Any]:
         ranked.c.reviewer,
     ).where(ranked.c.rank == 1)
     return union_all(own, routine)
+
+
+async def counts_of(session: AsyncSession, programme_id: uuid.UUID) -> CohortCounts:
+    """Where a programme's cohort stands (the programme's `counts` and the reports' index):
+    in the cohort, chosen, linked, excluded, and reviewed (by the first reviews above)."""
+    live = ProgrammeCase.excluded_at.is_(None)
+    row = (
+        await session.execute(
+            select(
+                func.count().filter(live),
+                func.count().filter(live, ProgrammeCase.selected.is_(True)),
+                func.count().filter(
+                    live, ProgrammeCase.selected.is_(True), ProgrammeCase.linked.is_(True)
+                ),
+                func.count().filter(~live),
+            ).where(ProgrammeCase.programme_id == programme_id)
+        )
+    ).one()
+    reviews = first_reviews(ProgrammeCase.programme_id == programme_id).subquery("first_reviews")
+    reviewed = await session.scalar(select(func.count()).select_from(reviews))
+    return CohortCounts(
+        in_cohort=int(row[0]),
+        selected=int(row[1]),
+        linked=int(row[2]),
+        reviewed=int(reviewed or 0),
+        excluded=int(row[3]),
+    )

@@ -3,12 +3,11 @@ and the action plan's approval; building the cohort (app.programmes.cohort does 
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, tuple_
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.journal import Journal
@@ -16,144 +15,53 @@ from app.auth.principal import Principal
 from app.config import Settings
 from app.errors import BadRequest, Conflict, ValidationFailed, field_error
 from app.events.service import Change
-from app.findings.themes import code_from_name, find_theme
+from app.findings.themes import code_from_name
 from app.kit.cursor import open_cursor, sign_cursor
 from app.kit.etag import Precondition
 from app.kit.sql import load_one
 from app.kit.time import now
 from app.models import (
     Action,
-    ActionPlan,
     Programme,
-    ProgrammeAnswer,
-    ProgrammeCase,
     ProgrammeQuestion,
     ProgrammeRecommendation,
     ProgrammeRecommendationAction,
 )
-from app.organisations.lookup import organisation_refs, resolve_organisations
+from app.organisations.lookup import organisation_refs
 from app.organisations.service import recording_organisation
-from app.programmes.case_reviews import first_reviews
+from app.programmes.bodies import (
+    CohortBuilt,
+    answered,
+    check_plan,
+    check_sampling,
+    no_actions_named,
+    question_rows,
+    sampling_columns,
+    stored_rules,
+    vocabulary_ids,
+)
+from app.programmes.case_reviews import counts_of
 from app.programmes.cohort import run_pass
 from app.programmes.schemas import (
     CohortBuild,
-    CohortCounts,
     CohortRules,
     ProgrammeCreate,
     ProgrammeOut,
     ProgrammePatch,
     ProgrammeStatus,
-    QuestionIn,
     QuestionOut,
     RecommendationOut,
     Recommendations,
     Sampling,
 )
-from app.scoping import current_scope
 
 FIXED_ONCE_BUILT = ("period_start", "period_end", "cohort")
-
-
-class CohortBuilt(Conflict):
-    slug, title = "cohort-built", "The programme's cohort is built"
 
 
 async def load_programme(
     session: AsyncSession, programme_id: uuid.UUID, *, for_update: bool = False
 ) -> Programme:
     return await load_one(session, Programme, programme_id, "programme", for_update=for_update)
-
-
-# --- what a body names -------------------------------------------------------------------------
-
-
-async def _rules(session: AsyncSession, rules: CohortRules) -> dict[str, Any]:
-    """The rules as stored: the organisations resolved to registry ids, each within the
-    caller's reach (a programme cannot audit deaths its organisation could not see)."""
-    stored = rules.model_dump(mode="json")
-    if rules.organisations is None:
-        return stored
-    found = await resolve_organisations(session, rules.organisations)
-    scope = current_scope()
-    errors = [
-        field_error(
-            f"/cohort/organisations/{index}",
-            "not an organisation of the registry within this client's reach",
-            "unknown_organisation",
-        )
-        for index, reference in enumerate(rules.organisations)
-        if reference not in found or not scope.sees_organisation(found[reference].id)
-    ]
-    if errors:
-        raise ValidationFailed("The cohort names an organisation it cannot audit.", errors=errors)
-    stored["organisations"] = sorted(
-        {str(found[reference].id) for reference in rules.organisations}
-    )
-    return stored
-
-
-async def _themes(session: AsyncSession, references: list[str] | None) -> list[str] | None:
-    if references is None:
-        return None
-    ids: list[str] = []
-    errors = []
-    for index, reference in enumerate(references):
-        theme = await find_theme(session, reference)
-        if theme is None:
-            errors.append(field_error(f"/themes/{index}", "no such theme", "unknown_theme"))
-        elif str(theme.id) not in ids:
-            ids.append(str(theme.id))
-    if errors:
-        raise ValidationFailed(
-            "The theme vocabulary names a theme that does not exist.", errors=errors
-        )
-    return ids
-
-
-async def _plan(session: AsyncSession, plan_id: uuid.UUID | None) -> None:
-    if plan_id is not None and await session.get(ActionPlan, plan_id) is None:
-        raise ValidationFailed(
-            "No action plan with that id (within this client's reach).",
-            errors=[field_error("/plan_id", "no such action plan", "unknown_plan")],
-        )
-
-
-def _question_rows(programme_id: uuid.UUID, questions: list[QuestionIn]) -> list[ProgrammeQuestion]:
-    rows: list[ProgrammeQuestion] = []
-    codes: set[str] = set()
-    errors = []
-    for position, question in enumerate(questions, start=1):
-        code = question.code or code_from_name(question.text)[:56]
-        if question.code is None:
-            base, number = code, 2
-            while code in codes:
-                code, number = f"{base}_{number}", number + 1
-        if code in codes:
-            errors.append(field_error(f"/questions/{position - 1}/code", "used twice", "duplicate"))
-        codes.add(code)
-        rows.append(
-            ProgrammeQuestion(
-                id=uuid.uuid4(),
-                programme_id=programme_id,
-                position=position,
-                code=code,
-                text=question.text,
-                kind=question.kind.value,
-                required=question.required,
-            )
-        )
-    if errors:
-        raise ValidationFailed("Two questions share a code.", errors=errors)
-    return rows
-
-
-def _sampling_columns(sampling: Sampling) -> dict[str, Any]:
-    return {
-        "sampling": sampling.mode.value,
-        "sample_size": sampling.size,
-        "sample_percent": sampling.percent,
-        "seed": sampling.seed if sampling.seed is not None else secrets.randbelow(2_147_483_646),
-    }
 
 
 # --- create, read, list ------------------------------------------------------------------------
@@ -164,6 +72,15 @@ async def create_programme(
 ) -> ProgrammeOut:
     organisation_id = await recording_organisation(session, principal)
     code = body.code or code_from_name(body.name)
+    if not code:
+        raise ValidationFailed(
+            "No code can be made from that name; send a code.",
+            errors=[
+                field_error(
+                    "/code", "required when the name has no letters a-z or digits", "no_code"
+                )
+            ],
+        )
     taken = await session.scalar(
         select(Programme.id).where(
             Programme.organisation_id == organisation_id, Programme.code == code
@@ -175,7 +92,7 @@ async def create_programme(
             errors=[field_error("/code" if body.code else "/name", "code taken", "taken")],
             extra={"programme": f"/v1/programmes/{taken}"},
         )
-    await _plan(session, body.plan_id)
+    await check_plan(session, body.plan_id)
     programme = Programme(
         id=uuid.uuid4(),
         organisation_id=organisation_id,
@@ -186,12 +103,12 @@ async def create_programme(
         period_start=body.period_start,
         period_end=body.period_end,
         status=ProgrammeStatus.draft.value,
-        rules=await _rules(session, body.cohort),
-        **_sampling_columns(body.sampling),
+        rules=await stored_rules(session, body.cohort),
+        **sampling_columns(body.sampling),
         instrument=body.instrument,
         link_routine_reviews=body.link_routine_reviews,
         reviews_due_on=body.reviews_due_on,
-        theme_ids=await _themes(session, body.themes),
+        theme_ids=await vocabulary_ids(session, body.themes),
         plan_id=body.plan_id,
         plan_approved_by=body.plan_approved_by,
         plan_approved_on=body.plan_approved_on,
@@ -200,7 +117,7 @@ async def create_programme(
     )
     session.add(programme)
     await session.flush()
-    session.add_all(_question_rows(programme.id, body.questions))
+    session.add_all(question_rows(programme.id, body.questions))
     await session.flush()
     journal = Journal(principal)
     journal.event(_change("programme.created", programme))
@@ -248,31 +165,6 @@ async def list_programmes(
             [datetime.combine(last.period_start, datetime.min.time()).isoformat(), str(last.id)],
         )
     return [await programme_out(session, programme) for programme in page], next_cursor
-
-
-async def counts_of(session: AsyncSession, programme_id: uuid.UUID) -> CohortCounts:
-    live = ProgrammeCase.excluded_at.is_(None)
-    row = (
-        await session.execute(
-            select(
-                func.count().filter(live),
-                func.count().filter(live, ProgrammeCase.selected.is_(True)),
-                func.count().filter(
-                    live, ProgrammeCase.selected.is_(True), ProgrammeCase.linked.is_(True)
-                ),
-                func.count().filter(~live),
-            ).where(ProgrammeCase.programme_id == programme_id)
-        )
-    ).one()
-    reviews = first_reviews(ProgrammeCase.programme_id == programme_id).subquery("first_reviews")
-    reviewed = await session.scalar(select(func.count()).select_from(reviews))
-    return CohortCounts(
-        in_cohort=int(row[0]),
-        selected=int(row[1]),
-        linked=int(row[2]),
-        reviewed=int(reviewed or 0),
-        excluded=int(row[3]),
-    )
 
 
 async def programme_out(session: AsyncSession, programme: Programme) -> ProgrammeOut:
@@ -327,30 +219,6 @@ async def programme_out(session: AsyncSession, programme: Programme) -> Programm
 # --- change ------------------------------------------------------------------------------------
 
 
-async def _answered(session: AsyncSession, programme_id: uuid.UUID) -> bool:
-    found = await session.scalar(
-        select(exists().where(ProgrammeAnswer.programme_id == programme_id))
-    )
-    return bool(found)
-
-
-def _check_sampling(programme: Programme, sampling: Sampling) -> None:
-    """Once built, the sample may only grow: the same mode and seed, a size or a share no
-    smaller (a chosen death stays chosen; its review may have begun)."""
-    same = sampling.mode.value == programme.sampling and (
-        sampling.seed is None or sampling.seed == programme.seed
-    )
-    grows = (sampling.size or 0) >= (programme.sample_size or 0) and (sampling.percent or 0) >= (
-        programme.sample_percent or 0
-    )
-    if not (same and grows):
-        raise CohortBuilt(
-            "The cohort is built: the sample may grow (a larger size or share), but its mode "
-            "and seed are fixed and it cannot shrink.",
-            errors=[field_error("/sampling", "fixed once the cohort is built", "cohort_built")],
-        )
-
-
 async def patch_programme(
     session: AsyncSession,
     principal: Principal,
@@ -396,22 +264,23 @@ async def patch_programme(
             errors=[field_error("/period_end", "before period_start", "range_reversed")],
         )
     if "cohort" in given and patch.cohort is not None:
-        put("rules", await _rules(session, patch.cohort))
+        put("rules", await stored_rules(session, patch.cohort))
     if "sampling" in given and patch.sampling is not None:
         if built:
-            _check_sampling(programme, patch.sampling)
-        columns = _sampling_columns(patch.sampling)
+            check_sampling(programme, patch.sampling)
+        columns = sampling_columns(patch.sampling)
         if patch.sampling.seed is None:
             columns["seed"] = programme.seed
         for name, value in columns.items():
             put(name, value)
     if "themes" in given:
-        put("theme_ids", await _themes(session, patch.themes))
-    if "plan_id" in given:
-        await _plan(session, patch.plan_id)
+        put("theme_ids", await vocabulary_ids(session, patch.themes))
+    if "plan_id" in given and patch.plan_id != programme.plan_id:
+        await check_plan(session, patch.plan_id)
+        await no_actions_named(session, programme.id)
         put("plan_id", patch.plan_id)
     if "questions" in given and patch.questions is not None:
-        if await _answered(session, programme.id):
+        if await answered(session, programme.id):
             raise Conflict(
                 "The programme's questions have answers: they can no longer be replaced.",
                 errors=[field_error("/questions", "answered already", "answered")],
@@ -419,7 +288,7 @@ async def patch_programme(
         await session.execute(
             delete(ProgrammeQuestion).where(ProgrammeQuestion.programme_id == programme.id)
         )
-        session.add_all(_question_rows(programme.id, patch.questions))
+        session.add_all(question_rows(programme.id, patch.questions))
         changed.append("questions")
     if "status" in given and patch.status is not None:
         if programme.status == ProgrammeStatus.draft:

@@ -171,9 +171,16 @@ async def build_comparison(
     programmes = {EARLIER: earlier, LATER: later}
     vocabularies = {EARLIER: _vocabulary(earlier), LATER: _vocabulary(later)}
     found = await _found(session, programmes)
+    # The programmes' organisations' mappings, not every mapping the reader sees (a region's
+    # commissioner sees each member's): every reader of the two gets the same comparison.
+    owners = {earlier.organisation_id, later.organisation_id}
     pairs = [
         (row.theme_id, row.other_theme_id)
-        for row in (await session.scalars(select(ThemeMapping))).all()
+        for row in (
+            await session.scalars(
+                select(ThemeMapping).where(ThemeMapping.organisation_id.in_(owners))
+            )
+        ).all()
     ]
     groups = groups_of(found, vocabularies, pairs)
     counted = await _counts(session, programmes, groups)

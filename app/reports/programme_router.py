@@ -16,7 +16,7 @@ from app.db import DatabaseDep
 from app.errors import NotFound, problem_responses
 from app.kit.time import now
 from app.models import Programme
-from app.programmes.service import counts_of
+from app.programmes.case_reviews import counts_of
 from app.reports.actions_report import as_of_period
 from app.reports.filters import FormatParam, ReportFormat, TableParam
 from app.reports.filters import today as report_today
