@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +41,8 @@ logger = logging.getLogger("app.history")
 
 LEASE = timedelta(minutes=2)
 RETRIES = 3
+# An import that wrote at least this many records refreshes the planner's statistics.
+ANALYZE_AFTER = 5_000
 RUNNING = ("queued", "running")
 Progress = Callable[[HistoryImport], None]
 
@@ -306,11 +308,26 @@ async def _run_claimed(
             finished = await session.get_one(HistoryImport, job.id)
             finished.error = type(error).__name__
             await _finish(session, finished, "failed", now())
+    if finished.status == "completed" and finished.created + finished.updated >= ANALYZE_AFTER:
+        await refresh_statistics(database)
     if finished.origin == "api":
         # The upload's spooled copy is not kept once its job has ended (the command line's is
         # the user's own file).
         remove_spool(finished.spool_path)
     return finished
+
+
+async def refresh_statistics(database: Database) -> None:
+    """PostgreSQL: fresh planner statistics for the tables a large import wrote (migration
+    0029), so that the first reports after it do not plan for the tables as they were. A
+    failure here costs only the statistics (autovacuum comes round later): logged, not raised."""
+    if database.dialect != "postgresql":
+        return
+    try:
+        async with database.transaction(Work.report) as session:
+            await session.execute(text("SELECT lfd_analyze_history()"))
+    except Exception as error:  # the import itself is done and committed
+        logger.warning("history statistics not refreshed", extra={"error": type(error).__name__})
 
 
 def remove_spool(path: str) -> None:
