@@ -132,7 +132,7 @@ class Listener:
         self._became_live.clear()
         self._down.set()
         self.epoch += 1
-        if was:
+        if was and not self._closed:  # closing (shutdown) is not a loss worth a warning
             logger.warning("listen connection lost; caches emptied until it is back")
         for subscribers in self.channels.values():
             for subscriber in subscribers:
