@@ -1,13 +1,16 @@
 """The service at national scale (issue 19): build a synthetic deployment of many trusts and years
 in PostgreSQL, then time what a trust's users and integrations do, in process over HTTP.
 
-    python bench/national_scale.py \\
-        --database-url postgresql://postgres@127.0.0.1:5433/lfd_national \\
-        --deaths 6000000 --organisations 203 --years 10 --audit-rows 100000000 \\
-        --output national.json [--keep]
-    python bench/national_scale.py --database-url postgresql://postgres@127.0.0.1:5433/lfd_10k \\
-        --deaths 10000 --organisations 2 --years 1.7 --audit-rows 166667 --output 10k.json
-    python bench/national_scale.py --compare 10k.json national.json
+    python bench/national_scale.py build \\
+        --database-url postgresql://postgres@127.0.0.1:5432/lfd_national
+        (defaults: --deaths 6000000 --organisations 203 --years 10 --audit-rows 100000000)
+    python bench/national_scale.py build \\
+        --database-url postgresql://postgres@127.0.0.1:5432/lfd_10k \\
+        --deaths 10000 --organisations 2 --years 1.7 --audit-rows 166667
+    python bench/national_scale.py measure --output scale.json \\
+        postgresql://postgres@127.0.0.1:5432/lfd_10k \\
+        postgresql://postgres@127.0.0.1:5432/lfd_national
+    python bench/national_scale.py drop postgresql://postgres@127.0.0.1:5432/lfd_10k ...
 
 Both sizes have the same trust: about 4,000 deaths a year (6,000,000 deaths = 150 trusts over
 ten years; 10,000 = two trusts over fifteen months), so that a trust's pages, searches and
@@ -49,7 +52,8 @@ RSS (the server's memory) after each and the machine's load average:
   (and the region's, for information: its work grows with the deployment, by design).
 
 With ``--explain`` it prints the plan of the audit search and of a feed page (the partitions
-each reads). Unless ``--keep`` is given the database is dropped at the end.
+each reads). The databases stay until ``drop`` (a build takes long: measure them as often as
+you like).
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ from app.main import create_app
 from app.migrate import grant_service_role, upgrade
 
 SERVICE_ROLE = "lfd_bench_service"
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5433/lfd_national"
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/lfd_national"
 MIN_FREE_BYTES = 8 * 1024**3
 
 FUNCTIONS = """
