@@ -170,6 +170,25 @@ async def test_a_headed_csv_brings_kinds_parents_and_aliases(lfd) -> None:
     assert hospice["parent_id"] == str((await lfd.organisation("QK1")).id)
 
 
+async def test_a_headed_csv_in_its_own_order_with_a_merged_ccgs_code(lfd, tmp_path) -> None:
+    """The header is found by its names, whatever their order (a file starting `name,` was
+    read as an ODS download: its header a row, every row's code its name); a sub-ICB location
+    of merged CCGs has a five-character code, and its practices go under it."""
+    await lfd.load("eccg.csv")
+    path = tmp_path / "frimley.csv"
+    path.write_text(
+        "name,ods_code,kind,parent_ods_code\n"
+        "NHS Frimley ICB - D4U1Y,D4U1Y,sub_icb,QK1\n"
+        "Frimley Green Practice,H81001,gp_practice,D4U1Y\n"
+    )
+    code, out = await lfd("organisations", "load", str(path))
+    assert code == 0, out
+    assert summary(out) == "2 created, 0 updated, 0 unchanged, 0 skipped (2 rows)", out
+    location = await lfd.organisation("D4U1Y")
+    assert location.kind == "sub_icb"
+    assert (await lfd.organisation("H81001")).parent_id == location.id
+
+
 async def test_create_list_and_show(lfd) -> None:
     code, out = await lfd("organisations", "create", "--name", "An ICB", "--kind", "icb",
                           "--ods-code", "qzz", "--alias", "Our ICB")  # fmt: skip
