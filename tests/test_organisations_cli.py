@@ -19,7 +19,7 @@ from app.cli import main
 from app.config import Settings, get_settings
 from app.db import Database
 from app.migrate import upgrade
-from app.models import ActionPlan, ApiClient, AuditEvent, Death, Organisation
+from app.models import ActionPlan, ApiClient, AuditEvent, Death, Organisation, Programme
 from tests.conftest import Api, new_client
 from tests.factories import idem, screening_body
 
@@ -170,6 +170,25 @@ async def test_a_headed_csv_brings_kinds_parents_and_aliases(lfd) -> None:
     assert hospice["parent_id"] == str((await lfd.organisation("QK1")).id)
 
 
+async def test_a_headed_csv_in_its_own_order_with_a_merged_ccgs_code(lfd, tmp_path) -> None:
+    """The header is found by its names, whatever their order (a file starting `name,` was
+    read as an ODS download: its header a row, every row's code its name); a sub-ICB location
+    of merged CCGs has a five-character code, and its practices go under it."""
+    await lfd.load("eccg.csv")
+    path = tmp_path / "frimley.csv"
+    path.write_text(
+        "name,ods_code,kind,parent_ods_code\n"
+        "NHS Frimley ICB - D4U1Y,D4U1Y,sub_icb,QK1\n"
+        "Frimley Green Practice,H81001,gp_practice,D4U1Y\n"
+    )
+    code, out = await lfd("organisations", "load", str(path))
+    assert code == 0, out
+    assert summary(out) == "2 created, 0 updated, 0 unchanged, 0 skipped (2 rows)", out
+    location = await lfd.organisation("D4U1Y")
+    assert location.kind == "sub_icb"
+    assert (await lfd.organisation("H81001")).parent_id == location.id
+
+
 async def test_create_list_and_show(lfd) -> None:
     code, out = await lfd("organisations", "create", "--name", "An ICB", "--kind", "icb",
                           "--ods-code", "qzz", "--alias", "Our ICB")  # fmt: skip
@@ -266,6 +285,48 @@ async def test_adopt_moves_what_the_default_owns_to_the_organisation_with_the_co
     _, new_id = await new_client(lfd.database, [Scope.deaths_read])
     async with lfd.database.transaction() as session:
         assert (await session.get_one(ApiClient, new_id)).organisation_id == trust.id
+
+
+async def test_adopt_moves_the_defaults_programmes_and_theme_mappings_too(lfd, app_factory) -> None:
+    """Review programmes and theme mappings (issue 17) are the organisation's records as plans
+    are: they move with the rest, and a programme's cohort rules that name the old default
+    name the adopted organisation (acceptance review of issue 16; they stayed with the closed
+    default, out of every client's sight)."""
+    _, http = await app_factory(database_url=lfd.url)
+    key, client_id = await new_client(lfd.database, [Scope.admin])
+    api = Api(http, key, client_id)
+    old = await lfd.default()
+    programme = await api.post(
+        "/v1/programmes",
+        json={
+            "name": "Sepsis deaths",
+            "owner": "Lead",
+            "period_start": "2025-06-01",
+            "period_end": "2025-06-30",
+            "cohort": {"organisations": [str(old.id)]},
+        },
+        headers=idem(),
+    )
+    assert programme.status_code == 201, programme.text
+    themes = (await api.get("/v1/themes")).json()["items"][:2]
+    mapping = await api.post(
+        "/v1/theme-mappings", json={"themes": [t["code"] for t in themes]}, headers=idem()
+    )
+    assert mapping.status_code == 201, mapping.text
+
+    await lfd.load("etr.csv")
+    code, out = await lfd("organisations", "adopt", "--ods-code", "RWE", "--name",
+                          "University Hospitals of Leicester NHS Trust")  # fmt: skip
+    assert code == 0, out
+    assert "1 review programmes, 1 theme mappings" in out
+    trust = await lfd.organisation("RWE")
+    seen = await api.get(f"/v1/programmes/{programme.json()['id']}")
+    assert seen.status_code == 200, seen.text
+    async with lfd.database.transaction() as session:
+        moved = await session.get_one(Programme, uuid.UUID(programme.json()["id"]))
+    assert moved.organisation_id == trust.id
+    assert moved.rules["organisations"] == [str(trust.id)]
+    assert (await api.get(f"/v1/theme-mappings/{mapping.json()['id']}")).status_code == 200
 
 
 async def test_clients_belong_to_an_organisation_or_to_the_deployment(lfd) -> None:

@@ -5,6 +5,8 @@ with If-Match, who may write, and every write audited and evented."""
 from __future__ import annotations
 
 import asyncio
+import random
+import string
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -104,6 +106,8 @@ async def test_ods_codes_are_checked_against_the_kind(api) -> None:
         ("trust", "RWE01"),  # a site's
         ("icb", "RWE"),
         ("sub_icb", "4V"),
+        ("sub_icb", "D4U1"),  # a merged CCG's is five characters, letters and digits alternating
+        ("sub_icb", "DD4U1"),
         ("gp_practice", "C8200"),
         ("gp_practice", "12345A"),
         ("independent_provider", "RWE"),
@@ -117,7 +121,12 @@ async def test_ods_codes_are_checked_against_the_kind(api) -> None:
         )
         assert response.status_code == 422, (kind, code, response.text)
         assert pointers(response) == {"/ods_code"}, (kind, code)
-    for kind, code in [("icb", icb_code()), ("sub_icb", sub_icb_code())]:
+    # A sub-ICB location of CCGs merged before 2022 (D4U1Y, NHS Frimley ICB's) is a real code.
+    merged = "".join(
+        random.choice(string.ascii_uppercase if index % 2 == 0 else string.digits)
+        for index in range(5)
+    )
+    for kind, code in [("icb", icb_code()), ("sub_icb", sub_icb_code()), ("sub_icb", merged)]:
         assert (await register(api, ods_code=code, name=unique_name(kind), kind=kind))[
             "ods_code"
         ] == code

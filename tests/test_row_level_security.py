@@ -135,6 +135,8 @@ NOT_SCOPED_BY_POLICY = {
     "case_shares",  # read by the guard before any scope exists; the query layer confines it
     "history_import_problems",  # read through its import (scoped); references, never values
     "action_findings",  # a link table of ids
+    "history_imports",  # the query layer confines them (docs/organisations.md)
+    "api_clients",  # clients: no patient data; the clients' API confines them
 }
 KEYS = {
     "death_id",
@@ -144,6 +146,9 @@ KEYS = {
     "judgement_id",
     "plan_id",
     "action_id",
+    "organisation_id",  # a record of an organisation's (a programme, a theme mapping)
+    "programme_id",
+    "recommendation_id",
 }
 
 
@@ -164,6 +169,10 @@ async def test_every_table_of_patient_data_forces_row_level_security(
                             # policies hold for every partition read through it.
                             "SELECT relname FROM pg_class WHERE relkind IN ('r', 'p')"
                             " AND relrowsecurity AND relforcerowsecurity"
+                            # and a policy that says who reads it (none: nobody reads it,
+                            # which fails closed but is a table the service cannot use)
+                            " AND EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = pg_class.oid"
+                            " AND polcmd IN ('*', 'r'))"
                         )
                     )
                 ).all()

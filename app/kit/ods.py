@@ -17,6 +17,7 @@ ODS_FORMATS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^R[A-Z0-9]{4}$"), "NHS trust site (R + 4, e.g. RR801)"),
     (re.compile(r"^T[A-Z0-9]{2}$"), "care trust (T + 2, e.g. TAD)"),
     (re.compile(r"^\d{2}[A-Z]$"), "CCG or sub-ICB location (2 digits + letter, e.g. 15F)"),
+    (re.compile(r"^[A-Z]\d[A-Z]\d[A-Z]$"), "merged CCG's sub-ICB location (e.g. D4U1Y)"),
     (re.compile(r"^Q[A-Z0-9]{2}$"), "ICB or commissioning region (Q + 2, e.g. QWO)"),
     (re.compile(r"^[A-Z]\d{5}$"), "GP practice (letter + 5 digits, e.g. B86001)"),
     (re.compile(r"^N[A-Z0-9]{2}(?:[A-Z0-9]{2})?$"), "independent provider (N + 2 or 4, e.g. NT4)"),

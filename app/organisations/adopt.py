@@ -8,7 +8,8 @@ with no code and the name "Default organisation". Adopting names it:
   default organisation takes the code, name and kind. Nothing else changes; every id stays.
 - **Another organisation already has it** (the ODS files were loaded first): everything the
   default organisation owns moves to that one (deaths, plans, clients, history imports, the
-  feed's events, shares with it, the organisation of care of review ratings and problems, the
+  feed's events, shares with it, review programmes (and the organisation their cohort rules
+  name) and theme mappings, the organisation of care of review ratings and problems, the
   organisations under it), and that one becomes the default. The old default stays in the
   registry, closed, so that what names it still resolves; the audit log is never rewritten,
   so its rows keep the organisation they were written under.
@@ -34,8 +35,10 @@ from app.models import (
     HistoryImport,
     Organisation,
     OutboxEvent,
+    Programme,
     ReviewPhaseRating,
     ReviewProblem,
+    ThemeMapping,
 )
 from app.organisations.registry import apply_entry, entry_of, load_index, record
 from app.organisations.rules import Kind, Problem, check_draft, code_problem, normalise_code
@@ -50,6 +53,8 @@ OWNED: tuple[tuple[str, Any, Any], ...] = (
     ("clients", ApiClient, ApiClient.organisation_id),
     ("history imports", HistoryImport, HistoryImport.organisation_id),
     ("case shares", CaseShare, CaseShare.organisation_id),
+    ("review programmes", Programme, Programme.organisation_id),
+    ("theme mappings", ThemeMapping, ThemeMapping.organisation_id),
     ("review phase ratings", ReviewPhaseRating, ReviewPhaseRating.care_organisation_id),
     ("review problems", ReviewProblem, ReviewProblem.care_organisation_id),
     ("events", OutboxEvent, OutboxEvent.organisation_id),
@@ -83,6 +88,15 @@ async def _move(session: AsyncSession, source: uuid.UUID, target: uuid.UUID) -> 
             .execution_options(synchronize_session=False)
         )
         moved[label] = int(getattr(result, "rowcount", 0) or 0)
+    # A programme's cohort rules name the organisations whose deaths it audits, by id.
+    old, new = str(source), str(target)
+    for programme in (await session.scalars(select(Programme))).all():
+        named = programme.rules.get("organisations")
+        if named and old in named:
+            programme.rules = {
+                **programme.rules,
+                "organisations": sorted({new if value == old else value for value in named}),
+            }
     return moved
 
 

@@ -154,7 +154,7 @@ def read_rows(path: Path, kind: Kind | None = None) -> tuple[list[Row], list[Out
     for line, cells in enumerate(reader, start=1):
         if not any(cell.strip() for cell in cells):
             continue
-        if line == 1 and cells[0].strip().lower() == HEADER[0]:
+        if line == 1 and set(HEADER[:2]) <= {cell.strip().lower() for cell in cells}:
             header = [cell.strip().lower() for cell in cells]
             if missing := [name for name in HEADER[:2] if name not in header]:
                 raise LoadError(f"the header lacks {', '.join(missing)}")

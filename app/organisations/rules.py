@@ -38,7 +38,12 @@ _TRUST = (re.compile(r"^R[A-Z0-9]{2}$"), "an NHS trust's R + 2 (RWE)")
 _CARE_TRUST = (re.compile(r"^T[A-Z0-9]{2}$"), "a care trust's T + 2 (TAD)")
 _SITE = (re.compile(r"^[RTN][A-Z0-9]{4}$"), "a site's trust or provider code + 2 (RWE01)")
 _ICB = (re.compile(r"^Q[A-Z0-9]{2}$"), "an ICB's Q + 2 (QK1)")
-_SUB_ICB = (re.compile(r"^\d{2}[A-Z]$"), "a sub-ICB location's 2 digits + letter (04V)")
+# A sub-ICB location keeps its CCG's code (2 digits + a letter); those of CCGs that merged
+# before 2022 have five characters, letters and digits alternating (D4U1Y, NHS Frimley ICB).
+_SUB_ICB = (
+    re.compile(r"^(?:\d{2}[A-Z]|[A-Z]\d[A-Z]\d[A-Z])$"),
+    "a sub-ICB location's 2 digits + letter, or a merged CCG's 5 (04V, D4U1Y)",
+)
 _PRACTICE = (re.compile(r"^[A-Z]\d{5}$"), "a GP practice's letter + 5 digits (C82001)")
 _INDEPENDENT = (
     re.compile(r"^N[A-Z0-9]{2}(?:[A-Z0-9]{2})?$"),
