@@ -264,7 +264,7 @@ SELECT bench_id(4, g * 8 + k),
     1 + ((g - 1) * (:txids - 1)) / :deaths, (g - 1) * :events + k + 1
 FROM (SELECT g, k, least(to_timestamp(:start + (g - 0.5) * :span / :deaths)
                          + (k + 1) * interval '1 day', now() - interval '1 hour') AS at
-      FROM generate_series(greatest(1, :glow), least(:deaths, :ghigh)) g,
+      FROM generate_series(greatest(1, :glow)::bigint, least(:deaths, :ghigh)::bigint) g,
            generate_series(0, :events - 1) k OFFSET 0) e
 WHERE at >= to_timestamp(:mlow) AND at < to_timestamp(:mhigh)
 """
@@ -507,7 +507,11 @@ async def attach_month(
     part = f"{table}_p{month:%Y_%m}"
     existing = await connection.fetchval("SELECT to_regclass($1)::text", part)
     if existing:
-        await connection.execute(f"ALTER TABLE {table} DETACH PARTITION {part}")
+        attached = await connection.fetchval(
+            "SELECT 1 FROM pg_inherits WHERE inhrelid = $1::regclass", part
+        )
+        if attached:
+            await connection.execute(f"ALTER TABLE {table} DETACH PARTITION {part}")
         await connection.execute(f"DROP TABLE {part}")
     await connection.execute(f"CREATE TABLE {part} (LIKE {table} INCLUDING DEFAULTS)")
     started = time.perf_counter()
@@ -590,15 +594,21 @@ async def load_events_and_audit(connection: asyncpg.Connection, shape: Shape) ->
     print(f"  event months closed: {closed}", flush=True)
 
 
-async def build(url: str, shape: Shape, chunk: int) -> None:
+async def build(url: str, shape: Shape, chunk: int, resume: bool = False) -> None:
+    """``resume``: the deaths are in (an earlier build stopped in the months of events and
+    audit rows); load every month again from the saved shape (a month loaded before is
+    detached and remade)."""
     connection = await asyncpg.connect(asyncpg_url(url))
     try:
         await connection.execute("SET maintenance_work_mem = '1GB'")
         await connection.execute("SET lfd.scope = 'all'")
         await connection.execute(FUNCTIONS)
         started = time.perf_counter()
-        await shape.save(connection)
-        await load_deaths(connection, shape, chunk)
+        if resume:
+            shape = await Shape.from_database(connection)
+        else:
+            await shape.save(connection)
+            await load_deaths(connection, shape, chunk)
         await load_events_and_audit(connection, shape)
         print(" vacuum analyze", flush=True)
         await connection.execute("VACUUM (ANALYZE)")
@@ -949,6 +959,9 @@ async def main() -> None:
     building.add_argument("--audit-rows", type=int, default=100_000_000)
     building.add_argument("--events-per-death", type=int, default=3)
     building.add_argument("--chunk", type=int, default=500_000, help="deaths per statement")
+    building.add_argument(
+        "--resume", action="store_true", help="the deaths are in: load the months again"
+    )
     measuring = sub.add_parser("measure", help="time the operations on one or more databases")
     measuring.add_argument("urls", nargs="+", metavar="DATABASE_URL")
     measuring.add_argument("--runs", type=int, default=15)
@@ -958,9 +971,9 @@ async def main() -> None:
     dropping.add_argument("urls", nargs="+", metavar="DATABASE_URL")
     args = parser.parse_args()
     if args.command == "build":
-        await ensure_database(args.database_url, reset=True)
+        await ensure_database(args.database_url, reset=not args.resume)
         print(f"load average {load_average()}", flush=True)
-        await build(args.database_url, Shape.from_args(args), args.chunk)
+        await build(args.database_url, Shape.from_args(args), args.chunk, args.resume)
     elif args.command == "measure":
         results = await measure(args.urls, args.runs, args.explain)
         results["command"] = " ".join(["python", *sys.argv])
