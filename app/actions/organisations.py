@@ -17,7 +17,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from app.kit.ods import CODE_MARK, DEFAULT_ALIASES, alias_key, is_ods_code, is_plainly_code
+from app.kit.ods import (
+    CODE_MARK,
+    DEFAULT_ALIASES,
+    alias_key,
+    is_ods_code,
+    is_plainly_code,
+    written_code,
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,13 @@ def alias_table(
     table = {alias: (pair[0], pair[1]) for alias, pair in configured.items()}
     table.update(registry)
     return Aliases(table)
+
+
+def names_written(names: Sequence[str], codes: Sequence[str]) -> list[str]:
+    """The names as an export writes them: as written, but a code of letters only written as
+    the code it is ("RGD", sent to the API or imported as "ODS RGD") marked "ODS RGD", so that
+    importing the export takes it as the code again, not an abbreviation."""
+    return [written_code(name) if name in codes else name for name in names]
 
 
 _SPLIT = re.compile(r"\s*(?:[\n;,/]|&|\+)\s*")
