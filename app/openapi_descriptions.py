@@ -75,7 +75,7 @@ DESCRIPTIONS: dict[str, str] = {
     "occurred_at": "When it happened.",
     "completed_at": "When it was completed.",
     "sponsor": "The plan's executive sponsor.",
-    "organisations": "The owning organisations' ODS codes.",
+    "organisations": "The organisations named: their ODS codes.",
     "improvement_requirement": "The improvement the action answers.",
     "reference": "The action's reference in its plan (e.g. 1.2).",
     "leads": "The people leading the action.",

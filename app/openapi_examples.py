@@ -126,7 +126,7 @@ EXAMPLES: dict[str, Any] = {
     "PlanCreate": {
         "title": "Learning from Deaths improvement plan 2026/27",
         "sponsor": "Medical Director",
-        "organisations": ["RGI"],
+        "organisations": ["RWE", "LPT", "Healthwatch Leicester"],
         "sections": ["Deteriorating patient", "Communication with families"],
     },
     "PlanPatch": {"sponsor": "Chief Nurse"},
@@ -137,10 +137,15 @@ EXAMPLES: dict[str, Any] = {
         "reference": "1.1",
         "action": "Audit NEWS2 escalation on the medical wards monthly.",
         "leads": ["Deputy Chief Nurse"],
+        "organisations": ["UHL", "Healthwatch Leicester"],
         "due_date": "2027-03-31",
         "status": 2,
     },
-    "ActionPatch": {"status": 3, "comments": "First two audits done."},
+    "ActionPatch": {
+        "status": 3,
+        "comments": "First two audits done.",
+        "organisations": ["RWE", "Leicester City Council"],
+    },
     "ProgressUpdateCreate": {
         "narrative": "Audit of October: 82% escalated within an hour.",
         "status": 3,

@@ -1,5 +1,6 @@
 """Action plans reference organisations from the registry (issue 16, item 7): a name or alias
-the registry knows becomes its ODS code; a name it does not know is kept as written."""
+the registry knows becomes its ODS code; a name it does not know is kept as written; imported
+or sent to the API, and shown resolved (`organisation_refs`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import uuid
 from typing import Any
 
 from app.db import Database
-from app.models import Organisation
+from app.models import Action, Organisation
+from app.models.base import utcnow
+from tests.kit.organisations import register, remember_codes, trust_code, unique_name
 
 
 async def test_the_registry_resolves_names_in_an_imported_plan(
@@ -40,3 +43,185 @@ async def test_the_registry_resolves_names_in_an_imported_plan(
     assert actions[0]["organisations"] == [code]
     assert actions[1]["organisations"] == []
     assert actions[1]["organisation_names"] == [f"Local Forum {tag}"]
+
+
+# --- the JSON API (POST/PATCH of plans and actions) -------------------------------------------
+
+
+async def _registered(api: Any) -> dict[str, Any]:
+    """A trust of the registry with an alias written with punctuation ("U.H.L. 1a2b3c")."""
+    return await register(
+        api,
+        ods_code=trust_code(),
+        name=unique_name("University Hospitals NHS Trust"),
+        kind="trust",
+        aliases=[f"U.H.L. {uuid.uuid4().hex[:6]}"],
+    )
+
+
+def _ref(code: str | None, name: str | None, written: str, id_: str | None) -> dict[str, Any]:
+    return {"code": code, "name": name, "written": written, "organisation_id": id_}
+
+
+async def _patch(api: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    current = await api.get(path)
+    assert current.status_code == 200, current.text
+    response = await api.patch(path, json=body, headers={"If-Match": current.headers["ETag"]})
+    assert response.status_code == 200, response.text
+    changed: dict[str, Any] = response.json()
+    return changed
+
+
+async def test_the_api_resolves_codes_names_and_aliases_and_keeps_the_rest_as_written(
+    api: Any, database: Database
+) -> None:
+    await remember_codes(database)
+    trust = await _registered(api)
+    code, name, alias = trust["ods_code"], trust["name"], trust["aliases"][0]
+    unregistered = trust_code()  # a code of the right format the registry does not hold
+    partner = f"Healthwatch Leicester {uuid.uuid4().hex[:6]}"
+    sent_alias = alias.lower().replace(".", "-")  # "u-h-l- 1a2b3c": compared as aliases are
+    response = await api.post(
+        "/v1/action-plans",
+        json={
+            "title": unique_name("Joint plan"),
+            "organisations": [sent_alias, f"  {partner} ", unregistered.lower()],
+            "sections": ["Discharge"],
+        },
+    )
+    assert response.status_code == 201, response.text
+    plan = response.json()
+    assert plan["organisations"] == [code, unregistered]
+    assert plan["organisation_names"] == [sent_alias, partner, unregistered]
+    refs = [
+        _ref(code, name, sent_alias, trust["id"]),
+        _ref(None, None, partner, None),
+        _ref(unregistered, None, unregistered, None),
+    ]
+    assert plan["organisation_refs"] == refs
+    read = await api.get(f"/v1/action-plans/{plan['id']}")
+    assert read.json()["organisation_refs"] == refs
+    listed = await api.get("/v1/action-plans", params={"organisation": code, "limit": 200})
+    assert [p["organisation_refs"] for p in listed.json()["items"] if p["id"] == plan["id"]] == [
+        refs
+    ]
+
+    # An action names the trust by its full name (any case) and a partner not registered.
+    council = f"Leicester City Council {uuid.uuid4().hex[:6]}"
+    created = await api.post(
+        "/v1/actions",
+        json={
+            "plan_id": plan["id"],
+            "section_id": plan["sections"][0]["id"],
+            "reference": "1.1",
+            "action": "Agree a joint discharge protocol",
+            "organisations": [name.upper(), council],
+        },
+    )
+    assert created.status_code == 201, created.text
+    action = created.json()
+    assert action["organisations"] == [code]
+    assert action["organisation_names"] == [name.upper(), council]
+    assert action["organisation_refs"] == [
+        _ref(code, name, name.upper(), trust["id"]),
+        _ref(None, None, council, None),
+    ]
+    found = await api.get("/v1/actions", params={"organisation": code, "plan_id": plan["id"]})
+    assert [item["id"] for item in found.json()["items"]] == [action["id"]]
+    one = await api.get(f"/v1/actions/{action['id']}")
+    assert one.json()["organisation_refs"] == action["organisation_refs"]
+
+    # PATCH replaces them: the partner and another trust now, so the first trust's filter no
+    # longer finds it.
+    path = f"/v1/actions/{action['id']}"
+    changed = await _patch(api, path, {"organisations": [council, unregistered]})
+    assert changed["organisations"] == [unregistered]
+    assert changed["organisation_names"] == [council, unregistered]
+    assert changed["organisation_refs"] == [
+        _ref(None, None, council, None),
+        _ref(unregistered, None, unregistered, None),
+    ]
+    found = await api.get("/v1/actions", params={"organisation": code, "plan_id": plan["id"]})
+    assert found.json()["items"] == []
+    # Codes alone are stored as codes, as the API always stored them (no names beside).
+    changed = await _patch(api, path, {"organisations": [code.lower(), alias]})
+    assert changed["organisations"] == [code]
+    assert changed["organisation_names"] == [code, alias]
+    changed = await _patch(api, path, {"organisations": [code.lower()]})
+    assert changed["organisation_names"] == [code]
+    assert changed["organisation_refs"] == [_ref(code, name, code, trust["id"])]
+    async with database.transaction() as session:
+        stored = await session.get(Action, uuid.UUID(action["id"]))
+        assert stored is not None
+        assert (stored.organisations, stored.organisation_names) == ([code], None)
+
+    plan_path = f"/v1/action-plans/{plan['id']}"
+    replaced = await _patch(api, plan_path, {"organisations": [partner]})
+    assert replaced["organisations"] == []
+    assert replaced["organisation_refs"] == [_ref(None, None, partner, None)]
+    listed = await api.get("/v1/action-plans", params={"organisation": code, "limit": 200})
+    assert plan["id"] not in {p["id"] for p in listed.json()["items"]}
+
+
+async def test_a_closed_organisation_is_not_resolved_and_exports_write_names_as_written(
+    api: Any, database: Database
+) -> None:
+    await remember_codes(database)
+    trust = await _registered(api)
+    closed = await register(
+        api,
+        ods_code=trust_code(),
+        name=unique_name("Closed Community Trust"),
+        kind="trust",
+        aliases=[f"CCT {uuid.uuid4().hex[:6]}"],
+    )
+    async with database.transaction() as session:
+        row = await session.get(Organisation, uuid.UUID(closed["id"]))
+        assert row is not None
+        row.closed_at = utcnow()
+    letters = "R" + "".join(c for c in uuid.uuid4().hex.upper() if c.isalpha())[:2]
+    written = [trust["aliases"][0], closed["aliases"][0], letters, "Healthwatch"]
+    response = await api.post(
+        "/v1/action-plans",
+        json={"title": unique_name("Exported plan"), "organisations": written, "sections": ["A"]},
+    )
+    assert response.status_code == 201, response.text
+    plan = response.json()
+    # A code of letters only is a code, as the API always took it; a closed trust's alias is
+    # a name (the importer resolves it the same).
+    assert plan["organisations"] == [trust["ods_code"], letters]
+    assert plan["organisation_names"] == written
+    section = plan["sections"][0]["id"]
+    created = await api.post(
+        "/v1/actions",
+        json={
+            "plan_id": plan["id"],
+            "section_id": section,
+            "reference": "1",
+            "action": "Share the learning",
+            "organisations": written,
+        },
+    )
+    assert created.status_code == 201, created.text
+    exported = await api.get(f"/v1/action-plans/{plan['id']}/export", params={"format": "csv"})
+    assert exported.status_code == 200, exported.text
+    shown = f"{trust['aliases'][0]}, {closed['aliases'][0]}, ODS {letters}, Healthwatch"
+    assert f"Organisations: {shown}" in exported.text
+    assert exported.text.count(shown) == 2  # the preamble and the action's row
+
+
+async def test_the_configured_alias_table_resolves_through_the_api(
+    app_factory: Any, make_api: Any
+) -> None:
+    code = "RZ" + uuid.uuid4().hex[0].upper()
+    word = f"Forum{uuid.uuid4().hex[:6]}"
+    _, http = await app_factory(organisation_aliases={word: [code, "Forum Z"]})
+    api = await make_api(client=http)
+    response = await api.post(
+        "/v1/action-plans",
+        json={"title": unique_name("Configured"), "organisations": [word], "sections": ["A"]},
+    )
+    assert response.status_code == 201, response.text
+    plan = response.json()
+    assert plan["organisations"] == [code]
+    assert [(r["code"], r["written"]) for r in plan["organisation_refs"]] == [(code, word)]

@@ -18,6 +18,7 @@ from datetime import date
 
 from app.actions import rag
 from app.actions.cells import completed_text, status_text
+from app.actions.organisations import names_written
 from app.actions.plan_text import month_label
 from app.actions.rag import DuePrecision, Rag
 from app.actions.sheet_writer import Cell
@@ -70,7 +71,7 @@ class ExportAction:
 
     def organisations_text(self) -> str:
         if self.organisation_names:
-            return ", ".join(self.organisation_names)
+            return ", ".join(names_written(self.organisation_names, self.organisations))
         return ", ".join(written_code(code) for code in self.organisations) or NONE
 
     def reported_text(self) -> str:

@@ -39,6 +39,7 @@ from app.actions.export_layouts import (
     titles,
     widths,
 )
+from app.actions.organisations import names_written
 from app.actions.rag import DuePrecision
 from app.actions.sheet_writer import CsvPlanWriter, XlsxPlanWriter
 from app.actions.spreadsheets import Field, Layout
@@ -79,7 +80,9 @@ class ExportPlan:
         lines = [self.title]
         if self.sponsor:
             lines.append(f"Sponsor: {self.sponsor}")
-        names = self.organisation_names or [written_code(code) for code in self.organisations]
+        names = names_written(self.organisation_names, self.organisations) or [
+            written_code(code) for code in self.organisations
+        ]
         lines.append(f"Organisations: {', '.join(names) or NONE}")
         if self.description:
             lines.append(f"Description: {self.description}")

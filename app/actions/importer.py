@@ -26,7 +26,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions.limits import SpreadsheetLimits
-from app.actions.organisations import Aliases
+from app.actions.organisations import alias_table
 from app.actions.plan_reader import PlannedPlan, SpreadsheetRowsInvalid, interpret
 from app.actions.row_fields import ImportWarning, PlannedAction, ReadOptions
 from app.actions.schemas import PlanCreate
@@ -57,11 +57,9 @@ def read_options(
 ) -> ReadOptions:
     """``registry``: the organisation registry's names, aliases and codes
     (app.organisations.aliases), which win over the configured alias table."""
-    aliases = {alias: (pair[0], pair[1]) for alias, pair in settings.organisation_aliases.items()}
-    aliases.update(registry or {})
     return ReadOptions(
         limits=SpreadsheetLimits.from_settings(settings),
-        aliases=Aliases(aliases),
+        aliases=alias_table(settings.organisation_aliases, registry or {}),
         as_of=as_of,
         plan_year=plan_year,
         columns=columns,

@@ -1,7 +1,9 @@
 """Organisations as action plans write them: ODS codes by their real formats, and names or
-abbreviations ("UHL", "LPT", "Healthwatch") resolved through a configurable alias table
-(``LFD_ORGANISATION_ALIASES``; issue 12's organisation registry will take its place). What
-cannot be resolved stays a name: "UHL" is never stored as if it were a code (its code is RWE).
+abbreviations ("UHL", "LPT", "Healthwatch") resolved through the organisation registry (its
+codes, names and aliases: app.organisations.aliases) over the configurable alias table
+(``LFD_ORGANISATION_ALIASES``), by ``alias_table``: the importer and the JSON API
+(app.actions.organisation_refs) resolve with the same table. What cannot be resolved stays a
+name: "UHL" is never stored as if it were a code (its code is RWE).
 
 A bare token is a code only when it has a code's format **and a digit** (RR8, 04V, B86001)
 or the alias table knows it (by alias, full name or code). One of letters only with a code's
@@ -12,9 +14,17 @@ unless written "ODS RGD" (as exports write such a code) or in an "ODS codes:" li
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from app.kit.ods import CODE_MARK, DEFAULT_ALIASES, alias_key, is_ods_code, is_plainly_code
+from app.kit.ods import (
+    CODE_MARK,
+    DEFAULT_ALIASES,
+    alias_key,
+    is_ods_code,
+    is_plainly_code,
+    written_code,
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,23 @@ class Aliases:
         if is_ods_code(written):
             return Resolved(written, None, None, "maybe_code")
         return Resolved(written, None, None, "name")
+
+
+def alias_table(
+    configured: Mapping[str, Sequence[str]], registry: Mapping[str, tuple[str, str]]
+) -> Aliases:
+    """The table names are resolved by: the configured aliases (``LFD_ORGANISATION_ALIASES``,
+    alias -> [code, name]) and the registry's (app.organisations.aliases), which win."""
+    table = {alias: (pair[0], pair[1]) for alias, pair in configured.items()}
+    table.update(registry)
+    return Aliases(table)
+
+
+def names_written(names: Sequence[str], codes: Sequence[str]) -> list[str]:
+    """The names as an export writes them: as written, but a code of letters only written as
+    the code it is ("RGD", sent to the API or imported as "ODS RGD") marked "ODS RGD", so that
+    importing the export takes it as the code again, not an abbreviation."""
+    return [written_code(name) if name in codes else name for name in names]
 
 
 _SPLIT = re.compile(r"\s*(?:[\n;,/]|&|\+)\s*")

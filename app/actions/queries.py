@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, tup
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions import rag
+from app.actions.organisation_refs import Configured, entries_of
 from app.actions.rag import ActionStatus, Rag
 from app.actions.schemas import (
     ActionLinks,
@@ -133,7 +134,12 @@ _ACTION_ORDER = (Action.plan_id, Action.position, Action.id)
 
 
 async def list_actions(
-    session: AsyncSession, filters: ActionFilters, cursor: str | None, limit: int
+    session: AsyncSession,
+    filters: ActionFilters,
+    cursor: str | None,
+    limit: int,
+    *,
+    aliases: Configured,
 ) -> tuple[list[ActionOut], str | None]:
     """Actions by plan, then their order in the plan, by keyset."""
     today = uk_today()
@@ -175,7 +181,7 @@ async def list_actions(
     if len(rows) > limit:
         last = page[-1]
         next_cursor = await sign_cursor(session, [str(last.plan_id), last.position, str(last.id)])
-    return await actions_out(session, page, today), next_cursor
+    return await actions_out(session, page, today, aliases=aliases), next_cursor
 
 
 async def load_action(
@@ -200,9 +206,15 @@ async def finding_links(
 
 
 async def actions_out(
-    session: AsyncSession, actions: Sequence[Action], today: date | None = None
+    session: AsyncSession,
+    actions: Sequence[Action],
+    today: date | None = None,
+    *,
+    aliases: Configured,
 ) -> list[ActionOut]:
-    """Actions as returned: with their section, links and derived RAG (two queries a page)."""
+    """Actions as returned: with their section, links, organisations resolved
+    (app.actions.organisation_refs) and derived RAG (three queries a page). ``aliases``: the
+    configured alias table (``LFD_ORGANISATION_ALIASES``)."""
     today = today or uk_today()
     section_ids = {action.section_id for action in actions}
     titles: dict[uuid.UUID, str] = {}
@@ -214,9 +226,12 @@ async def actions_out(
         )
         titles = {section_id: title for section_id, title in rows}
     links = await finding_links(session, [action.id for action in actions])
+    refs = await entries_of(
+        session, aliases, [(action.organisations, action.organisation_names) for action in actions]
+    )
     columns = [column.key for column in table_of(Action).columns]
     out = []
-    for action in actions:
+    for action, organisation_refs in zip(actions, refs, strict=True):
         values = {name: getattr(action, name) for name in columns}
         precision = action.due_precision or rag.DuePrecision.day
         recorded = action.status_recorded is not False
@@ -243,6 +258,7 @@ async def actions_out(
                     ),
                     "status_recorded": action.status_recorded is not False,
                     "organisation_names": action.organisation_names or list(action.organisations),
+                    "organisation_refs": organisation_refs,
                     "lead_history": action.lead_history or [],
                     "links": action.links or [],
                     "finding_ids": links[action.id],
@@ -252,8 +268,11 @@ async def actions_out(
     return out
 
 
-async def read_action(session: AsyncSession, action_id: uuid.UUID) -> ActionOut:
-    return (await actions_out(session, [await load_action(session, action_id)]))[0]
+async def read_action(
+    session: AsyncSession, action_id: uuid.UUID, *, aliases: Configured
+) -> ActionOut:
+    action = await load_action(session, action_id)
+    return (await actions_out(session, [action], aliases=aliases))[0]
 
 
 async def read_links(session: AsyncSession, action_id: uuid.UUID) -> ActionLinks:
@@ -313,10 +332,14 @@ async def sections_of(
 
 
 def plan_values(plan: ActionPlan) -> dict[str, Any]:
-    return {column.key: getattr(plan, column.key) for column in table_of(ActionPlan).columns}
+    values = {column.key: getattr(plan, column.key) for column in table_of(ActionPlan).columns}
+    values["organisation_names"] = plan.organisation_names or list(plan.organisations)
+    return values
 
 
-async def plan_detail(session: AsyncSession, plan: ActionPlan) -> PlanDetail:
+async def plan_detail(
+    session: AsyncSession, plan: ActionPlan, *, aliases: Configured
+) -> PlanDetail:
     """The plan with its sections and its actions counted by status and RAG (one grouped
     query: per section and status, how many actions and how many of them are overdue)."""
     today = uk_today()
@@ -340,9 +363,11 @@ async def plan_detail(session: AsyncSession, plan: ActionPlan) -> PlanDetail:
         per_rag[Rag.red] += late_count
         overdue += late_count
     sections = (await sections_of(session, [plan.id]))[plan.id]
+    refs = await entries_of(session, aliases, [(plan.organisations, plan.organisation_names)])
     return PlanDetail.model_validate(
         {
             **plan_values(plan),
+            "organisation_refs": refs[0],
             "sections": [
                 SectionWithCount(
                     id=section.id,
@@ -366,12 +391,19 @@ async def plan_detail(session: AsyncSession, plan: ActionPlan) -> PlanDetail:
     )
 
 
-async def read_plan(session: AsyncSession, plan_id: uuid.UUID) -> PlanDetail:
-    return await plan_detail(session, await load_plan(session, plan_id))
+async def read_plan(
+    session: AsyncSession, plan_id: uuid.UUID, *, aliases: Configured
+) -> PlanDetail:
+    return await plan_detail(session, await load_plan(session, plan_id), aliases=aliases)
 
 
 async def list_plans(
-    session: AsyncSession, organisation: str | None, cursor: str | None, limit: int
+    session: AsyncSession,
+    organisation: str | None,
+    cursor: str | None,
+    limit: int,
+    *,
+    aliases: Configured,
 ) -> tuple[list[PlanOut], str | None]:
     """Newest plan first, by keyset on (created_at, id)."""
     query = select(ActionPlan)
@@ -394,8 +426,13 @@ async def list_plans(
             session, [page[-1].created_at.isoformat(), str(page[-1].id)]
         )
     sections = await sections_of(session, [plan.id for plan in page])
+    refs = await entries_of(
+        session, aliases, [(plan.organisations, plan.organisation_names) for plan in page]
+    )
     items = [
-        PlanOut.model_validate({**plan_values(plan), "sections": sections[plan.id]})
-        for plan in page
+        PlanOut.model_validate(
+            {**plan_values(plan), "sections": sections[plan.id], "organisation_refs": found}
+        )
+        for plan, found in zip(page, refs, strict=True)
     ]
     return items, next_cursor

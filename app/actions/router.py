@@ -31,7 +31,7 @@ from app.actions.schemas import (
 from app.auth.deps import ActionsReader, ActionsWriter, FindingsReader, FindingsWriter
 from app.auth.routing import AuthFirstRoute
 from app.auth.scopes import Scope
-from app.db import DatabaseDep
+from app.db import Database, DatabaseDep
 from app.errors import (
     BadRequest,
     Forbidden,
@@ -70,6 +70,12 @@ Organisation = Annotated[
 ]
 
 
+def _aliases(database: Database) -> dict[str, list[str]]:
+    """The configured alias table the organisations named are resolved with, under the
+    registry's (app.actions.organisation_refs)."""
+    return database.settings.organisation_aliases
+
+
 # --- plans -----------------------------------------------------------------------------------
 
 
@@ -97,7 +103,7 @@ async def create_plan(
         idempotency_key,
         path="/v1/action-plans",
         body=body,
-        work=lambda session: new(service.new_plan(session, principal, body)),
+        work=lambda session: new(service.new_plan(session, principal, body, _aliases(database))),
         location=lambda plan: f"/v1/action-plans/{plan.id}",
         tag=plan_etag,
     )
@@ -122,7 +128,9 @@ async def list_plans(
     Scope: `actions:read`.
     """
     async with database.transaction() as session:
-        items, next_cursor = await queries.list_plans(session, organisation, cursor, limit)
+        items, next_cursor = await queries.list_plans(
+            session, organisation, cursor, limit, aliases=_aliases(database)
+        )
     return Page[PlanOut](items=items, next_cursor=next_cursor)
 
 
@@ -142,7 +150,7 @@ async def get_plan(
     Scope: `actions:read`.
     """
     async with database.transaction() as session:
-        plan = await queries.read_plan(session, plan_id)
+        plan = await queries.read_plan(session, plan_id, aliases=_aliases(database))
     return conditional.reply(plan_etag(plan), plan)
 
 
@@ -167,7 +175,9 @@ async def patch_plan(
     Scope: `actions:write`.
     """
     async with database.transaction() as session:
-        plan = await service.patch_plan(session, principal, plan_id, patch, if_match)
+        plan = await service.patch_plan(
+            session, principal, plan_id, patch, if_match, _aliases(database)
+        )
     response.headers["ETag"] = plan_etag(plan)
     link = {"self": f"/v1/action-plans/{plan.id}"}
     return written(principal, Scope.actions_read, plan, plan.id, plan.version, link)
@@ -236,7 +246,7 @@ async def create_action(
         idempotency_key,
         path="/v1/actions",
         body=body,
-        work=lambda session: new(service.new_action(session, principal, body)),
+        work=lambda session: new(service.new_action(session, principal, body, _aliases(database))),
         location=lambda action: f"/v1/actions/{action.id}",
         tag=action_etag,
     )
@@ -284,7 +294,9 @@ async def list_actions(
     """
     filters = ActionFilters(plan_id, section_id, organisation, lead, status, rag, overdue, theme)
     async with database.transaction() as session:
-        items, next_cursor = await queries.list_actions(session, filters, cursor, limit)
+        items, next_cursor = await queries.list_actions(
+            session, filters, cursor, limit, aliases=_aliases(database)
+        )
     return Page[ActionOut](items=items, next_cursor=next_cursor)
 
 
@@ -303,7 +315,7 @@ async def get_action(
     Scope: `actions:read`.
     """
     async with database.transaction() as session:
-        action = await queries.read_action(session, action_id)
+        action = await queries.read_action(session, action_id, aliases=_aliases(database))
     return conditional.reply(action_etag(action), action)
 
 
@@ -332,7 +344,9 @@ async def patch_action(
     Scope: `actions:write`.
     """
     async with database.transaction() as session:
-        action = await service.patch_action(session, principal, action_id, patch, if_match)
+        action = await service.patch_action(
+            session, principal, action_id, patch, if_match, _aliases(database)
+        )
     response.headers["ETag"] = action_etag(action)
     link = {"self": f"/v1/actions/{action.id}"}
     return written(principal, Scope.actions_read, action, action.id, action.version, link)
@@ -360,7 +374,9 @@ async def add_progress_update(
     Scope: `actions:write`.
     """
     async with database.transaction() as session:
-        recorded = await service.post_progress(session, principal, action_id, body, if_match)
+        recorded = await service.post_progress(
+            session, principal, action_id, body, if_match, _aliases(database)
+        )
     response.headers["ETag"] = action_etag(recorded.action)
     response.headers["Location"] = f"/v1/actions/{action_id}/history"
     return recorded

@@ -26,6 +26,10 @@ def _ods_code(value: str) -> str:
     return code
 
 
+def _one_line(value: str) -> str:
+    return " ".join(value.split())
+
+
 def _unique(values: list[str]) -> list[str]:
     """The same name twice is one name (first spelling kept, order kept)."""
     seen: set[str] = set()
@@ -43,6 +47,22 @@ def _unique_ids(values: list[uuid.UUID]) -> list[uuid.UUID]:
 
 OdsCode = Annotated[str, StringConstraints(min_length=1, max_length=6), AfterValidator(_ods_code)]
 OdsCodes = Annotated[list[OdsCode], Field(max_length=50), AfterValidator(_unique)]
+# An organisation as a plan or an action names it: an ODS code, or a name or alias that the
+# registry resolves to its code, or a name kept as written (app.actions.organisation_refs).
+OrganisationWritten = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_one_line)
+]
+OrganisationsWritten = Annotated[
+    list[OrganisationWritten],
+    Field(
+        max_length=50,
+        description="Each an ODS code (RR8, 15F; lower case is accepted), or a name or alias "
+        'the registry knows ("UHL"), stored as its code, or a name it does not (yet) know '
+        '("Healthwatch Leicester"), kept as written. Every one is also kept as written '
+        "(`organisation_names`); `organisation_refs` shows each resolved.",
+    ),
+    AfterValidator(_unique),
+]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=300)]
 SectionTitle = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -68,11 +88,7 @@ FindingIds = Annotated[list[uuid.UUID], Field(max_length=500), AfterValidator(_u
 class PlanCreate(RequestModel):
     title: Title
     sponsor: Name | None = None
-    organisations: OdsCodes = Field(
-        default_factory=list,
-        description="The owning organisations' ODS codes (3-5 letters or digits, e.g. RR8, "
-        "15F); lower case is accepted and upper-cased.",
-    )
+    organisations: OrganisationsWritten = Field(default_factory=list)
     description: Narrative | None = None
     sections: Annotated[list[SectionTitle], Field(max_length=200)] = Field(
         default_factory=list,
@@ -85,7 +101,7 @@ class PlanPatch(RequestModel):
 
     title: Title | None = None
     sponsor: Name | None = None
-    organisations: OdsCodes | None = None
+    organisations: OrganisationsWritten | None = None
     description: Narrative | None = None
 
 
@@ -99,11 +115,35 @@ class SectionOut(ResponseModel):
     title: str
 
 
+class OrganisationEntry(ResponseModel):
+    """One organisation a plan or an action names, resolved (app.actions.organisation_refs)."""
+
+    code: str | None = Field(
+        description="Its ODS code: sent as a code, or a name or alias the registry (or the "
+        "configured alias table) knew when it was written; null for a name kept as written."
+    )
+    name: str | None = Field(description="The registry's name for the code; null if none.")
+    written: str = Field(
+        description="As written (sent or imported); a code sent as a code is its code."
+    )
+    organisation_id: uuid.UUID | None = Field(
+        description="The organisation's id in the registry; null when the registry has no "
+        "organisation with the code."
+    )
+
+
+_CODES = "The ODS codes of the organisations named (what `?organisation=` filters by)."
+_NAMES = "Every organisation as written (names kept); the codes when written as codes."
+_REFS = "Each organisation named: its code (or null), the registry's name, and as written."
+
+
 class _PlanBase(ResponseModel):
     id: uuid.UUID
     title: str
     sponsor: str | None
-    organisations: list[str]
+    organisations: list[str] = Field(description=_CODES)
+    organisation_names: list[str] = Field(description=_NAMES)
+    organisation_refs: list[OrganisationEntry] = Field(description=_REFS)
     description: str | None
     source_filename: str | None = Field(description="The file an imported plan came from.")
     layout: str | None = Field(description="The imported file's layout.")
@@ -150,7 +190,7 @@ class ActionFields(RequestModel):
         default=None, description="Where it came from: a review, a finding, a workshop, an audit."
     )
     leads: Names = Field(default_factory=list, description="Names or initials; `?` is kept.")
-    organisations: OdsCodes = Field(default_factory=list)
+    organisations: OrganisationsWritten = Field(default_factory=list)
     workstream: Narrative | None = Field(
         default=None, description="The board or group the action reports to."
     )
@@ -199,7 +239,7 @@ class ActionPatch(RequestModel):
     action: Narrative | None = None
     source: Narrative | None = None
     leads: Names | None = None
-    organisations: OdsCodes | None = None
+    organisations: OrganisationsWritten | None = None
     workstream: Narrative | None = None
     start_date: date | None = None
     due_date: date | None = None
@@ -244,7 +284,8 @@ class ActionOut(ResponseModel):
     action: str
     source: str | None
     leads: list[str]
-    organisations: list[str]
+    organisations: list[str] = Field(description=_CODES)
+    organisation_refs: list[OrganisationEntry] = Field(description=_REFS)
     workstream: str | None
     start_date: date | None
     due_date: date | None
@@ -265,9 +306,7 @@ class ActionOut(ResponseModel):
     )
     rag_summary: str = Field(description='"reported Amber (Sep 2019); now Red: overdue".')
     recommendation: str | None = Field(description="A system review's recommendation, `A`.")
-    organisation_names: list[str] = Field(
-        description="Organisations as written (names kept); the codes when written as codes."
-    )
+    organisation_names: list[str] = Field(description=_NAMES)
     lead_history: list[str] = Field(description="Earlier leads, oldest first.")
     links: list[dict[str, str]] = Field(description="Other actions named in the text.")
     due_text: str | None = Field(description="The words the due date was read from.")

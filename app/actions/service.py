@@ -30,6 +30,7 @@ from app.actions.action_rules import (
     rule_errors,
     section_in_plan,
 )
+from app.actions.organisation_refs import Configured, resolve_written
 from app.actions.queries import load_action, load_plan, uk_today
 from app.actions.rag import ActionStatus
 from app.actions.schemas import (
@@ -86,14 +87,22 @@ async def own_action(session: AsyncSession, action: Action) -> None:
 
 
 async def create_plan(
-    session: AsyncSession, journal: Journal, body: PlanCreate, *, source: PlanSource | None = None
+    session: AsyncSession,
+    journal: Journal,
+    body: PlanCreate,
+    *,
+    source: PlanSource | None = None,
+    names: list[str] | None = None,
 ) -> tuple[ActionPlan, list[ActionPlanSection]]:
+    """``body.organisations``: ODS codes; ``names``: every organisation as written, None when
+    they are the codes (``resolve_written``)."""
     plan = ActionPlan(
         id=uuid.uuid4(),
         title=body.title,
         organisation_id=await recording_organisation(session, journal.principal),
         sponsor=body.sponsor,
         organisations=list(body.organisations),
+        organisation_names=names,
         description=body.description,
         source_sha256=source.sha256 if source else None,
         source_filename=source.filename if source else None,
@@ -136,7 +145,10 @@ async def update_plan(
     plan_id: uuid.UUID,
     patch: PlanPatch,
     if_match: Precondition,
+    *,
+    names: list[str] | None = None,
 ) -> ActionPlan:
+    """``patch.organisations``: ODS codes, with ``names`` as written (``create_plan``)."""
     plan = await load_plan(session, plan_id, for_update=True)
     own_plan(plan)
     if_match.check(plan.id, plan.version)
@@ -144,6 +156,8 @@ async def update_plan(
     for name in ("title", "organisations"):
         if name in changes and changes[name] is None:
             refuse([problem(name, "null_not_allowed", "this field cannot be cleared")])
+    if "organisations" in changes:
+        changes["organisation_names"] = names
     changed = [name for name, value in changes.items() if getattr(plan, name) != value]
     if changed:
         for name in changed:
@@ -163,8 +177,10 @@ async def create_action(
     body: ActionCreate,
     *,
     today: date | None = None,
+    names: list[str] | None = None,
 ) -> Action:
-    """A new action, last in its plan. Status 5 without a completion date completes today."""
+    """A new action, last in its plan. Status 5 without a completion date completes today.
+    ``body.organisations``: ODS codes, with ``names`` as written (``create_plan``)."""
     today = today or uk_today()
     plan = await session.scalar(
         select(ActionPlan).where(ActionPlan.id == body.plan_id).with_for_update()
@@ -191,6 +207,7 @@ async def create_action(
         overdue_notified_at=None,
         created_by_client_id=journal.principal.client_id,
         version=1,
+        organisation_names=names,
         **values,
     )
     session.add(action)
@@ -232,10 +249,12 @@ async def update_action(
     if_match: Precondition,
     *,
     today: date | None = None,
+    names: list[str] | None = None,
 ) -> Action:
     """Change any of an action's fields. A status change is kept in the history (dated today,
     by the X-On-Behalf-Of person); completing without a date completes today, reopening
-    clears the completion date; a new due date may raise action.overdue again."""
+    clears the completion date; a new due date may raise action.overdue again.
+    ``patch.organisations``: ODS codes, with ``names`` as written (``create_plan``)."""
     today = today or uk_today()
     action = await load_action(session, action_id, for_update=True)
     await own_action(session, action)
@@ -263,6 +282,9 @@ async def update_action(
     if (merged["section_id"], merged["reference"]) != (action.section_id, action.reference):
         await check_reference_free(session, merged["section_id"], merged["reference"], action.id)
     changed = [name for name in FIELDS if getattr(action, name) != merged[name]]
+    if "organisations" in changes and action.organisation_names != names:
+        action.organisation_names = names
+        changed += [] if "organisations" in changed else ["organisations"]
     if "status" in changes and not action.status_recorded:
         action.status_recorded = True  # an imported blank status, now set
         changed += [] if "status" in changed else ["status"]
@@ -357,11 +379,18 @@ async def set_finding_links(
 # --- what the routes call --------------------------------------------------------------------
 
 
-async def new_plan(session: AsyncSession, principal: Principal, body: PlanCreate) -> PlanDetail:
+async def new_plan(
+    session: AsyncSession, principal: Principal, body: PlanCreate, aliases: Configured
+) -> PlanDetail:
+    """``aliases``: the configured alias table (``LFD_ORGANISATION_ALIASES``), under the
+    registry's, by which the organisations sent are resolved (app.actions.organisation_refs)."""
+    codes, names = await resolve_written(session, aliases, body.organisations)
     journal = Journal(principal)
-    plan, _ = await create_plan(session, journal, body)
+    plan, _ = await create_plan(
+        session, journal, body.model_copy(update={"organisations": codes}), names=names
+    )
     await journal.write(session)
-    return await queries.plan_detail(session, plan)
+    return await queries.plan_detail(session, plan, aliases=aliases)
 
 
 async def new_section(
@@ -373,11 +402,16 @@ async def new_section(
     return SectionOut.model_validate(section)
 
 
-async def new_action(session: AsyncSession, principal: Principal, body: ActionCreate) -> ActionOut:
+async def new_action(
+    session: AsyncSession, principal: Principal, body: ActionCreate, aliases: Configured
+) -> ActionOut:
+    codes, names = await resolve_written(session, aliases, body.organisations)
     journal = Journal(principal)
-    action = await create_action(session, journal, body)
+    action = await create_action(
+        session, journal, body.model_copy(update={"organisations": codes}), names=names
+    )
     await journal.write(session)
-    return (await queries.actions_out(session, [action]))[0]
+    return (await queries.actions_out(session, [action], aliases=aliases))[0]
 
 
 async def patch_plan(
@@ -386,11 +420,15 @@ async def patch_plan(
     plan_id: uuid.UUID,
     patch: PlanPatch,
     if_match: Precondition,
+    aliases: Configured,
 ) -> PlanDetail:
+    codes, names = await resolve_written(session, aliases, patch.organisations or [])
+    if patch.organisations is not None:
+        patch = patch.model_copy(update={"organisations": codes})
     journal = Journal(principal)
-    plan = await update_plan(session, journal, plan_id, patch, if_match)
+    plan = await update_plan(session, journal, plan_id, patch, if_match, names=names)
     await journal.write(session)
-    return await queries.plan_detail(session, plan)
+    return await queries.plan_detail(session, plan, aliases=aliases)
 
 
 async def patch_action(
@@ -399,11 +437,15 @@ async def patch_action(
     action_id: uuid.UUID,
     patch: ActionPatch,
     if_match: Precondition,
+    aliases: Configured,
 ) -> ActionOut:
+    codes, names = await resolve_written(session, aliases, patch.organisations or [])
+    if patch.organisations is not None:
+        patch = patch.model_copy(update={"organisations": codes})
     journal = Journal(principal)
-    action = await update_action(session, journal, action_id, patch, if_match)
+    action = await update_action(session, journal, action_id, patch, if_match, names=names)
     await journal.write(session)
-    return (await queries.actions_out(session, [action]))[0]
+    return (await queries.actions_out(session, [action], aliases=aliases))[0]
 
 
 async def post_progress(
@@ -412,6 +454,7 @@ async def post_progress(
     action_id: uuid.UUID,
     body: ProgressUpdateCreate,
     if_match: Precondition,
+    aliases: Configured,
 ) -> ProgressRecorded:
     journal = Journal(principal)
     action = await load_action(session, action_id, for_update=True)
@@ -419,7 +462,7 @@ async def post_progress(
     if_match.check(action.id, action.version)
     row = await record_update(session, journal, action, body)
     await journal.write(session)
-    out = (await queries.actions_out(session, [action]))[0]
+    out = (await queries.actions_out(session, [action], aliases=aliases))[0]
     return ProgressRecorded(update=queries.history_entry(row), action=out)
 
 

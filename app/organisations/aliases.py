@@ -1,12 +1,18 @@
-"""The registry as an alias table for files that write organisations as names (action plans:
-app.actions.organisations): each organisation with an ODS code is found by its code, its name
-and each of its aliases ("UHL" -> RWE, University Hospitals of Leicester NHS Trust)."""
+"""The registry as an alias table for organisations written as names (action plans, whether
+imported or sent to the API: app.actions.organisations): each organisation with an ODS code is
+found by its code, its name and each of its aliases ("UHL" -> RWE, University Hospitals of
+Leicester NHS Trust)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, cast, false, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
+from app.kit.ods import CODE_MARK, alias_key
 from app.models import Organisation
 from app.scoping import UNSCOPED
 
@@ -15,17 +21,49 @@ async def registry_aliases(database: Database) -> dict[str, tuple[str, str]]:
     """Name, alias or code -> (ODS code, name), for every organisation of the registry that
     has an ODS code and is not closed."""
     async with database.transaction() as session:
-        rows = (
-            await session.execute(
-                select(Organisation.ods_code, Organisation.name, Organisation.aliases).where(
-                    Organisation.ods_code.is_not(None), Organisation.closed_at.is_(None)
-                ),
-                execution_options={UNSCOPED: True},
-            )
-        ).all()
+        return await registry_aliases_in(session)
+
+
+async def registry_aliases_in(
+    session: AsyncSession, written: Iterable[str] | None = None
+) -> dict[str, tuple[str, str]]:
+    """As ``registry_aliases``, in the caller's transaction. ``written``: only the
+    organisations these texts could name are read (a request's few names, not the whole
+    registry): by code, or by a word of the name or an alias, then compared as aliases are."""
+    query = select(Organisation.ods_code, Organisation.name, Organisation.aliases).where(
+        Organisation.ods_code.is_not(None), Organisation.closed_at.is_(None)
+    )
+    if written is not None:
+        query = query.where(or_(false(), *(_could_name(text) for text in written)))
+    rows = (await session.execute(query, execution_options={UNSCOPED: True})).all()
     table: dict[str, tuple[str, str]] = {}
     for code, name, aliases in rows:
         assert code is not None
-        for written in (code, name, *(aliases or [])):
-            table[written] = (code, name)
+        for text in (code, name, *(aliases or [])):
+            table[text] = (code, name)
     return table
+
+
+def _could_name(text: str) -> ColumnElement[bool]:
+    """Whether a row could be the organisation ``text`` names: a superset of the rows whose
+    code, name or alias has its alias key (each word of a key is a run of letters and digits
+    of the lower-cased text, "&" aside, so the longest one is in the text)."""
+    codes = {text.strip().upper()}
+    if (mark := CODE_MARK.match(text)) is not None:
+        codes.add(text[mark.end() :].strip().upper())
+    by_code: ColumnElement[bool] = func.upper(Organisation.ods_code).in_(codes)
+    words = [word for word in alias_key(text).split() if word != "and"]
+    if not words:
+        return by_code
+    pattern = _like(max(words, key=len))
+    found: list[Any] = [
+        by_code,
+        func.lower(Organisation.name).like(pattern, escape="\\"),
+        func.lower(cast(Organisation.aliases, String)).like(pattern, escape="\\"),
+    ]
+    return or_(*found)
+
+
+def _like(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
