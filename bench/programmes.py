@@ -108,14 +108,14 @@ FROM (
 
 SJR_REFERRALS = f"""
 INSERT INTO referrals (id, death_id, died_on, route, stage, reasons, status, specialty, site,
-    priority, due_at, version, created_at, updated_at, completed_at)
+    priority, due_at, version, created_at, updated_at, completed_at, organisation_id)
 SELECT gen_random_uuid(), d.id, d.died_on, 'sjr', 1, '["unexpected_death"]'::jsonb,
     CASE WHEN d.died_at < now() - interval '70 days' AND bench_u(g, 11) < 0.93 THEN 'completed'
          WHEN bench_u(g, 11) > 0.98 THEN 'cancelled' ELSE 'ready' END,
     d.specialty_at_death, d.site, 3, d.died_at + interval '57 days', 1,
     d.died_at + interval '1 day', d.died_at + interval '1 day',
     CASE WHEN d.died_at < now() - interval '70 days' AND bench_u(g, 11) < 0.93
-         THEN d.died_at + interval '40 days' END
+         THEN d.died_at + interval '40 days' END, d.organisation_id
 FROM (SELECT *, substr(source_reference, 2)::bigint AS g FROM deaths
       WHERE source_system = '{SOURCE}') d
 WHERE d.g BETWEEN :low AND :high AND bench_u(d.g, 10) < 0.25
@@ -125,23 +125,23 @@ WHERE d.g BETWEEN :low AND :high AND bench_u(d.g, 10) < 0.25
 REVIEWS = """
 INSERT INTO reviews (id, referral_id, death_id, died_on, route, stage, instrument, status,
     reviewer, submitted_at, detail, overall_rating, quality_of_records, avoidability,
-    version, created_at, updated_at)
+    version, created_at, updated_at, organisation_id)
 SELECT gen_random_uuid(), r.id, r.death_id, r.died_on, r.route, r.stage, 'sjr', 'submitted',
     'Dr Bench ' || (1 + h % 40), r.completed_at, '{}'::jsonb,
     bench_pick(bench_u(h, 21), ARRAY[0.03, 0.13, 0.48, 0.90, 1.0]), 2 + (h % 4),
     bench_pick(bench_u(h, 22), ARRAY[0.005, 0.015, 0.04, 0.10, 0.30, 1.0]),
-    1, r.created_at, r.completed_at
+    1, r.created_at, r.completed_at, r.organisation_id
 FROM (SELECT r.*, abs(hashtext(r.id::text))::bigint AS h FROM referrals r
       LEFT JOIN reviews v ON v.referral_id = r.id
       WHERE r.status = 'completed' AND v.id IS NULL) r
 """
 
 PHASES = """
-INSERT INTO review_phase_ratings (id, review_id, phase, rating)
+INSERT INTO review_phase_ratings (id, review_id, phase, rating, organisation_id)
 SELECT gen_random_uuid(), v.id, p.phase,
     CASE WHEN p.phase = 'overall' THEN v.overall_rating ELSE
     greatest(1, least(5, v.overall_rating + (floor(bench_u(abs(hashtext(v.id::text)), p.salt)
-        * 3)::int - 1))) END
+        * 3)::int - 1))) END, v.organisation_id
 FROM reviews v
 CROSS JOIN (VALUES ('admission_initial', 31), ('ongoing', 32), ('end_of_life', 33),
                    ('overall', 0)) AS p(phase, salt)
@@ -156,11 +156,12 @@ WHERE programme_id = $1 AND status = 'ready' AND bench_u(abs(hashtext(id::text))
 """
 
 PROBLEMS = """
-INSERT INTO review_problems (id, review_id, problem_type, phase, harm)
+INSERT INTO review_problems (id, review_id, problem_type, phase, harm, organisation_id)
 SELECT gen_random_uuid(), v.id,
     (ARRAY['assessment','medication','treatment','infection','procedure','monitoring',
            'resuscitation','other'])[1 + abs(hashtext(v.id::text)) % 8],
-    'ongoing', (ARRAY['no','probably','yes'])[1 + abs(hashtext(v.id::text)) % 3]
+    'ongoing', (ARRAY['no','probably','yes'])[1 + abs(hashtext(v.id::text)) % 3],
+    v.organisation_id
 FROM reviews v JOIN referrals r ON r.id = v.referral_id
 WHERE r.programme_id = $1 AND bench_u(abs(hashtext(v.id::text)), 42) < 0.2
 """
@@ -185,11 +186,12 @@ WITH chosen AS (
       AND bench_u(abs(hashtext(c.id::text)), 44) < 0.02
 ), made AS (
     INSERT INTO referrals (id, death_id, died_on, route, stage, reasons, status, specialty,
-        site, priority, due_at, version, created_at, updated_at, completed_at, programme_id)
-    SELECT referral, death_id, died_on, 'programme', NULL, '["second_opinion"]'::jsonb,
-        'completed', NULL, NULL, 4, now(), 1, now() - interval '5 days', now(), now(),
-        programme_id
-    FROM chosen RETURNING id
+        site, priority, due_at, version, created_at, updated_at, completed_at, programme_id,
+        organisation_id)
+    SELECT referral, chosen.death_id, chosen.died_on, 'programme', NULL,
+        '["second_opinion"]'::jsonb, 'completed', NULL, NULL, 4, now(), 1,
+        now() - interval '5 days', now(), now(), programme_id, d.organisation_id
+    FROM chosen JOIN deaths d ON d.id = chosen.death_id RETURNING id
 )
 INSERT INTO programme_opinions (id, case_id, programme_id, death_id, number, referral_id,
     requested_by, reason, requested_at)
@@ -200,12 +202,12 @@ FROM chosen
 
 FINDINGS = """
 INSERT INTO findings (id, death_id, review_id, kind, theme_id, description, died_on, route,
-    version, created_at, updated_at)
+    version, created_at, updated_at, organisation_id)
 SELECT gen_random_uuid(), v.death_id, v.id,
     (ARRAY['problem_in_care','good_practice','learning_point','concern'])[
         1 + abs(hashtext(v.id::text)) % 4],
     (SELECT id FROM themes WHERE code = $2 || (abs(hashtext(v.id::text)) % 6)),
-    'Found.', v.died_on, v.route, 1, now(), now()
+    'Found.', v.died_on, v.route, 1, now(), now(), v.organisation_id
 FROM reviews v JOIN programme_cases c ON c.death_id = v.death_id AND c.programme_id = $1
 WHERE v.status = 'submitted' AND bench_u(abs(hashtext(v.id::text)), 45) < 0.25
   AND ((v.route = 'programme' AND v.referral_id = c.referral_id)
@@ -221,22 +223,23 @@ ON CONFLICT DO NOTHING
 
 SCREENINGS_AND_JUDGEMENTS = """
 WITH cases AS (
-    SELECT c.death_id, c.died_on FROM programme_cases c WHERE c.programme_id = $1
+    SELECT c.death_id, c.died_on, d.organisation_id FROM programme_cases c
+    JOIN deaths d ON d.id = c.death_id WHERE c.programme_id = $1
       AND bench_u(abs(hashtext(c.death_id::text)), 46) < 0.34
       AND NOT EXISTS (SELECT 1 FROM screenings s WHERE s.death_id = c.death_id)
 ), screened AS (
     INSERT INTO screenings (id, death_id, died_on, examiner_name, examiner_gmc_number,
         screened_at, records_reviewed, qap_discussed, bereaved_contacted, coroner_notified,
-        death_expected, routes_requested, version, created_at, updated_at)
+        death_expected, routes_requested, version, created_at, updated_at, organisation_id)
     SELECT gen_random_uuid(), death_id, died_on, 'Dr Examiner', '7654321', now(), true, true,
-        true, false, true, '[]'::jsonb, 1, now(), now()
-    FROM cases RETURNING id, death_id, died_on
+        true, false, true, '[]'::jsonb, 1, now(), now(), organisation_id
+    FROM cases RETURNING id, death_id, died_on, organisation_id
 )
 INSERT INTO referral_judgements (id, screening_id, death_id, died_on, judgement, reason,
-    judged_at, version)
+    judged_at, version, organisation_id)
 SELECT gen_random_uuid(), id, death_id, died_on,
     (ARRAY['appropriate','appropriate','possibly_missed','should_have_been_referred'])[
-        1 + abs(hashtext(death_id::text)) % 4], 'Judged.', now(), 1
+        1 + abs(hashtext(death_id::text)) % 4], 'Judged.', now(), 1, organisation_id
 FROM screened
 """
 
