@@ -52,6 +52,14 @@ class Timeouts:
         }
 
 
+# Every connection's own settings besides the timeouts. No JIT: the service's statements are
+# short, and compiling one that spans the monthly partitions of audit_events or outbox_events
+# (a plan of a hundred and more partitions whose estimated cost passes jit_above_cost) took
+# 8 s of a "who read patient X" search that runs in 0.1 s without it (docs/benchmarks.md,
+# national scale). A report gains little from it either.
+CONNECTION_SETTINGS = {"jit": "off"}
+
+
 def timeouts_for(settings: Settings, work: Work) -> Timeouts:
     if work is Work.report:
         return Timeouts(
@@ -166,7 +174,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.database_pool_timeout_seconds,
         pool_recycle=1800,
         connect_args={
-            "server_settings": timeouts_for(settings, Work.request).server_settings(),
+            "server_settings": {
+                **timeouts_for(settings, Work.request).server_settings(),
+                **CONNECTION_SETTINGS,
+            },
             "connection_class": ScopedConnection,
         },
     )
@@ -195,7 +206,10 @@ def create_read_engine(settings: Settings) -> AsyncEngine | None:
         pool_timeout=settings.database_pool_timeout_seconds,
         pool_recycle=1800,
         connect_args={
-            "server_settings": timeouts_for(settings, Work.request).server_settings(),
+            "server_settings": {
+                **timeouts_for(settings, Work.request).server_settings(),
+                **CONNECTION_SETTINGS,
+            },
             "timeout": settings.read_replica_connect_timeout_seconds,
         },
     )

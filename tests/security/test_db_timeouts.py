@@ -242,6 +242,11 @@ async def test_each_kind_of_work_has_its_own_timeouts(app_factory) -> None:
     async with report_session(database) as session:
         timeout = await session.scalar(text("SELECT current_setting('statement_timeout')"))
     assert timeout == "90s"
+    # No JIT on any of the service's connections (app.db.CONNECTION_SETTINGS): compiling a plan
+    # over a hundred monthly partitions cost seconds of a search that runs in milliseconds.
+    for work in (None, Work.report, Work.worker):
+        async with database.transaction(work) as session:
+            assert await session.scalar(text("SELECT current_setting('jit')")) == "off"
 
 
 class _FakeDriverError(Exception):
