@@ -31,6 +31,8 @@ class Finding(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         Index("ix_findings_theme_id_died_on", "theme_id", "died_on"),
         Index("ix_findings_died_on", "died_on"),
+        # A trust's reports in a deployment of many (migration 0030).
+        Index("ix_findings_organisation_id_died_on", "organisation_id", "died_on"),
         Index("ix_findings_death_id", "death_id"),
         Index("ix_findings_review_id", "review_id"),
         owned_with("deaths", "death_id"),

@@ -57,6 +57,8 @@ class Referral(IdMixin, TimestampMixin, Base):
         Index("ix_referrals_death_id_route_status", "death_id", "route", "status"),
         # A period's referrals, for the reports.
         Index("ix_referrals_died_on", "died_on"),
+        # A trust's reports in a deployment of many (migration 0030).
+        Index("ix_referrals_organisation_id_died_on", "organisation_id", "died_on"),
         owned_with("deaths", "death_id"),
         # A review programme's queue (issue 17): its claimable referrals in queue order.
         Index(

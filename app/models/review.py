@@ -38,6 +38,8 @@ class Review(IdMixin, TimestampMixin, Base):
         Index("ix_reviews_route_submitted_at", "route", "submitted_at"),
         # A period's reviews, for the reports.
         Index("ix_reviews_died_on", "died_on"),
+        # A trust's reports in a deployment of many (migration 0030).
+        Index("ix_reviews_organisation_id_died_on", "organisation_id", "died_on"),
         owned_with("deaths", "death_id"),
         # What a phase rating or a problem references (owned_with).
         UniqueConstraint("id", "organisation_id"),

@@ -21,6 +21,13 @@ class Screening(IdMixin, TimestampMixin, Base):
             "died_on",
             postgresql_include=["death_id", "screened_at", "organisation_id"],
         ),
+        # A trust's reports in a deployment of many (migration 0030).
+        Index(
+            "ix_screenings_organisation_id_died_on",
+            "organisation_id",
+            "died_on",
+            postgresql_include=["death_id", "screened_at"],
+        ),
         owned_with("deaths", "death_id"),
     )
 
