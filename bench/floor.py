@@ -217,7 +217,7 @@ async def screening(request: Request) -> Response:
         event_values += [uuid.uuid4(), kind, resource, rid, death_id, floor.organisation_id]
         event_values += [[], now]
     audit_columns = [
-        "id", "occurred_at", "action", "resource_type", "resource_id", "death_id", "outcome",
+        "id", "occurred_at", "action", "resource_type", "resource_id", "death_ids", "outcome",
         "organisation_id", "row_hash",
     ]  # fmt: skip
     audit_values: list[Any] = []
@@ -225,7 +225,7 @@ async def screening(request: Request) -> Response:
         action = kind.split(".")[0] + ".create"
         digest = hashlib.sha256(f"{action}{rid}".encode()).hexdigest()
         audit_values += [
-            uuid.uuid4(), now, action, resource, rid, death_id, "success", floor.organisation_id,
+            uuid.uuid4(), now, action, resource, rid, [death_id], "success", floor.organisation_id,
             digest,
         ]  # fmt: skip
     answer = {"id": str(screening_id), "death_id": str(death_id), "version": 1}
