@@ -225,3 +225,45 @@ async def test_the_configured_alias_table_resolves_through_the_api(
     plan = response.json()
     assert plan["organisations"] == [code]
     assert [(r["code"], r["written"]) for r in plan["organisation_refs"]] == [(code, word)]
+
+
+async def test_a_name_two_registry_organisations_share_stays_a_name(
+    api: Any, database: Database
+) -> None:
+    """Many practices are called "The Surgery": such a name resolves to neither (whichever
+    row came first), sent to the API or imported; the code names the one meant."""
+    await remember_codes(database)
+    shared = unique_name("The Surgery")
+    _, second = [
+        await register(api, ods_code=trust_code(), name=shared, kind="trust") for _ in range(2)
+    ]
+    one = await register(api, ods_code=trust_code(), name=unique_name("Lone Trust"), kind="trust")
+    written = [shared.upper(), one["name"], second["ods_code"]]
+    response = await api.post(
+        "/v1/action-plans",
+        json={"title": unique_name("Shared"), "organisations": written, "sections": ["A"]},
+    )
+    assert response.status_code == 201, response.text
+    plan = response.json()
+    assert plan["organisations"] == [one["ods_code"], second["ods_code"]]
+    assert plan["organisation_names"] == written
+    refs = [
+        _ref(None, None, shared.upper(), None),
+        _ref(one["ods_code"], one["name"], one["name"], one["id"]),
+        _ref(second["ods_code"], shared, second["ods_code"], second["id"]),
+    ]
+    assert plan["organisation_refs"] == refs
+    read = await api.get(f"/v1/action-plans/{plan['id']}")
+    assert read.json()["organisation_refs"] == refs
+    header = b"Organisation,Action reference number,Actions,Delivery date,Delivery Status\n"
+    rows = f'"{shared}",1,Teach escalation,Jul-30,G\n"{one["name"]}",2,Hold a forum,Aug-30,A\n'
+    imported = await api.post(
+        "/v1/action-plans/import",
+        content=header + rows.encode(),
+        headers={"Content-Type": "text/csv"},
+        params={"dry_run": "true", "title": unique_name("Shared import")},
+    )
+    assert imported.status_code == 200, imported.text
+    actions = [a for s in imported.json()["sections"] for a in s["actions"]]
+    assert [a["organisations"] for a in actions] == [[], [one["ods_code"]]]
+    assert actions[0]["organisation_names"] == [shared]

@@ -5,7 +5,7 @@ Leicester NHS Trust)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, cast, false, func, or_, select
@@ -30,17 +30,34 @@ async def registry_aliases_in(
     """As ``registry_aliases``, in the caller's transaction. ``written``: only the
     organisations these texts could name are read (a request's few names, not the whole
     registry): by code, or by a word of the name or an alias, then compared as aliases are."""
-    query = select(Organisation.ods_code, Organisation.name, Organisation.aliases).where(
-        Organisation.ods_code.is_not(None), Organisation.closed_at.is_(None)
+    query = (
+        select(Organisation.ods_code, Organisation.name, Organisation.aliases)
+        .where(Organisation.ods_code.is_not(None), Organisation.closed_at.is_(None))
+        .order_by(Organisation.ods_code)
     )
     if written is not None:
         query = query.where(or_(false(), *(_could_name(text) for text in written)))
     rows = (await session.execute(query, execution_options={UNSCOPED: True})).all()
+    return alias_rows((code, name, aliases) for code, name, aliases in rows if code is not None)
+
+
+def alias_rows(
+    rows: Iterable[tuple[str, str, Sequence[str] | None]],
+) -> dict[str, tuple[str, str]]:
+    """Alias key -> (ODS code, name) of the registry's rows (code, name, aliases): each row's
+    code, name and aliases. A key two organisations share ("The Surgery", a name many
+    practices have) names neither: it is left out, so that it stays a name as written (send
+    the code)."""
     table: dict[str, tuple[str, str]] = {}
+    shared: set[str] = set()
     for code, name, aliases in rows:
-        assert code is not None
         for text in (code, name, *(aliases or [])):
-            table[text] = (code, name)
+            key = alias_key(text)
+            held = table.setdefault(key, (code.upper(), name))
+            if held[0] != code.upper():
+                shared.add(key)
+    for key in shared:
+        del table[key]
     return table
 
 
