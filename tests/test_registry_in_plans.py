@@ -267,3 +267,27 @@ async def test_a_name_two_registry_organisations_share_stays_a_name(
     actions = [a for s in imported.json()["sections"] for a in s["actions"]]
     assert [a["organisations"] for a in actions] == [[], [one["ods_code"]]]
     assert actions[0]["organisation_names"] == [shared]
+
+
+async def test_codes_alone_are_shown_as_the_codes_held(api: Any, database: Database) -> None:
+    """A list of codes only (organisation_names null) is shown as those codes, never resolved
+    again: a code of letters only that is another organisation's alias stays the code."""
+    await remember_codes(database)
+    letters = "R" + "".join(c for c in uuid.uuid4().hex.upper() if c.isalpha())[:2]
+    code = trust_code()
+    response = await api.post(
+        "/v1/action-plans",
+        json={"title": unique_name("Codes"), "organisations": [code, letters], "sections": ["A"]},
+    )
+    assert response.status_code == 201, response.text
+    plan = response.json()
+    assert plan["organisations"] == plan["organisation_names"] == [code, letters]
+    # The registry later holds the first code, with the second's letters as its alias.
+    trust = await register(
+        api, ods_code=code, name=unique_name("Alias Trust"), kind="trust", aliases=[letters]
+    )
+    read = await api.get(f"/v1/action-plans/{plan['id']}")
+    assert read.json()["organisation_refs"] == [
+        _ref(code, trust["name"], code, trust["id"]),
+        _ref(letters, None, letters, None),
+    ]

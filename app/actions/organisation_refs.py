@@ -106,8 +106,11 @@ async def entries_of(
     out = []
     for codes, names in records:
         held = [code.upper() for code in codes]
+        if names is None:  # just the codes (old rows, lists of codes): each one as itself
+            out.append([entry(code, code) for code in held])
+            continue
         found: list[OrganisationEntry] = []
-        for written in names or held:
+        for written in names:
             code = _resolve(aliases, written).code
             found.append(entry(code if code in held else None, written))
         accounted = {item.code for item in found}
