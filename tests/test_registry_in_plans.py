@@ -7,9 +7,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from app.actions.organisations import alias_table
 from app.db import Database
 from app.models import Action, Organisation
 from app.models.base import utcnow
+from app.organisations.aliases import registry_aliases_in
 from tests.kit.organisations import register, remember_codes, trust_code, unique_name
 
 
@@ -291,3 +293,46 @@ async def test_codes_alone_are_shown_as_the_codes_held(api: Any, database: Datab
         _ref(code, trust["name"], code, trust["id"]),
         _ref(letters, None, letters, None),
     ]
+
+
+async def test_the_api_finds_what_the_whole_registry_would(api: Any, database: Database) -> None:
+    """The API reads only the rows the entries could name: it resolves them as the whole
+    registry (what the importer reads) does, codes written with punctuation included."""
+    await remember_codes(database)
+    tag = uuid.uuid4().hex[:6]
+    trust = await register(
+        api,
+        ods_code=trust_code(),
+        name=f"Leicester & Rutland Hospitals {tag}",
+        kind="trust",
+        aliases=[f"L.R.H. {tag}", f"ODS Forum {tag}"],
+    )
+    code = trust["ods_code"]
+    texts = [
+        f"{code}.",
+        f"({code.lower()})",
+        f" {code} ",
+        f"ODS {code}",
+        f"ods: {code}",
+        f"Leicester and Rutland Hospitals {tag}",
+        f"leicester & rutland hospitals {tag}!",
+        f"lrh {tag}",
+        f"ODS Forum {tag}",
+        f"Forum {tag}",
+        "Healthwatch & Co",
+        "&",
+        "ODS",
+    ]
+    async with database.transaction() as session:
+        whole = alias_table({}, await registry_aliases_in(session))
+        alone = {text: await registry_aliases_in(session, [text]) for text in texts}
+    for text in texts:  # each alone: the rows another text reads do not help it
+        some = alias_table({}, alone[text])
+        assert some.resolve(text, codes=True) == whole.resolve(text, codes=True), text
+        assert some.resolve(text) == whole.resolve(text), text
+    response = await api.post(
+        "/v1/action-plans",
+        json={"title": unique_name("Tricky"), "organisations": texts[:2], "sections": ["A"]},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["organisations"] == [code]

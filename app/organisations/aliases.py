@@ -65,10 +65,10 @@ def _could_name(text: str) -> ColumnElement[bool]:
     """Whether a row could be the organisation ``text`` names: a superset of the rows whose
     code, name or alias has its alias key (each word of a key is a run of letters and digits
     of the lower-cased text, "&" aside, so the longest one is in the text)."""
-    codes = {text.strip().upper()}
+    codes = {text.strip().upper(), alias_key(text).upper()}  # "RR8.", "(RWE)": by alias key
     if (mark := CODE_MARK.match(text)) is not None:
         codes.add(text[mark.end() :].strip().upper())
-    by_code: ColumnElement[bool] = func.upper(Organisation.ods_code).in_(codes)
+    by_code: ColumnElement[bool] = Organisation.ods_code.in_(codes)  # held upper case
     words = [word for word in alias_key(text).split() if word != "and"]
     if not words:
         return by_code
