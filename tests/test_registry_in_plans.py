@@ -11,7 +11,7 @@ from app.actions.organisations import alias_table
 from app.db import Database
 from app.models import Action, Organisation
 from app.models.base import utcnow
-from app.organisations.aliases import registry_aliases_in
+from app.organisations.aliases import _could_name, registry_aliases_in
 from tests.kit.organisations import register, remember_codes, trust_code, unique_name
 
 
@@ -330,6 +330,16 @@ async def test_the_api_finds_what_the_whole_registry_would(api: Any, database: D
         some = alias_table({}, alone[text])
         assert some.resolve(text, codes=True) == whole.resolve(text, codes=True), text
         assert some.resolve(text) == whole.resolve(text), text
+    # A code the entry plainly is needs no LIKE over the names; nor is "ODS" the word sought.
+    assert [" like " in str(_could_name(text)).lower() for text in texts[:5]] == [
+        True,  # "R3R." and "(r3r)": not plainly codes (the table finds them by alias key)
+        True,
+        False,
+        False,
+        False,
+    ]
+    sought = _could_name("ODS NW").compile(compile_kwargs={"literal_binds": True})
+    assert "like '%nw%'" in str(sought).lower()
     response = await api.post(
         "/v1/action-plans",
         json={"title": unique_name("Tricky"), "organisations": texts[:2], "sections": ["A"]},

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, String, cast, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
-from app.kit.ods import CODE_MARK, alias_key
+from app.kit.ods import CODE_MARK, alias_key, is_ods_code, is_plainly_code
 from app.models import Organisation
 from app.scoping import UNSCOPED
 
@@ -66,10 +66,14 @@ def _could_name(text: str) -> ColumnElement[bool]:
     code, name or alias has its alias key (each word of a key is a run of letters and digits
     of the lower-cased text, "&" aside, so the longest one is in the text)."""
     codes = {text.strip().upper(), alias_key(text).upper()}  # "RR8.", "(RWE)": by alias key
-    if (mark := CODE_MARK.match(text)) is not None:
-        codes.add(text[mark.end() :].strip().upper())
+    marked = CODE_MARK.match(text)
+    if marked is not None:
+        codes.add(text[marked.end() :].strip().upper())
     by_code: ColumnElement[bool] = Organisation.ods_code.in_(codes)  # held upper case
-    words = [word for word in alias_key(text).split() if word != "and"]
+    if is_plainly_code(text) or (marked is not None and is_ods_code(text[marked.end() :])):
+        return by_code  # a code whatever the table says (app.actions.organisations.Aliases)
+    key = alias_key(text).split()
+    words = [word for word in key if word not in {"and", "ods"}] or key
     if not words:
         return by_code
     pattern = _like(max(words, key=len))
