@@ -346,3 +346,43 @@ async def test_the_api_finds_what_the_whole_registry_would(api: Any, database: D
     )
     assert response.status_code == 201, response.text
     assert response.json()["organisations"] == [code]
+
+
+async def test_a_registry_rename_changes_the_etags(api: Any, database: Database) -> None:
+    """The organisations shown are the registry's names: renaming one changes the plan's and
+    the action's ETags (If-None-Match re-downloads), though neither has a new version."""
+    await remember_codes(database)
+    trust = await _registered(api)
+    response = await api.post(
+        "/v1/action-plans",
+        json={
+            "title": unique_name("Renamed"),
+            "organisations": [trust["ods_code"]],
+            "sections": ["A"],
+        },
+    )
+    assert response.status_code == 201, response.text
+    plan = response.json()
+    created = await api.post(
+        "/v1/actions",
+        json={
+            "plan_id": plan["id"],
+            "section_id": plan["sections"][0]["id"],
+            "reference": "1",
+            "action": "Share the learning",
+            "organisations": [trust["ods_code"]],
+        },
+    )
+    assert created.status_code == 201, created.text
+    paths = [f"/v1/action-plans/{plan['id']}", f"/v1/actions/{created.json()['id']}"]
+    before = [(await api.get(path)).headers["ETag"] for path in paths]
+    renamed = unique_name("Renamed Trust")
+    async with database.transaction() as session:
+        row = await session.get(Organisation, uuid.UUID(trust["id"]))
+        assert row is not None
+        row.name = renamed
+    for path, tag in zip(paths, before, strict=True):
+        again = await api.get(path, headers={"If-None-Match": tag})
+        assert again.status_code == 200, path
+        assert again.json()["organisation_refs"][0]["name"] == renamed
+        assert again.headers["ETag"] != tag
