@@ -7,9 +7,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from app.actions.organisations import alias_table
 from app.db import Database
 from app.models import Action, Organisation
 from app.models.base import utcnow
+from app.organisations.aliases import _could_name, registry_aliases_in
 from tests.kit.organisations import register, remember_codes, trust_code, unique_name
 
 
@@ -225,3 +227,162 @@ async def test_the_configured_alias_table_resolves_through_the_api(
     plan = response.json()
     assert plan["organisations"] == [code]
     assert [(r["code"], r["written"]) for r in plan["organisation_refs"]] == [(code, word)]
+
+
+async def test_a_name_two_registry_organisations_share_stays_a_name(
+    api: Any, database: Database
+) -> None:
+    """Many practices are called "The Surgery": such a name resolves to neither (whichever
+    row came first), sent to the API or imported; the code names the one meant."""
+    await remember_codes(database)
+    shared = unique_name("The Surgery")
+    _, second = [
+        await register(api, ods_code=trust_code(), name=shared, kind="trust") for _ in range(2)
+    ]
+    one = await register(api, ods_code=trust_code(), name=unique_name("Lone Trust"), kind="trust")
+    written = [shared.upper(), one["name"], second["ods_code"]]
+    response = await api.post(
+        "/v1/action-plans",
+        json={"title": unique_name("Shared"), "organisations": written, "sections": ["A"]},
+    )
+    assert response.status_code == 201, response.text
+    plan = response.json()
+    assert plan["organisations"] == [one["ods_code"], second["ods_code"]]
+    assert plan["organisation_names"] == written
+    refs = [
+        _ref(None, None, shared.upper(), None),
+        _ref(one["ods_code"], one["name"], one["name"], one["id"]),
+        _ref(second["ods_code"], shared, second["ods_code"], second["id"]),
+    ]
+    assert plan["organisation_refs"] == refs
+    read = await api.get(f"/v1/action-plans/{plan['id']}")
+    assert read.json()["organisation_refs"] == refs
+    header = b"Organisation,Action reference number,Actions,Delivery date,Delivery Status\n"
+    rows = f'"{shared}",1,Teach escalation,Jul-30,G\n"{one["name"]}",2,Hold a forum,Aug-30,A\n'
+    imported = await api.post(
+        "/v1/action-plans/import",
+        content=header + rows.encode(),
+        headers={"Content-Type": "text/csv"},
+        params={"dry_run": "true", "title": unique_name("Shared import")},
+    )
+    assert imported.status_code == 200, imported.text
+    actions = [a for s in imported.json()["sections"] for a in s["actions"]]
+    assert [a["organisations"] for a in actions] == [[], [one["ods_code"]]]
+    assert actions[0]["organisation_names"] == [shared]
+
+
+async def test_codes_alone_are_shown_as_the_codes_held(api: Any, database: Database) -> None:
+    """A list of codes only (organisation_names null) is shown as those codes, never resolved
+    again: a code of letters only that is another organisation's alias stays the code."""
+    await remember_codes(database)
+    letters = "R" + "".join(c for c in uuid.uuid4().hex.upper() if c.isalpha())[:2]
+    code = trust_code()
+    response = await api.post(
+        "/v1/action-plans",
+        json={"title": unique_name("Codes"), "organisations": [code, letters], "sections": ["A"]},
+    )
+    assert response.status_code == 201, response.text
+    plan = response.json()
+    assert plan["organisations"] == plan["organisation_names"] == [code, letters]
+    # The registry later holds the first code, with the second's letters as its alias.
+    trust = await register(
+        api, ods_code=code, name=unique_name("Alias Trust"), kind="trust", aliases=[letters]
+    )
+    read = await api.get(f"/v1/action-plans/{plan['id']}")
+    assert read.json()["organisation_refs"] == [
+        _ref(code, trust["name"], code, trust["id"]),
+        _ref(letters, None, letters, None),
+    ]
+
+
+async def test_the_api_finds_what_the_whole_registry_would(api: Any, database: Database) -> None:
+    """The API reads only the rows the entries could name: it resolves them as the whole
+    registry (what the importer reads) does, codes written with punctuation included."""
+    await remember_codes(database)
+    tag = uuid.uuid4().hex[:6]
+    trust = await register(
+        api,
+        ods_code=trust_code(),
+        name=f"Leicester & Rutland Hospitals {tag}",
+        kind="trust",
+        aliases=[f"L.R.H. {tag}", f"ODS Forum {tag}"],
+    )
+    code = trust["ods_code"]
+    texts = [
+        f"{code}.",
+        f"({code.lower()})",
+        f" {code} ",
+        f"ODS {code}",
+        f"ods: {code}",
+        f"Leicester and Rutland Hospitals {tag}",
+        f"leicester & rutland hospitals {tag}!",
+        f"lrh {tag}",
+        f"ODS Forum {tag}",
+        f"Forum {tag}",
+        "Healthwatch & Co",
+        "&",
+        "ODS",
+    ]
+    async with database.transaction() as session:
+        whole = alias_table({}, await registry_aliases_in(session))
+        alone = {text: await registry_aliases_in(session, [text]) for text in texts}
+    for text in texts:  # each alone: the rows another text reads do not help it
+        some = alias_table({}, alone[text])
+        assert some.resolve(text, codes=True) == whole.resolve(text, codes=True), text
+        assert some.resolve(text) == whole.resolve(text), text
+    # A code the entry plainly is needs no LIKE over the names; nor is "ODS" the word sought.
+    assert [" like " in str(_could_name(text)).lower() for text in texts[:5]] == [
+        True,  # "R3R." and "(r3r)": not plainly codes (the table finds them by alias key)
+        True,
+        False,
+        False,
+        False,
+    ]
+    sought = _could_name("ODS NW").compile(compile_kwargs={"literal_binds": True})
+    assert "like '%nw%'" in str(sought).lower()
+    response = await api.post(
+        "/v1/action-plans",
+        json={"title": unique_name("Tricky"), "organisations": texts[:2], "sections": ["A"]},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["organisations"] == [code]
+
+
+async def test_a_registry_rename_changes_the_etags(api: Any, database: Database) -> None:
+    """The organisations shown are the registry's names: renaming one changes the plan's and
+    the action's ETags (If-None-Match re-downloads), though neither has a new version."""
+    await remember_codes(database)
+    trust = await _registered(api)
+    response = await api.post(
+        "/v1/action-plans",
+        json={
+            "title": unique_name("Renamed"),
+            "organisations": [trust["ods_code"]],
+            "sections": ["A"],
+        },
+    )
+    assert response.status_code == 201, response.text
+    plan = response.json()
+    created = await api.post(
+        "/v1/actions",
+        json={
+            "plan_id": plan["id"],
+            "section_id": plan["sections"][0]["id"],
+            "reference": "1",
+            "action": "Share the learning",
+            "organisations": [trust["ods_code"]],
+        },
+    )
+    assert created.status_code == 201, created.text
+    paths = [f"/v1/action-plans/{plan['id']}", f"/v1/actions/{created.json()['id']}"]
+    before = [(await api.get(path)).headers["ETag"] for path in paths]
+    renamed = unique_name("Renamed Trust")
+    async with database.transaction() as session:
+        row = await session.get(Organisation, uuid.UUID(trust["id"]))
+        assert row is not None
+        row.name = renamed
+    for path, tag in zip(paths, before, strict=True):
+        again = await api.get(path, headers={"If-None-Match": tag})
+        assert again.status_code == 200, path
+        assert again.json()["organisation_refs"][0]["name"] == renamed
+        assert again.headers["ETag"] != tag

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions.organisations import Aliases, Resolved, alias_table
@@ -68,7 +68,9 @@ async def entries_of(
 ) -> list[list[OrganisationEntry]]:
     """Each record's (codes, names as written) as entries: one per name, its code when the
     name resolves to one the record holds, then any code no name accounts for (written as
-    itself). The registry's rows for the codes of every record in one query."""
+    itself). The registry's rows for the codes of every record in one query; the names are
+    resolved by the table the API resolves them by (a name two organisations share is neither,
+    though the record holds one of them)."""
     wanted = {code.upper() for codes, _ in records for code in codes}
     rows = []
     if wanted:
@@ -80,17 +82,16 @@ async def entries_of(
                         Organisation.ods_code,
                         Organisation.name,
                         Organisation.aliases,
-                    ).where(func.upper(Organisation.ods_code).in_(wanted)),
+                    )
+                    .where(Organisation.ods_code.in_(wanted))
+                    .order_by(Organisation.ods_code),
                     execution_options={UNSCOPED: True},
                 )
             ).all()
         )
     by_code = {row.ods_code.upper(): row for row in rows if row.ods_code}
-    table: dict[str, tuple[str, str]] = {}
-    for row in rows:
-        code = row.ods_code.upper()
-        for text in (code, row.name, *(row.aliases or [])):
-            table[text] = (code, row.name)
+    sent = {name for _, names in records for name in names or []}
+    table = await registry_aliases_in(session, sent) if sent else {}
     aliases = alias_table(configured, table)
 
     def entry(code: str | None, written: str) -> OrganisationEntry:
@@ -105,8 +106,11 @@ async def entries_of(
     out = []
     for codes, names in records:
         held = [code.upper() for code in codes]
+        if names is None:  # just the codes (old rows, lists of codes): each one as itself
+            out.append([entry(code, code) for code in held])
+            continue
         found: list[OrganisationEntry] = []
-        for written in names or held:
+        for written in names:
             code = _resolve(aliases, written).code
             found.append(entry(code if code in held else None, written))
         accounted = {item.code for item in found}

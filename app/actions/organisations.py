@@ -38,12 +38,21 @@ class Resolved:
 class Aliases:
     """Name, abbreviation or code -> (ODS code, full name)."""
 
-    def __init__(self, table: dict[str, tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        table: Mapping[str, tuple[str, str]] | None = None,
+        registry: Mapping[str, tuple[str, str]] | None = None,
+    ) -> None:
+        """``table``: alias -> (code, name), each name and code found too; ``registry``: the
+        registry's table (app.organisations.aliases.alias_rows: every code, name and alias
+        already, a name two organisations share left out), which wins."""
         self.table: dict[str, tuple[str, str]] = {}
         for alias, (code, name) in (DEFAULT_ALIASES if table is None else table).items():
             self.table[alias_key(alias)] = (code.upper(), name)
             self.table.setdefault(alias_key(name), (code.upper(), name))
             self.table.setdefault(alias_key(code), (code.upper(), name))
+        for key, (code, name) in (registry or {}).items():
+            self.table[alias_key(key)] = (code.upper(), name)
 
     def resolve(self, written: str, codes: bool = False) -> Resolved:
         """``codes``: the text says these are codes (an "ODS codes:" line)."""
@@ -68,8 +77,7 @@ def alias_table(
     """The table names are resolved by: the configured aliases (``LFD_ORGANISATION_ALIASES``,
     alias -> [code, name]) and the registry's (app.organisations.aliases), which win."""
     table = {alias: (pair[0], pair[1]) for alias, pair in configured.items()}
-    table.update(registry)
-    return Aliases(table)
+    return Aliases(table, registry)
 
 
 def names_written(names: Sequence[str], codes: Sequence[str]) -> list[str]:

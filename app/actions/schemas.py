@@ -355,15 +355,24 @@ def plan_etag(plan: PlanOut | PlanDetail) -> str:
     """The plan's tag: its version, and how many sections it has (adding a section needs no
     If-Match, so it does not bump the version, but a reader sees the plan change). A plan's
     detail also counts its actions, which change without the plan: a digest of the counts
-    joins the tag, so that If-None-Match re-downloads when an action moves or falls due."""
+    joins the tag, so that If-None-Match re-downloads when an action moves or falls due. The
+    organisations as shown join it too (the registry renames one without a new version)."""
     state = f"s{len(plan.sections)}"
-    if isinstance(plan, PlanDetail):
-        shown = plan.model_dump_json(include={"sections", "counts"}).encode()
-        state += "-" + hashlib.sha256(shown).hexdigest()[:12]
+    shown = plan.model_dump_json(
+        include={"sections", "counts", "organisation_refs"}
+        if isinstance(plan, PlanDetail)
+        else {"organisation_refs"}
+    )
+    state += "-" + hashlib.sha256(shown.encode()).hexdigest()[:12]
     return etag(plan.id, plan.version, state)
 
 
 def action_etag(action: ActionOut) -> str:
-    """The action's tag: its version, and whether it is overdue (the RAG turns red when the
-    due date passes, without a new version)."""
-    return etag(action.id, action.version, "overdue" if action.overdue else None)
+    """The action's tag: its version, whether it is overdue (the RAG turns red when the due
+    date passes, without a new version) and the organisations as shown, when it names any
+    (the registry renames one without a new version)."""
+    state = ["overdue"] if action.overdue else []
+    if action.organisation_refs:
+        shown = action.model_dump_json(include={"organisation_refs"}).encode()
+        state.append(hashlib.sha256(shown).hexdigest()[:12])
+    return etag(action.id, action.version, "-".join(state) or None)
