@@ -12,7 +12,13 @@ from app.db import Database
 from app.models import Action, Organisation
 from app.models.base import utcnow
 from app.organisations.aliases import _could_name, registry_aliases_in
-from tests.kit.organisations import register, remember_codes, trust_code, unique_name
+from tests.kit.organisations import (
+    letters_code,
+    register,
+    remember_codes,
+    trust_code,
+    unique_name,
+)
 
 
 async def test_the_registry_resolves_names_in_an_imported_plan(
@@ -275,7 +281,7 @@ async def test_codes_alone_are_shown_as_the_codes_held(api: Any, database: Datab
     """A list of codes only (organisation_names null) is shown as those codes, never resolved
     again: a code of letters only that is another organisation's alias stays the code."""
     await remember_codes(database)
-    letters = "R" + "".join(c for c in uuid.uuid4().hex.upper() if c.isalpha())[:2]
+    letters = letters_code()
     code = trust_code()
     response = await api.post(
         "/v1/action-plans",

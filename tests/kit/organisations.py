@@ -45,6 +45,12 @@ def trust_code() -> str:
     return _draw(lambda: "R" + _RNG.choice("0123456789") + _RNG.choice(_ALNUM))
 
 
+def letters_code() -> str:
+    """R + 2 letters: a code of letters only (one an alias could also be), not held by any
+    organisation the database had when remember_codes last ran, nor drawn before."""
+    return _draw(lambda: "R" + "".join(_RNG.choices(string.ascii_uppercase, k=2)))
+
+
 def icb_code() -> str:
     return _draw(lambda: "Q" + _RNG.choice("0123456789") + _RNG.choice(_ALNUM))
 
