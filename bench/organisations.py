@@ -515,8 +515,9 @@ async def explain(mode: Mode) -> None:
     from app.auth.principal import Principal
     from app.kit.enums import Route
     from app.models import ApiClient
+    from app.reach import reach_of
     from app.referrals import workflow
-    from app.scoping import UNSCOPED, reach_of, scoped
+    from app.scoping import UNSCOPED, scoped
 
     database = Database(Settings(database_url=mode.url, run_worker_in_serve=False))
     try:

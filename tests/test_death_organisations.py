@@ -14,7 +14,8 @@ from app.auth.principal import Principal
 from app.auth.scopes import Scope
 from app.deaths.organisations import DeathCodes, resolve_death_codes
 from app.errors import Forbidden
-from app.scoping import DataScope, default_organisation_id, scoped
+from app.reach import default_organisation_id
+from app.scoping import DataScope, scoped
 from tests.factories import idem, screening_body
 from tests.kit.care_organisations import (
     Org,

@@ -30,7 +30,7 @@ from app.kit.time import local_date, now
 from app.logging import JsonFormatter
 from app.migrate import upgrade
 from app.models import Action, ActionPlan, ActionPlanSection, OutboxEvent
-from app.scoping import default_organisation_id
+from app.reach import default_organisation_id
 from app.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[1]

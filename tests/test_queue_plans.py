@@ -34,8 +34,8 @@ from app.config import DEFAULT_DUE_DAYS, DEFAULT_PRIORITIES
 from app.db import Database
 from app.kit.enums import Route
 from app.models import Death, Referral, ReferralTransition
+from app.reach import default_organisation_id
 from app.referrals import workflow
-from app.scoping import default_organisation_id
 from tests.conftest import Api, new_client, owner_url
 
 pytestmark = pytest.mark.postgres_only

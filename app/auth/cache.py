@@ -47,7 +47,8 @@ from app.kit.cursor import cursor_key
 from app.kit.etag import derive_etag_key
 from app.models import ApiClient, CaseShare, Organisation
 from app.models.base import utcnow
-from app.scoping import SYSTEM, UNSCOPED, DataScope, reach_of
+from app.reach import reach_of
+from app.scoping import SYSTEM, UNSCOPED, DataScope
 
 CREDENTIALS_CHANNEL = "lfd_credentials"
 SCOPES_CHANNEL = "lfd_scopes"
@@ -207,7 +208,7 @@ class AuthCache:
         return self._etag_key
 
     async def reach(self, organisation_id: uuid.UUID | None, members: bool) -> DataScope:
-        """app.scoping.reach_of, from memory while no organisation or share has changed."""
+        """app.reach.reach_of, from memory while no organisation or share has changed."""
         serving = organisation_id is not None and self._serving()
         key = (organisation_id, members) if organisation_id is not None else None
         if serving and key is not None:

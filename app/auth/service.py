@@ -13,7 +13,7 @@ from app.auth.keys import generate_key, hash_key, matches, split_key
 from app.auth.scopes import PSEUDONYMISED_SCOPES, Scope
 from app.models import ApiClient
 from app.models.base import utcnow
-from app.scoping import default_organisation_id
+from app.reach import default_organisation_id
 
 
 @dataclass(frozen=True)

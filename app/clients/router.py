@@ -55,7 +55,7 @@ from app.errors import (
 )
 from app.kit.etag import NOT_MODIFIED, not_modified
 from app.models import ApiClient, Organisation
-from app.scoping import default_organisation_id
+from app.reach import default_organisation_id
 
 router = APIRouter(route_class=AuthFirstRoute, prefix="/v1/clients", tags=["clients"])
 AUTH = (Unauthorized, Forbidden)

@@ -35,7 +35,8 @@ from app.kit.collector import between_batches, bulk_collection
 from app.kit.time import now
 from app.models import HistoryImport, HistoryImportProblem
 from app.organisations.settings import settings_for
-from app.scoping import default_organisation_id, reach_of, scoped
+from app.reach import default_organisation_id, reach_of
+from app.scoping import scoped
 
 logger = logging.getLogger("app.history")
 

@@ -30,7 +30,8 @@ from app.hl7v2.adt import Hl7Problem
 from app.hl7v2.service import receive
 from app.kit.cursor import cursor_key
 from app.kit.etag import derive_etag_key, use_etag_key
-from app.scoping import reach_of, scoped
+from app.reach import reach_of
+from app.scoping import scoped
 
 START, END = b"\x0b", b"\x1c\x0d"
 logger = logging.getLogger("lfd.mllp")

@@ -5,7 +5,7 @@ app.organisations.rules, audited and evented (``organisation.created``/``updated
 Who may write: a client with the `admin` scope. A deployment-level client (no organisation)
 writes any organisation; an organisation's own admin client creates organisations, and changes
 only those of its own tree (its organisation and those below it), never their kind or parent:
-those decide whose clients see an organisation's records (app.scoping.reach_of)."""
+those decide whose clients see an organisation's records (app.reach.reach_of)."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ PROVIDERS = frozenset(
 )
 # Which kinds each kind may sit under: a site under its trust (or another provider), a
 # practice under its ICB or sub-ICB location, a provider under its ICB. The parent decides who
-# sees an organisation's records (app.scoping.reach_of).
+# sees an organisation's records (app.reach.reach_of).
 PARENT_KINDS: dict[Kind, frozenset[Kind]] = {
     Kind.site: PROVIDERS,
     Kind.gp_practice: frozenset({Kind.icb, Kind.sub_icb}),

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.errors import Forbidden
-from app.scoping import default_organisation_id
+from app.reach import default_organisation_id
 
 
 async def recording_organisation(

@@ -5,7 +5,7 @@ organisation. Nothing else of the sharing organisation becomes visible to them.
 
 Only a client whose own reach holds the death's organisation shares or revokes: a recipient
 cannot pass a death on. The share takes effect from the recipient's next request (its scope is
-computed when each request authenticates: app.scoping.reach_of)."""
+computed when each request authenticates: app.reach.reach_of)."""
 
 from __future__ import annotations
 

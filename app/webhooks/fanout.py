@@ -22,7 +22,8 @@ from app.events.feed import Position, head_position, read_feed
 from app.kit.sql import insert_for, insert_unless_exists
 from app.kit.time import now
 from app.models import ApiClient, WebhookDelivery, WebhookDispatcher, WebhookEndpoint
-from app.scoping import DataScope, reach_of
+from app.reach import reach_of
+from app.scoping import DataScope
 from app.webhooks.payload import event_body
 from app.webhooks.schemas import DeliveryStatus, subscribed
 
