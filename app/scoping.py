@@ -23,15 +23,18 @@ runs with the whole deployment in scope.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, event, literal, or_, select
+from sqlalchemy import ColumnElement, FromClause, and_, event, literal, or_, select
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.sql.selectable import Alias
+from sqlalchemy.sql.util import find_tables
 
 from app.kit.id_lists import id_in_list
 from app.models import (
@@ -241,17 +244,18 @@ def event_rule(scope: DataScope) -> ColumnElement[bool]:
 
 def criteria(scope: DataScope) -> list[Any]:
     """The loader criteria that confine a statement to ``scope`` (none for everything)."""
-    return list(_criteria(scope))
+    return list(_criteria(scope).values())
 
 
 @lru_cache(maxsize=256)
-def _criteria(scope: DataScope) -> tuple[Any, ...]:
-    """The criteria of one scope, built once and reused by every statement in that scope
-    (building them took about a millisecond of CPU, for each ORM statement; docs/benchmarks.md,
-    issue 16). The options are immutable, and a client's scope is the same from one request to
-    the next until its organisations or shares change, which makes a new scope."""
+def _criteria(scope: DataScope) -> Mapping[FromClause, Any]:
+    """The criteria of one scope, by the table of the model each confines, built once and
+    reused by every statement in that scope (building them took about a millisecond of CPU,
+    for each ORM statement; docs/benchmarks.md, issue 16). The options are immutable, and a
+    client's scope is the same from one request to the next until its organisations or shares
+    change, which makes a new scope."""
     if scope.everything:
-        return ()
+        return MappingProxyType({})
     organisations = sorted(scope.organisations)
     options: list[Any] = []
     death_rule: ColumnElement[bool] = _DEATHS.c.organisation_id.in_(organisations)
@@ -354,15 +358,33 @@ def _criteria(scope: DataScope) -> tuple[Any, ...]:
             ),
         )
     )
-    return tuple(options)
+    return MappingProxyType({option.entity.mapper.local_table: option for option in options})
+
+
+def _tables_named(statement: Any) -> Iterator[FromClause]:
+    """Every table a statement names, anywhere (its FROM list, joins, subqueries, CTEs, the
+    target of an UPDATE or DELETE), each alias taken back to its table."""
+    for found in find_tables(statement, include_aliases=True, include_crud=True):
+        table: FromClause = found
+        while isinstance(table, Alias):
+            table = table.element
+        yield table
 
 
 def _apply(state: ORMExecuteState) -> None:
+    """Add the scope's criteria for the tables the statement names, and only those: each
+    option costs its share of the statement's cache key on every execution (all ~33 of them
+    were about half a millisecond of CPU a statement; docs/benchmarks.md, issue 16). The
+    models have no relationships (no relationship load needs another model's criteria)."""
     if not (state.is_select or state.is_update or state.is_delete):
         return
     if state.execution_options.get(UNSCOPED) or state.is_column_load or state.is_relationship_load:
         return
-    options = _criteria(_current.get())
+    by_table = _criteria(_current.get())
+    if not by_table:
+        return
+    named = dict.fromkeys(_tables_named(state.statement))  # in order: a stable cache key
+    options = [by_table[table] for table in named if table in by_table]
     if options:
         state.statement = state.statement.options(*options)
 
