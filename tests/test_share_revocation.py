@@ -1,7 +1,8 @@
 """A share's end closes the death to its recipient at once (issue 16, item 4; acceptance
-review): revoked by the recording organisation, or run out at its `ends_at`, whatever the
-recipient's process has cached of its reach (app.auth.cache: the reach is kept between
-requests while the LISTEN connection is up, on PostgreSQL)."""
+review), in another process as soon as the revocation's NOTIFY arrives: revoked by the
+recording organisation, or run out at its `ends_at`, whatever the recipient's process has
+cached of its reach (app.auth.cache: the reach is kept between requests while the LISTEN
+connection is up, on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,15 @@ async def _sees(api: Api, death_id: str) -> bool:
     return response.status_code == 200
 
 
+async def _refused_within(api: Api, death_id: str, seconds: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while await _sees(api, death_id):
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
 async def _queue(api: Api, death_id: str) -> list[str]:
     response = await api.get("/v1/referrals", params={"route": "sjr", "limit": 200})
     assert response.status_code == 200, response.text
@@ -49,8 +59,9 @@ async def test_a_revoked_share_is_closed_to_the_recipient_at_once(
     database: Database, app_factory: MakeApp, make_api: MakeApi
 ) -> None:
     """The owner revokes in one process; the recipient, whose process has the share's reach
-    cached, is refused in its very next request (another process, as in a deployment of
-    several workers)."""
+    cached, is refused as soon as the revocation's NOTIFY reaches it (another process, as in a
+    deployment of several workers): within milliseconds, allowed a second here on a loaded
+    machine. The revoking process itself drops it at commit (app.auth.cache)."""
     owner_app, owner_http = await app_factory()
     recipient_app, recipient_http = await app_factory()
     for app in (owner_app, recipient_app):
@@ -75,7 +86,7 @@ async def test_a_revoked_share_is_closed_to_the_recipient_at_once(
 
     revoked = await owner.post(f"/v1/deaths/{death}/shares/{made.json()['id']}/revoke")
     assert revoked.status_code == 200, revoked.text
-    assert not await _sees(recipient, death)
+    assert await _refused_within(recipient, death, seconds=1.0)
     assert await _queue(recipient, death) == []
     referral_read = await recipient.get(f"/v1/referrals/{referral['id']}")
     assert referral_read.status_code == 404, referral_read.text
