@@ -32,10 +32,8 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -48,6 +46,7 @@ from app.clients.service import add_public_key
 from app.config import Settings
 from app.main import create_app
 from app.migrate import upgrade
+from bench.kit import asgi_client, durations, load_average
 
 SCREENING = {
     "death": {
@@ -86,21 +85,6 @@ def percentiles(samples: list[float]) -> str:
     )
 
 
-async def timed(count: int, call: Callable[[], Awaitable[httpx.Response]]) -> list[float]:
-    samples = []
-    for _ in range(count):
-        started = time.perf_counter()
-        answer = await call()
-        samples.append(time.perf_counter() - started)
-        assert answer.status_code < 300, answer.text
-    return samples
-
-
-def client(app: object) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    return httpx.AsyncClient(transport=transport, base_url="http://bench")
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database-url")
@@ -136,7 +120,7 @@ async def main() -> None:
             "client_assertion": assertion(),
         }
 
-    async with client(on) as http_on, client(off) as http_off:
+    async with asgi_client(on, timeout=5) as http_on, asgi_client(off, timeout=5) as http_off:
         body = {**SCREENING, "death": {**SCREENING["death"], "source_reference": uuid.uuid4().hex}}
         posted = await http_on.post(
             "/v1/screenings", json=body, headers={**api_key, "Idempotency-Key": uuid.uuid4().hex}
@@ -146,12 +130,14 @@ async def main() -> None:
         token = (await http_on.post("/oauth2/token", data=form())).json()["access_token"]
         bearer = {"Authorization": f"Bearer {token}"}
         n = args.requests
-        await timed(100, lambda: http_on.get(death, headers=api_key))  # warm up
-        await timed(100, lambda: http_on.get(death, headers=bearer))
+        await durations(100, lambda: http_on.get(death, headers=api_key))  # warm up
+        await durations(100, lambda: http_on.get(death, headers=bearer))
         results: dict[str, list[float]] = {}
-        results["death, API key"] = await timed(n, lambda: http_on.get(death, headers=api_key))
-        results["death, access token"] = await timed(n, lambda: http_on.get(death, headers=bearer))
-        results["POST /oauth2/token"] = await timed(
+        results["death, API key"] = await durations(n, lambda: http_on.get(death, headers=api_key))
+        results["death, access token"] = await durations(
+            n, lambda: http_on.get(death, headers=bearer)
+        )
+        results["POST /oauth2/token"] = await durations(
             max(n // 10, 50), lambda: http_on.post("/oauth2/token", data=form())
         )
         for name in ("healthz", "death"):
@@ -159,19 +145,19 @@ async def main() -> None:
             results[f"{name}, metrics off"] = []
         for _ in range(10):
             for label, http in (("on", http_on), ("off", http_off)):
-                results[f"healthz, metrics {label}"] += await timed(
+                results[f"healthz, metrics {label}"] += await durations(
                     n // 10, lambda http=http: http.get("/healthz")
                 )
-                results[f"death, metrics {label}"] += await timed(
+                results[f"death, metrics {label}"] += await durations(
                     n // 10, lambda http=http: http.get(death, headers=api_key)
                 )
-        results["GET /metrics"] = await timed(
+        results["GET /metrics"] = await durations(
             max(n // 20, 20), lambda: http_on.get("/metrics", headers=api_key)
         )
     await database.dispose()
     await off.state.database.dispose()
     print(f"database: {'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}")
-    print(f"load average before/after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"load average before/after: {load_average()}")
     for name, samples in results.items():
         print(f"{name:<24} n={len(samples):<5} {percentiles(samples)}")
 

@@ -52,7 +52,7 @@ from app.auth.service import create_client
 from app.config import Settings
 from app.db import Database
 from app.events.feed import Position, read_feed
-from app.migrate import upgrade
+from bench.kit import ensure_database, load_average, sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,11 +68,6 @@ SELECT gen_random_uuid(),
        g * $4::bigint / $5::bigint, g
 FROM generate_series($1::bigint, $2::bigint) AS g
 """
-
-
-def load_average() -> str:
-    """The machine's 1, 5 and 15 minute load averages."""
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 async def grow(connection: asyncpg.Connection, target: int, largest: int) -> None:
@@ -204,18 +199,10 @@ async def main() -> dict[str, Any]:
     if args.database in {"test", "postgres"}:
         raise SystemExit("use a database of the benchmark's own")
 
-    admin = await asyncpg.connect(f"{args.server}/postgres")
-    exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", args.database)
-    if not (args.reuse and exists):
-        await admin.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{args.database}"')
-    await admin.close()
-    sqlalchemy_url = (
-        f"{args.server.replace('postgresql://', 'postgresql+asyncpg://')}/{args.database}"
-    )
-    await asyncio.to_thread(upgrade, sqlalchemy_url)
+    await ensure_database(f"{args.server}/{args.database}", reset=not args.reuse)
+    database_url = sqlalchemy_url(f"{args.server}/{args.database}")
     connection = await asyncpg.connect(f"{args.server}/{args.database}")
-    database = Database(Settings(database_url=sqlalchemy_url))
+    database = Database(Settings(database_url=database_url))
     async with database.transaction() as session:
         key = (await create_client(session, "bench feed", [Scope.events_read])).key
 
@@ -236,7 +223,7 @@ async def main() -> dict[str, Any]:
         results["pages"].append(pages)
         if size >= args.catch_up_at and results["catch_up"] is None:
             url = f"http://127.0.0.1:{args.port}"
-            server = start_server(sqlalchemy_url, args.port, args.workers)
+            server = start_server(database_url, args.port, args.workers)
             try:
                 await wait_ready(url)
                 before = load_average()

@@ -45,7 +45,6 @@ import io
 import json
 import random
 import re
-import socket
 import statistics
 import time
 import tracemalloc
@@ -65,6 +64,7 @@ from app.config import Settings
 from app.db import Database
 from app.main import create_app
 from app.migrate import upgrade
+from bench.kit import free_port
 
 CSV = "text/csv"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -236,12 +236,6 @@ def as_xlsx(rows: list[list[Any]]) -> bytes:
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def measure(work: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:

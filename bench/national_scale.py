@@ -78,29 +78,22 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 
 from app.auth.scopes import Scope
-from app.auth.service import create_client
-from app.config import Settings
 from app.events.feed import Position, encode_position
-from app.main import create_app
-from app.migrate import grant_service_role, upgrade
+from bench import kit
 
 SERVICE_ROLE = "lfd_bench_service"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/lfd_national"
 MIN_FREE_BYTES = 8 * 1024**3
 
-FUNCTIONS = """
-CREATE OR REPLACE FUNCTION bench_u(g bigint, salt int) RETURNS float8
-LANGUAGE sql IMMUTABLE AS $$ SELECT (hashint8(g * 64 + salt) & 1048575)::float8 / 1048576 $$;
-CREATE OR REPLACE FUNCTION bench_pick(u float8, cumulative float8[]) RETURNS int
-LANGUAGE sql IMMUTABLE AS $$
-  SELECT coalesce(min(i), array_length(cumulative, 1))
-  FROM generate_subscripts(cumulative, 1) AS i WHERE u < cumulative[i] $$;
+# bench.kit's, and the ids of the rows drawn from their numbers (so that a build is reproducible).
+FUNCTIONS = (
+    kit.FUNCTIONS
+    + """
 CREATE OR REPLACE FUNCTION bench_id(kind int, g bigint) RETURNS uuid
 LANGUAGE sql IMMUTABLE AS $$
   SELECT (lpad(to_hex(hashint8(g * 16 + kind)), 16, '0')
@@ -111,12 +104,6 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT bench_id(1, g) $$;
 CREATE OR REPLACE FUNCTION bench_org(o bigint) RETURNS uuid
 LANGUAGE sql IMMUTABLE AS $$ SELECT bench_id(2, o) $$;
 """
-
-SPECIALTIES = (
-    "ARRAY['General Medicine','Cardiology','Respiratory Medicine','Gastroenterology',"
-    "'Elderly Care','Oncology','Haematology','Nephrology','Neurology','Stroke Medicine',"
-    "'General Surgery','Urology','Trauma and Orthopaedics','Vascular Surgery','Critical Care',"
-    "'Emergency Medicine','Obstetrics','Paediatrics','Palliative Care','Infectious Diseases']"
 )
 
 ORGANISATIONS = """
@@ -156,7 +143,7 @@ SELECT bench_death(g), bench_org(g % :orgs + 1), 'lfd-bench-national', 'N' || g,
 FROM (
     SELECT g, to_timestamp(:start + (g - 0.5) * :span / :deaths) AS died,
         18 + floor(82 * sqrt(bench_u(g, 2)))::int AS age, bench_u(g, 4) AS place,
-        ({SPECIALTIES})[1 + floor(bench_u(g, 6) * 20)::int] AS spec
+        ({kit.sql_array(kit.SPECIALTIES)})[1 + floor(bench_u(g, 6) * 20)::int] AS spec
     FROM generate_series(:low::bigint, :high::bigint) AS g
     OFFSET 0
 ) AS drawn
@@ -210,32 +197,7 @@ JOIN (VALUES ('leder', '["learning_disability"]'), ('mm', '["specialty_mm"]'),
   OR (r.route = 'psii' AND bench_u(d.g, 14) < 0.01)
 """
 
-REVIEWS = f"""
-INSERT INTO reviews (id, referral_id, death_id, organisation_id, died_on, route, stage,
-    instrument, status, reviewer, submitted_at, detail, overall_rating, quality_of_records,
-    avoidability, meeting_date, outcome, external_reference, external_status, notified_at,
-    external_due_at, version, created_at, updated_at)
-SELECT gen_random_uuid(), r.id, r.death_id, r.organisation_id, r.died_on, r.route, r.stage,
-    CASE r.route WHEN 'sjr' THEN 'sjr' WHEN 'mm' THEN 'mm' WHEN 'leder' THEN 'leder'
-        ELSE 'external' END,
-    'submitted', 'Dr Bench ' || (1 + h % 40), r.completed_at, '{{}}'::jsonb,
-    CASE WHEN r.route = 'sjr' THEN
-        bench_pick(bench_u(h, 21), ARRAY[0.03, 0.13, 0.48, 0.90, 1.0]) END,
-    CASE WHEN r.route = 'sjr' THEN 3 + (h % 2) END,
-    CASE WHEN r.route = 'sjr' THEN
-        bench_pick(bench_u(h, 22), ARRAY[0.005, 0.015, 0.04, 0.10, 0.30, 1.0]) END,
-    CASE WHEN r.route = 'mm' THEN r.completed_at::date END,
-    CASE WHEN r.route = 'mm' THEN 'learning_identified' END,
-    CASE WHEN r.route IN ('leder', 'psii') THEN 'REF-' || (h % 100000) END,
-    CASE WHEN r.route IN ('leder', 'psii') THEN
-        CASE WHEN bench_u(h, 23) < 0.4 THEN 'completed' ELSE 'initial_review' END END,
-    CASE WHEN r.route IN ('leder', 'psii') THEN r.created_at + interval '1 day' END,
-    CASE WHEN r.route = 'leder' THEN r.created_at + interval '6 months' END,
-    1, r.created_at, r.completed_at
-FROM (SELECT r.*, abs(hashtext(r.id::text))::bigint AS h FROM referrals r
-      JOIN {_DEATH_ROWS} d ON d.id = r.death_id
-      WHERE r.status = 'completed') r
-"""
+REVIEWS = kit.reviews_of(f"JOIN {_DEATH_ROWS} d ON d.id = r.death_id WHERE r.status = 'completed'")
 
 PHASES = f"""
 INSERT INTO review_phase_ratings (id, review_id, organisation_id, phase, rating)
@@ -325,39 +287,6 @@ WHERE at < now() - interval '1 minute'
 """
 
 
-def bind(sql: str, **values: float | int) -> str:
-    for key in sorted(values, key=len, reverse=True):
-        value = values[key]
-        text = str(int(value)) if float(value).is_integer() else repr(float(value))
-        sql = sql.replace(f":{key}", text)
-    return sql
-
-
-def asyncpg_url(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
-def sqlalchemy_url(url: str, role: str | None = None) -> str:
-    parts = urlsplit(asyncpg_url(url))
-    if role:
-        parts = parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port or 5432}")
-    return urlunsplit(parts).replace("postgresql://", "postgresql+asyncpg://")
-
-
-def load_average() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
-def rss_mib() -> tuple[float, float]:
-    values = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                key, amount, _ = line.split()
-                values[key] = int(amount) / 1024
-    return values["VmRSS:"], values["VmHWM:"]
-
-
 def months_between(first: date, last: date) -> list[date]:
     months, month = [], first.replace(day=1)
     while month <= last:
@@ -445,28 +374,11 @@ class Shape:
         return int((moment - self.start) * self.deaths / self.span)
 
 
-async def ensure_database(url: str, reset: bool) -> bool:
-    """Make (or remake) the database and migrate it; whether it was there already."""
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if name in ("test", "postgres", ""):
-        raise SystemExit(f"refusing to load benchmark data into the database '{name}'")
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-    try:
-        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if exists and reset:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            await admin.execute(f'CREATE DATABASE "{name}"')
+async def warn_of_slots(url: str) -> None:
+    async with kit.server(url) as admin:
         slots = await admin.fetchval("SELECT count(*) FROM pg_replication_slots")
-    finally:
-        await admin.close()
     if slots:
         print(f"warning: {slots} replication slot(s) on this server retain the load's WAL")
-    await asyncio.to_thread(upgrade, sqlalchemy_url(url))
-    await asyncio.to_thread(grant_service_role, sqlalchemy_url(url), SERVICE_ROLE)
-    return bool(exists)
 
 
 def check_disk(path: str = "/") -> None:
@@ -475,15 +387,9 @@ def check_disk(path: str = "/") -> None:
         raise SystemExit(f"stopping: {free / 1024**3:.1f} GiB free, below 8 GiB")
 
 
-async def step(connection: asyncpg.Connection, label: str, sql: str) -> None:
-    started = time.perf_counter()
-    status = await connection.execute(sql)
-    print(f"  {label}: {status} ({time.perf_counter() - started:.1f} s)", flush=True)
-
-
 async def load_deaths(connection: asyncpg.Connection, shape: Shape, chunk: int) -> None:
     values = shape.values()
-    await step(connection, "organisations", bind(ORGANISATIONS, **values))
+    await kit.step(connection, "organisations", kit.bind(ORGANISATIONS, **values))
     for low in range(1, shape.deaths + 1, chunk):
         high = min(shape.deaths, low + chunk - 1)
         check_disk()
@@ -496,7 +402,7 @@ async def load_deaths(connection: asyncpg.Connection, shape: Shape, chunk: int) 
             ("reviews", REVIEWS),
             ("phase ratings", PHASES),
         ):
-            await step(connection, label, bind(sql, low=low, high=high, **values))
+            await kit.step(connection, label, kit.bind(sql, low=low, high=high, **values))
 
 
 async def attach_month(
@@ -515,7 +421,7 @@ async def attach_month(
         await connection.execute(f"DROP TABLE {part}")
     await connection.execute(f"CREATE TABLE {part} (LIKE {table} INCLUDING DEFAULTS)")
     started = time.perf_counter()
-    status = await connection.execute(bind(fill.replace("{table}", part), **values))
+    status = await connection.execute(kit.bind(fill.replace("{table}", part), **values))
     low, high = epoch(month), epoch(next_month(month))
     await connection.execute(
         f"ALTER TABLE {part} ADD CONSTRAINT {part}_range"
@@ -589,7 +495,7 @@ async def load_events_and_audit(connection: asyncpg.Connection, shape: Shape) ->
         " WHERE name = 'main'",
         seq0,
     )
-    await connection.execute("SELECT set_config('lfd.scope', 'all', false)")
+    await kit.scoped(connection)
     closed = await connection.fetchval("SELECT lfd_close_event_months(now() - interval '1 day')")
     print(f"  event months closed: {closed}", flush=True)
 
@@ -598,10 +504,10 @@ async def build(url: str, shape: Shape, chunk: int, resume: bool = False) -> Non
     """``resume``: the deaths are in (an earlier build stopped in the months of events and
     audit rows); load every month again from the saved shape (a month loaded before is
     detached and remade)."""
-    connection = await asyncpg.connect(asyncpg_url(url))
+    connection = await asyncpg.connect(kit.asyncpg_url(url))
     try:
         await connection.execute("SET maintenance_work_mem = '1GB'")
-        await connection.execute("SET lfd.scope = 'all'")
+        await kit.scoped(connection)
         await connection.execute(FUNCTIONS)
         started = time.perf_counter()
         if resume:
@@ -662,9 +568,9 @@ async def explain(owner_url: str, capture: Capture, table: str, label: str) -> N
         print(f"    ({label}: no SELECT on {table} captured)")
         return
     sql, params = max(found, key=lambda item: len(item[0]))
-    connection = await asyncpg.connect(asyncpg_url(owner_url))
+    connection = await asyncpg.connect(kit.asyncpg_url(owner_url))
     try:
-        await connection.execute("SET lfd.scope = 'all'")
+        await kit.scoped(connection)
         plan = [
             row[0]
             for row in await connection.fetch(
@@ -688,12 +594,12 @@ class Deployment:
     """One benchmark database, its app in this process, its clients and the records to ask for."""
 
     def __init__(self, url: str, runs: int) -> None:
-        self.url, self.runs = asyncpg_url(url), runs
+        self.url, self.runs = kit.asyncpg_url(url), runs
 
     async def open(self) -> None:
         owner = await asyncpg.connect(self.url)
         try:
-            await owner.execute("SET lfd.scope = 'all'")
+            await kit.scoped(owner)
             self.shape = await Shape.from_database(owner)
             month_ago = await owner.fetchrow(
                 "SELECT txid, seq FROM outbox_events WHERE occurred_at >= now() - interval"
@@ -727,45 +633,36 @@ class Deployment:
             trust_org, region_org = await owner.fetchrow("SELECT bench_org(1), bench_org(0)")
         finally:
             await owner.close()
-        settings = Settings(
-            database_url=sqlalchemy_url(self.url, SERVICE_ROLE),
-            run_worker_in_serve=False,
-            log_json=True,
-            log_level="WARNING",
-        )
-        self.app = create_app(settings)
+        self.app = kit.in_process_app(self.url, SERVICE_ROLE)
         self.capture = Capture(self.app.state.database.engine)
-        async with self.app.state.database.transaction() as session:
-            trust = await create_client(
-                session,
-                "bench trust",
-                [
-                    Scope.deaths_read,
-                    Scope.referrals_read,
-                    Scope.referrals_claim,
-                    Scope.events_read,
-                    Scope.reports_read,
-                    Scope.audit_read,
-                ],
-                organisation_id=trust_org,
-            )
-            region = await create_client(
-                session,
+        trust_scopes = [
+            Scope.deaths_read,
+            Scope.referrals_read,
+            Scope.referrals_claim,
+            Scope.events_read,
+            Scope.reports_read,
+            Scope.audit_read,
+        ]
+        region_scopes = [Scope.events_read, Scope.reports_read]
+        self.heads = {
+            "trust": {
+                **await kit.bearer(
+                    self.app, "bench trust", trust_scopes, organisation_id=trust_org
+                ),
+                "X-On-Behalf-Of": "Dr Bench",
+            },
+            "region": await kit.bearer(
+                self.app,
                 "bench region",
-                [Scope.events_read, Scope.reports_read],
+                region_scopes,
                 pseudonymised=True,
                 organisation_id=region_org,
-            )
-        self.heads = {
-            "trust": {"Authorization": f"Bearer {trust.key}", "X-On-Behalf-Of": "Dr Bench"},
-            "region": {"Authorization": f"Bearer {region.key}"},
+            ),
         }
         start = encode_position(Position(month_ago["txid"], month_ago["seq"]))
         self.cursors = {"trust": start, "region": start}
         self.recent, self.older, self.pages = ids["recent"], ids["older"], ids["pages"]
-        self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://bench", timeout=300
-        )
+        self.http = kit.asgi_client(self.app, timeout=300)
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -870,7 +767,7 @@ async def measure(urls: list[str], runs: int, show_plans: bool) -> dict[str, Any
         await deployment.open()
     results: dict[str, Any] = {
         "deployments": [deployment.describe() for deployment in deployments],
-        "load_before": load_average(),
+        "load_before": kit.load_average(),
         "operations": {},
     }
     for deployment in deployments:
@@ -894,7 +791,7 @@ async def measure(urls: list[str], runs: int, show_plans: bool) -> dict[str, Any
                     assert response.status_code < 300, (name, response.status_code, response.text)
                     if run == 0 and show_plans and table:
                         await explain(deployment.url, capture, table, f"{name}, {deployment.url}")
-            rss, peak = rss_mib()
+            rss, peak = kit.rss_mib()
             figures = [
                 {
                     "median_ms": round(statistics.median(wall), 2),
@@ -917,7 +814,7 @@ async def measure(urls: list[str], runs: int, show_plans: bool) -> dict[str, Any
     finally:
         for deployment in deployments:
             await deployment.close()
-    results["load_after"] = load_average()
+    results["load_after"] = kit.load_average()
     return results
 
 
@@ -937,15 +834,6 @@ def table(results: dict[str, Any]) -> str:
             f" {large['median_ms']:.1f} ({large['cpu_ms']:.1f}) | {ratio:.2f}x |"
         )
     return "\n".join(lines)
-
-
-async def drop_database(url: str) -> None:
-    parts = urlsplit(asyncpg_url(url))
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def main() -> None:
@@ -971,8 +859,11 @@ async def main() -> None:
     dropping.add_argument("urls", nargs="+", metavar="DATABASE_URL")
     args = parser.parse_args()
     if args.command == "build":
-        await ensure_database(args.database_url, reset=not args.resume)
-        print(f"load average {load_average()}", flush=True)
+        await warn_of_slots(args.database_url)
+        await kit.ensure_database(
+            args.database_url, reset=not args.resume, service_role=SERVICE_ROLE
+        )
+        print(f"load average {kit.load_average()}", flush=True)
         await build(args.database_url, Shape.from_args(args), args.chunk, args.resume)
     elif args.command == "measure":
         results = await measure(args.urls, args.runs, args.explain)
@@ -983,7 +874,7 @@ async def main() -> None:
             await asyncio.to_thread(Path(args.output).write_text, json.dumps(results, indent=2))
     else:
         for url in args.urls:
-            await drop_database(url)
+            await kit.drop_database(url)
             print(f"dropped {url}")
 
 

@@ -92,6 +92,7 @@ from app.main import create_app
 from app.migrate import grant_service_role
 from app.models import Organisation
 from app.reports.model import financial_year_of
+from bench.kit import FUNCTIONS, asyncpg_url, drop_database, ensure_database, load_average
 
 
 def _load_sibling(name: str) -> Any:
@@ -106,7 +107,7 @@ def _load_sibling(name: str) -> Any:
 
 
 bench_queue = _load_sibling("queue.py")  # the CPU meter, percentiles, EXPLAIN of a queue page
-bench_reports = _load_sibling("reports.py")  # databases, the reviews' SQL, the load average
+bench_reports = _load_sibling("reports.py")  # the reviews' SQL
 bench_hot_path = _load_sibling("hot_path_cpu.py")  # the screening body
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/lfd_bench_organisations"
@@ -217,7 +218,7 @@ async def _reviews(dsn: str) -> None:
     so that the reports have something to count."""
     connection = await asyncpg.connect(dsn)
     try:
-        await connection.execute(bench_reports.FUNCTIONS)
+        await connection.execute(FUNCTIONS)
         for sql in (bench_reports.REVIEWS, bench_reports.PHASES, bench_reports.FIX_OVERALL_PHASE):
             await connection.execute(sql)
         await connection.execute("VACUUM ANALYZE")
@@ -256,12 +257,12 @@ async def prepare(args: argparse.Namespace) -> list[Mode]:
     one, region = f"{base}_one", f"{base}_region"
     for name, organisations in ((one, None), (region, ",".join(TRUSTS))):
         owner_url = _with_database(args.database_url, name)
-        dsn = bench_reports.asyncpg_url(owner_url)
+        dsn = asyncpg_url(owner_url)
         if args.reuse:
             print(f"{name}: as left by an earlier run (--reuse)", flush=True)
             continue
         print(f"{name}: making, migrating, loading {args.deaths:,} deaths", flush=True)
-        await bench_reports.ensure_database(dsn, reset=True)
+        await ensure_database(dsn, reset=True)
         if organisations:
             await _region_registry(dsn)
         await asyncio.to_thread(_load, dsn, args.deaths, args.days, organisations)
@@ -289,14 +290,8 @@ async def prepare(args: argparse.Namespace) -> list[Mode]:
 
 async def drop(args: argparse.Namespace) -> None:
     base = urlsplit(args.database_url).path.lstrip("/")
-    admin = await asyncpg.connect(
-        bench_reports.asyncpg_url(_with_database(args.database_url, "postgres"))
-    )
-    try:
-        for name in (f"{base}_one", f"{base}_region"):
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    for name in (f"{base}_one", f"{base}_region"):
+        await drop_database(_with_database(args.database_url, name))
 
 
 # -- the apps -----------------------------------------------------------------------------------
@@ -615,13 +610,13 @@ async def main_async(args: argparse.Namespace) -> int:
             await explain(by_name["region"])
         print(
             f"\n{args.rounds} rounds of {args.seconds:g} s per measure and mode, "
-            f"{args.concurrency} clients (reports: 1); load average {bench_reports.load_average()}",
+            f"{args.concurrency} clients (reports: 1); load average {load_average()}",
             flush=True,
         )
         for mode in modes:  # warm-up: connections open, statements prepared, caches filled
             for _, call, concurrency in measures:
                 await drive(mode, call, concurrency, 1.0, None)
-        loads = [bench_reports.load_average()]
+        loads = [load_average()]
         for round_ in range(args.rounds):
             order = list(MODES[round_ % 3 :] + MODES[: round_ % 3])
             for name, call, concurrency in measures:
@@ -635,7 +630,7 @@ async def main_async(args: argparse.Namespace) -> int:
                         + (f" errors {dict(tally.errors)}" if tally.errors else ""),
                         flush=True,
                     )
-            loads.append(bench_reports.load_average())
+            loads.append(load_average())
     finally:
         for mode in modes:
             await stop(mode)

@@ -41,41 +41,23 @@ sys.path.insert(0, os.path.dirname(_HERE))
 
 import argparse
 import asyncio
-import statistics
 import time
-from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]
-import httpx
 
 from app.auth.scopes import Scope
-from app.auth.service import create_client
-from app.config import Settings
 from app.kit.time import local_date, now
-from app.main import create_app
-from app.migrate import upgrade
 from app.programmes.cohort import refresh_open_programmes
+from bench import kit
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/lfd_bench_programmes"
 SOURCE = "lfd-bench-programmes"
 
-FUNCTIONS = """
-CREATE OR REPLACE FUNCTION bench_u(g bigint, salt int) RETURNS float8
-LANGUAGE sql IMMUTABLE AS $$ SELECT (hashint8(g * 64 + salt) & 1048575)::float8 / 1048576 $$;
-CREATE OR REPLACE FUNCTION bench_pick(u float8, cumulative float8[]) RETURNS int
-LANGUAGE sql IMMUTABLE AS $$
-  SELECT coalesce(min(i), array_length(cumulative, 1))
-  FROM generate_subscripts(cumulative, 1) AS i WHERE u < cumulative[i] $$;
-"""
-
-SPECIALTIES = (
-    "ARRAY['General Medicine','Cardiology','Respiratory Medicine','Gastroenterology',"
-    "'Elderly Care','Oncology','Haematology','Nephrology','Neurology','Stroke Medicine',"
-    "'General Surgery','Urology','Trauma and Orthopaedics','Vascular Surgery','Critical Care',"
-    "'Emergency Medicine','Psychiatry','Paediatrics','Palliative Care','Infectious Diseases']"
+# Psychiatry in the place of Obstetrics: the programme's cohort leaves it out.
+PROGRAMME_SPECIALTIES = kit.sql_array(
+    "Psychiatry" if name == "Obstetrics" else name for name in kit.SPECIALTIES
 )
 
 DEATHS = f"""
@@ -97,7 +79,7 @@ SELECT gen_random_uuid(), '{SOURCE}', 'P' || g,
 FROM (
     SELECT g, now() - (g - 1) * (86400.0 / :per_day) * interval '1 second' AS died,
         18 + floor(82 * sqrt(bench_u(g, 2)))::int AS age,
-        ({SPECIALTIES})[1 + floor(bench_u(g, 6) * 20)::int] AS spec,
+        ({PROGRAMME_SPECIALTIES})[1 + floor(bench_u(g, 6) * 20)::int] AS spec,
         CASE bench_pick(bench_u(g, 4), ARRAY[0.80, 0.88, 0.91, 0.94, 0.96, 0.99, 1.0])
             WHEN 1 THEN 'inpatient' WHEN 2 THEN 'emergency_department'
             WHEN 3 THEN 'community_hospital' WHEN 4 THEN 'hospice' WHEN 5 THEN 'care_home'
@@ -244,74 +226,14 @@ FROM screened
 """
 
 
-def asyncpg_url(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
-async def ensure_database(url: str, reset: bool) -> None:
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if name in ("test", "postgres", ""):
-        raise SystemExit(f"refusing to load benchmark data into the database '{name}'")
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-    try:
-        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if exists and reset:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    await asyncio.to_thread(upgrade, url.replace("postgresql://", "postgresql+asyncpg://"))
-
-
-def bind(sql: str, **values: object) -> str:
-    for key, value in values.items():
-        sql = sql.replace(f":{key}", str(int(value)))  # type: ignore[call-overload]
-    return sql
-
-
-async def scoped(connection: asyncpg.Connection) -> None:
-    """The whole deployment in scope for the loader's statements (row-level security)."""
-    await connection.execute("SELECT set_config('lfd.scope', 'all', false)")
-
-
 async def load(connection: asyncpg.Connection, size: int, per_day: int) -> float:
-    have = await connection.fetchval("SELECT count(*) FROM deaths WHERE source_system = $1", SOURCE)
-    if have >= size:
-        return 0.0
-    low, high = have + 1, size
-    started = time.perf_counter()
-    await connection.execute(FUNCTIONS)
-    for label, sql in (
-        ("deaths", bind(DEATHS, low=low, high=high, per_day=per_day)),
-        ("sjr referrals", bind(SJR_REFERRALS, low=low, high=high)),
+    steps = [
+        ("deaths", DEATHS),
+        ("sjr referrals", SJR_REFERRALS),
         ("reviews", REVIEWS),
         ("phase ratings", PHASES),
-    ):
-        step = time.perf_counter()
-        status = await connection.execute(sql)
-        print(f"  {label}: {status} ({time.perf_counter() - step:.1f} s)", flush=True)
-    await connection.execute("VACUUM ANALYZE")
-    return time.perf_counter() - started
-
-
-def load_average() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
-async def timed(runs: int, call: Callable[[], Awaitable[httpx.Response]]) -> float:
-    """Median milliseconds of `runs` calls after one warm-up; each must answer 2xx."""
-    warm = await call()
-    assert warm.status_code < 300, warm.text
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        response = await call()
-        timings.append(time.perf_counter() - started)
-        assert response.status_code < 300, response.text
-    return statistics.median(timings) * 1000
+    ]
+    return await kit.grow(connection, SOURCE, size, steps, per_day=per_day)
 
 
 def programme_body(name: str, start: date, days: int, themes: str) -> dict[str, Any]:
@@ -350,33 +272,21 @@ async def complete(connection: asyncpg.Connection, programme_id: str, themes: st
         ("findings", FINDINGS, (programme_id, themes)),
         ("screenings and judgements", SCREENINGS_AND_JUDGEMENTS, (programme_id,)),
     ):
-        step = time.perf_counter()
-        status = await connection.execute(sql, *args)
-        print(f"    {label}: {status} ({time.perf_counter() - step:.1f} s)", flush=True)
+        await kit.step(connection, label, sql, *args, indent="    ")
     await connection.execute("ANALYZE")
 
 
 async def measure(url: str, runs: int, days: int) -> None:
-    settings = Settings(
-        database_url=url.replace("postgresql://", "postgresql+asyncpg://"),
-        run_worker_in_serve=False,
-        log_json=True,
-        log_level="WARNING",
-    )
-    app = create_app(settings)
+    app = kit.in_process_app(url)
     database = app.state.database
-    async with database.transaction() as session:
-        created = await create_client(session, "bench programmes", [Scope.admin])
-    headers = {"Authorization": f"Bearer {created.key}"}
+    headers = await kit.bearer(app, "bench programmes", [Scope.admin])
     connection = await asyncpg.connect(url)
-    await scoped(connection)
-    await connection.execute(FUNCTIONS)
+    await kit.scoped(connection)
+    await connection.execute(kit.FUNCTIONS)
     tag = f"bench_{int(time.time())}_"
     await connection.execute(THEMES, tag)
     year_ago = local_date(now()) - timedelta(days=365)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=600
-    ) as http:
+    async with kit.asgi_client(app, timeout=600) as http:
         ids = []
         for label, start in (("later", year_ago - timedelta(days=days)),
                              ("earlier", year_ago - timedelta(days=365 + days))):  # fmt: skip
@@ -416,7 +326,7 @@ async def measure(url: str, runs: int, days: int) -> None:
                 headers=headers,
             )
             assert mapped.status_code in (200, 201), mapped.text
-        print(f"  load average before {load_average()}", flush=True)
+        print(f"  load average before {kit.load_average()}", flush=True)
         started = time.perf_counter()
         await refresh_open_programmes(database)
         print(
@@ -425,16 +335,16 @@ async def measure(url: str, runs: int, days: int) -> None:
         )
         report = f"/v1/reports/programmes/{later}"
         for output in ("json", "csv", "xlsx", "html"):
-            ms = await timed(
+            ms = await kit.timed(
                 runs, lambda o=output: http.get(report, params={"format": o}, headers=headers)
             )
             print(f"  programme report ({output}): median {ms:,.0f} ms", flush=True)
-        ms = await timed(
+        ms = await kit.timed(
             runs,
             lambda: http.get(f"{report}/comparison", params={"other": earlier}, headers=headers),
         )
         print(f"  themes comparison: median {ms:,.0f} ms", flush=True)
-        ms = await timed(
+        ms = await kit.timed(
             runs,
             lambda: http.get(
                 f"/v1/programmes/{later}/cases", params={"limit": 50}, headers=headers
@@ -447,7 +357,7 @@ async def measure(url: str, runs: int, days: int) -> None:
             f"  the report's cohort: {cohort['in_cohort']:,} in cohort, "
             f"{cohort['reviewed']:,} reviewed, {cohort['rated']:,} rated"
         )
-        print(f"  load average after {load_average()}", flush=True)
+        print(f"  load average after {kit.load_average()}", flush=True)
     await connection.close()
     await database.dispose()
 
@@ -463,11 +373,11 @@ async def main() -> None:
         "--database-url", default=os.environ.get("LFD_BENCH_PROGRAMMES_URL", DEFAULT_URL)
     )
     args = parser.parse_args()
-    url = asyncpg_url(args.database_url)
-    await ensure_database(url, args.reset)
+    url = kit.asyncpg_url(args.database_url)
+    await kit.ensure_database(url, args.reset)
     connection = await asyncpg.connect(url)
     try:
-        await scoped(connection)
+        await kit.scoped(connection)
         seconds = await load(connection, args.deaths, args.per_day)
     finally:
         await connection.close()

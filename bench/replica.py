@@ -71,12 +71,12 @@ from app.config import Settings
 from app.db import Database
 from app.kit.time import local_date, now
 from app.main import create_app
-from app.migrate import grant_service_role, upgrade
 from app.replica.lsn import parse_lsn
 from app.replica.monitor import PRIMARY_POSITION
 from app.replica.reads import Reads
 from app.reports.model import financial_year_of
 from bench.feed import GROW, TYPES
+from bench.kit import ensure_database, load_average
 from bench.reports import load_to
 from tests.factories import screening_body
 from tests.kit.replica import StreamingPair, server_bindir, server_major, streaming_pair
@@ -115,10 +115,6 @@ BEGIN
     END LOOP;
 END $$;
 """
-
-
-def load_average() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def cluster_cpu(data_directory: Path) -> float:
@@ -438,13 +434,7 @@ class Bench:
 
 async def prepare(pair: StreamingPair, args: argparse.Namespace) -> None:
     owner = pair.primary_url(DATABASE)
-    admin = await asyncpg.connect(pair.primary_url("postgres").replace("+asyncpg", ""))
-    try:
-        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await admin.close()
-    await asyncio.to_thread(upgrade, owner)
-    await asyncio.to_thread(grant_service_role, owner, ROLE)
+    await ensure_database(owner, reset=False, service_role=ROLE)
     connection = await asyncpg.connect(owner.replace("+asyncpg", ""))
     try:
         started = time.perf_counter()

@@ -43,44 +43,24 @@ sys.path.insert(0, os.path.dirname(_HERE))
 
 import argparse
 import asyncio
-import statistics
-import time
 from datetime import date
-from urllib.parse import urlsplit, urlunsplit
+from functools import partial
 
 import asyncpg  # type: ignore[import-untyped]
-import httpx
 
 from app.auth.scopes import Scope
-from app.auth.service import create_client
-from app.config import Settings
 from app.kit.time import local_date, now
-from app.main import create_app
-from app.migrate import upgrade
 from app.reports.model import financial_year_of
+from bench import kit
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/lfd_bench_reports"
 
-FUNCTIONS = """
-CREATE OR REPLACE FUNCTION bench_u(g bigint, salt int) RETURNS float8
-LANGUAGE sql IMMUTABLE AS $$ SELECT (hashint8(g * 64 + salt) & 1048575)::float8 / 1048576 $$;
-CREATE OR REPLACE FUNCTION bench_pick(u float8, cumulative float8[]) RETURNS int
-LANGUAGE sql IMMUTABLE AS $$
-  SELECT coalesce(min(i), array_length(cumulative, 1))
-  FROM generate_subscripts(cumulative, 1) AS i WHERE u < cumulative[i] $$;
-"""
+SOURCE = "lfd-bench-reports"
 
 SITES = (
     "ARRAY['Royal Infirmary','General Hospital','St Mary''s','Northern General',"
     "'Community Hospital','Eastern Site','Western Site','Children''s Hospital']"
 )
-SPECIALTIES = (
-    "ARRAY['General Medicine','Cardiology','Respiratory Medicine','Gastroenterology',"
-    "'Elderly Care','Oncology','Haematology','Nephrology','Neurology','Stroke Medicine',"
-    "'General Surgery','Urology','Trauma and Orthopaedics','Vascular Surgery','Critical Care',"
-    "'Emergency Medicine','Obstetrics','Paediatrics','Palliative Care','Infectious Diseases']"
-)
-
 DEATHS = f"""
 INSERT INTO deaths (id, source_system, source_reference, nhs_number_status, date_of_birth, sex,
     died_at, died_on, place_of_death, site, ward, admitting_specialty, specialty_at_death,
@@ -105,7 +85,7 @@ SELECT gen_random_uuid(), 'lfd-bench-reports', 'R' || g, '03',
 FROM (
     SELECT g, now() - (g - 1) * (86400.0 / :per_day) * interval '1 second' AS died,
         18 + floor(82 * sqrt(bench_u(g, 2)))::int AS age,
-        ({SPECIALTIES})[1 + floor(bench_u(g, 6) * 20)::int] AS spec
+        ({kit.sql_array(kit.SPECIALTIES)})[1 + floor(bench_u(g, 6) * 20)::int] AS spec
     FROM generate_series(:low::bigint, :high::bigint) AS g
 ) AS drawn
 """
@@ -147,34 +127,10 @@ JOIN (VALUES ('leder', '["learning_disability"]'), ('mm', '["specialty_mm"]'),
 WHERE d.g BETWEEN :low AND :high
 """
 
-# Reviews of completed referrals without one; SJR scores drawn per referral.
-REVIEWS = """
-INSERT INTO reviews (id, referral_id, death_id, organisation_id,
-    died_on, route, stage, instrument, status,
-    reviewer, submitted_at, detail, overall_rating, quality_of_records, avoidability,
-    meeting_date, outcome, external_reference, external_status, notified_at, external_due_at,
-    version, created_at, updated_at)
-SELECT gen_random_uuid(), r.id, r.death_id, r.organisation_id, r.died_on, r.route, r.stage,
-    CASE r.route WHEN 'sjr' THEN 'sjr' WHEN 'mm' THEN 'mm' WHEN 'leder' THEN 'leder'
-        ELSE 'external' END,
-    'submitted', 'Dr Bench ' || (1 + h % 40), r.completed_at, '{}'::jsonb,
-    CASE WHEN r.route = 'sjr' THEN
-        bench_pick(bench_u(h, 21), ARRAY[0.03, 0.13, 0.48, 0.90, 1.0]) END,
-    CASE WHEN r.route = 'sjr' THEN 3 + (h % 2) END,
-    CASE WHEN r.route = 'sjr' THEN
-        bench_pick(bench_u(h, 22), ARRAY[0.005, 0.015, 0.04, 0.10, 0.30, 1.0]) END,
-    CASE WHEN r.route = 'mm' THEN r.completed_at::date END,
-    CASE WHEN r.route = 'mm' THEN 'learning_identified' END,
-    CASE WHEN r.route IN ('leder', 'psii') THEN 'REF-' || (h % 100000) END,
-    CASE WHEN r.route IN ('leder', 'psii') THEN
-        CASE WHEN bench_u(h, 23) < 0.4 THEN 'completed' ELSE 'initial_review' END END,
-    CASE WHEN r.route IN ('leder', 'psii') THEN r.created_at + interval '1 day' END,
-    CASE WHEN r.route = 'leder' THEN r.created_at + interval '6 months' END,
-    1, r.created_at, r.completed_at
-FROM (SELECT r.*, abs(hashtext(r.id::text))::bigint AS h FROM referrals r
-      LEFT JOIN reviews v ON v.referral_id = r.id
-      WHERE r.status = 'completed' AND v.id IS NULL) r
-"""
+# Reviews of completed referrals without one.
+REVIEWS = kit.reviews_of(
+    "LEFT JOIN reviews v ON v.referral_id = r.id WHERE r.status = 'completed' AND v.id IS NULL"
+)
 
 PHASES = """
 INSERT INTO review_phase_ratings (id, review_id, organisation_id, phase, rating)
@@ -225,98 +181,33 @@ WHERE v.route = 'sjr' AND v.stage = 2 AND v.avoidability <= 3
 """
 
 
-def asyncpg_url(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
-async def ensure_database(url: str, reset: bool) -> None:
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if name in ("test", "postgres", ""):
-        raise SystemExit(f"refusing to load benchmark data into the database '{name}'")
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-    try:
-        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if exists and reset:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    # Alembic's env.py runs its own event loop: give it a thread.
-    await asyncio.to_thread(upgrade, url.replace("postgresql://", "postgresql+asyncpg://"))
-
-
-def bind(sql: str, **values: object) -> str:
-    for key, value in values.items():
-        sql = sql.replace(f":{key}", str(int(value)))  # type: ignore[call-overload]
-    return sql
+# The loader's statements, in order (DEATHS, SJR_REFERRALS and OTHER_REFERRALS for the deaths
+# added, the others for whatever lacks its row).
+STEPS = [
+    ("deaths", DEATHS),
+    ("sjr referrals", SJR_REFERRALS),
+    ("leder, mm, psii referrals", OTHER_REFERRALS),
+    ("stage-1 and other reviews", REVIEWS),
+    ("stage-2 referrals", STAGE_TWO),
+    ("stage-2 reviews", REVIEWS),
+    ("psii from stage 2", PSII_FROM_STAGE_TWO),
+    ("phase ratings", PHASES),
+    ("overall phase = overall rating", FIX_OVERALL_PHASE),
+]
 
 
 async def load_to(connection: asyncpg.Connection, size: int, per_day: int) -> float:
     """Grow the benchmark's deaths (and their work) to `size`; seconds taken."""
-    have = await connection.fetchval(
-        "SELECT count(*) FROM deaths WHERE source_system = 'lfd-bench-reports'"
-    )
-    if have >= size:
-        return 0.0
-    low, high = have + 1, size
-    started = time.perf_counter()
-    await connection.execute(FUNCTIONS)
-    steps = [
-        ("deaths", bind(DEATHS, low=low, high=high, per_day=per_day)),
-        ("sjr referrals", bind(SJR_REFERRALS, low=low, high=high)),
-        ("leder, mm, psii referrals", bind(OTHER_REFERRALS, low=low, high=high)),
-        ("stage-1 and other reviews", REVIEWS),
-        ("stage-2 referrals", STAGE_TWO),
-        ("stage-2 reviews", REVIEWS),
-        ("psii from stage 2", PSII_FROM_STAGE_TWO),
-        ("phase ratings", PHASES),
-        ("overall phase = overall rating", FIX_OVERALL_PHASE),
-    ]
-    for label, sql in steps:
-        step = time.perf_counter()
-        status = await connection.execute(sql)
-        print(f"  {label}: {status} ({time.perf_counter() - step:.1f} s)", flush=True)
-    await connection.execute("VACUUM ANALYZE")
-    return time.perf_counter() - started
-
-
-def load_average() -> str:
-    """The machine's 1, 5 and 15 minute load averages."""
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
-def rss_mib() -> tuple[float, float]:
-    """(current RSS, peak RSS) of this process in MiB, from /proc."""
-    values = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                key, amount, _ = line.split()
-                values[key] = int(amount) / 1024
-    return values["VmRSS:"], values["VmHWM:"]
+    return await kit.grow(connection, SOURCE, size, STEPS, per_day=per_day)
 
 
 async def measure(url: str, runs: int, periods: list[str]) -> list[tuple[str, str, float]]:
     """(request, figure, value) rows: the median seconds of each report and format for each
     period, and the year's deaths and reviews as the dashboard counts them."""
-    settings = Settings(
-        database_url=url.replace("postgresql://", "postgresql+asyncpg://"),
-        run_worker_in_serve=False,
-        log_json=True,
-        log_level="WARNING",
-    )
-    app = create_app(settings)
-    database = app.state.database
-    async with database.transaction() as session:
-        created = await create_client(session, "bench reports", [Scope.reports_read])
-    headers = {"Authorization": f"Bearer {created.key}"}
+    app = kit.in_process_app(url)
+    headers = await kit.bearer(app, "bench reports", [Scope.reports_read])
     results: list[tuple[str, str, float]] = []
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=120
-    ) as http:
+    async with kit.asgi_client(app, timeout=120) as http:
         for period in periods:
             for name, extra in (
                 ("lfd-dashboard", {}),
@@ -327,20 +218,15 @@ async def measure(url: str, runs: int, periods: list[str]) -> list[tuple[str, st
                 params = {"period": period, **extra}
                 path = f"/v1/reports/{name}"
                 label = " ".join([name, period, *(f"{k}={v}" for k, v in extra.items())])
-                warm = await http.get(path, params=params, headers=headers)
+                call = partial(http.get, path, params=params, headers=headers)
+                warm = await call()
                 assert warm.status_code == 200, warm.text
                 if name == "lfd-dashboard" and not extra:
                     year = warm.json()["tables"][0]["rows"][-1]
                     results.append((label, "deaths in scope", year["all_deaths"]))
                     results.append((label, "deaths reviewed", year["reviewed"]))
-                timings = []
-                for _ in range(runs):
-                    started = time.perf_counter()
-                    response = await http.get(path, params=params, headers=headers)
-                    timings.append(time.perf_counter() - started)
-                    assert response.status_code == 200, response.text
-                results.append((label, "median ms", statistics.median(timings) * 1000))
-    await database.dispose()
+                results.append((label, "median ms", await kit.timed(runs, call, warm_up=False)))
+    await app.state.database.dispose()
     return results
 
 
@@ -354,8 +240,8 @@ async def main() -> None:
         "--database-url", default=os.environ.get("LFD_BENCH_REPORTS_URL", DEFAULT_URL)
     )
     args = parser.parse_args()
-    url = asyncpg_url(args.database_url)
-    await ensure_database(url, args.reset)
+    url = kit.asyncpg_url(args.database_url)
+    await kit.ensure_database(url, args.reset)
     today: date = local_date(now())
     current = financial_year_of(today)
     periods = [f"{year}-{str(year + 1)[2:]}" for year in (current, current - 1)]
@@ -367,11 +253,11 @@ async def main() -> None:
         finally:
             await connection.close()
         print(f"{size:,} deaths (loaded in {seconds:.0f} s)")
-        print(f"  load average before {load_average()}", flush=True)
+        print(f"  load average before {kit.load_average()}", flush=True)
         for label, figure, value in await measure(url, args.runs, periods):
             print(f"  {label}: {figure} {value:,.0f}", flush=True)
-        print(f"  load average after {load_average()}")
-        current, peak = rss_mib()
+        print(f"  load average after {kit.load_average()}")
+        current, peak = kit.rss_mib()
         print(f"  process RSS {current:.0f} MiB (peak {peak:.0f} MiB)", flush=True)
 
 

@@ -32,26 +32,15 @@ sys.path.insert(0, os.path.dirname(_HERE))
 
 import argparse
 import asyncio
-import statistics
-import time
+from functools import partial
 
 import asyncpg  # type: ignore[import-untyped]
-import httpx
 
 from app.auth.scopes import Scope
-from app.auth.service import create_client
-from app.config import Settings
 from app.kit.time import local_date, now
-from app.main import create_app
 from app.reports.model import financial_year_of
-from bench.reports import (
-    FUNCTIONS,
-    asyncpg_url,
-    ensure_database,
-    load_average,
-    load_to,
-    rss_mib,
-)
+from bench import kit
+from bench.reports import load_to
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/lfd_bench_reports_r2"
 
@@ -142,37 +131,23 @@ WHERE NOT EXISTS (SELECT 1 FROM actions y WHERE y.section_id = x.id)
 
 
 async def load_more(connection: asyncpg.Connection) -> None:
-    await connection.execute(FUNCTIONS)
+    await connection.execute(kit.FUNCTIONS)
     for label, sql in (
         ("screenings", SCREENINGS),
         ("route overrides", OVERRIDES),
         ("submitted SJRs without findings", UNFOUND),
         ("findings", FINDINGS),
-        ("", "DROP TABLE bench_unfound"),
-        ("action plans", PLANS),
-        ("sections", SECTIONS),
-        ("actions", ACTIONS),
     ):
-        step = time.perf_counter()
-        status = await connection.execute(sql)
-        if label:
-            print(f"  {label}: {status} ({time.perf_counter() - step:.1f} s)", flush=True)
+        await kit.step(connection, label, sql)
+    await connection.execute("DROP TABLE bench_unfound")
+    for label, sql in (("action plans", PLANS), ("sections", SECTIONS), ("actions", ACTIONS)):
+        await kit.step(connection, label, sql)
     await connection.execute("VACUUM ANALYZE")
 
 
 async def measure(url: str, runs: int, year: str, before: str) -> list[tuple[str, float]]:
-    settings = Settings(
-        database_url=url.replace("postgresql://", "postgresql+asyncpg://"),
-        run_worker_in_serve=False,
-        log_json=True,
-        log_level="WARNING",
-    )
-    app = create_app(settings)
-    database = app.state.database
-    async with database.transaction() as session:
-        created = await create_client(session, "bench reports r2", [Scope.reports_read])
-    headers = {"Authorization": f"Bearer {created.key}"}
-    results: list[tuple[str, float]] = []
+    app = kit.in_process_app(url)
+    headers = await kit.bearer(app, "bench reports r2", [Scope.reports_read])
     requests: list[tuple[str, dict[str, str]]] = [
         ("themes", {"period": year}),
         ("themes", {"period": year, "compare": before}),
@@ -183,22 +158,13 @@ async def measure(url: str, runs: int, year: str, before: str) -> list[tuple[str
         ("actions", {"organisation": "R03"}),
         ("actions", {"format": "xlsx"}),
     ]
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=300
-    ) as http:
+    results: list[tuple[str, float]] = []
+    async with kit.asgi_client(app, timeout=300) as http:
         for name, params in requests:
-            path = f"/v1/reports/{name}"
             label = " ".join([name, *(f"{k}={v}" for k, v in params.items())])
-            warm = await http.get(path, params=params, headers=headers)
-            assert warm.status_code == 200, warm.text
-            timings = []
-            for _ in range(runs):
-                started = time.perf_counter()
-                response = await http.get(path, params=params, headers=headers)
-                timings.append(time.perf_counter() - started)
-                assert response.status_code == 200, response.text
-            results.append((label, statistics.median(timings) * 1000))
-    await database.dispose()
+            call = partial(http.get, f"/v1/reports/{name}", params=params, headers=headers)
+            results.append((label, await kit.timed(runs, call)))
+    await app.state.database.dispose()
     return results
 
 
@@ -215,8 +181,8 @@ async def main() -> None:
         "--database-url", default=os.environ.get("LFD_BENCH_REPORTS_R2_URL", DEFAULT_URL)
     )
     args = parser.parse_args()
-    url = asyncpg_url(args.database_url)
-    await ensure_database(url, args.reset)
+    url = kit.asyncpg_url(args.database_url)
+    await kit.ensure_database(url, args.reset)
     current = args.year or financial_year_of(local_date(now()))
     year, before = f"{current}-{str(current + 1)[2:]}", f"{current - 1}-{str(current)[2:]}"
     print(f"financial year {year} (themes compared with {before}), median of {args.runs} runs")
@@ -228,11 +194,11 @@ async def main() -> None:
         finally:
             await connection.close()
         print(f"{size:,} deaths (deaths and reviews loaded in {seconds:.0f} s)")
-        print(f"  load average before {load_average()}", flush=True)
+        print(f"  load average before {kit.load_average()}", flush=True)
         for label, millis in await measure(url, args.runs, year, before):
             print(f"  {label}: median {millis:,.0f} ms", flush=True)
-        print(f"  load average after {load_average()}")
-        current, peak = rss_mib()
+        print(f"  load average after {kit.load_average()}")
+        current, peak = kit.rss_mib()
         print(f"  process RSS {current:.0f} MiB (peak {peak:.0f} MiB)", flush=True)
 
 

@@ -27,9 +27,7 @@ sys.path.insert(0, os.path.dirname(_HERE))
 
 import argparse
 import asyncio
-import socket
 import statistics
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -47,6 +45,7 @@ from app.migrate import upgrade
 from app.models import WebhookEndpoint
 from app.webhooks.signing import new_secret
 from app.webhooks.worker import fan_out, webhook_worker
+from bench.kit import Receiver, start_receiver
 
 EVENT_TYPE = "theme.updated"
 
@@ -74,48 +73,6 @@ async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 204, "headers": []})
     await send({"type": "http.response.body", "body": b""})
 """
-
-
-@dataclass
-class Receiver:
-    process: subprocess.Popen[bytes]
-    base: str
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_receiver(workdir: Path) -> Receiver:
-    (workdir / "isolation_receiver.py").write_text(RECEIVER)
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "isolation_receiver:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--timeout-graceful-shutdown",
-            "1",
-        ],
-        cwd=workdir,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(f"{base}/arrived", timeout=1)
-            return Receiver(process, base)
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("the receiver did not start")
 
 
 @dataclass(frozen=True)
@@ -195,7 +152,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
         f"{args.rate} events/s for {args.seconds} s, {os.environ['LFD_DATABASE_URL'].split(':')[0]}"
     )
     for hanging in (False, True):
-        receiver = start_receiver(workdir)
+        receiver = start_receiver(
+            workdir, "isolation_receiver", RECEIVER, "/arrived", "--timeout-graceful-shutdown", "1"
+        )
         try:
             print(await run_case(args, receiver, hanging), flush=True)
         finally:

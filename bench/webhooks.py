@@ -25,8 +25,6 @@ sys.path.insert(0, os.path.dirname(_HERE))
 
 import argparse
 import asyncio
-import socket
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -44,6 +42,7 @@ from app.migrate import upgrade
 from app.models import WebhookDelivery, WebhookEndpoint
 from app.webhooks.signing import new_secret
 from app.webhooks.worker import fan_out, send_due
+from bench.kit import Receiver, start_receiver
 
 EVENT_TYPE = "theme.updated"
 
@@ -71,46 +70,6 @@ async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 204, "headers": []})
     await send({"type": "http.response.body", "body": b""})
 """
-
-
-@dataclass
-class Receiver:
-    process: subprocess.Popen[bytes]
-    base: str
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_receiver(workdir: Path) -> Receiver:
-    (workdir / "bench_receiver.py").write_text(RECEIVER)
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench_receiver:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=workdir,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(f"{base}/count", timeout=1)
-            return Receiver(process, base)
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("the receiver did not start")
 
 
 async def run(args: argparse.Namespace, receiver: Receiver) -> None:
@@ -217,7 +176,7 @@ def main() -> None:
     upgrade(os.environ["LFD_DATABASE_URL"])
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"lfd-bench-{os.getpid()}"
     workdir.mkdir(parents=True, exist_ok=True)
-    receiver = start_receiver(workdir)
+    receiver = start_receiver(workdir, "bench_receiver", RECEIVER, "/count")
     try:
         asyncio.run(run(args, receiver))
     finally:
