@@ -11,8 +11,9 @@ run is reproducible:
 - a screening for every death, 0 to 72 hours after it;
 - a route override (SJR, "unexpected_death") for 2% of deaths;
 - two findings for every submitted SJR, under one of the seeded themes, of one of the kinds;
-- 50 action plans of 5 sections and 100 actions each (5,000 actions), statuses 1-5, a third
-  past their due date, organisations from 12 ODS codes, half of them listing none.
+- 50 action plans of the default organisation, of 5 sections and 100 actions each (5,000
+  actions), statuses 1-5, a third past their due date, organisations from 12 ODS codes, half of
+  them listing none.
 
 Each report is asked for the current financial year to date, or `--year` (2025 for 2025/26),
 themes compared with the year before: one warm-up, then `--runs` timed requests, the median
@@ -96,8 +97,9 @@ CROSS JOIN (SELECT array_agg(id ORDER BY code) AS ids FROM themes) AS t
 """
 
 PLANS = """
-INSERT INTO action_plans (id, title, organisations, version, created_at, updated_at)
-SELECT gen_random_uuid(), 'Bench plan ' || p,
+INSERT INTO action_plans (id, organisation_id, title, organisations, version, created_at,
+    updated_at)
+SELECT gen_random_uuid(), (SELECT id FROM organisations WHERE is_default), 'Bench plan ' || p,
     jsonb_build_array('R' || lpad((p % 12)::text, 2, '0'),
                       'R' || lpad(((p + 5) % 12)::text, 2, '0')),
     1, now(), now()
