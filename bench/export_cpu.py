@@ -85,9 +85,9 @@ async def main_async(args: argparse.Namespace) -> None:
     )
     async with database.transaction() as session:
         created = await create_client(session, "bench export cpu", [Scope.actions_write])
-        principal = Principal(
-            created.client.id, "bench", frozenset(created.client.scopes), False, None, None
-        )
+        # Its organisation too (the default one, as create_client gives it): a principal of
+        # none may record no plan.
+        principal = Principal.of_client(created.client)
     async with database.transaction() as session:
         await write_plan(session, principal, plan)
     assert plan.id is not None
