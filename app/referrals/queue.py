@@ -44,13 +44,16 @@ OPEN_PREDICATE = text(
 )
 
 _QUEUE_ORDER = (Referral.priority, Referral.due_at, Referral.created_at, Referral.id)
+_PAGE = select(*COLUMNS)
 
 
 def _filtered(filters: ReferralFilters, at: datetime) -> Select[Any]:
     # The columns, not the mapped objects: a page is read straight into JSON (app.referrals.
     # rows), with no identity map or instance state per row; still an ORM select of Referral,
-    # so the organisation scope's criteria apply (app.scoping).
-    query = select(*COLUMNS)
+    # so the organisation scope's criteria apply (app.scoping). Built once: a statement is
+    # immutable (each filter makes a new one), and coercing its 26 columns cost a quarter of
+    # a millisecond a page.
+    query = _PAGE
     if filters.route is not None:
         query = query.where(Referral.route == filters.route.value)
     if filters.status is not None:
