@@ -13,6 +13,8 @@ from app.auth.principal import Principal
 from app.models import AuditEvent
 from app.models.base import utcnow
 
+_INSERT = insert(AuditEvent)  # built once: every audited request writes with it
+
 
 class Outcome(StrEnum):
     """What came of the access a row records (docs/audit.md)."""
@@ -78,7 +80,7 @@ async def write_audit(
         keys = await audit_keys(session)
         for row in rows:
             row["row_hash"] = row_hash(keys, row)
-        await session.execute(insert(AuditEvent), rows)
+        await session.execute(_INSERT, rows)
 
 
 def page_entry(
