@@ -33,8 +33,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, and_, event, literal, or_, select
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
-from sqlalchemy.sql.selectable import Alias
-from sqlalchemy.sql.util import find_tables
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.sql.selectable import TableClause
 
 from app.kit.id_lists import id_in_list
 from app.models import (
@@ -362,13 +363,28 @@ def _criteria(scope: DataScope) -> Mapping[FromClause, Any]:
 
 
 def _tables_named(statement: Any) -> Iterator[FromClause]:
-    """Every table a statement names, anywhere (its FROM list, joins, subqueries, CTEs, the
-    target of an UPDATE or DELETE), each alias taken back to its table."""
-    for found in find_tables(statement, include_aliases=True, include_crud=True):
-        table: FromClause = found
-        while isinstance(table, Alias):
-            table = table.element
-        yield table
+    """Every table a statement names, anywhere: its FROM list, joins, subqueries, CTEs, the
+    target of an UPDATE or DELETE (an alias's table is among its parts); and the tables of a
+    subquery named only through its columns: the one an UPDATE ... FROM or a DELETE ... USING
+    joins in its WHERE or SET (app.programmes.cohort), whose entities the ORM confines too.
+    A traversal stops at a column (sqlalchemy.sql.util.find_tables missed those)."""
+    traversed: set[FromClause] = set()
+    pending = [statement]
+    while pending:
+        through_columns: list[FromClause] = []
+        for element in visitors.iterate(pending.pop()):
+            if isinstance(element, TableClause):
+                yield element
+            elif isinstance(element, FromClause):
+                traversed.add(element)
+            elif isinstance(element, ColumnClause) and element.table is not None:
+                through_columns.append(element.table)
+        for parent in through_columns:
+            if isinstance(parent, TableClause):
+                yield parent
+            elif parent not in traversed:
+                traversed.add(parent)
+                pending.append(parent)
 
 
 def _apply(state: ORMExecuteState) -> None:

@@ -2,22 +2,27 @@
 the criteria of the tables a statement names are added, to keep its cache key cheap). Each
 statement here names the deaths of two trusts in a different shape and, in one trust's
 scope, must return that trust's only. On SQLite the query layer is the only guard; on
-PostgreSQL the policies hold as well."""
+PostgreSQL the policies hold as well. And the SQL of a statement with the criteria of the
+tables it names is the SQL with all of them (an UPDATE ... FROM names its subquery only
+through the subquery's columns)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import exists, func, literal, select, union_all, update
+from sqlalchemy import delete, exists, func, literal, select, true, union_all, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
+from app import scoping
 from app.auth.scopes import Scope
 from app.db import Database
-from app.models import Death, Organisation, Screening
-from app.scoping import DataScope, scoped
+from app.models import Death, Organisation, Referral, Screening
+from app.scoping import DataScope, criteria, scoped
 from tests.factories import idem, screening_body
 from tests.kit.care_organisations import add, client_of, trust_code
 
@@ -122,3 +127,83 @@ async def test_an_update_changes_only_the_rows_in_scope(
         )
     assert wards[two_trusts["deaths"]["mine"]] == "Scoped ward"
     assert wards[two_trusts["deaths"]["theirs"]] != "Scoped ward"
+
+
+async def test_an_update_from_a_subquery_reads_only_the_rows_in_scope(
+    database: Database, two_trusts: dict[str, Any]
+) -> None:
+    """UPDATE ... FROM (a subquery), as app.programmes.cohort links a case to its referral:
+    the statement names the subquery's table only through the subquery's columns (in its
+    WHERE and SET), and that table is confined all the same: my death cannot copy a value
+    from their screening."""
+    mine, theirs = two_trusts["deaths"]["mine"], two_trusts["deaths"]["theirs"]
+    other = (
+        select(Screening.death_id, Screening.examiner_name)
+        .where(Screening.death_id == theirs)
+        .subquery("other")
+    )
+    with scoped(DataScope(False, frozenset({two_trusts["organisations"]["mine"]}))):
+        async with database.transaction() as session:
+            changed = await session.execute(
+                update(Death)
+                .where(Death.id == mine, other.c.death_id == theirs)
+                .values(ward=other.c.examiner_name),
+                execution_options={"synchronize_session": False},
+            )
+            assert getattr(changed, "rowcount", None) == 0
+    async with database.transaction() as session:
+        wards = set((await session.scalars(select(Death.ward).where(Death.id == mine))).all())
+        examiners = set((await session.scalars(select(Screening.examiner_name))).all())
+    assert not wards & examiners
+
+
+def _made() -> Any:
+    return select(Referral.id, Referral.death_id).where(Referral.site == "x").subquery("made")
+
+
+# Statements that name a table only through a subquery's columns, and others; the SQL of each
+# with the criteria of the tables it names must be that with all of them (which add nothing
+# for a table the statement does not name).
+COMPILED: dict[str, Callable[[], Any]] = {
+    "UPDATE ... FROM a subquery": lambda: (
+        update(Death).where(Death.id == _made().c.death_id).values(ward="x")
+    ),
+    "UPDATE ... SET from a subquery": lambda: (
+        update(Organisation).where(Organisation.id == Death.id).values(name=_made().c.id)
+    ),
+    "UPDATE ... FROM a CTE": lambda: (
+        lambda made: update(Organisation).where(Organisation.id == made.c.death_id).values(name="x")
+    )(select(Referral.death_id).cte("made")),
+    "UPDATE ... FROM a subquery of a subquery": lambda: (
+        lambda made: update(Organisation).where(Organisation.id == made.c.death_id).values(name="x")
+    )(select(_made().c.death_id).subquery("outer")),
+    "DELETE ... USING a subquery": lambda: delete(Organisation).where(
+        Organisation.id == _made().c.death_id
+    ),
+    "a lateral": lambda: (lambda made: select(Death.id, made.c.id).join(made, true()))(
+        select(Referral.id).where(Referral.death_id == Death.id).limit(1).lateral()
+    ),
+    "a subquery's column in WHERE": lambda: select(Death.id).where(Death.id == _made().c.death_id),
+}
+
+
+@pytest.mark.parametrize("shape", list(COMPILED))
+def test_the_named_tables_criteria_compile_as_all_of_them(shape: str) -> None:
+    scope = DataScope(False, frozenset({uuid.uuid4()}), frozenset({uuid.uuid4()}))
+    statement = COMPILED[shape]()
+    state = SimpleNamespace(
+        statement=statement,
+        is_select=statement.is_select,
+        is_update=statement.is_update,
+        is_delete=statement.is_delete,
+        execution_options={},
+        is_column_load=False,
+        is_relationship_load=False,
+    )
+    with scoped(scope):
+        scoping._apply(state)  # type: ignore[arg-type]
+    for dialect in (postgresql.dialect(), sqlite.dialect()):
+        if shape.startswith("DELETE ... USING") and dialect.name == "sqlite":
+            continue  # SQLite has no DELETE ... USING
+        everything = statement.options(*criteria(scope)).compile(dialect=dialect)
+        assert str(state.statement.compile(dialect=dialect)) == str(everything)
