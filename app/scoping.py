@@ -307,7 +307,7 @@ def _criteria(scope: DataScope) -> Mapping[FromClause, Any]:
         ActionUpdate.__table__.c.action_id,
         _probe(plans, actions.c.plan_id, plans.c.organisation_id.in_(organisations)),
     )
-    options.append(with_loader_criteria(ActionUpdate, action_rule))
+    options.append(with_loader_criteria(ActionUpdate, action_rule, include_aliases=True))
     # Review programmes (issue 17) and theme mappings are their organisation's, as plans are;
     # a programme's questions and recommendations (and their actions) defer to it. Its cases,
     # opinions and answers are death-keyed (above).
@@ -336,12 +336,15 @@ def _criteria(scope: DataScope) -> Mapping[FromClause, Any]:
                     programmes.c.organisation_id.in_(organisations),
                 ),
             ),
+            include_aliases=True,
         )
     )
-    options.append(with_loader_criteria(OutboxEvent, event_rule(scope)))
+    options.append(with_loader_criteria(OutboxEvent, event_rule(scope), include_aliases=True))
     options.append(
         with_loader_criteria(
-            HistoryImport, HistoryImport.__table__.c.organisation_id.in_(organisations)
+            HistoryImport,
+            HistoryImport.__table__.c.organisation_id.in_(organisations),
+            include_aliases=True,
         )
     )
     # The audit log: the rows written under the client's organisations, and every row naming a
@@ -357,6 +360,7 @@ def _criteria(scope: DataScope) -> Mapping[FromClause, Any]:
                 audit.c.organisation_id.in_(organisations),
                 _names_visible_death(audit.c.death_ids, recorded),
             ),
+            include_aliases=True,
         )
     )
     return MappingProxyType({option.entity.mapper.local_table: option for option in options})

@@ -22,6 +22,7 @@ from app import scoping
 from app.auth.scopes import Scope
 from app.db import Database
 from app.models import Death, Organisation, Referral, Screening
+from app.models.base import Base
 from app.scoping import DataScope, criteria, scoped
 from tests.factories import idem, screening_body
 from tests.kit.care_organisations import add, client_of, trust_code
@@ -207,3 +208,31 @@ def test_the_named_tables_criteria_compile_as_all_of_them(shape: str) -> None:
             continue  # SQLite has no DELETE ... USING
         everything = statement.options(*criteria(scope)).compile(dialect=dialect)
         assert str(state.statement.compile(dialect=dialect)) == str(everything)
+
+
+def _confined_tables() -> list[str]:
+    scope = DataScope(False, frozenset({uuid.uuid4()}))
+    return sorted(str(table.name) for table in scoping._criteria(scope))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("table", _confined_tables())
+def test_an_alias_of_every_confined_model_is_confined(table: str) -> None:
+    """Each model's criteria reach an alias of it too (``include_aliases``): the SQL of
+    ``select(aliased(Model))`` in a limited scope is not the unscoped SQL."""
+    scope = DataScope(False, frozenset({uuid.uuid4()}), frozenset({uuid.uuid4()}))
+    model = next(m.class_ for m in Base.registry.mappers if m.local_table.name == table)
+    statement = select(aliased(model))
+    state = SimpleNamespace(
+        statement=statement,
+        is_select=True,
+        is_update=False,
+        is_delete=False,
+        execution_options={},
+        is_column_load=False,
+        is_relationship_load=False,
+    )
+    with scoped(scope):
+        scoping._apply(state)  # type: ignore[arg-type]
+    scoped_sql = str(state.statement.compile(dialect=sqlite.dialect()))
+    assert scoped_sql != str(statement.compile(dialect=sqlite.dialect()))
+    assert "WHERE" in scoped_sql
