@@ -32,7 +32,7 @@ from app.events.types import EVENT_TYPES
 from app.kit.cursor import encode_cursor
 from app.models import OutboxEvent
 from tests.conftest import Api, MakeApi
-from tests.factories import record_unexpected, screening_body, walk_pages
+from tests.factories import record, record_unexpected, screening_body, walk_pages
 from tests.kit.feed import drain, drain_until, read
 
 APP = Path(__file__).resolve().parent.parent / "app"
@@ -188,10 +188,14 @@ async def test_each_event_is_shown_as_its_outbox_row(database: Database, make_ap
     """Every field of a served event against the row it comes from: ids as strings, the
     changed names as written, the time in UTC with a Z (microseconds only when there are
     some), the position as the cursor of the row's place."""
-    consumer = await make_api(Scope.events_read)
+    consumer = await make_api(Scope.events_read, Scope.screenings_write)
+    # A real death of the consumer's organisation: an event naming a death is shown to whoever
+    # sees the death (app.scoping.event_rule), and once another test of the worker's database
+    # has added organisations, a death that does not exist is nobody's.
+    death = uuid.UUID((await record(consumer))["death_id"])
     cursor = await head(consumer)
     marker = f"feed-shape-{uuid.uuid4().hex[:8]}"
-    death, referral, theme = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    referral, theme = uuid.uuid4(), uuid.uuid4()
     async with database.transaction() as session:
         await emit(
             session,
