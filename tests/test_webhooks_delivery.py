@@ -348,7 +348,9 @@ async def test_localhost_is_refused_at_registration(
     [error] = answer.json()["errors"]
     assert error["pointer"] == "/url" and error["code"] == "internal_address"
     assert "127.0.0.1" in error["detail"]
-    assert (await api.get(PATH)).json()["items"] == []
+    # Nothing registered (other tests of the worker's database leave endpoints of their own).
+    listed = (await api.get(PATH, params={"limit": 200})).json()["items"]
+    assert [e for e in listed if "localhost" in e["url"].lower()] == []
 
 
 @pytest.mark.parametrize(
