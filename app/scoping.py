@@ -394,7 +394,7 @@ def _tables_named(statement: Any) -> Iterator[FromClause]:
 def _apply(state: ORMExecuteState) -> None:
     """Add the scope's criteria for the tables the statement names, and only those: each
     option costs its share of the statement's cache key on every execution (all ~33 of them
-    were about half a millisecond of CPU a statement; docs/benchmarks.md, issue 16). The
+    were 0.5-1 ms of CPU a statement; docs/benchmarks.md, issue 16). The
     models have no relationships (no relationship load needs another model's criteria)."""
     if not (state.is_select or state.is_update or state.is_delete):
         return
